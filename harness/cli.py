@@ -1,0 +1,314 @@
+"""The ``harness`` command line (typer + rich).
+
+Heavy libraries (torch, transformers, mteb, sqlalchemy) are imported inside the commands that use
+them, so ``harness --help`` answers fast. Bad input ends with one paragraph on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="harness",
+    help=(
+        "Train, evaluate and compare LLM embedding methods on MTEB; every run lands in a SQLite "
+        "leaderboard.\n\nWith no options, `harness run` evaluates the offline default "
+        "(untrained-mean on smollm2-135m, offline tasks)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DB = "harness.db"
+DbOption = Annotated[
+    Path,
+    typer.Option(
+        "--db", envvar="HARNESS_DB", help="Leaderboard database (env HARNESS_DB).", show_default=True
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON list of objects instead of a table.")]
+PluginsOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--plugins", help="Import this plug-in module by name (repeatable; env HARNESS_PLUGINS)."),
+]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input and unusable files become one message and exit code 2."""
+    from harness.errors import HarnessError
+
+    try:
+        yield
+    except HarnessError as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        from leaderboard.store import LeaderboardError
+
+        if isinstance(exc, LeaderboardError):
+            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        raise
+
+
+def _open_store(db: Path, *, create: bool) -> Any:
+    from leaderboard.store import open_store
+
+    store = open_store(db, create=create)
+    store.reap_stale()
+    return store
+
+
+def _read_store(db: Path, as_json: bool) -> Any:
+    """The store for a read command, or None (after saying so) when no database exists yet."""
+    if not db.expanduser().exists():
+        if as_json:
+            print("[]")
+        else:
+            console.print(f"No leaderboard at {db} yet: `harness run` creates it.")
+        return None
+    return _open_store(db, create=False)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def run(
+    method: Annotated[Optional[str], typer.Option(help="Method name (see `harness methods`).")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Alias, hub id or local folder.")] = None,
+    tasks: Annotated[
+        Optional[list[str]],
+        typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable)."),
+    ] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.template=...)."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+    plugins: PluginsOption = None,
+) -> None:
+    """Evaluate (and, for trained methods, train) one method on one backbone; record the run."""
+    with _user_errors():
+        from harness.config import load_run_config
+        from harness.registry import import_plugins
+        from harness.runner import execute, plan_run
+
+        import_plugins(plugins or [])
+        options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed}
+        plan = plan_run(load_run_config(config, options, set_ or []))
+        store = _open_store(db, create=True)
+        run_id = execute(plan, store, console)
+        record = store.get_run(run_id)
+    from leaderboard.render import comparison_table
+    from leaderboard.queries import compare as compare_runs
+
+    console.print(comparison_table(compare_runs([record])))
+    console.print(f"Recorded as run #{run_id} in {db}. `harness show {run_id}` for details.")
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to compare (default: the latest).")] = None,
+    last: Annotated[int, typer.Option(help="With no run ids: compare this many latest runs.")] = 5,
+    include_unfinished: Annotated[
+        bool, typer.Option("--include-unfinished", help="Also show failed or running runs' partial scores.")
+    ] = False,
+    db: DbOption = Path(DEFAULT_DB),
+    as_json: JsonOption = False,
+) -> None:
+    """Runs side by side per task, with Mean(Task), differences to the first run and the best cell."""
+    with _user_errors():
+        store = _read_store(db, as_json)
+        if store is None:
+            return
+        statuses = None if include_unfinished else ("finished",)
+        if run_ids:
+            runs = store.runs(ids=run_ids, statuses=statuses)
+        else:
+            runs = list(reversed(store.runs(statuses=statuses, limit=last)))
+    from leaderboard.queries import compare as compare_runs
+
+    comparison = compare_runs(runs) if runs else None
+    if as_json:
+        means = comparison.means if comparison else []
+        _print_json([{**run, "mean": mean} for run, mean in zip(runs, means)])
+        return
+    if comparison is None:
+        console.print("No finished runs to compare.")
+        return
+    from leaderboard.render import comparison_table
+
+    console.print(comparison_table(comparison))
+
+
+@app.command()
+def leaderboard(
+    method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
+    tasks: Annotated[
+        Optional[list[str]],
+        typer.Option("--tasks", help="Rank over these presets/task names (default: the latest run's)."),
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Show at most this many rows.")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+    as_json: JsonOption = False,
+) -> None:
+    """Finished runs ranked by Mean(Task) over one task set; runs missing a task are left out."""
+    with _user_errors():
+        store = _read_store(db, as_json)
+        if store is None:
+            return
+        runs = store.runs(method=method, backbone=backbone)
+        from harness.tasks import task_names
+
+        names = task_names(tasks) if tasks else (list(runs[0]["tasks"]) if runs else [])
+    from leaderboard.queries import rank
+
+    ranked = rank(runs, names)[:limit]
+    if as_json:
+        _print_json(ranked)
+        return
+    if not ranked:
+        console.print("No finished runs match.")
+        return
+    from leaderboard.render import leaderboard_table
+
+    console.print(leaderboard_table(ranked, names))
+
+
+@app.command()
+def show(
+    run_id: Annotated[int, typer.Argument(help="The run to show.")],
+    db: DbOption = Path(DEFAULT_DB),
+    as_json: JsonOption = False,
+) -> None:
+    """Everything recorded about one run: scores, timings, config and environment."""
+    with _user_errors():
+        store = _read_store(db, as_json)
+        if store is None:
+            return
+        record = store.get_run(run_id)
+    if as_json:
+        _print_json([record])
+        return
+    from leaderboard.render import run_detail_tables
+
+    for table in run_detail_tables(record):
+        console.print(table)
+
+
+@app.command()
+def runs(
+    db: DbOption = Path(DEFAULT_DB),
+    limit: Annotated[int, typer.Option(help="Show this many latest runs.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest runs of every status (running, finished, failed)."""
+    with _user_errors():
+        store = _read_store(db, as_json)
+        if store is None:
+            return
+        records = store.runs(statuses=None, limit=limit)
+    if as_json:
+        _print_json(records)
+        return
+    from leaderboard.render import runs_table
+
+    console.print(runs_table(records))
+
+
+@app.command()
+def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
+    """Registered methods (built-in and plug-ins) with their options and defaults."""
+    with _user_errors():
+        from harness.registry import get_method, import_plugins, method_names
+
+        import_plugins(plugins or [])
+        rows = []
+        for name in method_names():
+            cls = get_method(name)
+            options = [{"name": n, "default": d, "help": h} for n, d, h in cls.Config.describe()]
+            rows.append({"name": name, "summary": cls.summary, "stages": "", "options": options})
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Methods")
+    for column in ("Method", "Summary", "Options (default)"):
+        table.add_column(column)
+    for row in rows:
+        opts = "\n".join(f"{o['name']} = {o['default']!r}: {o['help']}" for o in row["options"])
+        table.add_row(row["name"], row["summary"], opts or "-")
+    console.print(table)
+
+
+@app.command()
+def backbones(as_json: JsonOption = False) -> None:
+    """Backbone aliases, where each comes from, and whether it is available here."""
+    from harness.backbones import ALIASES, availability
+
+    rows = []
+    for spec in ALIASES.values():
+        ok, how = availability(spec)
+        rows.append({"alias": spec.name, "source": spec.source, "kind": spec.kind, "available": ok, "how": how, "note": spec.note})
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Backbones (any hub id or local folder works too)")
+    for column in ("Alias", "Source", "Available here", "Note"):
+        table.add_column(column)
+    for row in rows:
+        mark = "[green]yes[/]" if row["available"] else "[red]no[/]"
+        table.add_row(row["alias"], row["source"], f"{mark}: {row['how']}", row["note"])
+    console.print(table)
+
+
+@app.command("tasks")
+def tasks_command(as_json: JsonOption = False) -> None:
+    """Task presets and their tasks; files and mteb task names work too."""
+    from harness.tasks import PRESETS
+
+    rows = [
+        {"preset": name, "description": text, "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
+        for name, (text, specs) in PRESETS.items()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Task presets (or give a .tsv/.csv/.jsonl file with sentence1, sentence2, score)")
+    for column in ("Preset", "Tasks", "Description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["preset"], ", ".join(row["tasks"]), row["description"])
+    console.print(table)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app(prog_name="harness")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Run configuration: defaults < ``--config FILE`` (TOML) < command-line options < ``--set``.
+
+Values from files and ``--set`` are parsed as TOML literals and type-checked against the
+dataclasses; nothing a user writes is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import HarnessError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_METHOD = "untrained-mean"
+DEFAULT_BACKBONE = "smollm2-135m"
+DEFAULT_TASKS = ("offline",)
+
+
+@dataclass
+class RunConfig:
+    """Everything ``harness run`` needs. Field docs double as the config-file reference."""
+
+    method: str = DEFAULT_METHOD  #: registered method name (``harness methods``)
+    backbone: str = DEFAULT_BACKBONE  #: alias, hub id or local path (``harness backbones``)
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))  #: presets/task files
+    seed: int = 0  #: seeds python, numpy and torch
+    device: str = "auto"  #: auto | cpu | cuda | cuda:N | mps
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  #: auto = bf16 on GPUs
+    batch_size: int = 32  #: texts per forward pass when encoding
+    max_length: int = 512  #: tokens per text, template included; the text is cut, never the template
+    method_args: dict[str, Any] = field(default_factory=dict)  #: the method's own options
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against the type ``hint``; convert the few safe cases (int->float, x->[x])."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise HarnessError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}.")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, option, where)
+            except HarnessError as exc:
+                errors.append(str(exc))
+        raise HarnessError(errors[0])
+    if origin is list:
+        items = value if isinstance(value, list) else [value]
+        return [coerce(item, args[0] if args else Any, where) for item in items]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise HarnessError(f"{where}: expected a table of options, got {value!r}.")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise HarnessError(f"{where}: expected an integer, got {value!r}.")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise HarnessError(f"{where}: expected {_type_name(hint)}, got {value!r}.")
+    return value
+
+
+def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, naming ``where`` on any bad key or type."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise HarnessError(
+            f"{where}: unknown option(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+        )
+    checked = {key: coerce(value, hints[key], f"{where} {key}") for key, value in values.items()}
+    return cls(**checked)
+
+
+def parse_literal(text: str) -> Any:
+    """A ``--set`` value as a TOML literal (``3``, ``0.1``, ``true``, ``["a"]``), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set batch_size=16.")
+    path = key.strip().split(".")
+    if any(not part for part in path):
+        raise HarnessError(f"--set {item!r}: {key!r} is not a valid dotted key.")
+    return path, parse_literal(value.strip())
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise HarnessError(f"--config {path}: no such file.") from None
+    except IsADirectoryError:
+        raise HarnessError(f"--config {path}: is a directory, not a TOML file.") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"--config {path}: not UTF-8 text (byte {exc.start}).") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"--config {path}: invalid TOML: {exc}.") from None
+
+
+def load_run_config(
+    config_file: Path | None = None,
+    options: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
+) -> RunConfig:
+    """Merge the layers into one checked :class:`RunConfig`."""
+    values: dict[str, Any] = {}
+    where = "config"
+    if config_file is not None:
+        values.update(read_config_file(config_file))
+        where = f"--config {config_file}:"
+    config = build_dataclass(RunConfig, values, where)
+    for key, value in (options or {}).items():
+        if value is not None:
+            setattr(config, key, coerce(value, typing.get_type_hints(RunConfig)[key], f"--{key}"))
+    for item in sets:
+        path, value = parse_set(item)
+        if path[0] == "method_args":
+            if len(path) != 2:
+                raise HarnessError(f"--set {item!r}: method options are method_args.NAME=VALUE.")
+            config.method_args[path[1]] = value
+        elif len(path) == 1:
+            config = build_dataclass(
+                RunConfig, {**dataclasses.asdict(config), path[0]: value}, f"--set {item!r}:"
+            )
+        else:
+            raise HarnessError(f"--set {item!r}: {'.'.join(path)} is not a config key.")
+    if config.batch_size < 1 or config.max_length < 8:
+        raise HarnessError("batch_size must be >= 1 and max_length >= 8.")
+    return config
+
+
+def config_hash(resolved: Mapping[str, Any]) -> str:
+    """sha256 of the resolved config without the seed: one setting, many seeds, one hash."""
+    material = {k: v for k, v in resolved.items() if k != "seed"}
+    blob = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,181 @@
+"""The encoder contract and the shared machinery for token-level encoders.
+
+An :class:`Encoder` maps texts to a float32 array, one row per text. :class:`TokenEncoder` holds
+what every LLM encoder needs: a prompt template whose text part alone is truncated, length-sorted
+batches (little padding), ``torch.inference_mode`` and counters for telemetry. Subclasses only say
+how a padded batch becomes vectors (:meth:`TokenEncoder.embed_batch`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TEXT_SLOT = "{text}"
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    batch_size: int = 32
+    max_length: int = 512
+
+
+class Encoder(Protocol):
+    """What mteb evaluates: texts in, one float32 row per text out."""
+
+    embed_dim: int
+    max_length: int
+
+    def encode(self, texts: Sequence[str], *, prompt_type: str | None = None) -> np.ndarray: ...
+
+
+def check_template(template: str, where: str = "template") -> str:
+    if template.count(TEXT_SLOT) != 1:
+        raise HarnessError(f"{where} {template!r} must contain {TEXT_SLOT} exactly once.")
+    return template
+
+
+def last_token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of each row's last real token, for left or right padding alike."""
+    import torch
+
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask * positions).argmax(dim=1)
+
+
+def pad_batch(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists into (input_ids, attention_mask)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+ProgressHook = Callable[[int], None]
+
+
+class TokenEncoder(ABC):
+    """Template, truncation, length-sorted batching; subclasses implement :meth:`embed_batch`."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        embed_dim: int,
+        device: torch.device,
+        settings: EncodeSettings,
+        template: str = TEXT_SLOT,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.embed_dim = embed_dim
+        self.device = device
+        self.batch_size = settings.batch_size
+        self.max_length = settings.max_length
+        self.template = check_template(template)
+        self.progress: ProgressHook | None = None  # called with the number of texts done
+        self.texts_encoded = 0
+        self.tokens_encoded = 0
+
+    # -- tokenisation ----------------------------------------------------------------------
+    def _apply(self, text: str) -> str:
+        return self.template.replace(TEXT_SLOT, text)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each templated text, at most ``max_length``: only the text is cut."""
+        rows = self.tokenizer([self._apply(t) for t in texts], add_special_tokens=True)["input_ids"]
+        return [
+            row if len(row) <= self.max_length else self._truncate(text)
+            for text, row in zip(texts, rows)
+        ]
+
+    def _truncate(self, text: str) -> list[int]:
+        text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        keep = len(text_ids)
+        while True:
+            cut = self.tokenizer.decode(text_ids[:keep])
+            row = self.tokenizer(self._apply(cut), add_special_tokens=True)["input_ids"]
+            if len(row) <= self.max_length:
+                return row
+            if keep == 0:
+                raise HarnessError(
+                    f"max_length={self.max_length} cannot hold the template {self.template!r}."
+                )
+            keep = max(0, keep - (len(row) - self.max_length))
+
+    # -- encoding --------------------------------------------------------------------------
+    @abstractmethod
+    def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Vectors (batch x embed_dim) for a right-padded batch."""
+
+    def encode(self, texts: Sequence[str], *, prompt_type: str | None = None) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        if not texts:
+            return out
+        rows = self.tokenize(texts)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
+        pad_id = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                ids, mask = pad_batch([rows[i] for i in chunk], pad_id, self.device)
+                vectors = self.embed_batch(ids, mask)
+                out[chunk] = vectors.float().cpu().numpy()
+                self.tokens_encoded += int(mask.sum())
+                self.texts_encoded += len(chunk)
+                if self.progress:
+                    self.progress(len(chunk))
+        return out
+
+
+class PooledEncoder(TokenEncoder):
+    """Mean of the last hidden states over real tokens, or the last real token's state."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        pooling: Literal["mean", "last"],
+        settings: EncodeSettings,
+        template: str = TEXT_SLOT,
+    ) -> None:
+        super().__init__(
+            tokenizer,
+            embed_dim=model.config.hidden_size,
+            device=next(model.parameters()).device,
+            settings=settings,
+            template=template,
+        )
+        if pooling not in ("mean", "last"):
+            raise HarnessError(f"pooling {pooling!r} must be 'mean' or 'last'.")
+        self.decoder = model.get_decoder()  # the transformer body: no LM head, final norm applied
+        self.pooling = pooling
+
+    def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        hidden = self.decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "last":
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            return hidden[rows, last_token_positions(attention_mask)]
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1)

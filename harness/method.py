@@ -1,0 +1,72 @@
+"""The method contract every plug-in implements.
+
+A method turns a backbone into an encoder. It declares:
+
+* ``Config``: a dataclass of its options, each with a default and a help text (use :func:`option`);
+  users set them in a config file's ``[method_args]`` table or with ``--set method_args.NAME=VALUE``;
+* ``stages()``: zero or more training stages, run in order on the shared training loop
+  (untrained baselines have none);
+* ``build_encoder()``: the encoder that mteb evaluates, built from the (trained) backbone.
+
+A new method is one module plus one test, registered under the ``harness.methods`` entry-point
+group (see ``methods/untrained.py`` and docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from harness.backbones import Backbone
+    from harness.encoder import EncodeSettings, Encoder
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse/typer naming
+    """A documented dataclass field; lists and dicts get a fresh copy per instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class MethodConfig:
+    """Options of a method. Subclasses add fields made with :func:`option`."""
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, Any, str]]:
+        """(name, default, help) for every option, for ``harness methods``."""
+        rows = []
+        for f in fields(cls):
+            if f.default is not MISSING:
+                default = f.default
+            elif f.default_factory is not MISSING:
+                default = f.default_factory()
+            else:
+                default = None
+            rows.append((f.name, default, f.metadata.get("help", "")))
+        return rows
+
+
+class Stage(Protocol):
+    """One training stage of a method, run by the shared training loop."""
+
+    name: str
+
+
+class Method:
+    """Base class of every method; subclasses set ``Config`` and ``summary``."""
+
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: MethodConfig) -> None:
+        self.config = config
+
+    def stages(self) -> Sequence[Stage]:
+        """Training stages in order; none for untrained baselines."""
+        return ()
+
+    def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
+        raise NotImplementedError

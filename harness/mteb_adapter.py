@@ -1,0 +1,92 @@
+"""One adapter from a harness :class:`~harness.encoder.Encoder` to mteb's ``EncoderProtocol``.
+
+mteb's STS evaluator encodes every row of both columns, duplicates included (Lee: 2,450 encodings of
+50 documents), so the adapter memoises vectors by (prompt type, text) for the life of a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from mteb.models.model_meta import ModelMeta
+
+    from harness.encoder import Encoder
+
+
+def model_meta(
+    *, name: str, revision: str, n_parameters: int, embed_dim: int, max_tokens: int, source: str
+) -> ModelMeta:
+    """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
+    from mteb.models.model_meta import ModelMeta
+
+    return ModelMeta(
+        loader=None,
+        name=name,
+        revision=revision,
+        release_date=None,
+        languages=None,
+        n_parameters=n_parameters,
+        memory_usage_mb=None,
+        max_tokens=max_tokens,
+        embed_dim=embed_dim,
+        license=None,
+        open_weights=True,
+        public_training_code=None,
+        public_training_data=None,
+        framework=["PyTorch"],
+        similarity_fn_name="cosine",
+        use_instructions=False,
+        training_datasets=None,
+        adapted_from=source,
+    )
+
+
+def _unit(vectors: Any) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+class MtebEncoder:
+    """mteb ``EncoderProtocol`` over a harness encoder, with a per-run memo by text."""
+
+    def __init__(self, encoder: Encoder, meta: ModelMeta) -> None:
+        self.encoder = encoder
+        self._meta = meta
+        self._memo: dict[tuple[str | None, str], np.ndarray] = {}
+        self.requested = 0  # texts mteb asked for
+        self.computed = 0  # texts actually run through the model
+
+    @property
+    def mteb_model_meta(self) -> ModelMeta:
+        return self._meta
+
+    def encode(
+        self,
+        inputs: Any,
+        *,
+        task_metadata: Any = None,
+        hf_split: str = "",
+        hf_subset: str = "",
+        prompt_type: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        kind = None if prompt_type is None else str(getattr(prompt_type, "value", prompt_type))
+        texts = [text for batch in inputs for text in batch["text"]]
+        todo = list(dict.fromkeys(t for t in texts if (kind, t) not in self._memo))
+        if todo:
+            vectors = self.encoder.encode(todo, prompt_type=kind)
+            self._memo.update(((kind, t), v) for t, v in zip(todo, vectors))
+        self.requested += len(texts)
+        self.computed += len(todo)
+        if not texts:
+            return np.zeros((0, self.encoder.embed_dim), dtype=np.float32)
+        return np.stack([self._memo[(kind, t)] for t in texts])
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        return np.atleast_2d(_unit(embeddings1)) @ np.atleast_2d(_unit(embeddings2)).T
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        return (_unit(embeddings1) * _unit(embeddings2)).sum(axis=-1)

@@ -1,0 +1,51 @@
+"""Per-phase cost: wall seconds, items, tokens and peak memory (CUDA max allocated, else peak RSS)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+@dataclass
+class Phase:
+    phase: str
+    seconds: float = 0.0
+    items: int | None = None
+    tokens: int | None = None
+    peak_memory_bytes: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def measure(name: str, device: Any = None) -> Iterator[Phase]:
+    """Time the block; the caller may fill ``items`` and ``tokens`` on the yielded record."""
+    on_cuda = device is not None and getattr(device, "type", None) == "cuda"
+    if on_cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+    record = Phase(name)
+    start = time.perf_counter()
+    try:
+        yield record
+    finally:
+        record.seconds = time.perf_counter() - start
+        if on_cuda:
+            import torch
+
+            record.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
+        else:
+            record.peak_memory_bytes = peak_rss_bytes()

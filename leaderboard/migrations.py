@@ -1,0 +1,126 @@
+"""Schema versions of the leaderboard and the steps between them.
+
+The version lives in SQLite's ``PRAGMA user_version``. Each migration is frozen DDL (never
+generated from the current models), so a database written by any release upgrades step by step.
+A file at an older version is copied to ``<name>.v<N>.bak`` before it is upgraded in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+_V1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    status VARCHAR(16) NOT NULL,
+    error TEXT,
+    method VARCHAR(128) NOT NULL,
+    backbone VARCHAR(256) NOT NULL,
+    task_spec VARCHAR(512) NOT NULL,
+    task_names JSON NOT NULL,
+    config JSON NOT NULL,
+    config_hash VARCHAR(64) NOT NULL,
+    seed INTEGER NOT NULL,
+    git_sha VARCHAR(40),
+    git_dirty BOOLEAN,
+    versions JSON NOT NULL,
+    hardware JSON NOT NULL,
+    host VARCHAR(256) NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at FLOAT NOT NULL,
+    heartbeat_at FLOAT NOT NULL,
+    ended_at FLOAT
+);
+CREATE INDEX ix_runs_status ON runs (status);
+CREATE INDEX ix_runs_method ON runs (method);
+CREATE INDEX ix_runs_backbone ON runs (backbone);
+CREATE INDEX ix_runs_config_hash ON runs (config_hash);
+CREATE TABLE scores (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    task VARCHAR(256) NOT NULL,
+    main_metric VARCHAR(64) NOT NULL,
+    main_score FLOAT NOT NULL,
+    details JSON NOT NULL
+);
+CREATE UNIQUE INDEX ix_scores_run_task ON scores (run_id, task);
+CREATE INDEX ix_scores_task ON scores (task);
+CREATE TABLE timings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    phase VARCHAR(256) NOT NULL,
+    seconds FLOAT NOT NULL,
+    items INTEGER,
+    tokens INTEGER,
+    peak_memory_bytes INTEGER
+);
+CREATE INDEX ix_timings_run_id ON timings (run_id);
+"""
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _to_v1(conn: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_to_v1]  # MIGRATIONS[i] upgrades version i to i + 1
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """The file is a database this release cannot use."""
+
+
+def _user_tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def _backup(conn: sqlite3.Connection, target: Path) -> None:
+    """A consistent copy (WAL content included) through SQLite's online backup."""
+    with sqlite3.connect(target) as copy:
+        conn.backup(copy)
+    copy.close()
+
+
+def upgrade(path: Path) -> int:
+    """Bring the database at ``path`` to ``SCHEMA_VERSION``; return the version found."""
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 60000")
+        before = conn.execute("PRAGMA user_version").fetchone()[0]
+        if 0 < before < SCHEMA_VERSION:
+            _backup(conn, path.with_name(f"{path.name}.v{before}.bak"))
+        conn.execute("BEGIN IMMEDIATE")  # one upgrader at a time; others wait, then see it done
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found == SCHEMA_VERSION:
+            conn.execute("COMMIT")
+            return found
+        if found > SCHEMA_VERSION:
+            conn.execute("ROLLBACK")
+            raise SchemaError(
+                f"{path} was written by a newer harness (schema version {found}; this release "
+                f"reads up to {SCHEMA_VERSION}). Upgrade harness, or point --db at another file."
+            )
+        if found == 0 and _user_tables(conn):
+            conn.execute("ROLLBACK")
+            raise SchemaError(
+                f"{path} is a SQLite database but not a harness leaderboard (it has tables "
+                f"{sorted(_user_tables(conn))} and no harness schema version); it was left untouched."
+            )
+        for step in MIGRATIONS[found:]:
+            step(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+        return found
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()

@@ -1,0 +1,61 @@
+"""Pure computations behind ``harness compare`` and ``harness leaderboard``.
+
+They work on the plain run records the store returns, so every number shown comes from the
+database, never from recomputation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side: one row per task, one column per run."""
+
+    runs: list[dict[str, Any]]
+    tasks: list[str]
+    shared_tasks: list[str]  # the tasks every run has a score for; Mean(Task) is over these
+    means: list[float | None]
+
+    def score(self, run_index: int, task: str) -> float | None:
+        return self.runs[run_index]["scores"].get(task)
+
+    def best(self, task: str) -> float | None:
+        values = [s for i in range(len(self.runs)) if (s := self.score(i, task)) is not None]
+        return max(values) if values else None
+
+
+def _task_union(runs: Sequence[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for run in runs:
+        for task in list(run["tasks"]) + list(run["scores"]):
+            seen.setdefault(task, None)
+    return list(seen)
+
+
+def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None) -> Comparison:
+    """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task)."""
+    names = list(tasks) if tasks else _task_union(runs)
+    shared = [t for t in names if all(t in run["scores"] for run in runs)]
+    means = [fmean(run["scores"][t] for t in shared) if shared else None for run in runs]
+    return Comparison(runs=list(runs), tasks=names, shared_tasks=shared, means=means)
+
+
+def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """Runs that have a score on every task in ``tasks``, best Mean(Task) first.
+
+    Each returned record gains ``mean`` and ``rank``; ties share a rank.
+    """
+    eligible = [run for run in runs if tasks and all(t in run["scores"] for t in tasks)]
+    ranked = sorted(
+        ({**run, "mean": fmean(run["scores"][t] for t in tasks)} for run in eligible),
+        key=lambda run: (-run["mean"], run["run_id"]),
+    )
+    for position, run in enumerate(ranked):
+        tied = position > 0 and run["mean"] == ranked[position - 1]["mean"]
+        run["rank"] = ranked[position - 1]["rank"] if tied else position + 1
+    return ranked

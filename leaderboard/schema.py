@@ -1,0 +1,73 @@
+"""SQLAlchemy tables of the leaderboard (schema version in ``PRAGMA user_version``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """One invocation of ``harness run``: what was asked, where it ran, how it ended."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running | finished | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(128), index=True)
+    backbone: Mapped[str] = mapped_column(String(256), index=True)
+    task_spec: Mapped[str] = mapped_column(String(512))  # what the user asked for, e.g. "offline"
+    task_names: Mapped[list] = mapped_column(JSON)  # the resolved mteb task names, in order
+    config: Mapped[dict] = mapped_column(JSON)  # the fully resolved config
+    config_hash: Mapped[str] = mapped_column(String(64), index=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    git_sha: Mapped[str | None] = mapped_column(String(40))
+    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    versions: Mapped[dict] = mapped_column(JSON)
+    hardware: Mapped[dict] = mapped_column(JSON)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)  # unix seconds
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+    scores: Mapped[list[Score]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Score.id"
+    )
+    timings: Mapped[list[Timing]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Timing.id"
+    )
+
+
+class Score(Base):
+    """One mteb task result of a run: its main score (0-1) and every other number mteb gave."""
+
+    __tablename__ = "scores"
+    __table_args__ = (Index("ix_scores_run_task", "run_id", "task", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(256), index=True)
+    main_metric: Mapped[str] = mapped_column(String(64))
+    main_score: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
+    run: Mapped[Run] = relationship(back_populates="scores")
+
+
+class Timing(Base):
+    """Cost of one phase of a run (load, an evaluation, a training stage)."""
+
+    __tablename__ = "timings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    phase: Mapped[str] = mapped_column(String(256))
+    seconds: Mapped[float] = mapped_column(Float)
+    items: Mapped[int | None] = mapped_column(Integer)
+    tokens: Mapped[int | None] = mapped_column(Integer)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(Integer)
+    run: Mapped[Run] = relationship(back_populates="timings")

@@ -1,0 +1,331 @@
+"""Opening the leaderboard database and reading and writing runs.
+
+Every write is its own short ``BEGIN IMMEDIATE`` transaction in WAL mode with a busy timeout, so
+many processes can record runs into one file while others read it, and a crash at any point leaves
+either the whole write or none of it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, selectinload
+
+from leaderboard.migrations import SchemaError, upgrade
+from leaderboard.schema import Run, Score, Timing
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 60_000
+STATUSES = ("running", "finished", "failed")
+
+
+class LeaderboardError(Exception):
+    """A database the user pointed at cannot be used; the message says why."""
+
+
+def _check_is_sqlite(path: Path) -> None:
+    if path.is_dir():
+        raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise LeaderboardError(
+                f"--db {path} is not a SQLite database (its first bytes are not the SQLite "
+                "header); it was left untouched. Point --db or HARNESS_DB at a new file."
+            )
+
+
+def _engine(path: Path, begin: str) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def open_store(path: str | os.PathLike[str], *, create: bool = True) -> RunStore:
+    """Open (and create or upgrade) the leaderboard at ``path``.
+
+    Raises ``LeaderboardError`` for a file that is not a harness leaderboard, and for a missing
+    file when ``create`` is false. A file that is refused is never modified.
+    """
+    path = Path(path).expanduser()
+    _check_is_sqlite(path)
+    if not path.exists() and not create:
+        raise LeaderboardError(f"no leaderboard at {path} yet: `harness run` creates it.")
+    if not path.parent.exists():
+        raise LeaderboardError(f"--db {path}: the folder {path.parent} does not exist.")
+    try:
+        upgrade(path)
+    except SchemaError as exc:
+        raise LeaderboardError(str(exc)) from None
+    except Exception as exc:  # sqlite3.DatabaseError: corrupt or encrypted file
+        raise LeaderboardError(f"--db {path} cannot be opened as a database: {exc}") from None
+    return RunStore(path)
+
+
+def _score_dict(score: Score) -> dict[str, Any]:
+    return {
+        "task": score.task,
+        "main_metric": score.main_metric,
+        "main_score": score.main_score,
+        "details": score.details,
+    }
+
+
+def _timing_dict(timing: Timing) -> dict[str, Any]:
+    return {
+        "phase": timing.phase,
+        "seconds": timing.seconds,
+        "items": timing.items,
+        "tokens": timing.tokens,
+        "peak_memory_bytes": timing.peak_memory_bytes,
+    }
+
+
+def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
+    """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
+    record: dict[str, Any] = {
+        "run_id": run.id,
+        "status": run.status,
+        "method": run.method,
+        "backbone": run.backbone,
+        "task_spec": run.task_spec,
+        "tasks": list(run.task_names),
+        "scores": {s.task: s.main_score for s in run.scores},
+        "config_hash": run.config_hash,
+        "seed": run.seed,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "error": run.error,
+    }
+    if full:
+        record.update(
+            config=run.config,
+            git_sha=run.git_sha,
+            git_dirty=run.git_dirty,
+            versions=run.versions,
+            hardware=run.hardware,
+            host=run.host,
+            pid=run.pid,
+            heartbeat_at=run.heartbeat_at,
+            score_details=[_score_dict(s) for s in run.scores],
+            timings=[_timing_dict(t) for t in run.timings],
+        )
+    return record
+
+
+class RunStore:
+    """Reads and writes runs in one leaderboard database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader = _engine(path, "BEGIN")
+        self._writer = _engine(path, "BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self._reader.dispose()
+        self._writer.dispose()
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Session]:
+        with Session(self._writer if write else self._reader, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    # -- the lifecycle of a run ------------------------------------------------------------
+    def start_run(
+        self,
+        *,
+        method: str,
+        backbone: str,
+        task_spec: str,
+        task_names: Sequence[str],
+        config: dict[str, Any],
+        config_hash: str,
+        seed: int,
+        environment: dict[str, Any],
+    ) -> int:
+        """Record a new run as ``running`` and return its id."""
+        now = time.time()
+        run = Run(
+            status="running",
+            method=method,
+            backbone=backbone,
+            task_spec=task_spec,
+            task_names=list(task_names),
+            config=config,
+            config_hash=config_hash,
+            seed=seed,
+            git_sha=environment.get("git_sha"),
+            git_dirty=environment.get("git_dirty"),
+            versions=environment.get("versions", {}),
+            hardware=environment.get("hardware", {}),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+        with self._session(write=True) as session:
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _get(self, session: Session, run_id: int) -> Run:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise LeaderboardError(f"no run {run_id} in {self.path}.")
+        return run
+
+    def heartbeat(self, run_id: int) -> None:
+        with self._session(write=True) as session:
+            self._get(session, run_id).heartbeat_at = time.time()
+
+    def record_score(
+        self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict
+    ) -> None:
+        """Store (or replace) one task's scores of a run."""
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            existing = session.scalar(
+                select(Score).where(Score.run_id == run_id, Score.task == task)
+            )
+            if existing is not None:
+                session.delete(existing)
+                session.flush()
+            session.add(
+                Score(
+                    run_id=run_id,
+                    task=task,
+                    main_metric=main_metric,
+                    main_score=float(main_score),
+                    details=details,
+                )
+            )
+            run.heartbeat_at = time.time()
+
+    def record_timing(
+        self,
+        run_id: int,
+        *,
+        phase: str,
+        seconds: float,
+        items: int | None = None,
+        tokens: int | None = None,
+        peak_memory_bytes: int | None = None,
+    ) -> None:
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            session.add(
+                Timing(
+                    run_id=run_id,
+                    phase=phase,
+                    seconds=float(seconds),
+                    items=items,
+                    tokens=tokens,
+                    peak_memory_bytes=peak_memory_bytes,
+                )
+            )
+            run.heartbeat_at = time.time()
+
+    def finish_run(self, run_id: int) -> None:
+        self._end(run_id, "finished", None)
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        self._end(run_id, "failed", error)
+
+    def _end(self, run_id: int, status: str, error: str | None) -> None:
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            run.status = status
+            run.error = error
+            run.ended_at = time.time()
+
+    def reap_stale(self) -> list[int]:
+        """Mark as failed the ``running`` runs of this host whose process is gone."""
+        host = socket.gethostname()
+        with self._session(write=True) as session:
+            stale = [
+                run
+                for run in session.scalars(
+                    select(Run).where(Run.status == "running", Run.host == host)
+                )
+                if not _process_alive(run.pid)
+            ]
+            for run in stale:
+                run.status = "failed"
+                run.error = f"interrupted: process {run.pid} on {host} ended without finishing"
+                run.ended_at = time.time()
+            return [run.id for run in stale]
+
+    # -- reading -----------------------------------------------------------------------------
+    def get_run(self, run_id: int, *, full: bool = True) -> dict[str, Any]:
+        with self._session(write=False) as session:
+            return run_record(self._get(session, run_id), full=full)
+
+    def runs(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        statuses: Sequence[str] | None = ("finished",),
+        method: str | None = None,
+        backbone: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching every given filter, as plain dicts (see ``run_record``)."""
+        query = select(Run).options(selectinload(Run.scores))
+        if ids is not None:
+            query = query.where(Run.id.in_(list(ids)))
+        if statuses is not None:
+            query = query.where(Run.status.in_(list(statuses)))
+        if method is not None:
+            query = query.where(Run.method == method)
+        if backbone is not None:
+            query = query.where(Run.backbone == backbone)
+        query = query.order_by(Run.id.desc() if newest_first else Run.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._session(write=False) as session:
+            records = [run_record(run) for run in session.scalars(query)]
+        if ids is not None:
+            missing = sorted(set(ids) - {r["run_id"] for r in records})
+            if missing:
+                raise LeaderboardError(
+                    f"no run {', '.join(map(str, missing))} in {self.path}"
+                    + ("" if statuses is None else f" with status {'/'.join(statuses)}")
+                    + "."
+                )
+            order = {run_id: i for i, run_id in enumerate(ids)}
+            records.sort(key=lambda r: order[r["run_id"]])
+        return records
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

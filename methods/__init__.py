@@ -1,0 +1,1 @@
+"""Built-in method plug-ins, registered through the ``harness.methods`` entry-point group."""

@@ -1,0 +1,63 @@
+"""Untrained baselines: the backbone as it is, pooled three ways. No training stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from harness.method import Method, MethodConfig, option
+
+if TYPE_CHECKING:
+    from harness.backbones import Backbone
+    from harness.encoder import EncodeSettings, Encoder
+
+PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
+
+
+@dataclass
+class PoolingConfig(MethodConfig):
+    template: str = option("{text}", "prompt around each text; must contain {text} once")
+
+
+@dataclass
+class PromptEOLConfig(MethodConfig):
+    template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)")
+
+
+class _Untrained(Method):
+    pooling: ClassVar[Literal["mean", "last"]]
+
+    def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
+        from harness.encoder import PooledEncoder
+
+        return PooledEncoder(
+            backbone.model,
+            backbone.tokenizer,
+            pooling=self.pooling,
+            settings=settings,
+            template=self.config.template,
+        )
+
+
+class UntrainedMean(_Untrained):
+    """Mean of the last hidden states over the text's tokens."""
+
+    Config = PoolingConfig
+    summary = "untrained backbone, mean of last hidden states"
+    pooling = "mean"
+
+
+class UntrainedLast(_Untrained):
+    """Last hidden state of the last real token."""
+
+    Config = PoolingConfig
+    summary = "untrained backbone, last real token's hidden state"
+    pooling = "last"
+
+
+class PromptEOL(_Untrained):
+    """Last token under the PromptEOL template, which asks the model to sum the text up in one word."""
+
+    Config = PromptEOLConfig
+    summary = "untrained backbone, last token under the PromptEOL one-word prompt"
+    pooling = "last"
