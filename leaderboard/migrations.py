@@ -100,6 +100,7 @@ def upgrade(path: Path) -> int:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found == SCHEMA_VERSION:
             conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
             return found
         if found > SCHEMA_VERSION:
             conn.execute("ROLLBACK")
@@ -117,6 +118,7 @@ def upgrade(path: Path) -> int:
             step(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent: later connections use WAL too
         return found
     except BaseException:
         if conn.in_transaction:

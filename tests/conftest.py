@@ -1,0 +1,108 @@
+"""Shared fixtures. No test touches the network: the hub is switched off for the whole session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+
+WORDS = (
+    "the a cat dog sat on mat ran in park bird flew over house car drove down road man woman "
+    "ate food drank water read book wrote letter sky is blue green grass sun shines rain falls "
+    "this sentence means one word : \" quick brown fox jumps lazy"
+).split()
+
+
+def make_tokenizer():
+    """A word-level fast tokenizer over ``WORDS``, built in code (no hub)."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[EOS]": 2}
+    for word in WORDS:
+        vocab.setdefault(word, len(vocab))
+    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]"
+    )
+
+
+def make_tiny_llama(seed: int = 0):
+    """A randomly initialised 2-layer Llama, small enough for unit tests."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return make_tiny_llama(), make_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """The tiny Llama saved as a local model folder, usable as ``--backbone PATH``."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model, tokenizer = make_tiny_llama(), make_tokenizer()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (real STS/NLI data lives beside the project)")
+    return SHARED_DATA
+
+
+def write_sts_tsv(path: Path, rows) -> Path:
+    lines = ["sentence1\tsentence2\tscore"] + [f"{a}\t{b}\t{s}" for a, b, s in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_sts_file(tmp_path) -> Path:
+    """Twelve pairs over the tiny vocabulary with made-up but varied scores."""
+    rows = [
+        ("the cat sat on the mat", "a cat sat on a mat", 4.8),
+        ("the dog ran in the park", "a dog ran in a park", 4.5),
+        ("the bird flew over the house", "a bird flew over a house", 4.6),
+        ("the man ate food", "the woman drank water", 1.2),
+        ("the sun shines", "rain falls", 0.8),
+        ("the sky is blue", "the grass is green", 1.5),
+        ("the man read a book", "the woman wrote a letter", 1.9),
+        ("the car drove down the road", "a car drove down a road", 4.9),
+        ("quick brown fox jumps", "lazy dog sat", 0.5),
+        ("the cat ran", "the dog ran", 2.7),
+        ("the bird sat on the house", "the cat sat on the mat", 2.2),
+        ("the woman ate food", "the man ate food", 3.6),
+    ]
+    return write_sts_tsv(tmp_path / "tiny-sts.tsv", rows)

@@ -1,0 +1,84 @@
+"""Config layering, --set parsing and type checks, and the config hash."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import RunConfig, config_hash, load_run_config, parse_literal
+from harness.errors import HarnessError
+
+
+def test_defaults_are_the_offline_default():
+    config = load_run_config()
+    assert (config.method, config.backbone, config.tasks) == ("untrained-mean", "smollm2-135m", ["offline"])
+
+
+def test_layers_file_then_options_then_set(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('method = "prompteol"\nbatch_size = 8\nseed = 3\n[method_args]\ntemplate = "x {text}"\n')
+    config = load_run_config(path, {"seed": 5, "backbone": None}, ["batch_size=4", "method_args.template='y {text}'"])
+    assert config.method == "prompteol"
+    assert config.seed == 5  # option beats file
+    assert config.batch_size == 4  # --set beats file
+    assert config.method_args == {"template": "y {text}"}
+    assert config.backbone == "smollm2-135m"  # None options leave the default
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3", 3), ("0.5", 0.5), ("true", True), ('["a", "b"]', ["a", "b"]), ("plain words", "plain words"), ("'q'", "q")],
+)
+def test_set_values_are_toml_literals_or_strings(text, value):
+    assert parse_literal(text) == value
+
+
+def test_set_value_is_never_evaluated():
+    assert parse_literal("__import__('os').system('false')") == "__import__('os').system('false')"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["batch_size=many"], "--set 'batch_size=many': batch_size: expected int"),
+        (["nokey"], "expected KEY=VALUE"),
+        (["colour=red"], "unknown option(s) colour"),
+        (["dtype=float8"], "is not one of"),
+        (["a.b.c=1"], "is not a config key"),
+        (["batch_size=0"], "batch_size must be >= 1"),
+    ],
+)
+def test_bad_set_values_name_the_option(sets, message):
+    with pytest.raises(HarnessError) as info:
+        load_run_config(sets=sets)
+    assert message in str(info.value)
+
+
+def test_bad_toml_names_file_line_and_column(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('method = "x"\nbatch_size = = 3\n')
+    with pytest.raises(HarnessError) as info:
+        load_run_config(path)
+    assert str(path) in str(info.value) and "line 2" in str(info.value) and "column" in str(info.value)
+
+
+def test_unknown_key_in_file_names_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("batchsize = 3\n")
+    with pytest.raises(HarnessError, match=r"c\.toml.*batchsize"):
+        load_run_config(path)
+
+
+def test_int_is_accepted_for_float_and_bool_is_not_an_int():
+    with pytest.raises(HarnessError, match="expected an integer"):
+        load_run_config(sets=["seed=true"])
+
+
+def test_hash_ignores_the_seed_only():
+    base = {"method": "m", "seed": 1, "batch_size": 2}
+    assert config_hash(base) == config_hash({**base, "seed": 7})
+    assert config_hash(base) != config_hash({**base, "batch_size": 3})
+    assert len(config_hash(base)) == 64
+
+
+def test_run_config_fields_all_have_defaults():
+    RunConfig()  # every field is optional, so a config file may set any subset

@@ -1,0 +1,118 @@
+"""The encoder contract on a tiny random Llama: pooling, batching, truncation, mteb adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from harness.encoder import EncodeSettings, PooledEncoder, last_token_positions
+from harness.errors import HarnessError
+from harness.mteb_adapter import MtebEncoder, model_meta
+
+TEXTS = [
+    "the cat sat on the mat",
+    "dog",
+    "the bird flew over the house and the car drove down the road",
+    "rain falls",
+    "the man read a book",
+]
+
+
+def _alone(model, tokenizer, text: str) -> torch.Tensor:
+    """Hidden states of one text run on its own: no padding, no batching."""
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        return model.model(input_ids=ids).last_hidden_state[0]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 32])
+def test_mean_pooling_matches_unpadded_single_texts(tiny_llama, batch_size):
+    model, tokenizer = tiny_llama
+    encoder = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=batch_size))
+    got = encoder.encode(TEXTS)
+    expected = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in TEXTS])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), 32)
+
+
+def test_last_pooling_takes_each_rows_last_real_token(tiny_llama):
+    model, tokenizer = tiny_llama
+    encoder = PooledEncoder(model, tokenizer, pooling="last", settings=EncodeSettings(batch_size=8))
+    got = encoder.encode(TEXTS)
+    expected = np.stack([_alone(model, tokenizer, t)[-1].numpy() for t in TEXTS])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_counts_texts_and_real_tokens(tiny_llama):
+    model, tokenizer = tiny_llama
+    encoder = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=2))
+    encoder.encode(TEXTS)
+    assert encoder.texts_encoded == len(TEXTS)
+    assert encoder.tokens_encoded == sum(len(t.split()) for t in TEXTS)
+
+
+def test_last_token_positions_for_left_and_right_padding():
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0]])
+    assert last_token_positions(mask).tolist() == [3, 2, 0]
+
+
+def test_truncation_cuts_the_text_and_keeps_the_template(tiny_llama):
+    model, tokenizer = tiny_llama
+    template = 'this sentence : " {text} " means one word'
+    encoder = PooledEncoder(
+        model, tokenizer, pooling="last", settings=EncodeSettings(max_length=10), template=template
+    )
+    long_text = " ".join(["cat"] * 30)
+    (row,) = encoder.tokenize([long_text])
+    suffix = tokenizer('" means one word')["input_ids"]
+    prefix = tokenizer('this sentence : "')["input_ids"]
+    assert 1 not in prefix + suffix  # every template word is in the vocabulary
+    assert len(row) == 10
+    assert row[: len(prefix)] == prefix and row[-len(suffix) :] == suffix
+    assert row[len(prefix) : -len(suffix)] == tokenizer("cat")["input_ids"] * (10 - len(prefix) - len(suffix))
+
+
+def test_template_needs_exactly_one_text_slot(tiny_llama):
+    model, tokenizer = tiny_llama
+    with pytest.raises(HarnessError, match="exactly once"):
+        PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(), template="no slot")
+
+
+def _adapter(tiny_llama):
+    model, tokenizer = tiny_llama
+    encoder = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=4))
+    meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=32, max_tokens=512, source="tiny")
+    return encoder, MtebEncoder(encoder, meta)
+
+
+def test_adapter_memoises_by_text(tiny_llama):
+    encoder, adapter = _adapter(tiny_llama)
+    batches = [{"text": ["dog", "rain falls", "dog"]}, {"text": ["rain falls", "the cat sat on the mat"]}]
+    first = adapter.encode(batches)
+    second = adapter.encode([{"text": ["dog"]}])
+    assert (adapter.requested, adapter.computed, encoder.texts_encoded) == (6, 3, 3)
+    np.testing.assert_array_equal(first[0], first[2])
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_allclose(first[4], encoder.encode(["the cat sat on the mat"])[0], atol=1e-6)
+
+
+def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, small_sts_file):
+    import mteb
+
+    from harness.tasks import build_mteb_task, resolve_tasks
+
+    model, tokenizer = tiny_llama
+    encoder, adapter = _adapter(tiny_llama)
+    (spec,) = resolve_tasks([str(small_sts_file)])
+    result = mteb.evaluate(adapter, build_mteb_task(spec), cache=None, show_progress_bar=False)
+    (entry,) = result.task_results[0].scores["test"]
+
+    pairs = spec.pairs
+    a = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence1])
+    b = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence2])
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert entry["main_score"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-6)
+    assert adapter.computed == len(set(pairs.sentence1) | set(pairs.sentence2))
+    assert adapter.mteb_model_meta.name == "harness/test__tiny"

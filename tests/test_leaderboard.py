@@ -1,0 +1,138 @@
+"""The SQLite store: lifecycle, refusal of foreign files, schema versions, stale runs; and queries."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from leaderboard.migrations import SCHEMA_VERSION
+from leaderboard.queries import compare, rank
+from leaderboard.store import LeaderboardError, open_store
+
+ENV = {"git_sha": "abc", "git_dirty": False, "versions": {"torch": "x"}, "hardware": {"cpu_count": 2}}
+
+
+def _start(store, method="m", tasks=("A", "B"), seed=0) -> int:
+    return store.start_run(
+        method=method, backbone="b", task_spec="t", task_names=list(tasks), config={"method": method},
+        config_hash="h" * 64, seed=seed, environment=ENV,
+    )
+
+
+def _record(store, run_id, scores: dict[str, float]) -> None:
+    for task, value in scores.items():
+        store.record_score(run_id, task=task, main_metric="cosine_spearman", main_score=value, details={"test": []})
+
+
+def test_lifecycle_and_records(tmp_path):
+    store = open_store(tmp_path / "h.db")
+    run_id = _start(store)
+    assert store.get_run(run_id)["status"] == "running"
+    _record(store, run_id, {"A": 0.5, "B": 0.7})
+    store.record_score(run_id, task="A", main_metric="cosine_spearman", main_score=0.6, details={})  # replaces
+    store.record_timing(run_id, phase="load", seconds=1.5, items=1, tokens=None, peak_memory_bytes=10)
+    store.finish_run(run_id)
+    record = store.get_run(run_id)
+    assert record["status"] == "finished" and record["ended_at"] >= record["started_at"]
+    assert record["scores"] == {"A": 0.6, "B": 0.7}
+    assert record["timings"][0]["seconds"] == 1.5 and record["versions"] == {"torch": "x"}
+    assert record["pid"] == os.getpid()
+
+
+def test_wal_mode_and_schema_version(tmp_path):
+    open_store(tmp_path / "h.db")
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_failed_and_unfinished_runs_stay_out_of_default_queries(tmp_path):
+    store = open_store(tmp_path / "h.db")
+    done, failed, running = _start(store), _start(store), _start(store)
+    for run_id in (done, failed, running):
+        _record(store, run_id, {"A": 0.1})
+    store.finish_run(done)
+    store.fail_run(failed, "boom")
+    assert [r["run_id"] for r in store.runs()] == [done]
+    assert {r["run_id"] for r in store.runs(statuses=None)} == {done, failed, running}
+    assert store.get_run(failed)["error"] == "boom"
+
+
+def test_stale_running_run_of_a_dead_process_is_marked_failed(tmp_path):
+    store = open_store(tmp_path / "h.db")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, alive = _start(store), _start(store)
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, stale))
+    assert store.reap_stale() == [stale]
+    assert store.get_run(stale)["status"] == "failed" and "interrupted" in store.get_run(stale)["error"]
+    assert store.get_run(alive)["status"] == "running"
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n")
+    before = path.read_bytes()
+    with pytest.raises(LeaderboardError, match="not a SQLite database"):
+        open_store(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_another_apps_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    with pytest.raises(LeaderboardError, match="not a harness leaderboard"):
+        open_store(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("users",)]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(LeaderboardError, match="newer harness"):
+        open_store(path)
+
+
+def test_read_only_open_does_not_create(tmp_path):
+    with pytest.raises(LeaderboardError, match="no leaderboard"):
+        open_store(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_unknown_run_ids_are_named(tmp_path):
+    store = open_store(tmp_path / "h.db")
+    with pytest.raises(LeaderboardError, match="no run 42"):
+        store.runs(ids=[42])
+
+
+def _run(run_id, scores, method="m"):
+    return {"run_id": run_id, "method": method, "backbone": "b", "tasks": list(scores), "scores": scores, "seed": 0, "ended_at": None}
+
+
+def test_compare_means_over_shared_tasks_and_best():
+    first = _run(1, {"A": 0.5, "B": 0.7})
+    second = _run(2, {"A": 0.6, "C": 0.9})
+    comparison = compare([first, second])
+    assert comparison.tasks == ["A", "B", "C"]
+    assert comparison.shared_tasks == ["A"]
+    assert comparison.means == [0.5, 0.6]
+    assert comparison.best("A") == 0.6 and comparison.best("B") == 0.7
+
+
+def test_rank_orders_by_mean_shares_ties_and_drops_incomplete():
+    runs = [_run(1, {"A": 0.5, "B": 0.5}), _run(2, {"A": 0.9, "B": 0.7}), _run(3, {"A": 0.4, "B": 0.6}), _run(4, {"A": 1.0})]
+    ranked = rank(runs, ["A", "B"])
+    assert [(r["run_id"], r["rank"]) for r in ranked] == [(2, 1), (1, 2), (3, 2)]
+    assert ranked[0]["mean"] == pytest.approx(0.8)

@@ -1,0 +1,107 @@
+"""STS task files: formats, quirks that must parse, and errors naming file, line and column."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.task_files import read_sts_file
+from harness.tasks import resolve_tasks, task_names
+
+
+def _write(path, text: str | bytes):
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_tsv_with_extra_columns_and_ragged_trailing_fields(tmp_path):
+    path = _write(
+        tmp_path / "my-sts.tsv",
+        "id\tscore\tsentence1\tsentence2\n1\t4.5\tA \"quoted\" cat.\tA cat.\n2\t0\tDog.\tCar.\textra\tfields\n",
+    )
+    pairs = read_sts_file(path)
+    assert pairs.name == "my-sts"
+    assert pairs.sentence1 == ['A "quoted" cat.', "Dog."]
+    assert pairs.scores == [4.5, 0.0]
+    assert len(pairs.digest) == 64
+
+
+def test_csv_with_bom_crlf_and_quoted_comma_and_newline(tmp_path):
+    text = '\ufeffsentence1,sentence2,score\r\n"a, b","line one\nline two",1\r\nc,d,2\r\n'
+    pairs = read_sts_file(_write(tmp_path / "x.csv", text))
+    assert pairs.sentence1 == ["a, b", "c"]
+    assert pairs.sentence2 == ["line one\nline two", "d"]
+
+
+def test_jsonl(tmp_path):
+    rows = [{"sentence1": "a", "sentence2": "b", "score": 1}, {"sentence1": "c", "sentence2": "d", "score": "2.5"}]
+    pairs = read_sts_file(_write(tmp_path / "j.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n"))
+    assert pairs.scores == [1.0, 2.5]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragments"),
+    [
+        ("e.tsv", "", ["the file is empty"]),
+        ("m.tsv", "sentence1\tscore\na\t1\n", ["line 1", "missing column(s) sentence2"]),
+        ("n.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\thigh\n", ["line 3", "column score", "'high' is not a number"]),
+        ("f.csv", "sentence1,sentence2,score\na,b,1\nc,d\n", ["line 3", "2 field(s)"]),
+        ("i.tsv", "sentence1\tsentence2\tscore\na\tb\tinf\nc\td\t1\n", ["line 2", "not a finite number"]),
+        ("h.tsv", "sentence1\tsentence2\tscore\n", ["0 data row(s)"]),
+        ("s.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\t1\n", ["every score is equal"]),
+        ("t.tsv", "sentence1\tsentence2\tscore\n \tb\t1\nc\td\t2\n", ["line 2", "column sentence1", "empty"]),
+        ("j.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a",\n', ["line 2", "column", "invalid JSON"]),
+        ("k.jsonl", '{"sentence1": "a", "score": 1}\n', ["line 1", "missing key(s) sentence2"]),
+        ("b.tsv", b"sentence1\tsentence2\tscore\n\xff\xfe\tb\t1\n", ["line 2", "not UTF-8"]),
+        ("z.tsv", b"sentence1\tsentence2\tscore\na\x00\tb\t1\n", ["line 2", "NUL byte"]),
+        ("x.txt", "sentence1\tsentence2\tscore\n", ["unsupported file type .txt"]),
+    ],
+)
+def test_bad_files_name_file_line_and_column(tmp_path, name, content, fragments):
+    path = _write(tmp_path / name, content)
+    with pytest.raises(HarnessError) as info:
+        read_sts_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(HarnessError, match="no such file"):
+        resolve_tasks([str(tmp_path / "absent.tsv")])
+
+
+def test_presets_and_files_mix_and_deduplicate(small_sts_file):
+    specs = resolve_tasks(["offline", str(small_sts_file), "offline"])
+    assert [s.name for s in specs] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "tiny-sts"]
+    assert specs[-1].record()["pairs"] == 12
+    assert task_names(["sts7"])[0] == "SICK-R" and len(task_names(["sts10"])) == 10
+
+
+def test_two_files_with_one_stem_are_refused(tmp_path, small_sts_file):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    twin = other / small_sts_file.name
+    twin.write_text(small_sts_file.read_text().replace("4.8", "1.0"))
+    with pytest.raises(HarnessError, match="both named 'tiny-sts'"):
+        resolve_tasks([str(small_sts_file), str(twin)])
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(HarnessError, match="Did you mean 'offline'"):
+        resolve_tasks(["ofline"])
+
+
+def test_offline_tasks_have_the_published_sizes():
+    from harness import offline_data
+
+    lee = offline_data.lee_pairs()
+    assert len(lee[0]) == 1225 and min(lee[2]) >= 0 and max(lee[2]) <= 1
+    assert len(offline_data.word_pairs("wordsim353.tsv")[0]) == 353
+    assert len(offline_data.word_pairs("simlex999.txt")[0]) == 999
