@@ -49,19 +49,13 @@ PluginsOption = Annotated[
 def _user_errors() -> Iterator[None]:
     """Bad input and unusable files become one message and exit code 2."""
     from harness.errors import HarnessError
+    from leaderboard.errors import LeaderboardError
 
     try:
         yield
-    except HarnessError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+    except (HarnessError, LeaderboardError) as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except Exception as exc:
-        from leaderboard.store import LeaderboardError
-
-        if isinstance(exc, LeaderboardError):
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        raise
 
 
 def _open_store(db: Path, *, create: bool) -> Any:

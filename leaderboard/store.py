@@ -18,16 +18,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, selectinload
 
+from leaderboard.errors import LeaderboardError
 from leaderboard.migrations import SchemaError, upgrade
 from leaderboard.schema import Run, Score, Timing
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
 STATUSES = ("running", "finished", "failed")
-
-
-class LeaderboardError(Exception):
-    """A database the user pointed at cannot be used; the message says why."""
 
 
 def _check_is_sqlite(path: Path) -> None:

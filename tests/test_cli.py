@@ -1,0 +1,188 @@
+"""The CLI through typer's CliRunner: a real run on a tiny local model, read commands, bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.task_files import read_sts_file
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def _statuses(db) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return [status for (status,) in conn.execute("SELECT status FROM runs")]
+
+
+@pytest.fixture
+def recorded(tmp_path, tiny_llama_dir, small_sts_file):
+    """Two finished runs of the tiny local model on the small task file."""
+    db = tmp_path / "h.db"
+    for method in ("untrained-mean", "untrained-last"):
+        result = invoke("run", "--method", method, "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db))
+        assert result.exit_code == 0, result.output
+    return db
+
+
+def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_dir, small_sts_file):
+    from transformers import AutoModel, AutoTokenizer
+
+    record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").output)[0]
+    assert record["status"] == "finished" and record["method"] == "untrained-mean"
+    assert [t["phase"] for t in record["timings"]] == ["load", "evaluate:tiny-sts"]
+    assert record["config"]["tasks"][0]["sha256"] and record["config"]["backbone"]["kind"] == "local"
+
+    # independent expectation: plain transformers, one text at a time, mean pooling, cosine Spearman
+    model = AutoModel.from_pretrained(tiny_llama_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    pairs = read_sts_file(small_sts_file)
+
+    def embed(text):
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].mean(0).numpy()
+
+    a = np.stack([embed(t) for t in pairs.sentence1])
+    b = np.stack([embed(t) for t in pairs.sentence2])
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert record["scores"]["tiny-sts"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-4)
+
+
+def test_compare_and_leaderboard_json_fields(recorded):
+    compared = json.loads(invoke("compare", "--db", str(recorded), "--json").output)
+    assert [r["run_id"] for r in compared] == [1, 2]
+    for row in compared:
+        assert {"run_id", "method", "backbone", "status", "scores"} <= set(row)
+        assert 0 <= abs(row["scores"]["tiny-sts"]) <= 1
+    ranked = json.loads(invoke("leaderboard", "--db", str(recorded), "--json").output)
+    assert sorted(r["run_id"] for r in ranked) == [1, 2]
+    assert ranked[0]["mean"] >= ranked[1]["mean"] and ranked[0]["rank"] == 1
+    only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").output)
+    assert [r["method"] for r in only] == ["untrained-last"]
+
+
+def test_compare_table_shows_difference_and_mean(recorded):
+    output = invoke("compare", "1", "2", "--db", str(recorded)).output
+    record = json.loads(invoke("compare", "1", "2", "--db", str(recorded), "--json").output)
+    diff = 100 * (record[1]["scores"]["tiny-sts"] - record[0]["scores"]["tiny-sts"])
+    assert f"({diff:+.2f})" in output and "Mean(Task)" in output
+
+
+def test_read_commands_on_a_missing_database(tmp_path):
+    db = tmp_path / "none.db"
+    assert invoke("compare", "--db", str(db), "--json").output.strip() == "[]"
+    assert invoke("leaderboard", "--db", str(db)).exit_code == 0
+    assert not db.exists()
+
+
+def test_db_location_from_environment(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+    monkeypatch.setenv("HARNESS_DB", str(tmp_path / "env.db"))
+    assert invoke("run", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)).exit_code == 0
+    assert _statuses(tmp_path / "env.db") == ["finished"]
+
+
+def _bad_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+BAD_INPUTS = {
+    "unknown method": (["--method", "untrained-maen"], ["unknown method 'untrained-maen'", "Did you mean"]),
+    "unknown backbone": (["--backbone", "lama2-7b"], ["unknown backbone 'lama2-7b'", "Did you mean 'llama2-7b'"]),
+    "unavailable backbone": (["--backbone", "llama2-7b"], ["unavailable", "hf download meta-llama/Llama-2-7b-hf"]),
+    "unknown preset": (["--tasks", "sts11"], ["unknown task preset or file 'sts11'", "sts10"]),
+    "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
+    "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
+    "unknown method option": (["--set", "method_args.pooling=max"], ["unknown option(s) pooling", "template"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_a_message_and_records_nothing(tmp_path, case):
+    args, fragments = BAD_INPUTS[case]
+    db = tmp_path / "h.db"
+    result = invoke("run", *args, "--db", str(db))
+    assert result.exit_code == 2, result.output
+    for fragment in fragments:
+        assert fragment in result.output
+    assert "Traceback" not in result.output
+    assert "running" not in _statuses(db)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ("sentence1\tscore\na\t1\n", ["missing column(s) sentence2", "line 1"]),
+        ("sentence1\tsentence2\tscore\na\tb\t1\nc\td\thigh\n", ["line 3", "column score"]),
+        ("", ["empty"]),
+    ],
+)
+def test_malformed_task_files_exit_2(tmp_path, content, fragments):
+    path = _bad_file(tmp_path, "bad.tsv", content)
+    result = invoke("run", "--tasks", path, "--db", str(tmp_path / "h.db"))
+    assert result.exit_code == 2
+    assert path in result.output
+    for fragment in fragments:
+        assert fragment in result.output
+
+
+def test_db_that_is_not_sqlite_is_left_untouched(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "precious.db"
+    db.write_text("my thesis draft\n")
+    result = invoke("run", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db))
+    assert result.exit_code == 2 and "not a SQLite database" in result.output
+    assert db.read_text() == "my thesis draft\n"
+    assert invoke("compare", "--db", str(db)).exit_code == 2
+
+
+def test_a_run_that_breaks_is_marked_failed(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+    from harness import registry
+    from methods.untrained import UntrainedMean
+
+    class Broken(UntrainedMean):
+        def build_encoder(self, backbone, settings):
+            raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(registry, "_registered", {"broken": Broken})
+    db = tmp_path / "h.db"
+    result = runner.invoke(app, ["run", "--method", "broken", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    record = json.loads(invoke("show", "1", "--db", str(db), "--json").output)[0]
+    assert record["status"] == "failed" and "encoder exploded" in record["error"]
+    assert json.loads(invoke("compare", "--db", str(db), "--json").output) == []
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys\nfrom harness.cli import main\nsys.argv = ['harness', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'mteb', 'sqlalchemy', 'numpy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_listing_commands():
+    methods = json.loads(invoke("methods", "--json").output)
+    assert {"untrained-mean", "untrained-last", "prompteol"} <= {m["name"] for m in methods}
+    backbones = {b["alias"]: b for b in json.loads(invoke("backbones", "--json").output)}
+    assert backbones["llama2-7b"]["source"] == "meta-llama/Llama-2-7b-hf"
+    assert backbones["llama2-7b"]["available"] is False  # HF_HUB_OFFLINE=1 and not cached
+    presets = {p["preset"]: p for p in json.loads(invoke("tasks", "--json").output)}
+    assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999"]
