@@ -25,6 +25,7 @@ from harness.method import Method, MethodConfig
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
 
 if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
     from rich.console import Console
 
     from leaderboard.store import RunStore
@@ -101,10 +102,33 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
+    """Build every mteb task and load its data, so a missing dataset fails before recording."""
+    tasks = []
+    for spec in specs:
+        task = build_mteb_task(spec)
+        try:
+            task.load_data()
+        except (ConnectionError, OSError) as exc:
+            path = task.metadata.dataset.get("path", spec.name)
+            raise HarnessError(
+                f"task {spec.name} reads its data ({path}) from the hub, which failed here: {exc}. "
+                "Run it where the hub is reachable (or its data is cached), or use the 'offline' "
+                "preset or a task file."
+            ) from None
+        tasks.append(task)
+    return tasks
+
+
 def execute(plan: RunPlan, store: RunStore, console: Console) -> int:
     """Run ``plan`` and record it in ``store``; returns the run id. Re-raises any failure."""
     from harness import environment
+    from harness.telemetry import measure
 
+    _quiet_libraries()
+    with measure("data") as data_phase, console.status("Loading task data"):
+        tasks = load_tasks(plan.tasks)
+    data_phase.items = len(tasks)
     resolved = plan.resolved()
     run_id = store.start_run(
         method=plan.config.method,
@@ -118,7 +142,8 @@ def execute(plan: RunPlan, store: RunStore, console: Console) -> int:
     )
     console.print(f"[bold]Run #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
     try:
-        _execute(plan, run_id, resolved, store, console)
+        store.record_timing(run_id, **data_phase.as_dict())
+        _execute(plan, tasks, run_id, resolved, store, console)
     except BaseException as exc:
         store.fail_run(run_id, _describe(exc))
         raise
@@ -126,7 +151,9 @@ def execute(plan: RunPlan, store: RunStore, console: Console) -> int:
     return run_id
 
 
-def _execute(plan: RunPlan, run_id: int, resolved: dict, store: RunStore, console: Console) -> None:
+def _execute(
+    plan: RunPlan, tasks: list[AbsTask], run_id: int, resolved: dict, store: RunStore, console: Console
+) -> None:
     import mteb
 
     from harness.encoder import EncodeSettings
@@ -134,7 +161,6 @@ def _execute(plan: RunPlan, run_id: int, resolved: dict, store: RunStore, consol
     from harness.progress import encoding_progress
     from harness.telemetry import measure
 
-    _quiet_libraries()
     seed_everything(plan.config.seed)
     with measure("load") as phase, console.status("Loading backbone") as status:
         backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
@@ -161,10 +187,9 @@ def _execute(plan: RunPlan, run_id: int, resolved: dict, store: RunStore, consol
             source=plan.backbone.source,
         ),
     )
-    for spec in plan.tasks:
+    for spec, task in zip(plan.tasks, tasks):
         before_texts, before_tokens = encoder.texts_encoded, encoder.tokens_encoded
         with measure(f"evaluate:{spec.name}", backbone.device) as phase:
-            task = build_mteb_task(spec)
             with encoding_progress(console, spec.name) as advance:
                 encoder.progress = advance
                 result = mteb.evaluate(
