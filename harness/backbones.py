@@ -186,7 +186,9 @@ def pick_device(requested: str) -> torch.device:
 
     if requested == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+            return device
         return torch.device("cpu")
     try:
         device = torch.device(requested)

@@ -58,6 +58,12 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def raise_usage(message: str) -> None:
+    from harness.errors import HarnessError
+
+    raise HarnessError(message)
+
+
 def _open_store(db: Path, *, create: bool) -> Any:
     from leaderboard.store import open_store
 
@@ -89,32 +95,81 @@ def run(
         Optional[list[str]],
         typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable)."),
     ] = None,
+    train_data: Annotated[
+        Optional[str],
+        typer.Option("--train-data", help="Triplet or NLI file, all-nli, simcse-nli, or offline (default)."),
+    ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")] = None,
     set_: Annotated[
         Optional[list[str]],
-        typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.template=...)."),
+        typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.lr=1e-4)."),
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    resume: Annotated[
+        Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Where trained runs keep checkpoints (run-<id>/ inside).")
+    ] = Path("harness-runs"),
     db: DbOption = Path(DEFAULT_DB),
     plugins: PluginsOption = None,
 ) -> None:
-    """Evaluate (and, for trained methods, train) one method on one backbone; record the run."""
+    """Train (if the method has stages) and evaluate one method on one backbone; record the run.
+
+    Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
+    `accelerate launch -m harness run ...`; only rank 0 writes.
+    """
     with _user_errors():
+        from harness import distributed
         from harness.config import load_run_config
         from harness.registry import import_plugins
-        from harness.runner import execute, plan_run
+        from harness.runner import execute, plan_run, recorded_config
 
         import_plugins(plugins or [])
-        options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed}
-        plan = plan_run(load_run_config(config, options, set_ or []))
-        store = _open_store(db, create=True)
-        run_id = execute(plan, store, console)
+        is_main = distributed.from_environment().is_main
+        if resume is not None:
+            given = [method, backbone, tasks, train_data, config, set_, seed]
+            if any(v not in (None, []) for v in given):
+                raise_usage("--resume takes the run's recorded config; give no other run options.")
+            reader = _open_store(db, create=False)
+            run_config = recorded_config(reader.get_run(resume))
+        else:
+            options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed, "train_data": train_data}
+            run_config = load_run_config(config, options, set_ or [])
+        plan = plan_run(run_config)
+        store = _open_store(db, create=True) if is_main else None
+        run_id = execute(plan, store, console, output_root=output_dir, resume_id=resume)
+        if store is None:
+            return
         record = store.get_run(run_id)
-    from leaderboard.render import comparison_table
     from leaderboard.queries import compare as compare_runs
+    from leaderboard.render import comparison_table
 
     console.print(comparison_table(compare_runs([record])))
     console.print(f"Recorded as run #{run_id} in {db}. `harness show {run_id}` for details.")
+
+
+@app.command("eval")
+def eval_command(
+    run_id: Annotated[int, typer.Argument(help="A finished run whose encoder to evaluate again.")],
+    tasks: Annotated[list[str], typer.Option("--tasks", help="Presets, mteb task names or task files (repeatable).")],
+    db: DbOption = Path(DEFAULT_DB),
+    plugins: PluginsOption = None,
+) -> None:
+    """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row."""
+    with _user_errors():
+        from harness.registry import import_plugins
+        from harness.runner import plan_run, recorded_config, reevaluate
+
+        import_plugins(plugins or [])
+        store = _open_store(db, create=False)
+        record = store.get_run(run_id)
+        if record["status"] != "finished":
+            raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
+        run_config = recorded_config(record)
+        run_config.tasks = list(tasks)
+        reevaluate(plan_run(run_config), store, record, console)
+    console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")
 
 
 @app.command()

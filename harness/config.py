@@ -41,6 +41,7 @@ class RunConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  #: auto = bf16 on GPUs
     batch_size: int = 32  #: texts per forward pass when encoding
     max_length: int = 512  #: tokens per text, template included; the text is cut, never the template
+    train_data: str = "offline"  #: triplet/NLI file, a hub set (all-nli, simcse-nli) or offline
     method_args: dict[str, Any] = field(default_factory=dict)  #: the method's own options
 
 

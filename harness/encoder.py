@@ -68,6 +68,50 @@ def pad_batch(
     return ids.to(device), mask.to(device)
 
 
+class PromptTokenizer:
+    """Token ids of templated texts, at most ``max_length``: only the text part is ever cut."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, template: str, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.template = check_template(template)
+        self.max_length = max_length
+
+    def _apply(self, text: str) -> str:
+        return self.template.replace(TEXT_SLOT, text)
+
+    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+        rows = self.tokenizer([self._apply(t) for t in texts], add_special_tokens=True)["input_ids"]
+        return [
+            row if len(row) <= self.max_length else self._truncate(text)
+            for text, row in zip(texts, rows)
+        ]
+
+    def _truncate(self, text: str) -> list[int]:
+        text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        keep = len(text_ids)
+        while True:
+            cut = self.tokenizer.decode(text_ids[:keep])
+            row = self.tokenizer(self._apply(cut), add_special_tokens=True)["input_ids"]
+            if len(row) <= self.max_length:
+                return row
+            if keep == 0:
+                raise HarnessError(
+                    f"max_length={self.max_length} cannot hold the template {self.template!r}."
+                )
+            keep = max(0, keep - (len(row) - self.max_length))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean over real tokens, or the last real token's state (any padding side)."""
+    import torch
+
+    if pooling == "last":
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, last_token_positions(attention_mask)]
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+
+
 ProgressHook = Callable[[int], None]
 
 
@@ -88,36 +132,10 @@ class TokenEncoder(ABC):
         self.device = device
         self.batch_size = settings.batch_size
         self.max_length = settings.max_length
-        self.template = check_template(template)
+        self.tokenize = PromptTokenizer(tokenizer, template, settings.max_length)
         self.progress: ProgressHook | None = None  # called with the number of texts done
         self.texts_encoded = 0
         self.tokens_encoded = 0
-
-    # -- tokenisation ----------------------------------------------------------------------
-    def _apply(self, text: str) -> str:
-        return self.template.replace(TEXT_SLOT, text)
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each templated text, at most ``max_length``: only the text is cut."""
-        rows = self.tokenizer([self._apply(t) for t in texts], add_special_tokens=True)["input_ids"]
-        return [
-            row if len(row) <= self.max_length else self._truncate(text)
-            for text, row in zip(texts, rows)
-        ]
-
-    def _truncate(self, text: str) -> list[int]:
-        text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        keep = len(text_ids)
-        while True:
-            cut = self.tokenizer.decode(text_ids[:keep])
-            row = self.tokenizer(self._apply(cut), add_special_tokens=True)["input_ids"]
-            if len(row) <= self.max_length:
-                return row
-            if keep == 0:
-                raise HarnessError(
-                    f"max_length={self.max_length} cannot hold the template {self.template!r}."
-                )
-            keep = max(0, keep - (len(row) - self.max_length))
 
     # -- encoding --------------------------------------------------------------------------
     @abstractmethod
@@ -171,11 +189,5 @@ class PooledEncoder(TokenEncoder):
         self.pooling = pooling
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        import torch
-
         hidden = self.decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "last":
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
-            return hidden[rows, last_token_positions(attention_mask)]
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+        return pool(hidden, attention_mask, self.pooling)

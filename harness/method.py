@@ -50,9 +50,21 @@ class MethodConfig:
 
 
 class Stage(Protocol):
-    """One training stage of a method, run by the shared training loop."""
+    """One training stage of a method, run by the shared loop in :mod:`harness.training`.
+
+    The loop owns the optimiser, schedule, data order, accumulation, checkpoints and ranks; a stage
+    only says which examples it trains on and how a micro-batch of them becomes a loss.
+    """
 
     name: str
+
+    def examples(self, source: str, seed: int) -> Sequence[Any]:
+        """The stage's training examples, from ``--train-data`` (the method decides the kind)."""
+        ...
+
+    def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: Any) -> tuple[Any, int]:
+        """(mean loss over this rank's ``batch``, non-pad tokens processed)."""
+        ...
 
 
 class Method:

@@ -23,3 +23,26 @@ def encoding_progress(console: Console, label: str) -> Iterator[Callable[[int], 
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(f"Encoding {label}", total=None)
         yield lambda n: progress.advance(task, n)
+
+
+@contextmanager
+def training_progress(console: Console, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """Yields ``update(stage, step, total, loss, lr, tokens_per_s)`` for the training loop."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[tps]:.0f} tok/s"),
+        TimeElapsedColumn(),
+    )
+    shown = enabled and console.is_terminal
+    with Progress(*columns, console=console, transient=True, disable=not shown) as progress:
+        tasks: dict[str, object] = {}
+
+        def update(stage: str, step: int, total: int, loss: float, lr: float, tps: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(f"Training {stage}", total=total, loss=loss, lr=lr, tps=tps)
+            progress.update(tasks[stage], completed=step, loss=loss, lr=lr, tps=tps)
+
+        yield update

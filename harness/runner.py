@@ -14,15 +14,18 @@ import logging
 import random
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
-from harness import registry
+from harness import distributed, registry
 from harness.backbones import BackboneSpec, load_backbone, require_available, resolve
 from harness.config import RunConfig, build_dataclass, config_hash
 from harness.errors import HarnessError
 from harness.method import Method, MethodConfig
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
+from harness.telemetry import Phase
+from harness.training import Hooks, StepLog
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -42,16 +45,31 @@ class RunPlan:
     tasks: list[TaskSpec]
 
     def resolved(self) -> dict[str, Any]:
-        """The fully resolved config that is recorded (and hashed, seed aside)."""
+        """The fully resolved config that is recorded (and hashed, seed aside).
+
+        Its ``RunConfig`` keys rebuild the run (``--resume``, ``harness eval``); ``method_args``
+        holds every option with its default filled in, and the ``*_resolved`` keys say what the
+        backbone and tasks were (source, file digests).
+        """
         values = dataclasses.asdict(self.config)
         values["method_args"] = dataclasses.asdict(self.method_config)
-        values["backbone"] = {"name": self.backbone.name, "source": self.backbone.source, "kind": self.backbone.kind}
-        values["tasks"] = [spec.record() for spec in self.tasks]
+        values["backbone_resolved"] = {"source": self.backbone.source, "kind": self.backbone.kind}
+        values["tasks_resolved"] = [spec.record() for spec in self.tasks]
+        if not self.method_cls(self.method_config).stages():
+            values["train_data"] = None  # untrained: the training data cannot change the result
         return values
 
     @property
     def task_spec(self) -> str:
         return ",".join(self.config.tasks)
+
+
+def recorded_config(record: dict[str, Any]) -> RunConfig:
+    """The ``RunConfig`` a recorded run was made from (for ``--resume`` and ``harness eval``)."""
+    stored = record["config"]
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in stored.items() if k in names and v is not None}
+    return build_dataclass(RunConfig, values, f"the recorded config of run {record['run_id']}")
 
 
 def plan_run(config: RunConfig) -> RunPlan:
@@ -120,40 +138,160 @@ def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
     return tasks
 
 
-def execute(plan: RunPlan, store: RunStore, console: Console) -> int:
-    """Run ``plan`` and record it in ``store``; returns the run id. Re-raises any failure."""
+class Recorder(Hooks):
+    """Writes a run's progress to the leaderboard on rank 0; on other ranks it does nothing."""
+
+    def __init__(self, store: RunStore | None, run_id: int) -> None:
+        self.store, self.run_id = store, run_id
+
+    def timing(self, phase: Phase, details: dict | None = None) -> None:
+        if self.store is not None:
+            self.store.record_timing(self.run_id, **phase.as_dict(), details=details)
+
+    def score(self, task: str, main_metric: str, main_score: float, details: dict) -> None:
+        if self.store is not None:
+            self.store.record_score(self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details)
+
+    def steps(self, stage: str, logs: list[StepLog]) -> None:
+        if self.store is not None:
+            self.store.record_metrics(self.run_id, stage, [dataclasses.asdict(log) for log in logs])
+
+    def checkpoint(self, path: Path) -> None:
+        if self.store is not None:
+            self.store.heartbeat(self.run_id)
+
+
+def _share_run_id(run_id: int | None) -> int:
+    """Rank 0's run id, on every rank."""
+    import torch.distributed as dist
+
+    if not distributed.world().enabled:
+        assert run_id is not None
+        return run_id
+    box = [run_id]
+    dist.broadcast_object_list(box, src=0)
+    return int(box[0])
+
+
+def execute(
+    plan: RunPlan,
+    store: RunStore | None,
+    console: Console,
+    *,
+    output_root: Path,
+    resume_id: int | None = None,
+) -> int:
+    """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure.
+
+    With ``resume_id`` the run continues in that leaderboard row from its latest checkpoint.
+    """
     from harness import environment
+    from harness.backbones import pick_device
     from harness.telemetry import measure
 
     _quiet_libraries()
-    with measure("data") as data_phase, console.status("Loading task data"):
-        tasks = load_tasks(plan.tasks)
+    info = distributed.init(pick_device(plan.config.device).type)
+    main = info.is_main and store is not None
+    tasks: list[AbsTask] = []
+    with measure("data") as data_phase:
+        if info.is_main:
+            with console.status("Loading task data"):
+                tasks = load_tasks(plan.tasks)
     data_phase.items = len(tasks)
     resolved = plan.resolved()
-    run_id = store.start_run(
-        method=plan.config.method,
-        backbone=plan.backbone.name,
-        task_spec=plan.task_spec,
-        task_names=[t.name for t in plan.tasks],
-        config=resolved,
-        config_hash=config_hash(resolved),
-        seed=plan.config.seed,
-        environment=environment.collect(),
-    )
-    console.print(f"[bold]Run #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
+    run_id: int | None = None
+    if main and resume_id is not None:
+        store.reopen_run(resume_id)
+        run_id = resume_id
+    elif main:
+        run_id = store.start_run(
+            method=plan.config.method,
+            backbone=plan.backbone.name,
+            task_spec=plan.task_spec,
+            task_names=[t.name for t in plan.tasks],
+            config=resolved,
+            config_hash=config_hash(resolved),
+            seed=plan.config.seed,
+            environment=environment.collect(),
+        )
+    run_id = _share_run_id(run_id)
+    recorder = Recorder(store if main else None, run_id)
+    if main:
+        verb = "Resuming" if resume_id is not None else "Run"
+        console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
     try:
-        store.record_timing(run_id, **data_phase.as_dict())
-        _execute(plan, tasks, run_id, resolved, store, console)
+        recorder.timing(data_phase)
+        _execute(plan, tasks, run_id, resolved, recorder, console, output_root / f"run-{run_id}", store if main else None)
     except BaseException as exc:
-        store.fail_run(run_id, _describe(exc))
+        if main:
+            store.fail_run(run_id, _describe(exc))
         raise
-    store.finish_run(run_id)
+    if main:
+        store.finish_run(run_id)
     return run_id
 
 
-def _execute(
-    plan: RunPlan, tasks: list[AbsTask], run_id: int, resolved: dict, store: RunStore, console: Console
+def _train(
+    plan: RunPlan, method: Method, backbone: Any, recorder: Recorder, console: Console,
+    output_dir: Path, store: RunStore | None,
 ) -> None:
+    from harness.progress import training_progress
+    from harness.telemetry import Phase
+    from harness.training import TrainConfig, run_stages
+
+    if not isinstance(method.config, TrainConfig):
+        raise HarnessError(f"method {plan.config.method!r} has stages but its Config is not a TrainConfig.")
+    if store is not None:
+        store.set_output_dir(recorder.run_id, str(output_dir.resolve()))
+    with training_progress(console, enabled=distributed.world().is_main) as progress:
+        reports = run_stages(
+            backbone, method.stages(), method.config, train_data=plan.config.train_data,
+            seed=plan.config.seed, output_dir=output_dir, hooks=recorder, progress=progress,
+        )
+    for report in reports:
+        phase = Phase(f"train:{report.stage}", report.seconds, report.samples, report.tokens, report.peak_memory_bytes)
+        recorder.timing(
+            phase,
+            details={
+                "steps": report.steps,
+                "samples_per_s": report.samples / max(report.seconds, 1e-9),
+                "tokens_per_s": report.tokens / max(report.seconds, 1e-9),
+                "world_size": report.world_size,
+                "per_device_batch": report.per_device_batch,
+                "effective_batch": report.effective_batch,
+            },
+        )
+        console.print(
+            f"  trained {report.stage}: {report.steps} steps in {report.seconds:.1f} s "
+            f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s)"
+        )
+
+
+def _execute(
+    plan: RunPlan, tasks: list[AbsTask], run_id: int, resolved: dict, recorder: Recorder,
+    console: Console, output_dir: Path, store: RunStore | None,
+) -> None:
+    from harness.telemetry import measure
+
+    seed_everything(plan.config.seed)
+    with measure("load") as phase, console.status("Loading backbone") as status:
+        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
+    phase.items = 1
+    recorder.timing(phase)
+
+    method = plan.method_cls(plan.method_config)
+    if method.stages():
+        _train(plan, method, backbone, recorder, console, output_dir, store)
+    if not distributed.world().is_main:
+        return  # rank 0 evaluates; the others are done once training is
+    evaluate(plan, method, backbone, tasks, resolved, recorder, console)
+
+
+def evaluate(
+    plan: RunPlan, method: Method, backbone: Any, tasks: list[AbsTask], resolved: dict,
+    recorder: Recorder, console: Console,
+) -> None:
+    """Evaluate ``method``'s encoder on ``tasks`` through mteb and record each task's scores."""
     import mteb
 
     from harness.encoder import EncodeSettings
@@ -161,18 +299,6 @@ def _execute(
     from harness.progress import encoding_progress
     from harness.telemetry import measure
 
-    seed_everything(plan.config.seed)
-    with measure("load") as phase, console.status("Loading backbone") as status:
-        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
-    phase.items = 1
-    store.record_timing(run_id, **phase.as_dict())
-
-    method = plan.method_cls(plan.method_config)
-    if method.stages():
-        raise HarnessError(
-            f"method {plan.config.method!r} declares training stages, and this release has no "
-            "training engine yet; only untrained methods can run."
-        )
     settings = EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length)
     encoder = method.build_encoder(backbone, settings)
     digest = config_hash(resolved)
@@ -205,6 +331,30 @@ def _execute(
         phase.tokens = encoder.tokens_encoded - before_tokens
         main_metric = task.metadata.main_score
         main_score, details = _task_scores(result.task_results[0])
-        store.record_score(run_id, task=spec.name, main_metric=main_metric, main_score=main_score, details=details)
-        store.record_timing(run_id, **phase.as_dict())
+        recorder.score(spec.name, main_metric, main_score, details)
+        recorder.timing(phase)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+
+
+def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console) -> None:
+    """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row."""
+    from harness.telemetry import measure
+    from harness.training import latest_checkpoint, load_trainable, prepare_model
+
+    _quiet_libraries()
+    with console.status("Loading task data"):
+        tasks = load_tasks(plan.tasks)
+    recorder = Recorder(store, record["run_id"])
+    seed_everything(plan.config.seed)
+    with measure("load") as phase, console.status("Loading backbone") as status:
+        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
+    method = plan.method_cls(plan.method_config)
+    if method.stages():
+        checkpoint = latest_checkpoint(Path(record["output_dir"])) if record.get("output_dir") else None
+        if checkpoint is None:
+            raise HarnessError(f"run {record['run_id']} has no checkpoint to evaluate (output folder {record.get('output_dir')}).")
+        prepare_model(backbone, method.config)
+        load_trainable(backbone.model, checkpoint)
+        backbone.model.eval()
+    recorder.timing(phase)
+    evaluate(plan, method, backbone, tasks, record["config"], recorder, console)

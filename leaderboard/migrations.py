@@ -59,16 +59,36 @@ CREATE TABLE timings (
 CREATE INDEX ix_timings_run_id ON timings (run_id);
 """
 
+_V2 = """
+ALTER TABLE runs ADD COLUMN output_dir VARCHAR(1024);
+ALTER TABLE timings ADD COLUMN details JSON;
+CREATE TABLE metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    stage VARCHAR(64) NOT NULL,
+    step INTEGER NOT NULL,
+    loss FLOAT NOT NULL,
+    lr FLOAT NOT NULL,
+    seconds FLOAT NOT NULL
+);
+CREATE UNIQUE INDEX ix_metrics_run_stage_step ON metrics (run_id, stage, step);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
-def _to_v1(conn: sqlite3.Connection) -> None:
-    for statement in _V1.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+def _script(ddl: str) -> Migration:
+    def run(conn: sqlite3.Connection) -> None:
+        for statement in ddl.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return run
 
 
-MIGRATIONS: list[Migration] = [_to_v1]  # MIGRATIONS[i] upgrades version i to i + 1
+# MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
+# (throughput, batch sizes, world size) and each run's output folder (checkpoints).
+MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

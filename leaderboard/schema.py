@@ -34,6 +34,7 @@ class Run(Base):
     started_at: Mapped[float] = mapped_column(Float)  # unix seconds
     heartbeat_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
+    output_dir: Mapped[str | None] = mapped_column(String(1024))  # checkpoints of trained runs
 
     scores: Mapped[list[Score]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Score.id"
@@ -70,4 +71,20 @@ class Timing(Base):
     items: Mapped[int | None] = mapped_column(Integer)
     tokens: Mapped[int | None] = mapped_column(Integer)
     peak_memory_bytes: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict | None] = mapped_column(JSON)  # e.g. samples/s, world size, batch sizes
     run: Mapped[Run] = relationship(back_populates="timings")
+
+
+class Metric(Base):
+    """One logged optimiser step of a training stage."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_stage_step", "run_id", "stage", "step", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[float] = mapped_column(Float)
+    lr: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)  # wall time since the stage began

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from leaderboard.errors import LeaderboardError
 from leaderboard.migrations import SchemaError, upgrade
-from leaderboard.schema import Run, Score, Timing
+from leaderboard.schema import Metric, Run, Score, Timing
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
@@ -97,6 +97,7 @@ def _timing_dict(timing: Timing) -> dict[str, Any]:
         "items": timing.items,
         "tokens": timing.tokens,
         "peak_memory_bytes": timing.peak_memory_bytes,
+        "details": timing.details,
     }
 
 
@@ -126,6 +127,7 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
             host=run.host,
             pid=run.pid,
             heartbeat_at=run.heartbeat_at,
+            output_dir=run.output_dir,
             score_details=[_score_dict(s) for s in run.scores],
             timings=[_timing_dict(t) for t in run.timings],
         )
@@ -230,6 +232,7 @@ class RunStore:
         items: int | None = None,
         tokens: int | None = None,
         peak_memory_bytes: int | None = None,
+        details: dict | None = None,
     ) -> None:
         with self._session(write=True) as session:
             run = self._get(session, run_id)
@@ -241,9 +244,52 @@ class RunStore:
                     items=items,
                     tokens=tokens,
                     peak_memory_bytes=peak_memory_bytes,
+                    details=details,
                 )
             )
             run.heartbeat_at = time.time()
+
+    def record_metrics(self, run_id: int, stage: str, rows: Sequence[dict[str, float]]) -> None:
+        """Store logged steps (``step``, ``loss``, ``lr``, ``seconds``); a re-logged step replaces."""
+        if not rows:
+            return
+        steps = [int(r["step"]) for r in rows]
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            for old in session.scalars(
+                select(Metric).where(Metric.run_id == run_id, Metric.stage == stage, Metric.step.in_(steps))
+            ):
+                session.delete(old)
+            session.flush()
+            session.add_all(
+                Metric(run_id=run_id, stage=stage, step=int(r["step"]), loss=float(r["loss"]), lr=float(r["lr"]), seconds=float(r["seconds"]))
+                for r in rows
+            )
+            run.heartbeat_at = time.time()
+
+    def metrics(self, run_id: int) -> list[dict[str, Any]]:
+        with self._session(write=False) as session:
+            query = select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)
+            return [
+                {"stage": m.stage, "step": m.step, "loss": m.loss, "lr": m.lr, "seconds": m.seconds}
+                for m in session.scalars(query)
+            ]
+
+    def set_output_dir(self, run_id: int, output_dir: str) -> None:
+        with self._session(write=True) as session:
+            self._get(session, run_id).output_dir = output_dir
+
+    def reopen_run(self, run_id: int) -> dict[str, Any]:
+        """Mark an unfinished run as running again in this process (for ``--resume``)."""
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            if run.status == "finished":
+                raise LeaderboardError(f"run {run_id} is already finished; nothing to resume.")
+            if run.status == "running" and _process_alive(run.pid) and run.host == socket.gethostname():
+                raise LeaderboardError(f"run {run_id} is still running (process {run.pid}).")
+            run.status, run.error, run.ended_at = "running", None, None
+            run.pid, run.host, run.heartbeat_at = os.getpid(), socket.gethostname(), time.time()
+            return run_record(run, full=True)
 
     def finish_run(self, run_id: int) -> None:
         self._end(run_id, "finished", None)

@@ -1,0 +1,347 @@
+"""The one training loop every method's stages run on.
+
+LoRA through peft by default (or full fine-tuning), bf16 autocast where the GPU has it, gradient
+checkpointing, gradient accumulation, AdamW with linear warmup and linear decay, a data order fixed
+by the seed, gradients averaged across ranks (see :mod:`harness.distributed`), checkpoints every
+N steps and at the end of each stage, and resume from the latest checkpoint. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness import distributed
+from harness.errors import HarnessError
+from harness.method import MethodConfig, Stage, option
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.backbones import Backbone
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig(MethodConfig):
+    """House training options shared by every trained method (override per method)."""
+
+    steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs")
+    epochs: float = option(1.0, "passes over the stage's data when steps is 0")
+    batch_size: int = option(8, "examples per device per micro-batch")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    lr: float = option(2e-4, "peak learning rate (AdamW)")
+    warmup_ratio: float = option(0.05, "fraction of steps of linear warm-up, then linear decay to 0")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient clipping norm; 0 = off")
+    finetune: Literal["lora", "full"] = option("lora", "train LoRA adapters (peft) or all weights")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    lora_targets: list[str] = option(LORA_TARGETS, "module names that get LoRA adapters")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
+    bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
+    checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
+    max_length: int = option(128, "tokens per training text, template included")
+
+
+@dataclass
+class StepLog:
+    stage: str
+    step: int
+    loss: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class StageReport:
+    """What a finished stage cost (rank 0's view; samples and tokens summed over ranks)."""
+
+    stage: str
+    steps: int
+    seconds: float
+    samples: int
+    tokens: int
+    peak_memory_bytes: int
+    world_size: int
+    per_device_batch: int
+    effective_batch: int
+
+
+class Hooks:
+    """Where the loop reports; the runner records these in the leaderboard (rank 0 only)."""
+
+    def steps(self, stage: str, logs: list[StepLog]) -> None: ...
+
+    def checkpoint(self, path: Path) -> None: ...
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
+    """Attach LoRA adapters (or unfreeze everything) and switch to training mode, in place."""
+    model = backbone.model
+    if config.finetune == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = [t for t in config.lora_targets if any(n.endswith(t) for n, _ in model.named_modules())]
+        if not targets:
+            raise HarnessError(f"lora_targets {config.lora_targets} match no module of {backbone.spec.name}.")
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets)
+        model = get_peft_model(model, lora)
+    else:
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.finetune == "lora":
+            model.enable_input_require_grads()
+    model.train()
+    backbone.model = model
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = int(round(total * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def batch_indices(n: int, *, seed: int, step: int, micro: int, config: TrainConfig, world: distributed.DistInfo) -> list[int]:
+    """The examples of one rank's micro-batch: a seeded permutation per epoch, cut in global batches.
+
+    The global batch of a step holds ``grad_accum x world x batch_size`` examples; micro-batch m
+    takes the m-th slice of ``world x batch_size``, and rank r the r-th part of that slice. So
+    1 process x 2B and 2 processes x B see the same examples in the same order.
+    """
+    import torch
+
+    per_step = config.batch_size * config.grad_accum * world.world_size
+    steps_per_epoch = n // per_step
+    epoch, within = divmod(step, steps_per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    start = within * per_step + (micro * world.world_size + world.rank) * config.batch_size
+    return order[start : start + config.batch_size]
+
+
+def total_steps(n: int, config: TrainConfig, world_size: int) -> int:
+    per_step = config.batch_size * config.grad_accum * world_size
+    if n < per_step:
+        raise HarnessError(
+            f"the training data has {n} examples, fewer than one optimizer step needs "
+            f"({config.batch_size} x {config.grad_accum} accumulation x {world_size} processes)."
+        )
+    return config.steps or max(1, math.floor(config.epochs * (n // per_step)))
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> Path:
+    """Write atomically: a reader (or a resume after a kill) sees a whole checkpoint or none."""
+    import torch
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    torch.save({n: p.detach().cpu() for n, p in trainable_parameters(model)}, staging / "trainable.pt")
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+    torch.save(_rng_state(), staging / "rng.pt")
+    (staging / "state.json").write_text(json.dumps(state))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+    return folder
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint (by stage index, then step)."""
+    folder = output_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = []
+    for candidate in folder.iterdir():
+        state_file = candidate / "state.json"
+        if not candidate.name.startswith(".") and state_file.exists():
+            state = json.loads(state_file.read_text())
+            found.append((state["stage_index"], state["step"], candidate))
+    return max(found)[2] if found else None
+
+
+def load_trainable(model: Any, folder: Path) -> None:
+    import torch
+
+    saved = torch.load(folder / "trainable.pt", map_location="cpu", weights_only=True)
+    params = dict(trainable_parameters(model))
+    missing = set(params) - set(saved)
+    if missing:
+        raise HarnessError(f"checkpoint {folder} lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]}).")
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor.to(params[name].device))
+
+
+# -- the loop -------------------------------------------------------------------------------
+def _autocast(model: Any, config: TrainConfig) -> Any:
+    import contextlib
+
+    import torch
+
+    device = next(model.parameters()).device
+    wanted = config.bf16 == "on" or (
+        config.bf16 == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    if not wanted:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def run_stages(
+    backbone: Backbone,
+    stages: Sequence[Stage],
+    config: TrainConfig,
+    *,
+    train_data: str,
+    seed: int,
+    output_dir: Path | None,
+    hooks: Hooks,
+    progress: Any = None,
+) -> list[StageReport]:
+    """Train ``stages`` in order on ``backbone`` (adapters attached here), resuming if possible."""
+    import torch
+
+    from harness.telemetry import measure
+
+    world = distributed.world()
+    prepare_model(backbone, config)
+    model = backbone.model
+    resume = latest_checkpoint(output_dir) if output_dir is not None else None
+    resume_state = json.loads((resume / "state.json").read_text()) if resume else None
+    if resume is not None:
+        load_trainable(model, resume)
+    reports = []
+    for index, stage in enumerate(stages):
+        start_step = 0
+        if resume_state is not None:
+            if index < resume_state["stage_index"] or (index == resume_state["stage_index"] and resume_state["done"]):
+                continue
+            if index == resume_state["stage_index"]:
+                start_step = resume_state["step"]
+        examples = stage.examples(train_data, seed)
+        steps = total_steps(len(examples), config, world.world_size)
+        params = [p for _, p in trainable_parameters(model)]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps, config.warmup_ratio))
+        if start_step:
+            optimizer.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=False))
+            scheduler.load_state_dict(torch.load(resume / "scheduler.pt", weights_only=False))
+            _set_rng_state(torch.load(resume / "rng.pt", weights_only=False))
+        with measure(f"train:{stage.name}", backbone.device) as phase:
+            samples, tokens = _loop(
+                model, backbone, stage, examples, config, optimizer, scheduler,
+                index=index, start_step=start_step, steps=steps, seed=seed, world=world,
+                output_dir=output_dir, hooks=hooks, progress=progress,
+            )
+        reports.append(
+            StageReport(
+                stage=stage.name, steps=steps - start_step, seconds=phase.seconds, samples=samples,
+                tokens=tokens, peak_memory_bytes=phase.peak_memory_bytes or 0, world_size=world.world_size,
+                per_device_batch=config.batch_size,
+                effective_batch=config.batch_size * config.grad_accum * world.world_size,
+            )
+        )
+    model.eval()
+    return reports
+
+
+def _loop(
+    model: Any, backbone: Backbone, stage: Stage, examples: Sequence[Any], config: TrainConfig,
+    optimizer: Any, scheduler: Any, *, index: int, start_step: int, steps: int, seed: int,
+    world: distributed.DistInfo, output_dir: Path | None, hooks: Hooks, progress: Any,
+) -> tuple[int, int]:
+    import torch
+
+    params = [p for _, p in trainable_parameters(model)]
+    began = time.perf_counter()
+    logs: list[StepLog] = []
+    samples = tokens = 0
+    for step in range(start_step, steps):
+        total = 0.0
+        for micro in range(config.grad_accum):
+            batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
+            with _autocast(model, config):
+                loss, batch_tokens = stage.loss(model, backbone.tokenizer, batch, config)
+            (loss / config.grad_accum).backward()
+            total += float(loss.detach()) / config.grad_accum
+            samples += len(batch) * world.world_size
+            tokens += int(distributed.mean_across_ranks(batch_tokens) * world.world_size)
+        distributed.average_gradients(params)
+        global_loss = distributed.mean_across_ranks(total)
+        if not math.isfinite(global_loss):
+            raise NonFiniteLoss(
+                f"stage {stage.name}: the loss became {global_loss} at step {step + 1}; the last good "
+                "checkpoint is kept. Lower lr, or turn bf16 off."
+            )
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        logs.append(StepLog(stage.name, step + 1, global_loss, lr, time.perf_counter() - began))
+        if progress is not None:
+            progress(stage.name, step + 1, steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began))
+        done = step + 1 == steps
+        every = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
+        if done or every or len(logs) >= 50:
+            if world.is_main:
+                hooks.steps(stage.name, logs)
+            logs = []
+        if (done or every) and output_dir is not None:
+            if world.is_main:
+                state = {"stage_index": index, "stage": stage.name, "step": step + 1, "done": done}
+                folder = save_checkpoint(output_dir / "checkpoints" / f"{index}-{stage.name}", model, optimizer, scheduler, state)
+                hooks.checkpoint(folder)
+            distributed.barrier()
+    return samples, tokens
