@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import random
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -96,6 +97,7 @@ def _quiet_libraries() -> None:
     """Our own progress display replaces the libraries' tqdm bars and info logs."""
     import transformers
 
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("mteb").setLevel(logging.WARNING)

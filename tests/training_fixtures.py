@@ -1,0 +1,46 @@
+"""Small deterministic training set-ups shared by the training tests and tests/dist_grads.py."""
+
+from __future__ import annotations
+
+from harness.train_data import Triplet
+from methods.infonce import ContrastiveStage, InfoNCEConfig
+from tests.conftest import make_tiny_llama, make_tokenizer
+
+TRIPLETS = [
+    Triplet("the cat sat on the mat", "a cat sat on a mat", "the car drove down the road"),
+    Triplet("the dog ran in the park", "a dog ran in a park", "the sky is blue"),
+    Triplet("the bird flew over the house", "a bird flew over a house", "the man ate food"),
+    Triplet("the man read a book", "a man read a book", "rain falls"),
+    Triplet("the woman drank water", "a woman drank water", "the sun shines"),
+    Triplet("the grass is green", "green grass", "the dog sat"),
+    Triplet("the sun shines", "sun shines on the park", "the cat ran"),
+    Triplet("the car drove down the road", "a car drove down a road", "the bird sat"),
+]
+
+
+def lora_model(seed: int = 0, dropout: float = 0.0):
+    """The tiny Llama with LoRA adapters attached the way the training loop attaches them."""
+    import torch
+
+    from harness.backbones import Backbone, BackboneSpec
+    from harness.training import prepare_model
+
+    model = make_tiny_llama(seed)
+    backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), model, make_tokenizer())
+    torch.manual_seed(seed + 1)
+    config = InfoNCEConfig(lora_r=4, lora_alpha=8, lora_dropout=dropout)
+    prepare_model(backbone, config)
+    generator = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():  # non-zero B, so every adapter weight gets a gradient
+        for name, parameter in backbone.model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return backbone.model, backbone.tokenizer
+
+
+def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs):
+    config = InfoNCEConfig(
+        in_batch=in_batch, batch_size=batch_size, grad_accum=grad_accum, lora_r=4, lora_alpha=8,
+        lora_dropout=0.0, temperature=0.1, template="this sentence : {text}", **kwargs,
+    )
+    return ContrastiveStage(config), config
