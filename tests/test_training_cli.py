@@ -1,0 +1,109 @@
+"""Trained runs through the real CLI on the tiny local Llama: metrics, eval, torchrun, kill+resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from leaderboard.store import open_store
+from tests.test_distributed import torchrun
+from tests.training_fixtures import TRIPLETS
+
+TEMPLATE = "method_args.template='this sentence : {text}'"
+
+
+@pytest.fixture
+def triplets_file(tmp_path):
+    path = tmp_path / "triplets.jsonl"
+    path.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
+    return path
+
+
+def _train_args(backbone, triplets, task, tmp_path, steps=4, *extra):
+    return [
+        "run", "--method", "infonce", "--backbone", str(backbone), "--train-data", str(triplets),
+        "--tasks", str(task), "--db", str(tmp_path / "h.db"), "--output-dir", str(tmp_path / "runs"),
+        "--set", f"method_args.steps={steps}", "--set", "method_args.batch_size=2", "--set", TEMPLATE, *extra,
+    ]
+
+
+def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+    runner = CliRunner()
+    result = runner.invoke(app, _train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    store = open_store(tmp_path / "h.db")
+    record = store.get_run(1)
+    assert record["status"] == "finished"
+    (train,) = [t for t in record["timings"] if t["phase"] == "train:contrastive"]
+    assert train["items"] == 4 * 2 and train["tokens"] > 0
+    assert train["details"]["world_size"] == 1 and train["details"]["effective_batch"] == 2
+    assert train["details"]["tokens_per_s"] > 0
+    metrics = store.metrics(1)
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["lr"] >= 0 for m in metrics)
+    assert (tmp_path / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json").exists()
+
+    again = tmp_path / "tiny-sts-again.tsv"
+    shutil.copy(small_sts_file, again)
+    result = runner.invoke(app, ["eval", "1", "--tasks", str(again), "--db", str(tmp_path / "h.db")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    scores = store.get_run(1)["scores"]
+    assert scores["tiny-sts-again"] == pytest.approx(scores["tiny-sts"], abs=1e-6)  # same encoder, reloaded
+
+
+def test_the_same_run_under_torchrun_with_two_processes(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+    torchrun("-m", "harness", *_train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path, 2))
+    store = open_store(tmp_path / "h.db")
+    runs = store.runs(statuses=None)
+    assert [r["status"] for r in runs] == ["finished"]  # one row: only rank 0 writes
+    (train,) = [t for t in store.get_run(1)["timings"] if t["phase"] == "train:contrastive"]
+    assert train["details"]["world_size"] == 2 and train["details"]["effective_batch"] == 4
+    assert [m["step"] for m in store.metrics(1)] == [1, 2]
+
+
+def _final_loss(db) -> float:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT loss FROM metrics WHERE run_id = 1 ORDER BY step DESC LIMIT 1").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+    steps = 1500
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    killed_dir.mkdir(), straight_dir.mkdir()
+    extra = ["--set", "method_args.checkpoint_every=100"]
+    harness = [sys.executable, "-m", "harness"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    victim = subprocess.Popen([*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, killed_dir, steps, *extra)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed_dir / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if state.exists() and 100 <= json.loads(state.read_text())["step"] < steps:
+            break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    listing = subprocess.run([*harness, "runs", "--db", str(killed_dir / "h.db"), "--json"], env=env, capture_output=True, text=True, check=True)
+    (run,) = json.loads(listing.stdout)
+    assert run["status"] == "failed" and "interrupted" in run["error"]
+
+    resumed = subprocess.run([*harness, "run", "--resume", "1", "--db", str(killed_dir / "h.db"), "--output-dir", str(killed_dir / "runs")], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    subprocess.run([*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, straight_dir, steps, *extra)], env=env, check=True, capture_output=True)
+
+    store = open_store(killed_dir / "h.db")
+    assert [r["status"] for r in store.runs(statuses=None)] == ["finished"]
+    assert _final_loss(killed_dir / "h.db") == pytest.approx(_final_loss(straight_dir / "h.db"), abs=1e-6)
+    assert store.get_run(1)["scores"]["tiny-sts"] == pytest.approx(open_store(straight_dir / "h.db").get_run(1)["scores"]["tiny-sts"], abs=1e-6)
