@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.test_distributed import torchrun
+from tests.test_distributed import _free_port, torchrun
 from tests.training_fixtures import TRIPLETS
 
 TEMPLATE = "method_args.template='this sentence : {text}'"
@@ -60,8 +60,23 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     assert scores["tiny-sts-again"] == pytest.approx(scores["tiny-sts"], abs=1e-6)  # same encoder, reloaded
 
 
-def test_the_same_run_under_torchrun_with_two_processes(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
-    torchrun("-m", "harness", *_train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path, 2))
+def _accelerate(*args: str) -> None:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2",
+        "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
+        f"--main_process_port={_free_port()}", *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_the_same_run_with_two_processes(tmp_path, tiny_llama_dir, triplets_file, small_sts_file, launcher):
+    args = _train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path, 2)
+    if launcher == "torchrun":
+        torchrun("-m", "harness", *args)
+    else:
+        _accelerate("-m", "harness", *args)
     store = open_store(tmp_path / "h.db")
     runs = store.runs(statuses=None)
     assert [r["status"] for r in runs] == ["finished"]  # one row: only rank 0 writes
