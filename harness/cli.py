@@ -254,6 +254,7 @@ def show(
         if store is None:
             return
         record = store.get_run(run_id)
+        record["metrics"] = store.metrics(run_id)
     if as_json:
         _print_json([record])
         return

@@ -121,6 +121,15 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
             "-" if item["tokens"] is None else str(item["tokens"]),
             "-" if peak is None else f"{peak / 2**20:.0f}",
         )
+    training = Table(title="Training (per stage)")
+    for name in ("Stage", "Steps", "First loss", "Last loss", "Last lr", "Seconds"):
+        training.add_column(name, justify="left" if name == "Stage" else "right")
+    stages: dict[str, list[dict[str, Any]]] = {}
+    for row in run.get("metrics", []):
+        stages.setdefault(row["stage"], []).append(row)
+    for stage, rows in stages.items():
+        first, last = rows[0], rows[-1]
+        training.add_row(stage, str(last["step"]), f"{first['loss']:.4f}", f"{last['loss']:.4f}", f"{last['lr']:.2e}", f"{last['seconds']:.1f}")
     config = Table(title="Resolved config", show_header=False)
     config.add_column("Key", style="bold")
     config.add_column("Value")
@@ -128,7 +137,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
         config.add_row(key, repr(value))
     for key in ("config_hash", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
-    return [scores, timings, config]
+    return [scores, timings, *([training] if stages else []), config]
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
