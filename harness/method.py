@@ -53,7 +53,8 @@ class Stage(Protocol):
     """One training stage of a method, run by the shared loop in :mod:`harness.training`.
 
     The loop owns the optimiser, schedule, data order, accumulation, checkpoints and ranks; a stage
-    only says which examples it trains on and how a micro-batch of them becomes a loss.
+    only says which examples it trains on and how a micro-batch of them becomes a loss. A stage may
+    also have ``overrides``: a dict of training options (steps, lr, ...) for this stage only.
     """
 
     name: str
@@ -67,14 +68,28 @@ class Stage(Protocol):
         ...
 
 
+class PreparedStage(Stage, Protocol):
+    """A stage that computes something per example from the model as it is when the stage begins
+    (e.g. reference log-probabilities). The loop calls :meth:`begin` once and saves its result
+    with the run's checkpoints, so a resumed stage reuses it instead of recomputing it."""
+
+    def begin(self, model: Any, tokenizer: Any, examples: Sequence[Any], config: Any) -> Sequence[Any]: ...
+
+
 class Method:
     """Base class of every method; subclasses set ``Config`` and ``summary``."""
 
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     summary: ClassVar[str] = ""
+    #: named bundles of option values (``--set method_args.preset=NAME``); user options win
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config
+
+    def prepare(self, backbone: Backbone) -> None:
+        """Add the method's own parameters or frozen copies to ``backbone`` (after adapters are
+        attached, before training or encoding). Nothing by default."""
 
     def stages(self) -> Sequence[Stage]:
         """Training stages in order; none for untrained baselines."""

@@ -73,11 +73,25 @@ def recorded_config(record: dict[str, Any]) -> RunConfig:
     return build_dataclass(RunConfig, values, f"the recorded config of run {record['run_id']}")
 
 
+def method_options(method_cls: type[Method], method_args: dict[str, Any], name: str) -> MethodConfig:
+    """The method's config: its preset (if ``preset`` is given or the Config defaults one), then
+    the user's options on top."""
+    values = dict(method_args)
+    preset = values.get("preset")
+    if preset is None and "preset" in {f.name for f in dataclasses.fields(method_cls.Config)}:
+        preset = method_cls.Config.preset  # type: ignore[attr-defined]
+    if preset is not None:
+        if preset not in method_cls.presets:
+            from harness.errors import unknown_name
+
+            raise unknown_name(f"preset of method {name!r}", str(preset), method_cls.presets)
+        values = {**method_cls.presets[preset], **values}
+    return build_dataclass(method_cls.Config, values, f"method {name!r} option")
+
+
 def plan_run(config: RunConfig) -> RunPlan:
     method_cls = registry.get_method(config.method)
-    method_config = build_dataclass(
-        method_cls.Config, config.method_args, f"method {config.method!r} option"
-    )
+    method_config = method_options(method_cls, config.method_args, config.method)
     backbone = resolve(config.backbone)
     require_available(backbone)
     tasks = resolve_tasks(config.tasks)
@@ -239,12 +253,14 @@ def _train(
 ) -> None:
     from harness.progress import training_progress
     from harness.telemetry import Phase
-    from harness.training import TrainConfig, run_stages
+    from harness.training import TrainConfig, prepare_model, run_stages
 
     if not isinstance(method.config, TrainConfig):
         raise HarnessError(f"method {plan.config.method!r} has stages but its Config is not a TrainConfig.")
     if store is not None:
         store.set_output_dir(recorder.run_id, str(output_dir.resolve()))
+    prepare_model(backbone, method.config)
+    method.prepare(backbone)
     with training_progress(console, enabled=distributed.world().is_main) as progress:
         reports = run_stages(
             backbone, method.stages(), method.config, train_data=plan.config.train_data,
@@ -284,6 +300,8 @@ def _execute(
     method = plan.method_cls(plan.method_config)
     if method.stages():
         _train(plan, method, backbone, recorder, console, output_dir, store)
+    else:
+        method.prepare(backbone)
     if not distributed.world().is_main:
         return  # rank 0 evaluates; the others are done once training is
     evaluate(plan, method, backbone, tasks, resolved, recorder, console)
@@ -356,7 +374,10 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
         if checkpoint is None:
             raise HarnessError(f"run {record['run_id']} has no checkpoint to evaluate (output folder {record.get('output_dir')}).")
         prepare_model(backbone, method.config)
+        method.prepare(backbone)
         load_trainable(backbone.model, checkpoint)
         backbone.model.eval()
+    else:
+        method.prepare(backbone)
     recorder.timing(phase)
     evaluate(plan, method, backbone, tasks, record["config"], recorder, console)

@@ -8,6 +8,7 @@ N steps and at the end of each stage, and resume from the latest checkpoint. Onl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -52,6 +53,7 @@ class TrainConfig(MethodConfig):
     bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
     max_length: int = option(128, "tokens per training text, template included")
+    max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all")
 
 
 @dataclass
@@ -248,27 +250,29 @@ def run_stages(
     hooks: Hooks,
     progress: Any = None,
 ) -> list[StageReport]:
-    """Train ``stages`` in order on ``backbone`` (adapters attached here), resuming if possible."""
+    """Train ``stages`` in order on ``backbone`` (call :func:`prepare_model` first), resuming from
+    the latest checkpoint in ``output_dir`` if there is one."""
     import torch
 
     from harness.telemetry import measure
 
     world = distributed.world()
-    prepare_model(backbone, config)
     model = backbone.model
     resume = latest_checkpoint(output_dir) if output_dir is not None else None
     resume_state = json.loads((resume / "state.json").read_text()) if resume else None
     if resume is not None:
         load_trainable(model, resume)
     reports = []
+    base_config = config
     for index, stage in enumerate(stages):
+        config = dataclasses.replace(base_config, **getattr(stage, "overrides", {}))
         start_step = 0
         if resume_state is not None:
             if index < resume_state["stage_index"] or (index == resume_state["stage_index"] and resume_state["done"]):
                 continue
             if index == resume_state["stage_index"]:
                 start_step = resume_state["step"]
-        examples = stage.examples(train_data, seed)
+        examples = _stage_examples(stage, index, backbone, config, train_data, seed, output_dir, resumed=bool(start_step))
         steps = total_steps(len(examples), config, world.world_size)
         params = [p for _, p in trainable_parameters(model)]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -293,6 +297,33 @@ def run_stages(
         )
     model.eval()
     return reports
+
+
+def _stage_examples(
+    stage: Stage, index: int, backbone: Backbone, config: TrainConfig, train_data: str, seed: int,
+    output_dir: Path | None, *, resumed: bool,
+) -> Sequence[Any]:
+    """The stage's examples; for a :class:`PreparedStage`, prepared once from the model as it is at
+    the stage's start and kept beside the checkpoints for a resume."""
+    import torch
+
+    saved = output_dir / "checkpoints" / f"{index}-{stage.name}.examples.pt" if output_dir else None
+    if resumed and saved is not None and saved.exists():
+        return torch.load(saved, weights_only=False)
+    examples = list(stage.examples(train_data, seed))
+    if config.max_examples and len(examples) > config.max_examples:
+        chosen = sorted(random.Random(seed).sample(range(len(examples)), config.max_examples))
+        examples = [examples[i] for i in chosen]
+    begin = getattr(stage, "begin", None)
+    if begin is not None:
+        backbone.model.eval()
+        examples = list(begin(backbone.model, backbone.tokenizer, examples, config))
+        backbone.model.train()
+        if saved is not None and distributed.world().is_main:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(examples, saved.with_suffix(".tmp"))
+            os.replace(saved.with_suffix(".tmp"), saved)
+    return examples
 
 
 def _loop(

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from harness.backbones import Backbone, BackboneSpec
 from harness.distributed import DistInfo
-from harness.training import Hooks, NonFiniteLoss, batch_indices, latest_checkpoint, run_stages, total_steps
+from harness.training import Hooks, NonFiniteLoss, batch_indices, latest_checkpoint, prepare_model, run_stages, total_steps
 from methods.infonce import InfoNCEConfig, infonce_loss
 from tests.conftest import make_tiny_llama, make_tokenizer
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for
@@ -105,6 +105,7 @@ def _train(output_dir, hooks, steps=6, lr=5e-3, **overrides):
         checkpoint_every=2, template="this sentence : {text}", **overrides,
     )
     torch.manual_seed(0)
+    prepare_model(backbone, config)
     return run_stages(
         backbone, [_Stage()], config, train_data="unused", seed=0, output_dir=output_dir,
         hooks=hooks, progress=hooks.progress,
@@ -153,6 +154,7 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(tmp_pat
 
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
     config = InfoNCEConfig(steps=6, batch_size=2, lora_r=4, checkpoint_every=2, template="this sentence : {text}")
+    prepare_model(backbone, config)
     with pytest.raises(NonFiniteLoss, match="nan at step 3"):
         run_stages(backbone, [_PoisonedStage()], config, train_data="-", seed=0, output_dir=tmp_path, hooks=_Record())
     state = json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())

@@ -1,0 +1,402 @@
+"""AutoRegEmbed (Deng et al., EMNLP 2025): embeddings trained by information compression (IC) and
+conditional distribution alignment (CDA). See ../shared/docs/autoregembed.md for the method.
+
+Embedding: ``[BOS?] text "\\n" instruction "\\n"`` followed by k learned compression slots; the
+last-layer states at the slots are the compressed tokens E (k x d); their mean, L2-normalised, is the
+sentence embedding. One template serves training and evaluation.
+
+Decoder: the frozen original model reads E as input embeddings followed by a target's tokens and
+EOS; ``lp(y|E)`` sums the log-probabilities of the target tokens and EOS. With LoRA the decoder is
+the same base model with the adapters disabled (no second copy); with full fine-tuning a frozen
+copy of the original model is kept, which costs one more model's weights in memory.
+
+Cheaper than the reference layout without changing the maths: one encoder pass per step for q and
+d+ together, E_q reused for the negative, the three decoder passes of a CDA step in one batch,
+logits only at target positions, and reference log-probabilities computed once per example at the
+start of CDA (kept beside the checkpoints for a resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.encoder import TokenEncoder
+from harness.errors import HarnessError
+from harness.method import Method, option
+from harness.prompts import STS_INSTRUCTION
+from harness.training import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.backbones import Backbone
+    from harness.encoder import EncodeSettings, Encoder
+
+SLOTS_PARAMETER = "autoregembed_slots"
+
+
+@dataclass
+class AutoRegEmbedConfig(TrainConfig):
+    preset: str = option("small", "small (sized for 2 CPU cores) or paper (the paper's settings, for GPUs)")
+    stages: list[str] = option(["ic", "cda"], "stages to run in order: ic, cda, or both")
+    slots: int = option(5, "number k of compression slots")
+    instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots")
+    beta: float = option(0.1, "CDA beta (scale of log-probability differences)")
+    tau: float = option(0.1, "CDA temperature")
+    reference_sign: Literal["paper", "released"] = option(
+        "paper", "paper: m = (a-n) - (ra-rn); released: m = (a-n) + (ra-rn)"
+    )
+    positive_score: Literal["paper", "logsigmoid", "kl", "js"] = option(
+        "paper", "form of s1: sigmoid or log-sigmoid of beta|a-self|, or token-level KL / JS"
+    )
+    negatives: Literal["joint", "pairwise"] = option("joint", "several negatives: one denominator or mean of pairs")
+    ic_data: str = option("", "IC data: context/prompt/answer file, 'pwc' (hub), or '' = autoencode --train-data texts")
+    ic_steps: int = option(0, "IC steps (0 = steps)")
+    ic_lr: float = option(0.0, "IC learning rate (0 = lr)")
+    ic_epochs: float = option(0.0, "IC epochs when steps are 0 (0 = epochs)")
+    cda_steps: int = option(0, "CDA steps (0 = steps)")
+    cda_lr: float = option(0.0, "CDA learning rate (0 = lr)")
+    cda_epochs: float = option(0.0, "CDA epochs when steps are 0 (0 = epochs)")
+
+    @property
+    def template(self) -> str:
+        return "{text}\n" + self.instruction + "\n"
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 2 CPU cores, SmolLM2-135M: the embedded default must finish within 15 minutes.
+    "small": {
+        "finetune": "lora", "lora_r": 16, "lora_alpha": 32, "lr": 2e-4, "batch_size": 8,
+        "ic_steps": 40, "cda_steps": 30, "max_examples": 240, "max_length": 64,
+    },
+    # The doc's reference settings: full fine-tuning, IC lr 1e-5 for 1 epoch, CDA lr 5e-6 for
+    # 4 epochs, 5% warm-up, bf16 and gradient checkpointing; global batch 32 (8 x 4 accumulation on
+    # one GPU; scale batch_size x grad_accum x GPUs to 32 for IC and 128 for CDA).
+    "paper": {
+        "finetune": "full", "ic_lr": 1e-5, "ic_epochs": 1.0, "cda_lr": 5e-6, "cda_epochs": 4.0,
+        "batch_size": 8, "grad_accum": 4, "warmup_ratio": 0.05, "gradient_checkpointing": True,
+        "bf16": "auto", "max_length": 512, "ic_data": "pwc",
+    },
+}
+
+
+# -- the maths, as plain functions ------------------------------------------------------------
+def cda_scores(
+    a: torch.Tensor, self_lp: torch.Tensor, n: torch.Tensor, ra: torch.Tensor, rn: torch.Tensor,
+    *, beta: float, sign: str, s1_form: str = "paper", divergence: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s1 [B], s2 [B, N]) from summed log-probabilities; ``n``/``rn`` are [B, N].
+
+    s1 = sigmoid(beta |a - self|) (``logsigmoid``: its log; ``kl``/``js``: sigmoid of beta times the
+    token-level divergence, given in ``divergence``); s2 = sigmoid(beta m) with
+    m = (a - n) - (ra - rn) for the paper's sign and (a - n) + (ra - rn) for the released code's.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if s1_form in ("kl", "js"):
+        if divergence is None:
+            raise ValueError("the kl and js forms need the token-level divergence")
+        s1 = torch.sigmoid(beta * divergence)
+    elif s1_form == "logsigmoid":
+        s1 = F.logsigmoid(beta * (a - self_lp).abs())
+    else:
+        s1 = torch.sigmoid(beta * (a - self_lp).abs())
+    reference = (ra.unsqueeze(-1) if ra.dim() == 1 else ra) - rn
+    policy = a.unsqueeze(-1) - n
+    margin = policy - reference if sign == "paper" else policy + reference
+    return s1, torch.sigmoid(beta * margin)
+
+
+def cda_loss(s1: torch.Tensor, s2: torch.Tensor, *, tau: float, negatives: str = "joint") -> torch.Tensor:
+    """Mean over queries of -log(exp(-s1/tau) / (exp(-s1/tau) + sum_i exp(-s2_i/tau))) (``joint``)
+    or of the mean of softplus((s1 - s2_i)/tau) (``pairwise``); equal for one negative."""
+    import torch
+    import torch.nn.functional as F
+
+    if negatives == "pairwise":
+        return F.softplus((s1.unsqueeze(-1) - s2) / tau).mean()
+    logits = torch.cat([-s1.unsqueeze(-1), -s2], dim=-1) / tau
+    return (torch.logsumexp(logits, dim=-1) + s1 / tau).mean()
+
+
+def compress(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """E (B x k x d): last-layer states at k slots placed right after each row's last real token.
+
+    ``input_ids`` must be right-padded; slot positions are computed per row from the mask.
+    """
+    import torch
+
+    rows, width = input_ids.shape
+    k = slots.shape[0]
+    lengths = attention_mask.sum(dim=1)
+    pad = torch.zeros((rows, k), dtype=input_ids.dtype, device=input_ids.device)
+    embeds = model.get_input_embeddings()(torch.cat([input_ids, pad], dim=1))
+    positions = lengths.unsqueeze(1) + torch.arange(k, device=input_ids.device)
+    row_index = torch.arange(rows, device=input_ids.device).unsqueeze(1).expand(rows, k)
+    embeds = embeds.index_put((row_index, positions), slots.to(embeds.dtype).expand(rows, k, -1))
+    mask = (torch.arange(width + k, device=input_ids.device) < (lengths + k).unsqueeze(1)).long()
+    hidden = model.get_decoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+    return hidden[row_index, positions]
+
+
+@dataclass
+class Scored:
+    """Decoder output for a batch of (E, target) pairs."""
+
+    sums: torch.Tensor  # [B] summed log-probability of target tokens + EOS
+    tokens: torch.Tensor  # [B] number of target tokens + EOS
+    log_probs: torch.Tensor | None  # [B, T, V] full next-token distributions, when asked for
+    mask: torch.Tensor  # [B, T]
+
+
+def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequence[int]], pad_id: int, *, full: bool = False) -> Scored:
+    """log p(y | E) for each row: the decoder reads E (no BOS) then y; only y's tokens (incl. EOS)
+    are scored, never the slot positions."""
+    import torch
+
+    from harness.encoder import pad_batch
+
+    k = compressed.shape[1]
+    ids, mask = pad_batch(targets, pad_id, compressed.device)
+    inputs = torch.cat([compressed.to(decoder.get_input_embeddings().weight.dtype), decoder.get_input_embeddings()(ids)], dim=1)
+    attention = torch.cat([torch.ones(mask.shape[0], k, dtype=mask.dtype, device=mask.device), mask], dim=1)
+    hidden = decoder.get_decoder()(inputs_embeds=inputs, attention_mask=attention).last_hidden_state
+    predicting = hidden[:, k - 1 : k - 1 + ids.shape[1]]  # position k-1+t predicts target token t
+    log_probs = torch.log_softmax(decoder.get_output_embeddings()(predicting).float(), dim=-1)
+    token_lp = log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
+    return Scored(token_lp.sum(1), mask.sum(1), log_probs if full else None, mask)
+
+
+def token_divergence(p_self: Scored, p_query: Scored, form: str) -> torch.Tensor:
+    """Sum over target positions of KL(p(.|E_d+) || p(.|E_q)) or of their JS divergence."""
+    import torch
+
+    lp, lq = p_self.log_probs, p_query.log_probs
+    if form == "kl":
+        per_token = (lp.exp() * (lp - lq)).sum(-1)
+    else:
+        lm = torch.logaddexp(lp, lq) - torch.log(torch.tensor(2.0, device=lp.device))
+        per_token = 0.5 * ((lp.exp() * (lp - lm)).sum(-1) + (lq.exp() * (lq - lm)).sum(-1))
+    return (per_token * p_self.mask).sum(1)
+
+
+# -- stages -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ICExample:
+    context: str
+    prompt: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class CDAExample:
+    query: str
+    pos: str
+    neg: str
+    ref_pos: float = 0.0  # lp_ref(d+ | E_q), filled in when the stage begins
+    ref_neg: float = 0.0  # lp_ref(d- | E_q)
+
+
+class _Parts:
+    """What both stages need: the prompt tokenizer, targets, the encoder and the frozen decoder."""
+
+    def __init__(self, method: AutoRegEmbed) -> None:
+        self.method = method
+
+    @property
+    def config(self) -> AutoRegEmbedConfig:
+        return self.method.config
+
+    def encode(self, model: Any, tokenizer: Any, texts: Sequence[str], config: TrainConfig) -> torch.Tensor:
+        from harness.encoder import PromptTokenizer, pad_batch
+
+        rows = PromptTokenizer(tokenizer, self.config.template, config.max_length)(texts)
+        ids, mask = pad_batch(rows, tokenizer.pad_token_id, next(model.parameters()).device)
+        return compress(model, self.method.slots, ids, mask)
+
+    def targets(self, tokenizer: Any, texts: Sequence[str], config: TrainConfig) -> list[list[int]]:
+        rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [row[: config.max_length - 1] + [tokenizer.eos_token_id] for row in rows]
+
+
+class ICStage(_Parts):
+    """Information compression: the frozen decoder must produce the answer from E alone."""
+
+    name = "ic"
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        c = self.config
+        return {k: v for k, v in {"steps": c.ic_steps, "lr": c.ic_lr, "epochs": c.ic_epochs}.items() if v}
+
+    def examples(self, source: str, seed: int) -> Sequence[ICExample]:
+        return ic_examples(self.config.ic_data, source, seed)
+
+    def loss(self, model: Any, tokenizer: Any, batch: Sequence[ICExample], config: Any) -> tuple[Any, int]:
+        texts = [e.context + (f"\n{e.prompt}" if e.prompt else "") for e in batch]
+        compressed = self.encode(model, tokenizer, texts, config)
+        with self.method.decoding(model) as decoder:
+            scored = score_targets(decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), tokenizer.pad_token_id)
+        return -scored.sums.sum() / scored.tokens.sum(), int(scored.tokens.sum())
+
+
+class CDAStage(_Parts):
+    """Conditional distribution alignment on (query, positive, hard negative) triplets."""
+
+    name = "cda"
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        c = self.config
+        return {k: v for k, v in {"steps": c.cda_steps, "lr": c.cda_lr, "epochs": c.cda_epochs}.items() if v}
+
+    def examples(self, source: str, seed: int) -> Sequence[CDAExample]:
+        from harness.train_data import load_triplets
+
+        return [CDAExample(t.query, t.pos, t.neg) for t in load_triplets(source, seed)]
+
+    def begin(self, model: Any, tokenizer: Any, examples: Sequence[CDAExample], config: Any) -> list[CDAExample]:
+        """Reference log-probabilities from the encoder as it is now, once per example."""
+        import torch
+
+        done = []
+        with torch.inference_mode():
+            for start in range(0, len(examples), config.batch_size):
+                chunk = examples[start : start + config.batch_size]
+                compressed = self.encode(model, tokenizer, [e.query for e in chunk], config)
+                targets = self.targets(tokenizer, [e.pos for e in chunk] + [e.neg for e in chunk], config)
+                with self.method.decoding(model) as decoder:
+                    sums = score_targets(decoder, torch.cat([compressed, compressed]), targets, tokenizer.pad_token_id).sums
+                for i, e in enumerate(chunk):
+                    done.append(replace(e, ref_pos=float(sums[i]), ref_neg=float(sums[len(chunk) + i])))
+        return done
+
+    def loss(self, model: Any, tokenizer: Any, batch: Sequence[CDAExample], config: Any) -> tuple[Any, int]:
+        import torch
+
+        c = self.config
+        b = len(batch)
+        compressed = self.encode(model, tokenizer, [e.query for e in batch] + [e.pos for e in batch], config)
+        e_q, e_pos = compressed[:b], compressed[b:]
+        targets = self.targets(tokenizer, [e.pos for e in batch] * 2 + [e.neg for e in batch], config)
+        full = c.positive_score in ("kl", "js")
+        with self.method.decoding(model) as decoder:
+            scored = score_targets(decoder, torch.cat([e_q, e_pos, e_q]), targets, tokenizer.pad_token_id, full=full)
+        a, self_lp, n = scored.sums[:b], scored.sums[b : 2 * b], scored.sums[2 * b :]
+        divergence = None
+        if full:
+            halves = [Scored(scored.sums[s], scored.tokens[s], scored.log_probs[s], scored.mask[s]) for s in (slice(b, 2 * b), slice(0, b))]
+            divergence = token_divergence(halves[0], halves[1], c.positive_score)
+        ref = torch.tensor([[e.ref_pos, e.ref_neg] for e in batch], dtype=a.dtype, device=a.device)
+        s1, s2 = cda_scores(a, self_lp, n.unsqueeze(-1), ref[:, 0], ref[:, 1:], beta=c.beta, sign=c.reference_sign, s1_form=c.positive_score, divergence=divergence)
+        return cda_loss(s1, s2, tau=c.tau, negatives=c.negatives), int(scored.tokens.sum())
+
+
+def ic_examples(ic_data: str, train_data: str, seed: int) -> list[ICExample]:
+    """IC rows: a context/prompt/answer file, PwC from the hub, or (default) autoencoding: each
+    distinct query and positive text of the training triplets is its own answer."""
+    if ic_data == "pwc":
+        return _pwc()
+    if ic_data:
+        return _ic_file(Path(ic_data))
+    from harness.train_data import load_triplets
+
+    texts = dict.fromkeys(text for t in load_triplets(train_data, seed) for text in (t.query, t.pos))
+    return [ICExample(text, "", text) for text in texts]
+
+
+def _ic_file(path: Path) -> list[ICExample]:
+    from harness.records import read_rows, text_cell
+
+    kind = "IC data file"
+    table = read_rows(path, (".jsonl", ".csv", ".tsv", ".txt"), kind)
+    table.require(path, ("context", "answer"), kind)
+    return [
+        ICExample(
+            text_cell(path, line, row, "context", kind),
+            str(row.get("prompt") or ""),
+            text_cell(path, line, row, "answer", kind),
+        )
+        for line, row in table.rows
+    ]
+
+
+def _pwc() -> list[ICExample]:
+    from datasets import load_dataset
+
+    try:
+        data = load_dataset("sggetao/PwC", split="train")
+    except (ConnectionError, OSError) as exc:
+        raise HarnessError(f"ic_data 'pwc' loads sggetao/PwC from the hub, which failed here: {exc}.") from None
+    return [ICExample(r["input"], r["prompt"], r["answer"]) for r in data]
+
+
+# -- the encoder and the method -----------------------------------------------------------------
+class SlotEncoder(TokenEncoder):
+    """Mean of the k compressed tokens, L2-normalised."""
+
+    def __init__(self, backbone: Backbone, slots: torch.Tensor, settings: EncodeSettings, template: str) -> None:
+        super().__init__(
+            backbone.tokenizer, embed_dim=backbone.model.config.hidden_size, device=backbone.device,
+            settings=settings, template=template,
+        )
+        self.model, self.slots = backbone.model, slots
+
+    def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return F.normalize(compress(self.model, self.slots, input_ids, attention_mask).float().mean(dim=1), dim=-1)
+
+
+class AutoRegEmbed(Method):
+    """Information compression, then conditional distribution alignment, on one encoder."""
+
+    Config = AutoRegEmbedConfig
+    summary = "AutoRegEmbed: k compression slots; IC then CDA through the frozen decoder"
+    presets = PRESETS
+
+    def __init__(self, config: AutoRegEmbedConfig) -> None:
+        super().__init__(config)
+        unknown = [s for s in config.stages if s not in ("ic", "cda")]
+        if unknown or not config.stages:
+            raise HarnessError(f"method_args.stages {config.stages}: choose from ic, cda (e.g. [\"ic\", \"cda\"]).")
+        self.slots: Any = None
+        self.frozen: Any = None
+
+    def stages(self) -> Sequence[Any]:
+        table = {"ic": ICStage, "cda": CDAStage}
+        return [table[name](self) for name in self.config.stages]
+
+    def prepare(self, backbone: Backbone) -> None:
+        """Add the k slot vectors (trainable) and, for full fine-tuning, a frozen decoder copy."""
+        import torch
+
+        model = backbone.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        weight = base.get_input_embeddings().weight.detach()
+        mean, std = weight.float().mean(0), weight.float().std(0)
+        init = mean + std * torch.randn(self.config.slots, weight.shape[1], device=weight.device)
+        base.register_parameter(SLOTS_PARAMETER, torch.nn.Parameter(init.to(weight.dtype)))
+        self.slots = getattr(base, SLOTS_PARAMETER)
+        if self.config.finetune == "full" and self.stages():
+            self.frozen = copy.deepcopy(base).eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def decoding(self, model: Any):
+        """The frozen original model: adapters disabled (LoRA) or the frozen copy (full)."""
+        if self.frozen is not None:
+            yield self.frozen
+        elif hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                yield model
+        else:
+            yield model
+
+    def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
+        return SlotEncoder(backbone, self.slots, settings, self.config.template)
