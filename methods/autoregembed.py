@@ -278,6 +278,12 @@ class CDAStage(_Parts):
         return done
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[CDAExample], config: Any) -> tuple[Any, int]:
+        s1, s2, tokens = self.scores(model, tokenizer, batch, config)
+        return cda_loss(s1, s2, tau=self.config.tau, negatives=self.config.negatives), tokens
+
+    def scores(self, model: Any, tokenizer: Any, batch: Sequence[CDAExample], config: Any) -> tuple[Any, Any, int]:
+        """(s1, s2, tokens) of a batch: one encoder pass for queries and positives, E_q reused for
+        the negative, and the three decoder passes run as one batch."""
         import torch
 
         c = self.config
@@ -295,7 +301,7 @@ class CDAStage(_Parts):
             divergence = token_divergence(halves[0], halves[1], c.positive_score)
         ref = torch.tensor([[e.ref_pos, e.ref_neg] for e in batch], dtype=a.dtype, device=a.device)
         s1, s2 = cda_scores(a, self_lp, n.unsqueeze(-1), ref[:, 0], ref[:, 1:], beta=c.beta, sign=c.reference_sign, s1_form=c.positive_score, divergence=divergence)
-        return cda_loss(s1, s2, tau=c.tau, negatives=c.negatives), int(scored.tokens.sum())
+        return s1, s2, int(scored.tokens.sum())
 
 
 def ic_examples(ic_data: str, train_data: str, seed: int) -> list[ICExample]:

@@ -1,0 +1,221 @@
+"""AutoRegEmbed against hand-computed expectations on a tiny random Llama."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from harness.backbones import Backbone, BackboneSpec
+from harness.encoder import EncodeSettings, pad_batch
+from harness.training import prepare_model
+from methods.autoregembed import (
+    AutoRegEmbed,
+    AutoRegEmbedConfig,
+    CDAExample,
+    CDAStage,
+    ICStage,
+    cda_loss,
+    cda_scores,
+    compress,
+    score_targets,
+)
+from tests.conftest import make_tiny_llama, make_tokenizer
+
+INSTRUCTION = "means one word :"
+TRIPLES = [
+    CDAExample("the cat sat on the mat", "a cat sat on a mat", "the car drove down the road"),
+    CDAExample("the dog ran", "a dog ran in a park", "the sky is blue"),
+    CDAExample("the bird flew over the house and the sun shines", "a bird flew", "rain falls"),
+]
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_cda_loss_on_fixed_log_probabilities():
+    a, self_lp, n, ra, rn = torch.tensor([-10.0]), torch.tensor([-4.0]), torch.tensor([[-20.0]]), torch.tensor([-12.0]), torch.tensor([[-15.0]])
+    s1, s2 = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="paper")
+    assert float(s1) == pytest.approx(sigmoid(0.1 * 6))  # |a - self| = 6
+    assert float(s2) == pytest.approx(sigmoid(0.1 * ((-10 + 20) - (-12 + 15))))  # m = 10 - 3 = 7
+    expected = math.log(1 + math.exp((sigmoid(0.6) - sigmoid(0.7)) / 0.1))
+    assert float(cda_loss(s1, s2, tau=0.1)) == pytest.approx(expected, rel=1e-6)
+    _, released = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="released")
+    assert float(released) == pytest.approx(sigmoid(0.1 * (10 + 3)))
+    log_form, _ = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="paper", s1_form="logsigmoid")
+    assert float(log_form) == pytest.approx(math.log(sigmoid(0.6)))
+
+
+def test_several_negatives_joint_and_pairwise():
+    s1, s2 = torch.tensor([0.6]), torch.tensor([[0.7, 0.4]])
+    joint = -math.log(math.exp(-6) / (math.exp(-6) + math.exp(-7) + math.exp(-4)))
+    pairwise = (math.log(1 + math.exp(-1)) + math.log(1 + math.exp(2))) / 2
+    assert float(cda_loss(s1, s2, tau=0.1, negatives="joint")) == pytest.approx(joint, rel=1e-6)
+    assert float(cda_loss(s1, s2, tau=0.1, negatives="pairwise")) == pytest.approx(pairwise, rel=1e-6)
+    one = torch.tensor([[0.7]])
+    assert float(cda_loss(s1, one, tau=0.1, negatives="joint")) == pytest.approx(float(cda_loss(s1, one, tau=0.1, negatives="pairwise")))
+
+
+def _method(finetune="lora", seed=0, **options):
+    backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(seed), make_tokenizer())
+    original = copy.deepcopy(backbone.model)
+    config = AutoRegEmbedConfig(instruction=INSTRUCTION, lora_r=4, lora_alpha=8, lora_dropout=0.0, finetune=finetune, batch_size=3, max_length=32, **options)
+    method = AutoRegEmbed(config)
+    torch.manual_seed(seed)
+    prepare_model(backbone, config)
+    method.prepare(backbone)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():  # non-zero LoRA B, so the adapted model differs from the original
+        for name, parameter in backbone.model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return method, backbone, original
+
+
+def test_slot_positions_follow_each_rows_last_real_token():
+    method, backbone, _ = _method()
+    tok = backbone.tokenizer
+    rows = [tok(t)["input_ids"] for t in ("the cat", "the dog ran in the park today", "sun")]
+    ids, mask = pad_batch(rows, tok.pad_token_id, torch.device("cpu"))
+    with torch.no_grad():
+        batched = compress(backbone.model, method.slots, ids, mask)
+        for i, row in enumerate(rows):
+            alone = compress(backbone.model, method.slots, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
+            torch.testing.assert_close(batched[i], alone[0], atol=1e-5, rtol=1e-5)
+    assert batched.shape == (3, 5, 32)
+
+
+def test_log_probability_sums_exactly_the_target_and_eos_tokens():
+    method, backbone, original = _method()
+    compressed = torch.randn(2, 5, 32)
+    targets = [[5, 6, 2], [7, 2]]  # token ids + EOS (2)
+    scored = score_targets(original, compressed, targets, pad_id=0)
+    assert scored.tokens.tolist() == [3, 2]
+    for row, target in enumerate(targets):
+        embeds = torch.cat([compressed[row], original.get_input_embeddings()(torch.tensor(target))]).unsqueeze(0)
+        logits = original(inputs_embeds=embeds).logits[0].log_softmax(-1)
+        # slot positions 0..3 predict nothing that is scored; position 4+t predicts target[t]
+        manual = sum(logits[4 + t, token] for t, token in enumerate(target))
+        assert float(scored.sums[row].detach()) == pytest.approx(float(manual.detach()), abs=1e-4)
+
+
+def test_decoder_with_adapters_disabled_is_the_untouched_base_model():
+    method, backbone, original = _method()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        with method.decoding(backbone.model) as decoder:
+            frozen = decoder(input_ids=ids).logits
+        adapted = backbone.model(input_ids=ids).logits
+        untouched = original(input_ids=ids).logits
+    torch.testing.assert_close(frozen, untouched, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(adapted, untouched, atol=1e-4)
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_gradients_reach_encoder_parameters_and_slots_but_not_the_frozen_decoder(finetune):
+    method, backbone, _ = _method(finetune=finetune)
+    stage = CDAStage(method)
+    config = method.config
+    batch = stage.begin(backbone.model, backbone.tokenizer, TRIPLES, config)
+    loss, _ = stage.loss(backbone.model, backbone.tokenizer, batch, config)
+    ic_loss, _ = ICStage(method).loss(backbone.model, backbone.tokenizer, [method_example() for _ in range(2)], config)
+    (loss + ic_loss).backward()
+    assert method.slots.grad is not None and method.slots.grad.abs().sum() > 0
+    trainable = [(n, p) for n, p in backbone.model.named_parameters() if p.requires_grad]
+    assert any("lora_" in n for n, _ in trainable) == (finetune == "lora")
+    assert all(p.grad is not None for n, p in trainable if "lm_head" not in n)  # the encoder uses no LM head
+    frozen_params = [p for _, p in backbone.model.named_parameters() if not p.requires_grad]
+    if finetune == "lora":
+        assert frozen_params and all(p.grad is None for p in frozen_params)
+    else:
+        assert all(p.grad is None for p in method.frozen.parameters())
+
+
+def method_example():
+    from methods.autoregembed import ICExample
+
+    return ICExample("the cat sat on the mat", "", "the cat sat on the mat")
+
+
+def test_s2_is_one_half_when_cda_begins_with_the_paper_sign():
+    method, backbone, _ = _method()
+    stage = CDAStage(method)
+    batch = stage.begin(backbone.model, backbone.tokenizer, TRIPLES, method.config)
+    assert all(e.ref_pos != 0.0 and e.ref_neg != 0.0 for e in batch)
+    with torch.no_grad():
+        _, s2, _ = stage.scores(backbone.model, backbone.tokenizer, batch, method.config)
+    torch.testing.assert_close(s2, torch.full_like(s2, 0.5), atol=1e-5, rtol=0)
+
+
+def test_reusing_the_query_compression_equals_recomputing_it():
+    method, backbone, _ = _method()
+    stage = CDAStage(method)
+    config = method.config
+    batch = stage.begin(backbone.model, backbone.tokenizer, TRIPLES, config)
+    model, tok = backbone.model, backbone.tokenizer
+
+    loss, _ = stage.loss(model, tok, batch, config)
+    loss.backward()
+    reused = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+
+    # the reference layout: E_q computed twice, each decoder pass on its own
+    b = len(batch)
+    e_q1 = stage.encode(model, tok, [e.query for e in batch], config)
+    e_q2 = stage.encode(model, tok, [e.query for e in batch], config)
+    e_pos = stage.encode(model, tok, [e.pos for e in batch], config)
+    with method.decoding(model) as decoder:
+        a = score_targets(decoder, e_q1, stage.targets(tok, [e.pos for e in batch], config), tok.pad_token_id).sums
+        self_lp = score_targets(decoder, e_pos, stage.targets(tok, [e.pos for e in batch], config), tok.pad_token_id).sums
+        n = score_targets(decoder, e_q2, stage.targets(tok, [e.neg for e in batch], config), tok.pad_token_id).sums
+    ra = torch.tensor([e.ref_pos for e in batch])
+    rn = torch.tensor([[e.ref_neg] for e in batch])
+    s1, s2 = cda_scores(a, self_lp, n.view(b, 1), ra, rn, beta=config.beta, sign="paper")
+    recomputed = cda_loss(s1, s2, tau=config.tau)
+    recomputed.backward()
+    assert float(recomputed) == pytest.approx(float(loss), abs=1e-5)
+    for name, grad in reused.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("form", ["kl", "js"])
+def test_divergence_forms_are_zero_when_query_and_positive_coincide(form):
+    method, backbone, _ = _method(positive_score=form)
+    stage = CDAStage(method)
+    same = [CDAExample("the cat sat", "the cat sat", "rain falls")]
+    batch = stage.begin(backbone.model, backbone.tokenizer, same, method.config)
+    with torch.no_grad():
+        s1, _, _ = stage.scores(backbone.model, backbone.tokenizer, batch, method.config)
+    assert float(s1) == pytest.approx(0.5, abs=1e-5)  # sigmoid(beta * 0)
+
+
+def test_slot_encoder_gives_unit_vectors_of_the_mean_compression():
+    method, backbone, _ = _method()
+    encoder = method.build_encoder(backbone, EncodeSettings(batch_size=2))
+    texts = ["the cat sat on the mat", "rain", "the dog ran in the park"]
+    got = encoder.encode(texts)
+    tok = backbone.tokenizer
+    for i, text in enumerate(texts):
+        row = encoder.tokenize([text])[0]
+        assert row == tok(text + "\n" + INSTRUCTION + "\n")["input_ids"]
+        with torch.no_grad():
+            mean = compress(backbone.model, method.slots, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))[0].mean(0)
+        torch.testing.assert_close(torch.from_numpy(got[i]), mean / mean.norm(), atol=1e-5, rtol=1e-5)
+
+
+def test_stage_selection_and_presets():
+    from harness.errors import HarnessError
+    from harness.runner import method_options
+
+    assert [s.name for s in AutoRegEmbed(AutoRegEmbedConfig(stages=["ic"])).stages()] == ["ic"]
+    with pytest.raises(HarnessError, match="choose from ic, cda"):
+        AutoRegEmbed(AutoRegEmbedConfig(stages=["cdaa"]))
+    small = method_options(AutoRegEmbed, {}, "autoregembed")
+    assert small.finetune == "lora" and small.ic_steps == 40
+    paper = method_options(AutoRegEmbed, {"preset": "paper", "cda_lr": 1e-6}, "autoregembed")
+    assert paper.finetune == "full" and paper.ic_lr == 1e-5 and paper.cda_lr == 1e-6 and paper.cda_epochs == 4.0
+    with pytest.raises(HarnessError, match="Did you mean 'paper'"):
+        method_options(AutoRegEmbed, {"preset": "papr"}, "autoregembed")
