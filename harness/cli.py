@@ -21,8 +21,8 @@ app = typer.Typer(
     name="harness",
     help=(
         "Train, evaluate and compare LLM embedding methods on MTEB; every run lands in a SQLite "
-        "leaderboard.\n\nWith no options, `harness run` evaluates the offline default "
-        "(untrained-mean on smollm2-135m, offline tasks)."
+        "leaderboard.\n\nWith no options, `harness run` runs the offline default: AutoRegEmbed "
+        "(small preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_METHOD = "untrained-mean"
+DEFAULT_METHOD = "autoregembed"
 DEFAULT_BACKBONE = "smollm2-135m"
 DEFAULT_TASKS = ("offline",)
 

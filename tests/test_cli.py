@@ -92,7 +92,7 @@ def test_read_commands_on_a_missing_database(tmp_path):
 
 def test_db_location_from_environment(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "env.db"))
-    assert invoke("run", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)).exit_code == 0
+    assert invoke("run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)).exit_code == 0
     assert _statuses(tmp_path / "env.db") == ["finished"]
 
 

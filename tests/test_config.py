@@ -10,7 +10,8 @@ from harness.errors import HarnessError
 
 def test_defaults_are_the_offline_default():
     config = load_run_config()
-    assert (config.method, config.backbone, config.tasks) == ("untrained-mean", "smollm2-135m", ["offline"])
+    assert (config.method, config.backbone, config.tasks) == ("autoregembed", "smollm2-135m", ["offline"])
+    assert config.train_data == "offline"
 
 
 def test_layers_file_then_options_then_set(tmp_path):
