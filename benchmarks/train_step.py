@@ -1,0 +1,155 @@
+"""Training-step cost side by side: AutoRegEmbed (IC step, CDA step) against InfoNCE, and the
+shared-base decoder against a layout that keeps a second frozen copy of the model.
+
+    .venv/bin/python benchmarks/train_step.py [--backbone smollm2-135m] [--batch 8] [--steps 4]
+
+Each variant runs in its own process (peak memory is per process): load the backbone, attach
+LoRA (same settings for all), take one warm-up step, reset the peak, then time ``--steps`` steps on
+the same batch of SICK triplets (../shared/data, else the offline triplets). Memory is the peak
+resident set during the timed steps on CPU (Linux ``VmHWM`` after resetting it through
+``/proc/self/clear_refs``), or ``torch.cuda.max_memory_allocated`` on a GPU: weights included.
+"activation" subtracts what the process held just before the timed steps. Reported: medians and
+ratios against InfoNCE (and against the shared-base decoder for the copy layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+VARIANTS = ("infonce", "are-ic", "are-cda", "are-cda-copy")
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def _reset_peak(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _memory(device) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return _rss_kib("VmHWM") * 1024
+
+
+def _now(device) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device)
+    return _rss_kib("VmRSS") * 1024
+
+
+def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict:
+    import copy
+
+    import torch
+
+    from harness.backbones import load_backbone, resolve
+    from harness.train_data import load_triplets
+    from harness.training import prepare_model, trainable_parameters
+    from methods.autoregembed import AutoRegEmbed, CDAExample, CDAStage, ICExample, ICStage
+    from methods.infonce import ContrastiveStage, InfoNCE
+
+    torch.manual_seed(0)
+    backbone = load_backbone(resolve(backbone_name))
+    triplets = load_triplets(str(SICK) if SICK.exists() else "offline")[:batch_size]
+    common = {"batch_size": batch_size, "lora_r": 16, "lora_alpha": 32, "max_length": 64}
+    if variant == "infonce":
+        method = InfoNCE(InfoNCE.Config(**common))
+        stage, batch = ContrastiveStage(method.config), triplets
+    else:
+        method = AutoRegEmbed(AutoRegEmbed.Config(**common))
+        if variant == "are-ic":
+            stage = ICStage(method)
+            batch = [ICExample(t.query, "", t.query) for t in triplets]
+    prepare_model(backbone, method.config)
+    method.prepare(backbone)
+    if variant.startswith("are-cda"):
+        stage = CDAStage(method)
+        if variant == "are-cda-copy":  # the authors' layout: a second, frozen model as decoder
+            base = backbone.model.get_base_model()
+            method.frozen = copy.deepcopy(base).eval().requires_grad_(False)
+        batch = stage.begin(backbone.model, backbone.tokenizer, [CDAExample(t.query, t.pos, t.neg) for t in triplets], method.config)
+        backbone.model.train()
+    params = [p for _, p in trainable_parameters(backbone.model)]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    device = backbone.device
+
+    def step() -> int:
+        loss, tokens = stage.loss(backbone.model, backbone.tokenizer, batch, method.config)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return tokens
+
+    step()  # warm-up: optimizer state allocated, kernels chosen
+    before = _now(device)
+    _reset_peak(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        tokens = step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    peak = _memory(device)
+    return {
+        "variant": variant, "device": str(device), "step_s": statistics.median(times),
+        "peak_bytes": peak, "activation_bytes": peak - before, "tokens": tokens,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.backbone, args.batch, args.steps)))
+        return
+    results = {}
+    for variant in VARIANTS:
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", variant, "--backbone", args.backbone, "--batch", str(args.batch), "--steps", str(args.steps)],
+            capture_output=True, text=True, check=True,
+        )
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    base = results["infonce"]
+    print(f"backbone={args.backbone} batch={args.batch} triplets steps={args.steps} device={base['device']}")
+    print(f"{'variant':14} {'step s':>8} {'x InfoNCE':>10} {'peak MiB':>9} {'x InfoNCE':>10} {'activ MiB':>10} {'x InfoNCE':>10}")
+    for name, r in results.items():
+        print(
+            f"{name:14} {r['step_s']:8.2f} {r['step_s'] / base['step_s']:10.2f} {r['peak_bytes'] / 2**20:9.0f} "
+            f"{r['peak_bytes'] / base['peak_bytes']:10.2f} {r['activation_bytes'] / 2**20:10.0f} "
+            f"{r['activation_bytes'] / max(base['activation_bytes'], 1):10.2f}"
+        )
+    shared, copied = results["are-cda"], results["are-cda-copy"]
+    print(f"shared-base decoder / frozen-copy layout, peak memory: {shared['peak_bytes'] / copied['peak_bytes']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
