@@ -159,3 +159,37 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(tmp_pat
         run_stages(backbone, [_PoisonedStage()], config, train_data="-", seed=0, output_dir=tmp_path, hooks=_Record())
     state = json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())
     assert state["step"] == 2
+
+
+def _grads(**options):
+    backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
+    stage, config = stage_for(in_batch=True, batch_size=4, **options)
+    torch.manual_seed(1)
+    prepare_model(backbone, config)
+    loss, _ = stage.loss(backbone.model, backbone.tokenizer, TRIPLETS[:4], config)
+    loss.backward()
+    return float(loss), {n: p.grad.clone() for n, p in backbone.model.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_changes_memory_not_gradients():
+    plain_loss, plain = _grads()
+    ckpt_loss, ckpt = _grads(gradient_checkpointing=True)
+    assert ckpt_loss == pytest.approx(plain_loss, abs=1e-6)
+    for name, grad in plain.items():
+        torch.testing.assert_close(ckpt[name], grad, atol=1e-6, rtol=1e-5)
+
+
+def test_full_finetuning_trains_every_weight_and_checkpoints_them(tmp_path):
+    _, grads = _grads(finetune="full")
+    assert not any("lora_" in n for n in grads) and len(grads) > 10
+    hooks = _Record()
+    _train(tmp_path, hooks, steps=4, finetune="full", lr=1e-3)
+    saved = torch.load(latest_checkpoint(tmp_path) / "trainable.pt", weights_only=True)
+    assert any(n.endswith("embed_tokens.weight") for n in saved) and not any("lora_" in n for n in saved)
+
+
+def test_bf16_autocast_step_runs_and_stays_close_to_fp32(tmp_path):
+    fp32, bf16 = _Record(), _Record()
+    _train(tmp_path / "a", fp32, steps=2)
+    _train(tmp_path / "b", bf16, steps=2, bf16="on")
+    assert bf16.logs[0].loss == pytest.approx(fp32.logs[0].loss, rel=0.05)
