@@ -219,3 +219,21 @@ def test_stage_selection_and_presets():
     assert paper.finetune == "full" and paper.ic_lr == 1e-5 and paper.cda_lr == 1e-6 and paper.cda_epochs == 4.0
     with pytest.raises(HarnessError, match="Did you mean 'paper'"):
         method_options(AutoRegEmbed, {"preset": "papr"}, "autoregembed")
+
+
+def test_ic_data_from_a_file_from_triplets_and_pwc_offline(tmp_path):
+    from harness.errors import HarnessError
+    from methods.autoregembed import ICExample, ic_examples
+
+    path = tmp_path / "ic.tsv"
+    path.write_text("context\tprompt\tanswer\nthe cat sat\twhat sat?\tthe cat\nrain falls\t\train\n")
+    assert ic_examples(str(path), "offline", 0) == [ICExample("the cat sat", "what sat?", "the cat"), ICExample("rain falls", "", "rain")]
+    triplets = tmp_path / "t.tsv"
+    triplets.write_text("query\tpos\tneg\nq1\tp1\tn1\nq1\tp2\tn2\n")
+    assert ic_examples("", str(triplets), 0) == [ICExample(t, "", t) for t in ("q1", "p1", "p2")]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("context\tprompt\nx\ty\n")
+    with pytest.raises(HarnessError, match="missing column"):
+        ic_examples(str(bad), "offline", 0)
+    with pytest.raises(HarnessError, match="sggetao/PwC from the hub"):
+        ic_examples("pwc", "offline", 0)
