@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -284,30 +284,42 @@ def runs(
     console.print(runs_table(records))
 
 
-@app.command()
-def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
-    """Registered methods (built-in and plug-ins) with their options and defaults."""
-    with _user_errors():
-        from harness.registry import get_method, import_plugins, method_names
-
-        import_plugins(plugins or [])
-        rows = []
-        for name in method_names():
-            cls = get_method(name)
-            options = [{"name": n, "default": d, "help": h} for n, d, h in cls.Config.describe()]
-            rows.append({"name": name, "summary": cls.summary, "stages": "", "options": options})
+def _listing(rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]]) -> None:
+    """Print ``rows`` as JSON or as a rich table with one column per ``columns`` entry."""
     if as_json:
         _print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title="Methods")
-    for column in ("Method", "Summary", "Options (default)"):
-        table.add_column(column)
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name)
     for row in rows:
-        opts = "\n".join(f"{o['name']} = {o['default']!r}: {o['help']}" for o in row["options"])
-        table.add_row(row["name"], row["summary"], opts or "-")
+        table.add_row(*(cell(row) for cell in columns.values()))
     console.print(table)
+
+
+@app.command()
+def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
+    """Registered methods (built-in and plug-ins) with their options and defaults."""
+    with _user_errors():
+        import dataclasses
+
+        from harness.registry import get_method, import_plugins, method_names
+        from harness.runner import method_options
+
+        import_plugins(plugins or [])
+        rows = []
+        for name in method_names():
+            cls = get_method(name)
+            defaults = dataclasses.asdict(method_options(cls, {}, name))  # the default preset applied
+            options = [{"name": n, "default": defaults[n], "help": h} for n, _, h in cls.Config.describe()]
+            rows.append({"name": name, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
+    _listing(rows, as_json, "Methods", {
+        "Method": lambda r: r["name"],
+        "Summary": lambda r: r["summary"] + (f"\npresets: {', '.join(r['presets'])}" if r["presets"] else ""),
+        "Options (default)": lambda r: "\n".join(f"{o['name']} = {o['default']!r}: {o['help']}" for o in r["options"]) or "-",
+    })
 
 
 @app.command()
@@ -319,18 +331,12 @@ def backbones(as_json: JsonOption = False) -> None:
     for spec in ALIASES.values():
         ok, how = availability(spec)
         rows.append({"alias": spec.name, "source": spec.source, "kind": spec.kind, "available": ok, "how": how, "note": spec.note})
-    if as_json:
-        _print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title="Backbones (any hub id or local folder works too)")
-    for column in ("Alias", "Source", "Available here", "Note"):
-        table.add_column(column)
-    for row in rows:
-        mark = "[green]yes[/]" if row["available"] else "[red]no[/]"
-        table.add_row(row["alias"], row["source"], f"{mark}: {row['how']}", row["note"])
-    console.print(table)
+    _listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
+        "Alias": lambda r: r["alias"],
+        "Source": lambda r: r["source"],
+        "Available here": lambda r: ("[green]yes[/]" if r["available"] else "[red]no[/]") + f": {r['how']}",
+        "Note": lambda r: r["note"],
+    })
 
 
 @app.command("tasks")
@@ -342,17 +348,11 @@ def tasks_command(as_json: JsonOption = False) -> None:
         {"preset": name, "description": text, "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
         for name, (text, specs) in PRESETS.items()
     ]
-    if as_json:
-        _print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title="Task presets (or give a .tsv/.csv/.jsonl file with sentence1, sentence2, score)")
-    for column in ("Preset", "Tasks", "Description"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["preset"], ", ".join(row["tasks"]), row["description"])
-    console.print(table)
+    _listing(rows, as_json, "Task presets (or give a .tsv/.csv/.jsonl file with sentence1, sentence2, score)", {
+        "Preset": lambda r: r["preset"],
+        "Tasks": lambda r: ", ".join(r["tasks"]),
+        "Description": lambda r: r["description"],
+    })
 
 
 def main() -> None:
