@@ -53,6 +53,12 @@ def last_token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask * positions).argmax(dim=1)
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count real tokens only, so a left-padded row gets the same positions as a
+    right-padded one (Llama's default is 0..L-1 whatever the mask)."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
 def pad_batch(
     rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,5 +195,7 @@ class PooledEncoder(TokenEncoder):
         self.pooling = pooling
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.decoder(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)
+        ).last_hidden_state
         return pool(hidden, attention_mask, self.pooling)

@@ -128,20 +128,25 @@ def cda_loss(s1: torch.Tensor, s2: torch.Tensor, *, tau: float, negatives: str =
 def compress(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """E (B x k x d): last-layer states at k slots placed right after each row's last real token.
 
-    ``input_ids`` must be right-padded; slot positions are computed per row from the mask.
+    Slot positions are computed per row from the mask, so left- and right-padded batches give the
+    same E; position ids count real tokens only.
     """
     import torch
 
+    from harness.encoder import last_token_positions, position_ids
+
     rows, width = input_ids.shape
     k = slots.shape[0]
-    lengths = attention_mask.sum(dim=1)
-    pad = torch.zeros((rows, k), dtype=input_ids.dtype, device=input_ids.device)
-    embeds = model.get_input_embeddings()(torch.cat([input_ids, pad], dim=1))
-    positions = lengths.unsqueeze(1) + torch.arange(k, device=input_ids.device)
-    row_index = torch.arange(rows, device=input_ids.device).unsqueeze(1).expand(rows, k)
+    device = input_ids.device
+    positions = last_token_positions(attention_mask).unsqueeze(1) + 1 + torch.arange(k, device=device)
+    row_index = torch.arange(rows, device=device).unsqueeze(1).expand(rows, k)
+    pad = torch.zeros((rows, k), dtype=input_ids.dtype, device=device)
+    ids = torch.cat([input_ids, pad], dim=1)
+    mask = torch.cat([attention_mask, pad], dim=1).index_put((row_index, positions), torch.ones_like(pad))
+    ids = ids.masked_fill(mask == 0, 0)  # whatever sat behind a slot is padding now
+    embeds = model.get_input_embeddings()(ids)
     embeds = embeds.index_put((row_index, positions), slots.to(embeds.dtype).expand(rows, k, -1))
-    mask = (torch.arange(width + k, device=input_ids.device) < (lengths + k).unsqueeze(1)).long()
-    hidden = model.get_decoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+    hidden = model.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids(mask)).last_hidden_state
     return hidden[row_index, positions]
 
 

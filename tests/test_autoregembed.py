@@ -86,6 +86,11 @@ def test_slot_positions_follow_each_rows_last_real_token():
             alone = compress(backbone.model, method.slots, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
             torch.testing.assert_close(batched[i], alone[0], atol=1e-5, rtol=1e-5)
     assert batched.shape == (3, 5, 32)
+    width = max(len(r) for r in rows)  # the same batch padded on the left
+    left_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    left_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    with torch.no_grad():
+        torch.testing.assert_close(compress(backbone.model, method.slots, left_ids, left_mask), batched, atol=1e-5, rtol=1e-5)
 
 
 def test_log_probability_sums_exactly_the_target_and_eos_tokens():
