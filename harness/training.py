@@ -107,7 +107,11 @@ def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:  # transformers >= 5.x name
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if config.finetune == "lora":
             model.enable_input_require_grads()
     model.train()

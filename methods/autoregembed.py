@@ -400,12 +400,24 @@ class AutoRegEmbed(Method):
 
     @contextlib.contextmanager
     def decoding(self, model: Any):
-        """The frozen original model: adapters disabled (LoRA) or the frozen copy (full)."""
+        """The frozen original model: adapters disabled (LoRA) or the frozen copy (full).
+
+        With LoRA the decoder pass is never activation-checkpointed: a checkpointed layer is
+        recomputed during backward, when the adapters are enabled again, and would silently give
+        the adapted model's gradients instead of the frozen decoder's.
+        """
         if self.frozen is not None:
             yield self.frozen
         elif hasattr(model, "disable_adapter"):
-            with model.disable_adapter():
-                yield model
+            layers = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+            for layer in layers:
+                layer.gradient_checkpointing = False
+            try:
+                with model.disable_adapter():
+                    yield model
+            finally:
+                for layer in layers:
+                    layer.gradient_checkpointing = True
         else:
             yield model
 

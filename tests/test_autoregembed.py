@@ -242,3 +242,25 @@ def test_ic_data_from_a_file_from_triplets_and_pwc_offline(tmp_path):
         ic_examples(str(bad), "offline", 0)
     with pytest.raises(HarnessError, match="sggetao/PwC from the hub"):
         ic_examples("pwc", "offline", 0)
+
+
+@pytest.mark.parametrize("stage_cls", [ICStage, CDAStage])
+def test_gradient_checkpointing_leaves_autoregembed_gradients_unchanged(stage_cls):
+    """The decoder runs with adapters disabled; a checkpointed layer recomputed in backward (when
+    adapters are enabled again) would silently differ, so the decoder pass is never checkpointed."""
+    results = []
+    for checkpointing in (False, True):
+        method, backbone, _ = _method(gradient_checkpointing=checkpointing)
+        stage = stage_cls(method)
+        if stage_cls is CDAStage:
+            batch = stage.begin(backbone.model, backbone.tokenizer, TRIPLES, method.config)
+        else:
+            batch = [method_example(), method_example()]
+        backbone.model.train()
+        loss, _ = stage.loss(backbone.model, backbone.tokenizer, batch, method.config)
+        loss.backward()
+        results.append((float(loss), {n: p.grad.clone() for n, p in backbone.model.named_parameters() if p.grad is not None}))
+    (plain_loss, plain), (ckpt_loss, ckpt) = results
+    assert ckpt_loss == pytest.approx(plain_loss, abs=1e-6)
+    for name, grad in plain.items():
+        torch.testing.assert_close(ckpt[name], grad, atol=1e-6, rtol=1e-5, msg=name)
