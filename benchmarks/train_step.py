@@ -4,12 +4,13 @@ shared-base decoder against a layout that keeps a second frozen copy of the mode
     .venv/bin/python benchmarks/train_step.py [--backbone smollm2-135m] [--batch 8] [--steps 4]
 
 Each variant runs in its own process (peak memory is per process): load the backbone, attach
-LoRA (same settings for all), take one warm-up step, reset the peak, then time ``--steps`` steps on
-the same batch of SICK triplets (../shared/data, else the offline triplets). Memory is the peak
-resident set during the timed steps on CPU (Linux ``VmHWM`` after resetting it through
-``/proc/self/clear_refs``), or ``torch.cuda.max_memory_allocated`` on a GPU: weights included.
-"activation" subtracts what the process held just before the timed steps. Reported: medians and
-ratios against InfoNCE (and against the shared-base decoder for the copy layout).
+LoRA (same settings for all), reset the peak, then run ``--steps`` + 1 steps on the same batch of
+SICK triplets (../shared/data, else the offline triplets); the first step is a warm-up left out of
+the median step time. Memory is the peak resident set over the steps on CPU (Linux ``VmHWM``
+after resetting it through ``/proc/self/clear_refs``), or ``torch.cuda.max_memory_allocated`` on
+a GPU, weights included; "activation" subtracts what the process held before the first step
+(weights, optimizer not yet allocated). Reported: medians and ratios against InfoNCE, and the
+shared-base decoder against the frozen-copy layout.
 """
 
 from __future__ import annotations
@@ -104,11 +105,10 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict
         optimizer.zero_grad(set_to_none=True)
         return tokens
 
-    step()  # warm-up: optimizer state allocated, kernels chosen
-    before = _now(device)
+    before = _now(device)  # weights, frozen copy and cached references; no step taken yet
     _reset_peak(device)
     times = []
-    for _ in range(steps):
+    for _ in range(steps + 1):
         start = time.perf_counter()
         tokens = step()
         if device.type == "cuda":
@@ -116,7 +116,7 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict
         times.append(time.perf_counter() - start)
     peak = _memory(device)
     return {
-        "variant": variant, "device": str(device), "step_s": statistics.median(times),
+        "variant": variant, "device": str(device), "step_s": statistics.median(times[1:]),  # first = warm-up
         "peak_bytes": peak, "activation_bytes": peak - before, "tokens": tokens,
     }
 
