@@ -46,7 +46,8 @@ def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_di
     record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").output)[0]
     assert record["status"] == "finished" and record["method"] == "untrained-mean"
     assert [t["phase"] for t in record["timings"]] == ["data", "load", "evaluate:tiny-sts"]
-    assert record["config"]["tasks"][0]["sha256"] and record["config"]["backbone"]["kind"] == "local"
+    assert record["config"]["tasks_resolved"][0]["sha256"] and record["config"]["backbone_resolved"]["kind"] == "local"
+    assert record["config"]["train_data"] is None  # an untrained method: training data cannot matter
 
     # independent expectation: plain transformers, one text at a time, mean pooling, cosine Spearman
     model = AutoModel.from_pretrained(tiny_llama_dir).eval()
@@ -110,7 +111,7 @@ BAD_INPUTS = {
     "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
     "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),
-    "unknown method option": (["--set", "method_args.pooling=max"], ["unknown option(s) pooling", "template"]),
+    "unknown method option": (["--method", "untrained-mean", "--set", "method_args.pooling=max"], ["unknown option(s) pooling", "template"]),
 }
 
 
