@@ -122,3 +122,19 @@ def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(t
     assert [r["status"] for r in store.runs(statuses=None)] == ["finished"]
     assert _final_loss(killed_dir / "h.db") == pytest.approx(_final_loss(straight_dir / "h.db"), abs=1e-6)
     assert store.get_run(1)["scores"]["tiny-sts"] == pytest.approx(open_store(straight_dir / "h.db").get_run(1)["scores"]["tiny-sts"], abs=1e-6)
+
+
+def test_resume_and_eval_refuse_what_they_cannot_do(tmp_path, tiny_llama_dir, small_sts_file):
+    runner = CliRunner()
+    db = str(tmp_path / "h.db")
+    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", db]).exit_code == 0
+    finished = runner.invoke(app, ["run", "--resume", "1", "--db", db])
+    assert finished.exit_code == 2 and "already finished" in finished.output
+    mixed = runner.invoke(app, ["run", "--resume", "1", "--method", "infonce", "--db", db])
+    assert mixed.exit_code == 2 and "--resume takes the run's recorded config" in mixed.output
+    missing = runner.invoke(app, ["eval", "7", "--tasks", str(small_sts_file), "--db", db])
+    assert missing.exit_code == 2 and "no run 7" in missing.output
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET status = 'failed' WHERE id = 1")
+    unfinished = runner.invoke(app, ["eval", "1", "--tasks", str(small_sts_file), "--db", db])
+    assert unfinished.exit_code == 2 and "only finished runs" in unfinished.output
