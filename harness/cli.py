@@ -47,8 +47,9 @@ PluginsOption = Annotated[
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Bad input and unusable files become one message and exit code 2."""
-    from harness.errors import HarnessError
+    """Bad input and unusable files become one message and exit code 2; a started run that
+    failed for a reason the user can act on (NaN loss, out of memory) one message and exit 1."""
+    from harness.errors import HarnessError, RunFailed
     from leaderboard.errors import LeaderboardError
 
     try:
@@ -56,6 +57,9 @@ def _user_errors() -> Iterator[None]:
     except (HarnessError, LeaderboardError) as exc:
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except RunFailed as exc:
+        err_console.print(f"[bold red]Run failed:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def raise_usage(message: str) -> None:

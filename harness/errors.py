@@ -12,6 +12,20 @@ class HarnessError(Exception):
     exit_code = 2
 
 
+class RunFailed(Exception):
+    """A started run stopped for a reason the user can act on (shown without a traceback, exit 1)."""
+
+    exit_code = 1
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's 'can't allocate memory'."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+    )
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> HarnessError:
     """An error for an unknown ``kind`` called ``name``, with "did you mean" and the list."""
     known = sorted(known)

@@ -9,6 +9,7 @@ scores and timings as they arrive, and ends the run as ``finished`` or ``failed`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -22,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from harness import distributed, registry
 from harness.backbones import BackboneSpec, load_backbone, require_available, resolve
 from harness.config import RunConfig, build_dataclass, config_hash
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 from harness.method import Method, MethodConfig
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
 from harness.telemetry import Phase
 from harness.training import Hooks, StepLog
+from harness import faults
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -129,7 +131,7 @@ def _task_scores(task_result: Any) -> tuple[float, dict]:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted by the user (Ctrl-C)"
-    if isinstance(exc, HarnessError):
+    if isinstance(exc, (HarnessError, RunFailed)):
         return str(exc)
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
@@ -235,9 +237,11 @@ def execute(
     if main:
         verb = "Resuming" if resume_id is not None else "Run"
         console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
+    beating = store.heartbeat_while(run_id) if main else contextlib.nullcontext()
     try:
-        recorder.timing(data_phase)
-        _execute(plan, tasks, run_id, resolved, recorder, console, output_root / f"run-{run_id}", store if main else None)
+        with beating:
+            recorder.timing(data_phase)
+            _execute(plan, tasks, run_id, resolved, recorder, console, output_root / f"run-{run_id}", store if main else None)
     except BaseException as exc:
         if main:
             store.fail_run(run_id, _describe(exc))
@@ -296,6 +300,7 @@ def _execute(
         backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
     phase.items = 1
     recorder.timing(phase)
+    faults.point("load")
 
     method = plan.method_cls(plan.method_config)
     if method.stages():
@@ -351,6 +356,7 @@ def evaluate(
         phase.tokens = encoder.tokens_encoded - before_tokens
         main_metric = task.metadata.main_score
         main_score, details = _task_scores(result.task_results[0])
+        faults.point("evaluate")
         recorder.score(spec.name, main_metric, main_score, details)
         recorder.timing(phase)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness import distributed
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed, is_out_of_memory
 from harness.method import MethodConfig, Stage, option
+from harness import faults
 
 if TYPE_CHECKING:
     import torch
@@ -88,8 +89,18 @@ class Hooks:
     def checkpoint(self, path: Path) -> None: ...
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(RunFailed):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def out_of_memory(stage: str, step: int, config: TrainConfig) -> RunFailed:
+    return RunFailed(
+        f"out of memory in stage {stage} at step {step} (batch_size={config.batch_size}, "
+        f"max_length={config.max_length}, grad_accum={config.grad_accum}, gradient_checkpointing="
+        f"{config.gradient_checkpointing}). Lower method_args.batch_size (raise method_args.grad_accum "
+        "to keep the effective batch), lower method_args.max_length, or set "
+        "method_args.gradient_checkpointing=true; the last good checkpoint is kept."
+    )
 
 
 def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
@@ -345,9 +356,14 @@ def _loop(
         total = 0.0
         for micro in range(config.grad_accum):
             batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
-            with _autocast(model, config):
-                loss, batch_tokens = stage.loss(model, backbone.tokenizer, batch, config)
-            (loss / config.grad_accum).backward()
+            try:
+                with _autocast(model, config):
+                    loss, batch_tokens = stage.loss(model, backbone.tokenizer, batch, config)
+                (loss / config.grad_accum).backward()
+            except (RuntimeError, MemoryError) as exc:
+                if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+                    raise out_of_memory(stage.name, step + 1, config) from None
+                raise
             total += float(loss.detach()) / config.grad_accum
             samples += len(batch) * world.world_size
             tokens += int(distributed.mean_across_ranks(batch_tokens) * world.world_size)
@@ -365,6 +381,7 @@ def _loop(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         logs.append(StepLog(stage.name, step + 1, global_loss, lr, time.perf_counter() - began))
+        faults.point("train-step")
         if progress is not None:
             progress(stage.name, step + 1, steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began))
         done = step + 1 == steps

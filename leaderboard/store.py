@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,12 +19,15 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, selectinload
 
+from harness import faults
 from leaderboard.errors import LeaderboardError
 from leaderboard.migrations import SchemaError, upgrade
 from leaderboard.schema import Metric, Run, Score, Timing
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
+HEARTBEAT_S = 30.0  # a running run's process refreshes heartbeat_at this often
+STALE_AFTER_S = float(os.environ.get("HARNESS_STALE_AFTER", 600))  # then another host may reap it
 STATUSES = ("running", "finished", "failed")
 
 
@@ -222,6 +226,8 @@ class RunStore:
                 )
             )
             run.heartbeat_at = time.time()
+            session.flush()
+            faults.point("score-write")  # killed here, the transaction never commits
 
     def record_timing(
         self,
@@ -305,21 +311,42 @@ class RunStore:
             run.ended_at = time.time()
 
     def reap_stale(self) -> list[int]:
-        """Mark as failed the ``running`` runs of this host whose process is gone."""
-        host = socket.gethostname()
+        """Mark as failed every ``running`` run whose process is gone: on this host by its pid, on
+        any host by a heartbeat older than ``STALE_AFTER_S``."""
+        host, now = socket.gethostname(), time.time()
         with self._session(write=True) as session:
-            stale = [
-                run
-                for run in session.scalars(
-                    select(Run).where(Run.status == "running", Run.host == host)
-                )
-                if not _process_alive(run.pid)
-            ]
-            for run in stale:
-                run.status = "failed"
-                run.error = f"interrupted: process {run.pid} on {host} ended without finishing"
-                run.ended_at = time.time()
-            return [run.id for run in stale]
+            reaped = []
+            for run in session.scalars(select(Run).where(Run.status == "running")):
+                if run.host == host and not _process_alive(run.pid):
+                    run.error = f"interrupted: process {run.pid} on {host} ended without finishing"
+                elif now - run.heartbeat_at > STALE_AFTER_S:
+                    silent = now - run.heartbeat_at
+                    run.error = f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
+                else:
+                    continue
+                run.status, run.ended_at = "failed", now
+                reaped.append(run.id)
+            return reaped
+
+    @contextmanager
+    def heartbeat_while(self, run_id: int) -> Iterator[None]:
+        """Refresh the run's heartbeat every ``HEARTBEAT_S`` from a thread while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                try:
+                    self.heartbeat(run_id)
+                except Exception:  # a busy database must not kill the run; the next beat retries
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-run-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     # -- reading -----------------------------------------------------------------------------
     def get_run(self, run_id: int, *, full: bool = True) -> dict[str, Any]:
