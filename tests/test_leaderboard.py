@@ -136,3 +136,23 @@ def test_rank_orders_by_mean_shares_ties_and_drops_incomplete():
     ranked = rank(runs, ["A", "B"])
     assert [(r["run_id"], r["rank"]) for r in ranked] == [(2, 1), (1, 2), (3, 2)]
     assert ranked[0]["mean"] == pytest.approx(0.8)
+
+
+def test_a_run_on_another_host_is_reaped_only_when_its_heartbeat_stops(tmp_path, monkeypatch):
+    import time
+
+    from leaderboard import store as store_module
+
+    store = open_store(tmp_path / "h.db")
+    quiet, alive = _start(store), _start(store)
+    now = time.time()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("UPDATE runs SET host = 'elsewhere', pid = 1, heartbeat_at = ? WHERE id = ?", (now - 3600, quiet))
+        conn.execute("UPDATE runs SET host = 'elsewhere', pid = 1, heartbeat_at = ? WHERE id = ?", (now - 5, alive))
+    assert store.reap_stale() == [quiet]
+    assert "no heartbeat" in store.get_run(quiet)["error"] and store.get_run(alive)["status"] == "running"
+
+    monkeypatch.setattr(store_module, "HEARTBEAT_S", 0.05)
+    with store.heartbeat_while(alive):
+        time.sleep(0.3)
+    assert store.get_run(alive)["heartbeat_at"] > now

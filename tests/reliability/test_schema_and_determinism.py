@@ -1,0 +1,129 @@
+"""Schema upgrades with a backup, refusal of newer schemas, deterministic runs, training faults
+reported cleanly, and nothing a user writes evaluated as code."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from harness.cli import app
+from leaderboard import migrations
+from leaderboard.store import LeaderboardError, open_store
+from tests.training_fixtures import TRIPLETS
+
+runner = CliRunner()
+
+
+def _v1_database(path):
+    with sqlite3.connect(path) as conn:
+        migrations.MIGRATIONS[0](conn)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO runs (status, method, backbone, task_spec, task_names, config, config_hash, seed, "
+            "versions, hardware, host, pid, started_at, heartbeat_at, ended_at) VALUES "
+            "('finished', 'old-method', 'b', 't', '[\"A\"]', '{}', 'h', 0, '{}', '{}', 'old-host', 1, 1.0, 1.0, 2.0)"
+        )
+        conn.execute("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'cosine_spearman', 0.5, '{}')")
+
+
+def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    _v1_database(path)
+    store = open_store(path)
+    record = store.get_run(1)
+    assert record["scores"] == {"A": 0.5} and record["output_dir"] is None
+    store.record_metrics(1, "s", [{"step": 1, "loss": 1.0, "lr": 0.1, "seconds": 0.5}])  # a v2 table
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
+    backup = tmp_path / "old.db.v1.bak"
+    with sqlite3.connect(backup) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT method FROM runs").fetchall() == [("old-method",)]
+        assert "metrics" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+
+
+def test_a_newer_database_is_refused_untouched(tmp_path):
+    path = tmp_path / "new.db"
+    open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {migrations.SCHEMA_VERSION + 3}")
+    before = path.read_bytes()
+    with pytest.raises(LeaderboardError, match="newer harness"):
+        open_store(path)
+    result = runner.invoke(app, ["leaderboard", "--db", str(path)])
+    assert result.exit_code == 2 and "newer harness" in result.output
+    assert path.read_bytes() == before
+
+
+@pytest.fixture
+def train_args(tmp_path, tiny_llama_dir, small_sts_file):
+    triplets = tmp_path / "t.jsonl"
+    triplets.write_text("\n".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) for t in TRIPLETS) + "\n")
+    return [
+        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
+        "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"), "--output-dir", str(tmp_path / "runs"),
+        "--set", "method_args.steps=4", "--set", "method_args.batch_size=2", "--set", "method_args.checkpoint_every=1",
+        "--set", "method_args.template='this sentence : {text}'", "--seed", "3",
+    ]
+
+
+def test_two_runs_with_the_same_seed_give_identical_results(train_args, tmp_path):
+    for _ in range(2):
+        assert runner.invoke(app, train_args, catch_exceptions=False).exit_code == 0
+    store = open_store(tmp_path / "h.db")
+    first, second = store.get_run(1), store.get_run(2)
+    assert first["scores"] == second["scores"] and first["config_hash"] == second["config_hash"]
+    assert [m["loss"] for m in store.metrics(1)] == [m["loss"] for m in store.metrics(2)]
+
+
+def test_a_nan_loss_fails_the_run_at_its_step_and_keeps_the_last_good_checkpoint(train_args, tmp_path, monkeypatch):
+    from methods import infonce
+
+    real = infonce.infonce_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 3 else loss
+
+    monkeypatch.setattr(infonce, "infonce_loss", poisoned)
+    result = runner.invoke(app, train_args)
+    assert result.exit_code == 1 and "became nan at step 3" in result.output and "Traceback" not in result.output
+    record = open_store(tmp_path / "h.db").get_run(1)
+    assert record["status"] == "failed" and "step 3" in record["error"]
+    state = json.loads((tmp_path / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json").read_text())
+    assert state["step"] == 2
+
+
+def test_out_of_memory_names_the_settings_to_lower(train_args, tmp_path, monkeypatch):
+    from methods import infonce
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(infonce, "infonce_loss", oom)
+    result = runner.invoke(app, train_args)
+    assert result.exit_code == 1
+    for hint in ("out of memory in stage contrastive at step 1", "method_args.batch_size", "gradient_checkpointing"):
+        assert hint in result.output
+    assert open_store(tmp_path / "h.db").get_run(1)["status"] == "failed"
+
+
+def test_values_from_users_are_never_evaluated(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    config = tmp_path / "c.toml"
+    config.write_text(f'method = "{code}"\n')
+    assert runner.invoke(app, ["run", "--config", str(config), "--db", str(tmp_path / "h.db")]).exit_code == 2
+    assert runner.invoke(app, ["run", "--set", f"method_args.template={code}", "--db", str(tmp_path / "h.db")]).exit_code == 2
+    task = tmp_path / "t.tsv"
+    task.write_text(f"sentence1\tsentence2\tscore\n{code}\tb\t{code}\n")
+    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--tasks", str(task), "--db", str(tmp_path / "h.db")]).exit_code == 2
+    monkeypatch.setenv("HARNESS_PLUGINS", "")
+    assert runner.invoke(app, ["run", "--method", "os:system", "--db", str(tmp_path / "h.db")]).exit_code == 2
+    assert not marker.exists()
