@@ -105,3 +105,13 @@ def test_offline_tasks_have_the_published_sizes():
     assert len(lee[0]) == 1225 and min(lee[2]) >= 0 and max(lee[2]) <= 1
     assert len(offline_data.word_pairs("wordsim353.tsv")[0]) == 353
     assert len(offline_data.word_pairs("simlex999.txt")[0]) == 999
+
+
+def test_stsb_train_with_its_ragged_rows_parses_whole(tmp_path, shared_data):
+    raw = (shared_data / "stsb" / "sts-train.csv").read_text(encoding="utf-8")
+    ragged = sum(1 for line in raw.splitlines() if line.count("\t") > 6)
+    path = tmp_path / "stsb-train.tsv"
+    path.write_text("genre\tsource\tyear\tid\tscore\tsentence1\tsentence2\n" + raw, encoding="utf-8")
+    pairs = read_sts_file(path)
+    assert ragged > 100  # the ~200 rows with two extra trailing fields
+    assert len(pairs.scores) == 5749 and min(pairs.scores) == 0 and max(pairs.scores) == 5
