@@ -219,7 +219,9 @@ def leaderboard(
         Optional[list[str]],
         typer.Option("--tasks", help="Rank over these presets/task names (default: the latest run's)."),
     ] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Show at most this many rows.")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(help="Rows to show: default 20 in the table, all with --json; 0 = all.")
+    ] = None,
     db: DbOption = Path(DEFAULT_DB),
     as_json: JsonOption = False,
 ) -> None:
@@ -234,16 +236,19 @@ def leaderboard(
         names = task_names(tasks) if tasks else (list(runs[0]["tasks"]) if runs else [])
     from leaderboard.queries import rank
 
-    ranked = rank(runs, names)[:limit]
+    ranked = rank(runs, names)
+    shown = limit if limit is not None else (0 if as_json else 20)
     if as_json:
-        _print_json(ranked)
+        _print_json(ranked[:shown] if shown else ranked)
         return
     if not ranked:
         console.print("No finished runs match.")
         return
     from leaderboard.render import leaderboard_table
 
-    console.print(leaderboard_table(ranked, names))
+    console.print(leaderboard_table(ranked[:shown] if shown else ranked, names))
+    if shown and len(ranked) > shown:
+        console.print(f"{shown} of {len(ranked)} ranked runs shown; --limit 0 shows all.")
 
 
 @app.command()

@@ -73,6 +73,9 @@ def test_compare_and_leaderboard_json_fields(recorded):
     ranked = json.loads(invoke("leaderboard", "--db", str(recorded), "--json").output)
     assert sorted(r["run_id"] for r in ranked) == [1, 2]
     assert ranked[0]["mean"] >= ranked[1]["mean"] and ranked[0]["rank"] == 1
+    assert len(json.loads(invoke("leaderboard", "--db", str(recorded), "--limit", "1", "--json").output)) == 1
+    table = invoke("leaderboard", "--db", str(recorded), "--limit", "1").output
+    assert "1 of 2 ranked runs shown" in table
     only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").output)
     assert [r["method"] for r in only] == ["untrained-last"]
 
