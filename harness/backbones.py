@@ -233,7 +233,6 @@ def load_backbone(
     spec: BackboneSpec, device: str = "auto", dtype: str = "auto", status: Any = None
 ) -> Backbone:
     """Load ``spec`` as a causal LM with SDPA attention; a pad token is always set."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     require_available(spec)

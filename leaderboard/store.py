@@ -105,22 +105,19 @@ def _timing_dict(timing: Timing) -> dict[str, Any]:
     }
 
 
+def _summary(run: Any, scores: dict[str, float]) -> dict[str, Any]:
+    """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``."""
+    return {
+        "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
+        "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores,
+        "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
+        "ended_at": run.ended_at, "error": run.error,
+    }
+
+
 def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
-    record: dict[str, Any] = {
-        "run_id": run.id,
-        "status": run.status,
-        "method": run.method,
-        "backbone": run.backbone,
-        "task_spec": run.task_spec,
-        "tasks": list(run.task_names),
-        "scores": {s.task: s.main_score for s in run.scores},
-        "config_hash": run.config_hash,
-        "seed": run.seed,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "error": run.error,
-    }
+    record = _summary(run, {s.task: s.main_score for s in run.scores})
     if full:
         record.update(
             config=run.config,
@@ -386,15 +383,7 @@ class RunStore:
                 select(Score.run_id, Score.task, Score.main_score).where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
             ):
                 scores[run_id][task] = value
-        records = [
-            {
-                "run_id": row.id, "status": row.status, "method": row.method, "backbone": row.backbone,
-                "task_spec": row.task_spec, "tasks": list(row.task_names), "scores": scores[row.id],
-                "config_hash": row.config_hash, "seed": row.seed, "started_at": row.started_at,
-                "ended_at": row.ended_at, "error": row.error,
-            }
-            for row in rows
-        ]
+        records = [_summary(row, scores[row.id]) for row in rows]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:

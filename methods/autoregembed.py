@@ -225,6 +225,12 @@ class _Parts:
         ids, mask = pad_batch(rows, tokenizer.pad_token_id, next(model.parameters()).device)
         return compress(model, self.method.slots, ids, mask)
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """This stage's own steps / lr / epochs (``ic_*`` or ``cda_*``), where set."""
+        values = {key: getattr(self.config, f"{self.name}_{key}") for key in ("steps", "lr", "epochs")}
+        return {key: value for key, value in values.items() if value}
+
     def targets(self, tokenizer: Any, texts: Sequence[str], config: TrainConfig) -> list[list[int]]:
         rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [row[: config.max_length - 1] + [tokenizer.eos_token_id] for row in rows]
@@ -234,11 +240,6 @@ class ICStage(_Parts):
     """Information compression: the frozen decoder must produce the answer from E alone."""
 
     name = "ic"
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        c = self.config
-        return {k: v for k, v in {"steps": c.ic_steps, "lr": c.ic_lr, "epochs": c.ic_epochs}.items() if v}
 
     def examples(self, source: str, seed: int) -> Sequence[ICExample]:
         return ic_examples(self.config.ic_data, source, seed)
@@ -255,11 +256,6 @@ class CDAStage(_Parts):
     """Conditional distribution alignment on (query, positive, hard negative) triplets."""
 
     name = "cda"
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        c = self.config
-        return {k: v for k, v in {"steps": c.cda_steps, "lr": c.cda_lr, "epochs": c.cda_epochs}.items() if v}
 
     def examples(self, source: str, seed: int) -> Sequence[CDAExample]:
         from harness.train_data import load_triplets

@@ -106,3 +106,27 @@ def small_sts_file(tmp_path) -> Path:
         ("the woman ate food", "the man ate food", 3.6),
     ]
     return write_sts_tsv(tmp_path / "tiny-sts.tsv", rows)
+
+
+def independent_cosine_spearman(model_folder, task_file) -> float:
+    """The expected score of mean pooling, computed without the harness: plain transformers, one
+    text at a time (no padding), cosine similarity, scipy's Spearman."""
+    import numpy as np
+    import torch
+    from scipy.stats import spearmanr
+    from transformers import AutoModel, AutoTokenizer
+
+    from harness.task_files import read_sts_file
+
+    model = AutoModel.from_pretrained(model_folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_folder)
+    pairs = read_sts_file(task_file)
+
+    def embed(text: str) -> np.ndarray:
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].mean(0).numpy()
+
+    a = np.stack([embed(t) for t in pairs.sentence1])
+    b = np.stack([embed(t) for t in pairs.sentence2])
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(spearmanr(cosine, pairs.scores)[0])

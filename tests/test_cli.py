@@ -7,14 +7,11 @@ import sqlite3
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
-from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.task_files import read_sts_file
+from tests.conftest import independent_cosine_spearman
 
 runner = CliRunner()
 
@@ -41,27 +38,14 @@ def recorded(tmp_path, tiny_llama_dir, small_sts_file):
 
 
 def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_dir, small_sts_file):
-    from transformers import AutoModel, AutoTokenizer
-
     record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").output)[0]
     assert record["status"] == "finished" and record["method"] == "untrained-mean"
     assert [t["phase"] for t in record["timings"]] == ["data", "load", "evaluate:tiny-sts"]
     assert record["config"]["tasks_resolved"][0]["sha256"] and record["config"]["backbone_resolved"]["kind"] == "local"
     assert record["config"]["train_data"] is None  # an untrained method: training data cannot matter
 
-    # independent expectation: plain transformers, one text at a time, mean pooling, cosine Spearman
-    model = AutoModel.from_pretrained(tiny_llama_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    pairs = read_sts_file(small_sts_file)
-
-    def embed(text):
-        with torch.no_grad():
-            return model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].mean(0).numpy()
-
-    a = np.stack([embed(t) for t in pairs.sentence1])
-    b = np.stack([embed(t) for t in pairs.sentence2])
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert record["scores"]["tiny-sts"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-4)
+    expected = independent_cosine_spearman(tiny_llama_dir, small_sts_file)
+    assert record["scores"]["tiny-sts"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_compare_and_leaderboard_json_fields(recorded):

