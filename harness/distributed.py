@@ -57,6 +57,22 @@ def init(device_type: str) -> DistInfo:
     return info
 
 
+def init_single(device_type: str) -> None:
+    """A process group of one, for sharding engines (FSDP, DeepSpeed) run by a single process,
+    e.g. one GPU with parameters offloaded to the CPU. No-op when a group exists."""
+    import socket
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
 def world() -> DistInfo:
     import torch.distributed as dist
 

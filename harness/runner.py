@@ -254,9 +254,12 @@ def execute(
 def _train(
     plan: RunPlan, method: Method, backbone: Any, recorder: Recorder, console: Console,
     output_dir: Path, store: RunStore | None,
-) -> None:
+) -> bool:
+    """Train ``method``'s stages; True when a sharding engine was used (the model is sharded
+    then, and evaluation needs the backbone reloaded from the final checkpoint)."""
     from harness.progress import training_progress
     from harness.telemetry import Phase
+    from harness.sharding_config import resolve as resolve_sharding
     from harness.training import TrainConfig, prepare_model, run_stages
 
     if not isinstance(method.config, TrainConfig):
@@ -281,12 +284,15 @@ def _train(
                 "world_size": report.world_size,
                 "per_device_batch": report.per_device_batch,
                 "effective_batch": report.effective_batch,
+                "engine": report.engine,
             },
         )
-        console.print(
-            f"  trained {report.stage}: {report.steps} steps in {report.seconds:.1f} s "
-            f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s)"
-        )
+        if distributed.world().is_main:
+            console.print(
+                f"  trained {report.stage}: {report.steps} steps in {report.seconds:.1f} s "
+                f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s)"
+            )
+    return resolve_sharding(method.config.sharding, method.config.sharding_config).sharded
 
 
 def _execute(
@@ -304,7 +310,10 @@ def _execute(
 
     method = plan.method_cls(plan.method_config)
     if method.stages():
-        _train(plan, method, backbone, recorder, console, output_dir, store)
+        sharded = _train(plan, method, backbone, recorder, console, output_dir, store)
+        if sharded and distributed.world().is_main:
+            del backbone  # sharded in place: encode from the final checkpoint instead
+            backbone = _restore_trained(plan, method, output_dir, console)
     else:
         method.prepare(backbone)
     if not distributed.world().is_main:
@@ -362,28 +371,41 @@ def evaluate(
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
 
 
+def _restore_trained(plan: RunPlan, method: Method, output_dir: Path, console: Console) -> Any:
+    """A fresh, unsharded backbone with the latest checkpoint's trained weights, ready to encode."""
+    from harness.training import latest_checkpoint, load_trainable, prepare_model
+
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        raise HarnessError(f"no checkpoint to evaluate in {output_dir}.")
+    with console.status("Loading backbone") as status:
+        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
+    config = dataclasses.replace(method.config, gradient_checkpointing=False)
+    prepare_model(backbone, config)
+    method.prepare(backbone)
+    load_trainable(backbone.model, checkpoint)
+    backbone.model.eval()
+    return backbone
+
+
 def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console) -> None:
     """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row."""
     from harness.telemetry import measure
-    from harness.training import latest_checkpoint, load_trainable, prepare_model
 
     _quiet_libraries()
     with console.status("Loading task data"):
         tasks = load_tasks(plan.tasks)
     recorder = Recorder(store, record["run_id"])
     seed_everything(plan.config.seed)
-    with measure("load") as phase, console.status("Loading backbone") as status:
-        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
     method = plan.method_cls(plan.method_config)
-    if method.stages():
-        checkpoint = latest_checkpoint(Path(record["output_dir"])) if record.get("output_dir") else None
-        if checkpoint is None:
-            raise HarnessError(f"run {record['run_id']} has no checkpoint to evaluate (output folder {record.get('output_dir')}).")
-        prepare_model(backbone, method.config)
-        method.prepare(backbone)
-        load_trainable(backbone.model, checkpoint)
-        backbone.model.eval()
-    else:
-        method.prepare(backbone)
+    with measure("load") as phase:
+        if method.stages():
+            if not record.get("output_dir"):
+                raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to evaluate.")
+            backbone = _restore_trained(plan, method, Path(record["output_dir"]), console)
+        else:
+            with console.status("Loading backbone") as status:
+                backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
+            method.prepare(backbone)
     recorder.timing(phase)
     evaluate(plan, method, backbone, tasks, record["config"], recorder, console)

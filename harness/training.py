@@ -3,7 +3,9 @@
 LoRA through peft by default (or full fine-tuning), bf16 autocast where the GPU has it, gradient
 checkpointing, gradient accumulation, AdamW with linear warmup and linear decay, a data order fixed
 by the seed, gradients averaged across ranks (see :mod:`harness.distributed`), checkpoints every
-N steps and at the end of each stage, and resume from the latest checkpoint. Only rank 0 writes.
+N steps and at the end of each stage, and resume from the latest checkpoint. Only rank 0 writes
+(DeepSpeed's optimizer partitions excepted). How the model is run, reduced and stepped (replicated,
+FSDP2 or DeepSpeed) is the engine's business: :mod:`harness.engines`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class TrainConfig(MethodConfig):
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
     max_length: int = option(128, "tokens per training text, template included")
     max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all")
+    sharding: Literal["auto", "none", "fsdp", "deepspeed"] = option(
+        "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
+    )
+    sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
 
 
 @dataclass
@@ -79,6 +85,7 @@ class StageReport:
     world_size: int
     per_device_batch: int
     effective_batch: int
+    engine: str = "none"
 
 
 class Hooks:
@@ -118,15 +125,20 @@ def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     if config.gradient_checkpointing:
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        if enable is not None:  # transformers >= 5.x name
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if config.finetune == "lora":
-            model.enable_input_require_grads()
+        enable_checkpointing(model, lora=config.finetune == "lora")
     model.train()
     backbone.model = model
+
+
+def enable_checkpointing(model: Any, *, lora: bool) -> None:
+    """Recompute each layer's activations in backward (non-reentrant, so sharding engines work)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5.x name
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora:
+        model.enable_input_require_grads()
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -193,22 +205,33 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> Path:
-    """Write atomically: a reader (or a resume after a kill) sees a whole checkpoint or none."""
+def save_checkpoint(folder: Path, engine: Any, state: dict[str, Any]) -> Path:
+    """Write atomically: a reader (or a resume after a kill) sees a whole checkpoint or none.
+
+    Every rank enters (sharded weights are gathered); rank 0 writes, except DeepSpeed's own
+    optimizer partitions, which each rank writes into the staging folder.
+    """
     import torch
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    main = distributed.world().is_main
     staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    torch.save({n: p.detach().cpu() for n, p in trainable_parameters(model)}, staging / "trainable.pt")
-    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
-    torch.save(_rng_state(), staging / "rng.pt")
-    (staging / "state.json").write_text(json.dumps(state))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
+    if main:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    distributed.barrier()
+    trainable = engine.full_trainable()
+    engine.save_optimizer(staging)
+    if main:
+        torch.save(trainable, staging / "trainable.pt")
+        torch.save(_rng_state(), staging / "rng.pt")
+        (staging / "state.json").write_text(json.dumps({**state, "engine": engine.name}))
+    distributed.barrier()
+    if main:
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    distributed.barrier()
     return folder
 
 
@@ -226,30 +249,40 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return max(found)[2] if found else None
 
 
-def load_trainable(model: Any, folder: Path) -> None:
+def read_trainable(folder: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The checkpoint's trainable tensors; every name in ``names`` must be there."""
     import torch
 
     saved = torch.load(folder / "trainable.pt", map_location="cpu", weights_only=True)
-    params = dict(trainable_parameters(model))
-    missing = set(params) - set(saved)
+    missing = set(names) - set(saved)
     if missing:
         raise HarnessError(f"checkpoint {folder} lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]}).")
+    return saved
+
+
+def load_trainable(model: Any, folder: Path) -> None:
+    """Copy a checkpoint's trainable tensors into an unsharded ``model`` (e.g. to evaluate it)."""
+    import torch
+
+    params = dict(trainable_parameters(model))
     with torch.no_grad():
-        for name, tensor in saved.items():
+        for name, tensor in read_trainable(folder, list(params)).items():
             params[name].copy_(tensor.to(params[name].device))
 
 
 # -- the loop -------------------------------------------------------------------------------
-def _autocast(model: Any, config: TrainConfig) -> Any:
+def bf16_wanted(device: torch.device, config: TrainConfig) -> bool:
+    import torch
+
+    return config.bf16 == "on" or (config.bf16 == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def _autocast(engine: Any, device: torch.device, config: TrainConfig) -> Any:
     import contextlib
 
     import torch
 
-    device = next(model.parameters()).device
-    wanted = config.bf16 == "on" or (
-        config.bf16 == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    if not wanted:
+    if not engine.autocast or not bf16_wanted(device, config):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
@@ -266,17 +299,32 @@ def run_stages(
     progress: Any = None,
 ) -> list[StageReport]:
     """Train ``stages`` in order on ``backbone`` (call :func:`prepare_model` first), resuming from
-    the latest checkpoint in ``output_dir`` if there is one."""
+    the latest checkpoint in ``output_dir`` if there is one.
+
+    With a sharding engine (``config.sharding``) the model is sharded in place and cannot encode
+    afterwards: reload the backbone and the final checkpoint (the runner does).
+    """
     import torch
 
+    from harness import engines
+    from harness.sharding_config import resolve
     from harness.telemetry import measure
 
+    sharding = resolve(config.sharding, config.sharding_config)
+    if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
+        enable_checkpointing(backbone.model, lora=config.finetune == "lora")
+    device = backbone.device
+    engine = engines.build(backbone.model, config, sharding)
     world = distributed.world()
-    model = backbone.model
     resume = latest_checkpoint(output_dir) if output_dir is not None else None
     resume_state = json.loads((resume / "state.json").read_text()) if resume else None
     if resume is not None:
-        load_trainable(model, resume)
+        if resume_state.get("engine", "none") != engine.name:
+            raise HarnessError(
+                f"checkpoint {resume} was written by the {resume_state.get('engine', 'none')} engine; "
+                f"resume with the same method_args.sharding (now {engine.name})."
+            )
+        engine.load_trainable(read_trainable(resume, engines.trainable_names(backbone.model)))
     reports = []
     base_config = config
     for index, stage in enumerate(stages):
@@ -287,36 +335,32 @@ def run_stages(
                 continue
             if index == resume_state["stage_index"]:
                 start_step = resume_state["step"]
-        examples = _stage_examples(stage, index, backbone, config, train_data, seed, output_dir, resumed=bool(start_step))
+        examples = _stage_examples(stage, index, engine, backbone, config, train_data, seed, output_dir, resumed=bool(start_step))
         steps = total_steps(len(examples), config, world.world_size)
-        params = [p for _, p in trainable_parameters(model)]
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps, config.warmup_ratio))
+        engine.start_stage(config, steps, _schedule(steps, config.warmup_ratio))
         if start_step:
-            optimizer.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=False))
-            scheduler.load_state_dict(torch.load(resume / "scheduler.pt", weights_only=False))
+            engine.load_optimizer(resume)
             _set_rng_state(torch.load(resume / "rng.pt", weights_only=False))
-        with measure(f"train:{stage.name}", backbone.device) as phase:
+        with measure(f"train:{stage.name}", device) as phase:
             samples, tokens = _loop(
-                model, backbone, stage, examples, config, optimizer, scheduler,
-                index=index, start_step=start_step, steps=steps, seed=seed, world=world,
-                output_dir=output_dir, hooks=hooks, progress=progress,
+                engine, backbone, stage, examples, config, index=index, start_step=start_step, steps=steps,
+                seed=seed, world=world, device=device, output_dir=output_dir, hooks=hooks, progress=progress,
             )
         reports.append(
             StageReport(
                 stage=stage.name, steps=steps - start_step, seconds=phase.seconds, samples=samples,
                 tokens=tokens, peak_memory_bytes=phase.peak_memory_bytes or 0, world_size=world.world_size,
                 per_device_batch=config.batch_size,
-                effective_batch=config.batch_size * config.grad_accum * world.world_size,
+                effective_batch=config.batch_size * config.grad_accum * world.world_size, engine=engine.name,
             )
         )
-    model.eval()
+    engine.train(False)
     return reports
 
 
 def _stage_examples(
-    stage: Stage, index: int, backbone: Backbone, config: TrainConfig, train_data: str, seed: int,
-    output_dir: Path | None, *, resumed: bool,
+    stage: Stage, index: int, engine: Any, backbone: Backbone, config: TrainConfig, train_data: str,
+    seed: int, output_dir: Path | None, *, resumed: bool,
 ) -> Sequence[Any]:
     """The stage's examples; for a :class:`PreparedStage`, prepared once from the model as it is at
     the stage's start and kept beside the checkpoints for a resume."""
@@ -331,9 +375,9 @@ def _stage_examples(
         examples = [examples[i] for i in chosen]
     begin = getattr(stage, "begin", None)
     if begin is not None:
-        backbone.model.eval()
-        examples = list(begin(backbone.model, backbone.tokenizer, examples, config))
-        backbone.model.train()
+        engine.train(False)
+        examples = list(engine(lambda model: begin(model, backbone.tokenizer, examples, config)))
+        engine.train(True)
         if saved is not None and distributed.world().is_main:
             saved.parent.mkdir(parents=True, exist_ok=True)
             torch.save(examples, saved.with_suffix(".tmp"))
@@ -342,13 +386,10 @@ def _stage_examples(
 
 
 def _loop(
-    model: Any, backbone: Backbone, stage: Stage, examples: Sequence[Any], config: TrainConfig,
-    optimizer: Any, scheduler: Any, *, index: int, start_step: int, steps: int, seed: int,
-    world: distributed.DistInfo, output_dir: Path | None, hooks: Hooks, progress: Any,
+    engine: Any, backbone: Backbone, stage: Stage, examples: Sequence[Any], config: TrainConfig, *,
+    index: int, start_step: int, steps: int, seed: int, world: distributed.DistInfo, device: torch.device,
+    output_dir: Path | None, hooks: Hooks, progress: Any,
 ) -> tuple[int, int]:
-    import torch
-
-    params = [p for _, p in trainable_parameters(model)]
     began = time.perf_counter()
     logs: list[StepLog] = []
     samples = tokens = 0
@@ -357,9 +398,9 @@ def _loop(
         for micro in range(config.grad_accum):
             batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
             try:
-                with _autocast(model, config):
-                    loss, batch_tokens = stage.loss(model, backbone.tokenizer, batch, config)
-                (loss / config.grad_accum).backward()
+                with _autocast(engine, device, config):
+                    loss, batch_tokens = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
+                engine.backward(loss, accum=config.grad_accum, last=micro + 1 == config.grad_accum)
             except (RuntimeError, MemoryError) as exc:
                 if isinstance(exc, MemoryError) or is_out_of_memory(exc):
                     raise out_of_memory(stage.name, step + 1, config) from None
@@ -367,19 +408,14 @@ def _loop(
             total += float(loss.detach()) / config.grad_accum
             samples += len(batch) * world.world_size
             tokens += int(distributed.mean_across_ranks(batch_tokens) * world.world_size)
-        distributed.average_gradients(params)
         global_loss = distributed.mean_across_ranks(total)
         if not math.isfinite(global_loss):
             raise NonFiniteLoss(
                 f"stage {stage.name}: the loss became {global_loss} at step {step + 1}; the last good "
                 "checkpoint is kept. Lower lr, or turn bf16 off."
             )
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        lr = engine.lr()
+        engine.step()
         logs.append(StepLog(stage.name, step + 1, global_loss, lr, time.perf_counter() - began))
         faults.point("train-step")
         if progress is not None:
@@ -391,9 +427,8 @@ def _loop(
                 hooks.steps(stage.name, logs)
             logs = []
         if (done or every) and output_dir is not None:
+            state = {"stage_index": index, "stage": stage.name, "step": step + 1, "done": done}
+            folder = save_checkpoint(output_dir / "checkpoints" / f"{index}-{stage.name}", engine, state)
             if world.is_main:
-                state = {"stage_index": index, "stage": stage.name, "step": step + 1, "done": done}
-                folder = save_checkpoint(output_dir / "checkpoints" / f"{index}-{stage.name}", model, optimizer, scheduler, state)
                 hooks.checkpoint(folder)
-            distributed.barrier()
     return samples, tokens

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.distributed import mean_across_ranks
 from harness.encoder import TokenEncoder
 from harness.errors import HarnessError
 from harness.method import Method, option
@@ -150,6 +151,13 @@ def compress(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention
     return hidden[row_index, positions]
 
 
+def slots_of(model: Any) -> torch.Tensor:
+    """The slot parameter as ``model`` holds it now (a sharding engine swaps parameters, so a
+    reference kept from before training would be stale)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base, SLOTS_PARAMETER)
+
+
 @dataclass
 class Scored:
     """Decoder output for a batch of (E, target) pairs."""
@@ -223,7 +231,7 @@ class _Parts:
 
         rows = PromptTokenizer(tokenizer, self.config.template, config.max_length)(texts)
         ids, mask = pad_batch(rows, tokenizer.pad_token_id, next(model.parameters()).device)
-        return compress(model, self.method.slots, ids, mask)
+        return compress(model, slots_of(model), ids, mask)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -249,7 +257,10 @@ class ICStage(_Parts):
         compressed = self.encode(model, tokenizer, texts, config)
         with self.method.decoding(model) as decoder:
             scored = score_targets(decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), tokenizer.pad_token_id)
-        return -scored.sums.sum() / scored.tokens.sum(), int(scored.tokens.sum())
+        tokens = int(scored.tokens.sum())
+        # per token over the global batch: divide by the ranks' mean token count, so that the
+        # mean over ranks of this loss is the global token mean (1 process: its own count)
+        return -scored.sums.sum() / mean_across_ranks(float(tokens)), tokens
 
 
 class CDAStage(_Parts):
@@ -267,7 +278,7 @@ class CDAStage(_Parts):
         import torch
 
         done = []
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: sharding engines reuse gathered tensors in training
             for start in range(0, len(examples), config.batch_size):
                 chunk = examples[start : start + config.batch_size]
                 compressed = self.encode(model, tokenizer, [e.query for e in chunk], config)
@@ -390,7 +401,7 @@ class AutoRegEmbed(Method):
         mean, std = weight.float().mean(0), weight.float().std(0)
         init = mean + std * torch.randn(self.config.slots, weight.shape[1], device=weight.device)
         base.register_parameter(SLOTS_PARAMETER, torch.nn.Parameter(init.to(weight.dtype)))
-        self.slots = getattr(base, SLOTS_PARAMETER)
+        self.slots = slots_of(model)
         if self.config.finetune == "full" and self.stages():
             self.frozen = copy.deepcopy(base).eval().requires_grad_(False)
 

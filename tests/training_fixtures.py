@@ -44,3 +44,49 @@ def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs)
         lora_dropout=0.0, temperature=0.1, template="this sentence : {text}", **kwargs,
     )
     return ContrastiveStage(config), config
+
+
+def sharded_run(out, *, engine: str, method: str, world_size: int, sharding_config: str = "") -> dict:
+    """Full fine-tune of the tiny Llama on TRIPLETS with ``engine``; the global batch is 8 whatever
+    ``world_size`` is. Returns (rank 0) the step losses and the final checkpoint's weights."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from harness.backbones import Backbone, BackboneSpec
+    from harness.training import Hooks, latest_checkpoint, prepare_model, run_stages
+    from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
+
+    class Record(Hooks):
+        def __init__(self) -> None:
+            self.losses: list[tuple[str, int, float]] = []
+
+        def steps(self, stage, logs) -> None:
+            self.losses.extend((log.stage, log.step, log.loss) for log in logs)
+
+    out = Path(out)
+    triplets = out / "triplets.jsonl"
+    if not triplets.exists():
+        triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    common = dict(
+        finetune="full", batch_size=8 // world_size, lr=1e-3, checkpoint_every=1, max_length=32,
+        sharding=engine, sharding_config=sharding_config,
+    )
+    if method == "infonce":
+        config = InfoNCEConfig(steps=3, in_batch=True, temperature=0.1, template="this sentence : {text}", **common)
+        stages = [ContrastiveStage(config)]
+        prepare = None
+    else:
+        config = AutoRegEmbedConfig(slots=2, ic_steps=2, cda_steps=2, **common)
+        runner = AutoRegEmbed(config)
+        stages, prepare = runner.stages(), runner.prepare
+    backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
+    torch.manual_seed(0)
+    prepare_model(backbone, config)
+    if prepare is not None:
+        prepare(backbone)
+    hooks = Record()
+    run_stages(backbone, stages, config, train_data=str(triplets), seed=0, output_dir=out / "run", hooks=hooks)
+    weights = torch.load(latest_checkpoint(out / "run") / "trainable.pt", weights_only=True)
+    return {"losses": hooks.losses, "weights": weights}

@@ -1,0 +1,114 @@
+"""Full fine-tuning with 2 processes, side by side: replicated (gradients all-reduced), FSDP2 and
+DeepSpeed ZeRO-3. Same backbone, data, seed and global batch for each; one torchrun per engine.
+
+    .venv/bin/python benchmarks/sharding.py [--backbone smollm2-135m] [--batch 4] [--steps 6]
+
+Each rank loads the backbone, unfreezes every weight, builds the engine and one optimizer step is
+run as a warm-up (so AdamW state exists); then the peak resident set is reset (Linux
+``/proc/self/clear_refs``; ``torch.cuda.max_memory_allocated`` on GPUs) and ``--steps`` steps of
+InfoNCE on SICK triplets (../shared/data, else the offline triplets) are timed. Reported per
+engine: the largest per-rank peak memory over the timed steps, the median step time, the losses,
+and the ratios against the replicated engine; the losses must agree across engines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+ENGINES = {"replicated": ("none", None), "fsdp": ("fsdp", None), "zero3": ("deepspeed", {"zero_optimization": {"stage": 3}})}
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from benchmarks.train_step import _memory, _reset_peak
+    from harness import distributed, engines
+    from harness.backbones import load_backbone, resolve
+    from harness.sharding_config import resolve as resolve_sharding
+    from harness.train_data import load_triplets
+    from harness.training import batch_indices, prepare_model
+    from methods.infonce import ContrastiveStage, InfoNCEConfig
+
+    info = distributed.init("cuda" if torch.cuda.is_available() else "cpu")
+    engine_name, ds = ENGINES[args.worker]
+    config_file = ""
+    if ds is not None:
+        config_file = str(Path(args.out) / "ds.json")
+        Path(config_file).write_text(json.dumps(ds))
+    config = InfoNCEConfig(finetune="full", batch_size=args.batch, lr=1e-5, max_length=64, sharding=engine_name, sharding_config=config_file)
+    torch.manual_seed(0)
+    backbone = load_backbone(resolve(args.backbone))
+    prepare_model(backbone, config)
+    device = backbone.device
+    engine = engines.build(backbone.model, config, resolve_sharding(engine_name, config_file))
+    engine.start_stage(config, args.steps + 1, lambda step: 1.0)
+    stage = ContrastiveStage(config)
+    data = load_triplets(str(SICK) if SICK.exists() else "offline", 0)
+    losses, times = [], []
+    for step in range(args.steps + 1):
+        if step == 1:
+            _reset_peak(device)
+        batch = [data[i] for i in batch_indices(len(data), seed=0, step=step, micro=0, config=config, world=info)]
+        began = time.perf_counter()
+        loss, _ = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
+        engine.backward(loss, accum=1, last=True)
+        engine.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step:
+            times.append(time.perf_counter() - began)
+            losses.append(distributed.mean_across_ranks(float(loss.detach())))
+    peaks = [None] * info.world_size
+    dist.all_gather_object(peaks, _memory(device))
+    if info.is_main:
+        result = {"peak_bytes": max(peaks), "step_s": statistics.median(times), "losses": losses, "world": info.world_size}
+        (Path(args.out) / f"{args.worker}.json").write_text(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--batch", type=int, default=4, help="examples per rank per step")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    out = tempfile.mkdtemp()
+    results = {}
+    for name in ENGINES:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={args.nproc}", "--master-port=29533",
+            __file__, "--worker", name, "--out", out, "--backbone", args.backbone,
+            "--batch", str(args.batch), "--steps", str(args.steps),
+        ]
+        subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        results[name] = json.loads((Path(out) / f"{name}.json").read_text())
+    base = results["replicated"]
+    print(f"{args.backbone}, full fine-tuning, {args.nproc} processes x batch {args.batch}, {args.steps} timed steps")
+    print(f"{'engine':<11} {'peak/rank MiB':>14} {'x replicated':>13} {'step s':>8} {'x replicated':>13}  max |loss diff|")
+    for name, r in results.items():
+        diff = max(abs(a - b) for a, b in zip(r["losses"], base["losses"]))
+        print(
+            f"{name:<11} {r['peak_bytes'] / 2**20:>14.0f} {r['peak_bytes'] / base['peak_bytes']:>13.2f} "
+            f"{r['step_s']:>8.2f} {r['step_s'] / base['step_s']:>13.2f}  {diff:.2e}"
+        )
+    print("losses:", {name: [round(x, 5) for x in r["losses"]] for name, r in results.items()})
+
+
+if __name__ == "__main__":
+    main()

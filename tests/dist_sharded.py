@@ -1,0 +1,30 @@
+"""Run under torchrun by tests/test_sharding.py: a sharded full fine-tune of the tiny Llama.
+
+    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [SHARDING_CONFIG]
+
+Rank 0 saves the step losses and the final weights to OUT_DIR/result.pt.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import distributed  # noqa: E402
+from tests.training_fixtures import sharded_run  # noqa: E402
+
+
+def main() -> None:
+    out, engine, method = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    info = distributed.init("cpu")
+    result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, sharding_config=(sys.argv[4:] or [""])[0])
+    if info.is_main:
+        torch.save(result, out / "result.pt")
+
+
+if __name__ == "__main__":
+    main()
