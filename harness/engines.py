@@ -321,12 +321,7 @@ def _auto_paths(node: Any, prefix: str = "") -> list[str]:
 
 
 def build(model: torch.nn.Module, config: TrainConfig, sharding: Sharding) -> Replicated:
-    """The engine for ``sharding`` (sharding engines are for full fine-tunes)."""
-    if sharding.sharded and config.finetune != "full":
-        raise HarnessError(
-            f"method_args.sharding={sharding.engine} shards full fine-tunes; set method_args.finetune=full "
-            "(LoRA adapters are small and train replicated)."
-        )
+    """The engine for ``sharding`` (from :func:`harness.sharding_config.for_training`)."""
     if sharding.sharded:
         distributed.init_single(next(model.parameters()).device.type)
     if sharding.engine == "fsdp":

@@ -27,7 +27,8 @@ from harness.errors import HarnessError, RunFailed
 from harness.method import Method, MethodConfig
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
 from harness.telemetry import Phase
-from harness.training import Hooks, StepLog
+from harness.sharding_config import for_training
+from harness.training import Hooks, StepLog, TrainConfig
 from harness import faults
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ def plan_run(config: RunConfig) -> RunPlan:
     backbone = resolve(config.backbone)
     require_available(backbone)
     tasks = resolve_tasks(config.tasks)
+    if isinstance(method_config, TrainConfig):
+        for_training(method_config)  # a bad sharding choice or config file stops the run here
     return RunPlan(config, method_cls, method_config, backbone, tasks)
 
 
@@ -259,8 +262,7 @@ def _train(
     then, and evaluation needs the backbone reloaded from the final checkpoint)."""
     from harness.progress import training_progress
     from harness.telemetry import Phase
-    from harness.sharding_config import resolve as resolve_sharding
-    from harness.training import TrainConfig, prepare_model, run_stages
+    from harness.training import prepare_model, run_stages
 
     if not isinstance(method.config, TrainConfig):
         raise HarnessError(f"method {plan.config.method!r} has stages but its Config is not a TrainConfig.")
@@ -292,7 +294,7 @@ def _train(
                 f"  trained {report.stage}: {report.steps} steps in {report.seconds:.1f} s "
                 f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s)"
             )
-    return resolve_sharding(method.config.sharding, method.config.sharding_config).sharded
+    return for_training(method.config).sharded
 
 
 def _execute(

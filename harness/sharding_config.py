@@ -164,3 +164,15 @@ def resolve(engine: str, config_file: str) -> Sharding:
     if not config_file:
         return Sharding("deepspeed", deepspeed={"zero_optimization": {"stage": 2}}, source="defaults")
     return Sharding("deepspeed", deepspeed=_read_file(Path(config_file)), source=config_file)
+
+
+def for_training(config: Any) -> Sharding:
+    """The engine for a :class:`~harness.training.TrainConfig`, checked before anything is recorded:
+    sharding engines are for full fine-tunes."""
+    sharding = resolve(config.sharding, config.sharding_config)
+    if sharding.sharded and config.finetune != "full":
+        raise HarnessError(
+            f"method_args.sharding={sharding.engine} shards full fine-tunes; set method_args.finetune=full "
+            "(LoRA adapters are small and train replicated)."
+        )
+    return sharding

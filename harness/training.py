@@ -307,10 +307,10 @@ def run_stages(
     import torch
 
     from harness import engines
-    from harness.sharding_config import resolve
+    from harness.sharding_config import for_training
     from harness.telemetry import measure
 
-    sharding = resolve(config.sharding, config.sharding_config)
+    sharding = for_training(config)
     if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
         enable_checkpointing(backbone.model, lora=config.finetune == "lora")
     device = backbone.device

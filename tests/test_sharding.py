@@ -108,15 +108,32 @@ def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradic
 
 
 def test_sharding_is_for_full_fine_tunes():
-    from harness.engines import build
-    from harness.sharding_config import Sharding
+    from harness.sharding_config import for_training
     from methods.infonce import InfoNCEConfig
-    from tests.conftest import make_tiny_llama
 
     with pytest.raises(HarnessError, match="finetune=full"):
-        build(make_tiny_llama(), InfoNCEConfig(finetune="lora"), Sharding("fsdp"))
+        for_training(InfoNCEConfig(finetune="lora", sharding="fsdp"))
+    assert for_training(InfoNCEConfig(finetune="full", sharding="fsdp")).engine == "fsdp"
     with pytest.raises(HarnessError, match="method_args.sharding_config needs"):
         resolve("auto", "x.json")
+
+
+def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    bad = tmp_path / "fsdp.yaml"
+    bad.write_text("fsdp_config:\n  fsdp_version: 2\n  fsdp_offload_param: true\n")  # typo: offload_params
+    args = [
+        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file),
+        "--db", str(tmp_path / "h.db"), "--set", "method_args.finetune=full", "--set", "method_args.sharding=fsdp",
+        "--set", f"method_args.sharding_config={bad}",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "fsdp_offload_param" in result.output and str(bad) in " ".join(result.output.split())
+    assert not (tmp_path / "h.db").exists()
 
 
 # -- two processes against one ------------------------------------------------------------------
