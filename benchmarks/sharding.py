@@ -77,7 +77,7 @@ def worker(args: argparse.Namespace) -> None:
     from benchmarks.train_step import _memory, _reset_peak
     from harness import distributed, engines
     from harness.backbones import load_backbone, resolve
-    from harness.sharding_config import resolve as resolve_sharding
+    from harness.sharding_config import for_training
     from harness.train_data import load_triplets
     from harness.training import batch_indices, prepare_model
     from methods.infonce import ContrastiveStage, InfoNCEConfig
@@ -93,7 +93,7 @@ def worker(args: argparse.Namespace) -> None:
     backbone = load_backbone(resolve(args.backbone))
     prepare_model(backbone, config)
     device = backbone.device
-    engine = engines.build(backbone.model, config, resolve_sharding(engine_name, config_file))
+    engine = engines.build(backbone.model, for_training(config))
     engine.start_stage(config, args.steps + 1, lambda step: 1.0)
     stage = ContrastiveStage(config)
     data = load_triplets(str(SICK) if SICK.exists() else "offline", 0)

@@ -57,7 +57,7 @@ class Replicated:
     sharded = False
     autocast = True  # the loop's bf16 autocast applies (DeepSpeed casts the model itself)
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.optimizer: Any = None
         self.scheduler: Any = None
@@ -121,7 +121,7 @@ class FSDP(Replicated):
     name = "fsdp"
     sharded = True
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, sharding: Sharding) -> None:
+    def __init__(self, model: torch.nn.Module, sharding: Sharding) -> None:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
@@ -145,7 +145,7 @@ class FSDP(Replicated):
             fully_shard(layer, **kwargs)
         self.root = Root(model)
         fully_shard(self.root, **kwargs)
-        super().__init__(model, config)
+        super().__init__(model)
         self.prefix = "model."
 
     def __call__(self, fn: Callable[[torch.nn.Module], Any]) -> Any:
@@ -205,14 +205,14 @@ class DeepSpeed(Replicated):
     sharded = True
     autocast = False
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, sharding: Sharding) -> None:
+    def __init__(self, model: torch.nn.Module, sharding: Sharding) -> None:
         try:
             import deepspeed  # noqa: F401
         except ImportError:
             raise HarnessError(
                 "method_args.sharding=deepspeed needs DeepSpeed: pip install 'harness[deepspeed]'."
             ) from None
-        super().__init__(model, config)
+        super().__init__(model)
         self.root = Root(model)
         self.user_config = sharding.deepspeed
         self.engine: Any = None
@@ -264,29 +264,34 @@ class DeepSpeed(Replicated):
         )
 
 
-def _fill(config: dict[str, Any], key: str, value: Any, where: str) -> None:
-    given = config.get(key, "auto")
+def _fill(ds: dict[str, Any], key: str, value: Any) -> None:
+    given = ds.get(key, "auto")
     if given == "auto":
-        config[key] = value
+        ds[key] = value
     elif given != value:
-        raise HarnessError(f"DeepSpeed config {where}{key}={given} but the harness uses {value}; set it to \"auto\".")
+        raise HarnessError(f"DeepSpeed config {key}={given} but the harness uses {value}; set it to \"auto\".")
 
 
 def deepspeed_config(user: dict[str, Any], config: TrainConfig, model: torch.nn.Module) -> dict[str, Any]:
     """The user's DeepSpeed config with every ``"auto"`` filled from the harness options; values
-    that contradict them (batch sizes) are refused, and a ``scheduler`` section too: every engine
-    uses the same warm-up and decay, so that comparisons stay comparisons of methods."""
+    that contradict them (batch sizes) are refused, and so is a ``scheduler`` section with values
+    of its own (one of only ``"auto"`` values is dropped): every engine uses the same warm-up and
+    decay, so that comparisons stay comparisons of methods."""
     import copy
 
     from harness.training import bf16_wanted
 
     ds = copy.deepcopy(user)
-    if "scheduler" in ds:
-        raise HarnessError("DeepSpeed config: remove the 'scheduler' section; set method_args.warmup_ratio instead.")
+    scheduler = ds.pop("scheduler", None)
+    if scheduler is not None and any(v != "auto" for v in scheduler.get("params", {}).values()):
+        raise HarnessError(
+            "DeepSpeed config: the 'scheduler' section may only hold \"auto\" values (the harness's warm-up "
+            "and linear decay fill them); set method_args.warmup_ratio instead."
+        )
     world = distributed.world().world_size
-    _fill(ds, "train_micro_batch_size_per_gpu", config.batch_size, "")
-    _fill(ds, "gradient_accumulation_steps", config.grad_accum, "")
-    _fill(ds, "train_batch_size", config.batch_size * config.grad_accum * world, "")
+    _fill(ds, "train_micro_batch_size_per_gpu", config.batch_size)
+    _fill(ds, "gradient_accumulation_steps", config.grad_accum)
+    _fill(ds, "train_batch_size", config.batch_size * config.grad_accum * world)
     if ds.get("gradient_clipping", "auto") == "auto":
         ds["gradient_clipping"] = config.max_grad_norm
     bf16 = ds.setdefault("bf16", {})
@@ -308,7 +313,7 @@ def deepspeed_config(user: dict[str, Any], config: TrainConfig, model: torch.nn.
     ):
         if zero.get(key) == "auto":
             zero[key] = value
-    left = [path for path in _auto_paths(ds)]
+    left = _auto_paths(ds)
     if left:
         raise HarnessError(f"DeepSpeed config: the harness cannot fill \"auto\" for {', '.join(left)}; give values.")
     return ds
@@ -320,12 +325,12 @@ def _auto_paths(node: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if node == "auto" else []
 
 
-def build(model: torch.nn.Module, config: TrainConfig, sharding: Sharding) -> Replicated:
+def build(model: torch.nn.Module, sharding: Sharding) -> Replicated:
     """The engine for ``sharding`` (from :func:`harness.sharding_config.for_training`)."""
     if sharding.sharded:
         distributed.init_single(next(model.parameters()).device.type)
     if sharding.engine == "fsdp":
-        return FSDP(model, config, sharding)
+        return FSDP(model, sharding)
     if sharding.engine == "deepspeed":
-        return DeepSpeed(model, config, sharding)
-    return Replicated(model, config)
+        return DeepSpeed(model, sharding)
+    return Replicated(model)

@@ -314,7 +314,7 @@ def run_stages(
     if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
         enable_checkpointing(backbone.model, lora=config.finetune == "lora")
     device = backbone.device
-    engine = engines.build(backbone.model, config, sharding)
+    engine = engines.build(backbone.model, sharding)
     world = distributed.world()
     resume = latest_checkpoint(output_dir) if output_dir is not None else None
     resume_state = json.loads((resume / "state.json").read_text()) if resume else None

@@ -102,7 +102,9 @@ def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradic
     with pytest.raises(HarnessError, match="train_micro_batch_size_per_gpu=16"):
         deepspeed_config({"train_micro_batch_size_per_gpu": 16}, config, model)
     with pytest.raises(HarnessError, match="scheduler"):
-        deepspeed_config({"scheduler": {"type": "WarmupLR"}}, config, model)
+        deepspeed_config({"scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 10}}}, config, model)
+    delegated = {"type": "WarmupDecayLR", "params": {"warmup_num_steps": "auto", "total_num_steps": "auto"}}
+    assert "scheduler" not in deepspeed_config({"scheduler": delegated}, config, model)
     with pytest.raises(HarnessError, match="zero_optimization.sub_group_size"):
         deepspeed_config({"zero_optimization": {"sub_group_size": "auto"}}, config, model)
 
