@@ -190,6 +190,15 @@ def test_two_sharded_processes_train_like_one_process_with_the_whole_batch(tmp_p
     assert state["engine"] == engine
 
 
+def test_one_process_can_shard_too(tmp_path):
+    """One process, one group of one (e.g. a single GPU with parameters offloaded to the CPU)."""
+    folder = tmp_path / "single"
+    folder.mkdir()
+    done = subprocess.run([sys.executable, str(SCRIPT), str(folder), "fsdp", "autoregembed"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_same_training(torch.load(folder / "result.pt", weights_only=False), _reference(tmp_path, "autoregembed"))
+
+
 @pytest.mark.parametrize("engine, ds_config", [("fsdp", None), pytest.param("deepspeed", {"zero_optimization": {"stage": 3}}, marks=needs_deepspeed)])
 def test_a_sharded_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, engine, ds_config):
     folder = _sharded(tmp_path, engine, "infonce", ds_config, env={"HARNESS_KILL_AT": "train-step:2"}, check=False)
