@@ -20,7 +20,6 @@ the engine's own format.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ import torch
 
 from harness import distributed
 from harness.errors import HarnessError
-from harness.sharding_config import Sharding
+from harness.sharding_config import Sharding, deepspeed_config
 
 if TYPE_CHECKING:
     from harness.training import TrainConfig
@@ -223,7 +222,11 @@ class DeepSpeed(Replicated):
     def start_stage(self, config: TrainConfig, steps: int, schedule: Callable[[int], float]) -> None:
         import deepspeed
 
-        ds_config = deepspeed_config(self.user_config, config, self.model)
+        from harness.training import bf16_wanted
+
+        hidden = getattr(getattr(self.model, "config", None), "hidden_size", 0)
+        bf16 = bf16_wanted(next(self.model.parameters()).device, config)
+        ds_config = deepspeed_config(self.user_config, config, distributed.world().world_size, hidden, bf16)
         params = self.params()
         optimizer = None if "optimizer" in ds_config else torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
@@ -262,67 +265,6 @@ class DeepSpeed(Replicated):
         self.engine.load_checkpoint(
             str(folder / "deepspeed"), tag="state", load_optimizer_states=True, load_lr_scheduler_states=True,
         )
-
-
-def _fill(ds: dict[str, Any], key: str, value: Any) -> None:
-    given = ds.get(key, "auto")
-    if given == "auto":
-        ds[key] = value
-    elif given != value:
-        raise HarnessError(f"DeepSpeed config {key}={given} but the harness uses {value}; set it to \"auto\".")
-
-
-def deepspeed_config(user: dict[str, Any], config: TrainConfig, model: torch.nn.Module) -> dict[str, Any]:
-    """The user's DeepSpeed config with every ``"auto"`` filled from the harness options; values
-    that contradict them (batch sizes) are refused, and so is a ``scheduler`` section with values
-    of its own (one of only ``"auto"`` values is dropped): every engine uses the same warm-up and
-    decay, so that comparisons stay comparisons of methods."""
-    import copy
-
-    from harness.training import bf16_wanted
-
-    ds = copy.deepcopy(user)
-    scheduler = ds.pop("scheduler", None)
-    if scheduler is not None and any(v != "auto" for v in scheduler.get("params", {}).values()):
-        raise HarnessError(
-            "DeepSpeed config: the 'scheduler' section may only hold \"auto\" values (the harness's warm-up "
-            "and linear decay fill them); set method_args.warmup_ratio instead."
-        )
-    world = distributed.world().world_size
-    _fill(ds, "train_micro_batch_size_per_gpu", config.batch_size)
-    _fill(ds, "gradient_accumulation_steps", config.grad_accum)
-    _fill(ds, "train_batch_size", config.batch_size * config.grad_accum * world)
-    if ds.get("gradient_clipping", "auto") == "auto":
-        ds["gradient_clipping"] = config.max_grad_norm
-    bf16 = ds.setdefault("bf16", {})
-    if bf16.get("enabled", "auto") == "auto":
-        bf16["enabled"] = bf16_wanted(next(model.parameters()).device, config)
-    fp16 = ds.setdefault("fp16", {})
-    if fp16.get("enabled", "auto") == "auto":
-        fp16["enabled"] = False
-    optimizer = ds.get("optimizer", {}).get("params", {})
-    for key, value in (("lr", config.lr), ("weight_decay", config.weight_decay), ("betas", [0.9, 0.999]), ("eps", 1e-8)):
-        if optimizer.get(key) == "auto":
-            optimizer[key] = value
-    hidden = getattr(getattr(model, "config", None), "hidden_size", 0)
-    zero = ds.setdefault("zero_optimization", {})
-    for key, value in (
-        ("reduce_bucket_size", hidden * hidden),
-        ("stage3_prefetch_bucket_size", math.floor(0.9 * hidden * hidden)),
-        ("stage3_param_persistence_threshold", 10 * hidden),
-    ):
-        if zero.get(key) == "auto":
-            zero[key] = value
-    left = _auto_paths(ds)
-    if left:
-        raise HarnessError(f"DeepSpeed config: the harness cannot fill \"auto\" for {', '.join(left)}; give values.")
-    return ds
-
-
-def _auto_paths(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
-        return [p for k, v in node.items() for p in _auto_paths(v, f"{prefix}{k}.")]
-    return [prefix.rstrip(".")] if node == "auto" else []
 
 
 def build(model: torch.nn.Module, sharding: Sharding) -> Replicated:

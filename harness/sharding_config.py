@@ -16,7 +16,9 @@ No torch import here: this module only decides and validates.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,8 @@ def fsdp_options(raw: dict[str, Any], where: str) -> FSDPOptions:
     classes = values.get("transformer_layer_cls_to_wrap") or ()
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",") if c.strip()]
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        raise HarnessError(f"{where}: transformer_layer_cls_to_wrap must be a class name or a list of them, not {classes!r}.")
     dtype = str(values.get("mixed_precision", "") or "").lower()
     if dtype in ("no", "none"):
         dtype = ""
@@ -168,11 +172,78 @@ def resolve(engine: str, config_file: str) -> Sharding:
 
 def for_training(config: Any) -> Sharding:
     """The engine for a :class:`~harness.training.TrainConfig`, checked before anything is recorded:
-    sharding engines are for full fine-tunes."""
+    sharding engines are for full fine-tunes, and a DeepSpeed config must fit the options."""
     sharding = resolve(config.sharding, config.sharding_config)
     if sharding.sharded and config.finetune != "full":
         raise HarnessError(
             f"method_args.sharding={sharding.engine} shards full fine-tunes; set method_args.finetune=full "
             "(LoRA adapters are small and train replicated)."
         )
+    if sharding.engine == "deepspeed":
+        world = int(os.environ.get("WORLD_SIZE", 1))
+        deepspeed_config(sharding.deepspeed, config, world, hidden_size=1, bf16=False)
     return sharding
+
+
+def _fill(ds: dict[str, Any], key: str, value: Any) -> None:
+    given = ds.get(key, "auto")
+    if given == "auto":
+        ds[key] = value
+    elif given != value:
+        raise HarnessError(f"DeepSpeed config {key}={given} but the harness uses {value}; set it to \"auto\".")
+
+
+def _table(ds: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    value = ds.setdefault(key, {})
+    if not isinstance(value, dict):
+        raise HarnessError(f"DeepSpeed config {where}{key} must be a table, not {value!r}.")
+    return value
+
+
+def deepspeed_config(
+    user: dict[str, Any], config: Any, world_size: int, hidden_size: int, bf16: bool
+) -> dict[str, Any]:
+    """The user's DeepSpeed config with every ``"auto"`` filled from the harness options (``config``
+    is a TrainConfig); values that contradict them (batch sizes) are refused, and so is a
+    ``scheduler`` section with values of its own (one of only ``"auto"`` values is dropped): every
+    engine uses the same warm-up and decay, so that comparisons stay comparisons of methods."""
+    ds = copy.deepcopy(user)
+    scheduler = ds.pop("scheduler", None)
+    params = scheduler.get("params", {}) if isinstance(scheduler, dict) else None
+    if scheduler is not None and (not isinstance(params, dict) or any(v != "auto" for v in params.values())):
+        raise HarnessError(
+            "DeepSpeed config: the 'scheduler' section may only hold \"auto\" values (the harness's warm-up "
+            "and linear decay fill them); set method_args.warmup_ratio instead."
+        )
+    _fill(ds, "train_micro_batch_size_per_gpu", config.batch_size)
+    _fill(ds, "gradient_accumulation_steps", config.grad_accum)
+    _fill(ds, "train_batch_size", config.batch_size * config.grad_accum * world_size)
+    if ds.get("gradient_clipping", "auto") == "auto":
+        ds["gradient_clipping"] = config.max_grad_norm
+    for key, value in (("bf16", bf16), ("fp16", False)):
+        section = _table(ds, key)
+        if section.get("enabled", "auto") == "auto":
+            section["enabled"] = value
+    if "optimizer" in ds:
+        optimizer = _table(_table(ds, "optimizer"), "params", "optimizer.")
+        for key, value in (("lr", config.lr), ("weight_decay", config.weight_decay), ("betas", [0.9, 0.999]), ("eps", 1e-8)):
+            if optimizer.get(key) == "auto":
+                optimizer[key] = value
+    zero = _table(ds, "zero_optimization")
+    for key, value in (
+        ("reduce_bucket_size", hidden_size * hidden_size),
+        ("stage3_prefetch_bucket_size", math.floor(0.9 * hidden_size * hidden_size)),
+        ("stage3_param_persistence_threshold", 10 * hidden_size),
+    ):
+        if zero.get(key) == "auto":
+            zero[key] = value
+    left = _auto_paths(ds)
+    if left:
+        raise HarnessError(f"DeepSpeed config: the harness cannot fill \"auto\" for {', '.join(left)}; give values.")
+    return ds
+
+
+def _auto_paths(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _auto_paths(v, f"{prefix}{k}.")]
+    return [prefix.rstrip(".")] if node == "auto" else []

@@ -71,6 +71,7 @@ def test_accelerate_launch_environment_selects_the_engine(monkeypatch, tmp_path)
         ('{"sharding_strategy": "NO_SHARD"}', "NO_SHARD is not supported"),
         ('{"fsdp_version": 2,\n "x": }', "line 2, column"),
         ("[1, 2]", "top level must be a table"),
+        ('{"transformer_layer_cls_to_wrap": 5}', "must be a class name or a list"),
     ],
 )
 def test_bad_fsdp_configs_name_the_file_and_the_problem(tmp_path, content, message):
@@ -82,31 +83,33 @@ def test_bad_fsdp_configs_name_the_file_and_the_problem(tmp_path, content, messa
 
 
 def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradictions_refused():
-    from harness.engines import deepspeed_config
+    from harness.sharding_config import deepspeed_config
     from methods.infonce import InfoNCEConfig
-    from tests.conftest import make_tiny_llama
 
-    model = make_tiny_llama()
     config = InfoNCEConfig(batch_size=4, grad_accum=2, lr=3e-5, max_grad_norm=0.5, finetune="full")
     user = {
         "train_micro_batch_size_per_gpu": "auto", "gradient_clipping": "auto",
         "optimizer": {"type": "AdamW", "params": {"lr": "auto", "weight_decay": "auto"}},
         "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto"},
     }
-    got = deepspeed_config(user, config, model)
+    got = deepspeed_config(user, config, world_size=1, hidden_size=32, bf16=False)
     assert got["train_micro_batch_size_per_gpu"] == 4 and got["gradient_accumulation_steps"] == 2
     assert got["train_batch_size"] == 8 and got["gradient_clipping"] == 0.5
     assert got["optimizer"]["params"] == {"lr": 3e-5, "weight_decay": 0.0}
     assert got["zero_optimization"]["reduce_bucket_size"] == 32 * 32 and got["bf16"] == {"enabled": False}
     assert user["train_micro_batch_size_per_gpu"] == "auto"  # the user's dict is left alone
     with pytest.raises(HarnessError, match="train_micro_batch_size_per_gpu=16"):
-        deepspeed_config({"train_micro_batch_size_per_gpu": 16}, config, model)
+        deepspeed_config({"train_micro_batch_size_per_gpu": 16}, config, 1, 32, False)
     with pytest.raises(HarnessError, match="scheduler"):
-        deepspeed_config({"scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 10}}}, config, model)
+        deepspeed_config({"scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": 10}}}, config, 1, 32, False)
     delegated = {"type": "WarmupDecayLR", "params": {"warmup_num_steps": "auto", "total_num_steps": "auto"}}
-    assert "scheduler" not in deepspeed_config({"scheduler": delegated}, config, model)
+    assert "scheduler" not in deepspeed_config({"scheduler": delegated}, config, 1, 32, False)
     with pytest.raises(HarnessError, match="zero_optimization.sub_group_size"):
-        deepspeed_config({"zero_optimization": {"sub_group_size": "auto"}}, config, model)
+        deepspeed_config({"zero_optimization": {"sub_group_size": "auto"}}, config, 1, 32, False)
+    with pytest.raises(HarnessError, match="bf16 must be a table"):
+        deepspeed_config({"bf16": True}, config, 1, 32, False)
+    filled = deepspeed_config({}, config, world_size=4, hidden_size=32, bf16=True)
+    assert filled["train_batch_size"] == 32 and filled["bf16"] == {"enabled": True}
 
 
 def test_sharding_is_for_full_fine_tunes():
@@ -120,21 +123,28 @@ def test_sharding_is_for_full_fine_tunes():
         resolve("auto", "x.json")
 
 
-def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file):
+@pytest.mark.parametrize(
+    "engine, name, content, named",
+    [
+        ("fsdp", "fsdp.yaml", "fsdp_config:\n  fsdp_version: 2\n  fsdp_offload_param: true\n", "fsdp_offload_param"),
+        ("deepspeed", "ds.json", '{"train_micro_batch_size_per_gpu": 16}', "train_micro_batch_size_per_gpu=16"),
+    ],
+)
+def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file, engine, name, content, named):
     from typer.testing import CliRunner
 
     from harness.cli import app
 
-    bad = tmp_path / "fsdp.yaml"
-    bad.write_text("fsdp_config:\n  fsdp_version: 2\n  fsdp_offload_param: true\n")  # typo: offload_params
+    bad = tmp_path / name
+    bad.write_text(content)
     args = [
         "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file),
-        "--db", str(tmp_path / "h.db"), "--set", "method_args.finetune=full", "--set", "method_args.sharding=fsdp",
+        "--db", str(tmp_path / "h.db"), "--set", "method_args.finetune=full", "--set", f"method_args.sharding={engine}",
         "--set", f"method_args.sharding_config={bad}",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "fsdp_offload_param" in result.output and str(bad) in " ".join(result.output.split())
+    assert named in " ".join(result.output.split())
     assert not (tmp_path / "h.db").exists()
 
 
