@@ -70,7 +70,10 @@ def _truthy(value: Any) -> bool:
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise HarnessError(f"method_args.sharding_config: no file {path}.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -91,6 +94,8 @@ def fsdp_options(raw: dict[str, Any], where: str) -> FSDPOptions:
     """FSDPOptions from accelerate / Trainer style keys (``fsdp_`` prefix optional)."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if not isinstance(key, str):
+            raise HarnessError(f"{where}: option names must be text, not {key!r}.")
         name = key[5:] if key.startswith("fsdp_") else key
         if name == "transformer_cls_to_wrap":  # accelerate's environment spelling
             name = "transformer_layer_cls_to_wrap"

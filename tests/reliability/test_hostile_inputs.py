@@ -1,5 +1,5 @@
-"""Hostile inputs, generated: every task file, training file, config file and --set value either
-parses or fails with the one clean error (exit code 2), never a traceback."""
+"""Hostile inputs, generated: every task file, training file, config file, sharding config file and
+--set value either parses or fails with the one clean error (exit code 2), never a traceback."""
 
 from __future__ import annotations
 
@@ -143,6 +143,45 @@ def test_set_values(items):
         load_run_config(sets=items)
     except HarnessError as exc:
         assert "--set" in str(exc) or "must be" in str(exc)
+
+
+SHARDING_KEYS = st.sampled_from([
+    "fsdp_version", "fsdp_reshard_after_forward", "sharding_strategy", "fsdp_offload_params", "fsdp_config",
+    "transformer_layer_cls_to_wrap", "mixed_precision", "fsdp_state_dict_type", "zero_optimization", "bf16",
+    "fp16", "optimizer", "params", "scheduler", "train_micro_batch_size_per_gpu", "gradient_clipping", "stage",
+    "reduce_bucket_size", "enabled", "lr", "bogus",
+])
+SHARDING_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(), st.sampled_from(["auto", "2", "bf16", "FULL_SHARD", "NO_SHARD", ""]), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.one_of(SHARDING_KEYS, st.integers()), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@RUNS
+@given(
+    st.sampled_from(["fsdp", "deepspeed"]),
+    st.sampled_from([".json", ".yaml"]),
+    st.one_of(st.dictionaries(SHARDING_KEYS, SHARDING_VALUES, max_size=6), SHARDING_VALUES),
+    st.binary(max_size=8),
+)
+def test_sharding_config_files(engine, suffix, content, tail):
+    import json as json_module
+
+    import yaml
+
+    from harness.sharding_config import deepspeed_config, resolve
+    from methods.infonce import InfoNCEConfig
+
+    TRIED["sharding config files"] += 1
+    text = json_module.dumps(content) if suffix == ".json" else yaml.safe_dump(content)
+    path = _write(suffix, text.encode() + tail)
+    try:
+        sharding = resolve(engine, str(path))
+        if engine == "deepspeed":
+            deepspeed_config(sharding.deepspeed, InfoNCEConfig(finetune="full"), 2, 64, False)
+    except HarnessError as exc:
+        assert str(path) in str(exc) or "DeepSpeed config" in str(exc)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
