@@ -228,6 +228,7 @@ def test_a_sharded_run_killed_mid_training_resumes_to_the_same_weights(tmp_path,
     "launch, method",
     [
         pytest.param(["--use_fsdp", "--fsdp_version=2", "--fsdp_reshard_after_forward=true"], "infonce", id="fsdp"),
+        pytest.param(["--config_file=CFG"], "autoregembed", id="fsdp-config-file"),
         pytest.param(["--use_deepspeed", "--deepspeed_config_file=DS"], "autoregembed", id="deepspeed", marks=needs_deepspeed),
     ],
 )
@@ -242,11 +243,17 @@ def test_accelerate_launch_passes_its_sharding_config_to_harness_run(tmp_path, t
     triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
     ds = tmp_path / "ds.json"
     ds.write_text(json.dumps({"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto"}))
+    accelerate_config = tmp_path / "fsdp.yaml"  # as `accelerate config` writes it
+    accelerate_config.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nmixed_precision: 'no'\nnum_machines: 1\n"
+        "num_processes: 2\nfsdp_config:\n  fsdp_version: 2\n  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n"
+        "  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer\n  fsdp_state_dict_type: FULL_STATE_DICT\n"
+    )
     db = tmp_path / "h.db"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--num_processes=2", "--num_machines=1",
         "--mixed_precision=no", "--dynamo_backend=no", f"--main_process_port={_free_port()}",
-        *[arg.replace("DS", str(ds)) for arg in launch],
+        *[arg.replace("DS", str(ds)).replace("CFG", str(accelerate_config)) for arg in launch],
         "-m", "harness", "run", "--method", method, "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
         "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs"),
         "--set", "method_args.steps=2", "--set", "method_args.batch_size=2", "--set", 'method_args.finetune="full"',
@@ -258,7 +265,8 @@ def test_accelerate_launch_passes_its_sharding_config_to_harness_run(tmp_path, t
     assert run["status"] == "finished"  # one row: only rank 0 writes
     record = store.get_run(run["run_id"])
     trained = [t["details"] for t in record["timings"] if t["phase"].startswith("train:")]
-    assert trained and all(d["engine"] == launch[0][6:] and d["world_size"] == 2 for d in trained)
+    engine = "deepspeed" if "deepspeed" in launch[0] else "fsdp"
+    assert trained and all(d["engine"] == engine and d["world_size"] == 2 for d in trained)
     # evaluated from the gathered final checkpoint; `harness eval` reloads it and agrees
     again = tmp_path / "tiny-sts-again.tsv"
     again.write_text(small_sts_file.read_text())
