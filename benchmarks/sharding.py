@@ -118,6 +118,7 @@ def worker(args: argparse.Namespace) -> None:
     if info.is_main:
         result = {"peak_bytes": max(peaks), "live_bytes": max(live), "step_s": statistics.median(times), "losses": losses}
         (Path(args.out) / f"{args.worker}.json").write_text(json.dumps(result))
+    distributed.exit_process(0)
 
 
 def main() -> None:

@@ -366,7 +366,17 @@ def tasks_command(as_json: JsonOption = False) -> None:
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app(prog_name="harness")
+    try:
+        app(prog_name="harness")
+    except SystemExit as done:
+        if "torch.distributed" in sys.modules:  # never imported by light commands such as --help
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                from harness.distributed import exit_process
+
+                exit_process(done.code)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

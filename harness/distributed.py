@@ -16,9 +16,11 @@ whole batch would compute it (tested in ``tests/test_distributed.py``).
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +57,27 @@ def init(device_type: str) -> DistInfo:
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return info
+
+
+def exit_process(code: int | str | None) -> NoReturn:
+    """End a process that joined a process group, skipping C++ static destructors.
+
+    With torch 2.13 and gloo, a process that had finished its work sometimes died at exit with
+    SIGABRT ("terminate called without an active exception", after Python had finalised), even
+    with the group destroyed first; torchrun then reports the run as failed. Everything this
+    process wrote is closed by then, so it flushes its streams and leaves with ``os._exit``.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def init_single(device_type: str) -> None:
