@@ -1,12 +1,13 @@
 """Run under torchrun by tests/test_sharding.py: a sharded full fine-tune of the tiny Llama.
 
-    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [SHARDING_CONFIG]
+    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [OPTION=JSON_VALUE ...]
 
 Rank 0 saves the step losses and the final weights to OUT_DIR/result.pt.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from tests.training_fixtures import sharded_run  # noqa: E402
 
 def main() -> None:
     out, engine, method = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    options = {key: json.loads(value) for key, _, value in (arg.partition("=") for arg in sys.argv[4:])}
     info = distributed.init("cpu")
-    result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, sharding_config=(sys.argv[4:] or [""])[0])
+    result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, **options)
     if info.is_main:
         torch.save(result, out / "result.pt")
 

@@ -152,6 +152,7 @@ def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_pat
 CASES = [
     pytest.param("fsdp", "infonce", None, id="fsdp-infonce"),
     pytest.param("fsdp", "autoregembed", None, id="fsdp-autoregembed"),
+    pytest.param("fsdp", "autoregembed", "checkpointing", id="fsdp-autoregembed-gradient-checkpointing"),
     pytest.param("deepspeed", "infonce", {"zero_optimization": {"stage": 3}}, id="zero3-infonce", marks=needs_deepspeed),
     pytest.param("deepspeed", "autoregembed", {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto"}, id="zero2-autoregembed", marks=needs_deepspeed),
 ]
@@ -172,13 +173,16 @@ def _assert_same_training(got: dict, expected: dict) -> None:
         torch.testing.assert_close(got["weights"][name], tensor, atol=2e-5, rtol=0, msg=name)
 
 
-def _sharded(tmp_path: Path, engine: str, method: str, ds_config: dict | None, env: dict | None = None, check: bool = True):
+def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None, env: dict | None = None, check: bool = True):
+    """Run tests/dist_sharded.py under torchrun; ``extra``: a DeepSpeed config, or "checkpointing"."""
     folder = tmp_path / "sharded"
     folder.mkdir(exist_ok=True)
     args = [str(SCRIPT), str(folder), engine, method]
-    if ds_config is not None:
-        (tmp_path / "ds.json").write_text(json.dumps(ds_config))
-        args.append(str(tmp_path / "ds.json"))
+    if extra == "checkpointing":
+        args.append("gradient_checkpointing=true")
+    elif extra is not None:
+        (tmp_path / "ds.json").write_text(json.dumps(extra))
+        args.append(f"sharding_config={json.dumps(str(tmp_path / 'ds.json'))}")
     if check:
         torchrun(*args)
     else:
@@ -187,9 +191,9 @@ def _sharded(tmp_path: Path, engine: str, method: str, ds_config: dict | None, e
     return folder
 
 
-@pytest.mark.parametrize("engine, method, ds_config", CASES)
-def test_two_sharded_processes_train_like_one_process_with_the_whole_batch(tmp_path, engine, method, ds_config):
-    folder = _sharded(tmp_path, engine, method, ds_config)
+@pytest.mark.parametrize("engine, method, extra", CASES)
+def test_two_sharded_processes_train_like_one_process_with_the_whole_batch(tmp_path, engine, method, extra):
+    folder = _sharded(tmp_path, engine, method, extra)
     got = torch.load(folder / "result.pt", weights_only=False)
     expected = _reference(tmp_path, method)
     _assert_same_training(got, expected)

@@ -46,9 +46,10 @@ def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs)
     return ContrastiveStage(config), config
 
 
-def sharded_run(out, *, engine: str, method: str, world_size: int, sharding_config: str = "") -> dict:
-    """Full fine-tune of the tiny Llama on TRIPLETS with ``engine``; the global batch is 8 whatever
-    ``world_size`` is. Returns (rank 0) the step losses and the final checkpoint's weights."""
+def sharded_run(out, *, engine: str, method: str, world_size: int, **options) -> dict:
+    """Full fine-tune of the tiny Llama on TRIPLETS with ``engine`` (``options``: more training
+    options, e.g. sharding_config); the global batch is 8 whatever ``world_size`` is. Returns
+    (rank 0) the step losses and the final checkpoint's weights."""
     import json
     from pathlib import Path
 
@@ -71,7 +72,7 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, sharding_conf
         triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
     common = dict(
         finetune="full", batch_size=8 // world_size, lr=1e-3, checkpoint_every=1, max_length=32,
-        sharding=engine, sharding_config=sharding_config,
+        sharding=engine, **options,
     )
     if method == "infonce":
         config = InfoNCEConfig(steps=3, in_batch=True, temperature=0.1, template="this sentence : {text}", **common)
