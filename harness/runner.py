@@ -120,6 +120,13 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("mteb").setLevel(logging.WARNING)
+    # transformers imports DeepSpeed whenever it is installed, and DeepSpeed sets its logger's
+    # level itself on import, so a filter (which it keeps) is what quiets its warnings
+    logging.getLogger("DeepSpeed").addFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _task_scores(task_result: Any) -> tuple[float, dict]:
