@@ -55,8 +55,12 @@ def init(device_type: str) -> DistInfo:
 
     info = from_environment()
     if info.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend=_backend(device_type))
     return info
+
+
+def _backend(device_type: str) -> str:
+    return "nccl" if device_type == "cuda" else "gloo"
 
 
 def exit_process(code: int | str | None) -> NoReturn:
@@ -92,8 +96,7 @@ def init_single(device_type: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    dist.init_process_group(backend=_backend(device_type), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 def world() -> DistInfo:
@@ -164,16 +167,21 @@ def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
 
 def mean_across_ranks(value: float) -> float:
     """The mean of a Python number over ranks (for logging the global loss)."""
+    return means_across_ranks(value)[0]
+
+
+def means_across_ranks(*values: float) -> list[float]:
+    """The means of several Python numbers over ranks, in one all-reduce."""
     import torch
     import torch.distributed as dist
 
     info = world()
     if not info.enabled:
-        return value
+        return list(values)
     device = torch.device("cuda", info.local_rank) if dist.get_backend() == "nccl" else None
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return float(tensor.item()) / info.world_size
+    return [v / info.world_size for v in tensor.tolist()]
 
 
 def barrier() -> None:

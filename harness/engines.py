@@ -29,6 +29,7 @@ import torch
 from harness import distributed
 from harness.errors import HarnessError
 from harness.sharding_config import Sharding, deepspeed_config
+from harness.training import bf16_wanted, copy_trainable, trainable_parameters
 
 if TYPE_CHECKING:
     from harness.training import TrainConfig
@@ -43,10 +44,6 @@ class Root(torch.nn.Module):
 
     def forward(self, fn: Callable[[torch.nn.Module], Any]) -> Any:  # type: ignore[override]
         return fn(self.model)
-
-
-def trainable_names(model: torch.nn.Module) -> list[str]:
-    return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
 class Replicated:
@@ -68,10 +65,11 @@ class Replicated:
         self.model.train(mode)
 
     def params(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.model.parameters() if p.requires_grad]
+        return [p for _, p in trainable_parameters(self.model)]
 
     def start_stage(self, config: TrainConfig, steps: int, schedule: Callable[[int], float]) -> None:
-        self.optimizer = torch.optim.AdamW(self.params(), lr=config.lr, weight_decay=config.weight_decay)
+        self.trainable = self.params()  # fixed for the stage: no list rebuilt every step
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.max_grad_norm = config.max_grad_norm
 
@@ -82,7 +80,7 @@ class Replicated:
         return self.scheduler.get_last_lr()[0]
 
     def step(self) -> None:
-        distributed.average_gradients(self.params())
+        distributed.average_gradients(self.trainable)
         self._clip()
         self.optimizer.step()
         self.scheduler.step()
@@ -90,18 +88,15 @@ class Replicated:
 
     def _clip(self) -> None:
         if self.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.params(), self.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm)
 
     # -- checkpoints (collective calls: every rank enters them) --
     def full_trainable(self) -> dict[str, torch.Tensor]:
         """All trainable tensors, whole, on the CPU (rank 0; other ranks may get an empty dict)."""
-        return {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+        return {n: p.detach().cpu() for n, p in trainable_parameters(self.model)}
 
     def load_trainable(self, saved: dict[str, torch.Tensor]) -> None:
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, tensor in saved.items():
-                params[name].copy_(tensor.to(params[name].device))
+        copy_trainable(self.model, saved)
 
     def save_optimizer(self, folder: Path) -> None:
         if distributed.world().is_main:
@@ -168,7 +163,7 @@ class FSDP(Replicated):
     def full_trainable(self) -> dict[str, torch.Tensor]:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        wanted = set(trainable_names(self.model))
+        wanted = {name for name, _ in trainable_parameters(self.model)}
         state = get_model_state_dict(self.root, options=self._options(cpu_offload=True))
         cut = len(self.prefix)
         return {k[cut:]: v for k, v in state.items() if k[cut:] in wanted}
@@ -221,8 +216,6 @@ class DeepSpeed(Replicated):
 
     def start_stage(self, config: TrainConfig, steps: int, schedule: Callable[[int], float]) -> None:
         import deepspeed
-
-        from harness.training import bf16_wanted
 
         hidden = getattr(getattr(self.model, "config", None), "hidden_size", 0)
         bf16 = bf16_wanted(next(self.model.parameters()).device, config)

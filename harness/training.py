@@ -260,14 +260,19 @@ def read_trainable(folder: Path, names: Sequence[str]) -> dict[str, torch.Tensor
     return saved
 
 
-def load_trainable(model: Any, folder: Path) -> None:
-    """Copy a checkpoint's trainable tensors into an unsharded ``model`` (e.g. to evaluate it)."""
+def copy_trainable(model: Any, saved: dict[str, torch.Tensor]) -> None:
+    """Copy ``saved`` tensors into ``model``'s (unsharded) parameters of the same names."""
     import torch
 
-    params = dict(trainable_parameters(model))
+    params = dict(model.named_parameters())
     with torch.no_grad():
-        for name, tensor in read_trainable(folder, list(params)).items():
+        for name, tensor in saved.items():
             params[name].copy_(tensor.to(params[name].device))
+
+
+def load_trainable(model: Any, folder: Path) -> None:
+    """Copy a checkpoint's trainable tensors into an unsharded ``model`` (e.g. to evaluate it)."""
+    copy_trainable(model, read_trainable(folder, [name for name, _ in trainable_parameters(model)]))
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -277,14 +282,15 @@ def bf16_wanted(device: torch.device, config: TrainConfig) -> bool:
     return config.bf16 == "on" or (config.bf16 == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
 
 
-def _autocast(engine: Any, device: torch.device, config: TrainConfig) -> Any:
+def _autocast(engine: Any, device: torch.device, config: TrainConfig) -> Callable[[], Any]:
+    """A factory of the micro-batch's autocast context, decided once per stage."""
     import contextlib
 
     import torch
 
     if not engine.autocast or not bf16_wanted(device, config):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def run_stages(
@@ -324,7 +330,7 @@ def run_stages(
                 f"checkpoint {resume} was written by the {resume_state.get('engine', 'none')} engine; "
                 f"resume with the same method_args.sharding (now {engine.name})."
             )
-        engine.load_trainable(read_trainable(resume, engines.trainable_names(backbone.model)))
+        engine.load_trainable(read_trainable(resume, [name for name, _ in trainable_parameters(backbone.model)]))
     reports = []
     base_config = config
     for index, stage in enumerate(stages):
@@ -390,15 +396,17 @@ def _loop(
     index: int, start_step: int, steps: int, seed: int, world: distributed.DistInfo, device: torch.device,
     output_dir: Path | None, hooks: Hooks, progress: Any,
 ) -> tuple[int, int]:
+    autocast = _autocast(engine, device, config)
     began = time.perf_counter()
     logs: list[StepLog] = []
     samples = tokens = 0
     for step in range(start_step, steps):
         total = 0.0
+        step_tokens = 0
         for micro in range(config.grad_accum):
             batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
             try:
-                with _autocast(engine, device, config):
+                with autocast():
                     loss, batch_tokens = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
                 engine.backward(loss, accum=config.grad_accum, last=micro + 1 == config.grad_accum)
             except (RuntimeError, MemoryError) as exc:
@@ -407,8 +415,9 @@ def _loop(
                 raise
             total += float(loss.detach()) / config.grad_accum
             samples += len(batch) * world.world_size
-            tokens += int(distributed.mean_across_ranks(batch_tokens) * world.world_size)
-        global_loss = distributed.mean_across_ranks(total)
+            step_tokens += batch_tokens
+        global_loss, mean_tokens = distributed.means_across_ranks(total, step_tokens)  # one all-reduce a step
+        tokens += round(mean_tokens * world.world_size)
         if not math.isfinite(global_loss):
             raise NonFiniteLoss(
                 f"stage {stage.name}: the loss became {global_loss} at step {step + 1}; the last good "
