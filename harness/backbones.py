@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, unknown_name
+from harness import hub
+from harness.errors import HarnessError, sentence, unknown_name
 
 if TYPE_CHECKING:
     import torch
@@ -96,12 +97,9 @@ def _hub_cached(repo_id: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
-
-
 def availability(spec: BackboneSpec) -> tuple[bool, str]:
-    """Whether ``spec`` can be loaded here, and a short how-to when it cannot."""
+    """Whether ``spec`` can be loaded here, and a short how-to when it cannot (a hub backbone
+    that is not cached costs one quick request to the hub; see :mod:`harness.hub`)."""
     if spec.kind == "gguf-wheel":
         if _smollm2_gguf() is None:
             return False, f"not installed: {SMOLLM2_INSTALL}"
@@ -110,9 +108,15 @@ def availability(spec: BackboneSpec) -> tuple[bool, str]:
         return True, "local folder"
     if _hub_cached(spec.source):
         return True, "in the local hub cache"
-    if _hub_offline():
-        return False, "not in the hub cache, and HF_HUB_OFFLINE is set"
+    problem = hub.problem(spec.source)
+    if problem is not None:
+        return False, f"not in the hub cache, and {problem}"
     return True, "downloads from the hub on first use"
+
+
+def _local_only(spec: BackboneSpec) -> bool:
+    """Load a cached hub model without asking the hub when the hub is off or unreachable."""
+    return spec.kind == "hub" and (hub.offline() or hub.problem(spec.source) is not None)
 
 
 def require_available(spec: BackboneSpec) -> None:
@@ -124,10 +128,7 @@ def require_available(spec: BackboneSpec) -> None:
             if spec.kind == "hub"
             else ""
         )
-        raise HarnessError(
-            f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}"
-            + (f"; {how}." if how else ".")
-        )
+        raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}" + (f"; {how}" if how else "")))
 
 
 def cache_root() -> Path:
@@ -242,14 +243,15 @@ def load_backbone(
     if status:
         status.update(f"Loading {spec.name}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        local_only = _local_only(spec)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, attn_implementation="sdpa"
+            source, dtype=torch_dtype, attn_implementation="sdpa", local_files_only=local_only
         )
     except OSError as exc:
         raise HarnessError(
-            f"backbone {spec.name!r} ({spec.source}) could not be loaded: {exc}. On a machine "
-            f"with hub access run `hf download {spec.source}`, or pass a local folder."
+            sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {exc}")
+            + f" On a machine with hub access run `hf download {spec.source}`, or pass a local folder."
         ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

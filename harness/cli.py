@@ -38,7 +38,8 @@ DbOption = Annotated[
         "--db", envvar="HARNESS_DB", help="Leaderboard database (env HARNESS_DB).", show_default=True
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON list of objects instead of a table.")]
+# metavar "": shown as a flag in help, not as "--json <bool>"
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print a JSON list of objects instead of a table.")]
 PluginsOption = Annotated[
     Optional[list[str]],
     typer.Option("--plugins", help="Import this plug-in module by name (repeatable; env HARNESS_PLUGINS)."),
@@ -46,10 +47,11 @@ PluginsOption = Annotated[
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def _user_errors(db: Path | None = None) -> Iterator[None]:
     """Bad input and unusable files become one message and exit code 2; a started run that
-    failed for a reason the user can act on (NaN loss, out of memory) one message and exit 1."""
-    from harness.errors import HarnessError, RunFailed
+    failed for a reason the user can act on (NaN loss, out of memory) one message and exit 1;
+    Ctrl-C or SIGTERM one line saying how to resume, exit code 130."""
+    from harness.errors import HarnessError, RunFailed, RunInterrupted
     from leaderboard.errors import LeaderboardError
 
     try:
@@ -60,6 +62,17 @@ def _user_errors() -> Iterator[None]:
     except RunFailed as exc:
         err_console.print(f"[bold red]Run failed:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except RunInterrupted as exc:
+        where = "" if db is None or str(db) == DEFAULT_DB else f" --db {db}"
+        err_console.print(
+            f"Run #{exc.run_id} {exc}: recorded as interrupted with the steps done so far; continue "
+            f"it with `harness run --resume {exc.run_id}{where}`.",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(RunInterrupted.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("Interrupted before the run was recorded; nothing was written.", highlight=False)
+        raise typer.Exit(RunInterrupted.exit_code) from None
 
 
 def raise_usage(message: str) -> None:
@@ -113,7 +126,12 @@ def run(
         Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")
     ] = None,
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Where trained runs keep checkpoints (run-<id>/ inside).")
+        Path,
+        typer.Option(
+            "--output-dir",
+            help="Where trained runs keep checkpoints: a new run-<id>-<uuid>/ folder per run. With "
+            "--resume: where to look for the run's folder if it was moved.",
+        ),
     ] = Path("harness-runs"),
     db: DbOption = Path(DEFAULT_DB),
     plugins: PluginsOption = None,
@@ -123,34 +141,62 @@ def run(
     Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
     `accelerate launch -m harness run ...`; only rank 0 writes.
     """
-    with _user_errors():
+    with _user_errors(db):
         from harness import distributed
         from harness.config import load_run_config
         from harness.registry import import_plugins
-        from harness.runner import execute, plan_run, recorded_config
+        from harness.runner import check_output_root, execute, plan_run, recorded_config
 
         import_plugins(plugins or [])
         is_main = distributed.from_environment().is_main
+        record = None
         if resume is not None:
             given = [method, backbone, tasks, train_data, config, set_, seed]
             if any(v not in (None, []) for v in given):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
-            reader = _open_store(db, create=False)
-            run_config = recorded_config(reader.get_run(resume))
+            record = _open_store(db, create=False).get_run(resume)
+            if record["status"] == "finished":
+                raise_usage(f"run {resume} is already finished; nothing to resume.")
+            run_config = recorded_config(record)
         else:
             options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed, "train_data": train_data}
             run_config = load_run_config(config, options, set_ or [])
         plan = plan_run(run_config)
+        if is_main and plan.method_cls(plan.method_config).stages():
+            check_output_root(output_dir)
         store = _open_store(db, create=True) if is_main else None
-        run_id = execute(plan, store, console, output_root=output_dir, resume_id=resume)
+        run_id = execute(plan, store, console, output_root=output_dir, resume=record)
         if store is None:
             return
-        record = store.get_run(run_id)
-    from leaderboard.queries import compare as compare_runs
-    from leaderboard.render import comparison_table
+    _report_finished(store, run_id, db)
 
-    console.print(comparison_table(compare_runs([record])))
+
+def _report_finished(store: Any, run_id: int, db: Path) -> None:
+    """The finished run's table and where its files went. The run is recorded by now, so a
+    failure to read it back is a warning, never a traceback or a failed exit."""
+    try:
+        from leaderboard.queries import compare as compare_runs
+        from leaderboard.render import comparison_table
+
+        record = store.get_run(run_id)
+        console.print(comparison_table(compare_runs([record])))
+    except Exception as exc:  # e.g. sqlite3.OperationalError on a flaky disk
+        err_console.print(
+            f"Warning: run #{run_id} finished and is recorded in {db}, but reading it back failed "
+            f"({type(exc).__name__}: {exc}); `harness show {run_id}` shows it later.",
+            highlight=False, soft_wrap=True,
+        )
+        return
     console.print(f"Recorded as run #{run_id} in {db}. `harness show {run_id}` for details.")
+    if record.get("output_dir"):
+        from harness.run_folders import human_size, size_bytes
+
+        folder = Path(record["output_dir"])
+        size = human_size(size_bytes(folder)) if folder.is_dir() else "gone"
+        console.print(
+            f"Checkpoints: {folder} ({size}); `harness delete {run_id}` removes the run and them.",
+            highlight=False, soft_wrap=True,
+        )
 
 
 @app.command("eval")
@@ -181,7 +227,7 @@ def compare(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to compare (default: the latest).")] = None,
     last: Annotated[int, typer.Option(help="With no run ids: compare this many latest runs.")] = 5,
     include_unfinished: Annotated[
-        bool, typer.Option("--include-unfinished", help="Also show failed or running runs' partial scores.")
+        bool, typer.Option("--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores.")
     ] = False,
     db: DbOption = Path(DEFAULT_DB),
     as_json: JsonOption = False,
@@ -193,7 +239,13 @@ def compare(
             return
         statuses = None if include_unfinished else ("finished",)
         if run_ids:
-            runs = store.runs(ids=run_ids, statuses=statuses)
+            runs = store.runs(ids=run_ids, statuses=None)
+            unfinished = [f"#{r['run_id']} is {r['status']}" for r in runs if r["status"] not in (statuses or [r["status"]])]
+            if unfinished:
+                raise_usage(
+                    f"run {', '.join(unfinished)}; compare shows finished runs only. Add "
+                    "--include-unfinished to show its partial scores."
+                )
         else:
             runs = list(reversed(store.runs(statuses=statuses, limit=last)))
     from leaderboard.queries import compare as compare_runs
@@ -273,24 +325,91 @@ def show(
         console.print(table)
 
 
+StatusOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--status", help="Only runs with this status: running, finished, failed, interrupted (repeatable)."),
+]
+
+
+def _statuses(given: list[str] | None) -> list[str] | None:
+    from harness.errors import unknown_name
+    from leaderboard.store import STATUSES
+
+    for status in given or []:
+        if status not in STATUSES:
+            raise unknown_name("--status", status, STATUSES)
+    return list(given) if given else None
+
+
 @app.command()
 def runs(
+    status: StatusOption = None,
+    method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
     db: DbOption = Path(DEFAULT_DB),
-    limit: Annotated[int, typer.Option(help="Show this many latest runs.")] = 20,
+    limit: Annotated[int, typer.Option(help="Show this many latest runs; 0 = all.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """The latest runs of every status (running, finished, failed)."""
+    """The latest runs of every status (running, finished, failed, interrupted), filtered."""
     with _user_errors():
+        statuses = _statuses(status)
         store = _read_store(db, as_json)
         if store is None:
             return
-        records = store.runs(statuses=None, limit=limit)
+        records = store.runs(statuses=statuses, method=method, backbone=backbone, limit=limit or None)
     if as_json:
         _print_json(records)
         return
     from leaderboard.render import runs_table
 
     console.print(runs_table(records))
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+@app.command()
+def delete(
+    run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to delete.")] = None,
+    status: StatusOption = None,
+    method: Annotated[Optional[str], typer.Option(help="With --status: only this method.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")] = False,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Delete runs you no longer want: their rows (scores, timings, steps) and their checkpoint
+    folders. Asks first unless --yes; running runs are never deleted."""
+    with _user_errors():
+        from harness import run_folders
+
+        statuses = _statuses(status)
+        if not run_ids and not statuses:
+            raise_usage("name the runs to delete (harness delete 3 7) or select them with --status.")
+        store = _open_store(db, create=False)
+        chosen = store.runs(ids=run_ids, statuses=statuses, method=method) if run_ids else store.runs(statuses=statuses, method=method)
+        busy = [f"#{r['run_id']}" for r in chosen if r["status"] == "running"]
+        if busy:
+            raise_usage(f"run {', '.join(busy)} is running; stop it first (a stale one is marked failed by any command).")
+        if not chosen:
+            console.print("No runs match.")
+            return
+        records = [store.get_run(r["run_id"]) for r in chosen]
+        folders = {r["run_id"]: Path(r["output_dir"]) for r in records if r.get("output_dir") and Path(r["output_dir"]).is_dir()}
+        freed = sum(run_folders.size_bytes(f) for f in folders.values())
+        listing = ", ".join(f"#{r['run_id']} ({r['status']} {r['method']})" for r in records)
+        question = f"Delete {len(records)} run(s) {listing} and {len(folders)} checkpoint folder(s), {run_folders.human_size(freed)}?"
+        if not yes:
+            if not _interactive():
+                raise_usage(f"{question} Not asked: input is not a terminal; add --yes to delete.")
+            if not typer.confirm(question, default=False):
+                console.print("Nothing deleted.")
+                return
+        for record in records:  # the row first: a folder left by a crash here is owned by no row
+            store.delete_run(record["run_id"])
+            folder = folders.get(record["run_id"])
+            kept = folder is not None and not run_folders.remove(folder, record["uuid"])
+            note = f"; kept {folder}: it is not this run's own folder" if kept else ""
+            console.print(f"Deleted run #{record['run_id']}{note}.", highlight=False)
 
 
 def _listing(rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]]) -> None:

@@ -7,6 +7,7 @@ dataclasses; nothing a user writes is ever evaluated as code.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import sys
@@ -91,9 +92,8 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise HarnessError(
-            f"{where}: unknown option(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
-        )
+        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, known, n=1)) else repr(name) for name in unknown]
+        raise HarnessError(f"{where}: unknown option(s) {', '.join(hints)}. Known: {', '.join(sorted(known))}.")
     checked = {key: coerce(value, hints[key], f"{where} {key}") for key, value in values.items()}
     return cls(**checked)
 
@@ -141,7 +141,7 @@ def load_run_config(
     where = "config"
     if config_file is not None:
         values.update(read_config_file(config_file))
-        where = f"--config {config_file}:"
+        where = f"--config {config_file}"
     config = build_dataclass(RunConfig, values, where)
     for key, value in (options or {}).items():
         if value is not None:
@@ -154,7 +154,7 @@ def load_run_config(
             config.method_args[path[1]] = value
         elif len(path) == 1:
             config = build_dataclass(
-                RunConfig, {**dataclasses.asdict(config), path[0]: value}, f"--set {item!r}:"
+                RunConfig, {**dataclasses.asdict(config), path[0]: value}, f"--set {item!r}"
             )
         else:
             raise HarnessError(f"--set {item!r}: {'.'.join(path)} is not a config key.")

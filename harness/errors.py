@@ -18,6 +18,22 @@ class RunFailed(Exception):
     exit_code = 1
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped a recorded run; it is marked ``interrupted`` and can be resumed."""
+
+    exit_code = 130
+
+    def __init__(self, run_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.run_id = run_id
+
+
+def sentence(*parts: str) -> str:
+    """Join message parts into one sentence ending in a single full stop (no "..")."""
+    text = " ".join(p.strip() for p in parts if p and p.strip())
+    return text.rstrip(".:; ") + "."
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA's OutOfMemoryError, or the CPU allocator's 'can't allocate memory'."""
     text = str(exc).lower()

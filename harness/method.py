@@ -95,5 +95,14 @@ class Method:
         """Training stages in order; none for untrained baselines."""
         return ()
 
+    def check_inputs(self, train_data: str, seed: int) -> None:
+        """Raise ``HarnessError`` now if the training inputs cannot be read; called before a run is
+        recorded. By default a trained method reads ``--train-data`` as triplets (see
+        :mod:`harness.train_data`); override it when a method reads more (e.g. its own files)."""
+        if self.stages():
+            from harness.train_data import check_source
+
+            check_source(train_data, seed)
+
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         raise NotImplementedError

@@ -1,7 +1,8 @@
-"""Rich progress display for encoding (the model-loading display is a rich status spinner)."""
+"""Progress display for training and encoding: rich bars on a terminal, plain lines when piped."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,9 +26,17 @@ def encoding_progress(console: Console, label: str) -> Iterator[Callable[[int], 
         yield lambda n: progress.advance(task, n)
 
 
+PLAIN_LINES_PER_STAGE = 10  # piped output: a line every tenth of a stage...
+PLAIN_MAX_SILENCE_S = 60.0  # ...and at least once a minute
+
+
 @contextmanager
 def training_progress(console: Console, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yields ``update(stage, step, total, loss, lr, tokens_per_s)`` for the training loop."""
+    """Yields ``update(stage, step, total, loss, lr, tokens_per_s)`` for the training loop: a live
+    bar on a terminal, plain lines when output is piped (CI, nohup, batch jobs)."""
+    if enabled and not console.is_terminal:
+        yield _plain_lines(console)
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -36,8 +45,7 @@ def training_progress(console: Console, enabled: bool = True) -> Iterator[Callab
         TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[tps]:.0f} tok/s"),
         TimeElapsedColumn(),
     )
-    shown = enabled and console.is_terminal
-    with Progress(*columns, console=console, transient=True, disable=not shown) as progress:
+    with Progress(*columns, console=console, transient=True, disable=not enabled) as progress:
         tasks: dict[str, object] = {}
 
         def update(stage: str, step: int, total: int, loss: float, lr: float, tps: float) -> None:
@@ -46,3 +54,21 @@ def training_progress(console: Console, enabled: bool = True) -> Iterator[Callab
             progress.update(tasks[stage], completed=step, loss=loss, lr=lr, tps=tps)
 
         yield update
+
+
+def _plain_lines(console: Console) -> Callable[..., None]:
+    """One line at a stage's first and last step, every tenth of it, and after a silent minute."""
+    last_line: dict[str, float] = {}
+
+    def update(stage: str, step: int, total: int, loss: float, lr: float, tps: float) -> None:
+        now = time.monotonic()
+        every = max(1, total // PLAIN_LINES_PER_STAGE)
+        quiet_too_long = now - last_line.get(stage, now) >= PLAIN_MAX_SILENCE_S
+        if step == 1 or step == total or step % every == 0 or quiet_too_long:
+            console.print(
+                f"  {stage} step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {tps:.0f} tok/s",
+                highlight=False, soft_wrap=True,
+            )
+            last_line[stage] = now
+
+    return update

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import random
+import signal
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -20,10 +23,10 @@ from pathlib import Path
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
-from harness import distributed, registry
+from harness import distributed, registry, run_folders
 from harness.backbones import BackboneSpec, load_backbone, require_available, resolve
 from harness.config import RunConfig, build_dataclass, config_hash
-from harness.errors import HarnessError, RunFailed
+from harness.errors import HarnessError, RunFailed, RunInterrupted
 from harness.method import Method, MethodConfig
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
 from harness.telemetry import Phase
@@ -89,15 +92,18 @@ def method_options(method_cls: type[Method], method_args: dict[str, Any], name: 
 
             raise unknown_name(f"preset of method {name!r}", str(preset), method_cls.presets)
         values = {**method_cls.presets[preset], **values}
-    return build_dataclass(method_cls.Config, values, f"method {name!r} option")
+    return build_dataclass(method_cls.Config, values, f"method {name!r}")
 
 
 def plan_run(config: RunConfig) -> RunPlan:
+    """Check every input (method, options, backbone, tasks, training data) before anything is
+    recorded; a problem raises ``HarnessError``."""
     method_cls = registry.get_method(config.method)
     method_config = method_options(method_cls, config.method_args, config.method)
     backbone = resolve(config.backbone)
     require_available(backbone)
     tasks = resolve_tasks(config.tasks)
+    method_cls(method_config).check_inputs(config.train_data, config.seed)  # options and training data
     if isinstance(method_config, TrainConfig):
         for_training(method_config)  # a bad sharding choice or config file stops the run here
     return RunPlan(config, method_cls, method_config, backbone, tasks)
@@ -139,8 +145,6 @@ def _task_scores(task_result: Any) -> tuple[float, dict]:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by the user (Ctrl-C)"
     if isinstance(exc, (HarnessError, RunFailed)):
         return str(exc)
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -169,8 +173,12 @@ def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
 class Recorder(Hooks):
     """Writes a run's progress to the leaderboard on rank 0; on other ranks it does nothing."""
 
-    def __init__(self, store: RunStore | None, run_id: int) -> None:
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: RunStore | None, run_id: int, console: Console | None = None) -> None:
+        self.store, self.run_id, self.console = store, run_id, console
+
+    def note(self, message: str) -> None:
+        if self.store is not None and self.console is not None:
+            self.console.print(f"  {message}", highlight=False)
 
     def timing(self, phase: Phase, details: dict | None = None) -> None:
         if self.store is not None:
@@ -189,16 +197,60 @@ class Recorder(Hooks):
             self.store.heartbeat(self.run_id)
 
 
-def _share_run_id(run_id: int | None) -> int:
-    """Rank 0's run id, on every rank."""
+def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
+    """Rank 0's run id and output folder, on every rank."""
     import torch.distributed as dist
 
     if not distributed.world().enabled:
         assert run_id is not None
-        return run_id
-    box = [run_id]
+        return run_id, folder
+    box = [(run_id, str(folder) if folder else None)]
     dist.broadcast_object_list(box, src=0)
-    return int(box[0])
+    shared_id, shared_folder = box[0]
+    return int(shared_id), Path(shared_folder) if shared_folder else None
+
+
+def check_output_root(root: Path) -> None:
+    """Refuse, before anything is recorded, an ``--output-dir`` that cannot be created or written."""
+    existing = root.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--output-dir {root}: {existing} is not a writable folder.")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's stop or preemption), handled like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Any:
+    """While a run is recorded, SIGTERM interrupts it like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _record_interruption(store: RunStore, run_id: int, exc: KeyboardInterrupt) -> str:
+    """Mark the run interrupted, with a second Ctrl-C held off until the write is done."""
+    reason = "stopped by SIGTERM" if isinstance(exc, _Terminated) else "interrupted by the user (Ctrl-C)"
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        store.interrupt_run(run_id, reason)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return reason
 
 
 def execute(
@@ -207,11 +259,14 @@ def execute(
     console: Console,
     *,
     output_root: Path,
-    resume_id: int | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> int:
-    """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure.
+    """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure;
+    Ctrl-C or SIGTERM mark the run ``interrupted`` and raise :class:`RunInterrupted`.
 
-    With ``resume_id`` the run continues in that leaderboard row from its latest checkpoint.
+    A fresh run gets a new output folder of its own (see :mod:`harness.run_folders`). With
+    ``resume`` (the recorded run) it continues in that row, from the latest checkpoint of that
+    run's own folder, whose identity is checked before the row is touched.
     """
     from harness import environment
     from harness.backbones import pick_device
@@ -220,6 +275,7 @@ def execute(
     _quiet_libraries()
     info = distributed.init(pick_device(plan.config.device).type)
     main = info.is_main and store is not None
+    trains = bool(plan.method_cls(plan.method_config).stages())
     tasks: list[AbsTask] = []
     with measure("data") as data_phase:
         if info.is_main:
@@ -228,9 +284,11 @@ def execute(
     data_phase.items = len(tasks)
     resolved = plan.resolved()
     run_id: int | None = None
-    if main and resume_id is not None:
-        store.reopen_run(resume_id)
-        run_id = resume_id
+    folder: Path | None = None
+    if main and resume is not None:
+        folder = run_folders.own_folder(resume, output_root, purpose="resume") if trains else None
+        store.reopen_run(resume["run_id"])
+        run_id = resume["run_id"]
     elif main:
         run_id = store.start_run(
             method=plan.config.method,
@@ -242,28 +300,41 @@ def execute(
             seed=plan.config.seed,
             environment=environment.collect(),
         )
-    run_id = _share_run_id(run_id)
-    recorder = Recorder(store if main else None, run_id)
-    if main:
-        verb = "Resuming" if resume_id is not None else "Run"
-        console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
-    beating = store.heartbeat_while(run_id) if main else contextlib.nullcontext()
     try:
-        with beating:
-            recorder.timing(data_phase)
-            _execute(plan, tasks, run_id, resolved, recorder, console, output_root / f"run-{run_id}", store if main else None)
+        with _sigterm_interrupts():
+            if main and trains and folder is None:  # a fresh run, or one stopped before training
+                folder = run_folders.claim(output_root, run_id, store.get_run(run_id)["uuid"], str(store.path))
+                store.set_output_dir(run_id, str(folder))
+            run_id, folder = _share(run_id, folder)
+            recorder = Recorder(store if main else None, run_id, console)
+            if main:
+                verb = "Resuming" if resume is not None else "Run"
+                console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
+            with store.heartbeat_while(run_id) if main else contextlib.nullcontext():
+                recorder.timing(data_phase)
+                _execute(plan, tasks, resolved, recorder, console, folder, resume=resume is not None)
+    except KeyboardInterrupt as exc:
+        if main and run_id is not None:
+            raise RunInterrupted(run_id, _record_interruption(store, run_id, exc)) from None
+        raise
     except BaseException as exc:
-        if main:
+        if main and run_id is not None:
             store.fail_run(run_id, _describe(exc))
         raise
     if main:
-        store.finish_run(run_id)
+        try:
+            store.finish_run(run_id)
+        except Exception as exc:  # the scores are in; only the status write failed
+            raise RunFailed(
+                f"run #{run_id} computed and recorded all its scores, but marking it finished failed "
+                f"({type(exc).__name__}: {exc}); `harness run --resume {run_id}` evaluates it again and finishes it."
+            ) from None
     return run_id
 
 
 def _train(
     plan: RunPlan, method: Method, backbone: Any, recorder: Recorder, console: Console,
-    output_dir: Path, store: RunStore | None,
+    output_dir: Path, *, resume: bool,
 ) -> bool:
     """Train ``method``'s stages; True when a sharding engine was used (the model is sharded
     then, and evaluation needs the backbone reloaded from the final checkpoint)."""
@@ -273,14 +344,12 @@ def _train(
 
     if not isinstance(method.config, TrainConfig):
         raise HarnessError(f"method {plan.config.method!r} has stages but its Config is not a TrainConfig.")
-    if store is not None:
-        store.set_output_dir(recorder.run_id, str(output_dir.resolve()))
     prepare_model(backbone, method.config)
     method.prepare(backbone)
     with training_progress(console, enabled=distributed.world().is_main) as progress:
         reports = run_stages(
             backbone, method.stages(), method.config, train_data=plan.config.train_data,
-            seed=plan.config.seed, output_dir=output_dir, hooks=recorder, progress=progress,
+            seed=plan.config.seed, output_dir=output_dir, hooks=recorder, progress=progress, resume=resume,
         )
     for report in reports:
         phase = Phase(f"train:{report.stage}", report.seconds, report.samples, report.tokens, report.peak_memory_bytes)
@@ -305,8 +374,8 @@ def _train(
 
 
 def _execute(
-    plan: RunPlan, tasks: list[AbsTask], run_id: int, resolved: dict, recorder: Recorder,
-    console: Console, output_dir: Path, store: RunStore | None,
+    plan: RunPlan, tasks: list[AbsTask], resolved: dict, recorder: Recorder, console: Console,
+    output_dir: Path | None, *, resume: bool,
 ) -> None:
     from harness.telemetry import measure
 
@@ -319,7 +388,8 @@ def _execute(
 
     method = plan.method_cls(plan.method_config)
     if method.stages():
-        sharded = _train(plan, method, backbone, recorder, console, output_dir, store)
+        assert output_dir is not None
+        sharded = _train(plan, method, backbone, recorder, console, output_dir, resume=resume)
         if sharded and distributed.world().is_main:
             del backbone  # sharded in place: encode from the final checkpoint instead
             backbone = _restore_trained(plan, method, output_dir, console)
@@ -409,9 +479,10 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
     method = plan.method_cls(plan.method_config)
     with measure("load") as phase:
         if method.stages():
-            if not record.get("output_dir"):
+            folder = run_folders.own_folder(record, None, purpose="evaluate")
+            if folder is None:
                 raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to evaluate.")
-            backbone = _restore_trained(plan, method, Path(record["output_dir"]), console)
+            backbone = _restore_trained(plan, method, folder, console)
         else:
             with console.status("Loading backbone") as status:
                 backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)

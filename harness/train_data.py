@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-from harness import offline_data
+from harness import hub, offline_data
 from harness.errors import HarnessError
 from harness.records import cell, fail, read_rows, text_cell
 
@@ -147,6 +147,27 @@ def _hub_triplets(name: str) -> list[Triplet]:
     if cols is None:
         raise HarnessError(f"--train-data {name}: {repo} has columns {data.column_names}; {_describe_expected()}.")
     return [Triplet(r[cols["query"]], r[cols["pos"]], r[cols["neg"]]) for r in data]
+
+
+def require_hub_data(repo: str, what: str) -> None:
+    """Refuse at once, with one line, hub data the hub cannot deliver (offline mode is left to
+    ``datasets``, which then reads its cache without asking the network)."""
+    if hub.offline():
+        return
+    problem = hub.problem(repo, "dataset")
+    if problem is not None:
+        raise HarnessError(
+            f"{what} loads {repo} from the hub, and {problem}. Use a local file, or set "
+            "HF_HUB_OFFLINE=1 to read a cached copy."
+        )
+
+
+def check_source(source: str, seed: int = 0) -> None:
+    """Read ``--train-data`` once before a run is recorded, so a missing or malformed file (or
+    an unusable hub set) is bad input, not a failed run."""
+    if source in HUB_SETS:
+        require_hub_data(HUB_SETS[source][0], f"--train-data {source}")
+    load_triplets(source, seed)
 
 
 def load_triplets(source: str, seed: int = 0) -> list[Triplet]:

@@ -10,6 +10,7 @@ FSDP2 or DeepSpeed) is the engine's business: :mod:`harness.engines`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -55,6 +56,7 @@ class TrainConfig(MethodConfig):
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
     bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
+    checkpoint_minutes: float = option(10.0, "also save one when this many minutes passed since the last (0 = off)")
     max_length: int = option(128, "tokens per training text, template included")
     max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all")
     sharding: Literal["auto", "none", "fsdp", "deepspeed"] = option(
@@ -94,6 +96,9 @@ class Hooks:
     def steps(self, stage: str, logs: list[StepLog]) -> None: ...
 
     def checkpoint(self, path: Path) -> None: ...
+
+    def note(self, message: str) -> None:
+        """A line for the user (e.g. where a resume starts)."""
 
 
 class NonFiniteLoss(RunFailed):
@@ -303,9 +308,11 @@ def run_stages(
     output_dir: Path | None,
     hooks: Hooks,
     progress: Any = None,
+    resume: bool = False,
 ) -> list[StageReport]:
-    """Train ``stages`` in order on ``backbone`` (call :func:`prepare_model` first), resuming from
-    the latest checkpoint in ``output_dir`` if there is one.
+    """Train ``stages`` in order on ``backbone`` (call :func:`prepare_model` first). With
+    ``resume``, continue from the latest checkpoint in ``output_dir``; without it, a checkpoint
+    already there is refused (a fresh run never reads one).
 
     With a sharding engine (``config.sharding``) the model is sharded in place and cannot encode
     afterwards: reload the backbone and the final checkpoint (the runner does).
@@ -322,15 +329,19 @@ def run_stages(
     device = backbone.device
     engine = engines.build(backbone.model, sharding)
     world = distributed.world()
-    resume = latest_checkpoint(output_dir) if output_dir is not None else None
-    resume_state = json.loads((resume / "state.json").read_text()) if resume else None
-    if resume is not None:
+    found = latest_checkpoint(output_dir) if output_dir is not None else None
+    if found is not None and not resume:
+        raise HarnessError(f"{found} holds a checkpoint already; a fresh run never reads one (resume it instead).")
+    resume_state = json.loads((found / "state.json").read_text()) if found else None
+    if resume:
+        hooks.note(_resume_note(resume_state, stages))
+    if found is not None:
         if resume_state.get("engine", "none") != engine.name:
             raise HarnessError(
-                f"checkpoint {resume} was written by the {resume_state.get('engine', 'none')} engine; "
+                f"checkpoint {found} was written by the {resume_state.get('engine', 'none')} engine; "
                 f"resume with the same method_args.sharding (now {engine.name})."
             )
-        engine.load_trainable(read_trainable(resume, [name for name, _ in trainable_parameters(backbone.model)]))
+        engine.load_trainable(read_trainable(found, [name for name, _ in trainable_parameters(backbone.model)]))
     reports = []
     base_config = config
     for index, stage in enumerate(stages):
@@ -345,8 +356,8 @@ def run_stages(
         steps = total_steps(len(examples), config, world.world_size)
         engine.start_stage(config, steps, _schedule(steps, config.warmup_ratio))
         if start_step:
-            engine.load_optimizer(resume)
-            _set_rng_state(torch.load(resume / "rng.pt", weights_only=False))
+            engine.load_optimizer(found)
+            _set_rng_state(torch.load(found / "rng.pt", weights_only=False))
         with measure(f"train:{stage.name}", device) as phase:
             samples, tokens = _loop(
                 engine, backbone, stage, examples, config, index=index, start_step=start_step, steps=steps,
@@ -362,6 +373,16 @@ def run_stages(
         )
     engine.train(False)
     return reports
+
+
+def _resume_note(state: dict[str, Any] | None, stages: Sequence[Stage]) -> str:
+    if state is None:
+        return f"no checkpoint was saved before the interruption: training starts again at stage {stages[0].name}, step 0"
+    if state["done"]:
+        later = [s.name for s in stages[state["stage_index"] + 1 :]]
+        then = f"; resuming stage {later[0]} at step 0" if later else "; training is complete"
+        return f"stage {state['stage']} finished{then}"
+    return f"resuming stage {state['stage']} at step {state['step']}"
 
 
 def _stage_examples(
@@ -397,47 +418,58 @@ def _loop(
     output_dir: Path | None, hooks: Hooks, progress: Any,
 ) -> tuple[int, int]:
     autocast = _autocast(engine, device, config)
-    began = time.perf_counter()
+    began = last_save = time.perf_counter()
     logs: list[StepLog] = []
     samples = tokens = 0
-    for step in range(start_step, steps):
-        total = 0.0
-        step_tokens = 0
-        for micro in range(config.grad_accum):
-            batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
-            try:
-                with autocast():
-                    loss, batch_tokens = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
-                engine.backward(loss, accum=config.grad_accum, last=micro + 1 == config.grad_accum)
-            except (RuntimeError, MemoryError) as exc:
-                if isinstance(exc, MemoryError) or is_out_of_memory(exc):
-                    raise out_of_memory(stage.name, step + 1, config) from None
-                raise
-            total += float(loss.detach()) / config.grad_accum
-            samples += len(batch) * world.world_size
-            step_tokens += batch_tokens
-        global_loss, mean_tokens = distributed.means_across_ranks(total, step_tokens)  # one all-reduce a step
-        tokens += round(mean_tokens * world.world_size)
-        if not math.isfinite(global_loss):
-            raise NonFiniteLoss(
-                f"stage {stage.name}: the loss became {global_loss} at step {step + 1}; the last good "
-                "checkpoint is kept. Lower lr, or turn bf16 off."
-            )
-        lr = engine.lr()
-        engine.step()
-        logs.append(StepLog(stage.name, step + 1, global_loss, lr, time.perf_counter() - began))
-        faults.point("train-step")
-        if progress is not None:
-            progress(stage.name, step + 1, steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began))
-        done = step + 1 == steps
-        every = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
-        if done or every or len(logs) >= 50:
-            if world.is_main:
+    try:
+        for step in range(start_step, steps):
+            total = 0.0
+            step_tokens = 0
+            for micro in range(config.grad_accum):
+                batch = [examples[i] for i in batch_indices(len(examples), seed=seed, step=step, micro=micro, config=config, world=world)]
+                try:
+                    with autocast():
+                        loss, batch_tokens = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
+                    engine.backward(loss, accum=config.grad_accum, last=micro + 1 == config.grad_accum)
+                except (RuntimeError, MemoryError) as exc:
+                    if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+                        raise out_of_memory(stage.name, step + 1, config) from None
+                    raise
+                total += float(loss.detach()) / config.grad_accum
+                samples += len(batch) * world.world_size
+                step_tokens += batch_tokens
+            # rank 0's clock decides when a timed checkpoint is due; it rides on the step's one
+            # all-reduce, so every rank saves at the same step
+            due = bool(config.checkpoint_minutes) and time.perf_counter() - last_save >= 60 * config.checkpoint_minutes
+            global_loss, mean_tokens, due_votes = distributed.means_across_ranks(total, step_tokens, float(due and world.is_main))
+            tokens += round(mean_tokens * world.world_size)
+            if not math.isfinite(global_loss):
+                raise NonFiniteLoss(
+                    f"stage {stage.name}: the loss became {global_loss} at step {step + 1}; the last good "
+                    "checkpoint is kept. Lower lr, or turn bf16 off."
+                )
+            lr = engine.lr()
+            engine.step()
+            logs.append(StepLog(stage.name, step + 1, global_loss, lr, time.perf_counter() - began))
+            faults.point("train-step")
+            if progress is not None:
+                progress(stage.name, step + 1, steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began))
+            done = step + 1 == steps
+            every = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
+            save = done or every or due_votes > 0
+            if save or len(logs) >= 50:
+                if world.is_main:
+                    hooks.steps(stage.name, logs)
+                logs = []
+            if save and output_dir is not None:
+                state = {"stage_index": index, "stage": stage.name, "step": step + 1, "done": done}
+                folder = save_checkpoint(output_dir / "checkpoints" / f"{index}-{stage.name}", engine, state)
+                last_save = time.perf_counter()
+                if world.is_main:
+                    hooks.checkpoint(folder)
+    except BaseException:  # interrupted or failed: the steps done so far are recorded all the same
+        if logs and world.is_main:
+            with contextlib.suppress(Exception):  # the error in flight is the one to report
                 hooks.steps(stage.name, logs)
-            logs = []
-        if (done or every) and output_dir is not None:
-            state = {"stage_index": index, "stage": stage.name, "step": step + 1, "done": done}
-            folder = save_checkpoint(output_dir / "checkpoints" / f"{index}-{stage.name}", engine, state)
-            if world.is_main:
-                hooks.checkpoint(folder)
+        raise
     return samples, tokens

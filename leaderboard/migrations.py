@@ -74,6 +74,14 @@ CREATE TABLE metrics (
 CREATE UNIQUE INDEX ix_metrics_run_stage_step ON metrics (run_id, stage, step);
 """
 
+# v3: a run identity (uuid) that names the run's output folder, so run ids that restart in a new
+# database never meet another database's checkpoints; existing rows get a fresh random one.
+_V3 = """
+ALTER TABLE runs ADD COLUMN uuid VARCHAR(32);
+UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
+CREATE UNIQUE INDEX ix_runs_uuid ON runs (uuid);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -87,8 +95,8 @@ def _script(ddl: str) -> Migration:
 
 
 # MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
-# (throughput, batch sizes, world size) and each run's output folder (checkpoints).
-MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2)]
+# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid.
+MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -120,8 +128,7 @@ def upgrade(path: Path) -> int:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found == SCHEMA_VERSION:
             conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = WAL")
-            return found
+            return found  # WAL was set when the file was created or migrated (it persists)
         if found > SCHEMA_VERSION:
             conn.execute("ROLLBACK")
             raise SchemaError(

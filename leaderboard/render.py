@@ -135,7 +135,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     config.add_column("Value")
     for key, value in _flatten(run["config"]):
         config.add_row(key, repr(value))
-    for key in ("config_hash", "git_sha", "git_dirty", "host", "error"):
+    for key in ("config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
     return [scores, timings, *([training] if stages else []), config]
 

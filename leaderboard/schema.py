@@ -16,7 +16,8 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # running | finished | failed
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)  # names the output folder
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running | finished | failed | interrupted
     error: Mapped[str | None] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(128), index=True)
     backbone: Mapped[str] = mapped_column(String(256), index=True)

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
 HEARTBEAT_S = 30.0  # a running run's process refreshes heartbeat_at this often
 STALE_AFTER_S = float(os.environ.get("HARNESS_STALE_AFTER", 600))  # then another host may reap it
-STATUSES = ("running", "finished", "failed")
+STATUSES = ("running", "finished", "failed", "interrupted")
 
 
 def _check_is_sqlite(path: Path) -> None:
@@ -52,7 +53,8 @@ def _engine(path: Path, begin: str) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        # journal_mode is persistent and set once, when the file is created or migrated: setting
+        # it on every connection takes a lock and can fail ("disk I/O error") on busy files
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -120,6 +122,7 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     record = _summary(run, {s.task: s.main_score for s in run.scores})
     if full:
         record.update(
+            uuid=run.uuid,
             config=run.config,
             git_sha=run.git_sha,
             git_dirty=run.git_dirty,
@@ -166,9 +169,10 @@ class RunStore:
         seed: int,
         environment: dict[str, Any],
     ) -> int:
-        """Record a new run as ``running`` and return its id."""
+        """Record a new run as ``running`` and return its id (its ``uuid`` is new and random)."""
         now = time.time()
         run = Run(
+            uuid=uuid.uuid4().hex,
             status="running",
             method=method,
             backbone=backbone,
@@ -283,7 +287,7 @@ class RunStore:
             self._get(session, run_id).output_dir = output_dir
 
     def reopen_run(self, run_id: int) -> dict[str, Any]:
-        """Mark an unfinished run as running again in this process (for ``--resume``)."""
+        """Mark a failed or interrupted run as running again in this process (for ``--resume``)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             if run.status == "finished":
@@ -294,11 +298,23 @@ class RunStore:
             run.pid, run.host, run.heartbeat_at = os.getpid(), socket.gethostname(), time.time()
             return run_record(run, full=True)
 
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run with its scores, timings and step metrics (one transaction)."""
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            if run.status == "running":
+                raise LeaderboardError(f"run {run_id} is running; it cannot be deleted.")
+            session.delete(run)
+
     def finish_run(self, run_id: int) -> None:
         self._end(run_id, "finished", None)
 
     def fail_run(self, run_id: int, error: str) -> None:
         self._end(run_id, "failed", error)
+
+    def interrupt_run(self, run_id: int, reason: str) -> None:
+        """Ctrl-C or SIGTERM: the run stopped on request and can be resumed."""
+        self._end(run_id, "interrupted", reason)
 
     def _end(self, run_id: int, status: str, error: str | None) -> None:
         with self._session(write=True) as session:

@@ -348,6 +348,9 @@ def _ic_file(path: Path) -> list[ICExample]:
 def _pwc() -> list[ICExample]:
     from datasets import load_dataset
 
+    from harness.train_data import require_hub_data
+
+    require_hub_data("sggetao/PwC", "ic_data 'pwc'")
     try:
         data = load_dataset("sggetao/PwC", split="train")
     except (ConnectionError, OSError) as exc:
@@ -390,6 +393,16 @@ class AutoRegEmbed(Method):
     def stages(self) -> Sequence[Any]:
         table = {"ic": ICStage, "cda": CDAStage}
         return [table[name](self) for name in self.config.stages]
+
+    def check_inputs(self, train_data: str, seed: int) -> None:
+        """The triplets, and the IC data file or hub set when one is named."""
+        super().check_inputs(train_data, seed)
+        if "ic" in self.config.stages and self.config.ic_data == "pwc":
+            from harness.train_data import require_hub_data
+
+            require_hub_data("sggetao/PwC", "ic_data 'pwc'")
+        elif "ic" in self.config.stages and self.config.ic_data:
+            _ic_file(Path(self.config.ic_data))
 
     def prepare(self, backbone: Backbone) -> None:
         """Add the k slot vectors (trainable) and, for full fine-tuning, a frozen decoder copy."""

@@ -1,6 +1,6 @@
 """Run under torchrun by tests/test_sharding.py: a sharded full fine-tune of the tiny Llama.
 
-    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [OPTION=JSON_VALUE ...]
+    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [--resume] [OPTION=JSON_VALUE ...]
 
 Rank 0 saves the step losses and the final weights to OUT_DIR/result.pt.
 """
@@ -21,9 +21,10 @@ from tests.training_fixtures import sharded_run  # noqa: E402
 
 def main() -> None:
     out, engine, method = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    options = {key: json.loads(value) for key, _, value in (arg.partition("=") for arg in sys.argv[4:])}
+    resume = "--resume" in sys.argv[4:]
+    options = {key: json.loads(value) for key, _, value in (arg.partition("=") for arg in sys.argv[4:] if arg != "--resume")}
     info = distributed.init("cpu")
-    result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, **options)
+    result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, resume=resume, **options)
     if info.is_main:
         torch.save(result, out / "result.pt")
 

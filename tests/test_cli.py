@@ -98,7 +98,7 @@ BAD_INPUTS = {
     "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
     "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),
-    "unknown method option": (["--method", "untrained-mean", "--set", "method_args.pooling=max"], ["unknown option(s) pooling", "template"]),
+    "unknown method option": (["--method", "untrained-mean", "--set", "method_args.pooling=max"], ["unknown option(s) 'pooling'", "template"]),
 }
 
 

@@ -40,9 +40,10 @@ def test_set_value_is_never_evaluated():
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["batch_size=many"], "--set 'batch_size=many': batch_size: expected int"),
+        (["batch_size=many"], "--set 'batch_size=many' batch_size: expected int"),
         (["nokey"], "expected KEY=VALUE"),
-        (["colour=red"], "unknown option(s) colour"),
+        (["colour=red"], "unknown option(s) 'colour'"),
+        (["batch_sise=2"], "unknown option(s) 'batch_sise' (did you mean 'batch_size'?)"),
         (["dtype=float8"], "is not one of"),
         (["a.b.c=1"], "is not a config key"),
         (["batch_size=0"], "batch_size must be >= 1"),

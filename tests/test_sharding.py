@@ -173,11 +173,11 @@ def _assert_same_training(got: dict, expected: dict) -> None:
         torch.testing.assert_close(got["weights"][name], tensor, atol=2e-5, rtol=0, msg=name)
 
 
-def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None, env: dict | None = None, check: bool = True):
+def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None, env: dict | None = None, check: bool = True, resume: bool = False):
     """Run tests/dist_sharded.py under torchrun; ``extra``: a DeepSpeed config, or "checkpointing"."""
     folder = tmp_path / "sharded"
     folder.mkdir(exist_ok=True)
-    args = [str(SCRIPT), str(folder), engine, method]
+    args = [str(SCRIPT), str(folder), engine, method, *(["--resume"] if resume else [])]
     if extra == "checkpointing":
         args.append("gradient_checkpointing=true")
     elif extra is not None:
@@ -219,7 +219,7 @@ def test_a_sharded_run_killed_mid_training_resumes_to_the_same_weights(tmp_path,
     assert not (folder / "result.pt").exists()
     state = json.loads((folder / "run" / "checkpoints" / "0-contrastive" / "state.json").read_text())
     assert state["step"] == 1 and not state["done"]  # killed after step 2, before its checkpoint
-    _sharded(tmp_path, engine, "infonce", ds_config)  # the same command resumes from step 1
+    _sharded(tmp_path, engine, "infonce", ds_config, resume=True)  # resumes from step 1
     got = torch.load(folder / "result.pt", weights_only=False)
     expected = _reference(tmp_path, "infonce")
     assert [n for _, n, _ in got["losses"]] == [2, 3]  # only the steps run after the resume

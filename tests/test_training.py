@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from harness.backbones import Backbone, BackboneSpec
 from harness.distributed import DistInfo
+from harness.errors import HarnessError
 from harness.training import Hooks, NonFiniteLoss, batch_indices, latest_checkpoint, prepare_model, run_stages, total_steps
 from methods.infonce import InfoNCEConfig, infonce_loss
 from tests.conftest import make_tiny_llama, make_tokenizer
@@ -87,28 +88,36 @@ class _Stage:
 
 class _Record(Hooks):
     def __init__(self, stop_after: int | None = None):
-        self.logs = []
+        self.logs, self.saved, self.notes = [], [], []
         self.stop_after = stop_after
 
     def steps(self, stage, logs):
         self.logs.extend(logs)
+
+    def checkpoint(self, path):
+        import json
+
+        self.saved.append(json.loads((path / "state.json").read_text())["step"])
+
+    def note(self, message):
+        self.notes.append(message)
 
     def progress(self, stage, step, total, loss, lr, tps):
         if self.stop_after is not None and step == self.stop_after:
             raise KeyboardInterrupt
 
 
-def _train(output_dir, hooks, steps=6, lr=5e-3, **overrides):
+def _train(output_dir, hooks, steps=6, lr=5e-3, resume=False, **overrides):
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
     config = InfoNCEConfig(
         steps=steps, batch_size=2, lr=lr, lora_r=4, lora_alpha=8, lora_dropout=0.1,
-        checkpoint_every=2, template="this sentence : {text}", **overrides,
+        template="this sentence : {text}", **{"checkpoint_every": 2, **overrides},
     )
     torch.manual_seed(0)
     prepare_model(backbone, config)
     return run_stages(
         backbone, [_Stage()], config, train_data="unused", seed=0, output_dir=output_dir,
-        hooks=hooks, progress=hooks.progress,
+        hooks=hooks, progress=hooks.progress, resume=resume,
     )
 
 
@@ -130,12 +139,27 @@ def test_resume_after_an_interruption_continues_the_same_trajectory(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "resumed", interrupted)
     resumed = _Record()
-    _train(tmp_path / "resumed", resumed)  # a fresh model and loop, as after a restart
+    _train(tmp_path / "resumed", resumed, resume=True)  # a fresh model and loop, as after a restart
 
+    assert [log.step for log in interrupted.logs] == [1, 2, 3, 4, 5]  # step 5 recorded, though not checkpointed
+    assert interrupted.saved == [2, 4] and resumed.notes == ["resuming stage contrastive at step 4"]
     assert [log.step for log in resumed.logs] == [5, 6]
     expected = {log.step: log.loss for log in straight.logs}
     for log in resumed.logs:
         assert log.loss == pytest.approx(expected[log.step], abs=1e-6)
+
+
+def test_a_fresh_run_never_reads_a_checkpoint_it_did_not_write(tmp_path):
+    _train(tmp_path, _Record(), steps=2)
+    with pytest.raises(HarnessError, match="a fresh run never reads one"):
+        _train(tmp_path, _Record(), steps=2)
+
+
+@pytest.mark.parametrize("minutes, expected", [(0.0, [6]), (1e-9, [1, 2, 3, 4, 5, 6])])
+def test_checkpoints_are_also_saved_by_time(tmp_path, minutes, expected):
+    hooks = _Record()
+    _train(tmp_path, hooks, checkpoint_every=0, checkpoint_minutes=minutes)
+    assert hooks.saved == expected
 
 
 class _PoisonedStage(_Stage):

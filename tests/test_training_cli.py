@@ -50,7 +50,8 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     assert train["details"]["tokens_per_s"] > 0
     metrics = store.metrics(1)
     assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["lr"] >= 0 for m in metrics)
-    assert (tmp_path / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json").exists()
+    (folder,) = (tmp_path / "runs").glob("run-1-*")
+    assert record["output_dir"] == str(folder) and (folder / "checkpoints" / "0-contrastive" / "state.json").exists()
 
     again = tmp_path / "tiny-sts-again.tsv"
     shutil.copy(small_sts_file, again)
@@ -100,10 +101,10 @@ def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(t
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
     victim = subprocess.Popen([*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, killed_dir, steps, *extra)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = killed_dir / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and victim.poll() is None:
-        if state.exists() and 100 <= json.loads(state.read_text())["step"] < steps:
+        states = list((killed_dir / "runs").glob("run-1-*/checkpoints/0-contrastive/state.json"))
+        if states and 100 <= json.loads(states[0].read_text())["step"] < steps:
             break
         time.sleep(0.05)
     assert victim.poll() is None, "the run ended before it could be killed"

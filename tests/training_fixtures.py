@@ -46,10 +46,11 @@ def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs)
     return ContrastiveStage(config), config
 
 
-def sharded_run(out, *, engine: str, method: str, world_size: int, **options) -> dict:
+def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool = False, **options) -> dict:
     """Full fine-tune of the tiny Llama on TRIPLETS with ``engine`` (``options``: more training
-    options, e.g. sharding_config); the global batch is 8 whatever ``world_size`` is. Returns
-    (rank 0) the step losses and the final checkpoint's weights."""
+    options, e.g. sharding_config); the global batch is 8 whatever ``world_size`` is; ``resume``
+    continues from the folder's checkpoint. Returns (rank 0) the step losses and the final
+    checkpoint's weights."""
     import json
     from pathlib import Path
 
@@ -88,6 +89,6 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, **options) ->
     if prepare is not None:
         prepare(backbone)
     hooks = Record()
-    run_stages(backbone, stages, config, train_data=str(triplets), seed=0, output_dir=out / "run", hooks=hooks)
+    run_stages(backbone, stages, config, train_data=str(triplets), seed=0, output_dir=out / "run", hooks=hooks, resume=resume)
     weights = torch.load(latest_checkpoint(out / "run") / "trainable.pt", weights_only=True)
     return {"losses": hooks.losses, "weights": weights}

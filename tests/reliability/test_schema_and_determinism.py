@@ -28,6 +28,11 @@ def _v1_database(path):
             "('finished', 'old-method', 'b', 't', '[\"A\"]', '{}', 'h', 0, '{}', '{}', 'old-host', 1, 1.0, 1.0, 2.0)"
         )
         conn.execute("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'cosine_spearman', 0.5, '{}')")
+        conn.execute(
+            "INSERT INTO runs (status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) SELECT 'failed', method, backbone, task_spec, task_names, "
+            "config, config_hash, seed, versions, hardware, host, pid, started_at, heartbeat_at FROM runs WHERE id = 1"
+        )
 
 
 def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_path):
@@ -36,13 +41,15 @@ def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_pat
     store = open_store(path)
     record = store.get_run(1)
     assert record["scores"] == {"A": 0.5} and record["output_dir"] is None
+    uuids = {store.get_run(run_id)["uuid"] for run_id in (1, 2)}  # v3: every old run gets its own
+    assert len(uuids) == 2 and all(len(u) == 32 and int(u, 16) >= 0 for u in uuids)
     store.record_metrics(1, "s", [{"step": 1, "loss": 1.0, "lr": 0.1, "seconds": 0.5}])  # a v2 table
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
     backup = tmp_path / "old.db.v1.bak"
     with sqlite3.connect(backup) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-        assert conn.execute("SELECT method FROM runs").fetchall() == [("old-method",)]
+        assert conn.execute("SELECT method FROM runs").fetchall() == [("old-method",)] * 2
         assert "metrics" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
 
 
@@ -96,7 +103,8 @@ def test_a_nan_loss_fails_the_run_at_its_step_and_keeps_the_last_good_checkpoint
     assert result.exit_code == 1 and "became nan at step 3" in result.output and "Traceback" not in result.output
     record = open_store(tmp_path / "h.db").get_run(1)
     assert record["status"] == "failed" and "step 3" in record["error"]
-    state = json.loads((tmp_path / "runs" / "run-1" / "checkpoints" / "0-contrastive" / "state.json").read_text())
+    (state_file,) = (tmp_path / "runs").glob("run-1-*/checkpoints/0-contrastive/state.json")
+    state = json.loads(state_file.read_text())
     assert state["step"] == 2
 
 

@@ -1,0 +1,47 @@
+"""Is the Hugging Face hub usable for this repo, right now? Asked once per process, in seconds.
+
+Offline mode is huggingface_hub's own (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``, through
+``is_offline_mode``). Otherwise one metadata request with a short timeout and no retries tells a
+reachable hub from an unreachable one, and a missing or gated repo from a usable one, before a
+run is recorded, instead of transformers' minute of retries when the load begins.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+TIMEOUT_S = 5.0
+
+
+def offline() -> bool:
+    from huggingface_hub import is_offline_mode
+
+    return is_offline_mode()
+
+
+@lru_cache(maxsize=None)
+def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> str | None:
+    """None when ``repo_id`` can be fetched from the hub; else why not, as a clause."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if offline():
+        return "HF_HUB_OFFLINE is set"
+    try:
+        if repo_type == "model":
+            get_hf_file_metadata(hf_hub_url(repo_id, "config.json"), timeout=TIMEOUT_S)
+        else:
+            from huggingface_hub import HfApi
+
+            HfApi().repo_info(repo_id, repo_type="dataset", timeout=TIMEOUT_S)
+    except GatedRepoError:
+        return f"{repo_id} is gated: accept its licence on the hub, then `hf auth login`"
+    except RepositoryNotFoundError:
+        return f"{repo_id} is not on the hub (or is private: `hf auth login`)"
+    except HfHubHTTPError as exc:
+        return f"the hub answered {exc.response.status_code if exc.response is not None else 'an error'} for {repo_id}"
+    except Exception as exc:  # connection refused, DNS, timeouts: the HTTP client's own errors
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        return f"the hub ({constants.ENDPOINT}) cannot be reached ({reason})"
+    return None
