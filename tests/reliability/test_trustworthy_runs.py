@@ -136,6 +136,24 @@ def test_an_unreachable_hub_fails_at_once_with_one_line_and_records_nothing(tmp_
     assert hub_rows and all(not row["available"] and "cannot be reached" in row["how"] for row in hub_rows)
 
 
+def test_a_cached_hub_backbone_still_runs_when_the_hub_is_unreachable(tmp_path, tiny_llama_dir, small_sts_file):
+    """The hub cache layout (refs/main -> snapshots/<commit>/) holding the tiny Llama: the run loads
+    it without asking the unreachable hub, and records the hub id as its backbone."""
+    import shutil
+
+    commit = "0" * 40
+    repo = tmp_path / "hf-home" / "hub" / "models--some-org--tiny-llama"
+    shutil.copytree(tiny_llama_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = _env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
+    db = tmp_path / "h.db"
+    done = subprocess.run([*HARNESS, "run", "--method", "untrained-mean", "--backbone", "some-org/tiny-llama", "--tasks", str(small_sts_file), "--db", str(db)],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _rows(db, "SELECT status, backbone FROM runs") == [("finished", "some-org/tiny-llama")]
+
+
 # -- 3. interruptions -----------------------------------------------------------------------------
 def _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file, steps=400):
     args = _run_args(tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs",
