@@ -46,7 +46,7 @@ def test_cda_loss_on_fixed_log_probabilities():
     _, released = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="released")
     assert float(released) == pytest.approx(sigmoid(0.1 * (10 + 3)))
     log_form, _ = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="paper", s1_form="logsigmoid")
-    assert float(log_form) == pytest.approx(math.log(sigmoid(0.6)))
+    assert float(log_form) == pytest.approx(math.log(1 + math.exp(0.6)))  # softplus: unbounded above
 
 
 def test_several_negatives_joint_and_pairwise():
@@ -62,7 +62,8 @@ def test_several_negatives_joint_and_pairwise():
 def _method(finetune="lora", seed=0, **options):
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(seed), make_tokenizer())
     original = copy.deepcopy(backbone.model)
-    config = AutoRegEmbedConfig(instruction=INSTRUCTION, lora_r=4, lora_alpha=8, lora_dropout=0.0, finetune=finetune, batch_size=3, max_length=32, **options)
+    options = {"lora_dropout": 0.0, **options}
+    config = AutoRegEmbedConfig(instruction=INSTRUCTION, lora_r=4, lora_alpha=8, finetune=finetune, batch_size=3, max_length=32, **options)
     method = AutoRegEmbed(config)
     torch.manual_seed(seed)
     prepare_model(backbone, config)
@@ -264,3 +265,76 @@ def test_gradient_checkpointing_leaves_autoregembed_gradients_unchanged(stage_cl
     assert ckpt_loss == pytest.approx(plain_loss, abs=1e-6)
     for name, grad in plain.items():
         torch.testing.assert_close(ckpt[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_s2_is_one_half_at_the_first_cda_step_in_training_mode_despite_lora_dropout():
+    """The loop trains in train() mode; with LoRA dropout left on, a - n differed from ra - rn at
+    step 0 by dropout noise alone. The stage switches it off."""
+    method, backbone, _ = _method(lora_dropout=0.5)
+    stage = CDAStage(method)
+    backbone.model.eval()
+    batch = stage.begin(backbone.model, backbone.tokenizer, TRIPLES, method.config)
+    backbone.model.train()
+    with torch.no_grad():
+        stage.loss(backbone.model, backbone.tokenizer, batch, method.config)
+        _, s2, _ = stage.scores(backbone.model, backbone.tokenizer, batch, method.config)
+    torch.testing.assert_close(s2, torch.full_like(s2, 0.5), atol=1e-5, rtol=0)
+    dropouts = [m for n, m in backbone.model.named_modules() if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(m.p == 0.0 for m in dropouts)
+
+
+def test_divergence_forms_are_per_token_means():
+    """Two target tokens over a 2-word vocabulary, the second one padding in row 1."""
+    from methods.autoregembed import Scored, token_divergence
+
+    p = torch.tensor([[[0.5, 0.5], [0.9, 0.1]], [[0.2, 0.8], [0.5, 0.5]]])
+    q = torch.tensor([[[0.25, 0.75], [0.5, 0.5]], [[0.6, 0.4], [0.3, 0.7]]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    kl = lambda a, b: sum(x * math.log(x / y) for x, y in zip(a, b))  # noqa: E731
+    expected_kl = [(kl(p[0, 0], q[0, 0]) + kl(p[0, 1], q[0, 1])) / 2, kl(p[1, 0], q[1, 0])]
+    as_scored = lambda probs: Scored(torch.zeros(2), mask.sum(1), probs.log(), mask)  # noqa: E731
+    got = token_divergence(as_scored(p), as_scored(q), "kl")
+    torch.testing.assert_close(got, torch.tensor(expected_kl), atol=1e-6, rtol=0)
+
+    def js(a, b):
+        m = [(x + y) / 2 for x, y in zip(a, b)]
+        return (kl(a, m) + kl(b, m)) / 2
+
+    expected_js = [(js(p[0, 0], q[0, 0]) + js(p[0, 1], q[0, 1])) / 2, js(p[1, 0], q[1, 0])]
+    torch.testing.assert_close(token_divergence(as_scored(p), as_scored(q), "js"), torch.tensor(expected_js), atol=1e-6, rtol=0)
+
+
+def test_slots_start_as_the_mean_token_embedding():
+    method, backbone, _ = _method()
+    mean = backbone.model.get_base_model().get_input_embeddings().weight.detach().mean(0)
+    assert method.slots.shape[0] == method.config.slots
+    for row in method.slots.detach():
+        torch.testing.assert_close(row, mean)
+
+
+def test_prompted_ic_rows_read_context_and_prompt_without_the_sts_instruction():
+    from methods.autoregembed import ICExample
+
+    method, backbone, _ = _method()
+    stage = ICStage(method)
+    rows = [ICExample("the cat sat", "the dog ran", "a bird flew"), ICExample("the sun shines", "", "the sun shines")]
+    texts, templates = stage.inputs(rows)
+    assert texts == ["the cat sat\nthe dog ran", "the sun shines"]
+    assert templates == ["{text}\n", method.config.template] and INSTRUCTION in method.config.template
+
+
+def test_pwc_keeps_the_first_row_of_each_context():
+    from methods.autoregembed import ICExample, unique_contexts
+
+    rows = [ICExample("c1", "p1", "a1"), ICExample("c2", "p1", "a2"), ICExample("c1", "p2", "a3"), ICExample("c3", "p1", "a4"), ICExample("c2", "p9", "a5")]
+    assert unique_contexts(rows) == [rows[0], rows[1], rows[3]]
+
+
+def test_paper_preset_global_batches_are_32_for_ic_and_128_for_cda():
+    from harness.runner import method_options
+
+    config = method_options(AutoRegEmbed, {"preset": "paper"}, "autoregembed")
+    ic, cda = AutoRegEmbed(config).stages()
+    assert config.batch_size * ic.overrides["grad_accum"] == 32
+    assert config.batch_size * cda.overrides["grad_accum"] == 128
+    assert ic.overrides["lr"] == 2 * cda.overrides["lr"]
