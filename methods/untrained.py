@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from harness.method import Method, MethodConfig, option
+from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
     from harness.backbones import Backbone
@@ -16,7 +17,12 @@ PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
 
 @dataclass
 class PoolingConfig(MethodConfig):
+    preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
     template: str = option("{text}", "prompt around each text; must contain {text} once")
+
+
+#: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.
+POOLING_PRESETS: dict[str, dict[str, str]] = {"plain": {}, "autoregembed": {"template": INSTRUCTION_TEMPLATE}}
 
 
 @dataclass
@@ -45,6 +51,7 @@ class UntrainedMean(_Untrained):
     Config = PoolingConfig
     summary = "untrained backbone, mean of last hidden states"
     pooling = "mean"
+    presets = POOLING_PRESETS
 
 
 class UntrainedLast(_Untrained):
@@ -53,6 +60,7 @@ class UntrainedLast(_Untrained):
     Config = PoolingConfig
     summary = "untrained backbone, last real token's hidden state"
     pooling = "last"
+    presets = POOLING_PRESETS
 
 
 class PromptEOL(_Untrained):

@@ -116,3 +116,22 @@ def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, smal
     assert entry["main_score"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-6)
     assert adapter.computed == len(set(pairs.sentence1) | set(pairs.sentence2))
     assert adapter.mteb_model_meta.name == "harness/test__tiny"
+
+
+@pytest.mark.parametrize("name, pool", [("untrained-last", lambda h: h[-1]), ("untrained-mean", lambda h: h.mean(0))])
+def test_untrained_baselines_with_the_autoregembed_preset_read_its_instruction(tiny_llama, name, pool):
+    """The paper's untrained -L / -M rows: the text under AutoRegEmbed's instruction template."""
+    from harness.backbones import Backbone, BackboneSpec
+    from harness.prompts import STS_INSTRUCTION
+    from harness.registry import get_method
+    from harness.runner import method_options
+
+    model, tokenizer = tiny_llama
+    cls = get_method(name)
+    config = method_options(cls, {"preset": "autoregembed"}, name)
+    assert config.template == "{text}\n" + STS_INSTRUCTION
+    assert method_options(cls, {}, name).template == "{text}"  # plain stays the default
+    encoder = cls(config).build_encoder(Backbone(BackboneSpec("tiny", "tiny", "local"), model, tokenizer), EncodeSettings(batch_size=2))
+    got = encoder.encode(TEXTS[:3])
+    expected = np.stack([pool(_alone(model, tokenizer, t + "\n" + STS_INSTRUCTION)).numpy() for t in TEXTS[:3]])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
