@@ -316,6 +316,7 @@ def show(
             return
         record = store.get_run(run_id)
         record["metrics"] = store.metrics(run_id)
+        record["diagnostics"] = store.diagnostics(run_id)
     if as_json:
         _print_json([record])
         return

@@ -76,6 +76,13 @@ class PreparedStage(Stage, Protocol):
     def begin(self, model: Any, tokenizer: Any, examples: Sequence[Any], config: Any) -> Sequence[Any]: ...
 
 
+class DiagnosedStage(Stage, Protocol):
+    """A stage that measures itself when it ends, on data it held out of training; the loop
+    records the numbers with the run (``harness show``) and shows the notes (warnings)."""
+
+    def diagnose(self, model: Any, tokenizer: Any, config: Any) -> tuple[dict[str, float], list[str]]: ...
+
+
 class Method:
     """Base class of every method; subclasses set ``Config`` and ``summary``."""
 

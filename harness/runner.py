@@ -197,6 +197,13 @@ class Recorder(Hooks):
         if self.store is not None:
             self.store.heartbeat(self.run_id)
 
+    def diagnostics(self, stage: str, values: dict[str, float]) -> None:
+        if self.store is not None:
+            self.store.record_diagnostics(self.run_id, stage, values)
+            if self.console is not None:
+                shown = ", ".join(f"{name} {value:.3f}" for name, value in values.items())
+                self.console.print(f"  {stage} diagnostics: {shown}", highlight=False, soft_wrap=True)
+
 
 def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
     """Rank 0's run id and output folder, on every rank."""

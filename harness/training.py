@@ -98,7 +98,10 @@ class Hooks:
     def checkpoint(self, path: Path) -> None: ...
 
     def note(self, message: str) -> None:
-        """A line for the user (e.g. where a resume starts)."""
+        """A line for the user (e.g. where a resume starts, or a diagnostic's warning)."""
+
+    def diagnostics(self, stage: str, values: dict[str, float]) -> None:
+        """Numbers a stage measured on held-out data when it ended (see ``DiagnosedStage``)."""
 
 
 class NonFiniteLoss(RunFailed):
@@ -363,6 +366,7 @@ def run_stages(
                 engine, backbone, stage, examples, config, index=index, start_step=start_step, steps=steps,
                 seed=seed, world=world, device=device, output_dir=output_dir, hooks=hooks, progress=progress,
             )
+        _diagnose(engine, backbone, stage, config, world, hooks)
         reports.append(
             StageReport(
                 stage=stage.name, steps=steps - start_step, seconds=phase.seconds, samples=samples,
@@ -383,6 +387,24 @@ def _resume_note(state: dict[str, Any] | None, stages: Sequence[Stage]) -> str:
         then = f"; resuming stage {later[0]} at step 0" if later else "; training is complete"
         return f"stage {state['stage']} finished{then}"
     return f"resuming stage {state['stage']} at step {state['step']}"
+
+
+def _diagnose(engine: Any, backbone: Backbone, stage: Stage, config: TrainConfig, world: distributed.DistInfo, hooks: Hooks) -> None:
+    """A :class:`~harness.method.DiagnosedStage` measures itself on held-out data as it ends (every
+    rank runs it, so sharded parameters are gathered alike; rank 0 reports)."""
+    import torch
+
+    diagnose = getattr(stage, "diagnose", None)
+    if diagnose is None:
+        return
+    engine.train(False)
+    with torch.no_grad():
+        values, notes = engine(lambda model: diagnose(model, backbone.tokenizer, config))
+    engine.train(True)
+    if world.is_main and values:
+        hooks.diagnostics(stage.name, values)
+        for note in notes:
+            hooks.note(note)
 
 
 def _stage_examples(

@@ -75,11 +75,20 @@ CREATE UNIQUE INDEX ix_metrics_run_stage_step ON metrics (run_id, stage, step);
 """
 
 # v3: a run identity (uuid) that names the run's output folder, so run ids that restart in a new
-# database never meet another database's checkpoints; existing rows get a fresh random one.
+# database never meet another database's checkpoints (existing rows get a fresh random one); and
+# the diagnostics a stage measures when it ends (e.g. AutoRegEmbed's held-out IC losses).
 _V3 = """
 ALTER TABLE runs ADD COLUMN uuid VARCHAR(32);
 UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
 CREATE UNIQUE INDEX ix_runs_uuid ON runs (uuid);
+CREATE TABLE diagnostics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    stage VARCHAR(64) NOT NULL,
+    name VARCHAR(128) NOT NULL,
+    value FLOAT NOT NULL
+);
+CREATE UNIQUE INDEX ix_diagnostics_run_stage_name ON diagnostics (run_id, stage, name);
 """
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -95,7 +104,7 @@ def _script(ddl: str) -> Migration:
 
 
 # MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
-# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid.
+# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid, stage diagnostics.
 MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3)]
 SCHEMA_VERSION = len(MIGRATIONS)
 

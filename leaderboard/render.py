@@ -130,6 +130,11 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     for stage, rows in stages.items():
         first, last = rows[0], rows[-1]
         training.add_row(stage, str(last["step"]), f"{first['loss']:.4f}", f"{last['loss']:.4f}", f"{last['lr']:.2e}", f"{last['seconds']:.1f}")
+    diagnostics = Table(title="Stage diagnostics (measured on held-out data when the stage ended)")
+    for name in ("Stage", "Name", "Value"):
+        diagnostics.add_column(name, justify="right" if name == "Value" else "left")
+    for row in run.get("diagnostics", []):
+        diagnostics.add_row(row["stage"], row["name"], f"{row['value']:.4f}")
     config = Table(title="Resolved config", show_header=False)
     config.add_column("Key", style="bold")
     config.add_column("Value")
@@ -137,7 +142,8 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
         config.add_row(key, repr(value))
     for key in ("config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
-    return [scores, timings, *([training] if stages else []), config]
+    extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else [])]
+    return [scores, timings, *extra, config]
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

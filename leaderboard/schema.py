@@ -89,3 +89,16 @@ class Metric(Base):
     loss: Mapped[float] = mapped_column(Float)
     lr: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)  # wall time since the stage began
+
+
+class Diagnostic(Base):
+    """A number a training stage measured on held-out data when it ended."""
+
+    __tablename__ = "diagnostics"
+    __table_args__ = (Index("ix_diagnostics_run_stage_name", "run_id", "stage", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)

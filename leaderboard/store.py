@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from harness import faults
 from leaderboard.errors import LeaderboardError
 from leaderboard.migrations import SchemaError, upgrade
-from leaderboard.schema import Metric, Run, Score, Timing
+from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
@@ -275,6 +275,21 @@ class RunStore:
                 for r in rows
             )
             run.heartbeat_at = time.time()
+
+    def record_diagnostics(self, run_id: int, stage: str, values: dict[str, float]) -> None:
+        """Store (or replace) a stage's diagnostics, one transaction."""
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            for old in session.scalars(select(Diagnostic).where(Diagnostic.run_id == run_id, Diagnostic.stage == stage)):
+                session.delete(old)
+            session.flush()
+            session.add_all(Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items())
+            run.heartbeat_at = time.time()
+
+    def diagnostics(self, run_id: int) -> list[dict[str, Any]]:
+        with self._session(write=False) as session:
+            query = select(Diagnostic).where(Diagnostic.run_id == run_id).order_by(Diagnostic.id)
+            return [{"stage": d.stage, "name": d.name, "value": d.value} for d in session.scalars(query)]
 
     def metrics(self, run_id: int) -> list[dict[str, Any]]:
         with self._session(write=False) as session:

@@ -264,12 +264,47 @@ class _Parts:
 
 
 class ICStage(_Parts):
-    """Information compression: the frozen decoder must produce the answer from E alone."""
+    """Information compression: the frozen decoder must produce the answer from E alone.
+
+    A seeded tenth of the rows (at most ``IC_HELD_OUT``) is kept out of training; when the stage
+    ends, :meth:`diagnose` measures the decoder's loss on them with their own slots, with another
+    row's slots and with no slots at all.
+    """
 
     name = "ic"
 
+    def __init__(self, method: AutoRegEmbed) -> None:
+        super().__init__(method)
+        self.held_out: list[ICExample] = []
+
     def examples(self, source: str, seed: int) -> Sequence[ICExample]:
-        return ic_examples(self.config.ic_data, source, seed)
+        self.held_out, kept = split_held_out(ic_examples(self.config.ic_data, source, seed), seed)
+        return kept
+
+    def diagnose(self, model: Any, tokenizer: Any, config: Any) -> tuple[dict[str, float], list[str]]:
+        """Held-out IC loss (nats per answer token, EOS included) with each row's own slots, with
+        the previous row's slots (a fixed derangement) and with an empty prefix (the decoder reads
+        only a BOS token, or EOS where the tokenizer has no BOS)."""
+        import torch
+
+        rows = self.held_out
+        if len(rows) < 2:
+            return {}, []
+        texts, templates = self.inputs(rows)
+        targets = self.targets(tokenizer, [e.answer for e in rows], config)
+        step = config.batch_size
+        compressed = torch.cat([
+            self.encode(model, tokenizer, texts[i : i + step], config, templates[i : i + step]) for i in range(0, len(rows), step)
+        ])
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        with self.method.decoding(model) as decoder:
+            empty = decoder.get_input_embeddings()(torch.tensor([[start]], device=compressed.device)).expand(len(rows), 1, -1)
+            values = {
+                f"heldout_loss_{name}": heldout_loss(decoder, prefix, targets, tokenizer.pad_token_id, step)
+                for name, prefix in (("own", compressed), ("shuffled", compressed.roll(1, dims=0)), ("empty", empty))
+            }
+        values["heldout_texts"] = float(len(rows))
+        return values, ic_warnings(values)
 
     def inputs(self, batch: Sequence[ICExample]) -> tuple[list[str], list[str]]:
         """Encoder texts and templates: a prompted row (PwC) reads context and prompt, then the
@@ -351,6 +386,42 @@ class CDAStage(_Parts):
         ref = torch.tensor([[e.ref_pos, e.ref_neg] for e in batch], dtype=a.dtype, device=a.device)
         s1, s2 = cda_scores(a, self_lp, n.unsqueeze(-1), ref[:, 0], ref[:, 1:], beta=c.beta, sign=c.reference_sign, s1_form=c.positive_score, divergence=divergence)
         return s1, s2, int(scored.tokens.sum())
+
+
+IC_HELD_OUT = 64  # at most this many IC rows are held out for the stage's diagnostics
+IC_MARGIN = 0.05  # nats/token by which the own-slot loss must beat both baselines
+
+
+def split_held_out(rows: Sequence[ICExample], seed: int) -> tuple[list[ICExample], list[ICExample]]:
+    """(held out, kept): a seeded tenth of the rows, at most ``IC_HELD_OUT``, none under 20 rows."""
+    import random
+
+    count = min(IC_HELD_OUT, len(rows) // 10)
+    chosen = set(random.Random(seed).sample(range(len(rows)), count)) if count >= 2 else set()
+    return [r for i, r in enumerate(rows) if i in chosen], [r for i, r in enumerate(rows) if i not in chosen]
+
+
+def heldout_loss(decoder: Any, prefixes: torch.Tensor, targets: Sequence[Sequence[int]], pad_id: int, step: int) -> float:
+    """Token-mean negative log-likelihood of ``targets`` after ``prefixes``, in batches of ``step``."""
+    total = tokens = 0.0
+    for i in range(0, len(targets), step):
+        scored = score_targets(decoder, prefixes[i : i + step], targets[i : i + step], pad_id)
+        total -= float(scored.sums.sum())
+        tokens += float(scored.tokens.sum())
+    return total / tokens
+
+
+def ic_warnings(values: dict[str, float]) -> list[str]:
+    """A warning when the own-slot loss is not clearly (``IC_MARGIN``) below both baselines."""
+    own, shuffled, empty = (values[f"heldout_loss_{n}"] for n in ("own", "shuffled", "empty"))
+    if own < min(shuffled, empty) - IC_MARGIN:
+        return []
+    return [
+        f"warning: after IC the held-out loss with each text's own slots ({own:.2f} nats/token) is not "
+        f"clearly below that with another text's slots ({shuffled:.2f}) and with no slots ({empty:.2f}): "
+        "the slots do not carry the text yet, so CDA starts from embeddings that know little of it. "
+        "Train IC longer or on more text (docs/autoregembed.md)."
+    ]
 
 
 def ic_examples(ic_data: str, train_data: str, seed: int) -> list[ICExample]:

@@ -338,3 +338,58 @@ def test_paper_preset_global_batches_are_32_for_ic_and_128_for_cda():
     assert config.batch_size * ic.overrides["grad_accum"] == 32
     assert config.batch_size * cda.overrides["grad_accum"] == 128
     assert ic.overrides["lr"] == 2 * cda.overrides["lr"]
+
+
+def test_held_out_ic_rows_are_a_seeded_tenth_kept_out_of_training():
+    from methods.autoregembed import ICExample, split_held_out
+
+    rows = [ICExample(f"text {i}", "", f"text {i}") for i in range(30)]
+    held, kept = split_held_out(rows, seed=3)
+    assert len(held) == 3 and len(kept) == 27 and set(held).isdisjoint(kept) and set(held) | set(kept) == set(rows)
+    assert split_held_out(rows, seed=3) == (held, kept) and split_held_out(rows, seed=4)[0] != held
+    assert split_held_out(rows[:19], seed=3)[0] == []  # too few rows: no diagnostics
+
+
+def _plain_nll(model, prefix_embeds, target_ids) -> tuple[float, int]:
+    """-log p(target + nothing else | prefix) with a plain forward of the untouched model."""
+    embeds = torch.cat([prefix_embeds, model.get_input_embeddings()(torch.tensor([target_ids]))], dim=1)
+    log_probs = torch.log_softmax(model(inputs_embeds=embeds).logits[0].float(), dim=-1)
+    k = prefix_embeds.shape[1]
+    return -sum(float(log_probs[k - 1 + t, token]) for t, token in enumerate(target_ids)), len(target_ids)
+
+
+def test_ic_diagnostics_match_a_plain_computation_with_the_untouched_model():
+    from methods.autoregembed import ICExample
+
+    method, backbone, original = _method()
+    stage = ICStage(method)
+    texts = ["the cat sat on the mat", "rain falls", "the dog ran in the park", "a bird flew over a house", "the man read a book"]
+    stage.held_out = [ICExample(t, "", t) for t in texts]
+    config = method.config
+    backbone.model.eval()
+    with torch.no_grad():
+        values, _ = stage.diagnose(backbone.model, backbone.tokenizer, config)
+        tok = backbone.tokenizer
+        targets = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in texts]
+        own_e = [stage.encode(backbone.model, tok, [t], config) for t in texts]  # one text at a time: no padding
+        expected = {}
+        for name, prefixes in (
+            ("own", own_e),
+            ("shuffled", [own_e[i - 1] for i in range(len(texts))]),
+            ("empty", [original.get_input_embeddings()(torch.tensor([[tok.eos_token_id]]))] * len(texts)),  # no BOS in this tokenizer
+        ):
+            pairs = [_plain_nll(original, p, t) for p, t in zip(prefixes, targets)]
+            expected[name] = sum(n for n, _ in pairs) / sum(c for _, c in pairs)
+    assert tok.bos_token_id is None
+    for name, value in expected.items():
+        assert values[f"heldout_loss_{name}"] == pytest.approx(value, abs=1e-4)
+    assert values["heldout_texts"] == 5
+
+
+def test_ic_warns_unless_its_own_slots_beat_both_baselines_clearly():
+    from methods.autoregembed import ic_warnings
+
+    values = lambda own, shuffled, empty: {"heldout_loss_own": own, "heldout_loss_shuffled": shuffled, "heldout_loss_empty": empty}  # noqa: E731
+    assert ic_warnings(values(6.01, 6.04, 5.70))  # the issue's measurement: worse than no prefix
+    assert ic_warnings(values(5.00, 5.04, 6.00))  # below both, but not by the 0.05 margin
+    assert ic_warnings(values(4.90, 5.00, 6.00)) == []

@@ -139,3 +139,29 @@ def test_resume_and_eval_refuse_what_they_cannot_do(tmp_path, tiny_llama_dir, sm
         conn.execute("UPDATE runs SET status = 'failed' WHERE id = 1")
     unfinished = runner.invoke(app, ["eval", "1", "--tasks", str(small_sts_file), "--db", db])
     assert unfinished.exit_code == 2 and "only finished runs" in unfinished.output
+
+
+def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, small_sts_file):
+    from methods.autoregembed import ic_warnings
+
+    subjects = ["the cat", "the dog", "the bird", "the man", "the woman"]
+    actions = ["sat on the mat", "ran in the park", "flew over the house"]
+    rows = [{"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions]
+    data = tmp_path / "ic.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))  # 30 distinct IC texts: 3 held out
+    db = tmp_path / "h.db"
+    result = CliRunner().invoke(app, [
+        "run", "--method", "autoregembed", "--backbone", str(tiny_llama_dir), "--train-data", str(data),
+        "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs"),
+        "--set", 'method_args.stages=["ic"]', "--set", "method_args.ic_steps=2", "--set", "method_args.batch_size=2",
+    ])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"])
+    (record,) = json.loads(shown.output)
+    values = {d["name"]: d["value"] for d in record["diagnostics"] if d["stage"] == "ic"}
+    assert set(values) == {"heldout_loss_own", "heldout_loss_shuffled", "heldout_loss_empty", "heldout_texts"}
+    assert values["heldout_texts"] == 3 and all(v > 0 for v in values.values())
+    assert "ic diagnostics: heldout_loss_own" in result.output
+    assert ("held-out loss with each text's own slots" in result.output) == bool(ic_warnings(values))
+    table = CliRunner().invoke(app, ["show", "1", "--db", str(db)], terminal_width=200)
+    assert "Stage diagnostics" in table.output and "heldout_loss_shuffled" in table.output
