@@ -179,7 +179,7 @@ class Recorder(Hooks):
 
     def note(self, message: str) -> None:
         if self.store is not None and self.console is not None:
-            self.console.print(f"  {message}", highlight=False)
+            self.console.print(f"  {message}", highlight=False, soft_wrap=True)
 
     def timing(self, phase: Phase, details: dict | None = None) -> None:
         if self.store is not None:
