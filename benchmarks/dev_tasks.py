@@ -6,7 +6,9 @@ Writes OUT_DIR/stsb-dev.tsv (STS Benchmark dev, 1,500 pairs, scores 0-5) and
 OUT_DIR/sick-trial.tsv (SICK trial, 500 pairs, relatedness 1-5), each with the columns sentence1,
 sentence2, score, so that `harness run --tasks dev-tasks/stsb-dev.tsv --tasks
 dev-tasks/sick-trial.tsv` evaluates on them (task names stsb-dev and sick-trial). These are the
-splits to tune and compare on; the test splits are never used here.
+splits to tune and compare on; the test splits are never used here. Also writes
+OUT_DIR/stsb-train.tsv (STS-B train, 5,749 pairs) in the same layout, a source of positive pairs
+for training data such as `random-negatives:../shared/data/sick/SICK_train.txt+dev-tasks/stsb-train.tsv`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ def _sick(path: Path) -> list[tuple[str, str, str]]:
 def write(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, rows in (("stsb-dev", _stsb(SHARED / "stsb" / "sts-dev.csv")), ("sick-trial", _sick(SHARED / "sick" / "SICK_trial.txt"))):
+    sources = {
+        "stsb-dev": _stsb(SHARED / "stsb" / "sts-dev.csv"),
+        "sick-trial": _sick(SHARED / "sick" / "SICK_trial.txt"),
+        "stsb-train": _stsb(SHARED / "stsb" / "sts-train.csv"),
+    }
+    for name, rows in sources.items():
         target = out / f"{name}.tsv"
         lines = ["sentence1\tsentence2\tscore"] + ["\t".join(row) for row in rows]
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")

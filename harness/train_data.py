@@ -14,7 +14,15 @@ Accepted ``--train-data`` values:
 * ``offline`` (the default here): triplets from gensim's ``lee_background.cor``, 300 news
   articles disjoint from the Lee evaluation documents. Each article is split into sentences; the
   query is a sentence, the positive the next sentence of the same article, the negative a sentence
-  drawn (seeded) from a different article.
+  drawn (seeded) from a different article;
+* several of these joined with ``+`` (their triplets one after the other);
+* ``random-negatives:SOURCE[+SOURCE...]`` or ``mined-negatives:SOURCE[+...]``: positive pairs only,
+  each given a new negative. Pairs come from triplet files and sets (query, positive), NLI files
+  (entailment pairs) and STS files with sentence1/sentence2/score (pairs scoring at least
+  ``MIN_STS_SCORE``). The negative is a text of another pair: drawn at random (seeded), or mined
+  as the one sharing the most words with the query (Jaccard over lower-cased word sets, words in
+  more than 5% of the texts ignored). Unlike SICK's contradictions, which carry a negation word
+  92% of the time, such negatives offer no sentence-independent shortcut.
 """
 
 from __future__ import annotations
@@ -149,6 +157,110 @@ def _hub_triplets(name: str) -> list[Triplet]:
     return [Triplet(r[cols["query"]], r[cols["pos"]], r[cols["neg"]]) for r in data]
 
 
+NEGATIVE_MODES = ("random", "mined")
+MIN_STS_SCORE = 4.0  # an STS pair at least this similar (0-5 or 1-5 scales) counts as a positive
+STS_COLUMNS = ("sentence1", "sentence2", "score")
+
+
+def parse_source(source: str) -> tuple[str | None, list[str]]:
+    """(negatives mode or None, the sources joined by ``+``); an existing path is never split."""
+    mode, sep, rest = source.partition("-negatives:")
+    if sep and mode in NEGATIVE_MODES:
+        return mode, _split(rest)
+    if sep:
+        raise HarnessError(f"--train-data {source!r}: unknown negatives {mode!r}; use {' or '.join(m + '-negatives:' for m in NEGATIVE_MODES)}.")
+    return None, _split(source)
+
+
+def _split(sources: str) -> list[str]:
+    parts = [sources] if Path(sources).expanduser().exists() else sources.split("+")
+    if not all(p.strip() for p in parts):
+        raise HarnessError(f"--train-data {sources!r}: an empty source between '+' signs.")
+    return parts
+
+
+def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
+    """Positive pairs of one source: (query, positive) of triplets, entailment pairs of an NLI
+    file, or the pairs of an STS file scoring at least ``MIN_STS_SCORE``."""
+    path = Path(source).expanduser()
+    if source == "offline" or source in HUB_SETS or not path.exists():
+        return [(t.query, t.pos) for t in _single(source, seed)]
+    table = read_rows(path, SUFFIXES, KIND)
+    columns = set(table.columns) if table.columns is not None else set(table.rows[0][1]) if table.rows else set()
+    if all(c in columns for c in STS_COLUMNS):
+        from harness.task_files import read_sts_file
+
+        pairs = read_sts_file(path)
+        chosen = [(a, b) for a, b, s in zip(pairs.sentence1, pairs.sentence2, pairs.scores) if s >= MIN_STS_SCORE]
+        if not chosen:
+            raise fail(path, "", f"no pair scores {MIN_STS_SCORE} or more, so it gives no positives.", KIND)
+        return chosen
+    nli = _resolve_columns(columns, NLI_ALIASES)
+    if nli is not None:
+        return [
+            (text_cell(path, line, row, nli["premise"], KIND).strip(), text_cell(path, line, row, nli["hypothesis"], KIND).strip())
+            for line, row in table.rows
+            if str(cell(path, line, row, nli["label"], KIND)).strip().lower() in ENTAILMENT
+        ]
+    return [(t.query, t.pos) for t in read_triplet_file(path)]
+
+
+def with_new_negatives(pairs: list[tuple[str, str]], mode: str, seed: int) -> list[Triplet]:
+    """Triplets from positive pairs (duplicates dropped), each negative a text of another pair:
+    ``random`` (seeded) or ``mined`` (most words shared with the query; ties by order)."""
+    pairs = list(dict.fromkeys((a.strip(), b.strip()) for a, b in pairs if a.strip() != b.strip()))
+    if len(pairs) < 2:
+        raise HarnessError(f"{mode}-negatives need at least 2 distinct positive pairs; found {len(pairs)}.")
+    texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+    partners: dict[str, set[str]] = {}
+    for a, b in pairs:  # a text's positives are never its negative
+        partners.setdefault(a, {a}).add(b)
+        partners.setdefault(b, {b}).add(a)
+    if mode == "random":
+        rng = random.Random(seed)
+        negatives = []
+        for a, _ in pairs:
+            negative = rng.choice(texts)
+            while negative in partners[a]:
+                negative = rng.choice(texts)
+            negatives.append(negative)
+    else:
+        negatives = _mined(pairs, texts, partners)
+    return [Triplet(a, b, n) for (a, b), n in zip(pairs, negatives)]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def _mined(pairs: list[tuple[str, str]], texts: list[str], partners: dict[str, set[str]]) -> list[str]:
+    """For each query, the other text with the highest word-set Jaccard similarity."""
+    words = [_words(t) for t in texts]
+    frequency: dict[str, int] = {}
+    for ws in words:
+        for w in ws:
+            frequency[w] = frequency.get(w, 0) + 1
+    common = {w for w, n in frequency.items() if n > 0.05 * len(texts)}
+    postings: dict[str, list[int]] = {}
+    for i, ws in enumerate(words):
+        for w in ws - common:
+            postings.setdefault(w, []).append(i)
+    index = {t: i for i, t in enumerate(texts)}
+    chosen = []
+    for a, _ in pairs:
+        mine = words[index[a]]
+        candidates = {j for w in mine - common for j in postings.get(w, ())} or set(range(len(texts)))
+        best = max(
+            (j for j in sorted(candidates) if texts[j] not in partners[a]),
+            key=lambda j: len(mine & words[j]) / max(1, len(mine | words[j])),
+            default=None,
+        )
+        if best is None:  # every word-sharing text is a positive: fall back to the first other text
+            best = next(j for j in range(len(texts)) if texts[j] not in partners[a])
+        chosen.append(texts[best])
+    return chosen
+
+
 def require_hub_data(repo: str, what: str) -> None:
     """Refuse at once, with one line, hub data the hub cannot deliver (offline mode is left to
     ``datasets``, which then reads its cache without asking the network)."""
@@ -165,13 +277,21 @@ def require_hub_data(repo: str, what: str) -> None:
 def check_source(source: str, seed: int = 0) -> None:
     """Read ``--train-data`` once before a run is recorded, so a missing or malformed file (or
     an unusable hub set) is bad input, not a failed run."""
-    if source in HUB_SETS:
-        require_hub_data(HUB_SETS[source][0], f"--train-data {source}")
+    for part in parse_source(source)[1]:
+        if part in HUB_SETS:
+            require_hub_data(HUB_SETS[part][0], f"--train-data {part}")
     load_triplets(source, seed)
 
 
 def load_triplets(source: str, seed: int = 0) -> list[Triplet]:
     """Triplets named by ``--train-data`` (see the module docstring)."""
+    mode, parts = parse_source(source)
+    if mode is not None:
+        return with_new_negatives([pair for part in parts for pair in read_pairs(part, seed)], mode, seed)
+    return [t for part in parts for t in _single(part, seed)]
+
+
+def _single(source: str, seed: int) -> list[Triplet]:
     if source == "offline":
         return offline_triplets(seed)
     if source in HUB_SETS:
