@@ -165,10 +165,13 @@ def run(
         if is_main and plan.method_cls(plan.method_config).stages():
             check_output_root(output_dir)
         store = _open_store(db, create=True) if is_main else None
-        run_id = execute(plan, store, console, output_root=output_dir, resume=record)
+        warnings: list[str] = []
+        run_id = execute(plan, store, console, output_root=output_dir, resume=record, warnings=warnings)
         if store is None:
             return
     _report_finished(store, run_id, db)
+    for warning in warnings:
+        err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
 
 
 def _report_finished(store: Any, run_id: int, db: Path) -> None:

@@ -174,12 +174,17 @@ def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
 class Recorder(Hooks):
     """Writes a run's progress to the leaderboard on rank 0; on other ranks it does nothing."""
 
-    def __init__(self, store: RunStore | None, run_id: int, console: Console | None = None) -> None:
+    def __init__(
+        self, store: RunStore | None, run_id: int, console: Console | None = None, warnings: list[str] | None = None,
+    ) -> None:
         self.store, self.run_id, self.console = store, run_id, console
+        self.warnings = warnings if warnings is not None else []  # the CLI repeats them after the table
 
     def note(self, message: str) -> None:
         if self.store is not None and self.console is not None:
             self.console.print(f"  {message}", highlight=False, soft_wrap=True)
+            if message.startswith("warning:"):
+                self.warnings.append(message)
 
     def timing(self, phase: Phase, details: dict | None = None) -> None:
         if self.store is not None:
@@ -268,13 +273,15 @@ def execute(
     *,
     output_root: Path,
     resume: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> int:
     """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure;
     Ctrl-C or SIGTERM mark the run ``interrupted`` and raise :class:`RunInterrupted`.
 
     A fresh run gets a new output folder of its own (see :mod:`harness.run_folders`). With
     ``resume`` (the recorded run) it continues in that row, from the latest checkpoint of that
-    run's own folder, whose identity is checked before the row is touched.
+    run's own folder, whose identity is checked before the row is touched. Warnings the run
+    printed (e.g. IC diagnostics) are appended to ``warnings``.
     """
     from harness import environment
     from harness.backbones import pick_device
@@ -316,7 +323,7 @@ def execute(
                 folder = run_folders.claim(output_root, run_id, run_uuid, str(store.path))
                 store.set_output_dir(run_id, str(folder))
             run_id, folder = _share(run_id, folder)
-            recorder = Recorder(store if main else None, run_id, console)
+            recorder = Recorder(store if main else None, run_id, console, warnings)
             if main:
                 verb = "Resuming" if resume is not None else "Run"
                 console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")

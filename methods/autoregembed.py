@@ -419,8 +419,9 @@ def ic_warnings(values: dict[str, float]) -> list[str]:
     return [
         f"warning: after IC the held-out loss with each text's own slots ({own:.2f} nats/token) is not "
         f"clearly below that with another text's slots ({shuffled:.2f}) and with no slots ({empty:.2f}): "
-        "the slots do not carry the text yet, so CDA starts from embeddings that know little of it. "
-        "Train IC longer or on more text (docs/autoregembed.md)."
+        "the slots do not carry the text yet, so CDA starts from embeddings that know little of it and "
+        "the scores will likely trail untrained baselines. Train IC longer or on more text "
+        "(docs/autoregembed.md; docs/results.md measures both)."
     ]
 
 
