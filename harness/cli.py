@@ -73,6 +73,15 @@ def _user_errors(db: Path | None = None) -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("Interrupted before the run was recorded; nothing was written.", highlight=False)
         raise typer.Exit(RunInterrupted.exit_code) from None
+    except Exception as exc:
+        if "database is locked" not in str(exc):
+            raise
+        err_console.print(
+            f"[bold red]Error:[/] the leaderboard {db or ''} stayed locked by another writer for "
+            "60 s; nothing was changed by this command. Try again, or check for a stuck process.",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def raise_usage(message: str) -> None:

@@ -131,6 +131,8 @@ def upgrade(path: Path) -> int:
     try:
         conn.execute("PRAGMA busy_timeout = 60000")
         before = conn.execute("PRAGMA user_version").fetchone()[0]
+        if before == SCHEMA_VERSION:
+            return before  # the common case takes no lock: readers never wait behind writers
         if 0 < before < SCHEMA_VERSION:
             _backup(conn, path.with_name(f"{path.name}.v{before}.bak"))
         conn.execute("BEGIN IMMEDIATE")  # one upgrader at a time; others wait, then see it done

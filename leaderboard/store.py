@@ -344,18 +344,18 @@ class RunStore:
         """Mark as failed every ``running`` run whose process is gone: on this host by its pid, on
         any host by a heartbeat older than ``STALE_AFTER_S``."""
         host, now = socket.gethostname(), time.time()
+        with self._session(write=False) as session:
+            running = session.execute(select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "running"))
+            suspects = [row.id for row in running if _stale_reason(row, host, now)]
+        if not suspects:
+            return []  # a read command takes no write lock unless there is something to reap
         with self._session(write=True) as session:
             reaped = []
-            for run in session.scalars(select(Run).where(Run.status == "running")):
-                if run.host == host and not _process_alive(run.pid):
-                    run.error = f"interrupted: process {run.pid} on {host} ended without finishing"
-                elif now - run.heartbeat_at > STALE_AFTER_S:
-                    silent = now - run.heartbeat_at
-                    run.error = f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
-                else:
-                    continue
-                run.status, run.ended_at = "failed", now
-                reaped.append(run.id)
+            for run in session.scalars(select(Run).where(Run.status == "running", Run.id.in_(suspects))):
+                reason = _stale_reason(run, host, now)
+                if reason:
+                    run.status, run.ended_at, run.error = "failed", now, reason
+                    reaped.append(run.id)
             return reaped
 
     @contextmanager
@@ -434,6 +434,16 @@ _SUMMARY = (
     Run.id, Run.status, Run.method, Run.backbone, Run.task_spec, Run.task_names, Run.config_hash,
     Run.seed, Run.started_at, Run.ended_at, Run.error,
 )
+
+
+def _stale_reason(run: Any, host: str, now: float) -> str | None:
+    """Why a ``running`` row (with host, pid, heartbeat_at) is stale, or None while it lives."""
+    if run.host == host and not _process_alive(run.pid):
+        return f"interrupted: process {run.pid} on {host} ended without finishing"
+    if now - run.heartbeat_at > STALE_AFTER_S:
+        silent = now - run.heartbeat_at
+        return f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
+    return None
 
 
 def _process_alive(pid: int) -> bool:

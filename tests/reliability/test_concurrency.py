@@ -40,7 +40,7 @@ READER = textwrap.dedent(
         finished = stop.exists()
         result = runner.invoke(app, ["compare", "--last", "20", "--db", sys.argv[1], "--json"])
         if result.exit_code != 0:
-            sys.exit("compare failed: " + result.output)
+            sys.exit("compare failed: " + result.output + repr(result.exception) + "".join(__import__("traceback").format_exception(result.exception)) if result.exception else "compare failed: " + result.output)
         for run in json.loads(result.output):
             if run["status"] != "finished" or len(run["scores"]) != int(sys.argv[3]):
                 sys.exit("a half-recorded run was shown: " + json.dumps(run))
@@ -82,3 +82,32 @@ def test_eight_writers_and_a_reader(tmp_path):
     assert len(runs) == WRITERS * RUNS_EACH
     assert all(r["status"] == "finished" and len(r["scores"]) == TASKS for r in runs)
     assert sorted({r["method"] for r in runs}) == sorted(f"writer{w}" for w in range(WRITERS))
+
+
+def test_read_commands_take_no_write_lock(tmp_path):
+    """While another process holds the write lock, `compare`, `runs` and `show` answer at once
+    (a reader used to take two write transactions per command, and could starve behind writers)."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from leaderboard.store import open_store
+
+    db = tmp_path / "busy.db"
+    store = open_store(db)
+    run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=["T"], config={}, config_hash="h", seed=0, environment={})
+    store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=0.5, details={})
+    store.finish_run(run_id)
+    store.close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a writer in the middle of its transaction
+    try:
+        started = time.time()
+        for command in (["compare", "--json"], ["runs", "--json"], ["show", "1", "--json"]):
+            result = CliRunner().invoke(app, [*command, "--db", str(db)])
+            assert result.exit_code == 0, (command, result.output, result.exception)
+        assert time.time() - started < 30, "a read command waited for the write lock"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
