@@ -31,7 +31,7 @@ WRITER = textwrap.dedent(
 
 READER = textwrap.dedent(
     """
-    import json, sys, pathlib
+    import json, sys, pathlib, traceback
     from typer.testing import CliRunner
     from harness.cli import app
     runner, reads, stop = CliRunner(), 0, pathlib.Path(sys.argv[2])
@@ -40,7 +40,8 @@ READER = textwrap.dedent(
         finished = stop.exists()
         result = runner.invoke(app, ["compare", "--last", "20", "--db", sys.argv[1], "--json"])
         if result.exit_code != 0:
-            sys.exit("compare failed: " + result.output + repr(result.exception) + "".join(__import__("traceback").format_exception(result.exception)) if result.exception else "compare failed: " + result.output)
+            trace = "".join(traceback.format_exception(result.exception)) if result.exception else ""
+            sys.exit("compare failed: " + result.output + trace)
         for run in json.loads(result.output):
             if run["status"] != "finished" or len(run["scores"]) != int(sys.argv[3]):
                 sys.exit("a half-recorded run was shown: " + json.dumps(run))
