@@ -338,6 +338,26 @@ def show(
         console.print(table)
 
 
+@app.command()
+def plot(
+    run_ids: Annotated[list[int], typer.Argument(help="The runs to draw.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Image file: .png, .svg or .pdf.")] = Path("loss.png"),
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Draw the recorded training loss of runs, one panel per stage (needs the plot extra)."""
+    from leaderboard.plots import check_output, draw_losses
+
+    with _user_errors():
+        check_output(out)
+        store = _read_store(db, as_json=False)
+        if store is None:
+            return
+        records = store.runs(ids=run_ids, statuses=None)
+        runs = [(f"#{r['run_id']} {r['method']}", store.metrics(r["run_id"])) for r in records]
+        stages = draw_losses(runs, out)
+    console.print(f"Drew the {', '.join(stages)} loss of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False)
+
+
 StatusOption = Annotated[
     Optional[list[str]],
     typer.Option("--status", help="Only runs with this status: running, finished, failed, interrupted (repeatable)."),

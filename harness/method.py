@@ -90,9 +90,18 @@ class Method:
     summary: ClassVar[str] = ""
     #: named bundles of option values (``--set method_args.preset=NAME``); user options win
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: whether ``prepare`` adds trainable parameters of its own (``finetune=frozen`` trains only those)
+    own_parameters: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config
+        if getattr(config, "finetune", None) == "frozen" and not self.own_parameters:
+            from harness.errors import HarnessError
+
+            raise HarnessError(
+                "method_args.finetune=frozen trains only a method's own parameters, and this method "
+                "has none: choose lora or full."
+            )
 
     def prepare(self, backbone: Backbone) -> None:
         """Add the method's own parameters or frozen copies to ``backbone`` (after adapters are

@@ -48,7 +48,9 @@ class TrainConfig(MethodConfig):
     warmup_ratio: float = option(0.05, "fraction of steps of linear warm-up, then linear decay to 0")
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_grad_norm: float = option(1.0, "gradient clipping norm; 0 = off")
-    finetune: Literal["lora", "full"] = option("lora", "train LoRA adapters (peft) or all weights")
+    finetune: Literal["lora", "full", "frozen"] = option(
+        "lora", "train LoRA adapters (peft), all weights, or none (frozen: only the method's own parameters)"
+    )
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha")
     lora_dropout: float = option(0.05, "LoRA dropout")
@@ -119,7 +121,8 @@ def out_of_memory(stage: str, step: int, config: TrainConfig) -> RunFailed:
 
 
 def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
-    """Attach LoRA adapters (or unfreeze everything) and switch to training mode, in place."""
+    """Attach LoRA adapters, unfreeze everything (full) or freeze everything (frozen: a method
+    trains only parameters it adds in ``prepare``), and switch to training mode, in place."""
     model = backbone.model
     if config.finetune == "lora":
         from peft import LoraConfig, get_peft_model
@@ -131,9 +134,9 @@ def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
         model = get_peft_model(model, lora)
     else:
         for parameter in model.parameters():
-            parameter.requires_grad_(True)
+            parameter.requires_grad_(config.finetune == "full")
     if config.gradient_checkpointing:
-        enable_checkpointing(model, lora=config.finetune == "lora")
+        enable_checkpointing(model, lora=config.finetune != "full")
     model.train()
     backbone.model = model
 
@@ -328,7 +331,7 @@ def run_stages(
 
     sharding = for_training(config)
     if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
-        enable_checkpointing(backbone.model, lora=config.finetune == "lora")
+        enable_checkpointing(backbone.model, lora=config.finetune != "full")
     device = backbone.device
     engine = engines.build(backbone.model, sharding)
     world = distributed.world()

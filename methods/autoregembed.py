@@ -8,7 +8,8 @@ sentence embedding. One template serves training and evaluation.
 Decoder: the frozen original model reads E as input embeddings followed by a target's tokens and
 EOS; ``lp(y|E)`` sums the log-probabilities of the target tokens and EOS. With LoRA the decoder is
 the same base model with the adapters disabled (no second copy); with full fine-tuning a frozen
-copy of the original model is kept, which costs one more model's weights in memory.
+copy of the original model is kept, which costs one more model's weights in memory; with
+``finetune=frozen`` only the slots train and the model itself is the decoder.
 
 Cheaper than the reference layout without changing the maths: one encoder pass per step for q and
 d+ together, E_q reused for the negative, the three decoder passes of a CDA step in one batch,
@@ -500,6 +501,7 @@ class AutoRegEmbed(Method):
     Config = AutoRegEmbedConfig
     summary = "AutoRegEmbed: k compression slots; IC then CDA through the frozen decoder"
     presets = PRESETS
+    own_parameters = True  # the slots: finetune=frozen trains them alone
 
     def __init__(self, config: AutoRegEmbedConfig) -> None:
         super().__init__(config)
@@ -539,7 +541,8 @@ class AutoRegEmbed(Method):
 
     @contextlib.contextmanager
     def decoding(self, model: Any):
-        """The frozen original model: adapters disabled (LoRA) or the frozen copy (full).
+        """The frozen original model: adapters disabled (LoRA), the frozen copy (full) or the model
+        itself (frozen).
 
         With LoRA the decoder pass is never activation-checkpointed: a checkpointed layer is
         recomputed during backward, when the adapters are enabled again, and would silently give

@@ -393,3 +393,21 @@ def test_ic_warns_unless_its_own_slots_beat_both_baselines_clearly():
     assert ic_warnings(values(6.01, 6.04, 5.70))  # the measurement: worse than no prefix
     assert ic_warnings(values(5.00, 5.04, 6.00))  # below both, but not by the 0.05 margin
     assert ic_warnings(values(4.90, 5.00, 6.00)) == []
+
+
+def test_frozen_finetune_trains_the_slots_alone_and_other_methods_refuse_it():
+    from harness.errors import HarnessError
+    from methods.infonce import InfoNCE, InfoNCEConfig
+
+    method, backbone, original = _method(finetune="frozen")
+    trainable = [n for n, p in backbone.model.named_parameters() if p.requires_grad]
+    assert trainable == ["autoregembed_slots"]
+    assert method.frozen is None  # no second copy: the model itself is the (unchanged) decoder
+    loss, _ = ICStage(method).loss(backbone.model, backbone.tokenizer, [method_example() for _ in range(2)], method.config)
+    loss.backward()
+    assert method.slots.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in backbone.model.named_parameters() if n != "autoregembed_slots")
+    before = dict(original.named_parameters())
+    assert all(torch.equal(p, before[n]) for n, p in backbone.model.named_parameters() if n != "autoregembed_slots")
+    with pytest.raises(HarnessError, match="finetune=frozen"):
+        InfoNCE(InfoNCEConfig(finetune="frozen"))
