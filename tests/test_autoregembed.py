@@ -221,6 +221,9 @@ def test_stage_selection_and_presets():
         AutoRegEmbed(AutoRegEmbedConfig(stages=["cdaa"]))
     small = method_options(AutoRegEmbed, {}, "autoregembed")
     assert small.finetune == "lora" and small.ic_steps == 40
+    ic, cda = AutoRegEmbed(small).stages()
+    assert "max_examples" not in ic.overrides and small.max_examples == 0  # IC reads every text
+    assert cda.overrides["max_examples"] == 240 and cda.overrides["lr"] == small.lr / 2
     paper = method_options(AutoRegEmbed, {"preset": "paper", "cda_lr": 1e-6}, "autoregembed")
     assert paper.finetune == "full" and paper.ic_lr == 1e-5 and paper.cda_lr == 1e-6 and paper.cda_epochs == 4.0
     with pytest.raises(HarnessError, match="Did you mean 'paper'"):
