@@ -181,6 +181,8 @@ def run(
     _report_finished(store, run_id, db)
     for warning in warnings:
         err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
+    for note in plan.method_cls(plan.method_config).closing_notes():
+        err_console.print(note, highlight=False, soft_wrap=True)
 
 
 def _report_finished(store: Any, run_id: int, db: Path) -> None:

@@ -111,6 +111,10 @@ class Method:
         """Training stages in order; none for untrained baselines."""
         return ()
 
+    def closing_notes(self) -> list[str]:
+        """Lines printed after a run's results, e.g. what a preset's scores mean; none by default."""
+        return []
+
     def check_inputs(self, train_data: str, seed: int) -> None:
         """Raise ``HarnessError`` now if the training inputs cannot be read; called before a run is
         recorded. By default a trained method reads ``--train-data`` as triplets (see

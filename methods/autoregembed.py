@@ -521,6 +521,18 @@ class AutoRegEmbed(Method):
         table = {"ic": ICStage, "cda": CDAStage}
         return [table[name](self) for name in self.config.stages]
 
+    def closing_notes(self) -> list[str]:
+        if self.config.preset != "small":
+            return []
+        return [
+            "note: the small preset trains a 135M model for minutes on 2 CPU cores. At this scale "
+            "AutoRegEmbed scores below the untrained last-token baseline with its own template: its "
+            "IC stage is far too short for the slots to carry the text (the IC diagnostics above say "
+            "how far). docs/results.md measures the gap, with the commands; run the baseline beside "
+            "it with `harness run --method untrained-last --set method_args.preset=autoregembed` and "
+            "`harness compare`."
+        ]
+
     def check_inputs(self, train_data: str, seed: int) -> None:
         """The triplets, and the IC data file or hub set when one is named."""
         super().check_inputs(train_data, seed)

@@ -226,6 +226,7 @@ def test_stage_selection_and_presets():
     assert cda.overrides["max_examples"] == 240 and cda.overrides["lr"] == small.lr / 2
     paper = method_options(AutoRegEmbed, {"preset": "paper", "cda_lr": 1e-6}, "autoregembed")
     assert paper.finetune == "full" and paper.ic_lr == 1e-5 and paper.cda_lr == 1e-6 and paper.cda_epochs == 4.0
+    assert AutoRegEmbed(paper).closing_notes() == [] and AutoRegEmbed(small).closing_notes()
     with pytest.raises(HarnessError, match="Did you mean 'paper'"):
         method_options(AutoRegEmbed, {"preset": "papr"}, "autoregembed")
 
