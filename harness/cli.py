@@ -243,6 +243,7 @@ def compare(
     include_unfinished: Annotated[
         bool, typer.Option("--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores.")
     ] = False,
+    diff: Annotated[bool, typer.Option("--diff", metavar="", help="Also show the config keys that differ between the runs.")] = False,
     db: DbOption = Path(DEFAULT_DB),
     as_json: JsonOption = False,
 ) -> None:
@@ -262,19 +263,27 @@ def compare(
                 )
         else:
             runs = list(reversed(store.runs(statuses=statuses, limit=last)))
+        configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff else []
     from leaderboard.queries import compare as compare_runs
+    from leaderboard.queries import config_differences
 
     comparison = compare_runs(runs) if runs else None
+    differences = config_differences(configs) if diff else []
     if as_json:
         means = comparison.means if comparison else []
-        _print_json([{**run, "mean": mean} for run, mean in zip(runs, means)])
+        rows = [{**run, "mean": mean} for run, mean in zip(runs, means)]
+        for index, row in enumerate(rows if diff else []):
+            row["config_diff"] = {key: values[index] for key, values in differences}
+        _print_json(rows)
         return
     if comparison is None:
         console.print("No finished runs to compare.")
         return
-    from leaderboard.render import comparison_table
+    from leaderboard.render import comparison_table, config_diff_table
 
     console.print(comparison_table(comparison))
+    if diff:
+        console.print(config_diff_table(runs, differences) if differences else "Their configs are identical.")
 
 
 @app.command()

@@ -45,6 +45,26 @@ def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None) 
     return Comparison(runs=list(runs), tasks=names, shared_tasks=shared, means=means)
 
 
+def flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dict as (dotted key, value) pairs, e.g. ``method_args.lr``."""
+    items: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            items.extend(flatten(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """The dotted config keys whose values are not the same in every config (a key a config
+    lacks counts as None), with each config's value, in first-seen key order."""
+    flat = [dict(flatten(config)) for config in configs]
+    keys = list(dict.fromkeys(key for f in flat for key in f))
+    rows = [(key, [f.get(key) for f in flat]) for key in keys]
+    return [(key, values) for key, values in rows if any(v != values[0] for v in values)]
+
+
 def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
     """Runs that have a score on every task in ``tasks``, best Mean(Task) first.
 

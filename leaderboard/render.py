@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from leaderboard.queries import Comparison
+from leaderboard.queries import Comparison, flatten
 
 
 def _pct(value: float | None) -> str:
@@ -29,12 +29,13 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
     text = _pct(value)
     if value is not None and reference is not None and not first:
         text += f" ({100 * (value - reference):+.2f})"
-    return f"[bold green]{text}[/]" if is_best and value is not None else text
+    # the star marks the best cell where colour is lost (piped output, a copied table)
+    return f"[bold green]{text} *[/]" if is_best and value is not None else text
 
 
 def comparison_table(comparison: Comparison) -> Table:
     """Tasks as rows, runs as columns, difference to the first run, best cell highlighted."""
-    table = Table(title="Runs side by side (score x100; (+/-) against the first run)")
+    table = Table(title="Runs side by side (score x100; (+/-) against the first run; * best)")
     table.add_column("Task", style="bold")
     for run in comparison.runs:
         table.add_column(_run_label(run), justify="right")
@@ -138,7 +139,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     config = Table(title="Resolved config", show_header=False)
     config.add_column("Key", style="bold")
     config.add_column("Value")
-    for key, value in _flatten(run["config"]):
+    for key, value in flatten(run["config"]):
         config.add_row(key, repr(value))
     for key in ("config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
@@ -146,11 +147,12 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     return [scores, timings, *extra, config]
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
+def config_diff_table(runs: Sequence[dict[str, Any]], differences: Sequence[tuple[str, list[Any]]]) -> Table:
+    """Only the config keys whose values differ between ``runs``, one column per run."""
+    table = Table(title="Config keys that differ")
+    table.add_column("Key", style="bold")
+    for run in runs:
+        table.add_column(f"#{run['run_id']}")
+    for key, values in differences:
+        table.add_row(key, *["-" if v is None else repr(v) for v in values])
+    return table

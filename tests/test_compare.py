@@ -1,0 +1,45 @@
+"""`harness compare`: config differences (--diff) and a best-cell mark that survives piping."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+
+def _two_runs(tmp_path):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "c.db"
+    store = open_store(db)
+    base = {"method": "infonce", "backbone": "b", "method_args": {"lr": 2e-4, "steps": 80, "pooling": "mean"}}
+    configs = [base, {**base, "method_args": {"lr": 1e-3, "steps": 80, "pooling": "last"}, "seed": 1}]
+    for config, score in zip(configs, (0.5, 0.625)):
+        run_id = store.start_run(method="infonce", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash="h", seed=0, environment={})
+        store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
+        store.finish_run(run_id)
+    store.close()
+    return str(db)
+
+
+def test_diff_lists_only_the_keys_that_differ(tmp_path):
+    db = _two_runs(tmp_path)
+    result = CliRunner().invoke(app, ["compare", "1", "2", "--diff", "--db", db], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    table = result.output.split("Config keys that differ", 1)[1]
+    assert "method_args.lr" in table and "0.0002" in table and "0.001" in table
+    assert "method_args.pooling" in table and "'mean'" in table and "'last'" in table
+    assert "seed" in table  # present in one config only: shown with "-" for the other
+    assert "method_args.steps" not in table and "backbone" not in table
+    (first, second) = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--diff", "--db", db, "--json"]).output)
+    assert first["config_diff"] == {"method_args.lr": 2e-4, "method_args.pooling": "mean", "seed": None}
+    assert second["config_diff"] == {"method_args.lr": 1e-3, "method_args.pooling": "last", "seed": 1}
+
+
+def test_best_cell_is_marked_without_colour(tmp_path):
+    db = _two_runs(tmp_path)
+    result = CliRunner().invoke(app, ["compare", "1", "2", "--db", db], terminal_width=200, color=False)
+    row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("T "))
+    assert "62.50 (+12.50) *" in row and "50.00 *" not in row
