@@ -409,6 +409,35 @@ def runs(
     console.print(runs_table(records))
 
 
+@app.command()
+def export(
+    run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to export (default: every run the filters keep).", show_default=False)] = None,
+    csv_file: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file (- for stdout).")] = None,
+    json_file: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file (- for stdout).")] = None,
+    status: StatusOption = None,
+    method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON."""
+    from leaderboard import exports
+
+    with _user_errors():
+        if (csv_file is None) == (json_file is None):
+            raise_usage("harness export writes one format: give --csv FILE or --json FILE (- for stdout).")
+        statuses = _statuses(status)
+        store = _open_store(db, create=False)
+        if run_ids:
+            records = store.runs(ids=run_ids, statuses=statuses)
+        else:
+            records = store.runs(statuses=statuses, method=method, backbone=backbone, newest_first=False)
+        text = exports.as_csv(records) if csv_file is not None else exports.as_json(records)
+        exports.write(text, csv_file if csv_file is not None else json_file)
+    target = csv_file if csv_file is not None else json_file
+    if target != "-":
+        err_console.print(f"Exported {len(records)} run(s) to {target}.", highlight=False)
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty()
 

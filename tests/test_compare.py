@@ -43,3 +43,25 @@ def test_best_cell_is_marked_without_colour(tmp_path):
     result = CliRunner().invoke(app, ["compare", "1", "2", "--db", db], terminal_width=200, color=False)
     row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("T "))
     assert "62.50 (+12.50) *" in row and "50.00 *" not in row
+
+
+def test_export_csv_and_json_hold_the_recorded_scores(tmp_path):
+    import csv
+
+    db = _two_runs(tmp_path)
+    out = tmp_path / "runs.csv"
+    result = CliRunner().invoke(app, ["export", "--csv", str(out), "--db", db])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["run_id"], r["method"], float(r["T"])) for r in rows] == [("1", "infonce", 0.5), ("2", "infonce", 0.625)]
+    assert not list(tmp_path.glob(".*partial"))
+    piped = CliRunner().invoke(app, ["export", "2", "--json", "-", "--db", db])
+    (record,) = json.loads(piped.output)
+    assert record["run_id"] == 2 and record["scores"] == {"T": 0.625}
+
+
+def test_export_needs_exactly_one_format(tmp_path):
+    db = _two_runs(tmp_path)
+    for args in ([], ["--csv", "a.csv", "--json", "b.json"]):
+        result = CliRunner().invoke(app, ["export", *args, "--db", db])
+        assert result.exit_code == 2 and "--csv FILE or --json FILE" in result.output

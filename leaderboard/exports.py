@@ -1,0 +1,45 @@
+"""Runs with their scores as CSV or JSON files, written whole or not at all."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leaderboard.errors import LeaderboardError
+
+FIELDS = ("run_id", "status", "method", "backbone", "task_spec", "seed", "config_hash", "started_at", "ended_at")
+
+
+def as_csv(runs: Sequence[dict[str, Any]]) -> str:
+    """One row per run: its fields, then one column per task (mteb main score, 0-1 scale;
+    empty where the run has none), tasks in first-seen order."""
+    tasks = list(dict.fromkeys(task for run in runs for task in run["scores"]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*FIELDS, *tasks])
+    for run in runs:
+        writer.writerow([*(run[f] for f in FIELDS), *(run["scores"].get(t, "") for t in tasks)])
+    return out.getvalue()
+
+
+def as_json(runs: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(runs), indent=2, default=str) + "\n"
+
+
+def write(text: str, target: str) -> None:
+    """Print to stdout for "-", else write ``target`` through a temporary file and a rename."""
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target).expanduser()
+    if not path.parent.is_dir():
+        raise LeaderboardError(f"export to {target}: the folder {path.parent} does not exist.")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
