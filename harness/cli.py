@@ -244,6 +244,9 @@ def compare(
         bool, typer.Option("--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores.")
     ] = False,
     diff: Annotated[bool, typer.Option("--diff", metavar="", help="Also show the config keys that differ between the runs.")] = False,
+    by_config: Annotated[
+        bool, typer.Option("--by-config", metavar="", help="One column per config: mean +- std over its seeds.")
+    ] = False,
     db: DbOption = Path(DEFAULT_DB),
     as_json: JsonOption = False,
 ) -> None:
@@ -263,9 +266,23 @@ def compare(
                 )
         else:
             runs = list(reversed(store.runs(statuses=statuses, limit=last)))
-        configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff else []
+        configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff or by_config else []
     from leaderboard.queries import compare as compare_runs
-    from leaderboard.queries import config_differences
+    from leaderboard.queries import config_differences, group_seeds
+
+    if by_config:
+        groups = group_seeds(runs, configs)
+        if as_json:
+            _print_json([
+                {"run_ids": g.run_ids, "label": g.label,
+                 "scores": {t: {"mean": m, "std": s, "n": n} for t, (m, s, n) in g.scores.items()}}
+                for g in groups
+            ])
+            return
+        from leaderboard.render import seed_groups_table
+
+        console.print(seed_groups_table(groups) if groups else "No finished runs to compare.")
+        return
 
     comparison = compare_runs(runs) if runs else None
     differences = config_differences(configs) if diff else []

@@ -65,6 +65,36 @@ def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, lis
     return [(key, values) for key, values in rows if any(v != values[0] for v in values)]
 
 
+@dataclass(frozen=True)
+class SeedGroup:
+    """Runs whose configs are equal but for the seed, with mean and sample std per task."""
+
+    run_ids: list[int]
+    label: str
+    scores: dict[str, tuple[float, float, int]]  # task -> (mean, std, runs with a score)
+
+
+def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]]) -> list[SeedGroup]:
+    """Group ``runs`` (with their resolved ``configs``) by config without ``seed``, in first-seen
+    order; std is the sample standard deviation (0 for a single run)."""
+    from statistics import stdev
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run, config in zip(runs, configs):
+        key = repr(sorted((k, repr(v)) for k, v in flatten(config) if k != "seed"))
+        groups.setdefault(key, []).append(run)
+    result = []
+    for members in groups.values():
+        scores = {}
+        for task in _task_union(members):
+            values = [run["scores"][task] for run in members if task in run["scores"]]
+            if values:
+                scores[task] = (fmean(values), stdev(values) if len(values) > 1 else 0.0, len(values))
+        first = members[0]
+        result.append(SeedGroup([r["run_id"] for r in members], f"{first['method']} {first['backbone']}", scores))
+    return result
+
+
 def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
     """Runs that have a score on every task in ``tasks``, best Mean(Task) first.
 

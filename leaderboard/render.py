@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from leaderboard.queries import Comparison, flatten
+from leaderboard.queries import Comparison, SeedGroup, flatten
 
 
 def _pct(value: float | None) -> str:
@@ -145,6 +145,25 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
         config.add_row(key, str(run.get(key)))
     extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else [])]
     return [scores, timings, *extra, config]
+
+
+def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
+    """Tasks as rows, one column per config: mean +- std over its seeds (x100), n runs."""
+    table = Table(title="Configs over seeds (score x100: mean +- sample std, n runs)")
+    table.add_column("Task", style="bold")
+    for group in groups:
+        table.add_column(f"{group.label}\nruns {', '.join(f'#{i}' for i in group.run_ids)}", justify="right")
+    tasks = list(dict.fromkeys(task for group in groups for task in group.scores))
+    for task in tasks:
+        cells = []
+        for group in groups:
+            if task in group.scores:
+                mean, std, n = group.scores[task]
+                cells.append(f"{100 * mean:.2f} +- {100 * std:.2f} (n={n})")
+            else:
+                cells.append("-")
+        table.add_row(task, *cells)
+    return table
 
 
 def config_diff_table(runs: Sequence[dict[str, Any]], differences: Sequence[tuple[str, list[Any]]]) -> Table:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -65,3 +67,24 @@ def test_export_needs_exactly_one_format(tmp_path):
     for args in ([], ["--csv", "a.csv", "--json", "b.json"]):
         result = CliRunner().invoke(app, ["export", *args, "--db", db])
         assert result.exit_code == 2 and "--csv FILE or --json FILE" in result.output
+
+
+def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "seeds.db"
+    store = open_store(db)
+    for seed, lr, score in ((0, 2e-4, 0.5), (1, 2e-4, 0.7), (2, 2e-4, 0.6), (0, 1e-3, 0.4)):
+        config = {"method": "infonce", "seed": seed, "method_args": {"lr": lr}}
+        run_id = store.start_run(method="infonce", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash=str(seed), seed=seed, environment={})
+        store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
+        store.finish_run(run_id)
+    store.close()
+    result = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--json", "--db", str(db)])
+    first, second = json.loads(result.output)
+    assert first["run_ids"] == [1, 2, 3] and second["run_ids"] == [4]
+    assert first["scores"]["T"]["mean"] == pytest.approx(0.6) and first["scores"]["T"]["n"] == 3
+    assert first["scores"]["T"]["std"] == pytest.approx(0.1)  # sqrt(((-.1)^2 + .1^2 + 0) / 2)
+    assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1}
+    table = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200).output
+    assert "60.00 +- 10.00 (n=3)" in table and "40.00 +- 0.00 (n=1)" in table
