@@ -1,11 +1,10 @@
-"""`harness compare`: config differences (--diff) and a best-cell mark that survives piping."""
+"""`harness compare` (--diff, --by-config, a best-cell mark that survives piping) and `harness export`."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from typer.testing import CliRunner
 
 from harness.cli import app
