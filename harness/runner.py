@@ -194,6 +194,10 @@ class Recorder(Hooks):
         if self.store is not None:
             self.store.record_score(self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details)
 
+    def model(self, **facts: int) -> None:
+        if self.store is not None:
+            self.store.record_model(self.run_id, **facts)
+
     def steps(self, stage: str, logs: list[StepLog]) -> None:
         if self.store is not None:
             self.store.record_metrics(self.run_id, stage, [dataclasses.asdict(log) for log in logs])
@@ -363,6 +367,7 @@ def _train(
         raise HarnessError(f"method {plan.config.method!r} has stages but its Config is not a TrainConfig.")
     prepare_model(backbone, method.config)
     method.prepare(backbone)
+    recorder.model(trainable_parameters=sum(p.numel() for p in backbone.model.parameters() if p.requires_grad))
     with training_progress(console, enabled=distributed.world().is_main) as progress:
         reports = run_stages(
             backbone, method.stages(), method.config, train_data=plan.config.train_data,
@@ -412,6 +417,7 @@ def _execute(
             backbone = _restore_trained(plan, method, output_dir, console)
     else:
         method.prepare(backbone)
+        recorder.model(trainable_parameters=0)
     if not distributed.world().is_main:
         return  # rank 0 evaluates; the others are done once training is
     evaluate(plan, method, backbone, tasks, resolved, recorder, console)
@@ -431,6 +437,7 @@ def evaluate(
 
     settings = EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length)
     encoder = method.build_encoder(backbone, settings)
+    recorder.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
     digest = config_hash(resolved)
     adapter = MtebEncoder(
         encoder,

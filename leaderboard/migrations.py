@@ -91,6 +91,14 @@ CREATE TABLE diagnostics (
 CREATE UNIQUE INDEX ix_diagnostics_run_stage_name ON diagnostics (run_id, stage, name);
 """
 
+# v4: what charts and exports need to know of the model: its parameters (all of the model that
+# encodes, adapters and a method's own parameters included), those trained, and the embedding size.
+_V4 = """
+ALTER TABLE runs ADD COLUMN n_parameters INTEGER;
+ALTER TABLE runs ADD COLUMN trainable_parameters INTEGER;
+ALTER TABLE runs ADD COLUMN embed_dim INTEGER;
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -104,8 +112,9 @@ def _script(ddl: str) -> Migration:
 
 
 # MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
-# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid, stage diagnostics.
-MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3)]
+# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid,
+# stage diagnostics. v4: parameter counts and embedding size.
+MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3), _script(_V4)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

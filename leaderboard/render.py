@@ -141,7 +141,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     config.add_column("Value")
     for key, value in flatten(run["config"]):
         config.add_row(key, repr(value))
-    for key in ("config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
+    for key in ("n_parameters", "trainable_parameters", "embed_dim", "config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
     extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else [])]
     return [scores, timings, *extra, config]

@@ -36,6 +36,9 @@ class Run(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     output_dir: Mapped[str | None] = mapped_column(String(1024))  # checkpoints of trained runs
+    n_parameters: Mapped[int | None] = mapped_column(Integer)  # of the model that encodes, adapters included
+    trainable_parameters: Mapped[int | None] = mapped_column(Integer)  # 0 for untrained methods
+    embed_dim: Mapped[int | None] = mapped_column(Integer)
 
     scores: Mapped[list[Score]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Score.id"

@@ -132,6 +132,9 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
             pid=run.pid,
             heartbeat_at=run.heartbeat_at,
             output_dir=run.output_dir,
+            n_parameters=run.n_parameters,
+            trainable_parameters=run.trainable_parameters,
+            embed_dim=run.embed_dim,
             score_details=[_score_dict(s) for s in run.scores],
             timings=[_timing_dict(t) for t in run.timings],
         )
@@ -298,6 +301,16 @@ class RunStore:
                 {"stage": m.stage, "step": m.step, "loss": m.loss, "lr": m.lr, "seconds": m.seconds}
                 for m in session.scalars(query)
             ]
+
+    def record_model(self, run_id: int, **facts: int) -> None:
+        """Store facts about the run's model: ``n_parameters``, ``trainable_parameters``, ``embed_dim``."""
+        unknown = set(facts) - {"n_parameters", "trainable_parameters", "embed_dim"}
+        if unknown:
+            raise ValueError(f"not a model fact: {sorted(unknown)}")
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            for name, value in facts.items():
+                setattr(run, name, int(value))
 
     def set_output_dir(self, run_id: int, output_dir: str) -> None:
         with self._session(write=True) as session:

@@ -52,6 +52,9 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["lr"] >= 0 for m in metrics)
     (folder,) = (tmp_path / "runs").glob("run-1-*")
     assert record["output_dir"] == str(folder) and (folder / "checkpoints" / "0-contrastive" / "state.json").exists()
+    # tiny Llama by hand: 2 layers x 9,280 + embeddings and LM head 2 x 2,048 + final norm 32 =
+    # 22,688; LoRA r16 on its 7 projections: 2 x (1,024 + 768 + 768 + 1,024 + 3 x 1,536) = 16,384
+    assert (record["n_parameters"], record["trainable_parameters"], record["embed_dim"]) == (22_688 + 16_384, 16_384, 32)
 
     again = tmp_path / "tiny-sts-again.tsv"
     shutil.copy(small_sts_file, again)

@@ -44,6 +44,9 @@ def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_pat
     uuids = {store.get_run(run_id)["uuid"] for run_id in (1, 2)}  # v3: every old run gets its own
     assert len(uuids) == 2 and all(len(u) == 32 and int(u, 16) >= 0 for u in uuids)
     store.record_metrics(1, "s", [{"step": 1, "loss": 1.0, "lr": 0.1, "seconds": 0.5}])  # a v2 table
+    assert record["n_parameters"] is None and record["embed_dim"] is None  # v4: unknown for old runs
+    store.record_model(1, n_parameters=10, trainable_parameters=2, embed_dim=4)
+    assert [store.get_run(1)[k] for k in ("n_parameters", "trainable_parameters", "embed_dim")] == [10, 2, 4]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
     backup = tmp_path / "old.db.v1.bak"
