@@ -18,10 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def geometry(embeddings, pairs: int, gold) -> dict[str, float]:
-    """Figures for an array of 2*pairs unit rows (first sentences, then second sentences)."""
+    """Figures for an array of 2*pairs rows (first sentences, then second sentences); rows are
+    L2-normalised first, so dot products are cosines whatever the encoder returns."""
     import numpy as np
     from scipy.stats import spearmanr
 
+    embeddings = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     first, second = embeddings[:pairs], embeddings[pairs:]
     own = (first * second).sum(1)
     unrelated = (first * np.roll(second, 1, axis=0)).sum(1)
