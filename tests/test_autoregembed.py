@@ -223,7 +223,7 @@ def test_stage_selection_and_presets():
     assert small.finetune == "lora" and small.ic_steps == 40
     ic, cda = AutoRegEmbed(small).stages()
     assert "max_examples" not in ic.overrides and small.max_examples == 0  # IC reads every text
-    assert cda.overrides["max_examples"] == 240 and cda.overrides["lr"] == small.lr / 2
+    assert cda.overrides["max_examples"] == 240 and "lr" not in cda.overrides  # CDA at the IC rate (measured)
     paper = method_options(AutoRegEmbed, {"preset": "paper", "cda_lr": 1e-6}, "autoregembed")
     assert paper.finetune == "full" and paper.ic_lr == 1e-5 and paper.cda_lr == 1e-6 and paper.cda_epochs == 4.0
     assert AutoRegEmbed(paper).closing_notes() == [] and AutoRegEmbed(small).closing_notes()
