@@ -386,6 +386,25 @@ def plot(
     console.print(f"Drew the {', '.join(stages)} loss of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False)
 
 
+@app.command()
+def browse(
+    db: DbOption = Path(DEFAULT_DB),
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8001,
+) -> None:
+    """Serve the leaderboard in a browser: tables, canned queries and a dashboard of charts
+    (datasette; needs the browse extra). Runs keep recording while it is open."""
+    from leaderboard import browse as browsing
+
+    with _user_errors():
+        if not db.expanduser().exists():
+            raise_usage(f"--db {db}: no leaderboard there yet (`harness run` creates it).")
+        _open_store(db, create=False).close()  # a harness database, upgraded to this schema
+        browsing.require()
+    console.print(f"Serving {db} at http://{host}:{port}/ (dashboard: /-/dashboards/{browsing.DASHBOARD}); Ctrl-C stops.", highlight=False)
+    browsing.serve(db, host, port)
+
+
 StatusOption = Annotated[
     Optional[list[str]],
     typer.Option("--status", help="Only runs with this status: running, finished, failed, interrupted (repeatable)."),
@@ -431,17 +450,22 @@ def export(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to export (default: every run the filters keep).", show_default=False)] = None,
     csv_file: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file (- for stdout).")] = None,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file (- for stdout).")] = None,
+    mteb_dir: Annotated[Optional[Path], typer.Option("--mteb", help="Write the runs' mteb TaskResults in mteb's ResultCache layout under this folder.")] = None,
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON."""
+    """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON; or
+    the runs' whole mteb results in mteb's own folder layout (--mteb DIR)."""
     from leaderboard import exports
 
     with _user_errors():
-        if (csv_file is None) == (json_file is None):
-            raise_usage("harness export writes one format: give --csv FILE or --json FILE (- for stdout).")
+        if sum(x is not None for x in (csv_file, json_file, mteb_dir)) != 1:
+            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout) or --mteb DIR.")
+        if mteb_dir is not None:
+            _export_mteb(run_ids, mteb_dir, db)
+            return
         statuses = _statuses(status)
         store = _open_store(db, create=False)
         if run_ids:
@@ -453,6 +477,15 @@ def export(
     target = csv_file if csv_file is not None else json_file
     if target != "-":
         err_console.print(f"Exported {len(records)} run(s) to {target}.", highlight=False)
+
+
+def _export_mteb(run_ids: list[int] | None, folder: Path, db: Path) -> None:
+    from harness.mteb_export import export
+
+    if not run_ids:
+        raise_usage("harness export --mteb DIR needs the runs to export, e.g. `harness export 3 7 --mteb results/`.")
+    written = export(_open_store(db, create=False), list(run_ids), folder)
+    err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
 
 
 def _interactive() -> bool:

@@ -59,6 +59,15 @@ def init(device_type: str) -> DistInfo:
     return info
 
 
+def use_all_cores(device: torch.device) -> None:
+    """Rank 0 evaluates alone once the other ranks have left: on a CPU, give it every core this
+    process may run on (torchrun set ``OMP_NUM_THREADS=1`` for each of its processes)."""
+    import torch
+
+    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+
 def _backend(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def model_meta(
-    *, name: str, revision: str, n_parameters: int, embed_dim: int, max_tokens: int, source: str
+    *, name: str, revision: str, n_parameters: int | None, embed_dim: int | None, max_tokens: int | None,
+    source: str, license: str | None = None, languages: list[str] | None = None,
+    training_datasets: set[str] | None = None, experiment_kwargs: dict[str, Any] | None = None,
 ) -> ModelMeta:
     """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
     from mteb.models.model_meta import ModelMeta
@@ -27,20 +29,21 @@ def model_meta(
         name=name,
         revision=revision,
         release_date=None,
-        languages=None,
+        languages=languages,
         n_parameters=n_parameters,
         memory_usage_mb=None,
         max_tokens=max_tokens,
         embed_dim=embed_dim,
-        license=None,
+        license=license,
         open_weights=True,
         public_training_code=None,
         public_training_data=None,
         framework=["PyTorch"],
         similarity_fn_name="cosine",
         use_instructions=False,
-        training_datasets=None,
+        training_datasets=training_datasets,
         adapted_from=source,
+        experiment_kwargs=experiment_kwargs,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -21,7 +22,6 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 from harness import distributed, registry, run_folders
@@ -136,13 +136,13 @@ def _errors_only(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR
 
 
-def _task_scores(task_result: Any) -> tuple[float, dict]:
-    """(main score, all numbers) from one mteb ``TaskResult``; subsets are averaged."""
-    details = task_result.to_dict()["scores"]
-    values = [entry["main_score"] for entries in details.values() for entry in entries]
-    if not values:
+def _task_scores(task_result: Any) -> tuple[float, dict, dict]:
+    """(main score, all numbers, the whole result) from one mteb ``TaskResult``: the main score
+    is mteb's own ``get_score()`` (the mean of the main score over evaluated splits and subsets)."""
+    whole = json.loads(json.dumps(task_result.to_dict(), default=str))  # dates as ISO strings
+    if not any(whole["scores"].values()):
         raise HarnessError(f"mteb returned no scores for task {task_result.task_name}.")
-    return float(fmean(values)), details
+    return float(task_result.get_score()), whole["scores"], whole
 
 
 def _describe(exc: BaseException) -> str:
@@ -190,9 +190,11 @@ class Recorder(Hooks):
         if self.store is not None:
             self.store.record_timing(self.run_id, **phase.as_dict(), details=details)
 
-    def score(self, task: str, main_metric: str, main_score: float, details: dict) -> None:
+    def score(self, task: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None) -> None:
         if self.store is not None:
-            self.store.record_score(self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details)
+            self.store.record_score(
+                self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details, task_result=task_result,
+            )
 
     def model(self, **facts: int) -> None:
         if self.store is not None:
@@ -385,12 +387,16 @@ def _train(
                 "per_device_batch": report.per_device_batch,
                 "effective_batch": report.effective_batch,
                 "engine": report.engine,
+                "model_flops": report.model_flops,
+                "peak_flops_per_s": report.peak_flops_per_s,
+                "mfu": report.mfu,
             },
         )
         if distributed.world().is_main:
+            mfu = "" if report.mfu is None else f", MFU {100 * report.mfu:.1f}%"
             console.print(
                 f"  trained {report.stage}: {report.steps} steps in {report.seconds:.1f} s "
-                f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s)"
+                f"({report.tokens / max(report.seconds, 1e-9):.0f} tokens/s{mfu})"
             )
     return for_training(method.config).sharded
 
@@ -420,6 +426,8 @@ def _execute(
         recorder.model(trainable_parameters=0)
     if not distributed.world().is_main:
         return  # rank 0 evaluates; the others are done once training is
+    if distributed.world().enabled:
+        distributed.use_all_cores(backbone.device)
     evaluate(plan, method, backbone, tasks, resolved, recorder, console)
 
 
@@ -429,6 +437,7 @@ def evaluate(
 ) -> None:
     """Evaluate ``method``'s encoder on ``tasks`` through mteb and record each task's scores."""
     import mteb
+    import torch
 
     from harness.encoder import EncodeSettings
     from harness.mteb_adapter import MtebEncoder, model_meta
@@ -467,10 +476,10 @@ def evaluate(
         phase.items = encoder.texts_encoded - before_texts
         phase.tokens = encoder.tokens_encoded - before_tokens
         main_metric = task.metadata.main_score
-        main_score, details = _task_scores(result.task_results[0])
+        main_score, details, whole = _task_scores(result.task_results[0])
         faults.point("evaluate")
-        recorder.score(spec.name, main_metric, main_score, details)
-        recorder.timing(phase)
+        recorder.score(spec.name, main_metric, main_score, details, whole)
+        recorder.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
 
 

@@ -49,3 +49,32 @@ def measure(name: str, device: Any = None) -> Iterator[Phase]:
             record.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
         else:
             record.peak_memory_bytes = peak_rss_bytes()
+
+
+_PEAKS: dict[tuple[str, str], float] = {}
+
+
+def matmul_peak(device: Any, dtype: Any) -> float:
+    """FLOP/s of the best of a few large square matrix products on ``device`` in ``dtype``,
+    measured once per process: the practical ceiling that MFU is taken against (2048 x 2048 on a
+    CPU, 8192 x 8192 on a GPU)."""
+    import torch
+
+    key = (str(device), str(dtype))
+    if key not in _PEAKS:
+        on_cuda = getattr(device, "type", None) == "cuda"
+        size, repeats = (8192, 20) if on_cuda else (2048, 10)
+        generator = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+        b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first is a warm-up
+            if on_cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            if on_cuda:
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - start)
+        _PEAKS[key] = 2.0 * size**3 / best
+    return _PEAKS[key]

@@ -60,6 +60,7 @@ class TrainConfig(MethodConfig):
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
     checkpoint_minutes: float = option(10.0, "also save one when this many minutes passed since the last (0 = off)")
     max_length: int = option(128, "tokens per training text, template included")
+    pack: bool = option(False, "run each pass's rows as one packed sequence (no padding; pays with variable-length attention kernels); false = pad to the longest")
     max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all")
     sharding: Literal["auto", "none", "fsdp", "deepspeed"] = option(
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
@@ -90,6 +91,15 @@ class StageReport:
     per_device_batch: int
     effective_batch: int
     engine: str = "none"
+    model_flops: float | None = None  # summed over ranks; None when the stage's passes report none
+    peak_flops_per_s: float | None = None  # the matmul peak, summed over ranks
+
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOP utilisation: model FLOPs per second over the matmul peak."""
+        if not self.model_flops or not self.peak_flops_per_s or self.seconds <= 0:
+            return None
+        return self.model_flops / self.seconds / self.peak_flops_per_s
 
 
 class Hooks:
@@ -325,9 +335,9 @@ def run_stages(
     """
     import torch
 
-    from harness import engines
+    from harness import engines, flops
     from harness.sharding_config import for_training
-    from harness.telemetry import measure
+    from harness.telemetry import matmul_peak, measure
 
     sharding = for_training(config)
     if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
@@ -364,11 +374,13 @@ def run_stages(
         if start_step:
             engine.load_optimizer(found)
             _set_rng_state(torch.load(found / "rng.pt", weights_only=False))
-        with measure(f"train:{stage.name}", device) as phase:
+        with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted:
             samples, tokens = _loop(
                 engine, backbone, stage, examples, config, index=index, start_step=start_step, steps=steps,
                 seed=seed, world=world, device=device, output_dir=output_dir, hooks=hooks, progress=progress,
             )
+        peak = matmul_peak(device, torch.bfloat16 if bf16_wanted(device, config) else torch.float32)
+        model_flops, peak = (v * world.world_size for v in distributed.means_across_ranks(counted[0], peak))
         _diagnose(engine, backbone, stage, config, world, hooks)
         reports.append(
             StageReport(
@@ -376,6 +388,7 @@ def run_stages(
                 tokens=tokens, peak_memory_bytes=phase.peak_memory_bytes or 0, world_size=world.world_size,
                 per_device_batch=config.batch_size,
                 effective_batch=config.batch_size * config.grad_accum * world.world_size, engine=engine.name,
+                model_flops=model_flops or None, peak_flops_per_s=peak,
             )
         )
     engine.train(False)

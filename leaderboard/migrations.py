@@ -99,6 +99,12 @@ ALTER TABLE runs ADD COLUMN trainable_parameters INTEGER;
 ALTER TABLE runs ADD COLUMN embed_dim INTEGER;
 """
 
+# v5: mteb's whole TaskResult of each evaluation (dataset revision, mteb version, evaluation time,
+# every score), so results can be exported in mteb's own layout; empty for earlier rows.
+_V5 = """
+ALTER TABLE scores ADD COLUMN task_result JSON;
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -113,8 +119,8 @@ def _script(ddl: str) -> Migration:
 
 # MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
 # (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid,
-# stage diagnostics. v4: parameter counts and embedding size.
-MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3), _script(_V4)]
+# stage diagnostics. v4: parameter counts and embedding size. v5: mteb TaskResults.
+MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3), _script(_V4), _script(_V5)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -111,15 +111,19 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     for item in run["score_details"]:
         scores.add_row(item["task"], item["main_metric"], _pct(item["main_score"]))
     timings = Table(title="Timings")
-    for name in ("Phase", "Seconds", "Items", "Tokens", "Peak memory (MiB)"):
+    for name in ("Phase", "Seconds", "Items", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
         timings.add_column(name, justify="right" if name != "Phase" else "left")
     for item in run["timings"]:
         peak = item["peak_memory_bytes"]
+        details = item.get("details") or {}
+        rate, mfu = details.get("tokens_per_s"), details.get("mfu")
         timings.add_row(
             item["phase"],
             f"{item['seconds']:.2f}",
             "-" if item["items"] is None else str(item["items"]),
             "-" if item["tokens"] is None else str(item["tokens"]),
+            "-" if rate is None else f"{rate:.0f}",
+            "-" if mfu is None else f"{100 * mfu:.1f}%",
             "-" if peak is None else f"{peak / 2**20:.0f}",
         )
     training = Table(title="Training (per stage)")

@@ -60,6 +60,7 @@ class Score(Base):
     main_metric: Mapped[str] = mapped_column(String(64))
     main_score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
+    task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
     run: Mapped[Run] = relationship(back_populates="scores")
 
 

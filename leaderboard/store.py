@@ -211,9 +211,10 @@ class RunStore:
             self._get(session, run_id).heartbeat_at = time.time()
 
     def record_score(
-        self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict
+        self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
+        task_result: dict | None = None,
     ) -> None:
-        """Store (or replace) one task's scores of a run."""
+        """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -229,6 +230,7 @@ class RunStore:
                     main_metric=main_metric,
                     main_score=float(main_score),
                     details=details,
+                    task_result=task_result,
                 )
             )
             run.heartbeat_at = time.time()
@@ -288,6 +290,12 @@ class RunStore:
             session.flush()
             session.add_all(Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items())
             run.heartbeat_at = time.time()
+
+    def task_results(self, run_id: int) -> dict[str, dict | None]:
+        """Task -> mteb's TaskResult as recorded (None for rows written before schema v5)."""
+        with self._session(write=False) as session:
+            rows = session.execute(select(Score.task, Score.task_result).where(Score.run_id == run_id).order_by(Score.id))
+            return {task: result for task, result in rows}
 
     def diagnostics(self, run_id: int) -> list[dict[str, Any]]:
         with self._session(write=False) as session:

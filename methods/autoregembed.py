@@ -136,29 +136,30 @@ def cda_loss(s1: torch.Tensor, s2: torch.Tensor, *, tau: float, negatives: str =
     return (torch.logsumexp(logits, dim=-1) + s1 / tau).mean()
 
 
-def compress(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """E (B x k x d): last-layer states at k slots placed right after each row's last real token.
-
-    Slot positions are computed per row from the mask, so left- and right-padded batches give the
-    same E; position ids count real tokens only.
-    """
+def compress(model: Any, slots: torch.Tensor, rows: Sequence[Sequence[int]], *, pack: bool) -> torch.Tensor:
+    """E (B x k x d): last-layer states at k slots placed right after each row's tokens (position
+    ids count the row's own tokens only)."""
     import torch
 
-    from harness.encoder import last_token_positions, position_ids
+    from harness.packing import forward_rows, offsets
 
-    rows, width = input_ids.shape
     k = slots.shape[0]
-    device = input_ids.device
-    positions = last_token_positions(attention_mask).unsqueeze(1) + 1 + torch.arange(k, device=device)
-    row_index = torch.arange(rows, device=device).unsqueeze(1).expand(rows, k)
-    pad = torch.zeros((rows, k), dtype=input_ids.dtype, device=device)
-    ids = torch.cat([input_ids, pad], dim=1)
-    mask = torch.cat([attention_mask, pad], dim=1).index_put((row_index, positions), torch.ones_like(pad))
-    ids = ids.masked_fill(mask == 0, 0)  # whatever sat behind a slot is padding now
-    embeds = model.get_input_embeddings()(ids)
-    embeds = embeds.index_put((row_index, positions), slots.to(embeds.dtype).expand(rows, k, -1))
-    hidden = model.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids(mask)).last_hidden_state
-    return hidden[row_index, positions]
+    tokens = model.get_input_embeddings()(torch.tensor([t for row in rows for t in row], device=slots.device))
+    slot_states = slots.to(tokens.dtype)
+    pieces, start = [], 0
+    for row in rows:
+        pieces += [tokens[start : start + len(row)], slot_states]
+        start += len(row)
+    lengths = [len(row) + k for row in rows]
+    hidden = forward_rows(model.get_decoder(), torch.cat(pieces), lengths, pack=pack)
+    first_slot = torch.tensor([o + len(row) for o, row in zip(offsets(lengths), rows)], device=hidden.device)
+    return hidden[first_slot.unsqueeze(1) + torch.arange(k, device=hidden.device)]
+
+
+def compress_padded(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """:func:`compress` of a padded batch (either padding side), run padded."""
+    rows = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
+    return compress(model, slots, rows, pack=False)
 
 
 def without_adapter_dropout(model: Any) -> None:
@@ -187,22 +188,32 @@ class Scored:
     mask: torch.Tensor  # [B, T]
 
 
-def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequence[int]], pad_id: int, *, full: bool = False) -> Scored:
+def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequence[int]], *, pack: bool, full: bool = False) -> Scored:
     """log p(y | E) for each row: the decoder reads E (no BOS) then y; only y's tokens (incl. EOS)
-    are scored, never the slot positions."""
+    are scored, never the slot positions, and the LM head runs at those positions only."""
     import torch
 
-    from harness.encoder import pad_batch
+    from harness.packing import forward_rows, lm_head, offsets, row_sums
 
-    k = compressed.shape[1]
-    ids, mask = pad_batch(targets, pad_id, compressed.device)
-    inputs = torch.cat([compressed.to(decoder.get_input_embeddings().weight.dtype), decoder.get_input_embeddings()(ids)], dim=1)
-    attention = torch.cat([torch.ones(mask.shape[0], k, dtype=mask.dtype, device=mask.device), mask], dim=1)
-    hidden = decoder.get_decoder()(inputs_embeds=inputs, attention_mask=attention).last_hidden_state
-    predicting = hidden[:, k - 1 : k - 1 + ids.shape[1]]  # position k-1+t predicts target token t
-    log_probs = torch.log_softmax(decoder.get_output_embeddings()(predicting).float(), dim=-1)
-    token_lp = log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
-    return Scored(token_lp.sum(1), mask.sum(1), log_probs if full else None, mask)
+    rows, k, _ = compressed.shape
+    device = compressed.device
+    flat = torch.tensor([t for row in targets for t in row], device=device)
+    embedded = decoder.get_input_embeddings()(flat)
+    prefixes = compressed.to(embedded.dtype)
+    pieces, start = [], 0
+    for i, row in enumerate(targets):
+        pieces += [prefixes[i], embedded[start : start + len(row)]]
+        start += len(row)
+    lengths = [k + len(row) for row in targets]
+    hidden = forward_rows(decoder.get_decoder(), torch.cat(pieces), lengths, pack=pack)
+    # position k-1+t of a row predicts its target token t
+    predicting = torch.cat([torch.arange(o + k - 1, o + k - 1 + len(row)) for o, row in zip(offsets(lengths), targets)])
+    log_probs = torch.log_softmax(lm_head(decoder, hidden[predicting.to(device)]).float(), dim=-1)
+    counts = [len(row) for row in targets]
+    sums = row_sums(log_probs.gather(-1, flat.unsqueeze(-1)).squeeze(-1), counts)
+    mask = torch.arange(max(counts), device=device).unsqueeze(0) < torch.tensor(counts, device=device).unsqueeze(1)
+    padded = log_probs.new_zeros(mask.shape + log_probs.shape[-1:]).index_put((mask,), log_probs) if full else None
+    return Scored(sums, torch.tensor(counts, device=device), padded, mask.long())
 
 
 def token_divergence(p_self: Scored, p_query: Scored, form: str) -> torch.Tensor:
@@ -250,13 +261,12 @@ class _Parts:
         self, model: Any, tokenizer: Any, texts: Sequence[str], config: TrainConfig, templates: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """E for each text under the method's template (or, per row, ``templates``)."""
-        from harness.encoder import PromptTokenizer, pad_batch
+        from harness.encoder import PromptTokenizer
 
         templates = templates or [self.config.template] * len(texts)
         tokenizers = {t: PromptTokenizer(tokenizer, t, config.max_length) for t in set(templates)}
         rows = [tokenizers[t]([text])[0] for text, t in zip(texts, templates)]
-        ids, mask = pad_batch(rows, tokenizer.pad_token_id, next(model.parameters()).device)
-        return compress(model, slots_of(model), ids, mask)
+        return compress(model, slots_of(model), rows, pack=config.pack)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -308,7 +318,7 @@ class ICStage(_Parts):
         with self.method.decoding(model) as decoder:
             empty = decoder.get_input_embeddings()(torch.tensor([[start]], device=compressed.device)).expand(len(rows), 1, -1)
             values = {
-                f"heldout_loss_{name}": heldout_loss(decoder, prefix, targets, tokenizer.pad_token_id, step)
+                f"heldout_loss_{name}": heldout_loss(decoder, prefix, targets, step, pack=config.pack)
                 for name, prefix in (("own", compressed), ("shuffled", compressed.roll(1, dims=0)), ("empty", empty))
             }
         values["heldout_texts"] = float(len(rows))
@@ -324,7 +334,7 @@ class ICStage(_Parts):
         texts, templates = self.inputs(batch)
         compressed = self.encode(model, tokenizer, texts, config, templates)
         with self.method.decoding(model) as decoder:
-            scored = score_targets(decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), tokenizer.pad_token_id)
+            scored = score_targets(decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), pack=config.pack)
         tokens = int(scored.tokens.sum())
         # per token over the global batch: divide by the ranks' mean token count, so that the
         # mean over ranks of this loss is the global token mean (1 process: its own count)
@@ -361,7 +371,7 @@ class CDAStage(_Parts):
                 compressed = self.encode(model, tokenizer, [e.query for e in chunk], config)
                 targets = self.targets(tokenizer, [e.pos for e in chunk] + [e.neg for e in chunk], config)
                 with self.method.decoding(model) as decoder:
-                    sums = score_targets(decoder, torch.cat([compressed, compressed]), targets, tokenizer.pad_token_id).sums
+                    sums = score_targets(decoder, torch.cat([compressed, compressed]), targets, pack=config.pack).sums
                 for i, e in enumerate(chunk):
                     done.append(replace(e, ref_pos=float(sums[i]), ref_neg=float(sums[len(chunk) + i])))
         return done
@@ -385,7 +395,7 @@ class CDAStage(_Parts):
         targets = self.targets(tokenizer, [e.pos for e in batch] * 2 + [e.neg for e in batch], config)
         full = c.positive_score in ("kl", "js")
         with self.method.decoding(model) as decoder:
-            scored = score_targets(decoder, torch.cat([e_q, e_pos, e_q]), targets, tokenizer.pad_token_id, full=full)
+            scored = score_targets(decoder, torch.cat([e_q, e_pos, e_q]), targets, pack=config.pack, full=full)
         a, self_lp, n = scored.sums[:b], scored.sums[b : 2 * b], scored.sums[2 * b :]
         divergence = None
         if full:
@@ -409,11 +419,11 @@ def split_held_out(rows: Sequence[ICExample], seed: int) -> tuple[list[ICExample
     return [r for i, r in enumerate(rows) if i in chosen], [r for i, r in enumerate(rows) if i not in chosen]
 
 
-def heldout_loss(decoder: Any, prefixes: torch.Tensor, targets: Sequence[Sequence[int]], pad_id: int, step: int) -> float:
+def heldout_loss(decoder: Any, prefixes: torch.Tensor, targets: Sequence[Sequence[int]], step: int, *, pack: bool) -> float:
     """Token-mean negative log-likelihood of ``targets`` after ``prefixes``, in batches of ``step``."""
     total = tokens = 0.0
     for i in range(0, len(targets), step):
-        scored = score_targets(decoder, prefixes[i : i + step], targets[i : i + step], pad_id)
+        scored = score_targets(decoder, prefixes[i : i + step], targets[i : i + step], pack=pack)
         total -= float(scored.sums.sum())
         tokens += float(scored.tokens.sum())
     return total / tokens
@@ -499,7 +509,7 @@ class SlotEncoder(TokenEncoder):
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        return F.normalize(compress(self.model, self.slots, input_ids, attention_mask).float().mean(dim=1), dim=-1)
+        return F.normalize(compress_padded(self.model, self.slots, input_ids, attention_mask).float().mean(dim=1), dim=-1)
 
 
 class AutoRegEmbed(Method):

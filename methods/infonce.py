@@ -66,19 +66,21 @@ class ContrastiveStage:
         return load_triplets(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: Any) -> tuple[Any, int]:
+        import torch
         import torch.nn.functional as F
 
-        from harness.encoder import PromptTokenizer, pad_batch, pool
+        from harness.encoder import PromptTokenizer
+        from harness.packing import forward_rows, pool_rows
 
         prompt = PromptTokenizer(tokenizer, self.config.template, self.config.max_length)
-        texts = [t.query for t in batch] + [t.pos for t in batch] + [t.neg for t in batch]
-        device = next(model.parameters()).device
-        ids, mask = pad_batch(prompt(texts), tokenizer.pad_token_id, device)
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-        embeddings = F.normalize(pool(hidden, mask, self.config.pooling).float(), dim=-1)
+        rows = prompt([t.query for t in batch] + [t.pos for t in batch] + [t.neg for t in batch])
+        ids = torch.tensor([t for row in rows for t in row], device=next(model.parameters()).device)
+        lengths = [len(row) for row in rows]
+        hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
+        embeddings = F.normalize(pool_rows(hidden, lengths, self.config.pooling).float(), dim=-1)
         query, pos, neg = embeddings.split(len(batch))
         loss = infonce_loss(query, pos, neg, self.config.temperature, self.config.in_batch)
-        return loss, int(mask.sum())
+        return loss, sum(lengths)
 
 
 class InfoNCE(Method):

@@ -20,6 +20,7 @@ from methods.autoregembed import (
     cda_loss,
     cda_scores,
     compress,
+    compress_padded,
     score_targets,
 )
 from tests.conftest import make_tiny_llama, make_tokenizer
@@ -82,23 +83,26 @@ def test_slot_positions_follow_each_rows_last_real_token():
     rows = [tok(t)["input_ids"] for t in ("the cat", "the dog ran in the park today", "sun")]
     ids, mask = pad_batch(rows, tok.pad_token_id, torch.device("cpu"))
     with torch.no_grad():
-        batched = compress(backbone.model, method.slots, ids, mask)
+        batched = compress_padded(backbone.model, method.slots, ids, mask)
+        packed = compress(backbone.model, method.slots, rows, pack=True)
         for i, row in enumerate(rows):
-            alone = compress(backbone.model, method.slots, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
+            alone = compress(backbone.model, method.slots, [row], pack=False)
             torch.testing.assert_close(batched[i], alone[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(packed[i], alone[0], atol=1e-5, rtol=1e-5)
     assert batched.shape == (3, 5, 32)
     width = max(len(r) for r in rows)  # the same batch padded on the left
     left_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
     left_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     with torch.no_grad():
-        torch.testing.assert_close(compress(backbone.model, method.slots, left_ids, left_mask), batched, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(compress_padded(backbone.model, method.slots, left_ids, left_mask), batched, atol=1e-5, rtol=1e-5)
 
 
-def test_log_probability_sums_exactly_the_target_and_eos_tokens():
+@pytest.mark.parametrize("pack", [True, False])
+def test_log_probability_sums_exactly_the_target_and_eos_tokens(pack):
     method, backbone, original = _method()
     compressed = torch.randn(2, 5, 32)
     targets = [[5, 6, 2], [7, 2]]  # token ids + EOS (2)
-    scored = score_targets(original, compressed, targets, pad_id=0)
+    scored = score_targets(original, compressed, targets, pack=pack)
     assert scored.tokens.tolist() == [3, 2]
     for row, target in enumerate(targets):
         embeds = torch.cat([compressed[row], original.get_input_embeddings()(torch.tensor(target))]).unsqueeze(0)
@@ -174,9 +178,9 @@ def test_reusing_the_query_compression_equals_recomputing_it():
     e_q2 = stage.encode(model, tok, [e.query for e in batch], config)
     e_pos = stage.encode(model, tok, [e.pos for e in batch], config)
     with method.decoding(model) as decoder:
-        a = score_targets(decoder, e_q1, stage.targets(tok, [e.pos for e in batch], config), tok.pad_token_id).sums
-        self_lp = score_targets(decoder, e_pos, stage.targets(tok, [e.pos for e in batch], config), tok.pad_token_id).sums
-        n = score_targets(decoder, e_q2, stage.targets(tok, [e.neg for e in batch], config), tok.pad_token_id).sums
+        a = score_targets(decoder, e_q1, stage.targets(tok, [e.pos for e in batch], config), pack=config.pack).sums
+        self_lp = score_targets(decoder, e_pos, stage.targets(tok, [e.pos for e in batch], config), pack=config.pack).sums
+        n = score_targets(decoder, e_q2, stage.targets(tok, [e.neg for e in batch], config), pack=config.pack).sums
     ra = torch.tensor([e.ref_pos for e in batch])
     rn = torch.tensor([[e.ref_neg] for e in batch])
     s1, s2 = cda_scores(a, self_lp, n.view(b, 1), ra, rn, beta=config.beta, sign="paper")
@@ -208,7 +212,7 @@ def test_slot_encoder_gives_unit_vectors_of_the_mean_compression():
         row = encoder.tokenize([text])[0]
         assert row == tok(text + "\n" + INSTRUCTION + "\n")["input_ids"]
         with torch.no_grad():
-            mean = compress(backbone.model, method.slots, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))[0].mean(0)
+            mean = compress(backbone.model, method.slots, [row], pack=False)[0].mean(0)
         torch.testing.assert_close(torch.from_numpy(got[i]), mean / mean.norm(), atol=1e-5, rtol=1e-5)
 
 

@@ -48,6 +48,22 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     assert train["items"] == 4 * 2 and train["tokens"] > 0
     assert train["details"]["world_size"] == 1 and train["details"]["effective_batch"] == 2
     assert train["details"]["tokens_per_s"] > 0
+    # 4 steps x 2 triplets = each of the 8 triplets once; the count is additive over rows, so the
+    # stage's model FLOPs are one pass with backward over all 24 templated texts (LoRA r16 on 7
+    # projections of 2 layers: 16 x 2 x (64 + 48 + 48 + 64 + 3 x 96) = 16,384 adapter weights)
+    from harness import flops
+    from harness.encoder import PromptTokenizer
+    from tests.conftest import make_tiny_llama, make_tokenizer
+
+    rows = PromptTokenizer(make_tokenizer(), "this sentence : {text}", 128)([x for t in TRIPLETS for x in (t.query, t.pos, t.neg)])
+    shape = flops.Shape.of(make_tiny_llama().config)
+    expected = flops.transformer_flops(shape, [len(r) for r in rows], flops.Pass(inputs=True, lora=16_384))
+    details = train["details"]
+    assert details["model_flops"] == pytest.approx(expected)
+    assert 0 < details["mfu"] < 1
+    assert details["mfu"] == pytest.approx(details["model_flops"] / train["seconds"] / details["peak_flops_per_s"], rel=1e-3)
+    shown = runner.invoke(app, ["show", "1", "--db", str(tmp_path / "h.db")])
+    assert "MFU" in shown.output and f"{100 * details['mfu']:.1f}%" in shown.output
     metrics = store.metrics(1)
     assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["lr"] >= 0 for m in metrics)
     (folder,) = (tmp_path / "runs").glob("run-1-*")
@@ -87,6 +103,9 @@ def test_the_same_run_with_two_processes(tmp_path, tiny_llama_dir, triplets_file
     (train,) = [t for t in store.get_run(1)["timings"] if t["phase"] == "train:contrastive"]
     assert train["details"]["world_size"] == 2 and train["details"]["effective_batch"] == 4
     assert [m["step"] for m in store.metrics(1)] == [1, 2]
+    # each of the 2 processes trained on one thread; rank 0 then evaluates alone on every core
+    (evaluation,) = [t for t in store.get_run(1)["timings"] if t["phase"].startswith("evaluate:")]
+    assert evaluation["details"]["threads"] == len(os.sched_getaffinity(0))
 
 
 def _final_loss(db) -> float:
