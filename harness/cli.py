@@ -451,6 +451,7 @@ def export(
     csv_file: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file (- for stdout).")] = None,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file (- for stdout).")] = None,
     mteb_dir: Annotated[Optional[Path], typer.Option("--mteb", help="Write the runs' mteb TaskResults in mteb's ResultCache layout under this folder.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model", help="Write one run's encoder (merged model, peft adapter, slots) into this new folder.")] = None,
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
@@ -461,8 +462,11 @@ def export(
     from leaderboard import exports
 
     with _user_errors():
-        if sum(x is not None for x in (csv_file, json_file, mteb_dir)) != 1:
-            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout) or --mteb DIR.")
+        if sum(x is not None for x in (csv_file, json_file, mteb_dir, model_dir)) != 1:
+            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR.")
+        if model_dir is not None:
+            _export_model(run_ids, model_dir, db)
+            return
         if mteb_dir is not None:
             _export_mteb(run_ids, mteb_dir, db)
             return
@@ -486,6 +490,19 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: Path) -> None:
         raise_usage("harness export --mteb DIR needs the runs to export, e.g. `harness export 3 7 --mteb results/`.")
     written = export(_open_store(db, create=False), list(run_ids), folder)
     err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
+
+
+def _export_model(run_ids: list[int] | None, folder: Path, db: Path) -> None:
+    from harness.model_export import export_model
+
+    if not run_ids or len(run_ids) != 1:
+        raise_usage("harness export --model DIR exports one run, e.g. `harness export 3 --model encoder/`.")
+    record = _open_store(db, create=False).get_run(run_ids[0])
+    written = export_model(record, folder, console)
+    err_console.print(
+        f"Wrote run #{run_ids[0]}'s encoder to {folder} ({', '.join(written)}); "
+        f"`harness.model_export.load_encoder({str(folder)!r}).encode(texts)` encodes with it.", highlight=False,
+    )
 
 
 def _interactive() -> bool:

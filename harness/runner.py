@@ -500,6 +500,28 @@ def _restore_trained(plan: RunPlan, method: Method, output_dir: Path, console: C
     return backbone
 
 
+def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Any]:
+    """A finished run's method and backbone as they encoded: the backbone reloaded, the trained
+    weights of the run's final checkpoint applied (trained methods). Task and training files need
+    not exist any more."""
+    if record["status"] != "finished":
+        raise HarnessError(f"run {record['run_id']} is {record['status']}; only finished runs can be exported.")
+    config = recorded_config(record)
+    method_cls = registry.get_method(config.method)
+    plan = RunPlan(config, method_cls, method_options(method_cls, config.method_args, config.method), resolve(config.backbone), [])
+    require_available(plan.backbone)
+    method = method_cls(plan.method_config)
+    if method.stages():
+        folder = run_folders.own_folder(record, None, purpose="export")
+        if folder is None:
+            raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to export.")
+        return method, _restore_trained(plan, method, folder, console)
+    with console.status("Loading backbone") as status:
+        backbone = load_backbone(plan.backbone, config.device, config.dtype, status)
+    method.prepare(backbone)
+    return method, backbone
+
+
 def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console) -> None:
     """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row."""
     from harness.telemetry import measure

@@ -65,7 +65,7 @@ def test_export_needs_exactly_one_format(tmp_path):
     db = _two_runs(tmp_path)
     for args in ([], ["--csv", "a.csv", "--json", "b.json"]):
         result = CliRunner().invoke(app, ["export", *args, "--db", db])
-        assert result.exit_code == 2 and "--csv FILE, --json FILE (- for stdout) or --mteb DIR" in result.output
+        assert result.exit_code == 2 and "--csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR" in result.output
 
 
 def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
