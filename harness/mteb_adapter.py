@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from harness.encoder import Encoder
 
 
+def model_name(method: str, backbone: str) -> str:
+    """The mteb model name of a run: its method and backbone."""
+    return f"harness/{method}__{backbone.replace('/', '--')}"
+
+
 def model_meta(
     *, name: str, revision: str, n_parameters: int | None, embed_dim: int | None, max_tokens: int | None,
     source: str, license: str | None = None, languages: list[str] | None = None,

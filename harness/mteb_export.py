@@ -54,11 +54,11 @@ def training_datasets(record: dict[str, Any]) -> set[str] | None:
 
 
 def run_model_meta(record: dict[str, Any]) -> ModelMeta:
-    from harness.mteb_adapter import model_meta
+    from harness.mteb_adapter import model_meta, model_name
 
     facts = BACKBONE_FACTS.get(record["backbone"], {})
     return model_meta(
-        name=f"harness/{record['method']}__{record['backbone'].replace('/', '--')}",
+        name=model_name(record["method"], record["backbone"]),
         revision=record["config_hash"][:12],
         n_parameters=record["n_parameters"],
         embed_dim=record["embed_dim"],

@@ -440,7 +440,7 @@ def evaluate(
     import torch
 
     from harness.encoder import EncodeSettings
-    from harness.mteb_adapter import MtebEncoder, model_meta
+    from harness.mteb_adapter import MtebEncoder, model_meta, model_name
     from harness.progress import encoding_progress
     from harness.telemetry import measure
 
@@ -451,7 +451,7 @@ def evaluate(
     adapter = MtebEncoder(
         encoder,
         model_meta(
-            name=f"harness/{plan.config.method}__{plan.backbone.name.replace('/', '--')}",
+            name=model_name(plan.config.method, plan.backbone.name),
             revision=digest[:12],
             n_parameters=backbone.n_parameters,
             embed_dim=encoder.embed_dim,
@@ -501,9 +501,8 @@ def _restore_trained(plan: RunPlan, method: Method, output_dir: Path, console: C
 
 
 def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Any]:
-    """A finished run's method and backbone as they encoded: the backbone reloaded, the trained
-    weights of the run's final checkpoint applied (trained methods). Task and training files need
-    not exist any more."""
+    """A finished run's method and backbone as they encoded (for export); task and training files
+    need not exist any more."""
     if record["status"] != "finished":
         raise HarnessError(f"run {record['run_id']} is {record['status']}; only finished runs can be exported.")
     config = recorded_config(record)
@@ -511,15 +510,21 @@ def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Any
     plan = RunPlan(config, method_cls, method_options(method_cls, config.method_args, config.method), resolve(config.backbone), [])
     require_available(plan.backbone)
     method = method_cls(plan.method_config)
+    return method, _encoding_backbone(plan, method, record, console, purpose="export")
+
+
+def _encoding_backbone(plan: RunPlan, method: Method, record: dict[str, Any], console: Console, *, purpose: str) -> Any:
+    """The backbone reloaded as the recorded run encoded: with the trained weights of the run's
+    final checkpoint (trained methods), else as ``prepare`` leaves it."""
     if method.stages():
-        folder = run_folders.own_folder(record, None, purpose="export")
+        folder = run_folders.own_folder(record, None, purpose=purpose)
         if folder is None:
-            raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to export.")
-        return method, _restore_trained(plan, method, folder, console)
+            raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to {purpose}.")
+        return _restore_trained(plan, method, folder, console)
     with console.status("Loading backbone") as status:
-        backbone = load_backbone(plan.backbone, config.device, config.dtype, status)
+        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
     method.prepare(backbone)
-    return method, backbone
+    return backbone
 
 
 def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console) -> None:
@@ -533,14 +538,6 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
     seed_everything(plan.config.seed)
     method = plan.method_cls(plan.method_config)
     with measure("load") as phase:
-        if method.stages():
-            folder = run_folders.own_folder(record, None, purpose="evaluate")
-            if folder is None:
-                raise HarnessError(f"run {record['run_id']} has no output folder with checkpoints to evaluate.")
-            backbone = _restore_trained(plan, method, folder, console)
-        else:
-            with console.status("Loading backbone") as status:
-                backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
-            method.prepare(backbone)
+        backbone = _encoding_backbone(plan, method, record, console, purpose="evaluate")
     recorder.timing(phase)
     evaluate(plan, method, backbone, tasks, record["config"], recorder, console)

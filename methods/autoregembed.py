@@ -146,10 +146,7 @@ def compress(model: Any, slots: torch.Tensor, rows: Sequence[Sequence[int]], *, 
     k = slots.shape[0]
     tokens = model.get_input_embeddings()(torch.tensor([t for row in rows for t in row], device=slots.device))
     slot_states = slots.to(tokens.dtype)
-    pieces, start = [], 0
-    for row in rows:
-        pieces += [tokens[start : start + len(row)], slot_states]
-        start += len(row)
+    pieces = [part for row in tokens.split([len(row) for row in rows]) for part in (row, slot_states)]
     lengths = [len(row) + k for row in rows]
     hidden = forward_rows(model.get_decoder(), torch.cat(pieces), lengths, pack=pack)
     first_slot = torch.tensor([o + len(row) for o, row in zip(offsets(lengths), rows)], device=hidden.device)
@@ -200,10 +197,7 @@ def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequ
     flat = torch.tensor([t for row in targets for t in row], device=device)
     embedded = decoder.get_input_embeddings()(flat)
     prefixes = compressed.to(embedded.dtype)
-    pieces, start = [], 0
-    for i, row in enumerate(targets):
-        pieces += [prefixes[i], embedded[start : start + len(row)]]
-        start += len(row)
+    pieces = [part for prefix, row in zip(prefixes, embedded.split([len(t) for t in targets])) for part in (prefix, row)]
     lengths = [k + len(row) for row in targets]
     hidden = forward_rows(decoder.get_decoder(), torch.cat(pieces), lengths, pack=pack)
     # position k-1+t of a row predicts its target token t
