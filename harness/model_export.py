@@ -1,9 +1,12 @@
 """`harness export RUN --model DIR`: a recorded run's encoder as plain files, and the loader that
 encodes with them without the training code or the leaderboard.
 
-DIR holds:
-- ``model/``: the model that encodes, with LoRA adapters merged (``merge_and_unload``), and its
-  tokenizer: a plain transformers folder (``AutoModelForCausalLM.from_pretrained``);
+DIR is a transformers model folder (``AutoModelForCausalLM.from_pretrained(DIR)``): the model that
+encodes with its LoRA adapters merged (``merge_and_unload``) and its tokenizer, whose chat template
+is the encoder's prompt template. Beside it:
+- pooling methods: a sentence-transformers folder over the same weights (``modules.json``,
+  ``1_Pooling/``...): ``SentenceTransformer(DIR).encode(texts)`` applies the template (through the
+  chat template) and the pooling;
 - ``adapter/`` (LoRA runs): the peft adapter (``PeftModel.from_pretrained(base, DIR/adapter)``);
 - ``slots.safetensors`` (AutoRegEmbed): the k learned compression slots, tensor ``slots``;
 - ``harness-encoder.json``: how texts become vectors: the template, the pooling (``mean`` /
@@ -15,13 +18,17 @@ DIR holds:
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.encoder import TEXT_SLOT
 from harness.errors import HarnessError
 
 ENCODER_FILE = "harness-encoder.json"
 SLOTS_FILE = "slots.safetensors"
+ST_POOLING = {"mean": "mean", "last": "lasttoken"}
 
 
 def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str]:
@@ -36,13 +43,15 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
         raise HarnessError(f"--model {folder}: the folder is not empty; give a new one.")
     method, backbone = restore_model(record, console)
     config = method.config
-    encoder = method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"]))
+    max_length = record["config"]["max_length"]
+    encoder = method.build_encoder(backbone, EncodeSettings(max_length=max_length))
     if isinstance(encoder, SlotEncoder):
         encoding = {"kind": "slots", "slots": int(encoder.slots.shape[0])}
     elif isinstance(encoder, PooledEncoder):
         encoding = {"kind": "pooled", "pooling": encoder.pooling}
     else:
         raise HarnessError(f"method {record['method']!r} encodes with {type(encoder).__name__}, which has no export format.")
+    template = encoder.tokenize.template
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     model = backbone.model
@@ -55,17 +64,56 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
         model = model.merge_and_unload()
     if hasattr(model, SLOTS_PARAMETER):
         delattr(model, SLOTS_PARAMETER)  # kept in slots.safetensors; not a weight of the LM
-    model.save_pretrained(folder / "model")
-    backbone.tokenizer.save_pretrained(folder / "model")
-    written.append("model/")
+    model.save_pretrained(folder)
+    tokenizer = backbone.tokenizer
+    tokenizer.chat_template = chat_template(tokenizer, template)
+    tokenizer.padding_side = "right"  # positions 0..n-1 for every row, as the harness encodes
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(folder)
+    written.append("model (merged) + tokenizer")
+    if encoding["kind"] == "pooled":
+        _write_sentence_transformers(folder, encoding["pooling"])
+        written.append("sentence-transformers modules")
     spec = {
-        **encoding, "template": encoder.tokenize.template, "max_length": encoder.max_length,
+        **encoding, "template": template, "max_length": max_length,
         "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
         "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(config, "finetune", None),
     }
     (folder / ENCODER_FILE).write_text(json.dumps(spec, indent=2) + "\n")
     written.append(ENCODER_FILE)
     return written
+
+
+def chat_template(tokenizer: Any, template: str) -> str:
+    """A Jinja chat template that renders one message as the harness renders a text: the
+    tokenizer's own special tokens (``add_special_tokens=True``) around the filled template, since
+    chat templates are tokenised without them."""
+    probe = "x"
+    with_special = tokenizer(probe)["input_ids"]
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    start = next(i for i in range(len(with_special)) if with_special[i : i + len(bare)] == bare)
+    before = "".join(tokenizer.convert_ids_to_tokens(with_special[:start]))
+    after = "".join(tokenizer.convert_ids_to_tokens(with_special[start + len(bare) :]))
+    head, tail = template.split(TEXT_SLOT)
+    # json.dumps gives a string literal Jinja reads back exactly (\n, \", \uXXXX escapes)
+    return f"{{{{ {json.dumps(before + head)} }}}}{{{{ messages[0]['content'] }}}}{{{{ {json.dumps(tail + after)} }}}}"
+
+
+def _write_sentence_transformers(folder: Path, pooling: str) -> None:
+    """The sentence-transformers modules over the weights already in ``folder``: written by
+    sentence-transformers itself into a scratch folder, then only its module files kept."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    body = Transformer(str(folder))
+    pool = Pooling(body.get_embedding_dimension(), pooling_mode=ST_POOLING[pooling])
+    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+        SentenceTransformer(modules=[body, pool], device="cpu").save(scratch, create_model_card=False)
+        for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"):
+            shutil.copy2(Path(scratch) / name, folder / name)
+        modules = json.loads((folder / "modules.json").read_text())
+        for module in modules[1:]:
+            shutil.copytree(Path(scratch) / module["path"], folder / module["path"])
 
 
 def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 32) -> Any:
@@ -78,8 +126,8 @@ def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 3
 
     folder = Path(folder)
     spec = json.loads((folder / ENCODER_FILE).read_text())
-    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder / "model")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     settings = EncodeSettings(batch_size=batch_size, max_length=spec["max_length"])
     if spec["kind"] == "pooled":
         return PooledEncoder(model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"])

