@@ -33,9 +33,10 @@ err_console = Console(stderr=True)
 
 DEFAULT_DB = "harness.db"
 DbOption = Annotated[
-    Path,
+    str,
     typer.Option(
-        "--db", envvar="HARNESS_DB", help="Leaderboard database (env HARNESS_DB).", show_default=True
+        "--db", envvar="HARNESS_DB", show_default=True,
+        help="Leaderboard: a SQLite file on a local disk, or a URL such as postgresql://user@host/db (env HARNESS_DB).",
     ),
 ]
 # metavar "": shown as a flag in help, not as "--json <bool>"
@@ -47,7 +48,7 @@ PluginsOption = Annotated[
 
 
 @contextmanager
-def _user_errors(db: Path | None = None) -> Iterator[None]:
+def _user_errors(db: str | None = None) -> Iterator[None]:
     """Bad input and unusable files become one message and exit code 2; a started run that
     failed for a reason the user can act on (NaN loss, out of memory) one message and exit 1;
     Ctrl-C or SIGTERM one line saying how to resume, exit code 130."""
@@ -63,7 +64,7 @@ def _user_errors(db: Path | None = None) -> Iterator[None]:
         err_console.print(f"[bold red]Run failed:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except RunInterrupted as exc:
-        where = "" if db is None or str(db) == DEFAULT_DB else f" --db {db}"
+        where = "" if db is None or db == DEFAULT_DB else f" --db {_db_label(db)}"
         err_console.print(
             f"Run #{exc.run_id} {exc}: recorded as interrupted with the steps done so far; continue "
             f"it with `harness run --resume {exc.run_id}{where}`.",
@@ -77,7 +78,7 @@ def _user_errors(db: Path | None = None) -> Iterator[None]:
         if "database is locked" not in str(exc):
             raise
         err_console.print(
-            f"[bold red]Error:[/] the leaderboard {db or ''} stayed locked by another writer for "
+            f"[bold red]Error:[/] the leaderboard {_db_label(db) if db else ''} stayed locked by another writer for "
             "60 s; nothing was changed by this command. Try again, or check for a stuck process.",
             highlight=False, soft_wrap=True,
         )
@@ -90,7 +91,18 @@ def raise_usage(message: str) -> None:
     raise HarnessError(message)
 
 
-def _open_store(db: Path, *, create: bool) -> Any:
+def _db_label(db: str) -> str:
+    """``--db`` as shown to the user: a URL's password hidden."""
+    from leaderboard.database import locate
+    from leaderboard.errors import LeaderboardError
+
+    try:
+        return str(locate(db))
+    except LeaderboardError:
+        return db
+
+
+def _open_store(db: str, *, create: bool) -> Any:
     from leaderboard.store import open_store
 
     store = open_store(db, create=create)
@@ -98,15 +110,18 @@ def _open_store(db: Path, *, create: bool) -> Any:
     return store
 
 
-def _read_store(db: Path, as_json: bool) -> Any:
+def _read_store(db: str, as_json: bool) -> Any:
     """The store for a read command, or None (after saying so) when no database exists yet."""
-    if not db.expanduser().exists():
+    from leaderboard.errors import MissingLeaderboard
+
+    try:
+        return _open_store(db, create=False)
+    except MissingLeaderboard:
         if as_json:
             print("[]")
         else:
-            console.print(f"No leaderboard at {db} yet: `harness run` creates it.")
+            console.print(f"No leaderboard at {_db_label(db)} yet: `harness run` creates it.")
         return None
-    return _open_store(db, create=False)
 
 
 def _print_json(data: Any) -> None:
@@ -142,7 +157,7 @@ def run(
             "--resume: where to look for the run's folder if it was moved.",
         ),
     ] = Path("harness-runs"),
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     plugins: PluginsOption = None,
 ) -> None:
     """Train (if the method has stages) and evaluate one method on one backbone; record the run.
@@ -185,7 +200,7 @@ def run(
         err_console.print(note, highlight=False, soft_wrap=True)
 
 
-def _report_finished(store: Any, run_id: int, db: Path) -> None:
+def _report_finished(store: Any, run_id: int, db: str) -> None:
     """The finished run's table and where its files went. The run is recorded by now, so a
     failure to read it back is a warning, never a traceback or a failed exit."""
     try:
@@ -196,12 +211,12 @@ def _report_finished(store: Any, run_id: int, db: Path) -> None:
         console.print(comparison_table(compare_runs([record])))
     except Exception as exc:  # e.g. sqlite3.OperationalError on a flaky disk
         err_console.print(
-            f"Warning: run #{run_id} finished and is recorded in {db}, but reading it back failed "
+            f"Warning: run #{run_id} finished and is recorded in {_db_label(db)}, but reading it back failed "
             f"({type(exc).__name__}: {exc}); `harness show {run_id}` shows it later.",
             highlight=False, soft_wrap=True,
         )
         return
-    console.print(f"Recorded as run #{run_id} in {db}. `harness show {run_id}` for details.")
+    console.print(f"Recorded as run #{run_id} in {_db_label(db)}. `harness show {run_id}` for details.")
     if record.get("output_dir"):
         from harness.run_folders import human_size, size_bytes
 
@@ -217,7 +232,7 @@ def _report_finished(store: Any, run_id: int, db: Path) -> None:
 def eval_command(
     run_id: Annotated[int, typer.Argument(help="A finished run whose encoder to evaluate again.")],
     tasks: Annotated[list[str], typer.Option("--tasks", help="Presets, mteb task names or task files (repeatable).")],
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     plugins: PluginsOption = None,
 ) -> None:
     """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row."""
@@ -247,7 +262,7 @@ def compare(
     by_config: Annotated[
         bool, typer.Option("--by-config", metavar="", help="One column per config: mean +- std over its seeds.")
     ] = False,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
     """Runs side by side per task, with Mean(Task), differences to the first run and the best cell."""
@@ -314,7 +329,7 @@ def leaderboard(
     limit: Annotated[
         Optional[int], typer.Option(help="Rows to show: default 20 in the table, all with --json; 0 = all.")
     ] = None,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
     """Finished runs ranked by Mean(Task) over one task set; runs missing a task are left out."""
@@ -346,7 +361,7 @@ def leaderboard(
 @app.command()
 def show(
     run_id: Annotated[int, typer.Argument(help="The run to show.")],
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
     """Everything recorded about one run: scores, timings, config and environment."""
@@ -370,7 +385,7 @@ def show(
 def plot(
     run_ids: Annotated[list[int], typer.Argument(help="The runs to draw.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Image file: .png, .svg or .pdf.")] = Path("loss.png"),
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """Draw the recorded training loss of runs, one panel per stage (needs the plot extra)."""
     from leaderboard.plots import check_output, draw_losses
@@ -388,21 +403,25 @@ def plot(
 
 @app.command()
 def browse(
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8001,
 ) -> None:
     """Serve the leaderboard in a browser: tables, canned queries and a dashboard of charts
     (datasette; needs the browse extra). Runs keep recording while it is open."""
     from leaderboard import browse as browsing
+    from leaderboard.database import locate
 
     with _user_errors():
-        if not db.expanduser().exists():
+        where = locate(db)
+        if not where.is_sqlite:
+            raise_usage(f"--db {where}: harness browse serves a SQLite file; a server's runs: `harness export --csv`, `harness compare`.")
+        if not where.path.exists():
             raise_usage(f"--db {db}: no leaderboard there yet (`harness run` creates it).")
         _open_store(db, create=False).close()  # a harness database, upgraded to this schema
         browsing.require()
     console.print(f"Serving {db} at http://{host}:{port}/ (dashboard: /-/dashboards/{browsing.DASHBOARD}); Ctrl-C stops.", highlight=False)
-    browsing.serve(db, host, port)
+    browsing.serve(where.path, host, port)
 
 
 StatusOption = Annotated[
@@ -426,7 +445,7 @@ def runs(
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
     limit: Annotated[int, typer.Option(help="Show this many latest runs; 0 = all.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
@@ -455,7 +474,7 @@ def export(
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON; or
     the runs' whole mteb results in mteb's own folder layout (--mteb DIR)."""
@@ -483,7 +502,7 @@ def export(
         err_console.print(f"Exported {len(records)} run(s) to {target}.", highlight=False)
 
 
-def _export_mteb(run_ids: list[int] | None, folder: Path, db: Path) -> None:
+def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
     from harness.mteb_export import export
 
     if not run_ids:
@@ -492,7 +511,7 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: Path) -> None:
     err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
 
 
-def _export_model(run_ids: list[int] | None, folder: Path, db: Path) -> None:
+def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
     from harness.model_export import export_model
 
     if not run_ids or len(run_ids) != 1:
@@ -515,7 +534,7 @@ def delete(
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="With --status: only this method.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")] = False,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB,
 ) -> None:
     """Delete runs you no longer want: their rows (scores, timings, steps) and their checkpoint
     folders. Asks first unless --yes; running runs are never deleted."""

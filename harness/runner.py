@@ -326,7 +326,7 @@ def execute(
     try:
         with _sigterm_interrupts():
             if main and trains and folder is None:  # a fresh run, or one stopped before training
-                folder = run_folders.claim(output_root, run_id, run_uuid, str(store.path))
+                folder = run_folders.claim(output_root, run_id, run_uuid, str(store.location))
                 store.set_output_dir(run_id, str(folder))
             run_id, folder = _share(run_id, folder)
             recorder = Recorder(store if main else None, run_id, console, warnings)

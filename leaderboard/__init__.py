@@ -1,4 +1,4 @@
-"""The run store: every run's config, scores, timings and environment in SQLite.
+"""The run store: every run's config, scores, timings and environment in SQLite or PostgreSQL.
 
 This package never imports torch; it is safe to import from fast CLI paths.
 """

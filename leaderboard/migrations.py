@@ -1,181 +1,233 @@
-"""Schema versions of the leaderboard and the steps between them.
+"""Bringing a leaderboard database to this release's schema, by Alembic, under the harness's rules.
 
-The version lives in SQLite's ``PRAGMA user_version``. Each migration is frozen DDL (never
-generated from the current models), so a database written by any release upgrades step by step.
-A file at an older version is copied to ``<name>.v<N>.bak`` before it is upgraded in place.
+- The schema is the chain of revisions in ``leaderboard/schema_versions`` (0001 is the baseline:
+  the schema as it stood at SQLite ``user_version`` 5). A SQLite file written before Alembic is
+  brought to v5 by ``leaderboard.legacy_schema`` and stamped 0001; then Alembic upgrades it.
+- One upgrader at a time: SQLite's write lock (``BEGIN IMMEDIATE``), a PostgreSQL advisory lock;
+  the whole upgrade is one transaction (both have transactional DDL), so it lands whole or not at
+  all. A database already at the head takes no lock.
+- A database at an older revision is backed up first: a SQLite file to ``<name>.v<N>.bak`` (from a
+  pre-Alembic version N) or ``<name>.rev<REV>.bak``; a server's tables into a schema
+  ``harness_backup_<REV>_<unix time>``.
+- A database newer than this release (a revision it does not know), and one holding tables that
+  are not the harness's, are refused untouched.
+- SQLite files managed by Alembic carry ``user_version`` 6, which releases before Alembic refuse
+  as newer.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-_V1 = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    status VARCHAR(16) NOT NULL,
-    error TEXT,
-    method VARCHAR(128) NOT NULL,
-    backbone VARCHAR(256) NOT NULL,
-    task_spec VARCHAR(512) NOT NULL,
-    task_names JSON NOT NULL,
-    config JSON NOT NULL,
-    config_hash VARCHAR(64) NOT NULL,
-    seed INTEGER NOT NULL,
-    git_sha VARCHAR(40),
-    git_dirty BOOLEAN,
-    versions JSON NOT NULL,
-    hardware JSON NOT NULL,
-    host VARCHAR(256) NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at FLOAT NOT NULL,
-    heartbeat_at FLOAT NOT NULL,
-    ended_at FLOAT
-);
-CREATE INDEX ix_runs_status ON runs (status);
-CREATE INDEX ix_runs_method ON runs (method);
-CREATE INDEX ix_runs_backbone ON runs (backbone);
-CREATE INDEX ix_runs_config_hash ON runs (config_hash);
-CREATE TABLE scores (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    task VARCHAR(256) NOT NULL,
-    main_metric VARCHAR(64) NOT NULL,
-    main_score FLOAT NOT NULL,
-    details JSON NOT NULL
-);
-CREATE UNIQUE INDEX ix_scores_run_task ON scores (run_id, task);
-CREATE INDEX ix_scores_task ON scores (task);
-CREATE TABLE timings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    phase VARCHAR(256) NOT NULL,
-    seconds FLOAT NOT NULL,
-    items INTEGER,
-    tokens INTEGER,
-    peak_memory_bytes INTEGER
-);
-CREATE INDEX ix_timings_run_id ON timings (run_id);
-"""
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, inspect, text
 
-_V2 = """
-ALTER TABLE runs ADD COLUMN output_dir VARCHAR(1024);
-ALTER TABLE timings ADD COLUMN details JSON;
-CREATE TABLE metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    stage VARCHAR(64) NOT NULL,
-    step INTEGER NOT NULL,
-    loss FLOAT NOT NULL,
-    lr FLOAT NOT NULL,
-    seconds FLOAT NOT NULL
-);
-CREATE UNIQUE INDEX ix_metrics_run_stage_step ON metrics (run_id, stage, step);
-"""
+from leaderboard.database import Location, make_engine
+from leaderboard.legacy_schema import FINAL_VERSION, STEPS
 
-# v3: a run identity (uuid) that names the run's output folder, so run ids that restart in a new
-# database never meet another database's checkpoints (existing rows get a fresh random one); and
-# the diagnostics a stage measures when it ends (e.g. AutoRegEmbed's held-out IC losses).
-_V3 = """
-ALTER TABLE runs ADD COLUMN uuid VARCHAR(32);
-UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
-CREATE UNIQUE INDEX ix_runs_uuid ON runs (uuid);
-CREATE TABLE diagnostics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    stage VARCHAR(64) NOT NULL,
-    name VARCHAR(128) NOT NULL,
-    value FLOAT NOT NULL
-);
-CREATE UNIQUE INDEX ix_diagnostics_run_stage_name ON diagnostics (run_id, stage, name);
-"""
-
-# v4: what charts and exports need to know of the model: its parameters (all of the model that
-# encodes, adapters and a method's own parameters included), those trained, and the embedding size.
-_V4 = """
-ALTER TABLE runs ADD COLUMN n_parameters INTEGER;
-ALTER TABLE runs ADD COLUMN trainable_parameters INTEGER;
-ALTER TABLE runs ADD COLUMN embed_dim INTEGER;
-"""
-
-# v5: mteb's whole TaskResult of each evaluation (dataset revision, mteb version, evaluation time,
-# every score), so results can be exported in mteb's own layout; empty for earlier rows.
-_V5 = """
-ALTER TABLE scores ADD COLUMN task_result JSON;
-"""
-
-Migration = Callable[[sqlite3.Connection], None]
-
-
-def _script(ddl: str) -> Migration:
-    def run(conn: sqlite3.Connection) -> None:
-        for statement in ddl.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-
-    return run
-
-
-# MIGRATIONS[i] upgrades version i to i + 1. v2: per-step training metrics, timing details
-# (throughput, batch sizes, world size) and each run's output folder (checkpoints). v3: run uuid,
-# stage diagnostics. v4: parameter counts and embedding size. v5: mteb TaskResults.
-MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2), _script(_V3), _script(_V4), _script(_V5)]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCRIPTS = Path(__file__).with_name("schema_versions")
+BASELINE = "0001"
+ALEMBIC_USER_VERSION = FINAL_VERSION + 1
+HARNESS_TABLES = ("runs", "scores", "timings", "metrics", "diagnostics")
+SERVER_LOCK = 0x68_61_72_6E  # "harn": the advisory lock one upgrader holds
 
 
 class SchemaError(Exception):
-    """The file is a database this release cannot use."""
+    """The database is one this release cannot use."""
 
 
-def _user_tables(conn: sqlite3.Connection) -> set[str]:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {name for (name,) in rows if not name.startswith("sqlite_")}
+class NoLeaderboard(SchemaError):
+    """Nothing has been recorded there yet (and the caller asked not to create it)."""
 
 
-def _backup(conn: sqlite3.Connection, target: Path) -> None:
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+@dataclass(frozen=True)
+class State:
+    tables: frozenset[str]
+    revision: str | None
+    user_version: int | None  # SQLite only
+
+
+def _state(conn: Connection) -> State:
+    tables = frozenset(inspect(conn).get_table_names())
+    revision = MigrationContext.configure(conn).get_current_revision() if "alembic_version" in tables else None
+    user_version = conn.exec_driver_sql("PRAGMA user_version").scalar() if conn.dialect.name == "sqlite" else None
+    return State(tables, revision, user_version)
+
+
+def _plan(state: State, where: Location) -> str:
+    """``current``, ``create``, ``legacy`` (a pre-Alembic SQLite file) or ``alembic`` (an older
+    revision); raises SchemaError for a database this release must not touch."""
+    newer = (
+        f"{where} was written by a newer harness (schema revision {{}}; this release knows up to "
+        f"{head()}). Upgrade harness, or point --db elsewhere."
+    )
+    if (state.user_version or 0) > ALEMBIC_USER_VERSION:
+        raise SchemaError(newer.format(f"user_version {state.user_version}"))
+    if state.revision is not None:
+        try:
+            ScriptDirectory.from_config(_config()).get_revision(state.revision)
+        except CommandError:
+            raise SchemaError(newer.format(state.revision)) from None
+        return "current" if state.revision == head() else "alembic"
+    if where.is_sqlite:
+        found = state.user_version or 0
+        if found > FINAL_VERSION:
+            raise SchemaError(newer.format(f"user_version {found}"))
+        if found:
+            return "legacy"
+        if state.tables:
+            raise SchemaError(
+                f"{where} is a SQLite database but not a harness leaderboard (it has tables "
+                f"{sorted(state.tables)} and no harness schema version); it was left untouched."
+            )
+        return "create"
+    clash = sorted(state.tables & set(HARNESS_TABLES))
+    if clash:
+        raise SchemaError(
+            f"{where} has tables {clash} but no harness schema revision (alembic_version): they were "
+            "not made by the harness, and were left untouched. Use another database."
+        )
+    return "create"
+
+
+def upgrade(where: Location, *, create: bool = True) -> str | None:
+    """Bring the database at ``where`` to the head revision; return the revision found there
+    (``None`` for a new database, ``v<N>`` for a pre-Alembic SQLite file)."""
+    if where.is_sqlite:
+        return _upgrade_sqlite(where)
+    return _upgrade_server(where, create)
+
+
+def _found(state: State) -> str | None:
+    return state.revision or (f"v{state.user_version}" if state.user_version else None)
+
+
+def _upgrade_sqlite(where: Location) -> str | None:
+    path = where.path
+    assert path is not None
+    reader = make_engine(where, write=False, foreign_keys=False)
+    try:
+        with reader.connect() as conn:
+            state = _state(conn)
+            plan = _plan(state, where)  # refuses before any backup or lock
+            if plan == "current" and state.user_version == ALEMBIC_USER_VERSION:
+                return state.revision  # the common case takes no lock: readers never wait behind writers
+            if plan in ("legacy", "alembic"):
+                suffix = f"v{state.user_version}" if plan == "legacy" else f"rev{state.revision}"
+                _backup_sqlite(conn.connection.dbapi_connection, path.with_name(f"{path.name}.{suffix}.bak"))
+    finally:
+        reader.dispose()
+    # foreign keys off: a batch-mode rebuild drops and recreates tables, which must cascade nothing
+    writer = make_engine(where, write=True, foreign_keys=False)
+    try:
+        with writer.connect() as conn, conn.begin():  # one upgrader at a time; others wait, then see it done
+            state = _state(conn)
+            plan = _plan(state, where)
+            counters = _id_counters(conn)
+            if plan == "legacy":
+                raw = conn.connection.dbapi_connection
+                for step in STEPS[state.user_version :]:
+                    step(raw)
+                _rebuild_as_baseline(conn)
+            if plan != "current":
+                command.upgrade(_config(conn), "head")
+            _restore_id_counters(conn, counters)
+            conn.exec_driver_sql(f"PRAGMA user_version = {ALEMBIC_USER_VERSION}")
+    finally:
+        writer.dispose()
+    wal = sqlite3.connect(path, isolation_level=None)
+    try:
+        wal.execute("PRAGMA journal_mode = WAL")  # persistent: later connections use WAL too
+    finally:
+        wal.close()
+    return _found(state)
+
+
+def _rebuild_as_baseline(conn: Connection) -> None:
+    """Move a v5 file's rows into tables made by the baseline revision itself.
+
+    The legacy DDL declares foreign keys inline (``run_id ... REFERENCES runs (id) ON DELETE
+    CASCADE``), which SQLAlchemy's reflection reads without the ``ON DELETE``: a later batch-mode
+    rebuild would copy the table without its cascade. Rebuilt, every file has the baseline's DDL.
+    """
+    legacy = [f"_legacy_{table}" for table in HARNESS_TABLES]
+    for table, old in zip(HARNESS_TABLES, legacy):
+        for index in inspect(conn).get_indexes(table):
+            conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    command.upgrade(_config(conn), BASELINE)
+    for table, old in zip(HARNESS_TABLES, legacy):
+        columns = ", ".join(f'"{c["name"]}"' for c in inspect(conn).get_columns(table))
+        conn.exec_driver_sql(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{old}"')
+    for old in reversed(legacy):
+        conn.exec_driver_sql(f'DROP TABLE "{old}"')
+
+
+def _id_counters(conn: Connection) -> dict[str, int]:
+    """SQLite's AUTOINCREMENT counters (the largest id ever given, deleted rows included)."""
+    if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first():
+        return {}
+    return {name: seq for name, seq in conn.exec_driver_sql("SELECT name, seq FROM sqlite_sequence") if name in HARNESS_TABLES}
+
+
+def _restore_id_counters(conn: Connection, counters: dict[str, int]) -> None:
+    """A rebuilt table restarts its counter at its largest id: the ids of deleted runs stay retired."""
+    for table, seq in counters.items():
+        conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table))
+
+
+def _backup_sqlite(conn: sqlite3.Connection, target: Path) -> None:
     """A consistent copy (WAL content included) through SQLite's online backup."""
     with sqlite3.connect(target) as copy:
         conn.backup(copy)
     copy.close()
 
 
-def upgrade(path: Path) -> int:
-    """Bring the database at ``path`` to ``SCHEMA_VERSION``; return the version found."""
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+def _upgrade_server(where: Location, create: bool) -> str | None:
+    engine = make_engine(where, write=True)
     try:
-        conn.execute("PRAGMA busy_timeout = 60000")
-        before = conn.execute("PRAGMA user_version").fetchone()[0]
-        if before == SCHEMA_VERSION:
-            return before  # the common case takes no lock: readers never wait behind writers
-        if 0 < before < SCHEMA_VERSION:
-            _backup(conn, path.with_name(f"{path.name}.v{before}.bak"))
-        conn.execute("BEGIN IMMEDIATE")  # one upgrader at a time; others wait, then see it done
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found == SCHEMA_VERSION:
-            conn.execute("COMMIT")
-            return found  # WAL was set when the file was created or migrated (it persists)
-        if found > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise SchemaError(
-                f"{path} was written by a newer harness (schema version {found}; this release "
-                f"reads up to {SCHEMA_VERSION}). Upgrade harness, or point --db at another file."
-            )
-        if found == 0 and _user_tables(conn):
-            conn.execute("ROLLBACK")
-            raise SchemaError(
-                f"{path} is a SQLite database but not a harness leaderboard (it has tables "
-                f"{sorted(_user_tables(conn))} and no harness schema version); it was left untouched."
-            )
-        for step in MIGRATIONS[found:]:
-            step(conn)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA journal_mode = WAL")  # persistent: later connections use WAL too
-        return found
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        with engine.connect() as conn:
+            state = _state(conn)
+            if _plan(state, where) == "current":
+                return state.revision
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SERVER_LOCK})
+            state = _state(conn)
+            plan = _plan(state, where)
+            if plan == "create" and not create:
+                raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")
+            if plan == "alembic":
+                _backup_server(conn, state)
+            if plan != "current":
+                command.upgrade(_config(conn), "head")
+            return state.revision
     finally:
-        conn.close()
+        engine.dispose()
+
+
+def _backup_server(conn: Connection, state: State) -> None:
+    """Copies of the harness's tables into a new schema, in the upgrade's own transaction."""
+    quote = conn.dialect.identifier_preparer.quote
+    schema = quote(f"harness_backup_{state.revision}_{int(time.time())}")
+    conn.execute(text(f"CREATE SCHEMA {schema}"))
+    for table in (*HARNESS_TABLES, "alembic_version"):
+        if table in state.tables:
+            conn.execute(text(f"CREATE TABLE {schema}.{quote(table)} AS TABLE {quote(table)}"))

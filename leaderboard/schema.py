@@ -1,8 +1,9 @@
-"""SQLAlchemy tables of the leaderboard (schema version in ``PRAGMA user_version``)."""
+"""SQLAlchemy tables of the leaderboard. The database schema is made by the Alembic revisions in
+``leaderboard/schema_versions``; a test checks that they build exactly these tables."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -10,13 +11,17 @@ class Base(DeclarativeBase):
     pass
 
 
+AUTOINCREMENT = {"sqlite_autoincrement": True}  # SQLite never reuses a deleted run's id
+
+
 class Run(Base):
     """One invocation of ``harness run``: what was asked, where it ran, how it ended."""
 
     __tablename__ = "runs"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True)  # names the output folder
+    uuid: Mapped[str] = mapped_column(String(32), unique=True, index=True, nullable=True)  # names the output folder (nullable in the v3 DDL; always set)
     status: Mapped[str] = mapped_column(String(16), index=True)  # running | finished | failed | interrupted
     error: Mapped[str | None] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(128), index=True)
@@ -36,8 +41,8 @@ class Run(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     output_dir: Mapped[str | None] = mapped_column(String(1024))  # checkpoints of trained runs
-    n_parameters: Mapped[int | None] = mapped_column(Integer)  # of the model that encodes, adapters included
-    trainable_parameters: Mapped[int | None] = mapped_column(Integer)  # 0 for untrained methods
+    n_parameters: Mapped[int | None] = mapped_column(BigInteger)  # of the model that encodes, adapters included
+    trainable_parameters: Mapped[int | None] = mapped_column(BigInteger)  # 0 for untrained methods
     embed_dim: Mapped[int | None] = mapped_column(Integer)
 
     scores: Mapped[list[Score]] = relationship(
@@ -52,7 +57,7 @@ class Score(Base):
     """One mteb task result of a run: its main score (0-1) and every other number mteb gave."""
 
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_run_task", "run_id", "task", unique=True),)
+    __table_args__ = (Index("ix_scores_run_task", "run_id", "task", unique=True), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -68,14 +73,15 @@ class Timing(Base):
     """Cost of one phase of a run (load, an evaluation, a training stage)."""
 
     __tablename__ = "timings"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     phase: Mapped[str] = mapped_column(String(256))
     seconds: Mapped[float] = mapped_column(Float)
     items: Mapped[int | None] = mapped_column(Integer)
-    tokens: Mapped[int | None] = mapped_column(Integer)
-    peak_memory_bytes: Mapped[int | None] = mapped_column(Integer)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict | None] = mapped_column(JSON)  # e.g. samples/s, world size, batch sizes
     run: Mapped[Run] = relationship(back_populates="timings")
 
@@ -84,7 +90,7 @@ class Metric(Base):
     """One logged optimiser step of a training stage."""
 
     __tablename__ = "metrics"
-    __table_args__ = (Index("ix_metrics_run_stage_step", "run_id", "stage", "step", unique=True),)
+    __table_args__ = (Index("ix_metrics_run_stage_step", "run_id", "stage", "step", unique=True), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -99,7 +105,7 @@ class Diagnostic(Base):
     """A number a training stage measured on held-out data when it ended."""
 
     __tablename__ = "diagnostics"
-    __table_args__ = (Index("ix_diagnostics_run_stage_name", "run_id", "stage", "name", unique=True),)
+    __table_args__ = (Index("ix_diagnostics_run_stage_name", "run_id", "stage", "name", unique=True), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -1,8 +1,9 @@
 """Opening the leaderboard database and reading and writing runs.
 
-Every write is its own short ``BEGIN IMMEDIATE`` transaction in WAL mode with a busy timeout, so
-many processes can record runs into one file while others read it, and a crash at any point leaves
-either the whole write or none of it.
+Every write is its own short transaction (on SQLite ``BEGIN IMMEDIATE`` in WAL mode with a busy
+timeout; on PostgreSQL the server's own, with row locks where a write re-reads what it changes), so
+many processes can record runs into one database while others read it, and a crash at any point
+leaves either the whole write or none of it.
 """
 
 from __future__ import annotations
@@ -14,77 +15,50 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from harness import faults
-from leaderboard.errors import LeaderboardError
-from leaderboard.migrations import SchemaError, upgrade
+from leaderboard.database import Location, check_sqlite_file, locate, make_engine
+from leaderboard.errors import LeaderboardError, MissingLeaderboard
+from leaderboard.migrations import NoLeaderboard, SchemaError, upgrade
 from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-BUSY_TIMEOUT_MS = 60_000
 HEARTBEAT_S = 30.0  # a running run's process refreshes heartbeat_at this often
 STALE_AFTER_S = float(os.environ.get("HARNESS_STALE_AFTER", 600))  # then another host may reap it
 STATUSES = ("running", "finished", "failed", "interrupted")
 
 
-def _check_is_sqlite(path: Path) -> None:
-    if path.is_dir():
-        raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
-    if path.exists() and path.stat().st_size > 0:
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_MAGIC))
-        if head != SQLITE_MAGIC:
-            raise LeaderboardError(
-                f"--db {path} is not a SQLite database (its first bytes are not the SQLite "
-                "header); it was left untouched. Point --db or HARNESS_DB at a new file."
-            )
+def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
+    """Open (and create or upgrade) the leaderboard at ``db``: a SQLite file path or a database
+    URL (see ``leaderboard.database.locate``).
 
-
-def _engine(path: Path, begin: str) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # journal_mode is persistent and set once, when the file is created or migrated: setting
-        # it on every connection takes a lock and can fail ("disk I/O error") on busy files
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
-
-    return engine
-
-
-def open_store(path: str | os.PathLike[str], *, create: bool = True) -> RunStore:
-    """Open (and create or upgrade) the leaderboard at ``path``.
-
-    Raises ``LeaderboardError`` for a file that is not a harness leaderboard, and for a missing
-    file when ``create`` is false. A file that is refused is never modified.
+    Raises ``LeaderboardError`` for a database that is not a harness leaderboard or cannot be
+    reached, and for a missing one when ``create`` is false (``MissingLeaderboard``). A database
+    that is refused is never modified.
     """
-    path = Path(path).expanduser()
-    _check_is_sqlite(path)
-    if not path.exists() and not create:
-        raise LeaderboardError(f"no leaderboard at {path} yet: `harness run` creates it.")
-    if not path.parent.exists():
-        raise LeaderboardError(f"--db {path}: the folder {path.parent} does not exist.")
+    where = locate(db)
+    if where.is_sqlite:
+        path = where.path
+        check_sqlite_file(path)
+        if not path.exists() and not create:
+            raise MissingLeaderboard(f"no leaderboard at {path} yet: `harness run` creates it.")
+        if not path.parent.exists():
+            raise LeaderboardError(f"--db {path}: the folder {path.parent} does not exist.")
     try:
-        upgrade(path)
+        upgrade(where, create=create)
+    except NoLeaderboard as exc:
+        raise MissingLeaderboard(str(exc)) from None
     except SchemaError as exc:
         raise LeaderboardError(str(exc)) from None
-    except Exception as exc:  # sqlite3.DatabaseError: corrupt or encrypted file
-        raise LeaderboardError(f"--db {path} cannot be opened as a database: {exc}") from None
-    return RunStore(path)
+    except ModuleNotFoundError as exc:
+        raise LeaderboardError(f"--db {where}: {exc.name} is not installed: pip install 'harness[postgres]'.") from None
+    except Exception as exc:  # a corrupt or encrypted file, a server that cannot be reached
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LeaderboardError(f"--db {where} cannot be opened as a database: {first_line}") from None
+    return RunStore(where)
 
 
 def _score_dict(score: Score) -> dict[str, Any]:
@@ -142,12 +116,12 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
 
 
 class RunStore:
-    """Reads and writes runs in one leaderboard database file."""
+    """Reads and writes runs in one leaderboard database."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._reader = _engine(path, "BEGIN")
-        self._writer = _engine(path, "BEGIN IMMEDIATE")
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self._reader = make_engine(location, write=False)
+        self._writer = make_engine(location, write=True)
 
     def close(self) -> None:
         self._reader.dispose()
@@ -200,10 +174,10 @@ class RunStore:
             session.flush()
             return run.id
 
-    def _get(self, session: Session, run_id: int) -> Run:
-        run = session.get(Run, run_id)
+    def _get(self, session: Session, run_id: int, *, lock: bool = False) -> Run:
+        run = session.get(Run, run_id, with_for_update=lock)  # FOR UPDATE on a server; SQLite locked already
         if run is None:
-            raise LeaderboardError(f"no run {run_id} in {self.path}.")
+            raise LeaderboardError(f"no run {run_id} in {self.location}.")
         return run
 
     def heartbeat(self, run_id: int) -> None:
@@ -327,7 +301,7 @@ class RunStore:
     def reopen_run(self, run_id: int) -> dict[str, Any]:
         """Mark a failed or interrupted run as running again in this process (for ``--resume``)."""
         with self._session(write=True) as session:
-            run = self._get(session, run_id)
+            run = self._get(session, run_id, lock=True)
             if run.status == "finished":
                 raise LeaderboardError(f"run {run_id} is already finished; nothing to resume.")
             if run.status == "running" and _process_alive(run.pid) and run.host == socket.gethostname():
@@ -372,7 +346,7 @@ class RunStore:
             return []  # a read command takes no write lock unless there is something to reap
         with self._session(write=True) as session:
             reaped = []
-            for run in session.scalars(select(Run).where(Run.status == "running", Run.id.in_(suspects))):
+            for run in session.scalars(select(Run).where(Run.status == "running", Run.id.in_(suspects)).with_for_update()):
                 reason = _stale_reason(run, host, now)
                 if reason:
                     run.status, run.ended_at, run.error = "failed", now, reason
@@ -442,7 +416,7 @@ class RunStore:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:
                 raise LeaderboardError(
-                    f"no run {', '.join(map(str, missing))} in {self.path}"
+                    f"no run {', '.join(map(str, missing))} in {self.location}"
                     + ("" if statuses is None else f" with status {'/'.join(statuses)}")
                     + "."
                 )

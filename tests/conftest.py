@@ -130,3 +130,40 @@ def independent_cosine_spearman(model_folder, task_file) -> float:
     b = np.stack([embed(t) for t in pairs.sentence2])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     return float(spearmanr(cosine, pairs.scores)[0])
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests.postgres import server
+
+    yield from server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database on the test server, as a --db URL."""
+    from tests.postgres import fresh_database
+
+    yield from fresh_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request, tmp_path):
+    """A leaderboard location on each back-end: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "h.db")
+    return request.getfixturevalue("postgres_url")
+
+
+def db_rows(db: str, sql: str) -> list[tuple]:
+    """Rows of a plain SQL query on either back-end, read without the harness's store."""
+    from sqlalchemy import create_engine, text
+
+    from leaderboard.database import locate
+
+    engine = create_engine(locate(db).url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from leaderboard.migrations import SCHEMA_VERSION
+from leaderboard.migrations import ALEMBIC_USER_VERSION
 from leaderboard.queries import compare, rank
 from leaderboard.store import LeaderboardError, open_store
 
@@ -47,7 +47,7 @@ def test_wal_mode_and_schema_version(tmp_path):
     open_store(tmp_path / "h.db")
     with sqlite3.connect(tmp_path / "h.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == ALEMBIC_USER_VERSION
 
 
 def test_failed_and_unfinished_runs_stay_out_of_default_queries(tmp_path):
@@ -96,13 +96,16 @@ def test_another_apps_sqlite_database_is_refused(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
 
 
-def test_a_newer_schema_is_refused(tmp_path):
+@pytest.mark.parametrize("change", ["UPDATE alembic_version SET version_num = '9999'", f"PRAGMA user_version = {ALEMBIC_USER_VERSION + 1}"])
+def test_a_newer_schema_is_refused(tmp_path, change):
     path = tmp_path / "new.db"
     open_store(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.execute(change)
+    before = path.read_bytes()
     with pytest.raises(LeaderboardError, match="newer harness"):
         open_store(path)
+    assert path.read_bytes() == before
 
 
 def test_read_only_open_does_not_create(tmp_path):

@@ -1,5 +1,6 @@
-"""Eight processes record runs into one database while another process runs `compare` in a loop:
-every run arrives whole and nobody sees "database is locked"."""
+"""Eight processes record runs into one database (a SQLite file, a PostgreSQL database) while
+another process runs `compare` in a loop: every run arrives whole and nobody sees "database is
+locked"."""
 
 from __future__ import annotations
 
@@ -53,20 +54,20 @@ READER = textwrap.dedent(
 )
 
 
-def test_eight_writers_and_a_reader(tmp_path):
-    db = tmp_path / "shared.db"
+def test_eight_writers_and_a_reader(tmp_path, any_db):
+    db = any_db
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     from leaderboard.store import open_store
 
     open_store(db).close()  # created once, so every writer finds the schema in place
     stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop), str(TASKS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen([sys.executable, "-c", READER, db, str(stop), str(TASKS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (tmp_path / "stop.ready").exists():  # the reader is looping before any writer starts
         assert reader.poll() is None and time.time() < deadline, reader.stderr.read()[-2000:]
         time.sleep(0.05)
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(w), str(RUNS_EACH), str(TASKS)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", WRITER, db, str(w), str(RUNS_EACH), str(TASKS)], env=env, stderr=subprocess.PIPE, text=True)
         for w in range(WRITERS)
     ]
     failures = [w.stderr.read() for w in writers if w.wait() != 0]

@@ -1,17 +1,18 @@
-"""SIGKILL a `harness run` at each fault point; the database stays sound, the run is never left
-running, partial scores stay out of compare, and --resume completes the run in the same row."""
+"""SIGKILL a `harness run` at each fault point, on SQLite and on PostgreSQL: the database stays
+sound, the run is never left running, partial scores stay out of compare, and --resume completes
+the run in the same row."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from tests.conftest import db_rows
 from tests.training_fixtures import TRIPLETS
 
 HARNESS = [sys.executable, "-m", "harness"]
@@ -19,19 +20,19 @@ KILL_POINTS = ["load", "train-step:3", "evaluate:2", "score-write:1"]
 
 
 @pytest.fixture
-def workspace(tmp_path, tiny_llama_dir, small_sts_file):
+def workspace(tmp_path, tiny_llama_dir, small_sts_file, any_db):
     triplets = tmp_path / "triplets.jsonl"
     triplets.write_text("\n".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) for t in TRIPLETS) + "\n")
     second = tmp_path / "second-task.tsv"
     second.write_text(small_sts_file.read_text())
     run = [
         "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
-        "--tasks", str(small_sts_file), "--tasks", str(second), "--db", str(tmp_path / "h.db"),
+        "--tasks", str(small_sts_file), "--tasks", str(second), "--db", any_db,
         "--output-dir", str(tmp_path / "runs"), "--set", "method_args.steps=6",
         "--set", "method_args.checkpoint_every=2", "--set", "method_args.batch_size=2",
         "--set", "method_args.template='this sentence : {text}'",
     ]
-    return tmp_path, run
+    return tmp_path, run, any_db
 
 
 def harness(*args, env=None, check=True):
@@ -42,35 +43,32 @@ def harness(*args, env=None, check=True):
 
 
 def _scores(db) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM scores").fetchone()[0]
+    return db_rows(db, "SELECT count(*) FROM scores")[0][0]
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_kill_then_resume(workspace, point):
-    tmp_path, run = workspace
-    db = tmp_path / "h.db"
+    tmp_path, run, db = workspace
     killed = harness(*run, env={"HARNESS_KILL_AT": point}, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT status FROM runs").fetchall() == [("running",)]  # as the kill left it
+    if "://" not in db:
+        assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert db_rows(db, "SELECT status FROM runs") == [("running",)]  # as the kill left it
     expected_scores = {"load": 0, "train-step:3": 0, "evaluate:2": 1, "score-write:1": 0}[point]
     assert _scores(db) == expected_scores  # a score write cut short leaves nothing behind
 
-    (listed,) = json.loads(harness("runs", "--db", str(db), "--json").stdout)  # the next command reaps it
+    (listed,) = json.loads(harness("runs", "--db", db, "--json").stdout)  # the next command reaps it
     assert listed["status"] == "failed" and "interrupted" in listed["error"]
-    assert json.loads(harness("compare", "--db", str(db), "--json").stdout) == []
-    assert json.loads(harness("leaderboard", "--db", str(db), "--json").stdout) == []
-    partial = json.loads(harness("compare", "--include-unfinished", "--db", str(db), "--json").stdout)
+    assert json.loads(harness("compare", "--db", db, "--json").stdout) == []
+    assert json.loads(harness("leaderboard", "--db", db, "--json").stdout) == []
+    partial = json.loads(harness("compare", "--include-unfinished", "--db", db, "--json").stdout)
     assert len(partial[0]["scores"]) == expected_scores
 
-    harness("run", "--resume", "1", "--db", str(db), "--output-dir", str(tmp_path / "runs"))
-    (done,) = json.loads(harness("compare", "--db", str(db), "--json").stdout)
+    harness("run", "--resume", "1", "--db", db, "--output-dir", str(tmp_path / "runs"))
+    (done,) = json.loads(harness("compare", "--db", db, "--json").stdout)
     assert done["run_id"] == 1 and done["status"] == "finished"
     assert set(done["scores"]) == {"tiny-sts", "second-task"}
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
-        steps = [s for (s,) in conn.execute("SELECT step FROM metrics ORDER BY step")]
+    assert db_rows(db, "SELECT count(*) FROM runs") == [(1,)]
+    steps = [s for (s,) in db_rows(db, "SELECT step FROM metrics ORDER BY step")]
     assert steps == list(range(1, 7))

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from leaderboard import migrations
+from leaderboard import legacy_schema, migrations
 from leaderboard.store import LeaderboardError, open_store
 from tests.training_fixtures import TRIPLETS
 
@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def _v1_database(path):
     with sqlite3.connect(path) as conn:
-        migrations.MIGRATIONS[0](conn)
+        legacy_schema.STEPS[0](conn)
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
             "INSERT INTO runs (status, method, backbone, task_spec, task_names, config, config_hash, seed, "
@@ -48,7 +48,8 @@ def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_pat
     store.record_model(1, n_parameters=10, trainable_parameters=2, embed_dim=4)
     assert [store.get_run(1)[k] for k in ("n_parameters", "trainable_parameters", "embed_dim")] == [10, 2, 4]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.ALEMBIC_USER_VERSION
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
     backup = tmp_path / "old.db.v1.bak"
     with sqlite3.connect(backup) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
@@ -60,7 +61,7 @@ def test_a_newer_database_is_refused_untouched(tmp_path):
     path = tmp_path / "new.db"
     open_store(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute(f"PRAGMA user_version = {migrations.SCHEMA_VERSION + 3}")
+        conn.execute(f"PRAGMA user_version = {migrations.ALEMBIC_USER_VERSION + 3}")
     before = path.read_bytes()
     with pytest.raises(LeaderboardError, match="newer harness"):
         open_store(path)

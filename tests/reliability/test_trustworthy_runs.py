@@ -226,7 +226,8 @@ def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(tmp_p
 
 def test_opening_a_database_never_sets_its_journal_mode_again(tmp_path, monkeypatch):
     """Setting it on every connection once failed with "disk I/O error" after a finished run."""
-    from leaderboard import migrations
+    import sqlite3
+
     from leaderboard.store import open_store
 
     db = tmp_path / "h.db"
@@ -234,14 +235,15 @@ def test_opening_a_database_never_sets_its_journal_mode_again(tmp_path, monkeypa
     assert _rows(db, "PRAGMA journal_mode") == [("wal",)]  # set once, at creation
 
     statements: list[str] = []
-    real_connect = migrations.sqlite3.connect
+    real_connect = sqlite3.connect
 
     def traced_connect(*args, **kwargs):
         conn = real_connect(*args, **kwargs)
         conn.set_trace_callback(statements.append)
         return conn
 
-    monkeypatch.setattr(migrations.sqlite3, "connect", traced_connect)  # SQLAlchemy's connections too
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", traced_connect)  # SQLAlchemy's connections
     store = open_store(db, create=False)
     store.runs(statuses=None)
     store.reap_stale()  # a write transaction: the writer's connection too

@@ -1,0 +1,103 @@
+"""Where the leaderboard lives: a SQLite file (the embedded default, on a local disk) or a
+database server named by a SQLAlchemy URL (PostgreSQL), for a team or a cluster."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from leaderboard.errors import LeaderboardError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+POSTGRES_DRIVER = "postgresql+psycopg"  # psycopg 3: the `postgres` extra
+SUPPORTED = "a file path, sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
+
+
+@dataclass(frozen=True)
+class Location:
+    url: URL
+    path: Path | None  # the SQLite file; None for a server
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.path is not None
+
+    def __str__(self) -> str:
+        return str(self.path) if self.path is not None else self.url.render_as_string(hide_password=True)
+
+
+def locate(db: str | os.PathLike[str]) -> Location:
+    """``--db`` / ``HARNESS_DB`` as a location: a path, or a URL with ``://``."""
+    text = os.fspath(db)
+    if "://" not in text:
+        path = Path(text).expanduser()
+        return Location(URL.create("sqlite", database=str(path)), path)
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise LeaderboardError(f"--db {text!r} is not a database URL; give {SUPPORTED}.") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise LeaderboardError(f"--db {text!r}: an in-memory database keeps nothing; give a file, sqlite:///PATH.")
+        return locate(url.database)
+    if backend != "postgresql":
+        raise LeaderboardError(f"--db {text!r}: the harness records into SQLite or PostgreSQL; give {SUPPORTED}.")
+    if url.drivername == "postgresql":
+        url = url.set(drivername=POSTGRES_DRIVER)
+    return Location(url, None)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse, untouched, a path that is a folder or a file of another kind."""
+    if path.is_dir():
+        raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise LeaderboardError(
+                f"--db {path} is not a SQLite database (its first bytes are not the SQLite "
+                "header); it was left untouched. Point --db or HARNESS_DB at a new file."
+            )
+
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -> Engine:
+    """An engine for ``location`` whose transactions are reads from one snapshot or writes.
+
+    SQLite: readers ``BEGIN`` (a snapshot in WAL mode); writers ``BEGIN IMMEDIATE`` (the write lock
+    up front, waited for up to the busy timeout); foreign keys enforced unless a migration turns
+    them off. A server: readers at REPEATABLE READ (one snapshot for all of a read's queries, as
+    SQLite gives), writers at READ COMMITTED with row locks where they re-read what they change.
+    """
+    if not location.is_sqlite:
+        isolation = "READ COMMITTED" if write else "REPEATABLE READ"
+        return create_engine(location.url, pool_pre_ping=True, isolation_level=isolation)
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+    engine = create_engine(location.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # journal_mode is persistent and set once, when the file is created or migrated: setting
+        # it on every connection takes a lock and can fail ("disk I/O error") on busy files
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine

@@ -1,0 +1,157 @@
+"""Alembic migrations of the leaderboard on SQLite and PostgreSQL: the revisions build exactly the
+models' tables, pre-Alembic files are stamped and upgraded with nothing lost, older revisions are
+backed up first, and databases this release must not touch are refused untouched."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+from typer.testing import CliRunner
+
+from harness.cli import app
+from leaderboard import legacy_schema, migrations
+from leaderboard.database import locate
+from leaderboard.schema import Base
+from leaderboard.store import LeaderboardError, open_store
+from tests.conftest import db_rows
+
+LLAMA2_7B_PARAMETERS = 6_738_415_616  # beyond PostgreSQL's INTEGER (2^31 - 1)
+H200_BYTES = 141 * 2**30
+
+
+def _differences(db: str) -> list:
+    engine = create_engine(locate(db).url)
+    try:
+        with engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def _run(store, method="m") -> int:
+    return store.start_run(method=method, backbone="b", task_spec="t", task_names=["A"], config={}, config_hash="h", seed=0, environment={})
+
+
+def test_the_revisions_build_exactly_the_models_tables(any_db):
+    open_store(any_db).close()
+    assert _differences(any_db) == []
+    assert db_rows(any_db, "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
+
+
+def test_counts_beyond_32_bits_are_recorded(any_db):
+    store = open_store(any_db)
+    run_id = _run(store)
+    store.record_model(run_id, n_parameters=LLAMA2_7B_PARAMETERS, trainable_parameters=LLAMA2_7B_PARAMETERS, embed_dim=4096)
+    store.record_timing(run_id, phase="train:ic", seconds=1.0, tokens=3 * 2**31, peak_memory_bytes=H200_BYTES)
+    record = store.get_run(run_id)
+    assert record["n_parameters"] == LLAMA2_7B_PARAMETERS
+    assert record["timings"][0]["peak_memory_bytes"] == H200_BYTES and record["timings"][0]["tokens"] == 3 * 2**31
+
+
+def _v5_file(path) -> None:
+    """A file as releases before Alembic wrote it, with a run in every table."""
+    with sqlite3.connect(path) as conn:
+        for step in legacy_schema.STEPS:
+            step(conn)
+        conn.execute(f"PRAGMA user_version = {legacy_schema.FINAL_VERSION}")
+        conn.execute(
+            "INSERT INTO runs (uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at, ended_at, n_parameters) VALUES ('u1', 'finished', 'old', 'b', 't', "
+            "'[\"A\"]', '{\"k\": 1}', 'h', 0, '{}', '{}', 'host', 1, 1.0, 1.0, 2.0, 135)"
+        )
+        conn.execute("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'cosine_spearman', 0.5, '{}')")
+        conn.execute("INSERT INTO timings (run_id, phase, seconds, tokens) VALUES (1, 'load', 1.5, 7)")
+        conn.execute("INSERT INTO metrics (run_id, stage, step, loss, lr, seconds) VALUES (1, 'ic', 1, 2.0, 0.1, 0.5)")
+        conn.execute("INSERT INTO diagnostics (run_id, stage, name, value) VALUES (1, 'ic', 'own', 3.0)")
+        conn.execute(
+            "INSERT INTO runs (uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) SELECT 'u2', status, method, backbone, task_spec, task_names, "
+            "config, config_hash, seed, versions, hardware, host, pid, started_at, heartbeat_at FROM runs WHERE id = 1"
+        )
+        conn.execute("DELETE FROM runs WHERE id = 2")
+
+
+def test_a_file_from_before_alembic_is_stamped_and_upgraded_with_every_row(tmp_path):
+    path = tmp_path / "v5.db"
+    _v5_file(path)
+    store = open_store(path)
+    record = store.get_run(1)
+    assert record["scores"] == {"A": 0.5} and record["config"] == {"k": 1} and record["n_parameters"] == 135
+    assert record["timings"][0]["tokens"] == 7 and store.metrics(1)[0]["loss"] == 2.0 and store.diagnostics(1)[0]["value"] == 3.0
+    with sqlite3.connect(path) as conn:  # the batch rebuild of `runs` cascaded nothing and left no dangling key
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.ALEMBIC_USER_VERSION
+    assert _differences(str(path)) == []
+    with sqlite3.connect(tmp_path / "v5.db.v5.bak") as conn:  # the backup is the file as it was
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert "alembic_version" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert _run(store) == 3  # AUTOINCREMENT survived the rebuild: the deleted run's id is not reused
+    with sqlite3.connect(path) as conn:
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")} | {n for (n,) in conn.execute("SELECT name FROM sqlite_sequence")}
+    assert not [n for n in names if n.startswith("_")]
+    store.delete_run(1)  # ON DELETE CASCADE kept: no score, timing, metric or diagnostic left behind
+    for table in ("scores", "timings", "metrics", "diagnostics"):
+        assert db_rows(str(path), f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def _at_revision(db: str, revision: str) -> None:
+    engine = create_engine(locate(db).url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrations._config(conn), revision)
+    finally:
+        engine.dispose()
+
+
+def test_an_older_revision_on_a_server_is_backed_up_then_upgraded(postgres_url):
+    _at_revision(postgres_url, migrations.BASELINE)
+    open_store(postgres_url).close()  # refuses nothing, upgrades to the head
+    assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
+    (schema,) = db_rows(postgres_url, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'harness_backup_%'")
+    assert schema[0].startswith(f"harness_backup_{migrations.BASELINE}_")
+    assert db_rows(postgres_url, f'SELECT version_num FROM "{schema[0]}".alembic_version') == [(migrations.BASELINE,)]
+    assert _differences(postgres_url) == []
+
+
+def test_an_older_revision_in_a_file_is_backed_up_then_upgraded(tmp_path):
+    path = tmp_path / "h.db"
+    _at_revision(str(path), migrations.BASELINE)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {migrations.ALEMBIC_USER_VERSION}")
+    open_store(path).close()
+    assert (tmp_path / f"h.db.rev{migrations.BASELINE}.bak").exists() and _differences(str(path)) == []
+
+
+def test_a_newer_or_foreign_server_database_is_refused_untouched(postgres_url):
+    open_store(postgres_url).close()
+    with create_engine(locate(postgres_url).url).begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(LeaderboardError, match="newer harness"):
+        open_store(postgres_url)
+    assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [("9999",)]
+    with create_engine(locate(postgres_url).url).begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+    with pytest.raises(LeaderboardError, match="not made by the harness"):
+        open_store(postgres_url)
+
+
+def test_reading_an_empty_server_creates_nothing(postgres_url):
+    result = CliRunner().invoke(app, ["runs", "--db", postgres_url])
+    assert result.exit_code == 0 and "No leaderboard at" in result.output
+    assert db_rows(postgres_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+
+
+@pytest.mark.parametrize("db,message", [
+    ("mysql://user@host/db", "records into SQLite or PostgreSQL"),
+    ("sqlite://", "in-memory database keeps nothing"),
+    ("postgresql://user:secret@127.0.0.1:1/none", "cannot be opened as a database"),
+])
+def test_a_database_url_that_cannot_be_used_is_exit_2_without_its_password(db, message):
+    result = CliRunner().invoke(app, ["runs", "--db", db])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "secret" not in result.output
