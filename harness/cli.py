@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="harness",
@@ -58,10 +59,10 @@ def _user_errors(db: str | None = None) -> Iterator[None]:
     try:
         yield
     except (HarnessError, LeaderboardError) as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except RunFailed as exc:
-        err_console.print(f"[bold red]Run failed:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]Run failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except RunInterrupted as exc:
         where = "" if db is None or db == DEFAULT_DB else f" --db {_db_label(db)}"
@@ -157,6 +158,13 @@ def run(
             "--resume: where to look for the run's folder if it was moved.",
         ),
     ] = Path("harness-runs"),
+    report_to: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--report-to",
+            help="Also log to tensorboard, mlflow or wandb (repeatable; each an extra). Files go under --output-dir.",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB,
     plugins: PluginsOption = None,
 ) -> None:
@@ -170,8 +178,10 @@ def run(
         from harness.config import load_run_config
         from harness.registry import import_plugins
         from harness.runner import check_output_root, execute, plan_run, recorded_config
+        from harness.trackers import check as check_trackers
 
         import_plugins(plugins or [])
+        trackers = check_trackers(report_to or [])
         is_main = distributed.from_environment().is_main
         record = None
         if resume is not None:
@@ -186,11 +196,11 @@ def run(
             options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed, "train_data": train_data}
             run_config = load_run_config(config, options, set_ or [])
         plan = plan_run(run_config)
-        if is_main and plan.method_cls(plan.method_config).stages():
+        if is_main and (trackers or plan.method_cls(plan.method_config).stages()):
             check_output_root(output_dir)
         store = _open_store(db, create=True) if is_main else None
         warnings: list[str] = []
-        run_id = execute(plan, store, console, output_root=output_dir, resume=record, warnings=warnings)
+        run_id = execute(plan, store, console, output_root=output_dir, resume=record, warnings=warnings, report_to=trackers)
         if store is None:
             return
     _report_finished(store, run_id, db)

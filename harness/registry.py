@@ -54,12 +54,14 @@ def method_names() -> list[str]:
 
 
 def _load_target(target: str | type[Method] | importlib.metadata.EntryPoint) -> type[Method]:
-    if isinstance(target, importlib.metadata.EntryPoint):
-        return target.load()
+    if isinstance(target, type):
+        return target
     if isinstance(target, str):
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
-    return target
+    # an entry point: importlib.metadata's, or the importlib_metadata backport's once that is on
+    # sys.meta_path (deepspeed puts it there), so no isinstance check against the stdlib class
+    return target.load()
 
 
 def get_method(name: str) -> type[Method]:

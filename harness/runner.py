@@ -20,6 +20,7 @@ import threading
 import traceback
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
     from rich.console import Console
 
+    from harness.trackers import Reporter
     from leaderboard.store import RunStore
 
 
@@ -172,12 +174,14 @@ def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
 
 
 class Recorder(Hooks):
-    """Writes a run's progress to the leaderboard on rank 0; on other ranks it does nothing."""
+    """Writes a run's progress to the leaderboard on rank 0, and mirrors it to the trackers of
+    ``--report-to``; on other ranks it does nothing."""
 
     def __init__(
         self, store: RunStore | None, run_id: int, console: Console | None = None, warnings: list[str] | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
-        self.store, self.run_id, self.console = store, run_id, console
+        self.store, self.run_id, self.console, self.reporter = store, run_id, console, reporter
         self.warnings = warnings if warnings is not None else []  # the CLI repeats them after the table
 
     def note(self, message: str) -> None:
@@ -189,12 +193,16 @@ class Recorder(Hooks):
     def timing(self, phase: Phase, details: dict | None = None) -> None:
         if self.store is not None:
             self.store.record_timing(self.run_id, **phase.as_dict(), details=details)
+        if self.reporter is not None:
+            self.reporter.timing(phase.phase, phase.seconds, details)
 
     def score(self, task: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None) -> None:
         if self.store is not None:
             self.store.record_score(
                 self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details, task_result=task_result,
             )
+        if self.reporter is not None:
+            self.reporter.log({f"score/{task}": main_score})
 
     def model(self, **facts: int) -> None:
         if self.store is not None:
@@ -203,6 +211,8 @@ class Recorder(Hooks):
     def steps(self, stage: str, logs: list[StepLog]) -> None:
         if self.store is not None:
             self.store.record_metrics(self.run_id, stage, [dataclasses.asdict(log) for log in logs])
+        if self.reporter is not None:
+            self.reporter.steps(stage, logs)
 
     def checkpoint(self, path: Path) -> None:
         if self.store is not None:
@@ -211,6 +221,8 @@ class Recorder(Hooks):
     def diagnostics(self, stage: str, values: dict[str, float]) -> None:
         if self.store is not None:
             self.store.record_diagnostics(self.run_id, stage, values)
+            if self.reporter is not None:
+                self.reporter.log({f"diagnostics/{stage}/{name}": value for name, value in values.items()})
             if self.console is not None:
                 shown = ", ".join(f"{name} {value:.3f}" for name, value in values.items())
                 self.console.print(f"  {stage} diagnostics: {shown}", highlight=False, soft_wrap=True)
@@ -280,6 +292,7 @@ def execute(
     output_root: Path,
     resume: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
+    report_to: Sequence[str] = (),
 ) -> int:
     """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure;
     Ctrl-C or SIGTERM mark the run ``interrupted`` and raise :class:`RunInterrupted`.
@@ -287,7 +300,8 @@ def execute(
     A fresh run gets a new output folder of its own (see :mod:`harness.run_folders`). With
     ``resume`` (the recorded run) it continues in that row, from the latest checkpoint of that
     run's own folder, whose identity is checked before the row is touched. Warnings the run
-    printed (e.g. IC diagnostics) are appended to ``warnings``.
+    printed (e.g. IC diagnostics) are appended to ``warnings``. ``report_to`` names trackers
+    (:mod:`harness.trackers`) that mirror the run on rank 0.
     """
     from harness import environment
     from harness.backbones import pick_device
@@ -333,7 +347,12 @@ def execute(
             if main:
                 verb = "Resuming" if resume is not None else "Run"
                 console.print(f"[bold]{verb} #{run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
-            with store.heartbeat_while(run_id) if main else contextlib.nullcontext():
+            with contextlib.ExitStack() as stack:
+                if main:
+                    stack.enter_context(store.heartbeat_while(run_id))
+                if main and report_to:
+                    recorder.reporter = _reporter(report_to, run_id, run_uuid, resolved, store, output_root, recorder.note)
+                    stack.callback(recorder.reporter.finish)
                 recorder.timing(data_phase)
                 _execute(plan, tasks, resolved, recorder, console, folder, resume=resume is not None)
     except KeyboardInterrupt as exc:
@@ -353,6 +372,15 @@ def execute(
                 f"({type(exc).__name__}: {exc}); `harness run --resume {run_id}` evaluates it again and finishes it."
             ) from None
     return run_id
+
+
+def _reporter(names: Sequence[str], run_id: int, run_uuid: str, resolved: dict[str, Any], store: RunStore, output_root: Path, warn: Any) -> Reporter:
+    """The run's trackers, told the resolved config and where the run is recorded."""
+    from harness.trackers import Reporter, flat_config
+
+    identity = {"harness.run_id": run_id, "harness.run_uuid": run_uuid, "harness.config_hash": config_hash(resolved),
+                "harness.leaderboard": str(store.location)}
+    return Reporter(names, run_folders.folder_name(run_id, run_uuid), output_root, {**flat_config(resolved), **identity}, warn)
 
 
 def _train(
