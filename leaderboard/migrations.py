@@ -108,19 +108,16 @@ def _plan(state: State, where: Location) -> str:
     return "create"
 
 
-def upgrade(where: Location, *, create: bool = True) -> str | None:
-    """Bring the database at ``where`` to the head revision; return the revision found there
-    (``None`` for a new database, ``v<N>`` for a pre-Alembic SQLite file)."""
+def upgrade(where: Location, *, create: bool = True) -> None:
+    """Bring the database at ``where`` to the head revision (creating it unless ``create`` is
+    false: then an empty server database raises NoLeaderboard)."""
     if where.is_sqlite:
-        return _upgrade_sqlite(where)
-    return _upgrade_server(where, create)
+        _upgrade_sqlite(where)
+    else:
+        _upgrade_server(where, create)
 
 
-def _found(state: State) -> str | None:
-    return state.revision or (f"v{state.user_version}" if state.user_version else None)
-
-
-def _upgrade_sqlite(where: Location) -> str | None:
+def _upgrade_sqlite(where: Location) -> None:
     path = where.path
     assert path is not None
     reader = make_engine(where, write=False, foreign_keys=False)
@@ -129,7 +126,7 @@ def _upgrade_sqlite(where: Location) -> str | None:
             state = _state(conn)
             plan = _plan(state, where)  # refuses before any backup or lock
             if plan == "current" and state.user_version == ALEMBIC_USER_VERSION:
-                return state.revision  # the common case takes no lock: readers never wait behind writers
+                return  # the common case takes no lock: readers never wait behind writers
             if plan in ("legacy", "alembic"):
                 suffix = f"v{state.user_version}" if plan == "legacy" else f"rev{state.revision}"
                 _backup_sqlite(conn.connection.dbapi_connection, path.with_name(f"{path.name}.{suffix}.bak"))
@@ -158,7 +155,6 @@ def _upgrade_sqlite(where: Location) -> str | None:
         wal.execute("PRAGMA journal_mode = WAL")  # persistent: later connections use WAL too
     finally:
         wal.close()
-    return _found(state)
 
 
 def _rebuild_as_baseline(conn: Connection) -> None:
@@ -189,9 +185,11 @@ def _id_counters(conn: Connection) -> dict[str, int]:
 
 
 def _restore_id_counters(conn: Connection, counters: dict[str, int]) -> None:
-    """A rebuilt table restarts its counter at its largest id: the ids of deleted runs stay retired."""
+    """A rebuilt table restarts its counter at its largest id (an empty one has none): the ids
+    of deleted runs stay retired."""
     for table, seq in counters.items():
-        conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table))
+        if not conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table)).rowcount:
+            conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, seq))
 
 
 def _backup_sqlite(conn: sqlite3.Connection, target: Path) -> None:
@@ -201,13 +199,13 @@ def _backup_sqlite(conn: sqlite3.Connection, target: Path) -> None:
     copy.close()
 
 
-def _upgrade_server(where: Location, create: bool) -> str | None:
+def _upgrade_server(where: Location, create: bool) -> None:
     engine = make_engine(where, write=True)
     try:
         with engine.connect() as conn:
             state = _state(conn)
             if _plan(state, where) == "current":
-                return state.revision
+                return
         with engine.connect() as conn, conn.begin():
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SERVER_LOCK})
             state = _state(conn)
@@ -218,7 +216,6 @@ def _upgrade_server(where: Location, create: bool) -> str | None:
                 _backup_server(conn, state)
             if plan != "current":
                 command.upgrade(_config(conn), "head")
-            return state.revision
     finally:
         engine.dispose()
 

@@ -155,3 +155,13 @@ def test_a_database_url_that_cannot_be_used_is_exit_2_without_its_password(db, m
     result = CliRunner().invoke(app, ["runs", "--db", db])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()) and "secret" not in result.output
+
+
+def test_an_emptied_file_keeps_retiring_the_ids_it_gave(tmp_path):
+    """Every run deleted before the upgrade: the rebuilt, empty tables still count on from there."""
+    path = tmp_path / "emptied.db"
+    _v5_file(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM runs")
+        conn.execute("DELETE FROM scores")
+    assert _run(open_store(path)) == 3
