@@ -179,9 +179,9 @@ class Recorder(Hooks):
 
     def __init__(
         self, store: RunStore | None, run_id: int, console: Console | None = None, warnings: list[str] | None = None,
-        reporter: Reporter | None = None,
     ) -> None:
-        self.store, self.run_id, self.console, self.reporter = store, run_id, console, reporter
+        self.store, self.run_id, self.console = store, run_id, console
+        self.reporter: Reporter | None = None  # set by execute() for --report-to
         self.warnings = warnings if warnings is not None else []  # the CLI repeats them after the table
 
     def note(self, message: str) -> None:

@@ -65,9 +65,11 @@ def _start(name: str, run_name: str, output_root: Path) -> Any:
     elif name == "mlflow":
         import mlflow
 
-        if "MLFLOW_TRACKING_URI" not in os.environ:  # MLflow 3 refuses its old file store by default
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:  # MLflow 3 refuses its old file store by default
             output_root.mkdir(parents=True, exist_ok=True)
-            mlflow.set_tracking_uri(f"sqlite:///{(output_root / 'mlflow.db').resolve()}")
+            uri = f"sqlite:///{(output_root / 'mlflow.db').resolve()}"
+        mlflow.set_tracking_uri(uri)  # process-wide: set by every run, so no run inherits another's
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "harness")
         artifacts = (output_root / "mlflow-artifacts").resolve().as_uri()
         tracker = MLflowTracker(experiment_name=experiment, logging_dir=artifacts, run_name=run_name)

@@ -49,15 +49,24 @@ def test_tensorboard_event_files_hold_the_recorded_losses_and_scores(tmp_path, t
     assert events.Scalars("time/train:contrastive/seconds")[0].value > 0
 
 
-def test_local_mlflow_store_holds_the_run_config_and_metrics(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+@pytest.mark.parametrize("store", ["default", "file-store"])
+def test_local_mlflow_store_holds_the_run_config_and_metrics(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, store):
+    """The harness's default local store (SQLite under --output-dir), and MLflow's own file store
+    named by MLFLOW_TRACKING_URI (MLflow 3 wants MLFLOW_ALLOW_FILE_STORE for it)."""
     pytest.importorskip("mlflow")
     from mlflow import MlflowClient
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if store == "default":
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
+    else:
+        uri = (tmp_path / "mlruns").as_uri()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     result = _run(tmp_path, tiny_llama_dir, small_sts_file, "--report-to", "mlflow")
     assert result.exit_code == 0, result.output
     record, metrics = _recorded(tmp_path)
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
     assert run.info.run_name == f"run-1-{record['uuid'][:8]}" and run.info.status == "FINISHED"
     assert run.data.params["harness.config_hash"] == record["config_hash"] and run.data.params["method_args.steps"] == str(STEPS)
