@@ -78,8 +78,9 @@ class AutoRegEmbedConfig(TrainConfig):
 PRESETS: dict[str, dict[str, Any]] = {
     # 2 CPU cores, SmolLM2-135M: the embedded default must finish within 15 minutes. IC reads
     # every text it is given; CDA's reference pass is capped at 240 triplets. CDA runs at the IC
-    # rate: on the same IC, half of it (the paper's ratio) lost 2.6 / 3.2 points to IC alone on
-    # STS-B dev / SICK trial and the full rate gained 3.1 / 1.3 (docs/results.md).
+    # rate: on seed 0's IC, half of it (the paper's ratio) lost 2.6 / 3.2 points to IC alone on
+    # STS-B dev / SICK trial and the full rate gained 3.1 / 1.3; over three seeds the full rate
+    # neither gains nor loses (docs/results.md, "Seeds").
     "small": {
         "finetune": "lora", "lora_r": 16, "lora_alpha": 32, "lr": 2e-4, "batch_size": 8,
         "ic_steps": 40, "cda_steps": 30, "cda_max_examples": 240, "max_length": 64,
