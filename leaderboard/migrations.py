@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -54,8 +55,14 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The revision scripts, read once per process (every command that opens the store asks)."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _scripts().get_current_head()
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def _plan(state: State, where: Location) -> str:
         raise SchemaError(newer.format(f"user_version {state.user_version}"))
     if state.revision is not None:
         try:
-            ScriptDirectory.from_config(_config()).get_revision(state.revision)
+            _scripts().get_revision(state.revision)
         except CommandError:
             raise SchemaError(newer.format(state.revision)) from None
         return "current" if state.revision == head() else "alembic"

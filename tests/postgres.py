@@ -66,8 +66,10 @@ def fresh_database(server_url: str) -> Iterator[str]:
     """A new, empty database on the server for one test; dropped afterwards."""
     from sqlalchemy import create_engine, text
 
+    from leaderboard.database import locate
+
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{server_url}/postgres".replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(locate(f"{server_url}/postgres").url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
