@@ -12,17 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from tests.training_fixtures import write_ic_triplets
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "ic_curve.py"
 
 
 def test_the_last_point_of_the_curve_is_the_recorded_run(tmp_path, tiny_llama_dir, small_sts_file):
-    subjects = ["the cat", "the dog", "the bird", "the man", "the woman"]
-    actions = ["sat on the mat", "ran in the park", "flew over the house"]
-    rows = [{"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions]
-    data = tmp_path / "ic.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))  # 30 distinct IC texts: 3 held out
+    data = write_ic_triplets(tmp_path / "ic.jsonl")  # 30 distinct IC texts: 3 held out
     options = ["--set", "method_args.ic_steps=4", "--set", "method_args.batch_size=2", "--set", "method_args.lr=5e-3"]
     db = tmp_path / "h.db"
     result = CliRunner().invoke(app, [

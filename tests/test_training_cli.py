@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from leaderboard.store import open_store
 from tests.test_distributed import _free_port, torchrun
-from tests.training_fixtures import TRIPLETS
+from tests.training_fixtures import TRIPLETS, write_ic_triplets
 
 TEMPLATE = "method_args.template='this sentence : {text}'"
 
@@ -166,11 +166,7 @@ def test_resume_and_eval_refuse_what_they_cannot_do(tmp_path, tiny_llama_dir, sm
 def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, small_sts_file):
     from methods.autoregembed import ic_warnings
 
-    subjects = ["the cat", "the dog", "the bird", "the man", "the woman"]
-    actions = ["sat on the mat", "ran in the park", "flew over the house"]
-    rows = [{"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions]
-    data = tmp_path / "ic.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))  # 30 distinct IC texts: 3 held out
+    data = write_ic_triplets(tmp_path / "ic.jsonl")  # 30 distinct IC texts: 3 held out
     db = tmp_path / "h.db"
     result = CliRunner().invoke(app, [
         "run", "--method", "autoregembed", "--backbone", str(tiny_llama_dir), "--train-data", str(data),

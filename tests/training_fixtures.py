@@ -18,6 +18,18 @@ TRIPLETS = [
 ]
 
 
+def write_ic_triplets(path):
+    """15 triplets (JSON lines) whose queries and positives are 30 distinct texts: enough for an IC
+    stage to hold 3 out for its diagnostics."""
+    import json
+
+    subjects = ["the cat", "the dog", "the bird", "the man", "the woman"]
+    actions = ["sat on the mat", "ran in the park", "flew over the house"]
+    rows = [{"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def lora_model(seed: int = 0, dropout: float = 0.0):
     """The tiny Llama with LoRA adapters attached the way the training loop attaches them."""
     import torch
