@@ -30,9 +30,9 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from harness.backbones import load_backbone
     from harness.config import load_run_config
     from harness.encoder import EncodeSettings
-    from harness.backbones import load_backbone
     from harness.runner import plan_run, seed_everything
     from harness.task_files import read_sts_file
     from harness.training import Hooks, prepare_model, run_stages
