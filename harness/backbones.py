@@ -7,7 +7,6 @@ weights are dequantised to fp32 once and cached as safetensors under ``HARNESS_C
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -162,8 +161,10 @@ def _smollm2_folder(status: Any = None) -> Path:
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
     if _made_from(folder, stamp):
         return folder
+    from filelock import FileLock
+
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder.parent / f".{folder.name}.lock"):
+    with FileLock(folder.parent / f".{folder.name}.lock"):  # one process makes it; the others wait
         if not _made_from(folder, stamp):  # else another process made it while this one waited
             _dequantise(gguf, folder, stamp, status)
     return folder
@@ -172,23 +173,6 @@ def _smollm2_folder(status: Any = None) -> Path:
 def _made_from(folder: Path, stamp: dict[str, Any]) -> bool:
     manifest = folder / MANIFEST
     return manifest.exists() and json.loads(manifest.read_text()) == stamp
-
-
-@contextlib.contextmanager
-def _exclusive(lock: Path):
-    """Hold an exclusive lock on ``lock`` (POSIX; elsewhere no lock): one process makes a cache
-    folder while the others wait for it."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _dequantise(gguf: Path, folder: Path, stamp: dict[str, Any], status: Any) -> None:
