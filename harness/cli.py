@@ -33,6 +33,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_DB = "harness.db"
+ROW_LIMIT = 2**31 - 1  # --last / --limit beyond this would overflow the query
 DbOption = Annotated[
     str,
     typer.Option(
@@ -111,17 +112,33 @@ def _open_store(db: str, *, create: bool) -> Any:
     return store
 
 
-def _read_store(db: str, as_json: bool) -> Any:
-    """The store for a read command, or None (after saying so) when no database exists yet."""
+def _check_db(db: str) -> None:
+    """Refuse an unusable ``--db`` before a run does any work; an existing database is opened
+    (and upgraded), a missing one is only checked, so that a refused run creates no file."""
+    from leaderboard.database import locate
+    from leaderboard.store import check_new_location
+
+    where = locate(db)
+    check_new_location(where)
+    if where.is_sqlite and where.path.exists():
+        _open_store(db, create=False).close()
+
+
+def _read_store(db: str, as_json: bool, ids: list[int] | None = None) -> Any:
+    """The store for a command that reads, or None when no database exists yet. A missing
+    database reads as an empty one: a listing says so (exit 0, ``[]`` with --json), a command that
+    names runs fails with "no run N" (exit 2), as it would on an empty database."""
     from leaderboard.errors import MissingLeaderboard
 
     try:
         return _open_store(db, create=False)
     except MissingLeaderboard:
+        where = f"No leaderboard at {_db_label(db)} yet: `harness run` creates it (or point --db / HARNESS_DB at one)."
+        if ids:
+            raise_usage(f"no run {', '.join(map(str, ids))}. {where}")
         if as_json:
             print("[]")
-        else:
-            console.print(f"No leaderboard at {_db_label(db)} yet: `harness run` creates it.")
+        err_console.print(where, highlight=False, soft_wrap=True)
         return None
 
 
@@ -188,7 +205,7 @@ def run(
             given = [method, backbone, tasks, train_data, config, set_, seed]
             if any(v not in (None, []) for v in given):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
-            record = _open_store(db, create=False).get_run(resume)
+            record = _read_store(db, False, [resume]).get_run(resume)
             if record["status"] == "finished":
                 raise_usage(f"run {resume} is already finished; nothing to resume.")
             run_config = recorded_config(record)
@@ -198,12 +215,14 @@ def run(
         plan = plan_run(run_config)
         if is_main and (trackers or plan.method_cls(plan.method_config).stages()):
             check_output_root(output_dir)
-        store = _open_store(db, create=True) if is_main else None
+        if is_main:
+            _check_db(db)
         warnings: list[str] = []
-        run_id = execute(plan, store, console, output_root=output_dir, resume=record, warnings=warnings, report_to=trackers)
-        if store is None:
+        opener = (lambda: _open_store(db, create=True)) if is_main else None
+        run_id = execute(plan, opener, console, output_root=output_dir, resume=record, warnings=warnings, report_to=trackers)
+        if not is_main:
             return
-    _report_finished(store, run_id, db)
+    _report_finished(_open_store(db, create=False), run_id, db)
     for warning in warnings:
         err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
     for note in plan.method_cls(plan.method_config).closing_notes():
@@ -251,7 +270,7 @@ def eval_command(
         from harness.runner import plan_run, recorded_config, reevaluate
 
         import_plugins(plugins or [])
-        store = _open_store(db, create=False)
+        store = _read_store(db, False, [run_id])
         record = store.get_run(run_id)
         if record["status"] != "finished":
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
@@ -264,7 +283,7 @@ def eval_command(
 @app.command()
 def compare(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to compare (default: the latest).")] = None,
-    last: Annotated[int, typer.Option(help="With no run ids: compare this many latest runs.")] = 5,
+    last: Annotated[int, typer.Option(min=1, max=ROW_LIMIT, help="With no run ids: compare this many latest runs.")] = 5,
     include_unfinished: Annotated[
         bool, typer.Option("--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores.")
     ] = False,
@@ -277,7 +296,7 @@ def compare(
 ) -> None:
     """Runs side by side per task, with Mean(Task), differences to the first run and the best cell."""
     with _user_errors():
-        store = _read_store(db, as_json)
+        store = _read_store(db, as_json, run_ids)
         if store is None:
             return
         statuses = None if include_unfinished else ("finished",)
@@ -337,7 +356,7 @@ def leaderboard(
         typer.Option("--tasks", help="Rank over these presets/task names (default: the latest run's)."),
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option(help="Rows to show: default 20 in the table, all with --json; 0 = all.")
+        Optional[int], typer.Option(min=0, max=ROW_LIMIT, help="Rows to show: default 20 in the table, all with --json; 0 = all.")
     ] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -376,9 +395,7 @@ def show(
 ) -> None:
     """Everything recorded about one run: scores, timings, config and environment."""
     with _user_errors():
-        store = _read_store(db, as_json)
-        if store is None:
-            return
+        store = _read_store(db, as_json, [run_id])
         record = store.get_run(run_id)
         record["metrics"] = store.metrics(run_id)
         record["diagnostics"] = store.diagnostics(run_id)
@@ -402,9 +419,7 @@ def plot(
 
     with _user_errors():
         check_output(out)
-        store = _read_store(db, as_json=False)
-        if store is None:
-            return
+        store = _read_store(db, False, run_ids)
         records = store.runs(ids=run_ids, statuses=None)
         runs = [(f"#{r['run_id']} {r['method']}", store.metrics(r["run_id"])) for r in records]
         stages = draw_losses(runs, out)
@@ -415,7 +430,7 @@ def plot(
 def browse(
     db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8001,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8001,
 ) -> None:
     """Serve the leaderboard in a browser: tables, canned queries and a dashboard of charts
     (datasette; needs the browse extra). Runs keep recording while it is open."""
@@ -456,7 +471,7 @@ def runs(
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
     db: DbOption = DEFAULT_DB,
-    limit: Annotated[int, typer.Option(help="Show this many latest runs; 0 = all.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, max=ROW_LIMIT, help="Show this many latest runs; 0 = all.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """The latest runs of every status (running, finished, failed, interrupted), filtered."""
@@ -500,7 +515,9 @@ def export(
             _export_mteb(run_ids, mteb_dir, db)
             return
         statuses = _statuses(status)
-        store = _open_store(db, create=False)
+        store = _read_store(db, json_file == "-", run_ids)
+        if store is None:
+            return
         if run_ids:
             records = store.runs(ids=run_ids, statuses=statuses)
         else:
@@ -517,7 +534,7 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
 
     if not run_ids:
         raise_usage("harness export --mteb DIR needs the runs to export, e.g. `harness export 3 7 --mteb results/`.")
-    written = export(_open_store(db, create=False), list(run_ids), folder)
+    written = export(_read_store(db, False, list(run_ids)), list(run_ids), folder)
     err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
 
 
@@ -526,7 +543,7 @@ def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
 
     if not run_ids or len(run_ids) != 1:
         raise_usage("harness export --model DIR exports one run, e.g. `harness export 3 --model encoder/`.")
-    record = _open_store(db, create=False).get_run(run_ids[0])
+    record = _read_store(db, False, list(run_ids)).get_run(run_ids[0])
     written = export_model(record, folder, console)
     err_console.print(
         f"Wrote run #{run_ids[0]}'s encoder to {folder} ({', '.join(written)}); "
@@ -554,7 +571,9 @@ def delete(
         statuses = _statuses(status)
         if not run_ids and not statuses:
             raise_usage("name the runs to delete (harness delete 3 7) or select them with --status.")
-        store = _open_store(db, create=False)
+        store = _read_store(db, False, run_ids)
+        if store is None:
+            return
         chosen = store.runs(ids=run_ids or None, statuses=statuses, method=method)
         busy = [f"#{r['run_id']}" for r in chosen if r["status"] == "running"]
         if busy:
@@ -610,12 +629,14 @@ def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
         for name in method_names():
             cls = get_method(name)
             defaults = dataclasses.asdict(method_options(cls, {}, name))  # the default preset applied
-            options = [{"name": n, "default": defaults[n], "help": h} for n, _, h in cls.Config.describe()]
+            options = [{"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()]
             rows.append({"name": name, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
     _listing(rows, as_json, "Methods", {
         "Method": lambda r: r["name"],
         "Summary": lambda r: r["summary"] + (f"\npresets: {', '.join(r['presets'])}" if r["presets"] else ""),
-        "Options (default)": lambda r: "\n".join(f"{o['name']} = {o['default']!r}: {o['help']}" for o in r["options"]) or "-",
+        "Options (default; accepted values)": lambda r: "\n".join(
+            f"{o['name']} = {o['default']!r}" + (f" ({o['accepts']})" if o["accepts"] else "") + f": {o['help']}" for o in r["options"]
+        ) or "-",
     })
 
 

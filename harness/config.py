@@ -14,11 +14,14 @@ import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
+from harness.options import check_values, not_empty, option
+from harness.paths import readable_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,20 +33,28 @@ DEFAULT_BACKBONE = "smollm2-135m"
 DEFAULT_TASKS = ("offline",)
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+
+
+def _device_name(value: Any) -> str | None:
+    return None if isinstance(value, str) and DEVICE.fullmatch(value) else "must be auto, cpu, cuda, cuda:N or mps"
+
+
 @dataclass
 class RunConfig:
-    """Everything ``harness run`` needs. Field docs double as the config-file reference."""
+    """Everything ``harness run`` needs. Field helps double as the config-file reference."""
 
-    method: str = DEFAULT_METHOD  #: registered method name (``harness methods``)
-    backbone: str = DEFAULT_BACKBONE  #: alias, hub id or local path (``harness backbones``)
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))  #: presets/task files
-    seed: int = 0  #: seeds python, numpy and torch
-    device: str = "auto"  #: auto | cpu | cuda | cuda:N | mps
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  #: auto = bf16 on GPUs
-    batch_size: int = 32  #: texts per forward pass when encoding
-    max_length: int = 512  #: tokens per text, template included; the text is cut, never the template
-    train_data: str = "offline"  #: triplet/NLI file, a hub set (all-nli, simcse-nli) or offline
-    method_args: dict[str, Any] = field(default_factory=dict)  #: the method's own options
+    method: str = option(DEFAULT_METHOD, "registered method name (harness methods)")
+    backbone: str = option(DEFAULT_BACKBONE, "alias, hub id or local path (harness backbones)")
+    tasks: list[str] = option(list(DEFAULT_TASKS), "presets, mteb task names or task files", check=not_empty, rule="not empty")
+    seed: int = option(0, "seeds python, numpy and torch", minimum=0, maximum=SEED_MAX)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps", check=_device_name, rule="a device name")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "auto = bf16 on GPUs that have it")
+    batch_size: int = option(32, "texts per forward pass when encoding (training: method_args.batch_size)", minimum=1, maximum=65536)
+    max_length: int = option(512, "tokens per text when encoding, template included; the text is cut, never the template", minimum=8, maximum=1048576)
+    train_data: str = option("offline", "triplet/NLI file, a hub set (all-nli, simcse-nli) or offline")
+    method_args: dict[str, Any] = option({}, "the method's own options (harness methods)")
 
 
 def _type_name(hint: Any) -> str:
@@ -78,7 +89,10 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             raise HarnessError(f"{where}: expected a table of options, got {value!r}.")
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise HarnessError(f"{where}: the number {str(value)[:20]}... ({len(str(value))} digits) is too large.") from None
     if hint is int and isinstance(value, bool):
         raise HarnessError(f"{where}: expected an integer, got {value!r}.")
     if isinstance(hint, type) and not isinstance(value, hint):
@@ -86,7 +100,7 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
+def build_dataclass(cls: type, values: Mapping[str, Any], where: str, prefix: str = "") -> Any:
     """Instantiate dataclass ``cls`` from ``values``, naming ``where`` on any bad key or type."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
@@ -94,7 +108,7 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str) -> Any:
     if unknown:
         hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, known, n=1)) else repr(name) for name in unknown]
         raise HarnessError(f"{where}: unknown option(s) {', '.join(hints)}. Known: {', '.join(sorted(known))}.")
-    checked = {key: coerce(value, hints[key], f"{where} {key}") for key, value in values.items()}
+    checked = {key: coerce(value, hints[key], f"{where} {prefix}{key}") for key, value in values.items()}
     return cls(**checked)
 
 
@@ -117,12 +131,9 @@ def parse_set(item: str) -> tuple[list[str], Any]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
+    raw = readable_file(path, "--config").read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise HarnessError(f"--config {path}: no such file.") from None
-    except IsADirectoryError:
-        raise HarnessError(f"--config {path}: is a directory, not a TOML file.") from None
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise HarnessError(f"--config {path}: not UTF-8 text (byte {exc.start}).") from None
     try:
@@ -143,6 +154,7 @@ def load_run_config(
         values.update(read_config_file(config_file))
         where = f"--config {config_file}"
     config = build_dataclass(RunConfig, values, where)
+    check_values(config, where)
     for key, value in (options or {}).items():
         if value is not None:
             setattr(config, key, coerce(value, typing.get_type_hints(RunConfig)[key], f"--{key}"))
@@ -158,8 +170,7 @@ def load_run_config(
             )
         else:
             raise HarnessError(f"--set {item!r}: {'.'.join(path)} is not a config key.")
-    if config.batch_size < 1 or config.max_length < 8:
-        raise HarnessError("batch_size must be >= 1 and max_length >= 8.")
+    check_values(config, "config")
     return config
 
 

@@ -2,7 +2,8 @@
 
 A method turns a backbone into an encoder. It declares:
 
-* ``Config``: a dataclass of its options, each with a default and a help text (use :func:`option`);
+* ``Config``: a dataclass of its options, each with a default, a help text and the values it
+  accepts (use :func:`option`: ``minimum``, ``maximum``, ``above``, ``below``, ``check``);
   users set them in a config file's ``[method_args]`` table or with ``--set method_args.NAME=VALUE``;
 * ``stages()``: zero or more training stages, run in order on the shared training loop
   (untrained baselines have none);
@@ -15,19 +16,16 @@ group (see ``methods/untrained.py`` and docs/plugins.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from harness.options import bounds_of, option
+
+__all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option"]
 
 if TYPE_CHECKING:
     from harness.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
-
-
-def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse/typer naming
-    """A documented dataclass field; lists and dicts get a fresh copy per instance."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -35,8 +33,8 @@ class MethodConfig:
     """Options of a method. Subclasses add fields made with :func:`option`."""
 
     @classmethod
-    def describe(cls) -> list[tuple[str, Any, str]]:
-        """(name, default, help) for every option, for ``harness methods``."""
+    def describe(cls) -> list[tuple[str, Any, str, str]]:
+        """(name, default, help, accepted values) for every option, for ``harness methods``."""
         rows = []
         for f in fields(cls):
             if f.default is not MISSING:
@@ -45,7 +43,7 @@ class MethodConfig:
                 default = f.default_factory()
             else:
                 default = None
-            rows.append((f.name, default, f.metadata.get("help", "")))
+            rows.append((f.name, default, f.metadata.get("help", ""), bounds_of(f).describe()))
         return rows
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.paths import readable_file
 
+FIELD_LIMIT = 2**30  # characters in one field: any text a file can hold (csv's default is 131,072)
 Row = tuple[int, dict[str, object]]  # (line number, column -> value; None where the row is short)
 
 
@@ -36,12 +38,7 @@ def fail(path: Path, where: str, what: str, kind: str = "file") -> HarnessError:
 
 
 def _text(path: Path, kind: str) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise fail(path, "", "no such file.", kind) from None
-    except IsADirectoryError:
-        raise fail(path, "", "is a directory.", kind) from None
+    raw = readable_file(path, kind).read_bytes()
     if not raw.strip():
         raise fail(path, "", "the file is empty.", kind)
     try:
@@ -56,6 +53,7 @@ def _text(path: Path, kind: str) -> str:
 
 
 def _delimited(path: Path, text: str, delimiter: str, kind: str) -> Table:
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     try:
@@ -63,6 +61,9 @@ def _delimited(path: Path, text: str, delimiter: str, kind: str) -> Table:
         if header is None or not any(h.strip() for h in header):
             raise fail(path, ", line 1", "no header line naming the columns.", kind)
         names = [h.strip().lower() for h in header]
+        repeated = sorted({n for n in names if names.count(n) > 1 and n})
+        if repeated:
+            raise fail(path, ", line 1", f"the header names column(s) {', '.join(repeated)} more than once.", kind)
         rows: list[Row] = []
         for fields in reader:
             if not fields or all(not f.strip() for f in fields):
@@ -80,12 +81,18 @@ def _jsonl(path: Path, text: str, kind: str) -> Table:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, object_pairs_hook=list)
         except json.JSONDecodeError as exc:
             raise fail(path, f", line {line}, column {exc.colno}", f"invalid JSON ({exc.msg}).", kind) from None
-        if not isinstance(obj, dict):
+        except RecursionError:
+            raise fail(path, f", line {line}", "invalid JSON (nested too deeply).", kind) from None
+        if not isinstance(obj, list) or not all(isinstance(p, tuple) for p in obj) or raw.lstrip()[:1] != "{":
             raise fail(path, f", line {line}", "each line must be a JSON object.", kind)
-        rows.append((line, {str(k).strip().lower(): v for k, v in obj.items()}))
+        keys = [str(k).strip().lower() for k, _ in obj]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise fail(path, f", line {line}", f"the key(s) {', '.join(repeated)} appear more than once.", kind)
+        rows.append((line, dict(zip(keys, (v for _, v in obj)))))
     return Table(None, rows)
 
 

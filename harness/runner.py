@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import logging
-import os
 import random
 import signal
 import threading
 import traceback
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,10 +30,13 @@ from harness.backbones import BackboneSpec, load_backbone, require_available, re
 from harness.config import RunConfig, build_dataclass, config_hash
 from harness.errors import HarnessError, RunFailed, RunInterrupted
 from harness.method import Method, MethodConfig
+from harness.model_checks import check_against_backbone
+from harness.options import check_values
+from harness.paths import writable_folder
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
 from harness.telemetry import Phase
 from harness.sharding_config import for_training
-from harness.training import Hooks, StepLog, TrainConfig
+from harness.training import Hooks, StepLog, TrainConfig, check_resumable
 from harness import faults
 
 if TYPE_CHECKING:
@@ -95,7 +98,9 @@ def method_options(method_cls: type[Method], method_args: dict[str, Any], name: 
 
             raise unknown_name(f"preset of method {name!r}", str(preset), method_cls.presets)
         values = {**method_cls.presets[preset], **values}
-    return build_dataclass(method_cls.Config, values, f"method {name!r}")
+    config = build_dataclass(method_cls.Config, values, f"method {name!r}", prefix="method_args.")
+    check_values(config, f"method {name!r}", prefix="method_args.")
+    return config
 
 
 def plan_run(config: RunConfig) -> RunPlan:
@@ -144,7 +149,10 @@ def _task_scores(task_result: Any) -> tuple[float, dict, dict]:
     whole = json.loads(json.dumps(task_result.to_dict(), default=str))  # dates as ISO strings
     if not any(whole["scores"].values()):
         raise HarnessError(f"mteb returned no scores for task {task_result.task_name}.")
-    return float(task_result.get_score()), whole["scores"], whole
+    main = float(task_result.get_score())
+    if not math.isfinite(main):
+        raise HarnessError(f"task {task_result.task_name}: the main score is {main} (e.g. every embedding equal); it was not recorded.")
+    return main, whole["scores"], whole
 
 
 def _describe(exc: BaseException) -> str:
@@ -243,11 +251,7 @@ def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
 
 def check_output_root(root: Path) -> None:
     """Refuse, before anything is recorded, an ``--output-dir`` that cannot be created or written."""
-    existing = root.resolve()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise HarnessError(f"--output-dir {root}: {existing} is not a writable folder.")
+    writable_folder(root, "--output-dir")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -286,7 +290,7 @@ def _record_interruption(store: RunStore, run_id: int, exc: KeyboardInterrupt) -
 
 def execute(
     plan: RunPlan,
-    store: RunStore | None,
+    open_store: Callable[[], RunStore] | None,
     console: Console,
     *,
     output_root: Path,
@@ -294,8 +298,13 @@ def execute(
     warnings: list[str] | None = None,
     report_to: Sequence[str] = (),
 ) -> int:
-    """Run ``plan`` and record it (rank 0 only); returns the run id. Re-raises any failure;
-    Ctrl-C or SIGTERM mark the run ``interrupted`` and raise :class:`RunInterrupted`.
+    """Run ``plan`` and record it (rank 0 only, where ``open_store`` is given); returns the run id.
+    Re-raises any failure; Ctrl-C or SIGTERM mark the run ``interrupted`` and raise
+    :class:`RunInterrupted`.
+
+    Task data is loaded, the backbone loaded and the options checked against it before the
+    leaderboard is opened (and, the first time, created): a run refused by its inputs leaves no
+    row and no database file.
 
     A fresh run gets a new output folder of its own (see :mod:`harness.run_folders`). With
     ``resume`` (the recorded run) it continues in that row, from the latest checkpoint of that
@@ -309,7 +318,7 @@ def execute(
 
     _quiet_libraries()
     info = distributed.init(pick_device(plan.config.device).type)
-    main = info.is_main and store is not None
+    main = info.is_main and open_store is not None
     trains = bool(plan.method_cls(plan.method_config).stages())
     tasks: list[AbsTask] = []
     with measure("data") as data_phase:
@@ -317,12 +326,20 @@ def execute(
             with console.status("Loading task data"):
                 tasks = load_tasks(plan.tasks)
     data_phase.items = len(tasks)
+    seed_everything(plan.config.seed)
+    with measure("load") as load_phase, console.status("Loading backbone") as status:
+        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
+    load_phase.items = 1
+    check_against_backbone(backbone, plan.config, plan.method_config)
     resolved = plan.resolved()
     run_id: int | None = None
     run_uuid = resume["uuid"] if resume is not None else uuid.uuid4().hex
     folder: Path | None = None
+    store = open_store() if main and open_store is not None else None
     if main and resume is not None:
         folder = run_folders.own_folder(resume, output_root, purpose="resume") if trains else None
+        if folder is not None:
+            check_resumable(folder)
         store.reopen_run(resume["run_id"])
         run_id = resume["run_id"]
     elif main:
@@ -354,7 +371,9 @@ def execute(
                     recorder.reporter = _reporter(report_to, run_id, run_uuid, resolved, store, output_root, recorder.note)
                     stack.callback(recorder.reporter.finish)
                 recorder.timing(data_phase)
-                _execute(plan, tasks, resolved, recorder, console, folder, resume=resume is not None)
+                recorder.timing(load_phase)
+                faults.point("load")
+                _execute(plan, backbone, tasks, resolved, recorder, console, folder, resume=resume is not None)
     except KeyboardInterrupt as exc:
         if main and run_id is not None:
             raise RunInterrupted(run_id, _record_interruption(store, run_id, exc)) from None
@@ -430,18 +449,9 @@ def _train(
 
 
 def _execute(
-    plan: RunPlan, tasks: list[AbsTask], resolved: dict, recorder: Recorder, console: Console,
+    plan: RunPlan, backbone: Any, tasks: list[AbsTask], resolved: dict, recorder: Recorder, console: Console,
     output_dir: Path | None, *, resume: bool,
 ) -> None:
-    from harness.telemetry import measure
-
-    seed_everything(plan.config.seed)
-    with measure("load") as phase, console.status("Loading backbone") as status:
-        backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
-    phase.items = 1
-    recorder.timing(phase)
-    faults.point("load")
-
     method = plan.method_cls(plan.method_config)
     if method.stages():
         assert output_dir is not None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.paths import readable_file
 
 ENGINES = ("none", "fsdp", "deepspeed")
 
@@ -68,8 +69,7 @@ def _truthy(value: Any) -> bool:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise HarnessError(f"method_args.sharding_config: no file {path}.")
+    path = readable_file(path, "method_args.sharding_config")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

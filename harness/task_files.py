@@ -16,6 +16,7 @@ from harness.records import cell, fail, read_rows, text_cell
 SUFFIXES = (".tsv", ".csv", ".jsonl")
 COLUMNS = ("sentence1", "sentence2", "score")
 KIND = "task file"
+MAX_SCORE = 1e12  # beyond this, mteb's normalisation of the scores loses every digit
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,15 @@ def _score(path: Path, line: int, row: dict[str, object]) -> float:
     where = f", line {line}, column score"
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise fail(path, where, f"{raw!r} is not a number.", KIND)
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
     try:
         value = float(raw)
     except ValueError:
-        raise fail(path, where, f"{raw!r} is not a number.", KIND) from None
-    if not math.isfinite(value):
-        raise fail(path, where, f"{raw!r} is not a finite number.", KIND)
+        raise fail(path, where, f"{shown} is not a number.", KIND) from None
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or abs(value) > MAX_SCORE:
+        raise fail(path, where, f"{shown} is not a finite number of magnitude at most {MAX_SCORE:g}, so it cannot be a score.", KIND)
     return value
 
 

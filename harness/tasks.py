@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import offline_data
 from harness.errors import HarnessError, unknown_name
+from harness.paths import expand
 from harness.task_files import SUFFIXES, StsPairs, read_sts_file
 
 if TYPE_CHECKING:
@@ -93,7 +94,12 @@ PRESETS: dict[str, tuple[str, list[TaskSpec]]] = {
 
 
 def _looks_like_file(item: str) -> bool:
-    return item.lower().endswith(SUFFIXES) or "/" in item or "\\" in item or Path(item).is_file()
+    if item.lower().endswith(SUFFIXES) or "/" in item or "\\" in item or item.startswith("~"):
+        return True
+    try:
+        return Path(item).is_file()
+    except OSError:  # e.g. a name too long for the OS: read_rows says so
+        return True
 
 
 def _mteb_task_exists(name: str) -> bool:
@@ -115,7 +121,7 @@ def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
         if item in PRESETS:
             specs = PRESETS[item][1]
         elif _looks_like_file(item):
-            specs = [TaskSpec(Path(item).stem, "file", pairs=read_sts_file(Path(item).expanduser()))]
+            specs = [TaskSpec(Path(item).stem, "file", pairs=read_sts_file(expand(item, "task file")))]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         else:

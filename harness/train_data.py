@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-from harness import hub, offline_data
+from harness import hub, offline_data, paths
 from harness.errors import HarnessError
 from harness.records import cell, fail, read_rows, text_cell
 
@@ -172,8 +172,13 @@ def parse_source(source: str) -> tuple[str | None, list[str]]:
     return None, _split(source)
 
 
+def _present(source: str) -> bool:
+    """Something is at ``source`` (a loop, an over-long name or ``~nobody`` is one message)."""
+    return paths.status(paths.expand(source, "--train-data"), "--train-data") is not None
+
+
 def _split(sources: str) -> list[str]:
-    parts = [sources] if Path(sources).expanduser().exists() else sources.split("+")
+    parts = [sources] if _present(sources) else sources.split("+")
     if not all(p.strip() for p in parts):
         raise HarnessError(f"--train-data {sources!r}: an empty source between '+' signs.")
     return parts
@@ -183,7 +188,7 @@ def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
     """Positive pairs of one source: (query, positive) of triplets, entailment pairs of an NLI
     file, or the pairs of an STS file scoring at least ``MIN_STS_SCORE``."""
     path = Path(source).expanduser()
-    if source == "offline" or source in HUB_SETS or not path.exists():
+    if source == "offline" or source in HUB_SETS or not _present(source):
         return [(t.query, t.pos) for t in _single(source, seed)]
     table = read_rows(path, SUFFIXES, KIND)
     columns = set(table.columns) if table.columns is not None else set(table.rows[0][1]) if table.rows else set()
@@ -297,7 +302,7 @@ def _single(source: str, seed: int) -> list[Triplet]:
     if source in HUB_SETS:
         return _hub_triplets(source)
     path = Path(source).expanduser()
-    if not path.exists() and path.suffix.lower() not in SUFFIXES:
+    if not _present(source) and path.suffix.lower() not in SUFFIXES:
         known = ", ".join(["offline", *HUB_SETS])
         raise HarnessError(f"--train-data {source!r}: no such file, and not one of {known}.")
     return read_triplet_file(path)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness import distributed
 from harness.errors import HarnessError, RunFailed, is_out_of_memory
-from harness.method import MethodConfig, Stage, option
+from harness.method import MethodConfig, Stage
+from harness.options import not_empty, option
 from harness import faults
 
 if TYPE_CHECKING:
@@ -40,28 +41,28 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class TrainConfig(MethodConfig):
     """House training options shared by every trained method (override per method)."""
 
-    steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs")
-    epochs: float = option(1.0, "passes over the stage's data when steps is 0")
-    batch_size: int = option(8, "examples per device per micro-batch")
-    grad_accum: int = option(1, "micro-batches per optimizer step")
-    lr: float = option(2e-4, "peak learning rate (AdamW)")
-    warmup_ratio: float = option(0.05, "fraction of steps of linear warm-up, then linear decay to 0")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    max_grad_norm: float = option(1.0, "gradient clipping norm; 0 = off")
+    steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs", minimum=0)
+    epochs: float = option(1.0, "passes over the stage's data when steps is 0", above=0)
+    batch_size: int = option(8, "examples per device per micro-batch", minimum=1)
+    grad_accum: int = option(1, "micro-batches per optimizer step", minimum=1)
+    lr: float = option(2e-4, "peak learning rate (AdamW)", above=0)
+    warmup_ratio: float = option(0.05, "fraction of steps of linear warm-up, then linear decay to 0", minimum=0, maximum=1)
+    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0)
+    max_grad_norm: float = option(1.0, "gradient clipping norm; 0 = off", minimum=0)
     finetune: Literal["lora", "full", "frozen"] = option(
         "lora", "train LoRA adapters (peft), all weights, or none (frozen: only the method's own parameters)"
     )
-    lora_r: int = option(16, "LoRA rank")
-    lora_alpha: int = option(32, "LoRA alpha")
-    lora_dropout: float = option(0.05, "LoRA dropout")
-    lora_targets: list[str] = option(LORA_TARGETS, "module names that get LoRA adapters")
+    lora_r: int = option(16, "LoRA rank", minimum=1)
+    lora_alpha: int = option(32, "LoRA alpha", above=0)
+    lora_dropout: float = option(0.05, "LoRA dropout", minimum=0, below=1)
+    lora_targets: list[str] = option(LORA_TARGETS, "module names that get LoRA adapters (each must match a module of the backbone)", check=not_empty, rule="not empty")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
     bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
-    checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)")
-    checkpoint_minutes: float = option(10.0, "also save one when this many minutes passed since the last (0 = off)")
-    max_length: int = option(128, "tokens per training text, template included")
+    checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)", minimum=0)
+    checkpoint_minutes: float = option(10.0, "also save one when this many minutes passed since the last (0 = off)", minimum=0)
+    max_length: int = option(128, "tokens per training text, template included", minimum=8)
     pack: bool = option(False, "run each pass's rows as one packed sequence (no padding; pays with variable-length attention kernels); false = pad to the longest")
-    max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all")
+    max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all", minimum=0)
     sharding: Literal["auto", "none", "fsdp", "deepspeed"] = option(
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
     )
@@ -130,6 +131,15 @@ def out_of_memory(stage: str, step: int, config: TrainConfig) -> RunFailed:
     )
 
 
+def lora_targets(backbone: Backbone, config: TrainConfig) -> list[str]:
+    """The configured LoRA targets that name modules of the backbone; none is an error."""
+    names = [name for name, _ in backbone.model.named_modules()]
+    targets = [t for t in config.lora_targets if any(n.endswith(t) for n in names)]
+    if not targets:
+        raise HarnessError(f"method_args.lora_targets {config.lora_targets} match no module of {backbone.spec.name}.")
+    return targets
+
+
 def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
     """Attach LoRA adapters, unfreeze everything (full) or freeze everything (frozen: a method
     trains only parameters it adds in ``prepare``), and switch to training mode, in place."""
@@ -137,9 +147,7 @@ def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
     if config.finetune == "lora":
         from peft import LoraConfig, get_peft_model
 
-        targets = [t for t in config.lora_targets if any(n.endswith(t) for n, _ in model.named_modules())]
-        if not targets:
-            raise HarnessError(f"lora_targets {config.lora_targets} match no module of {backbone.spec.name}.")
+        targets = lora_targets(backbone, config)
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets)
         model = get_peft_model(model, lora)
     else:
@@ -265,9 +273,35 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     for candidate in folder.iterdir():
         state_file = candidate / "state.json"
         if not candidate.name.startswith(".") and state_file.exists():
-            state = json.loads(state_file.read_text())
+            state = read_state(candidate)
             found.append((state["stage_index"], state["step"], candidate))
     return max(found)[2] if found else None
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's ``state.json``; an unreadable one is one message naming it."""
+    state_file = checkpoint / "state.json"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("stage_index"), int) or not isinstance(state.get("step"), int):
+            raise ValueError("no stage_index and step")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise HarnessError(f"checkpoint {state_file} is unreadable ({exc}); the run cannot resume from it.") from None
+    return state
+
+
+def check_resumable(output_dir: Path) -> None:
+    """Raise ``HarnessError`` unless the latest checkpoint (if any) can be read whole."""
+    import torch
+
+    latest = latest_checkpoint(output_dir)
+    if latest is None:
+        return
+    for path in sorted({latest / "trainable.pt", latest / "rng.pt", *latest.glob("*.pt")}):
+        try:
+            torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except Exception as exc:  # torch raises many kinds for a missing, truncated or foreign file
+            raise HarnessError(f"checkpoint {path} is unreadable ({type(exc).__name__}); the run cannot resume from it.") from None
 
 
 def read_trainable(folder: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -348,7 +382,7 @@ def run_stages(
     found = latest_checkpoint(output_dir) if output_dir is not None else None
     if found is not None and not resume:
         raise HarnessError(f"{found} holds a checkpoint already; a fresh run never reads one (resume it instead).")
-    resume_state = json.loads((found / "state.json").read_text()) if found else None
+    resume_state = read_state(found) if found else None
     if resume:
         hooks.note(_resume_note(resume_state, stages))
     if found is not None:

@@ -4,6 +4,7 @@ database server named by a SQLAlchemy URL (PostgreSQL), for a team or a cluster.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from harness import paths
+from harness.errors import HarnessError
 from leaderboard.errors import LeaderboardError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -36,7 +39,10 @@ def locate(db: str | os.PathLike[str]) -> Location:
     """``--db`` / ``HARNESS_DB`` as a location: a path, or a URL with ``://``."""
     text = os.fspath(db)
     if "://" not in text:
-        path = Path(text).expanduser()
+        try:
+            path = paths.expand(text, "--db")
+        except HarnessError as exc:
+            raise LeaderboardError(str(exc)) from None
         return Location(URL.create("sqlite", database=str(path)), path)
     try:
         url = make_url(text)
@@ -55,10 +61,19 @@ def locate(db: str | os.PathLike[str]) -> Location:
 
 
 def check_sqlite_file(path: Path) -> None:
-    """Refuse, untouched, a path that is a folder or a file of another kind."""
-    if path.is_dir():
+    """Refuse, untouched, a path that is a folder, a pipe or device, or a file of another kind;
+    a missing file's folder must exist and be writable."""
+    try:
+        info = paths.status(path, "--db")
+    except HarnessError as exc:
+        raise LeaderboardError(str(exc)) from None
+    if info is None:
+        return
+    if stat.S_ISDIR(info.st_mode):
         raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
-    if path.exists() and path.stat().st_size > 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise LeaderboardError(f"--db {path} is not a regular file; give a SQLite database file.")
+    if info.st_size > 0:
         with path.open("rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
         if head != SQLITE_MAGIC:

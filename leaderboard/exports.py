@@ -8,9 +8,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from harness.paths import writable_file
 from leaderboard.errors import LeaderboardError
 
 FIELDS = ("run_id", "status", "method", "backbone", "task_spec", "seed", "config_hash", "started_at", "ended_at")
@@ -37,9 +37,12 @@ def write(text: str, target: str) -> None:
     if target == "-":
         sys.stdout.write(text)
         return
-    path = Path(target).expanduser()
-    if not path.parent.is_dir():
-        raise LeaderboardError(f"export to {target}: the folder {path.parent} does not exist.")
+    path = writable_file(target, "export to")
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        raise LeaderboardError(f"export to {target}: {exc.strerror or exc}; nothing was written.") from None
+    finally:
+        partial.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.paths import writable_file
 from leaderboard.errors import LeaderboardError
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -16,8 +17,7 @@ def check_output(out: Path) -> None:
     """Refuse an output file matplotlib would not write, before anything is read or drawn."""
     if out.suffix.lower() not in FORMATS:
         raise LeaderboardError(f"--out {out}: choose a file ending in {', '.join(FORMATS)}.")
-    if not out.parent.is_dir():
-        raise LeaderboardError(f"--out {out}: the folder {out.parent} does not exist.")
+    writable_file(out, "--out")
 
 
 def draw_losses(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: Path) -> list[str]:

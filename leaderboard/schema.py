@@ -37,6 +37,7 @@ class Run(Base):
     hardware: Mapped[dict] = mapped_column(JSON)
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
+    process_started_at: Mapped[float | None] = mapped_column(Float)  # with pid, names the live process (None before 0003)
     started_at: Mapped[float] = mapped_column(Float)  # unix seconds
     heartbeat_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)

@@ -8,26 +8,30 @@ leaves either the whole write or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from harness import faults
+from harness.errors import HarnessError
+from harness.paths import writable_file
 from leaderboard.database import Location, check_sqlite_file, locate, make_engine
+from leaderboard import liveness
 from leaderboard.errors import LeaderboardError, MissingLeaderboard
 from leaderboard.migrations import NoLeaderboard, SchemaError, upgrade
 from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
-HEARTBEAT_S = 30.0  # a running run's process refreshes heartbeat_at this often
-STALE_AFTER_S = float(os.environ.get("HARNESS_STALE_AFTER", 600))  # then another host may reap it
 STATUSES = ("running", "finished", "failed", "interrupted")
 
 
@@ -40,13 +44,17 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
     that is refused is never modified.
     """
     where = locate(db)
+    liveness.stale_after()  # a bad HARNESS_STALE_AFTER stops every command before it reads
     if where.is_sqlite:
         path = where.path
         check_sqlite_file(path)
         if not path.exists() and not create:
             raise MissingLeaderboard(f"no leaderboard at {path} yet: `harness run` creates it.")
-        if not path.parent.exists():
-            raise LeaderboardError(f"--db {path}: the folder {path.parent} does not exist.")
+        if not path.exists():
+            try:
+                writable_file(path, "--db")
+            except HarnessError as exc:
+                raise LeaderboardError(str(exc)) from None
     try:
         upgrade(where, create=create)
     except NoLeaderboard as exc:
@@ -58,7 +66,35 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
     except Exception as exc:  # a corrupt or encrypted file, a server that cannot be reached
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LeaderboardError(f"--db {where} cannot be opened as a database: {first_line}") from None
+    if where.is_sqlite:
+        check_integrity(where.path)
     return RunStore(where)
+
+
+def check_integrity(path: Path) -> None:
+    """Refuse a SQLite file whose pages are damaged (SQLite's ``quick_check``), naming it, before
+    a command reads a wrong answer from it or fails halfway through a write."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)) as conn:
+            verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        verdict = [str(exc)]
+    if verdict != ["ok"]:
+        raise LeaderboardError(
+            f"--db {path} is damaged ({'; '.join(verdict)}); it was left untouched. Restore a backup "
+            "(a NAME.v*.bak / NAME.rev*.bak copy if one is beside it), or point --db at a new file."
+        )
+
+
+def check_new_location(where: Location) -> None:
+    """What can be checked of a database without opening it: a SQLite file's path and folder."""
+    liveness.stale_after()
+    if where.is_sqlite:
+        check_sqlite_file(where.path)
+        try:
+            writable_file(where.path, "--db")
+        except HarnessError as exc:
+            raise LeaderboardError(str(exc)) from None
 
 
 def _score_dict(score: Score) -> dict[str, Any]:
@@ -150,6 +186,7 @@ class RunStore:
         """Record a new run as ``running`` and return its id; ``run_uuid`` (default: a new random
         one) is the run's identity across databases."""
         now = time.time()
+        host, pid, process_started_at = liveness.this_process()
         run = Run(
             uuid=run_uuid or uuid.uuid4().hex,
             status="running",
@@ -164,8 +201,9 @@ class RunStore:
             git_dirty=environment.get("git_dirty"),
             versions=environment.get("versions", {}),
             hardware=environment.get("hardware", {}),
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            host=host,
+            pid=pid,
+            process_started_at=process_started_at,
             started_at=now,
             heartbeat_at=now,
         )
@@ -175,7 +213,7 @@ class RunStore:
             return run.id
 
     def _get(self, session: Session, run_id: int, *, lock: bool = False) -> Run:
-        run = session.get(Run, run_id, with_for_update=lock)  # FOR UPDATE on a server; SQLite locked already
+        run = session.get(Run, run_id, with_for_update=lock) if _storable(run_id) else None  # FOR UPDATE on a server; SQLite locked already
         if run is None:
             raise LeaderboardError(f"no run {run_id} in {self.location}.")
         return run
@@ -304,10 +342,11 @@ class RunStore:
             run = self._get(session, run_id, lock=True)
             if run.status == "finished":
                 raise LeaderboardError(f"run {run_id} is already finished; nothing to resume.")
-            if run.status == "running" and _process_alive(run.pid) and run.host == socket.gethostname():
-                raise LeaderboardError(f"run {run_id} is still running (process {run.pid}).")
+            if run.status == "running" and not liveness.stale_reason(run, socket.gethostname(), time.time(), liveness.stale_after()):
+                raise LeaderboardError(f"run {run_id} is still running (process {run.pid} on {run.host}).")
             run.status, run.error, run.ended_at = "running", None, None
-            run.pid, run.host, run.heartbeat_at = os.getpid(), socket.gethostname(), time.time()
+            run.host, run.pid, run.process_started_at = liveness.this_process()
+            run.heartbeat_at = time.time()
             return run_record(run, full=True)
 
     def delete_run(self, run_id: int) -> None:
@@ -336,18 +375,20 @@ class RunStore:
             run.ended_at = time.time()
 
     def reap_stale(self) -> list[int]:
-        """Mark as failed every ``running`` run whose process is gone: on this host by its pid, on
-        any host by a heartbeat older than ``STALE_AFTER_S``."""
-        host, now = socket.gethostname(), time.time()
+        """Mark as failed every ``running`` run whose process is gone: on this host by its pid and
+        start time (never by heartbeat), on another host by a heartbeat older than
+        ``HARNESS_STALE_AFTER`` (see :mod:`leaderboard.liveness`)."""
+        host, now, limit = socket.gethostname(), time.time(), liveness.stale_after()
+        columns = (Run.id, Run.host, Run.pid, Run.process_started_at, Run.heartbeat_at)
         with self._session(write=False) as session:
-            running = session.execute(select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "running"))
-            suspects = [row.id for row in running if _stale_reason(row, host, now)]
+            running = session.execute(select(*columns).where(Run.status == "running"))
+            suspects = [row.id for row in running if liveness.stale_reason(row, host, now, limit)]
         if not suspects:
             return []  # a read command takes no write lock unless there is something to reap
         with self._session(write=True) as session:
             reaped = []
             for run in session.scalars(select(Run).where(Run.status == "running", Run.id.in_(suspects)).with_for_update()):
-                reason = _stale_reason(run, host, now)
+                reason = liveness.stale_reason(run, host, now, limit)
                 if reason:
                     run.status, run.ended_at, run.error = "failed", now, reason
                     reaped.append(run.id)
@@ -359,7 +400,7 @@ class RunStore:
         stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(HEARTBEAT_S):
+            while not stop.wait(liveness.HEARTBEAT_S):
                 try:
                     self.heartbeat(run_id)
                 except Exception:  # a busy database must not kill the run; the next beat retries
@@ -395,7 +436,7 @@ class RunStore:
         """
         conditions = []
         if ids is not None:
-            conditions.append(Run.id.in_(list(ids)))
+            conditions.append(Run.id.in_([i for i in ids if _storable(i)]))
         if statuses is not None:
             conditions.append(Run.status.in_(list(statuses)))
         if method is not None:
@@ -425,27 +466,15 @@ class RunStore:
         return records
 
 
+ID_LIMIT = 2**63 - 1  # the largest id either back-end can hold
+
+
+def _storable(run_id: int) -> bool:
+    """An id that could name a row (larger ones cannot be sent to the database at all)."""
+    return 0 < run_id <= ID_LIMIT
+
+
 _SUMMARY = (
     Run.id, Run.status, Run.method, Run.backbone, Run.task_spec, Run.task_names, Run.config_hash,
     Run.seed, Run.started_at, Run.ended_at, Run.error,
 )
-
-
-def _stale_reason(run: Any, host: str, now: float) -> str | None:
-    """Why a ``running`` row (with host, pid, heartbeat_at) is stale, or None while it lives."""
-    if run.host == host and not _process_alive(run.pid):
-        return f"interrupted: process {run.pid} on {host} ended without finishing"
-    if now - run.heartbeat_at > STALE_AFTER_S:
-        silent = now - run.heartbeat_at
-        return f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
-    return None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -43,14 +43,24 @@ SLOTS_PARAMETER = "autoregembed_slots"
 PROMPTED_TEMPLATE = "{text}\n"  # IC rows with a prompt: context, prompt, then the slots
 
 
+def _no_text_slot(value: str) -> str | None:
+    return "must not contain {text} (the text comes before it)" if "{text}" in value else None
+
+
+def _known_stages(value: list[str]) -> str | None:
+    if value and all(stage in ("ic", "cda") for stage in value):
+        return None
+    return 'must name ic and/or cda (e.g. ["ic", "cda"])'
+
+
 @dataclass
 class AutoRegEmbedConfig(TrainConfig):
     preset: str = option("small", "small (sized for 2 CPU cores) or paper (the paper's settings, for GPUs)")
-    stages: list[str] = option(["ic", "cda"], "stages to run in order: ic, cda, or both")
-    slots: int = option(5, "number k of compression slots")
-    instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots")
-    beta: float = option(0.1, "CDA beta (scale of log-probability differences)")
-    tau: float = option(0.1, "CDA temperature")
+    stages: list[str] = option(["ic", "cda"], "stages to run in order: ic, cda, or both", check=_known_stages, rule="ic and/or cda")
+    slots: int = option(5, "number k of compression slots", minimum=1, maximum=256)
+    instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots", check=_no_text_slot, rule="no {text}")
+    beta: float = option(0.1, "CDA beta (scale of log-probability differences)", above=0)
+    tau: float = option(0.1, "CDA temperature", above=0)
     reference_sign: Literal["paper", "released"] = option(
         "paper", "paper: m = (a-n) - (ra-rn); released: m = (a-n) + (ra-rn)"
     )
@@ -59,16 +69,16 @@ class AutoRegEmbedConfig(TrainConfig):
     )
     negatives: Literal["joint", "pairwise"] = option("joint", "several negatives: one denominator or mean of pairs")
     ic_data: str = option("", "IC data: context/prompt/answer file, 'pwc' (hub), or '' = autoencode --train-data texts")
-    ic_steps: int = option(0, "IC steps (0 = steps)")
-    ic_lr: float = option(0.0, "IC learning rate (0 = lr)")
-    ic_epochs: float = option(0.0, "IC epochs when steps are 0 (0 = epochs)")
-    ic_grad_accum: int = option(0, "IC micro-batches per step (0 = grad_accum)")
-    ic_max_examples: int = option(0, "IC examples, a seeded choice (0 = max_examples)")
-    cda_steps: int = option(0, "CDA steps (0 = steps)")
-    cda_lr: float = option(0.0, "CDA learning rate (0 = lr)")
-    cda_epochs: float = option(0.0, "CDA epochs when steps are 0 (0 = epochs)")
-    cda_grad_accum: int = option(0, "CDA micro-batches per step (0 = grad_accum)")
-    cda_max_examples: int = option(0, "CDA triplets, a seeded choice (0 = max_examples)")
+    ic_steps: int = option(0, "IC steps (0 = steps)", minimum=0)
+    ic_lr: float = option(0.0, "IC learning rate (0 = lr)", minimum=0)
+    ic_epochs: float = option(0.0, "IC epochs when steps are 0 (0 = epochs)", minimum=0)
+    ic_grad_accum: int = option(0, "IC micro-batches per step (0 = grad_accum)", minimum=0)
+    ic_max_examples: int = option(0, "IC examples, a seeded choice (0 = max_examples)", minimum=0)
+    cda_steps: int = option(0, "CDA steps (0 = steps)", minimum=0)
+    cda_lr: float = option(0.0, "CDA learning rate (0 = lr)", minimum=0)
+    cda_epochs: float = option(0.0, "CDA epochs when steps are 0 (0 = epochs)", minimum=0)
+    cda_grad_accum: int = option(0, "CDA micro-batches per step (0 = grad_accum)", minimum=0)
+    cda_max_examples: int = option(0, "CDA triplets, a seeded choice (0 = max_examples)", minimum=0)
 
     @property
     def template(self) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.method import Method, option
+from harness.options import text_slot_once
 from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.training import TrainConfig
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 class InfoNCEConfig(TrainConfig):
     pooling: Literal["mean", "last"] = option("mean", "mean (-M) or last-token (-L) pooling")
     in_batch: bool = option(True, "also use every other document of the global batch as a negative")
-    temperature: float = option(0.05, "softmax temperature of the cosine scores")
-    template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)")
+    temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
+    template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)", check=text_slot_once, rule="{text} once")
 
 
 def infonce_loss(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from harness.method import Method, MethodConfig, option
+from harness.options import text_slot_once
 from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
 @dataclass
 class PoolingConfig(MethodConfig):
     preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
-    template: str = option("{text}", "prompt around each text; must contain {text} once")
+    template: str = option("{text}", "prompt around each text", check=text_slot_once, rule="{text} once")
 
 
 #: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.
@@ -27,7 +28,7 @@ POOLING_PRESETS: dict[str, dict[str, str]] = {"plain": {}, "autoregembed": {"tem
 
 @dataclass
 class PromptEOLConfig(MethodConfig):
-    template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)")
+    template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)", check=text_slot_once, rule="{text} once")
 
 
 class _Untrained(Method):

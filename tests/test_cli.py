@@ -74,10 +74,19 @@ def test_compare_table_shows_difference_and_mean(recorded):
 
 
 def test_read_commands_on_a_missing_database(tmp_path):
-    db = tmp_path / "none.db"
-    assert invoke("compare", "--db", str(db), "--json").output.strip() == "[]"
-    assert invoke("leaderboard", "--db", str(db)).exit_code == 0
-    assert not db.exists()
+    """A missing database reads as an empty one, the same for every command: listings are empty
+    (exit 0) and say where they looked; a command that names a run finds no run (exit 2)."""
+    db = str(tmp_path / "none.db")
+    listed = invoke("compare", "--db", db, "--json")
+    assert listed.exit_code == 0 and listed.stdout.strip() == "[]" and f"No leaderboard at {db}" in listed.stderr
+    for command in (["leaderboard"], ["runs"], ["compare"], ["export", "--json", "-"], ["delete", "--status", "failed", "--yes"]):
+        result = invoke(*command, "--db", db)
+        assert result.exit_code == 0 and f"No leaderboard at {db}" in result.stderr, command
+    for command in (["show", "3"], ["compare", "3"], ["plot", "3"], ["eval", "3", "--tasks", "offline"], ["delete", "3", "--yes"],
+                    ["export", "3", "--csv", "-"], ["export", "3", "--mteb", str(tmp_path / "m")], ["run", "--resume", "3"]):
+        result = invoke(*command, "--db", db)
+        assert result.exit_code == 2 and "no run 3" in result.stderr and "Traceback" not in result.output, command
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_db_location_from_environment(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):

@@ -46,7 +46,7 @@ def test_set_value_is_never_evaluated():
         (["batch_sise=2"], "unknown option(s) 'batch_sise' (did you mean 'batch_size'?)"),
         (["dtype=float8"], "is not one of"),
         (["a.b.c=1"], "is not a config key"),
-        (["batch_size=0"], "batch_size must be >= 1"),
+        (["batch_size=0"], "batch_size=0 must be >= 1"),
     ],
 )
 def test_bad_set_values_name_the_option(sets, message):

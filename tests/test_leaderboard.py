@@ -144,7 +144,7 @@ def test_rank_orders_by_mean_shares_ties_and_drops_incomplete():
 def test_a_run_on_another_host_is_reaped_only_when_its_heartbeat_stops(tmp_path, monkeypatch):
     import time
 
-    from leaderboard import store as store_module
+    from leaderboard import liveness
 
     store = open_store(tmp_path / "h.db")
     quiet, alive = _start(store), _start(store)
@@ -155,7 +155,7 @@ def test_a_run_on_another_host_is_reaped_only_when_its_heartbeat_stops(tmp_path,
     assert store.reap_stale() == [quiet]
     assert "no heartbeat" in store.get_run(quiet)["error"] and store.get_run(alive)["status"] == "running"
 
-    monkeypatch.setattr(store_module, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.05)
     with store.heartbeat_while(alive):
         time.sleep(0.3)
     assert store.get_run(alive)["heartbeat_at"] > now

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +62,11 @@ def test_jsonl(tmp_path):
         ("b.tsv", b"sentence1\tsentence2\tscore\n\xff\xfe\tb\t1\n", ["line 2", "not UTF-8"]),
         ("z.tsv", b"sentence1\tsentence2\tscore\na\x00\tb\t1\n", ["line 2", "NUL byte"]),
         ("x.txt", "sentence1\tsentence2\tscore\n", ["unsupported file type .txt"]),
+        ("big.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "c", "sentence2": "d", "score": 1%s}\n' % ("0" * 400), ["line 2", "column score", "not a finite number"]),
+        ("wide.tsv", "sentence1\tsentence2\tscore\na\tb\t1e300\nc\td\t-1e300\n", ["line 2", "column score", "cannot be a score"]),
+        ("long.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\t%s\n" % ("9" * 400), ["line 3", "not a finite number"]),
+        ("dup.tsv", "sentence1\tsentence2\tscore\tScore\na\tb\t1\t2\nc\td\t2\t1\n", ["line 1", "score more than once"]),
+        ("dup.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1, "score": 2}\n', ["line 1", "score appear more than once"]),
     ],
 )
 def test_bad_files_name_file_line_and_column(tmp_path, name, content, fragments):
@@ -115,3 +122,39 @@ def test_stsb_train_with_its_ragged_rows_parses_whole(tmp_path, shared_data):
     pairs = read_sts_file(path)
     assert ragged > 100  # the ~200 rows with two extra trailing fields
     assert len(pairs.scores) == 5749 and min(pairs.scores) == 0 and max(pairs.scores) == 5
+
+
+def test_a_field_of_200k_characters_is_read(tmp_path):
+    long_text = "word " * 40_000
+    path = _write(tmp_path / "long.tsv", f"sentence1\tsentence2\tscore\n{long_text}\tb\t1\nc\td\t2\n")
+    assert read_sts_file(path).sentence1[0] == long_text
+
+
+def _loop(tmp_path):
+    (tmp_path / "a.tsv").symlink_to(tmp_path / "b.tsv")
+    (tmp_path / "b.tsv").symlink_to(tmp_path / "a.tsv")
+    return tmp_path / "a.tsv"
+
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "pipe.tsv")
+    return tmp_path / "pipe.tsv"
+
+
+def _through_a_file(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    return tmp_path / "plain" / "t.tsv"
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (_loop, "loop of symbolic links"),
+    (_fifo, "named pipe"),
+    (_through_a_file, "a part of the path is a file"),
+    (lambda tmp: tmp / ("n" * 300 + ".tsv"), "longer than the operating system allows"),
+    (lambda tmp: Path("~no-such-user-here/t.tsv"), "there is no user 'no-such-user-here'"),
+    (lambda tmp: (tmp / "folder.tsv").mkdir() or tmp / "folder.tsv", "is a folder"),
+])
+def test_unusable_paths_are_one_message(tmp_path, make, fragment):
+    """Never a hang (a FIFO is refused before it is opened), never an OSError."""
+    with pytest.raises(HarnessError, match=fragment):
+        read_sts_file(make(tmp_path))

@@ -99,7 +99,7 @@ def test_resume_refuses_a_folder_of_another_run(tmp_path, tiny_llama_dir, triple
         ("malformed-train-data", ["--train-data", "BAD"], "expected triplet columns"),
         ("bad-option-value", ["--set", "method_args.pooling=max"], "'max' is not one of 'mean', 'last'"),
         ("misspelled-option", ["--set", "method_args.stpes=10"], "'stpes' (did you mean 'steps'?)"),
-        ("output-dir-is-a-file", ["--output-dir", "FILE"], "is not a writable folder"),
+        ("output-dir-is-a-file", ["--output-dir", "FILE"], "is a file, not a folder"),
     ],
 )
 def test_bad_input_records_nothing(tmp_path, tiny_llama_dir, triplets, small_sts_file, case, extra, expected):

@@ -1,0 +1,97 @@
+"""Declared options: a default, a help text and the values a run accepts, checked in one place.
+
+Every option of ``RunConfig`` and of every method's ``Config`` (built-in or plug-in) is made with
+:func:`option`; :func:`check_values` enforces what it declares before anything is recorded, and
+``harness methods`` shows it. Whatever an option declares, a float must be finite and a number
+must lie within ``[-INT_LIMIT, INT_LIMIT]`` unless the option names its own upper bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from harness.errors import HarnessError
+
+INT_LIMIT = 2**31 - 1
+Check = Callable[[Any], "str | None"]  # a problem with the value, or None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What an option accepts: inclusive ``minimum``/``maximum``, exclusive ``above``/``below``,
+    and ``check``, a function returning what is wrong with a value (None when it is fine)."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    below: float | None = None
+    check: Check | None = None
+    rule: str = ""  # how ``check`` reads in ``harness methods``
+
+    def describe(self) -> str:
+        low = f">= {_num(self.minimum)}" if self.minimum is not None else f"> {_num(self.above)}" if self.above is not None else ""
+        high = f"<= {_num(self.maximum)}" if self.maximum is not None else f"< {_num(self.below)}" if self.below is not None else ""
+        return " and ".join(part for part in (low, high, self.rule) if part)
+
+    def problem(self, value: Any) -> str | None:
+        numbers = [value] if _is_number(value) else [v for v in value if _is_number(v)] if isinstance(value, list) else []
+        for number in numbers:
+            if isinstance(number, float) and not math.isfinite(number):
+                return "must be a finite number"
+            if self.maximum is None and self.below is None and abs(number) > INT_LIMIT:
+                return f"is out of range (numbers are at most {INT_LIMIT} in magnitude)"
+            if (self.minimum is not None and number < self.minimum) or (self.above is not None and number <= self.above) \
+                    or (self.maximum is not None and number > self.maximum) or (self.below is not None and number >= self.below):
+                return f"must be {self.describe()}"
+        return self.check(value) if self.check is not None else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _num(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def option(
+    default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,  # noqa: A002
+    above: float | None = None, below: float | None = None, check: Check | None = None, rule: str = "",
+) -> Any:
+    """A documented dataclass field with the values it accepts; lists and dicts get a fresh copy
+    per instance. ``above``/``below`` are exclusive bounds, ``check`` a custom test (say it in
+    ``rule``)."""
+    metadata = {"help": help, "bounds": Bounds(minimum, maximum, above, below, check, rule)}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def bounds_of(item: Any) -> Bounds:
+    """The bounds a dataclass field declares (none for a plain field)."""
+    return item.metadata.get("bounds", Bounds())
+
+
+def check_values(config: Any, where: str, prefix: str = "") -> None:
+    """Raise ``HarnessError`` naming ``where`` and the option (as ``prefix`` + name) for the first
+    value its declaration refuses."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        problem = bounds_of(item).problem(value)
+        if problem:
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            raise HarnessError(f"{where}: {prefix}{item.name}={shown} {problem}.")
+
+
+def text_slot_once(value: Any) -> str | None:
+    """For templates: ``{text}`` exactly once."""
+    if isinstance(value, str) and value.count("{text}") == 1:
+        return None
+    return "must contain {text} exactly once"
+
+
+def not_empty(value: Any) -> str | None:
+    return None if value else "must not be empty"

@@ -1,0 +1,67 @@
+"""Whether the process that records a ``running`` run is still alive.
+
+On this host a run is alive exactly while a process with its pid *and* its start time exists (a
+pid alone can be reused after the run's process died); the heartbeat's age is never consulted
+there, so a process busy for longer than ``HARNESS_STALE_AFTER`` is not reaped. A run on another
+host cannot be asked: it is presumed dead once its heartbeat is older than ``stale_after()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from typing import Any
+
+import psutil
+
+from leaderboard.errors import LeaderboardError
+
+HEARTBEAT_S = 30.0  # a running run's process refreshes heartbeat_at this often
+DEFAULT_STALE_AFTER_S = 600.0
+START_TOLERANCE_S = 1.0  # psutil's start time is rounded to clock ticks
+
+
+def stale_after() -> float:
+    """``HARNESS_STALE_AFTER`` (seconds), checked: a number of at least two heartbeats."""
+    raw = os.environ.get("HARNESS_STALE_AFTER")
+    if raw is None or not raw.strip():
+        return DEFAULT_STALE_AFTER_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 2 * HEARTBEAT_S:
+        raise LeaderboardError(
+            f"HARNESS_STALE_AFTER={raw!r}: expected seconds, a number >= {2 * HEARTBEAT_S:.0f} "
+            f"(two heartbeats; default {DEFAULT_STALE_AFTER_S:.0f})."
+        )
+    return value
+
+
+def this_process() -> tuple[str, int, float]:
+    """(host, pid, start time) of the calling process, as recorded with a run."""
+    return socket.gethostname(), os.getpid(), psutil.Process().create_time()
+
+
+def process_alive(pid: int, started_at: float | None) -> bool:
+    """A process with ``pid`` exists (and, when ``started_at`` is known, started then)."""
+    try:
+        actual = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        return started_at is None
+    return started_at is None or abs(actual - started_at) <= START_TOLERANCE_S
+
+
+def stale_reason(run: Any, host: str, now: float, limit: float) -> str | None:
+    """Why a ``running`` row (host, pid, process_started_at, heartbeat_at) is stale, or None."""
+    if run.host == host:
+        if process_alive(run.pid, run.process_started_at):
+            return None
+        return f"interrupted: process {run.pid} on {host} ended without finishing"
+    silent = now - run.heartbeat_at
+    if silent > limit:
+        return f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
+    return None
