@@ -531,18 +531,22 @@ def export(
 
 def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
     from harness.mteb_export import export
+    from harness.paths import writable_folder
 
     if not run_ids:
         raise_usage("harness export --mteb DIR needs the runs to export, e.g. `harness export 3 7 --mteb results/`.")
+    folder = writable_folder(folder, "--mteb")
     written = export(_read_store(db, False, list(run_ids)), list(run_ids), folder)
     err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
 
 
 def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
     from harness.model_export import export_model
+    from harness.paths import writable_folder
 
     if not run_ids or len(run_ids) != 1:
         raise_usage("harness export --model DIR exports one run, e.g. `harness export 3 --model encoder/`.")
+    folder = writable_folder(folder, "--model")
     record = _read_store(db, False, list(run_ids)).get_run(run_ids[0])
     written = export_model(record, folder, console)
     err_console.print(

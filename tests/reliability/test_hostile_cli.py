@@ -204,7 +204,9 @@ PATH_OPTIONS: dict[str, tuple[str, Callable[[str, Path], list[str]]]] = {
                                                             "--set", f"method_args.sharding_config={p!r}".replace("'", '"'),
                                                             "--db", str(f / "h.db"), "--output-dir", str(f / "runs")]),
 }
-FOLDER_OPTIONS = {"--output-dir"}  # a folder is what they want
+PATH_OPTIONS["export --mteb"] = ("m", lambda p, f: ["export", "1", "--mteb", p, "--db", str(f / "h.db")])
+PATH_OPTIONS["export --model"] = ("e", lambda p, f: ["export", "1", "--model", p, "--db", str(f / "h.db")])
+FOLDER_OPTIONS = {"--output-dir", "export --mteb", "export --model"}  # a folder is what they want
 
 
 @settings(max_examples=120, **FAST)

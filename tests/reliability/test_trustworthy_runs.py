@@ -328,3 +328,62 @@ def test_json_shows_as_a_flag_in_help(command):
     assert result.exit_code == 0
     (line,) = [line for line in result.output.splitlines() if line.strip("│ ").startswith("--json")]
     assert "<bool>" not in line
+
+
+# -- issue 21: garbled checkpoints, damaged databases, exports that cannot be written ------------
+@pytest.mark.parametrize("garble", ["state.json", "trainable.pt"])
+def test_a_garbled_checkpoint_fails_resume_with_a_message_and_the_run_stays_interrupted(tmp_path, tiny_llama_dir, triplets, small_sts_file, garble):
+    out, db = tmp_path / "runs", tmp_path / "h.db"
+    done = CliRunner().invoke(app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2"))
+    assert done.exit_code == 0, done.output
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET status = 'interrupted', error = 'interrupted by the user (Ctrl-C)'")
+    (checkpoint,) = [p for p in (Path(_rows(db, "SELECT output_dir FROM runs")[0][0]) / "checkpoints").iterdir() if not p.name.startswith(".")]
+    target = checkpoint / garble
+    target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])  # truncated, as by a full disk
+    refused = subprocess.run([*HARNESS, "run", "--resume", "1", "--db", str(db)], env=_env(), capture_output=True, text=True)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert str(target) in refused.stderr and "cannot resume" in refused.stderr
+    assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
+
+
+def test_a_damaged_database_is_reported_at_open_and_left_untouched(tmp_path):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "h.db"
+    store = open_store(db)
+    for _ in range(40):  # enough rows for a few pages
+        store.start_run(method="m" * 200, backbone="b", task_spec="t", task_names=["t"], config={"x": "y" * 400}, config_hash="h",
+                        seed=0, environment={"versions": {}, "hardware": {}})
+    store.close()
+    data = bytearray(db.read_bytes())
+    data[4096:8192] = bytes(range(256)) * 16
+    db.write_bytes(bytes(data))
+    for command in (["runs"], ["run", "--method", "untrained-mean", "--tasks", "offline"]):
+        result = CliRunner().invoke(app, [*command, "--db", str(db)])
+        assert result.exit_code == 2 and f"--db {db} is damaged" in result.output, result.output
+        assert db.read_bytes() == bytes(data)
+
+
+def test_exports_that_cannot_be_written_fail_cleanly_and_leave_no_partial_file(tmp_path):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "h.db"
+    open_store(db).close()
+    (tmp_path / "folder.csv").mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    (tmp_path / "a-file").write_text("mine")
+    try:
+        cases = [["--csv", str(tmp_path / "folder.csv")], ["--csv", str(tmp_path / "nowhere" / "r.csv")],
+                 ["1", "--mteb", str(tmp_path / "a-file")], ["1", "--model", str(tmp_path / "a-file")]]
+        if os.geteuid() != 0:  # root writes through permissions
+            cases.append(["--json", str(locked / "r.json")])
+        for args in cases:
+            result = CliRunner().invoke(app, ["export", *args, "--db", str(db)])
+            assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+            assert result.output.count("Error") == 1 and args[-1] in result.output
+    finally:
+        locked.chmod(0o700)
+    assert not list(tmp_path.rglob("*.partial")) and (tmp_path / "a-file").read_text() == "mine"
