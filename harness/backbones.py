@@ -12,12 +12,13 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import hub
+from harness import hub, paths
 from harness.errors import HarnessError, sentence, unknown_name
 
 if TYPE_CHECKING:
@@ -69,19 +70,29 @@ def resolve(name: str) -> BackboneSpec:
     """An alias, an existing local model folder, or a hub id of the form ``org/name``."""
     if name in ALIASES:
         return ALIASES[name]
-    path = Path(name).expanduser()
-    if path.is_dir():
+    path = paths.expand(name, "--backbone")
+    try:
+        info = paths.status(path, "--backbone")
+    except HarnessError:
+        if not _hub_shaped(name):
+            raise
+        info = None  # e.g. a file named like the org: the name is a hub id
+    if info is not None and stat.S_ISDIR(info.st_mode):
         if not (path / "config.json").exists():
             raise HarnessError(f"--backbone {name}: the folder has no config.json, so it is not a model.")
         return BackboneSpec(name, str(path.resolve()), "local")
-    if path.exists():
-        raise HarnessError(f"--backbone {name}: is a file; give the model's folder or a hub id.")
-    parts = name.split("/")
-    if len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~")):
+    if info is not None:
+        raise HarnessError(f"--backbone {name}: is not a folder; give the model's folder or a hub id.")
+    if _hub_shaped(name):
         return BackboneSpec(name, name, "hub")
     raise unknown_name(
         "backbone", name, ALIASES, " Give an alias, a hub id like org/name, or a local folder."
     )
+
+
+def _hub_shaped(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
 def _smollm2_gguf() -> Path | None:

@@ -6,6 +6,7 @@ them, so ``harness --help`` answers fast. Bad input ends with one paragraph on s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -118,10 +119,16 @@ def _check_db(db: str) -> None:
     from leaderboard.database import locate
     from leaderboard.store import check_new_location
 
+    from leaderboard.errors import MissingLeaderboard
+
     where = locate(db)
     check_new_location(where)
-    if where.is_sqlite and where.path.exists():
+    if where.is_sqlite and not where.path.exists():
+        return
+    try:  # an existing file, or a server: reachable and a harness leaderboard (or empty)
         _open_store(db, create=False).close()
+    except MissingLeaderboard:
+        pass
 
 
 def _read_store(db: str, as_json: bool, ids: list[int] | None = None) -> Any:
@@ -218,11 +225,11 @@ def run(
         if is_main:
             _check_db(db)
         warnings: list[str] = []
-        opener = (lambda: _open_store(db, create=True)) if is_main else None
+        opener = functools.cache(lambda: _open_store(db, create=True)) if is_main else None
         run_id = execute(plan, opener, console, output_root=output_dir, resume=record, warnings=warnings, report_to=trackers)
-        if not is_main:
+        if opener is None:
             return
-    _report_finished(_open_store(db, create=False), run_id, db)
+    _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
     for warning in warnings:
         err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
     for note in plan.method_cls(plan.method_config).closing_notes():
@@ -515,6 +522,11 @@ def export(
             _export_mteb(run_ids, mteb_dir, db)
             return
         statuses = _statuses(status)
+        target, label = (csv_file, "--csv") if csv_file is not None else (json_file, "--json")
+        if target != "-":
+            from harness.paths import writable_file
+
+            writable_file(target, label)  # before the leaderboard is read
         store = _read_store(db, json_file == "-", run_ids)
         if store is None:
             return
@@ -523,8 +535,7 @@ def export(
         else:
             records = store.runs(statuses=statuses, method=method, backbone=backbone, newest_first=False)
         text = exports.as_csv(records) if csv_file is not None else exports.as_json(records)
-        exports.write(text, csv_file if csv_file is not None else json_file)
-    target = csv_file if csv_file is not None else json_file
+        exports.write(text, target, label)
     if target != "-":
         err_console.print(f"Exported {len(records)} run(s) to {target}.", highlight=False)
 

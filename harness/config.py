@@ -34,11 +34,13 @@ DEFAULT_TASKS = ("offline",)
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds stop here
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+DEVICE = re.compile(r"auto|cpu|(cuda|mps|xpu|npu|hpu)(:\d{1,4})?")
 
 
 def _device_name(value: Any) -> str | None:
-    return None if isinstance(value, str) and DEVICE.fullmatch(value) else "must be auto, cpu, cuda, cuda:N or mps"
+    if isinstance(value, str) and DEVICE.fullmatch(value):
+        return None
+    return "must be auto, cpu, or an accelerator such as cuda, cuda:N, mps or xpu"
 
 
 @dataclass

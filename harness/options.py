@@ -77,13 +77,18 @@ def bounds_of(item: Any) -> Bounds:
 
 def check_values(config: Any, where: str, prefix: str = "") -> None:
     """Raise ``HarnessError`` naming ``where`` and the option (as ``prefix`` + name) for the first
-    value its declaration refuses."""
+    value its declaration refuses; then ask the config's own ``inconsistency(prefix)`` (if it has
+    one) about values that are wrong only together."""
     for item in fields(config):
         value = getattr(config, item.name)
         problem = bounds_of(item).problem(value)
         if problem:
             shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
             raise HarnessError(f"{where}: {prefix}{item.name}={shown} {problem}.")
+    across = getattr(config, "inconsistency", None)
+    problem = across(prefix) if callable(across) else None
+    if problem:
+        raise HarnessError(f"{where}: {problem}.")
 
 
 def text_slot_once(value: Any) -> str | None:

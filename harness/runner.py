@@ -335,11 +335,13 @@ def execute(
     run_id: int | None = None
     run_uuid = resume["uuid"] if resume is not None else uuid.uuid4().hex
     folder: Path | None = None
-    store = open_store() if main and open_store is not None else None
-    if main and resume is not None:
-        folder = run_folders.own_folder(resume, output_root, purpose="resume") if trains else None
+    if resume is not None and trains:  # every rank: a checkpoint that cannot be read stops them all
+        folder = run_folders.own_folder(resume, output_root, purpose="resume")
         if folder is not None:
             check_resumable(folder)
+        folder = folder if main else None
+    store = open_store() if main and open_store is not None else None
+    if main and resume is not None:
         store.reopen_run(resume["run_id"])
         run_id = resume["run_id"]
     elif main:

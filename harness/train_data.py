@@ -178,7 +178,11 @@ def _present(source: str) -> bool:
 
 
 def _split(sources: str) -> list[str]:
-    parts = [sources] if _present(sources) else sources.split("+")
+    try:
+        whole = _present(sources)
+    except HarnessError:  # not one path (e.g. too long as one name): its parts are checked one by one
+        whole = False
+    parts = [sources] if whole else sources.split("+")
     if not all(p.strip() for p in parts):
         raise HarnessError(f"--train-data {sources!r}: an empty source between '+' signs.")
     return parts
@@ -187,7 +191,7 @@ def _split(sources: str) -> list[str]:
 def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
     """Positive pairs of one source: (query, positive) of triplets, entailment pairs of an NLI
     file, or the pairs of an STS file scoring at least ``MIN_STS_SCORE``."""
-    path = Path(source).expanduser()
+    path = paths.expand(source, "--train-data")
     if source == "offline" or source in HUB_SETS or not _present(source):
         return [(t.query, t.pos) for t in _single(source, seed)]
     table = read_rows(path, SUFFIXES, KIND)
@@ -301,7 +305,7 @@ def _single(source: str, seed: int) -> list[Triplet]:
         return offline_triplets(seed)
     if source in HUB_SETS:
         return _hub_triplets(source)
-    path = Path(source).expanduser()
+    path = paths.expand(source, "--train-data")
     if not _present(source) and path.suffix.lower() not in SUFFIXES:
         known = ", ".join(["offline", *HUB_SETS])
         raise HarnessError(f"--train-data {source!r}: no such file, and not one of {known}.")

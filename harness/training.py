@@ -42,7 +42,7 @@ class TrainConfig(MethodConfig):
     """House training options shared by every trained method (override per method)."""
 
     steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs", minimum=0)
-    epochs: float = option(1.0, "passes over the stage's data when steps is 0", above=0)
+    epochs: float = option(1.0, "passes over the stage's data when steps is 0", minimum=0)
     batch_size: int = option(8, "examples per device per micro-batch", minimum=1)
     grad_accum: int = option(1, "micro-batches per optimizer step", minimum=1)
     lr: float = option(2e-4, "peak learning rate (AdamW)", above=0)
@@ -67,6 +67,12 @@ class TrainConfig(MethodConfig):
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
     )
     sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
+
+    def inconsistency(self, prefix: str) -> str | None:
+        """Options that are wrong only together (see ``harness.options.check_values``)."""
+        if self.steps == 0 and self.epochs == 0:
+            return f"{prefix}steps=0 and {prefix}epochs=0 leave nothing to train; set one of them"
+        return None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -32,17 +33,18 @@ def as_json(runs: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(runs), indent=2, default=str) + "\n"
 
 
-def write(text: str, target: str) -> None:
+def write(text: str, target: str, label: str = "export to") -> None:
     """Print to stdout for "-", else write ``target`` through a temporary file and a rename."""
     if target == "-":
         sys.stdout.write(text)
         return
-    path = writable_file(target, "export to")
-    partial = path.with_name(f".{path.name}.partial")
+    path = writable_file(target, label)
+    partial = path.with_name(f".{path.name[:200]}.partial")
     try:
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
     except OSError as exc:
-        raise LeaderboardError(f"export to {target}: {exc.strerror or exc}; nothing was written.") from None
+        raise LeaderboardError(f"{label} {target}: {exc.strerror or exc}; nothing was written.") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)

@@ -44,24 +44,50 @@ def this_process() -> tuple[str, int, float]:
     return socket.gethostname(), os.getpid(), psutil.Process().create_time()
 
 
-def process_alive(pid: int, started_at: float | None) -> bool:
-    """A process with ``pid`` exists (and, when ``started_at`` is known, started then)."""
+ALIVE, GONE, OTHER = "alive", "gone", "other"  # OTHER: the pid names a process that started at another time
+
+
+def process_state(pid: int, started_at: float | None) -> str:
+    """Whether the process with ``pid`` (that started at ``started_at``, where known) lives.
+
+    A process this user may not inspect (another user's, ``/proc`` mounted with ``hidepid``) is
+    taken to be alive when the pid exists, as ``kill(pid, 0)`` says; a zombie has ended.
+    """
     try:
-        actual = psutil.Process(pid).create_time()
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return GONE
+        actual = process.create_time()
+    except psutil.ZombieProcess:
+        return GONE
+    except psutil.AccessDenied:
+        return ALIVE
     except psutil.NoSuchProcess:
-        return False
-    except (psutil.AccessDenied, psutil.ZombieProcess):
-        return started_at is None
-    return started_at is None or abs(actual - started_at) <= START_TOLERANCE_S
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return GONE
+        except PermissionError:
+            return ALIVE  # hidden from psutil, but there
+        return GONE
+    if started_at is None or abs(actual - started_at) <= START_TOLERANCE_S:
+        return ALIVE
+    return OTHER
 
 
 def stale_reason(run: Any, host: str, now: float, limit: float) -> str | None:
-    """Why a ``running`` row (host, pid, process_started_at, heartbeat_at) is stale, or None."""
+    """Why a ``running`` row (host, pid, process_started_at, heartbeat_at) is stale, or None.
+
+    On this host a pid held by a process of another start time is taken for a reused pid only
+    once the heartbeat has stopped too: a stepped wall clock moves psutil's start times, and must
+    not reap a live run.
+    """
+    silent = now - run.heartbeat_at
     if run.host == host:
-        if process_alive(run.pid, run.process_started_at):
+        state = process_state(run.pid, run.process_started_at)
+        if state == ALIVE or (state == OTHER and silent <= limit):
             return None
         return f"interrupted: process {run.pid} on {host} ended without finishing"
-    silent = now - run.heartbeat_at
     if silent > limit:
         return f"interrupted: no heartbeat from process {run.pid} on {run.host} for {silent:.0f} s"
     return None

@@ -51,10 +51,9 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
         if not path.exists() and not create:
             raise MissingLeaderboard(f"no leaderboard at {path} yet: `harness run` creates it.")
         if not path.exists():
-            try:
-                writable_file(path, "--db")
-            except HarnessError as exc:
-                raise LeaderboardError(str(exc)) from None
+            check_new_location(where)
+        elif path.stat().st_size > 0:
+            check_integrity(path)  # before an upgrade could write to a damaged file
     try:
         upgrade(where, create=create)
     except NoLeaderboard as exc:
@@ -66,8 +65,6 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
     except Exception as exc:  # a corrupt or encrypted file, a server that cannot be reached
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LeaderboardError(f"--db {where} cannot be opened as a database: {first_line}") from None
-    if where.is_sqlite:
-        check_integrity(where.path)
     return RunStore(where)
 
 
@@ -75,7 +72,7 @@ def check_integrity(path: Path) -> None:
     """Refuse a SQLite file whose pages are damaged (SQLite's ``quick_check``), naming it, before
     a command reads a wrong answer from it or fails halfway through a write."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)) as conn:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)) as conn:
             verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         verdict = [str(exc)]

@@ -239,14 +239,15 @@ def test_run_ids_out_of_range(which, run_id):
     from leaderboard.store import open_store
 
     open_store(folder / "h.db").close()
+    db = ["--db", str(folder / "h.db")]
     if which == len(ID_COMMANDS):
-        args = ["run", "--resume", str(run_id)]
-    else:
-        args = [ID_COMMANDS[which][0], str(run_id), *ID_COMMANDS[which][1:]]
-    result = runner.invoke(app, [*args, "--db", str(folder / "h.db")])
+        args = ["run", f"--resume={run_id}", *db]
+    else:  # options first, then the id after "--" (so that a negative id is not read as an option)
+        args = [*ID_COMMANDS[which], *db, "--", str(run_id)]
+    result = runner.invoke(app, args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
-    assert f"no run {run_id}" in result.output or "Invalid value" in result.output or "No such option" in result.output
+    assert f"no run {run_id}" in result.output, result.output
 
 
 @settings(max_examples=40, **FAST)

@@ -59,14 +59,18 @@ def test_a_live_run_with_an_old_heartbeat_is_neither_reaped_nor_deleted(tmp_path
 
 
 def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path):
-    """The row names this (live) test process's pid, but another start time: a different process."""
+    """The row names this (live) test process's pid, but another start time: a different process.
+    Taken for a reused pid once the heartbeat has stopped too (a stepped clock moves start times)."""
     store = open_store(tmp_path / "h.db")
     run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=["t"], config={}, config_hash="h", seed=0,
                              environment={"versions": {}, "hardware": {}})
     kept = store.start_run(method="m", backbone="b", task_spec="t", task_names=["t"], config={}, config_hash="h", seed=0,
                            environment={"versions": {}, "hardware": {}})
     with sqlite3.connect(tmp_path / "h.db") as conn:
-        conn.execute("UPDATE runs SET process_started_at = process_started_at - 3600 WHERE id = ?", (run_id,))
+        conn.execute("UPDATE runs SET process_started_at = process_started_at - 3600")
+    assert store.reap_stale() == []  # heartbeats fresh: perhaps the clock was stepped
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 3600 WHERE id = ?", (run_id,))
     assert store.reap_stale() == [run_id]
     assert store.get_run(kept)["status"] == "running"
 

@@ -387,3 +387,18 @@ def test_exports_that_cannot_be_written_fail_cleanly_and_leave_no_partial_file(t
     finally:
         locked.chmod(0o700)
     assert not list(tmp_path.rglob("*.partial")) and (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_an_export_whose_write_fails_leaves_no_partial_file(tmp_path, monkeypatch):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "h.db"
+    open_store(db).close()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    result = CliRunner().invoke(app, ["export", "--csv", str(tmp_path / "r.csv"), "--db", str(db)])
+    assert result.exit_code == 2 and "--csv" in result.output and "No space left" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("h.db")) == []
