@@ -201,7 +201,7 @@ def run(
         from harness import distributed
         from harness.config import load_run_config
         from harness.registry import import_plugins
-        from harness.runner import check_output_root, execute, plan_run, recorded_config
+        from harness.runner import check_output_root, execute, plan_run, recorded_config, refuse_changed_tasks
         from harness.trackers import check as check_trackers
 
         import_plugins(plugins or [])
@@ -220,6 +220,8 @@ def run(
             options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed, "train_data": train_data}
             run_config = load_run_config(config, options, set_ or [])
         plan = plan_run(run_config)
+        if record is not None:
+            refuse_changed_tasks(plan, record)
         if is_main and (trackers or plan.method_cls(plan.method_config).stages()):
             check_output_root(output_dir)
         if is_main:
@@ -268,10 +270,15 @@ def _report_finished(store: Any, run_id: int, db: str) -> None:
 def eval_command(
     run_id: Annotated[int, typer.Argument(help="A finished run whose encoder to evaluate again.")],
     tasks: Annotated[list[str], typer.Option("--tasks", help="Presets, mteb task names or task files (repeatable).")],
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Evaluate tasks the run has a score for already, and replace those scores.")
+    ] = False,
     db: DbOption = DEFAULT_DB,
     plugins: PluginsOption = None,
 ) -> None:
-    """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row."""
+    """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row.
+    A task the run has a score for is refused unless --force (another file with the same name
+    is other data: give it another name)."""
     with _user_errors():
         from harness.registry import import_plugins
         from harness.runner import plan_run, recorded_config, reevaluate
@@ -283,7 +290,7 @@ def eval_command(
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
         run_config = recorded_config(record)
         run_config.tasks = list(tasks)
-        reevaluate(plan_run(run_config), store, record, console)
+        reevaluate(plan_run(run_config), store, record, console, force=force)
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")
 
 
@@ -322,7 +329,9 @@ def compare(
     from leaderboard.queries import config_differences, group_seeds
 
     if by_config:
-        groups = group_seeds(runs, configs)
+        from leaderboard.queries import separate_versions
+
+        groups = group_seeds(separate_versions(runs)[0], configs)
         if as_json:
             _print_json([
                 {"run_ids": g.run_ids, "label": g.label,
@@ -374,12 +383,15 @@ def leaderboard(
         if store is None:
             return
         runs = store.runs(method=method, backbone=backbone)
-        from harness.tasks import task_names
+        from harness.tasks import file_versions, task_names
 
         names = task_names(tasks) if tasks else (list(runs[0]["tasks"]) if runs else [])
-    from leaderboard.queries import rank
+        given = file_versions(tasks or [])  # a task file given here is the version to rank on
+    from leaderboard.queries import rank, reference_versions, version_label
 
-    ranked = rank(runs, names)
+    versions = reference_versions(runs, names, given)
+    ranked = rank(runs, names, versions)
+    left_out = [r for r in runs if all(t in r["scores"] for t in names) and r["run_id"] not in {x["run_id"] for x in ranked}]
     shown = limit if limit is not None else (0 if as_json else 20)
     if as_json:
         _print_json(ranked[:shown] if shown else ranked)
@@ -390,6 +402,10 @@ def leaderboard(
     from leaderboard.render import leaderboard_table
 
     console.print(leaderboard_table(ranked[:shown] if shown else ranked, names))
+    if left_out:
+        ids = ", ".join(f"#{r['run_id']}" for r in left_out)
+        shown_versions = ", ".join(f"{t}@{version_label(v)}" for t, v in versions.items())
+        console.print(f"{len(left_out)} run(s) left out ({ids}): computed on other data than {shown_versions}.", highlight=False, soft_wrap=True)
     if shown and len(ranked) > shown:
         console.print(f"{shown} of {len(ranked)} ranked runs shown; --limit 0 shows all.")
 

@@ -33,7 +33,7 @@ from harness.method import Method, MethodConfig
 from harness.model_checks import check_against_backbone
 from harness.options import check_values
 from harness.paths import writable_folder
-from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks
+from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks, task_version
 from harness.telemetry import Phase
 from harness.sharding_config import for_training
 from harness.training import Hooks, StepLog, TrainConfig, check_resumable
@@ -204,10 +204,13 @@ class Recorder(Hooks):
         if self.reporter is not None:
             self.reporter.timing(phase.phase, phase.seconds, details)
 
-    def score(self, task: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None) -> None:
+    def score(
+        self, task: str, version: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None,
+    ) -> None:
         if self.store is not None:
             self.store.record_score(
-                self.run_id, task=task, main_metric=main_metric, main_score=main_score, details=details, task_result=task_result,
+                self.run_id, task=task, task_version=version, main_metric=main_metric, main_score=main_score,
+                details=details, task_result=task_result,
             )
         if self.reporter is not None:
             self.reporter.log({f"score/{task}": main_score})
@@ -518,9 +521,41 @@ def evaluate(
         main_metric = task.metadata.main_score
         main_score, details, whole = _task_scores(result.task_results[0])
         faults.point("evaluate")
-        recorder.score(spec.name, main_metric, main_score, details, whole)
+        recorder.score(spec.name, task_version(spec, task), main_metric, main_score, details, whole)
         recorder.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+
+
+def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
+    """``--resume`` evaluates the recorded tasks: a task file whose content changed since (another
+    sha256) would put another task's score under the run's recorded config."""
+    recorded = {spec.get("name"): spec for spec in record["config"].get("tasks_resolved", [])}
+    for spec in plan.tasks:
+        before = recorded.get(spec.name, {}).get("sha256")
+        if spec.pairs is not None and before is not None and before != spec.pairs.digest:
+            raise HarnessError(
+                f"task file {spec.pairs.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
+                f"now {spec.pairs.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
+                "or start a new run."
+            )
+
+
+def refuse_known_tasks(record: dict[str, Any], wanted: list[tuple[str, str]]) -> None:
+    """Raise ``HarnessError`` if the run has a score for any (task, version) of ``wanted``'s names."""
+    have = record.get("task_versions", {})
+    for name, version in wanted:
+        if name not in have:
+            continue
+        if have[name] == version:
+            raise HarnessError(
+                f"run {record['run_id']} has a score for task {name} (version {version}) already; "
+                "add --force to compute it again and replace it."
+            )
+        raise HarnessError(
+            f"run {record['run_id']} has a score for task {name} from other data (version {have[name] or 'unknown'}; "
+            f"this one is {version}). Give the file another name to evaluate it as a task of its own, or add --force "
+            "to replace the recorded score."
+        )
 
 
 def _restore_trained(plan: RunPlan, method: Method, output_dir: Path, console: Console) -> Any:
@@ -567,13 +602,20 @@ def _encoding_backbone(plan: RunPlan, method: Method, record: dict[str, Any], co
     return backbone
 
 
-def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console) -> None:
-    """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row."""
+def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console, *, force: bool = False) -> None:
+    """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row.
+
+    A task the run has a score for already is refused (before the model is loaded) unless
+    ``force``: the same version would only be computed again, and another version under the same
+    name (another file with the same stem) would replace a score the run's comparisons rest on.
+    """
     from harness.telemetry import measure
 
     _quiet_libraries()
     with console.status("Loading task data"):
         tasks = load_tasks(plan.tasks)
+    if not force:
+        refuse_known_tasks(record, [(spec.name, task_version(spec, task)) for spec, task in zip(plan.tasks, tasks)])
     recorder = Recorder(store, record["run_id"])
     seed_everything(plan.config.seed)
     method = plan.method_cls(plan.method_config)

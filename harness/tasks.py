@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
 
+REVISION_DIGITS = 12  # a task file's version: this many hex digits of its sha256
+
+
 @dataclass(frozen=True)
 class OfflineTask:
     description: str
@@ -218,10 +221,26 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
             f"User STS file {pairs.path} ({len(pairs.scores)} pairs).",
             None,
             (pairs.sentence1, pairs.sentence2, pairs.scores),
-            pairs.digest[:12],
+            pairs.digest[:REVISION_DIGITS],
             min(pairs.scores),
             max(pairs.scores),
         )
     import mteb
 
     return mteb.get_task(spec.name, hf_subsets=list(spec.subsets) if spec.subsets else None)
+
+
+def task_version(spec: TaskSpec, task: AbsTask) -> str:
+    """What identifies the data a score was computed on: mteb's dataset revision of the task (a
+    task file's first 12 sha256 hex digits), then the evaluated subsets where only some were."""
+    revision = str(task.metadata.revision)
+    return f"{revision}:{','.join(spec.subsets)}" if spec.subsets else revision
+
+
+def file_versions(items: Sequence[str]) -> dict[str, str]:
+    """Task name -> version of the task files among ``items`` (read now; nothing else resolved)."""
+    return {
+        Path(item).stem: read_sts_file(expand(item, "task file")).digest[:REVISION_DIGITS]
+        for item in items
+        if item not in PRESETS and _looks_like_file(item)
+    }

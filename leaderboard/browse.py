@@ -45,6 +45,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "scores": {
         "task": "mteb task name",
+        "task_version": "which data the score was computed on: mteb's dataset revision (a task file: 12 hex digits of its sha256); empty: unknown",
         "main_metric": "the task's main metric, e.g. cosine_spearman",
         "main_score": "mteb's main score, 0-1 (the CLI shows x100)",
         "details": "every number mteb gave (JSON: split -> subset -> metric -> value)",
@@ -79,6 +80,9 @@ TABLES = {
     "diagnostics": "Numbers a training stage measured on held-out data when it ended.",
 }
 
+# a task as shown: its name and the first 8 characters of its version, so that scores computed on
+# different data (two files with one stem) never share a row, column or mean
+TASK = "s.task || '@' || COALESCE(substr(s.task_version, 1, 8), '?')"
 QUERIES: dict[str, dict[str, str]] = {
     "leaderboard": {
         "title": "Leaderboard",
@@ -93,23 +97,23 @@ GROUP BY r.id ORDER BY mean_x100 DESC""",
     "compare_runs": {
         "title": "Compare runs",
         "description": "Main scores (x100) of chosen runs, one row per task and run; runs as a comma-separated list, e.g. 3,7,9.",
-        "sql": """SELECT s.task, r.id AS run, r.method, r.backbone, s.main_metric, ROUND(100 * s.main_score, 2) AS score_x100
+        "sql": f"""SELECT {TASK} AS task, r.id AS run, r.method, r.backbone, s.main_metric, ROUND(100 * s.main_score, 2) AS score_x100
 FROM runs r JOIN scores s ON s.run_id = r.id
 WHERE ',' || REPLACE(:runs, ' ', '') || ',' LIKE '%,' || r.id || ',%'
-ORDER BY s.task, r.id""",
+ORDER BY 1, r.id""",
     },
     "seeds_per_config": {
         "title": "Mean and std over seeds, per config",
         "description": "Finished runs grouped by config hash (the resolved config without the seed): "
         "per task, the number of seeds, the mean and the sample standard deviation of the main score (x100).",
-        "sql": """SELECT r.config_hash, r.method, r.backbone, s.task, COUNT(*) AS seeds,
+        "sql": f"""SELECT r.config_hash, r.method, r.backbone, {TASK} AS task, COUNT(*) AS seeds,
        ROUND(100 * AVG(s.main_score), 2) AS mean_x100,
        CASE WHEN COUNT(*) > 1 THEN ROUND(100 * sqrt(MAX(0, (SUM(s.main_score * s.main_score)
             - COUNT(*) * AVG(s.main_score) * AVG(s.main_score)) / (COUNT(*) - 1))), 2) END AS std_x100,
        GROUP_CONCAT(r.seed) AS seed_list
 FROM runs r JOIN scores s ON s.run_id = r.id
 WHERE r.status = 'finished'
-GROUP BY r.config_hash, s.task ORDER BY r.method, r.config_hash, s.task""",
+GROUP BY r.config_hash, s.task, s.task_version ORDER BY r.method, r.config_hash, 4""",
     },
     "config_diff": {
         "title": "Config diff of two runs",
@@ -150,7 +154,7 @@ def _charts(db: str) -> dict[str, Any]:
     return {
         "scores": chart(
             "Main score (x100) by task, per run (method / backbone)",
-            f"SELECT {label} AS run, s.task, ROUND(100 * s.main_score, 2) AS score FROM runs r JOIN scores s ON s.run_id = r.id WHERE TRUE {FILTERED} ORDER BY r.id",
+            f"SELECT {label} AS run, {TASK} AS task, ROUND(100 * s.main_score, 2) AS score FROM runs r JOIN scores s ON s.run_id = r.id WHERE TRUE {FILTERED} ORDER BY r.id",
             {"mark": {"type": "bar", "tooltip": True}, "encoding": {
                 "x": {"field": "task", "type": "nominal"}, "xOffset": {"field": "run"},
                 "y": {"field": "score", "type": "quantitative"}, "color": {"field": "run", "type": "nominal"}}},

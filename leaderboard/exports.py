@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.paths import writable_file
 from leaderboard.errors import LeaderboardError
+from leaderboard.queries import separate_versions
 
 FIELDS = ("run_id", "status", "method", "backbone", "task_spec", "seed", "config_hash", "started_at", "ended_at")
 
@@ -20,6 +21,7 @@ FIELDS = ("run_id", "status", "method", "backbone", "task_spec", "seed", "config
 def as_csv(runs: Sequence[dict[str, Any]]) -> str:
     """One row per run: its fields, then one column per task (mteb main score, 0-1 scale;
     empty where the run has none), tasks in first-seen order."""
+    runs, _ = separate_versions(runs)  # one column per task version where runs differ
     tasks = list(dict.fromkeys(task for run in runs for task in run["scores"]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

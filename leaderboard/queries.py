@@ -12,6 +12,47 @@ from statistics import fmean
 from typing import Any
 
 
+def version_label(version: str | None) -> str:
+    """A task version as shown beside its name: the first 8 characters, ``?`` when unknown."""
+    return "?" if version is None else version[:8]
+
+
+def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """``runs`` with the scores of one task name computed on different data told apart.
+
+    Where the runs' scores for a task name come from more than one version of its data (two
+    files with one stem; an mteb dataset at two revisions; a version unknown), every such score is
+    keyed ``name@version`` instead, so no row, column or mean puts them together. ``keep`` pins a
+    version per name that keeps the bare name (the leaderboard's reference). Returns the runs
+    (copies) and one note per separated name saying why.
+    """
+    versions: dict[str, dict[str | None, list[int]]] = {}
+    for run in runs:
+        for task in run["scores"]:
+            versions.setdefault(task, {}).setdefault(run.get("task_versions", {}).get(task), []).append(run["run_id"])
+    split = {task for task, seen in versions.items() if len(seen) > 1}
+    keep = keep or {}
+    notes = [
+        f"{task}: {len(versions[task])} versions of its data, shown apart ("
+        + "; ".join(f"{task}@{version_label(v)}: run {', '.join(f'#{i}' for i in ids)}" for v, ids in versions[task].items())
+        + ")"
+        for task in sorted(split)
+    ]
+
+    def key(task: str, version: str | None) -> str:
+        if task not in split or (task in keep and keep[task] == version):
+            return task
+        return f"{task}@{version_label(version)}"
+
+    separated = []
+    for run in runs:
+        own = run.get("task_versions", {})
+        scores = {key(task, own.get(task)): value for task, value in run["scores"].items()}
+        tasks = [key(task, own.get(task)) if task in run["scores"] else task for task in run["tasks"]]
+        separated.append({**run, "scores": scores, "tasks": tasks})
+    return separated, notes
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Runs side by side: one row per task, one column per run."""
@@ -20,6 +61,7 @@ class Comparison:
     tasks: list[str]
     shared_tasks: list[str]  # the tasks every run has a score for; Mean(Task) is over these
     means: list[float | None]
+    notes: tuple[str, ...] = ()  # why some tasks are shown apart (see ``separate_versions``)
 
     def score(self, run_index: int, task: str) -> float | None:
         return self.runs[run_index]["scores"].get(task)
@@ -38,11 +80,13 @@ def _task_union(runs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None) -> Comparison:
-    """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task)."""
+    """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task); scores of
+    one name computed on different data are separate tasks (``separate_versions``)."""
+    runs, notes = separate_versions(runs)
     names = list(tasks) if tasks else _task_union(runs)
     shared = [t for t in names if all(t in run["scores"] for run in runs)]
     means = [fmean(run["scores"][t] for t in shared) if shared else None for run in runs]
-    return Comparison(runs=list(runs), tasks=names, shared_tasks=shared, means=means)
+    return Comparison(runs=list(runs), tasks=names, shared_tasks=shared, means=means, notes=tuple(notes))
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -95,11 +139,27 @@ def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]
     return result
 
 
-def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
-    """Runs that have a score on every task in ``tasks``, best Mean(Task) first.
+def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], given: dict[str, str]) -> dict[str, str | None]:
+    """The version of each task a ranking is over: the one ``given`` (a task file named on the
+    command line), else that of the first run (the newest) with a score for it."""
+    versions: dict[str, str | None] = dict(given)
+    for task in tasks:
+        if task not in versions:
+            for run in runs:
+                if task in run["scores"]:
+                    versions[task] = run.get("task_versions", {}).get(task)
+                    break
+    return {task: version for task, version in versions.items() if task in tasks}
+
+
+def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Runs that have a score on every task in ``tasks``, best Mean(Task) first; a task's score
+    counts only when computed on the version ``versions`` names for it (where it names one).
 
     Each returned record gains ``mean`` and ``rank``; ties share a rank.
     """
+    if versions:
+        runs = [run for run in runs if all(run.get("task_versions", {}).get(t, versions[t]) == versions[t] for t in versions)]
     eligible = [run for run in runs if tasks and all(t in run["scores"] for t in tasks)]
     ranked = sorted(
         ({**run, "mean": fmean(run["scores"][t] for t in tasks)} for run in eligible),

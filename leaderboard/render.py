@@ -56,6 +56,8 @@ def comparison_table(comparison: Comparison) -> Table:
         style="bold",
         end_section=True,
     )
+    if comparison.notes:
+        table.caption = "\n".join(comparison.notes)
     return table
 
 

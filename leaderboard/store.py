@@ -97,6 +97,7 @@ def check_new_location(where: Location) -> None:
 def _score_dict(score: Score) -> dict[str, Any]:
     return {
         "task": score.task,
+        "task_version": score.task_version,
         "main_metric": score.main_metric,
         "main_score": score.main_score,
         "details": score.details,
@@ -114,11 +115,12 @@ def _timing_dict(timing: Timing) -> dict[str, Any]:
     }
 
 
-def _summary(run: Any, scores: dict[str, float]) -> dict[str, Any]:
-    """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``."""
+def _summary(run: Any, scores: dict[str, float], versions: dict[str, str | None]) -> dict[str, Any]:
+    """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
+    ``task_versions`` says which data each score was computed on (None: unknown)."""
     return {
         "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
-        "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores,
+        "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
         "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
         "ended_at": run.ended_at, "error": run.error,
     }
@@ -126,7 +128,7 @@ def _summary(run: Any, scores: dict[str, float]) -> dict[str, Any]:
 
 def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
-    record = _summary(run, {s.task: s.main_score for s in run.scores})
+    record = _summary(run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores})
     if full:
         record.update(
             uuid=run.uuid,
@@ -221,9 +223,10 @@ class RunStore:
 
     def record_score(
         self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None,
+        task_result: dict | None = None, task_version: str | None = None,
     ) -> None:
-        """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict)."""
+        """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
+        with the version of the task's data (``harness.tasks.task_version``)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -236,6 +239,7 @@ class RunStore:
                 Score(
                     run_id=run_id,
                     task=task,
+                    task_version=task_version,
                     main_metric=main_metric,
                     main_score=float(main_score),
                     details=details,
@@ -445,11 +449,14 @@ class RunStore:
             rows = session.execute(chosen).all()
             wanted = select(Run.id).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
             scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
-            for run_id, task, value in session.execute(
-                select(Score.run_id, Score.task, Score.main_score).where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
+            versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
+            for run_id, task, value, version in session.execute(
+                select(Score.run_id, Score.task, Score.main_score, Score.task_version)
+                .where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
             ):
                 scores[run_id][task] = value
-        records = [_summary(row, scores[row.id]) for row in rows]
+                versions[run_id][task] = version
+        records = [_summary(row, scores[row.id], versions[row.id]) for row in rows]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:

@@ -33,7 +33,7 @@ def db(tmp_path):
             config_hash=f"{method}-{lr}", seed=seed, environment={},
         )
         for task, score in scores.items():
-            store.record_score(run, task=task, main_metric="cosine_spearman", main_score=score, details={})
+            store.record_score(run, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_version="r1")
         store.record_timing(run, phase="train:main", seconds=10.0, items=8, tokens=800, peak_memory_bytes=2**30,
                             details={"tokens_per_s": 80.0, "mfu": 0.4})
         store.record_metrics(run, "main", [{"step": i + 1, "loss": v, "lr": lr, "seconds": i} for i, v in enumerate(losses)])
@@ -69,13 +69,13 @@ def test_canned_queries_return_the_right_rows(db):
     assert [(row["run"], row["mean_x100"]) for row in board] == means
 
     compared = _rows(ds, "/board/compare_runs.json?_shape=array&runs=1,%203")
-    assert [(r["task"], r["run"], r["score_x100"]) for r in compared] == [("SICK", 1, 60.0), ("SICK", 3, 50.0), ("STSB", 1, 70.0), ("STSB", 3, 40.0)]
+    assert [(r["task"], r["run"], r["score_x100"]) for r in compared] == [("SICK@r1", 1, 60.0), ("SICK@r1", 3, 50.0), ("STSB@r1", 1, 70.0), ("STSB@r1", 3, 40.0)]
 
     seeds = {(r["config_hash"], r["task"]): r for r in _rows(ds, "/board/seeds_per_config.json?_shape=array")}
-    stsb = seeds[("infonce-0.0001", "STSB")]
+    stsb = seeds[("infonce-0.0001", "STSB@r1")]
     assert stsb["seeds"] == 2 and stsb["mean_x100"] == pytest.approx(72.0)
     assert stsb["std_x100"] == pytest.approx(round(100 * statistics.stdev([0.70, 0.74]), 2))
-    assert seeds[("autoregembed-0.0002", "SICK")]["std_x100"] is None  # one seed: no spread
+    assert seeds[("autoregembed-0.0002", "SICK@r1")]["std_x100"] is None  # one seed: no spread
 
     diff = _rows(ds, "/board/config_diff.json?_shape=array&a=1&b=3")
     assert {r["key"]: (r["run_a"], r["run_b"]) for r in diff} == {

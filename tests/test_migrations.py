@@ -165,3 +165,28 @@ def test_an_emptied_file_keeps_retiring_the_ids_it_gave(tmp_path):
         conn.execute("DELETE FROM runs")
         conn.execute("DELETE FROM scores")
     assert _run(open_store(path)) == 3
+
+
+def test_scores_recover_their_task_version_when_upgraded(any_db):
+    """Revision 0004: from the kept TaskResult, else the recorded task file's sha256, else unknown."""
+    import json
+
+    _at_revision(any_db, "0003")
+    engine = create_engine(locate(any_db).url)
+    config = {"tasks_resolved": [{"name": "file-task", "kind": "file", "sha256": "ab" * 32}]}
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', "
+            f"'{json.dumps(config)}', 'h', 0, '{{}}', '{{}}', 'host', 1, 0, 0)"
+        )
+        for task, result in (("mteb-task", {"dataset_revision": "rev123", "task_name": "mteb-task"}), ("file-task", None), ("lost", None)):
+            conn.exec_driver_sql(
+                "INSERT INTO scores (run_id, task, main_metric, main_score, details, task_result) VALUES (1, %s, 'm', 0.5, '{}', %s)"
+                % (f"'{task}'", "NULL" if result is None else f"'{json.dumps(result)}'")
+            )
+    engine.dispose()
+    open_store(any_db).close()
+    versions = dict(db_rows(any_db, "SELECT task, task_version FROM scores"))
+    assert versions == {"mteb-task": "rev123", "file-task": "ab" * 6, "lost": None}
+    assert _differences(any_db) == []
