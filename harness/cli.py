@@ -22,8 +22,8 @@ from rich.markup import escape
 app = typer.Typer(
     name="harness",
     help=(
-        "Train, evaluate and compare LLM embedding methods on MTEB; every run lands in a SQLite "
-        "leaderboard.\n\nWith no options, `harness run` runs the offline default: AutoRegEmbed "
+        "Train, evaluate and compare LLM embedding methods on MTEB; every run lands in a leaderboard: "
+        "a SQLite file (./harness.db by default) or a team's PostgreSQL (--db postgresql://user@host/db).\n\nWith no options, `harness run` runs the offline default: AutoRegEmbed "
         "(small preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks."
     ),
     no_args_is_help=True,
@@ -86,6 +86,19 @@ def _user_errors(db: str | None = None) -> Iterator[None]:
             highlight=False, soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+def split_items(items: list[str] | None) -> list[str] | None:
+    """``--tasks a,b`` as ``--tasks a --tasks b``; an existing path keeps its commas."""
+    if not items:
+        return items
+    def whole(item: str) -> bool:
+        try:
+            return "," not in item or Path(item).exists()
+        except OSError:
+            return True  # not a usable path either: the task checks say so
+
+    return [part.strip() for item in items for part in ([item] if whole(item) else item.split(","))]
 
 
 def raise_usage(message: str) -> None:
@@ -159,7 +172,7 @@ def run(
     backbone: Annotated[Optional[str], typer.Option(help="Alias, hub id or local folder.")] = None,
     tasks: Annotated[
         Optional[list[str]],
-        typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable)."),
+        typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable, or a,b)."),
     ] = None,
     train_data: Annotated[
         Optional[str],
@@ -171,6 +184,8 @@ def run(
         typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.lr=1e-4)."),
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda, cuda:N, mps, ...")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Texts per forward pass when encoding (default 32; training: method_args.batch_size).")] = None,
     resume: Annotated[
         Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")
     ] = None,
@@ -209,7 +224,7 @@ def run(
         is_main = distributed.from_environment().is_main
         record = None
         if resume is not None:
-            given = [method, backbone, tasks, train_data, config, set_, seed]
+            given = [method, backbone, tasks, train_data, config, set_, seed, device, batch_size]
             if any(v not in (None, []) for v in given):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
             record = _read_store(db, False, [resume]).get_run(resume)
@@ -217,7 +232,8 @@ def run(
                 raise_usage(f"run {resume} is already finished; nothing to resume.")
             run_config = recorded_config(record)
         else:
-            options = {"method": method, "backbone": backbone, "tasks": tasks, "seed": seed, "train_data": train_data}
+            options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "seed": seed, "train_data": train_data,
+                       "device": device, "batch_size": batch_size}
             run_config = load_run_config(config, options, set_ or [])
         plan = plan_run(run_config)
         if record is not None:
@@ -289,7 +305,7 @@ def eval_command(
         if record["status"] != "finished":
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
         run_config = recorded_config(record)
-        run_config.tasks = list(tasks)
+        run_config.tasks = split_items(tasks)
         reevaluate(plan_run(run_config), store, record, console, force=force)
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")
 
@@ -385,6 +401,7 @@ def leaderboard(
         runs = store.runs(method=method, backbone=backbone)
         from harness.tasks import file_versions, task_names
 
+        tasks = split_items(tasks)
         names = task_names(tasks) if tasks else (list(runs[0]["tasks"]) if runs else [])
         given = file_versions(tasks or [])  # a task file given here is the version to rank on
     from leaderboard.queries import rank, reference_versions, version_label
@@ -564,7 +581,10 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
         raise_usage("harness export --mteb DIR needs the runs to export, e.g. `harness export 3 7 --mteb results/`.")
     folder = writable_folder(folder, "--mteb")
     written = export(_read_store(db, False, list(run_ids)), list(run_ids), folder)
-    err_console.print(f"Wrote {len(written)} mteb result file(s) under {folder}; read them with mteb.ResultCache({str(folder)!r}).", highlight=False)
+    err_console.print(
+        f"Wrote {len(written)} mteb result file(s) under {folder}; read them with "
+        f"`mteb.ResultCache({str(folder)!r}).load_results(load_experiments=\"match_name\")`.", highlight=False, soft_wrap=True,
+    )
 
 
 def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
@@ -616,7 +636,8 @@ def delete(
         folders = {r["run_id"]: Path(r["output_dir"]) for r in records if r.get("output_dir") and Path(r["output_dir"]).is_dir()}
         freed = sum(run_folders.size_bytes(f) for f in folders.values())
         listing = ", ".join(f"#{r['run_id']} ({r['status']} {r['method']})" for r in records)
-        question = f"Delete {len(records)} run(s) {listing} and {len(folders)} checkpoint folder(s), {run_folders.human_size(freed)}?"
+        where = "".join(f"\n  {folder}" for folder in folders.values())
+        question = f"Delete {len(records)} run(s) {listing} and {len(folders)} checkpoint folder(s), {run_folders.human_size(freed)}{where}\n?"
         if not yes:
             if not _interactive():
                 raise_usage(f"{question} Not asked: input is not a terminal; add --yes to delete.")

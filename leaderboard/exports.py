@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import io
 import json
 import os
@@ -16,6 +17,11 @@ from leaderboard.errors import LeaderboardError
 from leaderboard.queries import separate_versions
 
 FIELDS = ("run_id", "status", "method", "backbone", "task_spec", "seed", "config_hash", "started_at", "ended_at")
+TIMES = ("started_at", "ended_at")  # unix seconds in the database; ISO 8601 (UTC) in CSV
+
+
+def _iso(seconds: float | None) -> str:
+    return "" if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def as_csv(runs: Sequence[dict[str, Any]]) -> str:
@@ -27,7 +33,7 @@ def as_csv(runs: Sequence[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*FIELDS, *tasks])
     for run in runs:
-        writer.writerow([*(run[f] for f in FIELDS), *(run["scores"].get(t, "") for t in tasks)])
+        writer.writerow([*(_iso(run[f]) if f in TIMES else run[f] for f in FIELDS), *(run["scores"].get(t, "") for t in tasks)])
     return out.getvalue()
 
 

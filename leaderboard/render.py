@@ -110,8 +110,9 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     scores.add_column("Task", style="bold")
     scores.add_column("Main metric")
     scores.add_column("Score x100", justify="right")
+    scores.add_column("Task version")
     for item in run["score_details"]:
-        scores.add_row(item["task"], item["main_metric"], _pct(item["main_score"]))
+        scores.add_row(item["task"], item["main_metric"], _pct(item["main_score"]), item.get("task_version") or "unknown")
     timings = Table(title="Timings")
     for name in ("Phase", "Seconds", "Items", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
         timings.add_column(name, justify="right" if name != "Phase" else "left")
@@ -149,8 +150,14 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
         config.add_row(key, repr(value))
     for key in ("n_parameters", "trainable_parameters", "embed_dim", "config_hash", "uuid", "output_dir", "git_sha", "git_dirty", "host", "error"):
         config.add_row(key, str(run.get(key)))
+    environment = Table(title="Environment", show_header=False)
+    environment.add_column("Key", style="bold")
+    environment.add_column("Value")
+    for section in ("versions", "hardware"):
+        for key, value in flatten(run.get(section) or {}):
+            environment.add_row(f"{section}.{key}", str(value))
     extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else [])]
-    return [scores, timings, *extra, config]
+    return [scores, timings, *extra, config, environment]
 
 
 def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
@@ -165,7 +172,8 @@ def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
         for group in groups:
             if task in group.scores:
                 mean, std, n = group.scores[task]
-                cells.append(f"{100 * mean:.2f} +- {100 * std:.2f} (n={n})")
+                spread = f" +- {100 * std:.2f}" if n > 1 else ""  # one run has no spread to show
+                cells.append(f"{100 * mean:.2f}{spread} (n={n})")
             else:
                 cells.append("-")
         table.add_row(task, *cells)
