@@ -133,6 +133,8 @@ def _snapshot(folder: Path) -> dict[str, int]:
 def _rows(folder: Path) -> int:
     total = 0
     for db in folder.glob("*.db"):
+        if db.is_symlink() or not db.is_file():  # a FIFO case: opening it would block
+            continue
         try:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
                 total += conn.execute("SELECT count(*) FROM runs").fetchone()[0]
