@@ -165,7 +165,8 @@ def probe(source: Path, python: str, timeout: float) -> tuple[Counter[str], list
             for key, value in names.items():
                 arg = arg.replace(key, value)
             argv.append(arg)
-        before, rows_before = _snapshot(folder), _rows(folder)
+        rows_before = _rows(folder)  # reading may add -wal/-shm files: before the snapshot
+        before = _snapshot(folder)
         started = time.time()
         try:
             done = subprocess.run([python, "-m", "harness", *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
