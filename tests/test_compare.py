@@ -86,4 +86,4 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     assert first["scores"]["T"]["std"] == pytest.approx(0.1)  # sqrt(((-.1)^2 + .1^2 + 0) / 2)
     assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1}
     table = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200).output
-    assert "60.00 +- 10.00 (n=3)" in table and "40.00 +- 0.00 (n=1)" in table
+    assert "60.00 +- 10.00 (n=3)" in table and "40.00 (n=1)" in table and "+- 0.00" not in table  # one run: no spread
