@@ -186,6 +186,10 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda, cuda:N, mps, ...")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Texts per forward pass when encoding (default 32; training: method_args.batch_size).")] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option("--limit", min=1, max=ROW_LIMIT, help="Evaluate on the first N items of each task: a quick check, recorded as such and never ranked with full runs."),
+    ] = None,
     resume: Annotated[
         Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")
     ] = None,
@@ -224,7 +228,7 @@ def run(
         is_main = distributed.from_environment().is_main
         record = None
         if resume is not None:
-            given = [method, backbone, tasks, train_data, config, set_, seed, device, batch_size]
+            given = [method, backbone, tasks, train_data, config, set_, seed, device, batch_size, limit]
             if any(v not in (None, []) for v in given):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
             record = _read_store(db, False, [resume]).get_run(resume)
@@ -233,7 +237,7 @@ def run(
             run_config = recorded_config(record)
         else:
             options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "seed": seed, "train_data": train_data,
-                       "device": device, "batch_size": batch_size}
+                       "device": device, "batch_size": batch_size, "limit": limit}
             run_config = load_run_config(config, options, set_ or [])
         plan = plan_run(run_config)
         if record is not None:

@@ -33,6 +33,7 @@ from harness.method import Method, MethodConfig
 from harness.model_checks import check_against_backbone
 from harness.options import check_values
 from harness.paths import writable_folder
+from harness.quick_check import limit_task, limited_version
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks, task_version
 from harness.telemetry import Phase
 from harness.sharding_config import for_training
@@ -68,13 +69,17 @@ class RunPlan:
         values["method_args"] = dataclasses.asdict(self.method_config)
         values["backbone_resolved"] = {"source": self.backbone.source, "kind": self.backbone.kind}
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
+        if values["limit"] is None:
+            del values["limit"]  # a full run's config (and hash) is what it was before --limit existed
         if not self.method_cls(self.method_config).stages():
             values["train_data"] = None  # untrained: the training data cannot change the result
         return values
 
     @property
     def task_spec(self) -> str:
-        return ",".join(self.config.tasks)
+        """The tasks as asked for; a quick check says so (``offline --limit 50``)."""
+        limit = "" if self.config.limit is None else f" --limit {self.config.limit}"
+        return ",".join(self.config.tasks) + limit
 
 
 def recorded_config(record: dict[str, Any]) -> RunConfig:
@@ -163,8 +168,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
-    """Build every mteb task and load its data, so a missing dataset fails before recording."""
+def load_tasks(specs: list[TaskSpec], limit: int | None = None) -> list[AbsTask]:
+    """Build every mteb task and load its data, so a missing dataset fails before recording;
+    with ``limit``, keep the first ``limit`` items of each evaluated split."""
     tasks = []
     for spec in specs:
         task = build_mteb_task(spec)
@@ -177,6 +183,8 @@ def load_tasks(specs: list[TaskSpec]) -> list[AbsTask]:
                 "Run it where the hub is reachable (or its data is cached), or use the 'offline' "
                 "preset or a task file."
             ) from None
+        if limit is not None:
+            limit_task(task, limit)
         tasks.append(task)
     return tasks
 
@@ -327,7 +335,7 @@ def execute(
     with measure("data") as data_phase:
         if info.is_main:
             with console.status("Loading task data"):
-                tasks = load_tasks(plan.tasks)
+                tasks = load_tasks(plan.tasks, plan.config.limit)
     data_phase.items = len(tasks)
     seed_everything(plan.config.seed)
     with measure("load") as load_phase, console.status("Loading backbone") as status:
@@ -521,7 +529,7 @@ def evaluate(
         main_metric = task.metadata.main_score
         main_score, details, whole = _task_scores(result.task_results[0])
         faults.point("evaluate")
-        recorder.score(spec.name, task_version(spec, task), main_metric, main_score, details, whole)
+        recorder.score(spec.name, limited_version(task_version(spec, task), plan.config.limit), main_metric, main_score, details, whole)
         recorder.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
 
@@ -613,9 +621,9 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
 
     _quiet_libraries()
     with console.status("Loading task data"):
-        tasks = load_tasks(plan.tasks)
+        tasks = load_tasks(plan.tasks, plan.config.limit)
     if not force:
-        refuse_known_tasks(record, [(spec.name, task_version(spec, task)) for spec, task in zip(plan.tasks, tasks)])
+        refuse_known_tasks(record, [(spec.name, limited_version(task_version(spec, task), plan.config.limit)) for spec, task in zip(plan.tasks, tasks)])
     recorder = Recorder(store, record["run_id"])
     seed_everything(plan.config.seed)
     method = plan.method_cls(plan.method_config)

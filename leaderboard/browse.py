@@ -80,18 +80,21 @@ TABLES = {
     "diagnostics": "Numbers a training stage measured on held-out data when it ended.",
 }
 
-# a task as shown: its name and the first 8 characters of its version, so that scores computed on
-# different data (two files with one stem) never share a row, column or mean
-TASK = "s.task || '@' || COALESCE(substr(s.task_version, 1, 8), '?')"
+# a task as shown: its name and its version (as leaderboard.queries.version_label: 8 characters
+# of the revision, then ":subsets" and a quick check's "+firstN" whole), so that scores computed
+# on different data (two files with one stem, the first N items) never share a row, column or mean
+_CUT = "COALESCE(NULLIF(instr(s.task_version, ':'), 0), NULLIF(instr(s.task_version, '+'), 0), length(s.task_version) + 1)"
+TASK = f"s.task || '@' || COALESCE(substr(substr(s.task_version, 1, {_CUT} - 1), 1, 8) || substr(s.task_version, {_CUT}), '?')"
 QUERIES: dict[str, dict[str, str]] = {
     "leaderboard": {
         "title": "Leaderboard",
-        "description": "Finished runs ranked by their mean main score (x100) over the tasks they ran; "
-        "filter by task set with task_spec (empty: all).",
+        "description": "Finished runs ranked by their mean main score (x100) over the tasks they ran "
+        "(quick checks, run with --limit, left out); filter by task set with task_spec (empty: all).",
         "sql": """SELECT r.id AS run, r.method, r.backbone, r.task_spec, COUNT(s.id) AS tasks,
        ROUND(100 * AVG(s.main_score), 2) AS mean_x100, r.config_hash
 FROM runs r JOIN scores s ON s.run_id = r.id
 WHERE r.status = 'finished' AND (:task_spec = '' OR r.task_spec = :task_spec)
+  AND json_extract(r.config, '$.limit') IS NULL
 GROUP BY r.id ORDER BY mean_x100 DESC""",
     },
     "compare_runs": {

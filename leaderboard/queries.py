@@ -13,8 +13,17 @@ from typing import Any
 
 
 def version_label(version: str | None) -> str:
-    """A task version as shown beside its name: the first 8 characters, ``?`` when unknown."""
-    return "?" if version is None else version[:8]
+    """A task version as shown beside its name: the first 8 characters of its revision, then
+    what follows it whole (``:subsets``, ``+firstN`` of a quick check); ``?`` when unknown."""
+    if version is None:
+        return "?"
+    cut = min((i for i in (version.find(":"), version.find("+")) if i >= 0), default=len(version))
+    return version[:cut][:8] + version[cut:]
+
+
+def is_full(version: str | None) -> bool:
+    """False for the version of a quick check (``harness run --limit N``: the first N items)."""
+    return version is None or "+first" not in version
 
 
 def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -141,14 +150,14 @@ def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]
 
 def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], given: dict[str, str]) -> dict[str, str | None]:
     """The version of each task a ranking is over: the one ``given`` (a task file named on the
-    command line), else that of the first run (the newest) with a score for it."""
+    command line), else that of the first run (the newest) with a score for it on all of its data
+    (a quick check's, ``--limit``, only where no run has more)."""
     versions: dict[str, str | None] = dict(given)
     for task in tasks:
-        if task not in versions:
-            for run in runs:
-                if task in run["scores"]:
-                    versions[task] = run.get("task_versions", {}).get(task)
-                    break
+        found = [run.get("task_versions", {}).get(task) for run in runs if task in run["scores"]]
+        full = [version for version in found if is_full(version)]  # quick checks only when all are
+        if task not in versions and found:
+            versions[task] = (full or found)[0]
     return {task: version for task, version in versions.items() if task in tasks}
 
 

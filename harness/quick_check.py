@@ -1,0 +1,55 @@
+"""``--limit N``: evaluate on the first N items of each evaluated split, a quick check.
+
+A limited task is other data than the whole task, so its scores carry their own task version
+(``<version>+first<N>``) and are never compared or ranked with full runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+
+MARK = "+first"  # what a limited task's version ends with, before N
+
+
+def limited_version(version: str, limit: int | None) -> str:
+    """The version of a task's data cut to its first ``limit`` items (unchanged without a limit)."""
+    return version if limit is None else f"{version}{MARK}{limit}"
+
+
+def is_quick_check(version: str | None) -> bool:
+    return version is not None and MARK in version
+
+
+def limit_task(task: AbsTask, limit: int) -> None:
+    """Keep the first ``limit`` rows of each split ``task`` evaluates (in every subset); other
+    splits (a classifier's training split) stay whole. Data that is not a table per split is
+    refused: cutting it row by row would not make a smaller task of the same kind."""
+    from datasets import Dataset
+
+    splits = set(task.metadata.eval_splits)
+    found = 0
+
+    def cut(node: MutableMapping[str, Any]) -> None:
+        nonlocal found
+        for key, value in list(node.items()):
+            if key in splits and isinstance(value, Dataset):
+                node[key] = value.select(range(min(limit, len(value))))
+                found += 1
+            elif key in splits:
+                raise HarnessError(
+                    f"--limit: task {task.metadata.name} ({task.metadata.type}) keeps its {key} split as "
+                    f"{type(value).__name__}, not a table of items; run it without --limit."
+                )
+            elif isinstance(value, MutableMapping):
+                cut(value)
+
+    if isinstance(task.dataset, MutableMapping):
+        cut(task.dataset)
+    if not found:
+        raise HarnessError(f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit.")
