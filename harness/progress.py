@@ -7,12 +7,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
+
+PLAIN_LINES_PER_STAGE = 10  # piped output: a line every tenth of a stage...
+PLAIN_MAX_SILENCE_S = 60.0  # ...and at least once a minute
 
 
 @contextmanager
-def encoding_progress(console: Console, label: str) -> Iterator[Callable[[int], None]]:
-    """Yields a hook the encoder calls with the number of texts it just encoded."""
+def encoding_progress(console: Console, label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """Yields a hook the encoder calls with the number of texts it just encoded: a bar with the
+    task's ``total`` texts (when known) and the time left on a terminal; when piped, a line as the
+    task starts and one after each silent minute."""
+    if not console.is_terminal:
+        yield _plain_encoding(console, label, total)
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -20,14 +30,31 @@ def encoding_progress(console: Console, label: str) -> Iterator[Callable[[int], 
         MofNCompleteColumn(),
         TextColumn("texts"),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task(f"Encoding {label}", total=None)
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"Encoding {label}", total=total)
         yield lambda n: progress.advance(task, n)
 
 
-PLAIN_LINES_PER_STAGE = 10  # piped output: a line every tenth of a stage...
-PLAIN_MAX_SILENCE_S = 60.0  # ...and at least once a minute
+def _plain_encoding(console: Console, label: str, total: int | None) -> Callable[[int], None]:
+    of = "" if total is None else f"/{total}"
+    console.print(f"  evaluating {label}: {'texts' if total is None else f'{total} texts'} to encode", highlight=False)
+    start = last = time.monotonic()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if now - last >= PLAIN_MAX_SILENCE_S:
+            rate = done / max(now - start, 1e-9)
+            left = f", about {(total - done) / rate:.0f} s left" if total is not None and rate > 0 else ""
+            console.print(f"  {label}: {done}{of} texts encoded ({rate:.0f} texts/s{left})", highlight=False)
+            last = now
+
+    return advance
 
 
 @contextmanager

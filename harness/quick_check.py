@@ -1,4 +1,5 @@
-"""``--limit N``: evaluate on the first N items of each evaluated split, a quick check.
+"""How much of a task is evaluated: ``--limit N``, its first N items of each evaluated split, a
+quick check; and how many texts its evaluation encodes (the progress bar's total).
 
 A limited task is other data than the whole task, so its scores carry their own task version
 (``<version>+first<N>``) and are never compared or ranked with full runs.
@@ -53,3 +54,25 @@ def limit_task(task: AbsTask, limit: int) -> None:
         cut(task.dataset)
     if not found:
         raise HarnessError(f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit.")
+
+
+PAIRED_TYPES = {"STS": 2, "PairClassification": 2}  # texts encoded per item of an evaluated split
+
+
+def texts_to_encode(task: AbsTask) -> int | None:
+    """The texts evaluating ``task`` encodes where its type says (a pair task: two per item);
+    None where it does not (the progress bar then counts without a total)."""
+    from datasets import Dataset
+
+    per_item = PAIRED_TYPES.get(task.metadata.type)
+    if per_item is None or not isinstance(task.dataset, MutableMapping):
+        return None
+    splits = set(task.metadata.eval_splits)
+
+    def rows(node: MutableMapping[str, Any]) -> int:
+        return sum(
+            len(value) if key in splits and isinstance(value, Dataset) else rows(value) if isinstance(value, MutableMapping) else 0
+            for key, value in node.items()
+        )
+
+    return per_item * rows(task.dataset) or None

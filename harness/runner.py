@@ -33,7 +33,7 @@ from harness.method import Method, MethodConfig
 from harness.model_checks import check_against_backbone
 from harness.options import check_values
 from harness.paths import writable_folder
-from harness.quick_check import limit_task, limited_version
+from harness.quick_check import limit_task, limited_version, texts_to_encode
 from harness.tasks import TaskSpec, build_mteb_task, resolve_tasks, task_version
 from harness.telemetry import Phase
 from harness.sharding_config import for_training
@@ -513,7 +513,7 @@ def evaluate(
     for spec, task in zip(plan.tasks, tasks):
         before_texts, before_tokens = encoder.texts_encoded, encoder.tokens_encoded
         with measure(f"evaluate:{spec.name}", backbone.device) as phase:
-            with encoding_progress(console, spec.name) as advance:
+            with encoding_progress(console, spec.name, texts_to_encode(task)) as advance:
                 encoder.progress = advance
                 result = mteb.evaluate(
                     adapter,
