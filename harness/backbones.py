@@ -151,10 +151,6 @@ def require_available(spec: BackboneSpec) -> None:
         raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}" + (f"; {how}" if how else "")))
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -168,7 +164,7 @@ def _smollm2_folder(status: Any = None) -> Path:
     gguf = _smollm2_gguf()
     if gguf is None:
         raise HarnessError(f"backbone 'smollm2-135m' is unavailable here: {SMOLLM2_INSTALL}.")
-    folder = cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
+    folder = paths.cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
     if _made_from(folder, stamp):
         return folder

@@ -714,19 +714,43 @@ def backbones(as_json: JsonOption = False) -> None:
 
 
 @app.command("tasks")
-def tasks_command(as_json: JsonOption = False) -> None:
-    """Task presets and their tasks; files and mteb task names work too."""
-    from harness.tasks import PRESETS
+def tasks_command(
+    type_: Annotated[Optional[str], typer.Option("--type", help="Only mteb tasks of this type, e.g. Retrieval, STS, Classification.")] = None,
+    search: Annotated[Optional[str], typer.Option("--search", help="Only mteb tasks whose name, type or a language (eng) contains this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What --tasks takes: presets, task files, and mteb's tasks with their type and languages."""
+    with _user_errors():
+        from harness.task_catalog import catalog, matching
+        from harness.tasks import LOCAL_KINDS, PRESETS
 
-    rows = [
-        {"preset": name, "description": text, "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
+        chosen = matching(type_, search)
+    presets = [
+        {"kind": "preset", "name": name, "description": text,
+         "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
         for name, (text, specs) in PRESETS.items()
     ]
-    _listing(rows, as_json, "Task presets (or give a .tsv/.csv/.jsonl file with sentence1, sentence2, score)", {
-        "Preset": lambda r: r["preset"],
-        "Tasks": lambda r: ", ".join(r["tasks"]),
-        "Description": lambda r: r["description"],
-    })
+    files = [{"kind": "file", "name": name, "description": text} for name, text in LOCAL_KINDS.items()]
+    found = [{"kind": "mteb", "name": t.name, "type": t.type, "languages": list(t.languages)} for t in chosen]
+    if as_json:
+        _print_json([*presets, *files, *found] if type_ is None and search is None else found)
+        return
+    if type_ is None and search is None:
+        _listing(presets, False, "Presets", {"Preset": lambda r: r["name"], "Tasks": lambda r: ", ".join(r["tasks"]), "About": lambda r: r["description"]})
+        _listing(files, False, "Task files (--tasks PATH)", {"Kind": lambda r: r["name"], "Format": lambda r: r["description"]})
+        counts = {kind: sum(t.type == kind for t in chosen) for kind in catalog().types}
+        console.print(
+            f"mteb has {len(chosen)} text tasks (names work with --tasks; most read their data from the hub): "
+            + ", ".join(f"{kind} {n}" for kind, n in counts.items())
+            + ". List them with --type TYPE or --search WORD.", highlight=False, soft_wrap=True,
+        )
+        return
+
+    def languages(row: dict) -> str:
+        shown = row["languages"][:4]
+        return ", ".join(shown) + (f" +{len(row['languages']) - 4}" if len(row["languages"]) > 4 else "")
+
+    _listing(found, False, f"mteb tasks ({len(found)})", {"Task": lambda r: r["name"], "Type": lambda r: r["type"], "Languages": languages})
 
 
 def main() -> None:

@@ -120,3 +120,9 @@ def writable_folder(path: str | os.PathLike[str], label: str) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise HarnessError(f"{label} {target}: {probe} is not a writable folder.")
     return target
+
+
+def cache_root() -> Path:
+    """Where the harness keeps what it can rebuild (a dequantised backbone, mteb's task list):
+    ``HARNESS_CACHE``, default ``~/.cache/harness``."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()

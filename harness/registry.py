@@ -83,6 +83,9 @@ def get_method(name: str) -> type[Method]:
     return cls
 
 
+IMPORTED_PLUGINS: list[str] = []  # modules import_plugins imported (they may register mteb tasks too)
+
+
 def import_plugins(modules: Iterable[str] = ()) -> None:
     """Import plug-in modules named explicitly on the command line or in ``HARNESS_PLUGINS``."""
     from_env = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
@@ -92,3 +95,4 @@ def import_plugins(modules: Iterable[str] = ()) -> None:
         except ImportError as exc:
             source = "--plugins" if module in modules else PLUGINS_ENV
             raise HarnessError(f"{source} {module!r}: cannot import it ({exc}).") from None
+        IMPORTED_PLUGINS.append(module.strip())

@@ -7,14 +7,17 @@ Every resolved task becomes an mteb ``AbsTaskSTS`` (or mteb's own task) at evalu
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import offline_data
-from harness.errors import HarnessError, unknown_name
+from harness.errors import HarnessError
 from harness.paths import expand
+from harness.registry import IMPORTED_PLUGINS
+from harness.task_catalog import catalog
 from harness.task_files import SUFFIXES, StsPairs, read_sts_file
 
 if TYPE_CHECKING:
@@ -96,6 +99,12 @@ PRESETS: dict[str, tuple[str, list[TaskSpec]]] = {
 }
 
 
+LOCAL_KINDS = {
+    "STS pairs": "a .tsv, .csv or .jsonl file with sentence1, sentence2 and score (any range); "
+    "evaluated as an mteb STS task (cosine Spearman). Its name is the file's stem.",
+}
+
+
 def _looks_like_file(item: str) -> bool:
     if item.lower().endswith(SUFFIXES) or "/" in item or "\\" in item or item.startswith("~"):
         return True
@@ -106,6 +115,12 @@ def _looks_like_file(item: str) -> bool:
 
 
 def _mteb_task_exists(name: str) -> bool:
+    """Whether mteb takes ``name``: from its task list (fast), else, where a plug-in may have
+    registered tasks of its own, from mteb itself."""
+    if name in catalog().accepted:
+        return True
+    if not IMPORTED_PLUGINS:
+        return False
     import mteb
 
     try:
@@ -113,6 +128,19 @@ def _mteb_task_exists(name: str) -> bool:
     except (KeyError, ValueError):
         return False
     return True
+
+
+def unknown_task(name: str) -> HarnessError:
+    """An unknown ``--tasks`` item, with the closest presets and mteb task names."""
+    known = [*PRESETS, *sorted(catalog().accepted)]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if not close:  # a wrong case or a fragment: STSB, stsbenchmark
+        close = [k for k in known if name.lower() in k.lower() or k.lower() == name.lower()][:3]
+    suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return HarnessError(
+        f"--tasks: unknown task {name!r}.{suggestion} A task is a preset ({', '.join(PRESETS)}), a task file "
+        f"({', '.join(SUFFIXES)}) or an mteb task name; `harness tasks --search WORD` lists them."
+    )
 
 
 def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
@@ -128,12 +156,7 @@ def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         else:
-            raise unknown_name(
-                "task preset or file",
-                item,
-                PRESETS,
-                f" A task file ends in {', '.join(SUFFIXES)}; any mteb task name works too.",
-            )
+            raise unknown_task(item)
         for spec in specs:
             other = resolved.get(spec.name)
             if other is not None and other != spec:

@@ -1,8 +1,5 @@
 """The run store: every run's config, scores, timings and environment in SQLite or PostgreSQL.
 
-This package never imports torch; it is safe to import from fast CLI paths.
+This package never imports torch. Importing it is free (its modules load when used), so fast CLI
+paths can name its errors; ``leaderboard.store.open_store`` opens a database.
 """
-
-from leaderboard.store import LeaderboardError, RunStore, open_store
-
-__all__ = ["LeaderboardError", "RunStore", "open_store"]

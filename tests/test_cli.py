@@ -105,7 +105,7 @@ BAD_INPUTS = {
     "unknown method": (["--method", "untrained-maen"], ["unknown method 'untrained-maen'", "Did you mean"]),
     "unknown backbone": (["--backbone", "lama2-7b"], ["unknown backbone 'lama2-7b'", "Did you mean 'llama2-7b'"]),
     "unavailable backbone": (["--backbone", "llama2-7b"], ["unavailable", "hf download meta-llama/Llama-2-7b-hf"]),
-    "unknown preset": (["--tasks", "sts11"], ["unknown task preset or file 'sts11'", "sts10"]),
+    "unknown preset": (["--tasks", "sts11"], ["unknown task 'sts11'", "sts10"]),
     "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
     "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),

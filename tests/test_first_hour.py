@@ -100,3 +100,49 @@ def test_the_terminal_bar_has_a_total_and_the_time_left():
         console.file.flush()
     shown = buffer.getvalue()
     assert "/400" in shown and "left" in shown
+
+
+def _fresh_catalog(monkeypatch, tmp_path):
+    from harness import task_catalog
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    task_catalog.catalog.cache_clear()
+    return task_catalog
+
+
+def test_tasks_lists_mteb_tasks_by_type_and_word(monkeypatch, tmp_path):
+    import mteb
+
+    _fresh_catalog(monkeypatch, tmp_path)
+    listed = json.loads(_ok("tasks", "--type", "retrieval", "--json").stdout)
+    expected = {t.metadata.name for t in mteb.get_tasks(task_types=["Retrieval"]) if set(t.metadata.modalities) == {"text"}}
+    assert {row["name"] for row in listed} == expected and "SciFact" in expected
+    sick = json.loads(_ok("tasks", "--search", "SICK", "--json").stdout)
+    assert sick and all("sick" in row["name"].lower() for row in sick) and "SICK-R" in {row["name"] for row in sick}
+    scifact = next(row for row in listed if row["name"] == "SciFact")
+    assert scifact["type"] == "Retrieval" and scifact["languages"] == ["eng"]
+    overview = _ok("tasks").stdout
+    assert "offline" in overview and "STS pairs" in overview and f"Retrieval {len(expected)}" in overview
+    wrong = runner.invoke(app, ["tasks", "--type", "Retreival"])
+    assert wrong.exit_code == 2 and "Did you mean 'Retrieval'" in wrong.output
+
+
+def test_an_unknown_task_name_gets_a_suggestion_without_importing_mteb(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    catalog = _fresh_catalog(monkeypatch, tmp_path)
+    catalog.catalog()  # the first use writes the list for this mteb version
+    (written,) = (tmp_path / "cache").glob("mteb-tasks-*.json")
+    probe = (
+        "import sys\nfrom harness.errors import HarnessError\nfrom harness.tasks import resolve_tasks\n"
+        "try:\n    resolve_tasks(['STSBenchmrk'])\nexcept HarnessError as e:\n    print(e)\n"
+        "print('mteb imported' if 'mteb' in sys.modules else 'mteb not imported')\n"
+    )
+    env = {**__import__("os").environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    assert "Did you mean 'STSBenchmark'" in out and "harness tasks --search" in out
+    assert out.strip().endswith("mteb not imported")
+    written.write_text("{ damaged")  # a damaged list is rebuilt from mteb, never trusted
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    assert "Did you mean 'STSBenchmark'" in out and json.loads(written.read_text())["tasks"]
