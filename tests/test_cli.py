@@ -184,5 +184,5 @@ def test_listing_commands():
     backbones = {b["alias"]: b for b in json.loads(invoke("backbones", "--json").output)}
     assert backbones["llama2-7b"]["source"] == "meta-llama/Llama-2-7b-hf"
     assert backbones["llama2-7b"]["available"] is False  # HF_HUB_OFFLINE=1 and not cached
-    presets = {p["preset"]: p for p in json.loads(invoke("tasks", "--json").output)}
+    presets = {p["name"]: p for p in json.loads(invoke("tasks", "--json").output) if p["kind"] == "preset"}
     assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999"]
