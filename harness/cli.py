@@ -113,9 +113,24 @@ def _db_label(db: str) -> str:
     from leaderboard.errors import LeaderboardError
 
     try:
-        return str(locate(db))
+        where = locate(db)
     except LeaderboardError:
         return db
+    return str(where.path.absolute()) if where.is_sqlite else str(where)
+
+
+def _announce(db: str, *, writes: bool = False) -> None:
+    """The first line of every command that reads or writes a leaderboard: which one it is (on
+    stderr, so that --json output stays JSON)."""
+    from leaderboard.database import locate
+    from leaderboard.errors import LeaderboardError
+
+    try:
+        where = locate(db)
+    except LeaderboardError:
+        return  # the command's own check says what is wrong with --db
+    new = " (a new file)" if writes and where.is_sqlite and not where.path.exists() else ""
+    err_console.print(f"Leaderboard: {_db_label(db)}{new}", style="dim", highlight=False, soft_wrap=True)
 
 
 def _open_store(db: str, *, create: bool) -> Any:
@@ -150,6 +165,7 @@ def _read_store(db: str, as_json: bool, ids: list[int] | None = None) -> Any:
     names runs fails with "no run N" (exit 2), as it would on an empty database."""
     from leaderboard.errors import MissingLeaderboard
 
+    _announce(db)
     try:
         return _open_store(db, create=False)
     except MissingLeaderboard:
@@ -227,6 +243,8 @@ def run(
         trackers = check_trackers(report_to or [])
         is_main = distributed.from_environment().is_main
         record = None
+        if is_main and resume is None:
+            _announce(db, writes=True)
         if resume is not None:
             given = [method, backbone, tasks, train_data, config, set_, seed, device, batch_size, limit]
             if any(v not in (None, []) for v in given):
@@ -482,6 +500,7 @@ def browse(
     from leaderboard.database import locate
 
     with _user_errors():
+        _announce(db)
         where = locate(db)
         if not where.is_sqlite:
             raise_usage(f"--db {where}: harness browse serves a SQLite file; a server's runs: `harness export --csv`, `harness compare`.")

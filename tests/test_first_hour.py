@@ -146,3 +146,21 @@ def test_an_unknown_task_name_gets_a_suggestion_without_importing_mteb(monkeypat
     written.write_text("{ damaged")  # a damaged list is rebuilt from mteb, never trusted
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
     assert "Did you mean 'STSBenchmark'" in out and json.loads(written.read_text())["tasks"]
+
+
+def test_every_command_names_its_leaderboard_first(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    first = _untrained(db, tiny_llama_dir, small_sts_file)
+    assert first.stderr.splitlines()[0] == f"Leaderboard: {db} (a new file)"
+    commands = [
+        ["runs"], ["runs", "--json"], ["compare"], ["compare", "1", "--json"], ["leaderboard"], ["show", "1"],
+        ["export", "--csv", "-"], ["export", "1", "--mteb", str(tmp_path / "mteb")], ["delete", "1"],
+        ["eval", "1", "--tasks", str(small_sts_file)], ["plot", "1", "--out", str(tmp_path / "loss.png")],
+    ]
+    for command in commands:
+        result = runner.invoke(app, [*command, "--db", str(db)])
+        assert result.stderr.splitlines()[0] == f"Leaderboard: {db}", (command, result.stderr)
+    for command in (["runs"], ["compare", "1"]):  # where nothing is yet: where it looked, and how to point elsewhere
+        result = runner.invoke(app, [*command, "--db", str(tmp_path / "none.db")])
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"Leaderboard: {tmp_path / 'none.db'}" and "--db / HARNESS_DB" in result.stderr, command
