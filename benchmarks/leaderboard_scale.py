@@ -72,7 +72,7 @@ def main() -> None:
     from rich.console import Console
 
     from leaderboard.queries import compare, rank
-    from leaderboard.render import comparison_table, leaderboard_table
+    from leaderboard.render import comparison_tables, leaderboard_table
     from leaderboard.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +86,7 @@ def main() -> None:
         names = [f"Task{t}" for t in range(args.tasks)]
 
         def do_compare() -> None:
-            console.print(comparison_table(compare(store.runs(ids=ids))))
+            console.print(*comparison_tables(compare(store.runs(ids=ids))))
 
         def do_leaderboard() -> None:  # what `harness leaderboard` does: rank all, show the top 20
             console.print(leaderboard_table(rank(store.runs(), names)[:20], names))

@@ -281,10 +281,11 @@ def _report_finished(store: Any, run_id: int, db: str) -> None:
     failure to read it back is a warning, never a traceback or a failed exit."""
     try:
         from leaderboard.queries import compare as compare_runs
-        from leaderboard.render import comparison_table
+        from leaderboard.render import comparison_tables
 
         record = store.get_run(run_id)
-        console.print(comparison_table(compare_runs([record])))
+        for table in comparison_tables(compare_runs([record])):
+            console.print(table)
     except Exception as exc:  # e.g. sqlite3.OperationalError on a flaky disk
         err_console.print(
             f"Warning: run #{run_id} finished and is recorded in {_db_label(db)}, but reading it back failed "
@@ -394,9 +395,10 @@ def compare(
     if comparison is None:
         console.print("No finished runs to compare.")
         return
-    from leaderboard.render import comparison_table, config_diff_table
+    from leaderboard.render import comparison_tables, config_diff_table
 
-    console.print(comparison_table(comparison))
+    for table in comparison_tables(comparison):
+        console.print(table)
     if diff:
         console.print(config_diff_table(runs, differences) if differences else "Their configs are identical.")
 
@@ -438,9 +440,16 @@ def leaderboard(
     if not ranked:
         console.print("No finished runs match.")
         return
-    from leaderboard.render import leaderboard_table
+    from leaderboard.render import LEADERBOARD_FIXED, fit_columns, leaderboard_table
 
-    console.print(leaderboard_table(ranked[:shown] if shown else ranked, names))
+    table = leaderboard_table(ranked[:shown] if shown else ranked, names)
+    hidden = fit_columns(table, console.width, LEADERBOARD_FIXED)
+    console.print(table)
+    if hidden:
+        console.print(
+            f"Mean over all {len(names)} tasks; not shown at this width: {', '.join(hidden)} "
+            "(`harness compare RUNS` has a row per task, --json has every score).", highlight=False, soft_wrap=True,
+        )
     if left_out:
         ids = ", ".join(f"#{r['run_id']}" for r in left_out)
         shown_versions = ", ".join(f"{t}@{version_label(v)}" for t, v in versions.items())
@@ -675,24 +684,28 @@ def delete(
             console.print(f"Deleted run #{record['run_id']}{note}.", highlight=False)
 
 
-def _listing(rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]]) -> None:
-    """Print ``rows`` as JSON or as a rich table with one column per ``columns`` entry."""
+def _listing(
+    rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]],
+    widths: dict[str, int] | None = None,
+) -> None:
+    """Print ``rows`` as JSON or as a rich table with one column per ``columns`` entry (``widths``:
+    the widest some may grow before they fold)."""
     if as_json:
         _print_json(rows)
         return
-    from rich.table import Table
+    from leaderboard.render import listing_table
 
-    table = Table(title=title)
-    for name in columns:
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
-    console.print(table)
+    console.print(listing_table(title, list(columns), [[cell(row) for cell in columns.values()] for row in rows], widths or {}))
 
 
 @app.command()
-def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
-    """Registered methods (built-in and plug-ins) with their options and defaults."""
+def methods(
+    name: Annotated[Optional[str], typer.Argument(help="A method: show its options.", show_default=False)] = None,
+    plugins: PluginsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Registered methods (built-in and plug-ins), one line each; `harness methods NAME` lists
+    one method's options with their defaults and accepted values."""
     with _user_errors():
         import dataclasses
 
@@ -701,18 +714,28 @@ def methods(plugins: PluginsOption = None, as_json: JsonOption = False) -> None:
 
         import_plugins(plugins or [])
         rows = []
-        for name in method_names():
-            cls = get_method(name)
-            defaults = dataclasses.asdict(method_options(cls, {}, name))  # the default preset applied
+        for method in [name] if name is not None else method_names():
+            cls = get_method(method)
+            defaults = dataclasses.asdict(method_options(cls, {}, method))  # the default preset applied
             options = [{"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()]
-            rows.append({"name": name, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
-    _listing(rows, as_json, "Methods", {
-        "Method": lambda r: r["name"],
-        "Summary": lambda r: r["summary"] + (f"\npresets: {', '.join(r['presets'])}" if r["presets"] else ""),
-        "Options (default; accepted values)": lambda r: "\n".join(
-            f"{o['name']} = {o['default']!r}" + (f" ({o['accepts']})" if o["accepts"] else "") + f": {o['help']}" for o in r["options"]
-        ) or "-",
-    })
+            rows.append({"name": method, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
+    if as_json:
+        _print_json(rows)
+        return
+    if name is None:
+        _listing(rows, False, "Methods (`harness methods NAME` for one method's options)", {
+            "Method": lambda r: r["name"],
+            "Summary": lambda r: r["summary"] + (f" Presets: {', '.join(r['presets'])}." if r["presets"] else ""),
+            "Options": lambda r: str(len(r["options"])),
+        })
+        return
+    (row,) = rows
+    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'])}" + (f" Presets: {', '.join(row['presets'])}." if row["presets"] else ""), highlight=False)
+    _listing(row["options"], False, "Options (--set method_args.NAME=VALUE)", {
+        "Option": lambda o: o["name"],
+        "Default": lambda o: repr(o["default"]),
+        "What it does (values it accepts)": lambda o: o["help"] + (f" ({o['accepts']})" if o["accepts"] else ""),
+    }, widths={"Default": 18})
 
 
 @app.command()
@@ -727,9 +750,16 @@ def backbones(as_json: JsonOption = False) -> None:
     _listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
         "Alias": lambda r: r["alias"],
         "Source": lambda r: r["source"],
-        "Available here": lambda r: ("[green]yes[/]" if r["available"] else "[red]no[/]") + f": {r['how']}",
+        "Here": lambda r: "[green]yes[/]" if r["available"] else "[red]no[/]",
         "Note": lambda r: r["note"],
     })
+    if as_json:
+        return
+    reasons: dict[str, list[str]] = {}
+    for row in rows:  # why each is (un)available, said once for the aliases that share it
+        reasons.setdefault(f"{'yes' if row['available'] else 'no'}: {row['how']}", []).append(row["alias"])
+    for reason, aliases in reasons.items():
+        console.print(f"{', '.join(aliases)}: {escape(reason)}", highlight=False)
 
 
 @app.command("tasks")
@@ -761,7 +791,7 @@ def tasks_command(
         console.print(
             f"mteb has {len(chosen)} text tasks (names work with --tasks; most read their data from the hub): "
             + ", ".join(f"{kind} {n}" for kind, n in counts.items())
-            + ". List them with --type TYPE or --search WORD.", highlight=False, soft_wrap=True,
+            + ". List them with --type TYPE or --search WORD.", highlight=False,
         )
         return
 

@@ -17,6 +17,9 @@ from typing import Any
 
 TITLE = "harness leaderboard"
 DASHBOARD = "runs"
+TEMPLATES = Path(__file__).parent / "templates"  # the home page: latest runs and canned queries
+HOME_RUNS = 20
+HIDDEN = ("sqlite_sequence", "alembic_version")  # SQLite's and Alembic's bookkeeping
 
 COLUMNS: dict[str, dict[str, str]] = {
     "runs": {
@@ -211,10 +214,11 @@ def require() -> None:
 def metadata(db_path: Path) -> dict[str, Any]:
     """Datasette metadata for ``db_path`` (datasette names the database after the file's stem)."""
     db = Path(db_path).stem
-    tables = {name: {"description": text, "columns": COLUMNS[name]} for name, text in TABLES.items()}
+    tables: dict[str, Any] = {name: {"description": text, "columns": COLUMNS[name]} for name, text in TABLES.items()}
+    tables.update({name: {"hidden": True} for name in HIDDEN})
     return {
         "title": TITLE,
-        "description": "Every harness run: resolved config, scores, timings, losses. Canned queries below; charts at /-/dashboards.",
+        "description": "Every harness run: resolved config, scores, timings, losses. The latest runs and the canned queries below; charts on the dashboard.",
         "databases": {db: {"tables": tables, "queries": QUERIES}},
         "plugins": {
             "datasette-dashboards": {
@@ -241,6 +245,32 @@ class _SqrtPlugin:
             conn.create_function("sqrt", 1, lambda x: None if x is None else math.sqrt(x))
 
 
+HOME_COLUMNS = ("run", "status", "method", "backbone", "task_spec", "mean_x100", "started")
+HOME_SQL = f"""SELECT r.id, r.status, r.method, r.backbone, r.task_spec, ROUND(100 * AVG(s.main_score), 2),
+       datetime(r.started_at, 'unixepoch') || ' UTC'
+FROM runs r LEFT JOIN scores s ON s.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT {HOME_RUNS}"""
+
+
+class _HomePlugin:
+    """What the home page template (templates/index.html) shows: the latest runs, the queries."""
+
+    @staticmethod
+    def extra_template_vars(view_name: str, datasette: Any) -> Any:
+        if view_name != "index":
+            return {}
+
+        async def home() -> dict[str, Any]:
+            (name,) = [n for n in datasette.databases if not n.startswith("_")]
+            database = datasette.get_database(name)
+            runs = [tuple(row) for row in (await database.execute(HOME_SQL)).rows]
+            total = (await database.execute("SELECT COUNT(*) FROM runs")).rows[0][0]
+            queries = [{"name": key, **value} for key, value in QUERIES.items()]
+            return {"harness_home": {"db": name, "columns": HOME_COLUMNS, "runs": runs, "shown": len(runs), "total": total,
+                                     "queries": queries, "dashboard": DASHBOARD}}
+
+        return home
+
+
 def app(db_path: Path) -> Any:
     """A Datasette instance over ``db_path`` with the harness metadata (read-only connections)."""
     from datasette import hookimpl
@@ -250,7 +280,12 @@ def app(db_path: Path) -> Any:
     if not pm.is_registered(_SqrtPlugin):
         hookimpl(_SqrtPlugin.prepare_connection)
         pm.register(_SqrtPlugin, name="harness-sqrt")
-    return Datasette([str(db_path)], metadata=metadata(db_path), settings={"default_page_size": 50})
+    if not pm.is_registered(_HomePlugin):
+        hookimpl(_HomePlugin.extra_template_vars)
+        pm.register(_HomePlugin, name="harness-home")
+    return Datasette(
+        [str(db_path)], metadata=metadata(db_path), settings={"default_page_size": 50}, template_dir=str(TEMPLATES),
+    )
 
 
 def serve(db_path: Path, host: str, port: int) -> None:

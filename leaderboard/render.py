@@ -1,4 +1,9 @@
-"""Rich tables for runs, comparisons and rankings. Scores are shown x100, as MTEB reports them."""
+"""Rich tables for runs, comparisons and rankings. Scores are shown x100, as MTEB reports them.
+
+Every table stays readable at 80 columns (rich's width when piped): no cell is ever cut to "…"
+(text folds onto more lines instead), the columns that say which run a row is (run, method,
+backbone) are as wide as their values, and tables with a column per run name runs by number,
+with a legend of their method and backbone."""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from leaderboard.queries import Comparison, SeedGroup, flatten
@@ -21,8 +27,56 @@ def _when(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
-def _run_label(run: dict[str, Any]) -> str:
-    return f"#{run['run_id']} {run['method']}\n{run['backbone']}"
+IDENTITY_WIDTH = 24  # an identifying column is as wide as its longest value, up to this; then it folds
+FREE_WIDTH = 18  # a path or a list (backbone, tasks, a config value) folds beyond this: rich sizes a
+# column by its longest word, and a path is one word that would push the table past 80 columns
+
+
+def _table(title: str, **options: Any) -> Table:
+    """A table without vertical rules: seven columns of borders are a cell's worth at 80 columns."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, **options)
+
+
+def fit_columns(table: Table, width: int, first_optional: int) -> list[str]:
+    """Drop columns from the right, down to ``first_optional``, until ``table`` fits ``width``;
+    returns the headers of those dropped (for a note saying where to see them)."""
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    def too_wide() -> bool:
+        out = Console(width=width, file=io.StringIO(), color_system=None)
+        out.print(table, crop=False)
+        return max(map(cell_len, out.file.getvalue().splitlines()), default=0) > width
+
+    dropped: list[str] = []
+    while len(table.columns) > first_optional and too_wide():
+        dropped.insert(0, str(table.columns.pop().header))  # a column holds its own cells
+    return dropped
+
+
+def _column(table: Table, name: str, **options: Any) -> None:
+    """A column whose text folds where it must, never cut to an ellipsis."""
+    table.add_column(name, overflow="fold", **options)
+
+
+def _identity(table: Table, name: str, values: Sequence[str], **options: Any) -> None:
+    """A column that says which run a row is: wide enough for its values (up to IDENTITY_WIDTH)."""
+    widest = max((len(v) for v in [name, *values]), default=0)
+    _column(table, name, min_width=min(widest, IDENTITY_WIDTH), **options)
+
+
+def runs_legend(runs: Sequence[dict[str, Any]]) -> Table:
+    """Which method and backbone each run number of a wider table stands for."""
+    table = _table("Runs")
+    _identity(table, "Run", [f"#{r['run_id']}" for r in runs], justify="right")
+    _identity(table, "Method", [r["method"] for r in runs])
+    _column(table, "Backbone", max_width=48)
+    _column(table, "Seed", justify="right")
+    for run in runs:
+        table.add_row(f"#{run['run_id']}", run["method"], run["backbone"], str(run["seed"]))
+    return table
 
 
 def _cell(value: float | None, reference: float | None, is_best: bool, first: bool) -> str:
@@ -33,12 +87,13 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
     return f"[bold green]{text} *[/]" if is_best and value is not None else text
 
 
-def comparison_table(comparison: Comparison) -> Table:
-    """Tasks as rows, runs as columns, difference to the first run, best cell highlighted."""
-    table = Table(title="Runs side by side (score x100; (+/-) against the first run; * best)")
-    table.add_column("Task", style="bold")
+def comparison_tables(comparison: Comparison) -> list[Table]:
+    """The runs' legend, then tasks as rows and runs as columns: the difference to the first run,
+    the best cell starred."""
+    table = _table("Scores x100 side by side; (+/-) against the first run; * best")
+    _identity(table, "Task", [*comparison.tasks, f"Mean(Task) over {len(comparison.shared_tasks)}"], style="bold")
     for run in comparison.runs:
-        table.add_column(_run_label(run), justify="right")
+        _column(table, f"#{run['run_id']}", justify="right")
     for task in comparison.tasks:
         best = comparison.best(task)
         reference = comparison.score(0, task)
@@ -58,38 +113,45 @@ def comparison_table(comparison: Comparison) -> Table:
     )
     if comparison.notes:
         table.caption = "\n".join(comparison.notes)
-    return table
+        table.caption_justify = "left"
+    return [runs_legend(comparison.runs), table]
+
+
+LEADERBOARD_FIXED = 6  # Rank, Run, Method, Backbone, Seed, Mean: then a column per task
 
 
 def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) -> Table:
-    table = Table(title=f"Leaderboard over {len(tasks)} task(s): {', '.join(tasks)}")
-    table.add_column("Rank", justify="right")
-    table.add_column("Run", justify="right")
-    table.add_column("Method")
-    table.add_column("Backbone")
-    table.add_column("Mean(Task)", justify="right", style="bold")
+    """Ranked runs: their identity, Mean(Task) and each task's score (x100)."""
+    table = _table(f"Leaderboard over {len(tasks)} task(s), scores x100")
+    _column(table, "Rank", justify="right")
+    _identity(table, "Run", [f"#{r['run_id']}" for r in ranked], justify="right")
+    _identity(table, "Method", [r["method"] for r in ranked])
+    _column(table, "Backbone", max_width=FREE_WIDTH)
+    _column(table, "Seed", justify="right")
+    _column(table, "Mean", justify="right", style="bold")
     for task in tasks:
-        table.add_column(task, justify="right")
-    table.add_column("Seed", justify="right")
-    table.add_column("Finished")
+        _column(table, task, justify="right", max_width=12)
     for run in ranked:
         table.add_row(
             str(run["rank"]),
             f"#{run['run_id']}",
             run["method"],
             run["backbone"],
+            str(run["seed"]),
             _pct(run["mean"]),
             *[_pct(run["scores"].get(t)) for t in tasks],
-            str(run["seed"]),
-            _when(run["ended_at"]),
         )
     return table
 
 
 def runs_table(runs: Sequence[dict[str, Any]], title: str = "Runs") -> Table:
-    table = Table(title=title)
-    for name in ("Run", "Status", "Method", "Backbone", "Tasks", "Started"):
-        table.add_column(name)
+    table = _table(title)
+    _identity(table, "Run", [f"#{r['run_id']}" for r in runs])
+    _column(table, "Status")
+    _identity(table, "Method", [r["method"] for r in runs])
+    _column(table, "Backbone", max_width=FREE_WIDTH)
+    _column(table, "Tasks", max_width=FREE_WIDTH)
+    _column(table, "Started")
     for run in runs:
         status = run["status"]
         colour = {"finished": "green", "failed": "red"}.get(status, "yellow")
@@ -98,7 +160,7 @@ def runs_table(runs: Sequence[dict[str, Any]], title: str = "Runs") -> Table:
             f"[{colour}]{status}[/]",
             run["method"],
             run["backbone"],
-            run["task_spec"],
+            run["task_spec"].replace(",", ", "),
             _when(run["started_at"]),
         )
     return table
@@ -162,10 +224,10 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
 
 def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
     """Tasks as rows, one column per config: mean +- std over its seeds (x100), n runs."""
-    table = Table(title="Configs over seeds (score x100: mean +- sample std, n runs)")
-    table.add_column("Task", style="bold")
+    table = _table("Configs over seeds (score x100: mean +- sample std, n runs)")
+    _column(table, "Task", style="bold")
     for group in groups:
-        table.add_column(f"{group.label}\nruns {', '.join(f'#{i}' for i in group.run_ids)}", justify="right")
+        _column(table, f"{group.label}\nruns {', '.join(f'#{i}' for i in group.run_ids)}", justify="right")
     tasks = list(dict.fromkeys(task for group in groups for task in group.scores))
     for task in tasks:
         cells = []
@@ -181,11 +243,32 @@ def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
 
 
 def config_diff_table(runs: Sequence[dict[str, Any]], differences: Sequence[tuple[str, list[Any]]]) -> Table:
-    """Only the config keys whose values differ between ``runs``, one column per run."""
-    table = Table(title="Config keys that differ")
-    table.add_column("Key", style="bold")
+    """Only the config keys whose values differ between ``runs``, one column per run, grouped by
+    option (``method_args``: a heading, then its keys); ``-``: the run has no such key (another
+    method's option)."""
+    table = _table("Config keys that differ (-: not an option of that run)")
+    keys = [key.partition(".")[2] or key for key, _ in differences]
+    _identity(table, "Key", [f"  {k}" for k in keys], style="bold", max_width=IDENTITY_WIDTH + 8)
     for run in runs:
-        table.add_column(f"#{run['run_id']}")
-    for key, values in differences:
-        table.add_row(key, *["-" if v is None else repr(v) for v in values])
+        _column(table, f"#{run['run_id']}", max_width=FREE_WIDTH)
+    group = None
+    for key, values in sorted(differences, key=lambda item: ("." in item[0], item[0])):
+        head, _, rest = key.partition(".")
+        if rest and head != group:
+            table.add_row(f"{head}:", *[""] * len(runs), style="italic", end_section=False)
+            group = head
+        table.add_row(f"  {rest}" if rest else key, *["-" if v is None else repr(v) for v in values])
+    return table
+
+
+def listing_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], widths: dict[str, int]) -> Table:
+    """A plain listing (methods, backbones, tasks): its first column names the row and is never
+    folded below its longest value (up to IDENTITY_WIDTH); the others fold, beyond ``widths``
+    where it names them."""
+    table = _table(title)
+    _identity(table, headers[0], [row[0] for row in rows])
+    for header in headers[1:]:
+        _column(table, header, max_width=widths.get(header))
+    for row in rows:
+        table.add_row(*row)
     return table

@@ -196,3 +196,13 @@ def test_browse_without_a_database_is_a_clear_error(tmp_path):
 
     result = CliRunner().invoke(app, ["browse", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 2 and "none.db" in result.output and not (tmp_path / "none.db").exists()
+
+
+def test_the_home_page_shows_the_latest_runs_and_the_canned_queries(db):
+    page = _get(browse.app(db), "/").text
+    assert "Latest runs" in page and 'href="/board/runs/3"' in page and "3 of 3 runs" in page
+    for name, query in browse.QUERIES.items():
+        assert f'href="/board/{name}"' in page and query["title"] in page
+    mean_of_run_1 = round(100 * statistics.fmean(RUNS[0][4].values()), 2)
+    assert f"<td>{mean_of_run_1}</td>" in page
+    assert "sqlite_sequence" not in page and "alembic_version" not in page  # bookkeeping, hidden

@@ -38,7 +38,7 @@ def recorded(tmp_path, tiny_llama_dir, small_sts_file):
 
 
 def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_dir, small_sts_file):
-    record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").output)[0]
+    record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").stdout)[0]
     assert record["status"] == "finished" and record["method"] == "untrained-mean"
     assert [t["phase"] for t in record["timings"]] == ["data", "load", "evaluate:tiny-sts"]
     assert record["config"]["tasks_resolved"][0]["sha256"] and record["config"]["backbone_resolved"]["kind"] == "local"
@@ -51,24 +51,24 @@ def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_di
 
 
 def test_compare_and_leaderboard_json_fields(recorded):
-    compared = json.loads(invoke("compare", "--db", str(recorded), "--json").output)
+    compared = json.loads(invoke("compare", "--db", str(recorded), "--json").stdout)
     assert [r["run_id"] for r in compared] == [1, 2]
     for row in compared:
         assert {"run_id", "method", "backbone", "status", "scores"} <= set(row)
         assert 0 <= abs(row["scores"]["tiny-sts"]) <= 1
-    ranked = json.loads(invoke("leaderboard", "--db", str(recorded), "--json").output)
+    ranked = json.loads(invoke("leaderboard", "--db", str(recorded), "--json").stdout)
     assert sorted(r["run_id"] for r in ranked) == [1, 2]
     assert ranked[0]["mean"] >= ranked[1]["mean"] and ranked[0]["rank"] == 1
-    assert len(json.loads(invoke("leaderboard", "--db", str(recorded), "--limit", "1", "--json").output)) == 1
+    assert len(json.loads(invoke("leaderboard", "--db", str(recorded), "--limit", "1", "--json").stdout)) == 1
     table = invoke("leaderboard", "--db", str(recorded), "--limit", "1").output
     assert "1 of 2 ranked runs shown" in table
-    only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").output)
+    only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").stdout)
     assert [r["method"] for r in only] == ["untrained-last"]
 
 
 def test_compare_table_shows_difference_and_mean(recorded):
     output = invoke("compare", "1", "2", "--db", str(recorded)).output
-    record = json.loads(invoke("compare", "1", "2", "--db", str(recorded), "--json").output)
+    record = json.loads(invoke("compare", "1", "2", "--db", str(recorded), "--json").stdout)
     diff = 100 * (record[1]["scores"]["tiny-sts"] - record[0]["scores"]["tiny-sts"])
     assert f"({diff:+.2f})" in output and "Mean(Task)" in output
 
@@ -163,9 +163,9 @@ def test_a_run_that_breaks_is_marked_failed(tmp_path, tiny_llama_dir, small_sts_
     db = tmp_path / "h.db"
     result = runner.invoke(app, ["run", "--method", "broken", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
-    record = json.loads(invoke("show", "1", "--db", str(db), "--json").output)[0]
+    record = json.loads(invoke("show", "1", "--db", str(db), "--json").stdout)[0]
     assert record["status"] == "failed" and "encoder exploded" in record["error"]
-    assert json.loads(invoke("compare", "--db", str(db), "--json").output) == []
+    assert json.loads(invoke("compare", "--db", str(db), "--json").stdout) == []
 
 
 def test_help_does_not_import_heavy_libraries():
@@ -179,10 +179,10 @@ def test_help_does_not_import_heavy_libraries():
 
 
 def test_listing_commands():
-    methods = json.loads(invoke("methods", "--json").output)
+    methods = json.loads(invoke("methods", "--json").stdout)
     assert {"untrained-mean", "untrained-last", "prompteol"} <= {m["name"] for m in methods}
-    backbones = {b["alias"]: b for b in json.loads(invoke("backbones", "--json").output)}
+    backbones = {b["alias"]: b for b in json.loads(invoke("backbones", "--json").stdout)}
     assert backbones["llama2-7b"]["source"] == "meta-llama/Llama-2-7b-hf"
     assert backbones["llama2-7b"]["available"] is False  # HF_HUB_OFFLINE=1 and not cached
-    presets = {p["name"]: p for p in json.loads(invoke("tasks", "--json").output) if p["kind"] == "preset"}
+    presets = {p["name"]: p for p in json.loads(invoke("tasks", "--json").stdout) if p["kind"] == "preset"}
     assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999"]

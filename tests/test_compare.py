@@ -34,7 +34,7 @@ def test_diff_lists_only_the_keys_that_differ(tmp_path):
     assert "method_args.pooling" in table and "'mean'" in table and "'last'" in table
     assert "seed" in table  # present in one config only: shown with "-" for the other
     assert "method_args.steps" not in table and "backbone" not in table
-    (first, second) = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--diff", "--db", db, "--json"]).output)
+    (first, second) = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--diff", "--db", db, "--json"]).stdout)
     assert first["config_diff"] == {"method_args.lr": 2e-4, "method_args.pooling": "mean", "seed": None}
     assert second["config_diff"] == {"method_args.lr": 1e-3, "method_args.pooling": "last", "seed": 1}
 
@@ -57,7 +57,7 @@ def test_export_csv_and_json_hold_the_recorded_scores(tmp_path):
     assert [(r["run_id"], r["method"], float(r["T"])) for r in rows] == [("1", "infonce", 0.5), ("2", "infonce", 0.625)]
     assert not list(tmp_path.glob(".*partial"))
     piped = CliRunner().invoke(app, ["export", "2", "--json", "-", "--db", db])
-    (record,) = json.loads(piped.output)
+    (record,) = json.loads(piped.stdout)
     assert record["run_id"] == 2 and record["scores"] == {"T": 0.625}
 
 
@@ -80,7 +80,7 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
         store.finish_run(run_id)
     store.close()
     result = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--json", "--db", str(db)])
-    first, second = json.loads(result.output)
+    first, second = json.loads(result.stdout)
     assert first["run_ids"] == [1, 2, 3] and second["run_ids"] == [4]
     assert first["scores"]["T"]["mean"] == pytest.approx(0.6) and first["scores"]["T"]["n"] == 3
     assert first["scores"]["T"]["std"] == pytest.approx(0.1)  # sqrt(((-.1)^2 + .1^2 + 0) / 2)

@@ -164,3 +164,47 @@ def test_every_command_names_its_leaderboard_first(tmp_path, tiny_llama_dir, sma
         result = runner.invoke(app, [*command, "--db", str(tmp_path / "none.db")])
         lines = result.stderr.splitlines()
         assert lines[0] == f"Leaderboard: {tmp_path / 'none.db'}" and "--db / HARNESS_DB" in result.stderr, command
+
+
+def _column(table: str, header: str) -> str:
+    """The text of one column of a rendered table, its folded lines joined."""
+    lines = table.splitlines()
+    head = next(i for i, line in enumerate(lines) if f" {header} " in line)
+    start = lines[head].index(f" {header} ") + 1
+    after = lines[head][start + len(header):]
+    end = start + len(header) + len(after) - len(after.lstrip()) - 1 if after.strip() else None
+    return "".join(line[start:end].strip() for line in lines[head + 2:])
+
+
+def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+    import shutil
+
+    from rich.cells import cell_len
+
+    from harness import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    backbone = tmp_path / "a-tiny-llama-backbone-folder-with-a-long-name"
+    shutil.copytree(tiny_llama_dir, backbone)
+    db = tmp_path / "h.db"
+    methods = ["untrained-mean", "untrained-last", "prompteol"]
+    for method in methods:
+        _ok("run", "--method", method, "--backbone", str(backbone), "--tasks", str(small_sts_file), "--db", str(db))
+
+    def shown(*args: str) -> str:
+        out = _ok(*args).stdout
+        assert "…" not in out and max(map(cell_len, out.splitlines())) <= 80, out
+        return out
+
+    for command in (["runs"], ["compare"], ["compare", "--diff"], ["leaderboard"], ["methods"], ["backbones"], ["tasks"]):
+        out = shown(*command, "--db", str(db)) if command[0] not in ("methods", "backbones", "tasks") else shown(*command)
+        if command[0] in ("runs", "compare", "leaderboard", "methods"):
+            assert all(any(m in line for line in out.splitlines()) for m in methods), (command, out)  # never folded
+        if command[0] in ("runs", "leaderboard"):
+            assert _column(out, "Backbone") == str(backbone) * len(methods), command  # folded, but whole
+    diff = shown("compare", "--diff", "--db", str(db))
+    assert "method_args:" in diff and any(line.strip().startswith("template") for line in diff.splitlines())
+    one = shown("methods", "infonce")
+    assert "temperature" in one and "0.05" in one and "> 0" in one
+    listing = shown("methods")
+    assert "temperature" not in listing and len([line for line in listing.splitlines() if line.strip().startswith(tuple(methods))]) == 3

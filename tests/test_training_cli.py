@@ -175,7 +175,7 @@ def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, 
     ])
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"])
-    (record,) = json.loads(shown.output)
+    (record,) = json.loads(shown.stdout)
     values = {d["name"]: d["value"] for d in record["diagnostics"] if d["stage"] == "ic"}
     assert set(values) == {"heldout_loss_own", "heldout_loss_shuffled", "heldout_loss_empty", "heldout_texts"}
     assert values["heldout_texts"] == 3 and all(v > 0 for v in values.values())

@@ -43,7 +43,7 @@ READER = textwrap.dedent(
         if result.exit_code != 0:
             trace = "".join(traceback.format_exception(result.exception)) if result.exception else ""
             sys.exit("compare failed: " + result.output + trace)
-        for run in json.loads(result.output):
+        for run in json.loads(result.stdout):
             if run["status"] != "finished" or len(run["scores"]) != int(sys.argv[3]):
                 sys.exit("a half-recorded run was shown: " + json.dumps(run))
         reads += 1

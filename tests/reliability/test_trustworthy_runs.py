@@ -275,7 +275,7 @@ def test_runs_filters_and_delete_removes_rows_and_own_folders_only(tmp_path, tin
     def listed(*options: str) -> list[int]:
         result = runner.invoke(app, ["runs", "--db", str(db), "--json", *options])
         assert result.exit_code == 0, result.output
-        return [r["run_id"] for r in json.loads(result.output)]
+        return [r["run_id"] for r in json.loads(result.stdout)]
 
     assert listed() == [3, 2, 1]
     assert listed("--status", "failed") == [2]
