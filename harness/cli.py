@@ -116,7 +116,10 @@ def _db_label(db: str) -> str:
         where = locate(db)
     except LeaderboardError:
         return db
-    return str(where.path.absolute()) if where.is_sqlite else str(where)
+    try:
+        return str(where.path.absolute()) if where.is_sqlite else str(where)
+    except OSError:
+        return db
 
 
 def _announce(db: str, *, writes: bool = False) -> None:
@@ -129,7 +132,10 @@ def _announce(db: str, *, writes: bool = False) -> None:
         where = locate(db)
     except LeaderboardError:
         return  # the command's own check says what is wrong with --db
-    new = " (a new file)" if writes and where.is_sqlite and not where.path.exists() else ""
+    try:
+        new = " (a new file)" if writes and where.is_sqlite and not where.path.exists() else ""
+    except OSError:  # a name too long, say: the command's own check says so
+        return
     err_console.print(f"Leaderboard: {_db_label(db)}{new}", style="dim", highlight=False, soft_wrap=True)
 
 

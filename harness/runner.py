@@ -131,17 +131,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _quiet_libraries() -> None:
-    """Our own progress display replaces the libraries' tqdm bars and info logs."""
+def quiet_libraries() -> None:
+    """Our own progress display replaces the libraries' tqdm bars, info logs and load reports."""
+    # transformers imports DeepSpeed whenever it is installed, and DeepSpeed warns on import and
+    # sets its logger's level itself, so a filter (which it keeps), set first, is what quiets it
+    logging.getLogger("DeepSpeed").addFilter(_errors_only)
     import transformers
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    # transformers imports DeepSpeed whenever it is installed, and DeepSpeed sets its logger's
-    # level itself on import, so a filter (which it keeps) is what quiets its warnings
-    logging.getLogger("DeepSpeed").addFilter(_errors_only)
 
 
 def _errors_only(record: logging.LogRecord) -> bool:
@@ -327,7 +327,7 @@ def execute(
     from harness.backbones import pick_device
     from harness.telemetry import measure
 
-    _quiet_libraries()
+    quiet_libraries()
     info = distributed.init(pick_device(plan.config.device).type)
     main = info.is_main and open_store is not None
     trains = bool(plan.method_cls(plan.method_config).stages())
@@ -588,6 +588,7 @@ def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Any
     need not exist any more."""
     if record["status"] != "finished":
         raise HarnessError(f"run {record['run_id']} is {record['status']}; only finished runs can be exported.")
+    quiet_libraries()
     config = recorded_config(record)
     method_cls = registry.get_method(config.method)
     plan = RunPlan(config, method_cls, method_options(method_cls, config.method_args, config.method), resolve(config.backbone), [])
@@ -619,7 +620,7 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
     """
     from harness.telemetry import measure
 
-    _quiet_libraries()
+    quiet_libraries()
     with console.status("Loading task data"):
         tasks = load_tasks(plan.tasks, plan.config.limit)
     if not force:

@@ -208,3 +208,20 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
     assert "temperature" in one and "0.05" in one and "> 0" in one
     listing = shown("methods")
     assert "temperature" not in listing and len([line for line in listing.splitlines() if line.strip().startswith(tuple(methods))]) == 3
+
+
+def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, small_sts_file):
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "h.db"
+    _untrained(db, tiny_llama_dir, small_sts_file)
+    done = subprocess.run(  # a fresh process: the libraries' import-time warnings happen there
+        [sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", str(db)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert said[0] == f"Leaderboard: {db}" and said[1].startswith("Wrote run #1's encoder"), said
+    assert not any(word in done.stdout + done.stderr for word in ("WARNING", "LOAD REPORT", "UNEXPECTED", "Warning"))

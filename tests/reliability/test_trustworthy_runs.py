@@ -127,7 +127,7 @@ def test_an_unreachable_hub_fails_at_once_with_one_line_and_records_nothing(tmp_
     done = subprocess.run([*HARNESS, "run", "--method", "untrained-mean", "--backbone", "some-org/some-model", "--tasks", str(small_sts_file), "--db", str(db)],
                           env=env, capture_output=True, text=True)
     assert done.returncode == 2
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("Leaderboard: ")]
     assert len(lines) == 1 and "cannot be reached" in lines[0] and "hf download some-org/some-model" in lines[0], done.stderr
     assert ".." not in lines[0] and not db.exists()
 
@@ -181,7 +181,7 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_pa
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Leaderboard: ")]
     assert len(lines) == 1 and "harness run --resume 1" in lines[0] and reason in lines[0] and "Traceback" not in stderr
 
     db = tmp_path / "h.db"
