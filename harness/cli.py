@@ -350,12 +350,17 @@ def compare(
     by_config: Annotated[
         bool, typer.Option("--by-config", metavar="", help="One column per config: mean +- std over its seeds.")
     ] = False,
+    baseline: Annotated[
+        Optional[int], typer.Option("--baseline", min=1, help="Put this run first: the others' differences are against it.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Runs side by side per task, with Mean(Task), differences to the first run and the best cell."""
+    """Runs side by side per task, with Mean(Task), differences to the first run (or --baseline)
+    and the best cell."""
     with _user_errors():
-        store = _read_store(db, as_json, run_ids)
+        named = [*([baseline] if baseline is not None else []), *(run_ids or [])]
+        store = _read_store(db, as_json, named or None)
         if store is None:
             return
         statuses = None if include_unfinished else ("finished",)
@@ -369,6 +374,11 @@ def compare(
                 )
         else:
             runs = list(reversed(store.runs(statuses=statuses, limit=last)))
+        if baseline is not None:
+            (reference,) = store.runs(ids=[baseline], statuses=None)
+            if reference["status"] != "finished" and not include_unfinished:
+                raise_usage(f"--baseline {baseline}: run #{baseline} is {reference['status']}; add --include-unfinished to compare against it.")
+            runs = [reference, *(run for run in runs if run["run_id"] != baseline)]
         configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff or by_config else []
     from leaderboard.queries import compare as compare_runs
     from leaderboard.queries import config_differences, group_seeds

@@ -90,7 +90,8 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
 def comparison_tables(comparison: Comparison) -> list[Table]:
     """The runs' legend, then tasks as rows and runs as columns: the difference to the first run,
     the best cell starred."""
-    table = _table("Scores x100 side by side; (+/-) against the first run; * best")
+    first = f"#{comparison.runs[0]['run_id']}" if comparison.runs else "the first run"
+    table = _table(f"Scores x100 side by side; (+/-) against {first}; * best")
     _identity(table, "Task", [*comparison.tasks, f"Mean(Task) over {len(comparison.shared_tasks)}"], style="bold")
     for run in comparison.runs:
         _column(table, f"#{run['run_id']}", justify="right")

@@ -225,3 +225,38 @@ def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, s
     said = (done.stdout + done.stderr).strip().splitlines()
     assert said[0] == f"Leaderboard: {db}" and said[1].startswith("Wrote run #1's encoder"), said
     assert not any(word in done.stdout + done.stderr for word in ("WARNING", "LOAD REPORT", "UNEXPECTED", "Warning"))
+
+
+def test_compare_baseline_puts_that_run_first_and_differences_against_it(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    for method in ("untrained-mean", "untrained-last", "prompteol"):
+        _ok("run", "--method", method, "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db))
+    runs = json.loads(_ok("compare", "1", "2", "--baseline", "3", "--db", str(db), "--json").stdout)
+    assert [r["run_id"] for r in runs] == [3, 1, 2]
+    stem = small_sts_file.stem
+    base = runs[0]["scores"][stem]
+    table = _ok("compare", "1", "2", "--baseline", "3", "--db", str(db)).stdout
+    row = next(line for line in table.splitlines() if line.strip().startswith(stem))
+    for run in runs[1:]:
+        assert f"({100 * (run['scores'][stem] - base):+.2f})" in row
+    assert "against #3" in table
+    default = json.loads(_ok("compare", "--baseline", "2", "--db", str(db), "--json").stdout)
+    assert [r["run_id"] for r in default] == [2, 1, 3]  # the latest runs, the baseline first
+    missing = runner.invoke(app, ["compare", "--baseline", "9", "--db", str(db)])
+    assert missing.exit_code == 2 and "no run 9" in missing.output
+
+
+def test_the_docs_name_task_files_where_dev_tasks_writes_them(tmp_path, shared_data):
+    import importlib.util
+    import re
+
+    from tests.conftest import PROJECT
+
+    spec = importlib.util.spec_from_file_location("dev_tasks", PROJECT / "benchmarks" / "dev_tasks.py")
+    dev_tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev_tasks)
+    written = {path.name for path in dev_tasks.write(tmp_path / "dev-tasks")}
+    pattern = re.compile(r"[\w./-]*\b(?:" + "|".join(re.escape(name) for name in written) + r")")
+    for doc in [PROJECT / "README.md", *(PROJECT / "docs").glob("*.md")]:
+        for found in pattern.findall(doc.read_text(encoding="utf-8")):
+            assert found.startswith("dev-tasks/") and found.split("/", 1)[1] in written, (doc.name, found)
