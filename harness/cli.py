@@ -464,7 +464,7 @@ def leaderboard(
     if hidden:
         console.print(
             f"Mean over all {len(names)} tasks; not shown at this width: {', '.join(hidden)} "
-            "(`harness compare RUNS` has a row per task, --json has every score).", highlight=False, soft_wrap=True,
+            "(`harness compare RUNS` has a row per task, --json has every score).", highlight=False,
         )
     if left_out:
         ids = ", ".join(f"#{r['run_id']}" for r in left_out)

@@ -173,7 +173,9 @@ def _column(table: str, header: str) -> str:
     start = lines[head].index(f" {header} ") + 1
     after = lines[head][start + len(header):]
     end = start + len(header) + len(after) - len(after.lstrip()) - 1 if after.strip() else None
-    return "".join(line[start:end].strip() for line in lines[head + 2:])
+    rows = lines[head + 2:]
+    rows = rows[:next((i for i, line in enumerate(rows) if not line.strip()), len(rows))]  # the table ends at a blank line
+    return "".join(line[start:end].strip() for line in rows)
 
 
 def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
@@ -187,9 +189,11 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
     backbone = tmp_path / "a-tiny-llama-backbone-folder-with-a-long-name"
     shutil.copytree(tiny_llama_dir, backbone)
     db = tmp_path / "h.db"
+    second = tmp_path / "second-sts-file-with-a-long-name.tsv"
+    second.write_text(small_sts_file.read_text())
     methods = ["untrained-mean", "untrained-last", "prompteol"]
     for method in methods:
-        _ok("run", "--method", method, "--backbone", str(backbone), "--tasks", str(small_sts_file), "--db", str(db))
+        _ok("run", "--method", method, "--backbone", str(backbone), "--tasks", str(small_sts_file), "--tasks", str(second), "--db", str(db))
 
     def shown(*args: str) -> str:
         out = _ok(*args).stdout
@@ -202,6 +206,8 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
             assert all(any(m in line for line in out.splitlines()) for m in methods), (command, out)  # never folded
         if command[0] in ("runs", "leaderboard"):
             assert _column(out, "Backbone") == str(backbone) * len(methods), command  # folded, but whole
+    board = shown("leaderboard", "--db", str(db))
+    assert second.stem in board.replace("\n", "") or f"not shown at this width: {second.stem}" in " ".join(board.split())
     diff = shown("compare", "--diff", "--db", str(db))
     assert "method_args:" in diff and any(line.strip().startswith("template") for line in diff.splitlines())
     one = shown("methods", "infonce")
