@@ -107,36 +107,34 @@ def raise_usage(message: str) -> None:
     raise HarnessError(message)
 
 
-def _db_label(db: str) -> str:
-    """``--db`` as shown to the user: a URL's password hidden."""
+def _located(db: str) -> tuple[str, Any]:
+    """``--db`` as shown to the user (a file's absolute path, a URL's password hidden) and its
+    location; None where --db is unusable (the command's own check says why)."""
     from leaderboard.database import locate
     from leaderboard.errors import LeaderboardError
 
     try:
         where = locate(db)
-    except LeaderboardError:
-        return db
-    try:
-        return str(where.path.absolute()) if where.is_sqlite else str(where)
-    except OSError:
-        return db
+        return (str(where.path.absolute()) if where.is_sqlite else str(where)), where
+    except (LeaderboardError, OSError):
+        return db, None
+
+
+def _db_label(db: str) -> str:
+    return _located(db)[0]
 
 
 def _announce(db: str, *, writes: bool = False) -> None:
     """The first line of every command that reads or writes a leaderboard: which one it is (on
     stderr, so that --json output stays JSON)."""
-    from leaderboard.database import locate
-    from leaderboard.errors import LeaderboardError
-
-    try:
-        where = locate(db)
-    except LeaderboardError:
-        return  # the command's own check says what is wrong with --db
+    label, where = _located(db)
+    if where is None:
+        return
     try:
         new = " (a new file)" if writes and where.is_sqlite and not where.path.exists() else ""
     except OSError:  # a name too long, say: the command's own check says so
         return
-    err_console.print(f"Leaderboard: {_db_label(db)}{new}", style="dim", highlight=False, soft_wrap=True)
+    err_console.print(f"Leaderboard: {label}{new}", style="dim", highlight=False, soft_wrap=True)
 
 
 def _open_store(db: str, *, create: bool) -> Any:

@@ -7,7 +7,7 @@ A limited task is other data than the whole task, so its scores carry their own 
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
@@ -24,7 +24,23 @@ def limited_version(version: str, limit: int | None) -> str:
 
 
 def is_quick_check(version: str | None) -> bool:
+    """Whether ``version`` is that of a quick check (the first N items of a task's data)."""
     return version is not None and MARK in version
+
+
+def _evaluated_splits(task: AbsTask) -> Iterator[tuple[MutableMapping[str, Any], str, Any]]:
+    """(holder, split name, data) of every split ``task`` evaluates, in every subset."""
+    splits = set(task.metadata.eval_splits)
+
+    def walk(node: MutableMapping[str, Any]) -> Iterator[tuple[MutableMapping[str, Any], str, Any]]:
+        for key, value in list(node.items()):
+            if key in splits:
+                yield node, key, value
+            elif isinstance(value, MutableMapping):
+                yield from walk(value)
+
+    if isinstance(task.dataset, MutableMapping):
+        yield from walk(task.dataset)
 
 
 def limit_task(task: AbsTask, limit: int) -> None:
@@ -33,25 +49,15 @@ def limit_task(task: AbsTask, limit: int) -> None:
     refused: cutting it row by row would not make a smaller task of the same kind."""
     from datasets import Dataset
 
-    splits = set(task.metadata.eval_splits)
     found = 0
-
-    def cut(node: MutableMapping[str, Any]) -> None:
-        nonlocal found
-        for key, value in list(node.items()):
-            if key in splits and isinstance(value, Dataset):
-                node[key] = value.select(range(min(limit, len(value))))
-                found += 1
-            elif key in splits:
-                raise HarnessError(
-                    f"--limit: task {task.metadata.name} ({task.metadata.type}) keeps its {key} split as "
-                    f"{type(value).__name__}, not a table of items; run it without --limit."
-                )
-            elif isinstance(value, MutableMapping):
-                cut(value)
-
-    if isinstance(task.dataset, MutableMapping):
-        cut(task.dataset)
+    for holder, key, value in _evaluated_splits(task):
+        if not isinstance(value, Dataset):
+            raise HarnessError(
+                f"--limit: task {task.metadata.name} ({task.metadata.type}) keeps its {key} split as "
+                f"{type(value).__name__}, not a table of items; run it without --limit."
+            )
+        holder[key] = value.select(range(min(limit, len(value))))
+        found += 1
     if not found:
         raise HarnessError(f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit.")
 
@@ -65,14 +71,7 @@ def texts_to_encode(task: AbsTask) -> int | None:
     from datasets import Dataset
 
     per_item = PAIRED_TYPES.get(task.metadata.type)
-    if per_item is None or not isinstance(task.dataset, MutableMapping):
+    if per_item is None:
         return None
-    splits = set(task.metadata.eval_splits)
-
-    def rows(node: MutableMapping[str, Any]) -> int:
-        return sum(
-            len(value) if key in splits and isinstance(value, Dataset) else rows(value) if isinstance(value, MutableMapping) else 0
-            for key, value in node.items()
-        )
-
-    return per_item * rows(task.dataset) or None
+    rows = sum(len(value) for _, _, value in _evaluated_splits(task) if isinstance(value, Dataset))
+    return per_item * rows or None

@@ -529,9 +529,14 @@ def evaluate(
         main_metric = task.metadata.main_score
         main_score, details, whole = _task_scores(result.task_results[0])
         faults.point("evaluate")
-        recorder.score(spec.name, limited_version(task_version(spec, task), plan.config.limit), main_metric, main_score, details, whole)
+        recorder.score(spec.name, scored_version(plan, spec, task), main_metric, main_score, details, whole)
         recorder.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
         console.print(f"  {spec.name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+
+
+def scored_version(plan: RunPlan, spec: TaskSpec, task: AbsTask) -> str:
+    """The version a score of ``task`` is recorded under: its data's, marked when ``--limit`` cut it."""
+    return limited_version(task_version(spec, task), plan.config.limit)
 
 
 def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
@@ -624,7 +629,7 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
     with console.status("Loading task data"):
         tasks = load_tasks(plan.tasks, plan.config.limit)
     if not force:
-        refuse_known_tasks(record, [(spec.name, limited_version(task_version(spec, task), plan.config.limit)) for spec, task in zip(plan.tasks, tasks)])
+        refuse_known_tasks(record, [(spec.name, scored_version(plan, spec, task)) for spec, task in zip(plan.tasks, tasks)])
     recorder = Recorder(store, record["run_id"])
     seed_everything(plan.config.seed)
     method = plan.method_cls(plan.method_config)

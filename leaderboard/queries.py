@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
+from harness.quick_check import is_quick_check
+
 
 def version_label(version: str | None) -> str:
     """A task version as shown beside its name: the first 8 characters of its revision, then
@@ -19,11 +21,6 @@ def version_label(version: str | None) -> str:
         return "?"
     cut = min((i for i in (version.find(":"), version.find("+")) if i >= 0), default=len(version))
     return version[:cut][:8] + version[cut:]
-
-
-def is_full(version: str | None) -> bool:
-    """False for the version of a quick check (``harness run --limit N``: the first N items)."""
-    return version is None or "+first" not in version
 
 
 def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -155,7 +152,7 @@ def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], giv
     versions: dict[str, str | None] = dict(given)
     for task in tasks:
         found = [run.get("task_versions", {}).get(task) for run in runs if task in run["scores"]]
-        full = [version for version in found if is_full(version)]  # quick checks only when all are
+        full = [version for version in found if not is_quick_check(version)]  # quick checks only when all are
         if task not in versions and found:
             versions[task] = (full or found)[0]
     return {task: version for task, version in versions.items() if task in tasks}
