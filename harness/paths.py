@@ -8,6 +8,7 @@ get their own words instead of an ``OSError``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -126,3 +127,15 @@ def cache_root() -> Path:
     """Where the harness keeps what it can rebuild (a dequantised backbone, mteb's task list):
     ``HARNESS_CACHE``, default ``~/.cache/harness``."""
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a hidden partial file beside it, then a
+    rename; the partial is removed if anything fails (the ``OSError`` is raised)."""
+    partial = path.with_name(f".{path.name[:200]}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)

@@ -11,13 +11,13 @@ No torch here: ``harness delete`` uses this module too.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.paths import replace_text
 
 IDENTITY_FILE = "harness-run.json"
 
@@ -36,9 +36,7 @@ def claim(root: Path, run_id: int, uuid: str, database: str) -> Path:
     except OSError as exc:
         raise HarnessError(f"--output-dir {root}: cannot create {folder}: {exc.strerror or exc}.") from None
     identity = {"run_uuid": uuid, "run_id": run_id, "database": database, "created_at": time.time()}
-    staging = folder / f".{IDENTITY_FILE}.tmp"
-    staging.write_text(json.dumps(identity, indent=2))
-    os.replace(staging, folder / IDENTITY_FILE)
+    replace_text(folder / IDENTITY_FILE, json.dumps(identity, indent=2))
     return folder
 
 

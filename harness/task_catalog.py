@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from harness.paths import cache_root
+from harness.paths import cache_root, replace_text
 
 FORMAT = 1  # bump when the file's layout changes
 
@@ -57,10 +55,7 @@ def _write(path: Path, data: dict) -> None:
     """Write whole or not at all; an unwritable cache only costs the next command the import."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".mteb-tasks-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out)
-        os.replace(temporary, path)
+        replace_text(path, json.dumps(data))
     except OSError:
         pass
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime
 import io
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from harness.paths import writable_file
+from harness.paths import replace_text, writable_file
 from leaderboard.errors import LeaderboardError
 from leaderboard.queries import separate_versions
 
@@ -47,12 +45,7 @@ def write(text: str, target: str, label: str = "export to") -> None:
         sys.stdout.write(text)
         return
     path = writable_file(target, label)
-    partial = path.with_name(f".{path.name[:200]}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        replace_text(path, text)
     except OSError as exc:
         raise LeaderboardError(f"{label} {target}: {exc.strerror or exc}; nothing was written.") from None
-    finally:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
