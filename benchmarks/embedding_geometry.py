@@ -41,10 +41,10 @@ def geometry(embeddings, pairs: int, gold) -> dict[str, float]:
 def main() -> None:
     import numpy as np
 
-    from harness import run_folders
     from harness.encoder import EncodeSettings
-    from harness.runner import _restore_trained, load_backbone, plan_run, recorded_config
-    from harness.task_files import read_sts_file
+    from harness.runs.plan import plan_run, recorded_config
+    from harness.runs.restore import encoding_backbone
+    from harness.data.task_files import read_sts_file
     from leaderboard.store import open_store
     from rich.console import Console
 
@@ -61,12 +61,8 @@ def main() -> None:
     for run_id in args.runs:
         record = store.get_run(run_id)
         plan = plan_run(recorded_config(record))
-        method = plan.method_cls(plan.method_config)
-        if method.stages():
-            backbone = _restore_trained(plan, method, run_folders.own_folder(record, None, purpose="evaluate"), console)
-        else:
-            backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, None)
-            method.prepare(backbone)
+        method = plan.method
+        backbone = encoding_backbone(plan, record, console, purpose="evaluate")
         encoder = method.build_encoder(backbone, EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length))
         figures = geometry(encoder.encode(texts), len(gold), gold)
         print(

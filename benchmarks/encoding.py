@@ -28,7 +28,7 @@ def sentences(n: int) -> list[str]:
             rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
         texts = [t for row in rows for t in (row[5], row[6])]
     else:
-        from harness.train_data import offline_triplets
+        from harness.data.train_data import offline_triplets
 
         texts = [t for tr in offline_triplets() for t in (tr.query, tr.pos)]
     return texts[:n]
@@ -63,7 +63,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.backbones import _smollm2_folder
+    from harness.model.backbones import _smollm2_folder
     from harness.encoder import EncodeSettings, PooledEncoder
 
     folder = str(_smollm2_folder())

@@ -28,7 +28,7 @@ def texts(count: int) -> list[str]:
             rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
         found = [cell for row in rows for cell in row[5:7]]
     else:
-        from harness.train_data import load_triplets
+        from harness.data.train_data import load_triplets
 
         found = [t.query for t in load_triplets("offline", 0)]
     return found[:count]
@@ -37,14 +37,14 @@ def texts(count: int) -> list[str]:
 def main() -> None:
     import torch
 
-    from harness.backbones import load_backbone, resolve
+    from harness.model.backbones import load_backbone, backbone_spec
     from harness.encoder import EncodeSettings, PooledEncoder
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    backbone = load_backbone(resolve("smollm2-135m"))
+    backbone = load_backbone(backbone_spec("smollm2-135m"))
     encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings(batch_size=32))
     sample = texts(args.texts)
     cores = len(os.sched_getaffinity(0))

@@ -42,7 +42,7 @@ def largest_offline() -> str:
     """The alias of the largest backbone that loads without the hub."""
     from huggingface_hub import try_to_load_from_cache
 
-    from harness.backbones import ALIASES
+    from harness.model.backbones import ALIASES
 
     best, best_size = "smollm2-135m", 135e6
     for name, spec in ALIASES.items():

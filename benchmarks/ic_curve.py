@@ -30,12 +30,15 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from harness.backbones import load_backbone
+    from harness.model.backbones import load_backbone
     from harness.config import load_run_config
     from harness.encoder import EncodeSettings
-    from harness.runner import plan_run, seed_everything
-    from harness.task_files import read_sts_file
-    from harness.training import Hooks, prepare_model, run_stages
+    from harness.runs.plan import plan_run
+    from harness.runs.process import seed_everything
+    from harness.data.task_files import read_sts_file
+    from harness.training.config import Hooks
+    from harness.training.loop import TrainJob, run_stages
+    from harness.training.parameters import prepare_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-data", required=True)
@@ -52,7 +55,7 @@ def main() -> None:
     files = {Path(f).stem: read_sts_file(Path(f)) for f in args.tasks}
     seed_everything(plan.config.seed)
     backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, None)
-    method = plan.method_cls(plan.method_config)
+    method = plan.method
     prepare_model(backbone, method.config)
     method.prepare(backbone)
     stages = method.stages()
@@ -89,8 +92,7 @@ def main() -> None:
 
     measure(0)
     with tempfile.TemporaryDirectory() as scratch:
-        run_stages(backbone, stages, method.config, train_data=plan.config.train_data, seed=plan.config.seed,
-                   output_dir=Path(scratch), hooks=Measure())
+        run_stages(backbone, stages, method.config, TrainJob(plan.config.train_data, plan.config.seed, Path(scratch)), Measure())
 
 
 if __name__ == "__main__":

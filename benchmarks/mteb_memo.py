@@ -20,12 +20,12 @@ def main() -> None:
     import mteb
     import numpy as np
 
-    from harness.backbones import load_backbone, resolve
+    from harness.model.backbones import load_backbone, backbone_spec
     from harness.encoder import EncodeSettings, PooledEncoder
-    from harness.mteb_adapter import MtebEncoder, model_meta
-    from harness.tasks import build_mteb_task, resolve_tasks
+    from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
+    from harness.evaluation.tasks import build_mteb_task, resolve_tasks
 
-    backbone = load_backbone(resolve("smollm2-135m"))
+    backbone = load_backbone(backbone_spec("smollm2-135m"))
     encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
     meta = model_meta(name="harness/bench__smollm2", revision="bench", n_parameters=backbone.n_parameters, embed_dim=576, max_tokens=512, source="bench")
 

@@ -75,11 +75,13 @@ def worker(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from benchmarks.train_step import _memory, _reset_peak
-    from harness import distributed, engines
-    from harness.backbones import load_backbone, resolve
-    from harness.sharding_config import for_training
-    from harness.train_data import load_triplets
-    from harness.training import batch_indices, prepare_model
+    from harness.training import distributed
+    from harness.training import engines
+    from harness.model.backbones import load_backbone, backbone_spec
+    from harness.training.sharding import for_training
+    from harness.data.train_data import load_triplets
+    from harness.training.order import batch_indices
+    from harness.training.parameters import prepare_model
     from methods.infonce import ContrastiveStage, InfoNCEConfig
 
     info = distributed.init("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,12 +92,12 @@ def worker(args: argparse.Namespace) -> None:
         Path(config_file).write_text(json.dumps(ds))
     config = InfoNCEConfig(finetune="full", batch_size=args.batch, lr=1e-5, max_length=64, sharding=engine_name, sharding_config=config_file)
     torch.manual_seed(0)
-    backbone = load_backbone(resolve(args.backbone))
+    backbone = load_backbone(backbone_spec(args.backbone))
     prepare_model(backbone, config)
     device = backbone.device
     engine = engines.build(backbone.model, for_training(config))
     engine.start_stage(config, args.steps + 1, lambda step: 1.0)
-    stage = ContrastiveStage(config)
+    stage = ContrastiveStage()
     data = load_triplets(str(SICK) if SICK.exists() else "offline", 0)
     losses, times = [], []
     for step in range(args.steps + 1):

@@ -38,8 +38,8 @@ def independent_score(task: Path) -> float:
     from scipy.stats import spearmanr
     from transformers import AutoModel, AutoTokenizer
 
-    from harness.backbones import _smollm2_folder
-    from harness.task_files import read_sts_file
+    from harness.model.backbones import _smollm2_folder
+    from harness.data.task_files import read_sts_file
 
     folder = _smollm2_folder()
     model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()

@@ -67,19 +67,19 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict
 
     import torch
 
-    from harness.backbones import load_backbone, resolve
-    from harness.train_data import load_triplets
-    from harness.training import prepare_model, trainable_parameters
+    from harness.model.backbones import load_backbone, backbone_spec
+    from harness.data.train_data import load_triplets
+    from harness.training.parameters import prepare_model, trainable_parameters
     from methods.autoregembed import AutoRegEmbed, CDAExample, CDAStage, ICExample, ICStage
     from methods.infonce import ContrastiveStage, InfoNCE
 
     torch.manual_seed(0)
-    backbone = load_backbone(resolve(backbone_name))
+    backbone = load_backbone(backbone_spec(backbone_name))
     triplets = load_triplets(str(SICK) if SICK.exists() else "offline")[:batch_size]
     common = {"batch_size": batch_size, "lora_r": 16, "lora_alpha": 32, "max_length": 64}
     if variant == "infonce":
         method = InfoNCE(InfoNCE.Config(**common))
-        stage, batch = ContrastiveStage(method.config), triplets
+        stage, batch = ContrastiveStage(), triplets
     else:
         method = AutoRegEmbed(AutoRegEmbed.Config(**common))
         if variant == "are-ic":

@@ -18,7 +18,7 @@ timed optimizer steps per variant, each variant in its own process:
 
 The variants run in turn, ``--rounds`` times, so machine noise falls on all alike; the table gives
 the median step over all rounds and its ratio to ``before``. Model FLOPs per step come from the
-analytic count of :mod:`harness.flops` (the same batches for every variant, so the same FLOPs);
+analytic count of :mod:`harness.telemetry.flops` (the same batches for every variant, so the same FLOPs);
 MFU = FLOPs / median step / peak. "first loss" is the first batch's loss with dropout off: the
 three must agree (the maths did not change).
 """
@@ -55,19 +55,19 @@ def build(stage_name: str, backbone_name: str, batch: int, steps: int):
     """(backbone, stage, config, batches) for one stage on the small preset's settings."""
     import torch
 
-    from harness.backbones import load_backbone, resolve
-    from harness.train_data import load_triplets
-    from harness.training import prepare_model
+    from harness.model.backbones import load_backbone, backbone_spec
+    from harness.data.train_data import load_triplets
+    from harness.training.parameters import prepare_model
     from methods.autoregembed import PRESETS, AutoRegEmbed, CDAExample, CDAStage, ICExample, ICStage
     from methods.infonce import ContrastiveStage, InfoNCE
 
     torch.manual_seed(0)
-    backbone = load_backbone(resolve(backbone_name))
+    backbone = load_backbone(backbone_spec(backbone_name))
     triplets = load_triplets(str(SICK) if SICK.exists() else "offline", 0)[: batch * steps]
     small = {k: v for k, v in PRESETS["small"].items() if k in ("finetune", "lora_r", "lora_alpha", "lr", "max_length")}
     if stage_name == "infonce":
         method = InfoNCE(InfoNCE.Config(batch_size=batch, **small))
-        stage, examples = ContrastiveStage(method.config), triplets
+        stage, examples = ContrastiveStage(), triplets
     else:
         method = AutoRegEmbed(AutoRegEmbed.Config(batch_size=batch, **small))
         stage = ICStage(method) if stage_name == "ic" else CDAStage(method)
@@ -86,7 +86,7 @@ def child(stage_name: str, variant: str, args: argparse.Namespace) -> dict:
     ``padded`` or ``packed`` (this tree, ``method_args.pack`` false / true)."""
     import torch
 
-    from harness.training import bf16_wanted, trainable_parameters
+    from harness.training.parameters import bf16_wanted, trainable_parameters
 
     backbone, stage, config, batches = build(stage_name, args.backbone, args.batch, args.steps + 1)
     if variant != "before":
@@ -118,7 +118,7 @@ def child(stage_name: str, variant: str, args: argparse.Namespace) -> dict:
 def _meter():
     """The FLOP meter where this tree has one (the tree before issue 14 has none)."""
     try:
-        from harness import flops
+        from harness.telemetry import flops
     except ImportError:
         return contextlib.nullcontext([0.0])
     return flops.meter()
@@ -165,7 +165,7 @@ def main() -> None:
         return
     import torch
 
-    from harness.telemetry import matmul_peak
+    from harness.telemetry.phases import matmul_peak
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32

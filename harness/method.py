@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.options import bounds_of, option
@@ -24,7 +25,7 @@ from harness.options import bounds_of, option
 __all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option"]
 
 if TYPE_CHECKING:
-    from harness.backbones import Backbone
+    from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
 
 
@@ -48,7 +49,7 @@ class MethodConfig:
 
 
 class Stage(Protocol):
-    """One training stage of a method, run by the shared loop in :mod:`harness.training`.
+    """One training stage of a method, run by the shared loop in :mod:`harness.training.loop`.
 
     The loop owns the optimiser, schedule, data order, accumulation, checkpoints and ranks; a stage
     only says which examples it trains on and how a micro-batch of them becomes a loss. A stage may
@@ -93,13 +94,6 @@ class Method:
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config
-        if getattr(config, "finetune", None) == "frozen" and not self.own_parameters:
-            from harness.errors import HarnessError
-
-            raise HarnessError(
-                "method_args.finetune=frozen trains only a method's own parameters, and this method "
-                "has none: choose lora or full."
-            )
 
     def prepare(self, backbone: Backbone) -> None:
         """Add the method's own parameters or frozen copies to ``backbone`` (after adapters are
@@ -116,11 +110,33 @@ class Method:
     def check_inputs(self, train_data: str, seed: int) -> None:
         """Raise ``HarnessError`` now if the training inputs cannot be read; called before a run is
         recorded. By default a trained method reads ``--train-data`` as triplets (see
-        :mod:`harness.train_data`); override it when a method reads more (e.g. its own files)."""
+        :mod:`harness.data.train_data`); override it when a method reads more (e.g. its own files)."""
         if self.stages():
-            from harness.train_data import check_source
+            from harness.data.train_data import check_source
 
             check_source(train_data, seed)
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         raise NotImplementedError
+
+    # -- harness export --model: the encoder as plain files, and back --
+    def export_encoder(self, encoder: Encoder, model: Any, folder: Path) -> dict[str, Any]:
+        """How ``encoder`` turns the exported ``model``'s states into vectors: its entry of
+        ``harness-encoder.json`` (a ``kind`` and its settings). Called after LoRA adapters are
+        merged into ``model`` and before it is saved in ``folder``: a method whose encoder has
+        parts of its own writes them into ``folder`` here and removes them from ``model``. By
+        default a :class:`~harness.encoder.PooledEncoder` exports its pooling; other encoders have
+        no export format."""
+        from harness.encoder import PooledEncoder
+        from harness.errors import HarnessError
+
+        if not isinstance(encoder, PooledEncoder):
+            raise HarnessError(f"{type(self).__name__} encodes with {type(encoder).__name__}, which has no export format.")
+        return {"kind": "pooled", "pooling": encoder.pooling}
+
+    @classmethod
+    def load_exported(cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings) -> Encoder:
+        """The encoder :meth:`export_encoder` described in ``spec``, over the exported model."""
+        from harness.encoder import PooledEncoder
+
+        return PooledEncoder(model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"])

@@ -14,7 +14,6 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from harness import paths
-from harness.errors import HarnessError
 from leaderboard.errors import LeaderboardError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -39,10 +38,7 @@ def locate(db: str | os.PathLike[str]) -> Location:
     """``--db`` / ``HARNESS_DB`` as a location: a path, or a URL with ``://``."""
     text = os.fspath(db)
     if "://" not in text:
-        try:
-            path = paths.expand(text, "--db")
-        except HarnessError as exc:
-            raise LeaderboardError(str(exc)) from None
+        path = paths.expand(text, "--db")
         return Location(URL.create("sqlite", database=str(path)), path)
     try:
         url = make_url(text)
@@ -63,10 +59,7 @@ def locate(db: str | os.PathLike[str]) -> Location:
 def check_sqlite_file(path: Path) -> None:
     """Refuse, untouched, a path that is a folder, a pipe or device, or a file of another kind;
     a missing file's folder must exist and be writable."""
-    try:
-        info = paths.status(path, "--db")
-    except HarnessError as exc:
-        raise LeaderboardError(str(exc)) from None
+    info = paths.status(path, "--db")
     if info is None:
         return
     if stat.S_ISDIR(info.st_mode):
@@ -116,3 +109,17 @@ def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that waited out the busy timeout behind another writer (SQLite's
+    SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL's lock_not_available), as raised or wrapped by SQLAlchemy."""
+    import sqlite3
+
+    for error in (exc, getattr(exc, "orig", None)):
+        if isinstance(error, sqlite3.OperationalError):
+            code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+            return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) if code is not None else "locked" in str(error)
+        if getattr(error, "sqlstate", None) == "55P03":
+            return True
+    return False

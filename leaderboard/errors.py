@@ -1,7 +1,9 @@
-"""The leaderboard's user-facing error (kept apart so importing it costs nothing)."""
+"""The leaderboard's user-facing errors (kept apart so importing them costs nothing)."""
+
+from harness.errors import HarnessError
 
 
-class LeaderboardError(Exception):
+class LeaderboardError(HarnessError):
     """A database the user pointed at cannot be used; the message says why."""
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
-from harness.quick_check import is_quick_check
+from harness.task_versions import is_quick_check
 
 
 def version_label(version: str | None) -> str:

@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from harness import faults
-from harness.errors import HarnessError
 from harness.paths import writable_file
-from leaderboard.database import Location, check_sqlite_file, locate, make_engine
+from leaderboard.database import Location, check_sqlite_file, locate
 from leaderboard import liveness
 from leaderboard.errors import LeaderboardError, MissingLeaderboard
 from leaderboard.migrations import NoLeaderboard, SchemaError, upgrade
+from leaderboard.reads import RunReads, run_record
 from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -88,85 +87,11 @@ def check_new_location(where: Location) -> None:
     liveness.stale_after()
     if where.is_sqlite:
         check_sqlite_file(where.path)
-        try:
-            writable_file(where.path, "--db")
-        except HarnessError as exc:
-            raise LeaderboardError(str(exc)) from None
+        writable_file(where.path, "--db")
 
 
-def _score_dict(score: Score) -> dict[str, Any]:
-    return {
-        "task": score.task,
-        "task_version": score.task_version,
-        "main_metric": score.main_metric,
-        "main_score": score.main_score,
-        "details": score.details,
-    }
-
-
-def _timing_dict(timing: Timing) -> dict[str, Any]:
-    return {
-        "phase": timing.phase,
-        "seconds": timing.seconds,
-        "items": timing.items,
-        "tokens": timing.tokens,
-        "peak_memory_bytes": timing.peak_memory_bytes,
-        "details": timing.details,
-    }
-
-
-def _summary(run: Any, scores: dict[str, float], versions: dict[str, str | None]) -> dict[str, Any]:
-    """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
-    ``task_versions`` says which data each score was computed on (None: unknown)."""
-    return {
-        "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
-        "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
-        "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
-        "ended_at": run.ended_at, "error": run.error,
-    }
-
-
-def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
-    """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
-    record = _summary(run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores})
-    if full:
-        record.update(
-            uuid=run.uuid,
-            config=run.config,
-            git_sha=run.git_sha,
-            git_dirty=run.git_dirty,
-            versions=run.versions,
-            hardware=run.hardware,
-            host=run.host,
-            pid=run.pid,
-            heartbeat_at=run.heartbeat_at,
-            output_dir=run.output_dir,
-            n_parameters=run.n_parameters,
-            trainable_parameters=run.trainable_parameters,
-            embed_dim=run.embed_dim,
-            score_details=[_score_dict(s) for s in run.scores],
-            timings=[_timing_dict(t) for t in run.timings],
-        )
-    return record
-
-
-class RunStore:
+class RunStore(RunReads):
     """Reads and writes runs in one leaderboard database."""
-
-    def __init__(self, location: Location) -> None:
-        self.location = location
-        self._reader = make_engine(location, write=False)
-        self._writer = make_engine(location, write=True)
-
-    def close(self) -> None:
-        self._reader.dispose()
-        self._writer.dispose()
-
-    @contextmanager
-    def _session(self, *, write: bool) -> Iterator[Session]:
-        with Session(self._writer if write else self._reader, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
 
     # -- the lifecycle of a run ------------------------------------------------------------
     def start_run(
@@ -211,12 +136,6 @@ class RunStore:
             session.flush()
             return run.id
 
-    def _get(self, session: Session, run_id: int, *, lock: bool = False) -> Run:
-        run = session.get(Run, run_id, with_for_update=lock) if _storable(run_id) else None  # FOR UPDATE on a server; SQLite locked already
-        if run is None:
-            raise LeaderboardError(f"no run {run_id} in {self.location}.")
-        return run
-
     def heartbeat(self, run_id: int) -> None:
         with self._session(write=True) as session:
             self._get(session, run_id).heartbeat_at = time.time()
@@ -226,7 +145,7 @@ class RunStore:
         task_result: dict | None = None, task_version: str | None = None,
     ) -> None:
         """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
-        with the version of the task's data (``harness.tasks.task_version``)."""
+        with the version of the task's data (``harness.evaluation.tasks.task_version``)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -303,25 +222,6 @@ class RunStore:
             session.flush()
             session.add_all(Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items())
             run.heartbeat_at = time.time()
-
-    def task_results(self, run_id: int) -> dict[str, dict | None]:
-        """Task -> mteb's TaskResult as recorded (None for rows written before schema v5)."""
-        with self._session(write=False) as session:
-            rows = session.execute(select(Score.task, Score.task_result).where(Score.run_id == run_id).order_by(Score.id))
-            return {task: result for task, result in rows}
-
-    def diagnostics(self, run_id: int) -> list[dict[str, Any]]:
-        with self._session(write=False) as session:
-            query = select(Diagnostic).where(Diagnostic.run_id == run_id).order_by(Diagnostic.id)
-            return [{"stage": d.stage, "name": d.name, "value": d.value} for d in session.scalars(query)]
-
-    def metrics(self, run_id: int) -> list[dict[str, Any]]:
-        with self._session(write=False) as session:
-            query = select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)
-            return [
-                {"stage": m.stage, "step": m.step, "loss": m.loss, "lr": m.lr, "seconds": m.seconds}
-                for m in session.scalars(query)
-            ]
 
     def record_model(self, run_id: int, **facts: int) -> None:
         """Store facts about the run's model: ``n_parameters``, ``trainable_parameters``, ``embed_dim``."""
@@ -415,70 +315,4 @@ class RunStore:
             stop.set()
             thread.join()
 
-    # -- reading -----------------------------------------------------------------------------
-    def get_run(self, run_id: int, *, full: bool = True) -> dict[str, Any]:
-        with self._session(write=False) as session:
-            return run_record(self._get(session, run_id), full=full)
 
-    def runs(
-        self,
-        *,
-        ids: Sequence[int] | None = None,
-        statuses: Sequence[str] | None = ("finished",),
-        method: str | None = None,
-        backbone: str | None = None,
-        newest_first: bool = True,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Runs matching every given filter, as plain dicts (see ``run_record``).
-
-        Two plain SQL queries (runs, then their main scores), no ORM objects: listing 10,000 runs
-        stays well under a second.
-        """
-        conditions = []
-        if ids is not None:
-            conditions.append(Run.id.in_([i for i in ids if _storable(i)]))
-        if statuses is not None:
-            conditions.append(Run.status.in_(list(statuses)))
-        if method is not None:
-            conditions.append(Run.method == method)
-        if backbone is not None:
-            conditions.append(Run.backbone == backbone)
-        chosen = select(*_SUMMARY).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
-        with self._session(write=False) as session:
-            rows = session.execute(chosen).all()
-            wanted = select(Run.id).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
-            scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
-            versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
-            for run_id, task, value, version in session.execute(
-                select(Score.run_id, Score.task, Score.main_score, Score.task_version)
-                .where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
-            ):
-                scores[run_id][task] = value
-                versions[run_id][task] = version
-        records = [_summary(row, scores[row.id], versions[row.id]) for row in rows]
-        if ids is not None:
-            missing = sorted(set(ids) - {r["run_id"] for r in records})
-            if missing:
-                raise LeaderboardError(
-                    f"no run {', '.join(map(str, missing))} in {self.location}"
-                    + ("" if statuses is None else f" with status {'/'.join(statuses)}")
-                    + "."
-                )
-            order = {run_id: i for i, run_id in enumerate(ids)}
-            records.sort(key=lambda r: order[r["run_id"]])
-        return records
-
-
-ID_LIMIT = 2**63 - 1  # the largest id either back-end can hold
-
-
-def _storable(run_id: int) -> bool:
-    """An id that could name a row (larger ones cannot be sent to the database at all)."""
-    return 0 < run_id <= ID_LIMIT
-
-
-_SUMMARY = (
-    Run.id, Run.status, Run.method, Run.backbone, Run.task_spec, Run.task_names, Run.config_hash,
-    Run.seed, Run.started_at, Run.ended_at, Run.error,
-)

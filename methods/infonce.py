@@ -20,7 +20,7 @@ from harness.training import TrainConfig
 if TYPE_CHECKING:
     import torch
 
-    from harness.backbones import Backbone
+    from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
 
 
@@ -43,7 +43,7 @@ def infonce_loss(
     import torch
     import torch.nn.functional as F
 
-    from harness.distributed import gather_with_grad, world
+    from harness.training.distributed import gather_with_grad, world
 
     if in_batch:
         docs = torch.cat([gather_with_grad(pos), gather_with_grad(neg)])
@@ -56,31 +56,30 @@ def infonce_loss(
 
 
 class ContrastiveStage:
+    """One stage on the triplets; every option comes from the ``config`` the loop passes."""
+
     name = "contrastive"
 
-    def __init__(self, config: InfoNCEConfig) -> None:
-        self.config = config
-
     def examples(self, source: str, seed: int) -> Sequence[Any]:
-        from harness.train_data import load_triplets
+        from harness.data.train_data import load_triplets
 
         return load_triplets(source, seed)
 
-    def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: Any) -> tuple[Any, int]:
+    def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: InfoNCEConfig) -> tuple[Any, int]:
         import torch
         import torch.nn.functional as F
 
         from harness.encoder import PromptTokenizer
-        from harness.packing import forward_rows, pool_rows
+        from harness.model.packing import forward_rows, pool_rows
 
-        prompt = PromptTokenizer(tokenizer, self.config.template, self.config.max_length)
+        prompt = PromptTokenizer(tokenizer, config.template, config.max_length)
         rows = prompt([t.query for t in batch] + [t.pos for t in batch] + [t.neg for t in batch])
         ids = torch.tensor([t for row in rows for t in row], device=next(model.parameters()).device)
         lengths = [len(row) for row in rows]
         hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
-        embeddings = F.normalize(pool_rows(hidden, lengths, self.config.pooling).float(), dim=-1)
+        embeddings = F.normalize(pool_rows(hidden, lengths, config.pooling).float(), dim=-1)
         query, pos, neg = embeddings.split(len(batch))
-        loss = infonce_loss(query, pos, neg, self.config.temperature, self.config.in_batch)
+        loss = infonce_loss(query, pos, neg, config.temperature, config.in_batch)
         return loss, sum(lengths)
 
 
@@ -91,7 +90,7 @@ class InfoNCE(Method):
     summary = "InfoNCE on triplets: hard negative, optional in-batch negatives; mean or last pooling"
 
     def stages(self) -> Sequence[ContrastiveStage]:
-        return [ContrastiveStage(self.config)]
+        return [ContrastiveStage()]
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         from harness.encoder import PooledEncoder

@@ -10,7 +10,7 @@ from harness.options import text_slot_once
 from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
-    from harness.backbones import Backbone
+    from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
 
 PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'

@@ -116,7 +116,7 @@ def independent_cosine_spearman(model_folder, task_file) -> float:
     from scipy.stats import spearmanr
     from transformers import AutoModel, AutoTokenizer
 
-    from harness.task_files import read_sts_file
+    from harness.data.task_files import read_sts_file
 
     model = AutoModel.from_pretrained(model_folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_folder)

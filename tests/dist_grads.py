@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import distributed  # noqa: E402
+from harness.training import distributed  # noqa: E402
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for  # noqa: E402
 
 

@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import distributed  # noqa: E402
+from harness.training import distributed  # noqa: E402
 from tests.training_fixtures import sharded_run  # noqa: E402
 
 

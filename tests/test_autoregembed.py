@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from harness.backbones import Backbone, BackboneSpec
+from harness.model.backbones import Backbone, BackboneSpec
 from harness.encoder import EncodeSettings, pad_batch
-from harness.training import prepare_model
+from harness.training.parameters import prepare_model
 from methods.autoregembed import (
     AutoRegEmbed,
     AutoRegEmbedConfig,
@@ -218,7 +218,7 @@ def test_slot_encoder_gives_unit_vectors_of_the_mean_compression():
 
 def test_stage_selection_and_presets():
     from harness.errors import HarnessError
-    from harness.runner import method_options
+    from harness.runs.plan import method_options
 
     assert [s.name for s in AutoRegEmbed(AutoRegEmbedConfig(stages=["ic"])).stages()] == ["ic"]
     with pytest.raises(HarnessError, match="choose from ic, cda"):
@@ -326,7 +326,7 @@ def test_prompted_ic_rows_read_context_and_prompt_without_the_sts_instruction():
     method, backbone, _ = _method()
     stage = ICStage(method)
     rows = [ICExample("the cat sat", "the dog ran", "a bird flew"), ICExample("the sun shines", "", "the sun shines")]
-    texts, templates = stage.inputs(rows)
+    texts, templates = stage.inputs(rows, method.config)
     assert texts == ["the cat sat\nthe dog ran", "the sun shines"]
     assert templates == ["{text}\n", method.config.template] and INSTRUCTION in method.config.template
 
@@ -339,7 +339,7 @@ def test_pwc_keeps_the_first_row_of_each_context():
 
 
 def test_paper_preset_global_batches_are_32_for_ic_and_128_for_cda():
-    from harness.runner import method_options
+    from harness.runs.plan import method_options
 
     config = method_options(AutoRegEmbed, {"preset": "paper"}, "autoregembed")
     ic, cda = AutoRegEmbed(config).stages()
@@ -417,5 +417,8 @@ def test_frozen_finetune_trains_the_slots_alone_and_other_methods_refuse_it():
     assert all(p.grad is None for n, p in backbone.model.named_parameters() if n != "autoregembed_slots")
     before = dict(original.named_parameters())
     assert all(torch.equal(p, before[n]) for n, p in backbone.model.named_parameters() if n != "autoregembed_slots")
+    from harness.training.parameters import check_trainable
+
+    check_trainable(method.config, AutoRegEmbed.own_parameters)
     with pytest.raises(HarnessError, match="finetune=frozen"):
-        InfoNCE(InfoNCEConfig(finetune="frozen"))
+        check_trainable(InfoNCEConfig(finetune="frozen"), InfoNCE.own_parameters)

@@ -6,7 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import backbones
+from harness.model import backbones
 
 
 def test_processes_starting_together_make_the_smollm2_copy_once(tmp_path, monkeypatch):

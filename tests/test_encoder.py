@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 from harness.encoder import EncodeSettings, PooledEncoder, last_token_positions
 from harness.errors import HarnessError
-from harness.mteb_adapter import MtebEncoder, model_meta
+from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
 
 TEXTS = [
     "the cat sat on the mat",
@@ -101,7 +101,7 @@ def test_adapter_memoises_by_text(tiny_llama):
 def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, small_sts_file):
     import mteb
 
-    from harness.tasks import build_mteb_task, resolve_tasks
+    from harness.evaluation.tasks import build_mteb_task, resolve_tasks
 
     model, tokenizer = tiny_llama
     encoder, adapter = _adapter(tiny_llama)
@@ -121,10 +121,10 @@ def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, smal
 @pytest.mark.parametrize("name, pool", [("untrained-last", lambda h: h[-1]), ("untrained-mean", lambda h: h.mean(0))])
 def test_untrained_baselines_with_the_autoregembed_preset_read_its_instruction(tiny_llama, name, pool):
     """The paper's untrained -L / -M rows: the text under AutoRegEmbed's instruction template."""
-    from harness.backbones import Backbone, BackboneSpec
+    from harness.model.backbones import Backbone, BackboneSpec
     from harness.prompts import STS_INSTRUCTION
     from harness.registry import get_method
-    from harness.runner import method_options
+    from harness.runs.plan import method_options
 
     model, tokenizer = tiny_llama
     cls = get_method(name)

@@ -71,7 +71,7 @@ def test_piped_encoding_speaks_at_least_once_a_minute(monkeypatch):
 
     from rich.console import Console
 
-    from harness import progress
+    from harness.telemetry import progress
 
     clock = iter([0.0, 30.0, 61.0, 62.0, 130.0])
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
@@ -91,7 +91,7 @@ def test_the_terminal_bar_has_a_total_and_the_time_left():
 
     from rich.console import Console
 
-    from harness import progress
+    from harness.telemetry import progress
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120)
@@ -103,7 +103,7 @@ def test_the_terminal_bar_has_a_total_and_the_time_left():
 
 
 def _fresh_catalog(monkeypatch, tmp_path):
-    from harness import task_catalog
+    from harness.evaluation import catalog as task_catalog
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     task_catalog.catalog.cache_clear()
@@ -135,7 +135,7 @@ def test_an_unknown_task_name_gets_a_suggestion_without_importing_mteb(monkeypat
     catalog.catalog()  # the first use writes the list for this mteb version
     (written,) = (tmp_path / "cache").glob("mteb-tasks-*.json")
     probe = (
-        "import sys\nfrom harness.errors import HarnessError\nfrom harness.tasks import resolve_tasks\n"
+        "import sys\nfrom harness.errors import HarnessError\nfrom harness.evaluation.tasks import resolve_tasks\n"
         "try:\n    resolve_tasks(['STSBenchmrk'])\nexcept HarnessError as e:\n    print(e)\n"
         "print('mteb imported' if 'mteb' in sys.modules else 'mteb not imported')\n"
     )
@@ -183,9 +183,9 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
 
     from rich.cells import cell_len
 
-    from harness import cli
+    from harness.cli.app import console
 
-    monkeypatch.setattr(cli.console, "width", 80)
+    monkeypatch.setattr(console, "width", 80)
     backbone = tmp_path / "a-tiny-llama-backbone-folder-with-a-long-name"
     shutil.copytree(tiny_llama_dir, backbone)
     db = tmp_path / "h.db"

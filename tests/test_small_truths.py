@@ -7,7 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
-from harness.cli import app, split_items
+from harness.cli import app
+from harness.cli.app import split_items
 from leaderboard.store import open_store
 
 runner = CliRunner()
@@ -64,9 +65,9 @@ def test_run_takes_device_and_batch_size_flags(tmp_path):
 
 
 def test_delete_lists_the_folders_before_asking(tmp_path, monkeypatch):
-    from harness import cli
+    from harness.cli import reading
 
-    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    monkeypatch.setattr(reading, "interactive", lambda: True)
     db = _board(tmp_path)
     folder = tmp_path / "run-1-folder"
     folder.mkdir()

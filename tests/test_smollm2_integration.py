@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness import backbones
+from harness.model import backbones
 from harness.cli import app
 from harness.errors import HarnessError
-from harness.offline_data import word_pairs
+from harness.data.offline_data import word_pairs
 
 from .conftest import independent_cosine_spearman, write_sts_tsv
 
@@ -43,7 +43,7 @@ def test_cli_run_on_smollm2_matches_an_independent_cosine_spearman(tmp_path, smo
 
 
 def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_folder):
-    backbone = backbones.load_backbone(backbones.resolve("smollm2-135m"))
+    backbone = backbones.load_backbone(backbones.backbone_spec("smollm2-135m"))
     assert backbone.model.config.hidden_size == 576 and backbone.model.config.num_hidden_layers == 30
     assert backbone.tokenizer.pad_token == "<|im_end|>"
     assert backbone.tokenizer("hello")["input_ids"][0] != backbone.tokenizer.bos_token_id  # no BOS added
@@ -56,5 +56,5 @@ def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     monkeypatch.setattr(backbones, "SMOLLM2_SHA256", "0" * 64)
     with pytest.raises(HarnessError, match="does not match the expected"):
-        backbones.load_backbone(backbones.resolve("smollm2-135m"))
+        backbones.load_backbone(backbones.backbone_spec("smollm2-135m"))
     assert not any(tmp_path.rglob("*.safetensors"))

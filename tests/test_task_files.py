@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.task_files import read_sts_file
-from harness.tasks import resolve_tasks, task_names
+from harness.data.task_files import read_sts_file
+from harness.evaluation.tasks import resolve_tasks, task_names
 
 
 def _write(path, text: str | bytes):
@@ -106,7 +106,7 @@ def test_unknown_preset_suggests():
 
 
 def test_offline_tasks_have_the_published_sizes():
-    from harness import offline_data
+    from harness.data import offline_data
 
     lee = offline_data.lee_pairs()
     assert len(lee[0]) == 1225 and min(lee[2]) >= 0 and max(lee[2]) <= 1

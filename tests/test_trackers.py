@@ -112,7 +112,7 @@ def test_a_tracker_that_fails_mid_run_is_dropped_and_the_run_is_recorded(tmp_pat
 
 @pytest.mark.parametrize("name,message", [("neptune", "choose from tensorboard, mlflow, wandb"), ("mlflow", "pip install 'harness[mlflow]'")])
 def test_a_tracker_that_cannot_run_is_exit_2_and_records_nothing(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, name, message):
-    from harness import trackers
+    from harness.runs import trackers
 
     monkeypatch.setattr(trackers, "find_spec", lambda module: None)  # as if no tracker were installed
     result = _run(tmp_path, tiny_llama_dir, small_sts_file, "--report-to", name)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.train_data import Triplet, load_triplets, offline_triplets
+from harness.data.train_data import Triplet, load_triplets, offline_triplets
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_unknown_source_and_hub_sets_offline():
 
 
 def test_offline_default_pairs_neighbouring_sentences_of_one_article():
-    from harness import offline_data
+    from harness.data import offline_data
 
     triplets = offline_triplets(seed=0)
     assert len(triplets) > 1000
@@ -112,7 +112,7 @@ def _pair_files(tmp_path):
 
 
 def test_positive_pairs_come_from_entailments_and_sts_pairs_scoring_four_or_more(tmp_path):
-    from harness.train_data import read_pairs
+    from harness.data.train_data import read_pairs
 
     nli, sts = _pair_files(tmp_path)
     assert read_pairs(str(nli)) == [("a man plays a guitar", "a person plays a guitar"), ("a dog runs in a field", "an animal runs outside")]
@@ -134,7 +134,7 @@ def test_random_negatives_are_other_pairs_texts_and_seeded(tmp_path):
 
 
 def test_mined_negatives_share_the_most_words_with_the_query():
-    from harness.train_data import with_new_negatives
+    from harness.data.train_data import with_new_negatives
 
     pairs = [
         ("red apples grow on old trees", "apples are red"),

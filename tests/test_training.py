@@ -8,29 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.backbones import Backbone, BackboneSpec
-from harness.distributed import DistInfo
+from harness.model.backbones import Backbone, BackboneSpec
+from harness.training.distributed import DistInfo
 from harness.errors import HarnessError
-from harness.training import Hooks, NonFiniteLoss, batch_indices, latest_checkpoint, prepare_model, run_stages, total_steps
-from methods.infonce import InfoNCEConfig, infonce_loss
+from harness.training.checkpoints import latest_checkpoint
+from harness.training.config import Hooks
+from harness.training.loop import NonFiniteLoss, TrainJob, run_stages
+from harness.training.order import batch_indices, total_steps
+from harness.training.parameters import prepare_model
+from methods.infonce import InfoNCEConfig
 from tests.conftest import make_tiny_llama, make_tokenizer
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for
-
-
-def test_infonce_loss_by_hand():
-    q = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
-    p = F.normalize(torch.tensor([[1.0, 1.0], [0.0, 1.0]]), dim=-1)
-    n = F.normalize(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), dim=-1)
-    tau = 0.5
-    s = 1 / math.sqrt(2)
-    # hard negative only: row 0 scores (s, -1), row 1 scores (1, 0)
-    hard = (-math.log(math.exp(s / tau) / (math.exp(s / tau) + math.exp(-1 / tau)))
-            - math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0)))) / 2
-    assert float(infonce_loss(q, p, n, tau, in_batch=False)) == pytest.approx(hard, rel=1e-6)
-    # in-batch: candidates p0, p1, n0, n1; row 0 scores (s, 0, -1, 1), row 1 scores (s, 1, 0, 0)
-    row0 = -math.log(math.exp(s / tau) / sum(math.exp(v / tau) for v in (s, 0, -1, 1)))
-    row1 = -math.log(math.exp(1 / tau) / sum(math.exp(v / tau) for v in (s, 1, 0, 0)))
-    assert float(infonce_loss(q, p, n, tau, in_batch=True)) == pytest.approx((row0 + row1) / 2, rel=1e-6)
 
 
 def test_batches_split_one_global_batch_the_same_way_for_any_layout():
@@ -115,10 +103,7 @@ def _train(output_dir, hooks, steps=6, lr=5e-3, resume=False, **overrides):
     )
     torch.manual_seed(0)
     prepare_model(backbone, config)
-    return run_stages(
-        backbone, [_Stage()], config, train_data="unused", seed=0, output_dir=output_dir,
-        hooks=hooks, progress=hooks.progress, resume=resume,
-    )
+    return run_stages(backbone, [_Stage()], config, TrainJob("unused", 0, output_dir, resume=resume), hooks, hooks.progress)
 
 
 def test_training_lowers_the_loss_and_reports_throughput(tmp_path):
@@ -180,7 +165,7 @@ def test_a_non_finite_loss_stops_the_stage_and_keeps_the_last_checkpoint(tmp_pat
     config = InfoNCEConfig(steps=6, batch_size=2, lora_r=4, checkpoint_every=2, template="this sentence : {text}")
     prepare_model(backbone, config)
     with pytest.raises(NonFiniteLoss, match="nan at step 3"):
-        run_stages(backbone, [_PoisonedStage()], config, train_data="-", seed=0, output_dir=tmp_path, hooks=_Record())
+        run_stages(backbone, [_PoisonedStage()], config, TrainJob("-", 0, tmp_path), _Record())
     state = json.loads((latest_checkpoint(tmp_path) / "state.json").read_text())
     assert state["step"] == 2
 

@@ -51,7 +51,7 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     # 4 steps x 2 triplets = each of the 8 triplets once; the count is additive over rows, so the
     # stage's model FLOPs are one pass with backward over all 24 templated texts (LoRA r16 on 7
     # projections of 2 layers: 16 x 2 x (64 + 48 + 48 + 64 + 3 x 96) = 16,384 adapter weights)
-    from harness import flops
+    from harness.telemetry import flops
     from harness.encoder import PromptTokenizer
     from tests.conftest import make_tiny_llama, make_tokenizer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.train_data import Triplet
+from harness.data.train_data import Triplet
 from methods.infonce import ContrastiveStage, InfoNCEConfig
 from tests.conftest import make_tiny_llama, make_tokenizer
 
@@ -34,8 +34,8 @@ def lora_model(seed: int = 0, dropout: float = 0.0):
     """The tiny Llama with LoRA adapters attached the way the training loop attaches them."""
     import torch
 
-    from harness.backbones import Backbone, BackboneSpec
-    from harness.training import prepare_model
+    from harness.model.backbones import Backbone, BackboneSpec
+    from harness.training.parameters import prepare_model
 
     model = make_tiny_llama(seed)
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), model, make_tokenizer())
@@ -55,7 +55,7 @@ def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs)
         in_batch=in_batch, batch_size=batch_size, grad_accum=grad_accum, lora_r=4, lora_alpha=8,
         lora_dropout=0.0, temperature=0.1, template="this sentence : {text}", **kwargs,
     )
-    return ContrastiveStage(config), config
+    return ContrastiveStage(), config
 
 
 def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool = False, **options) -> dict:
@@ -68,8 +68,11 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
 
     import torch
 
-    from harness.backbones import Backbone, BackboneSpec
-    from harness.training import Hooks, latest_checkpoint, prepare_model, run_stages
+    from harness.model.backbones import Backbone, BackboneSpec
+    from harness.training.checkpoints import latest_checkpoint
+    from harness.training.config import Hooks
+    from harness.training.loop import TrainJob, run_stages
+    from harness.training.parameters import prepare_model
     from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
 
     class Record(Hooks):
@@ -89,7 +92,7 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     )
     if method == "infonce":
         config = InfoNCEConfig(steps=3, in_batch=True, temperature=0.1, template="this sentence : {text}", **common)
-        stages = [ContrastiveStage(config)]
+        stages = [ContrastiveStage()]
         prepare = None
     else:
         config = AutoRegEmbedConfig(slots=2, ic_steps=2, cda_steps=2, **common)
@@ -101,6 +104,6 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     if prepare is not None:
         prepare(backbone)
     hooks = Record()
-    run_stages(backbone, stages, config, train_data=str(triplets), seed=0, output_dir=out / "run", hooks=hooks, resume=resume)
+    run_stages(backbone, stages, config, TrainJob(str(triplets), 0, out / "run", resume=resume), hooks)
     weights = torch.load(latest_checkpoint(out / "run") / "trainable.pt", weights_only=True)
     return {"losses": hooks.losses, "weights": weights}

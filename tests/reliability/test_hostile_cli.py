@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.config import load_run_config
 from harness.registry import get_method
-from harness.runner import method_options
+from harness.runs.plan import method_options
 
 TRIED: Counter[str] = Counter()
 FAST = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "phases": [Phase.explicit, Phase.reuse, Phase.generate]}

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.config import load_run_config
 from harness.errors import HarnessError
-from harness.task_files import read_sts_file
-from harness.train_data import load_triplets
+from harness.data.task_files import read_sts_file
+from harness.data.train_data import load_triplets
 
 TRIED: Counter[str] = Counter()
 RUNS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,14 +170,14 @@ def test_sharding_config_files(engine, suffix, content, tail):
 
     import yaml
 
-    from harness.sharding_config import deepspeed_config, resolve
+    from harness.training.sharding import deepspeed_config, choose_engine
     from methods.infonce import InfoNCEConfig
 
     TRIED["sharding config files"] += 1
     text = json_module.dumps(content) if suffix == ".json" else yaml.safe_dump(content)
     path = _write(suffix, text.encode() + tail)
     try:
-        sharding = resolve(engine, str(path))
+        sharding = choose_engine(engine, str(path))
         if engine == "deepspeed":
             deepspeed_config(sharding.deepspeed, InfoNCEConfig(finetune="full"), 2, 64, False)
     except HarnessError as exc:

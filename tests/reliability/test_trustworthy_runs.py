@@ -287,7 +287,7 @@ def test_runs_filters_and_delete_removes_rows_and_own_folders_only(tmp_path, tin
     folder_1, folder_2 = (Path(d) for (d,) in _rows(db, "SELECT output_dir FROM runs WHERE id IN (1, 2) ORDER BY id"))
     not_asked = runner.invoke(app, ["delete", "2", "--db", str(db)])
     assert not_asked.exit_code == 2 and "--yes" in not_asked.output and folder_2.is_dir()
-    monkeypatch.setattr("harness.cli._interactive", lambda: True)
+    monkeypatch.setattr("harness.cli.reading.interactive", lambda: True)
     declined = runner.invoke(app, ["delete", "--status", "failed", "--db", str(db)], input="n\n")
     assert declined.exit_code == 0 and "Nothing deleted" in declined.output and folder_2.is_dir()
     accepted = runner.invoke(app, ["delete", "--status", "failed", "--db", str(db)], input="y\n")

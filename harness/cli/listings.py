@@ -1,0 +1,130 @@
+"""What can be run: `harness methods`, `harness backbones`, `harness tasks`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from harness.cli.app import JsonOption, PluginsOption, app, console, print_json
+from harness.cli.errors import user_errors
+
+
+@app.command()
+def methods(
+    name: Annotated[Optional[str], typer.Argument(help="A method: show its options.", show_default=False)] = None,
+    plugins: PluginsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Registered methods (built-in and plug-ins), one line each; `harness methods NAME` lists
+    one method's options with their defaults and accepted values."""
+    with user_errors():
+        import dataclasses
+
+        from harness.registry import get_method, import_plugins, method_names
+        from harness.runs.plan import method_options
+
+        import_plugins(plugins or [])
+        rows = []
+        for method in [name] if name is not None else method_names():
+            cls = get_method(method)
+            defaults = dataclasses.asdict(method_options(cls, {}, method))  # the default preset applied
+            options = [{"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()]
+            rows.append({"name": method, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
+    if as_json:
+        print_json(rows)
+        return
+    if name is None:
+        listing(rows, False, "Methods (`harness methods NAME` for one method's options)", {
+            "Method": lambda r: r["name"],
+            "Summary": lambda r: r["summary"] + (f" Presets: {', '.join(r['presets'])}." if r["presets"] else ""),
+            "Options": lambda r: str(len(r["options"])),
+        })
+        return
+    (row,) = rows
+    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'])}" + (f" Presets: {', '.join(row['presets'])}." if row["presets"] else ""), highlight=False)
+    listing(row["options"], False, "Options (--set method_args.NAME=VALUE)", {
+        "Option": lambda o: o["name"],
+        "Default": lambda o: repr(o["default"]),
+        "What it does (values it accepts)": lambda o: o["help"] + (f" ({o['accepts']})" if o["accepts"] else ""),
+    }, widths={"Default": 18})
+
+
+@app.command()
+def backbones(as_json: JsonOption = False) -> None:
+    """Backbone aliases, where each comes from, and whether it is available here."""
+    from harness.model.backbones import ALIASES, availability
+
+    rows = []
+    for spec in ALIASES.values():
+        ok, how = availability(spec)
+        rows.append({"alias": spec.name, "source": spec.source, "kind": spec.kind, "available": ok, "how": how, "note": spec.note})
+    listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
+        "Alias": lambda r: r["alias"],
+        "Source": lambda r: r["source"],
+        "Here": lambda r: "[green]yes[/]" if r["available"] else "[red]no[/]",
+        "Note": lambda r: r["note"],
+    })
+    if as_json:
+        return
+    reasons: dict[str, list[str]] = {}
+    for row in rows:  # why each is (un)available, said once for the aliases that share it
+        reasons.setdefault(f"{'yes' if row['available'] else 'no'}: {row['how']}", []).append(row["alias"])
+    for reason, aliases in reasons.items():
+        console.print(f"{', '.join(aliases)}: {escape(reason)}", highlight=False)
+
+
+@app.command("tasks")
+def tasks_command(
+    type_: Annotated[Optional[str], typer.Option("--type", help="Only mteb tasks of this type, e.g. Retrieval, STS, Classification.")] = None,
+    search: Annotated[Optional[str], typer.Option("--search", help="Only mteb tasks whose name, type or a language (eng) contains this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What --tasks takes: presets, task files, and mteb's tasks with their type and languages."""
+    with user_errors():
+        from harness.evaluation.catalog import catalog, matching
+        from harness.evaluation.tasks import LOCAL_KINDS, PRESETS
+
+        chosen = matching(type_, search)
+    presets = [
+        {"kind": "preset", "name": name, "description": text,
+         "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
+        for name, (text, specs) in PRESETS.items()
+    ]
+    files = [{"kind": "file", "name": name, "description": text} for name, text in LOCAL_KINDS.items()]
+    found = [{"kind": "mteb", "name": t.name, "type": t.type, "languages": list(t.languages)} for t in chosen]
+    if as_json:
+        print_json([*presets, *files, *found] if type_ is None and search is None else found)
+        return
+    if type_ is None and search is None:
+        listing(presets, False, "Presets", {"Preset": lambda r: r["name"], "Tasks": lambda r: ", ".join(r["tasks"]), "About": lambda r: r["description"]})
+        listing(files, False, "Task files (--tasks PATH)", {"Kind": lambda r: r["name"], "Format": lambda r: r["description"]})
+        counts = {kind: sum(t.type == kind for t in chosen) for kind in catalog().types}
+        console.print(
+            f"mteb has {len(chosen)} text tasks (names work with --tasks; most read their data from the hub): "
+            + ", ".join(f"{kind} {n}" for kind, n in counts.items())
+            + ". List them with --type TYPE or --search WORD.", highlight=False,
+        )
+        return
+
+    def languages(row: dict) -> str:
+        shown = row["languages"][:4]
+        return ", ".join(shown) + (f" +{len(row['languages']) - 4}" if len(row["languages"]) > 4 else "")
+
+    listing(found, False, f"mteb tasks ({len(found)})", {"Task": lambda r: r["name"], "Type": lambda r: r["type"], "Languages": languages})
+
+
+def listing(
+    rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]],
+    widths: dict[str, int] | None = None,
+) -> None:
+    """Print ``rows`` as JSON or as a rich table with one column per ``columns`` entry (``widths``:
+    the widest some may grow before they fold)."""
+    if as_json:
+        print_json(rows)
+        return
+    from leaderboard.render import listing_table
+
+    console.print(listing_table(title, list(columns), [[cell(row) for cell in columns.values()] for row in rows], widths or {}))

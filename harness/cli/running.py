@@ -1,0 +1,167 @@
+"""`harness run` and `harness eval`: train and evaluate, and record what was computed."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from harness.cli.app import (
+    DEFAULT_DB, ROW_LIMIT, DbOption, PluginsOption, app, console, err_console, raise_usage, split_items,
+)
+from harness.cli.database import announce, check_db, db_label, open_leaderboard, read_store
+from harness.cli.errors import user_errors
+
+
+MethodOption = Annotated[Optional[str], typer.Option(help="Method name (see `harness methods`).")]
+BackboneOption = Annotated[Optional[str], typer.Option(help="Alias, hub id or local folder.")]
+TasksOption = Annotated[
+    Optional[list[str]], typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable, or a,b).")
+]
+TrainDataOption = Annotated[
+    Optional[str], typer.Option("--train-data", help="Triplet or NLI file, all-nli, simcse-nli, or offline (default).")
+]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]
+SetOption = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.lr=1e-4).")
+]
+SeedOption = Annotated[Optional[int], typer.Option(help="Random seed (default 0).")]
+DeviceOption = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda, cuda:N, mps, ...")]
+BatchSizeOption = Annotated[
+    Optional[int],
+    typer.Option("--batch-size", help="Texts per forward pass when encoding (default 32; training: method_args.batch_size)."),
+]
+LimitOption = Annotated[
+    Optional[int],
+    typer.Option("--limit", min=1, max=ROW_LIMIT, help="Evaluate on the first N items of each task: a quick check, recorded as such and never ranked with full runs."),
+]
+ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
+OutputDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--output-dir",
+        help="Where trained runs keep checkpoints: a new run-<id>-<uuid>/ folder per run. With "
+        "--resume: where to look for the run's folder if it was moved.",
+    ),
+]
+ReportToOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--report-to", help="Also log to tensorboard, mlflow or wandb (repeatable; each an extra). Files go under --output-dir."),
+]
+
+
+@app.command()
+def run(
+    method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, train_data: TrainDataOption = None,
+    config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
+    batch_size: BatchSizeOption = None, limit: LimitOption = None, resume: ResumeOption = None,
+    output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
+    db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
+) -> None:
+    """Train (if the method has stages) and evaluate one method on one backbone; record the run.
+
+    Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
+    `accelerate launch -m harness run ...`; only rank 0 writes.
+    """
+    with user_errors(db):
+        from harness.training import distributed
+        from harness.config import load_run_config
+        from harness.registry import import_plugins
+        from harness.runs.execute import RunOptions, execute
+        from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks
+        from harness.runs.trackers import check as check_trackers
+
+        import_plugins(plugins or [])
+        trackers = check_trackers(report_to or [])
+        is_main = distributed.from_environment().is_main
+        record = None
+        if is_main and resume is None:
+            announce(db, writes=True)
+        options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "seed": seed, "train_data": train_data,
+                   "device": device, "batch_size": batch_size, "limit": limit}
+        if resume is not None:
+            if any(v not in (None, []) for v in [*options.values(), config, set_]):
+                raise_usage("--resume takes the run's recorded config; give no other run options.")
+            record = read_store(db, False, [resume]).get_run(resume)
+            if record["status"] == "finished":
+                raise_usage(f"run {resume} is already finished; nothing to resume.")
+            run_config = recorded_config(record)
+        else:
+            run_config = load_run_config(config, options, set_ or [])
+        plan = plan_run(run_config)
+        if record is not None:
+            refuse_changed_tasks(plan, record)
+        if is_main and (trackers or plan.trains):
+            check_output_root(output_dir)
+        if is_main:
+            check_db(db)
+        run_options = RunOptions(output_dir, resume=record, report_to=trackers)
+        opener = functools.cache(lambda: open_leaderboard(db, create=True)) if is_main else None
+        run_id = execute(plan, opener, console, run_options)
+        if opener is None:
+            return
+    _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
+    for warning in run_options.warnings:
+        err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
+    for note in plan.method.closing_notes():
+        err_console.print(note, highlight=False, soft_wrap=True)
+
+
+def _report_finished(store: Any, run_id: int, db: str) -> None:
+    """The finished run's table and where its files went. The run is recorded by now, so a
+    failure to read it back is a warning, never a traceback or a failed exit."""
+    try:
+        from leaderboard.queries import compare as compare_runs
+        from leaderboard.render import comparison_tables
+
+        record = store.get_run(run_id)
+        for table in comparison_tables(compare_runs([record])):
+            console.print(table)
+    except Exception as exc:  # e.g. sqlite3.OperationalError on a flaky disk
+        err_console.print(
+            f"Warning: run #{run_id} finished and is recorded in {db_label(db)}, but reading it back failed "
+            f"({type(exc).__name__}: {exc}); `harness show {run_id}` shows it later.",
+            highlight=False, soft_wrap=True,
+        )
+        return
+    console.print(f"Recorded as run #{run_id} in {db_label(db)}. `harness show {run_id}` for details.")
+    if record.get("output_dir"):
+        from harness.runs.folders import human_size, size_bytes
+
+        folder = Path(record["output_dir"])
+        size = human_size(size_bytes(folder)) if folder.is_dir() else "gone"
+        console.print(
+            f"Checkpoints: {folder} ({size}); `harness delete {run_id}` removes the run and them.",
+            highlight=False, soft_wrap=True,
+        )
+
+
+@app.command("eval")
+def eval_command(
+    run_id: Annotated[int, typer.Argument(help="A finished run whose encoder to evaluate again.")],
+    tasks: Annotated[list[str], typer.Option("--tasks", help="Presets, mteb task names or task files (repeatable).")],
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Evaluate tasks the run has a score for already, and replace those scores.")
+    ] = False,
+    db: DbOption = DEFAULT_DB,
+    plugins: PluginsOption = None,
+) -> None:
+    """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row.
+    A task the run has a score for is refused unless --force (another file with the same name
+    is other data: give it another name)."""
+    with user_errors():
+        from harness.registry import import_plugins
+        from harness.runs.plan import plan_run, recorded_config
+        from harness.runs.restore import reevaluate
+
+        import_plugins(plugins or [])
+        store = read_store(db, False, [run_id])
+        record = store.get_run(run_id)
+        if record["status"] != "finished":
+            raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
+        run_config = recorded_config(record)
+        run_config.tasks = split_items(tasks)
+        reevaluate(plan_run(run_config), store, record, console, force=force)
+    console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")

@@ -1,0 +1,1 @@
+"""Training data (triplets, NLI, the offline set) and the rows of task files."""

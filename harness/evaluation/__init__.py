@@ -1,0 +1,1 @@
+"""What --tasks names, and evaluating an encoder on it through mteb."""

@@ -1,0 +1,127 @@
+"""Evaluate an encoder on tasks through mteb, and hand each task's scores to whoever records them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness import faults
+from harness.errors import HarnessError
+from harness.evaluation.quick_check import limit_task, texts_to_encode
+from harness.evaluation.tasks import TaskSpec, build_mteb_task, task_version
+from harness.task_versions import limited_version
+
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+    from rich.console import Console
+
+    from harness.method import Method
+    from harness.model.backbones import Backbone
+    from harness.telemetry.phases import Phase
+
+
+class ScoreSink(Protocol):
+    """Where an evaluation's results go (the run's recorder)."""
+
+    def model(self, **facts: int) -> None: ...
+
+    def score(self, task: str, version: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None) -> None: ...
+
+    def timing(self, phase: Phase, details: dict | None = None) -> None: ...
+
+
+@dataclass
+class Evaluation:
+    """How a run's encoder is evaluated, and the name mteb's results carry."""
+
+    method: str
+    backbone: str
+    source: str
+    revision: str  # the run's config hash, cut: mteb's model revision
+    batch_size: int
+    max_length: int
+    limit: int | None = None  # --limit: the first N items of each evaluated split
+
+
+@dataclass
+class LoadedTask:
+    spec: TaskSpec
+    task: AbsTask
+
+    def version(self, limit: int | None) -> str:
+        """The version a score of this task is recorded under: its data's, marked when ``--limit`` cut it."""
+        return limited_version(task_version(self.spec, self.task), limit)
+
+
+def load_tasks(specs: Sequence[TaskSpec], limit: int | None = None) -> list[LoadedTask]:
+    """Build every mteb task and load its data, so a missing dataset fails before recording;
+    with ``limit``, keep the first ``limit`` items of each evaluated split."""
+    loaded = []
+    for spec in specs:
+        task = build_mteb_task(spec)
+        try:
+            task.load_data()
+        except (ConnectionError, OSError) as exc:
+            path = task.metadata.dataset.get("path", spec.name)
+            raise HarnessError(
+                f"task {spec.name} reads its data ({path}) from the hub, which failed here: {exc}. "
+                "Run it where the hub is reachable (or its data is cached), or use the 'offline' "
+                "preset or a task file."
+            ) from None
+        if limit is not None:
+            limit_task(task, limit)
+        loaded.append(LoadedTask(spec, task))
+    return loaded
+
+
+def task_scores(task_result: Any) -> tuple[float, dict, dict]:
+    """(main score, all numbers, the whole result) from one mteb ``TaskResult``: the main score
+    is mteb's own ``get_score()`` (the mean of the main score over evaluated splits and subsets)."""
+    whole = json.loads(json.dumps(task_result.to_dict(), default=str))  # dates as ISO strings
+    if not any(whole["scores"].values()):
+        raise HarnessError(f"mteb returned no scores for task {task_result.task_name}.")
+    main = float(task_result.get_score())
+    if not math.isfinite(main):
+        raise HarnessError(f"task {task_result.task_name}: the main score is {main} (e.g. every embedding equal); it was not recorded.")
+    return main, whole["scores"], whole
+
+
+def evaluate(
+    method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
+) -> None:
+    """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``."""
+    import mteb
+    import torch
+
+    from harness.encoder import EncodeSettings
+    from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
+    from harness.telemetry.progress import encoding_progress
+    from harness.telemetry.phases import measure
+
+    encoder = method.build_encoder(backbone, EncodeSettings(batch_size=how.batch_size, max_length=how.max_length))
+    sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
+    meta = model_meta(
+        name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
+        embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source,
+    )
+    adapter = MtebEncoder(encoder, meta)
+    for loaded in tasks:
+        name, task = loaded.spec.name, loaded.task
+        before_texts, before_tokens = encoder.texts_encoded, encoder.tokens_encoded
+        with measure(f"evaluate:{name}", backbone.device) as phase:
+            with encoding_progress(console, name, texts_to_encode(task)) as advance:
+                encoder.progress = advance
+                result = mteb.evaluate(adapter, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
+        if result.exceptions:
+            raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
+        phase.items = encoder.texts_encoded - before_texts
+        phase.tokens = encoder.tokens_encoded - before_tokens
+        main_metric = task.metadata.main_score
+        main_score, details, whole = task_scores(result.task_results[0])
+        faults.point("evaluate")
+        sink.score(name, loaded.version(how.limit), main_metric, main_score, details, whole)
+        sink.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
+        console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

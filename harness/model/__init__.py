@@ -1,0 +1,1 @@
+"""Backbones (aliases, hub ids, folders, GGUF dequantisation) and packed sequences."""

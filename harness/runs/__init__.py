@@ -1,0 +1,1 @@
+"""A run from plan to record: plan, execute, training, restore, recorder, folders."""

@@ -1,0 +1,39 @@
+"""Checks of a run's options that need its loaded backbone, made before the run is recorded."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.errors import HarnessError
+from harness.training import TrainConfig
+from harness.training.parameters import lora_targets
+
+if TYPE_CHECKING:
+    from harness.model.backbones import Backbone
+    from harness.config import RunConfig
+    from harness.method import MethodConfig
+
+
+def template_tokens(backbone: Backbone, template: str) -> int:
+    """Tokens the template takes around an empty text, special tokens included."""
+    return len(backbone.tokenizer(template.replace("{text}", ""), add_special_tokens=True)["input_ids"])
+
+
+def check_against_backbone(backbone: Backbone, config: RunConfig, options: MethodConfig) -> None:
+    """LoRA targets must name modules of the backbone, and each max length must leave room for
+    at least one token of text after the method's template."""
+    limits = [("max_length", config.max_length)]
+    if isinstance(options, TrainConfig):
+        limits.append(("method_args.max_length", options.max_length))
+        if options.finetune == "lora":
+            lora_targets(backbone, options)
+    template = getattr(options, "template", None)
+    if not isinstance(template, str):
+        return
+    needed = template_tokens(backbone, template) + 1
+    for name, limit in limits:
+        if limit < needed:
+            raise HarnessError(
+                f"{name}={limit} cannot hold the template {template!r}: it takes {needed - 1} tokens "
+                f"of {backbone.spec.name}, so {name} must be at least {needed}."
+            )

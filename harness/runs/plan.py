@@ -1,0 +1,165 @@
+"""A run's plan: every input a user can get wrong (method, options, backbone, tasks, training
+data, sharding) checked, and the objects they make built once, before anything is recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness import registry
+from harness.config import RunConfig, build_dataclass, config_hash
+from harness.errors import HarnessError, unknown_name
+from harness.evaluation.evaluate import Evaluation
+from harness.evaluation.tasks import TaskSpec, resolve_tasks
+from harness.method import Method, MethodConfig
+from harness.model.backbones import BackboneSpec, backbone_spec, require_available
+from harness.options import check_values
+from harness.paths import writable_folder
+from harness.training import TrainConfig
+
+if TYPE_CHECKING:
+    from harness.training.sharding import Sharding
+
+
+@dataclass
+class RunPlan:
+    """A run whose every input has been checked: the one ``Method`` object of the run, and its
+    sharding settings (trained methods) resolved once."""
+
+    config: RunConfig
+    method: Method
+    backbone: BackboneSpec
+    tasks: list[TaskSpec]
+    sharding: Sharding | None = None
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.method.stages())
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved config that is recorded (and hashed, seed aside).
+
+        Its ``RunConfig`` keys rebuild the run (``--resume``, ``harness eval``); ``method_args``
+        holds every option with its default filled in, and the ``*_resolved`` keys say what the
+        backbone and tasks were (source, file digests).
+        """
+        values = dataclasses.asdict(self.config)
+        values["method_args"] = dataclasses.asdict(self.method.config)
+        values["backbone_resolved"] = {"source": self.backbone.source, "kind": self.backbone.kind}
+        values["tasks_resolved"] = [spec.record() for spec in self.tasks]
+        if values["limit"] is None:
+            del values["limit"]  # a full run's config (and hash) is what it was before --limit existed
+        if not self.trains:
+            values["train_data"] = None  # untrained: the training data cannot change the result
+        return values
+
+    def evaluation(self, resolved: dict[str, Any]) -> Evaluation:
+        """How the encoder is evaluated, named after the run's recorded config ``resolved``."""
+        config = self.config
+        return Evaluation(
+            method=config.method, backbone=self.backbone.name, source=self.backbone.source,
+            revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
+        )
+
+    @property
+    def task_spec(self) -> str:
+        """The tasks as asked for; a quick check says so (``offline --limit 50``)."""
+        limit = "" if self.config.limit is None else f" --limit {self.config.limit}"
+        return ",".join(self.config.tasks) + limit
+
+
+def recorded_config(record: dict[str, Any]) -> RunConfig:
+    """The ``RunConfig`` a recorded run was made from (for ``--resume`` and ``harness eval``)."""
+    stored = record["config"]
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in stored.items() if k in names and v is not None}
+    return build_dataclass(RunConfig, values, f"the recorded config of run {record['run_id']}")
+
+
+def method_options(method_cls: type[Method], method_args: dict[str, Any], name: str) -> MethodConfig:
+    """The method's config: its preset (if ``preset`` is given or the Config defaults one), then
+    the user's options on top."""
+    values = dict(method_args)
+    preset = values.get("preset")
+    if preset is None and "preset" in {f.name for f in dataclasses.fields(method_cls.Config)}:
+        preset = method_cls.Config.preset  # type: ignore[attr-defined]
+    if preset is not None:
+        if preset not in method_cls.presets:
+            raise unknown_name(f"preset of method {name!r}", str(preset), method_cls.presets)
+        values = {**method_cls.presets[preset], **values}
+    config = build_dataclass(method_cls.Config, values, f"method {name!r}", prefix="method_args.")
+    check_values(config, f"method {name!r}", prefix="method_args.")
+    return config
+
+
+def build_method(config: RunConfig) -> Method:
+    """The run's method object, from its registered name and ``method_args``."""
+    method_cls = registry.get_method(config.method)
+    return method_cls(method_options(method_cls, config.method_args, config.method))
+
+
+def plan_run(config: RunConfig) -> RunPlan:
+    """Check every input (method, options, backbone, tasks, training data) before anything is
+    recorded; a problem raises ``HarnessError``."""
+    from harness.training.parameters import check_trainable
+    from harness.training.sharding import for_training
+
+    method = build_method(config)
+    backbone = backbone_spec(config.backbone)
+    require_available(backbone)
+    tasks = resolve_tasks(config.tasks)
+    method.check_inputs(config.train_data, config.seed)  # options and training data
+    sharding = None
+    if method.stages():
+        if not isinstance(method.config, TrainConfig):
+            raise HarnessError(f"method {config.method!r} has stages but its Config is not a TrainConfig.")
+        check_trainable(method.config, method.own_parameters)
+        sharding = for_training(method.config)  # a bad sharding choice or config file stops the run here
+    return RunPlan(config, method, backbone, tasks, sharding)
+
+
+def plan_restore(record: dict[str, Any]) -> RunPlan:
+    """The plan of a recorded run, to rebuild its encoder (export, ``harness eval``): no tasks,
+    and its task and training files need not exist any more."""
+    config = recorded_config(record)
+    plan = RunPlan(config, build_method(config), backbone_spec(config.backbone), [])
+    require_available(plan.backbone)
+    return plan
+
+
+def check_output_root(root: Any) -> None:
+    """Refuse, before anything is recorded, an ``--output-dir`` that cannot be created or written."""
+    writable_folder(root, "--output-dir")
+
+
+def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
+    """``--resume`` evaluates the recorded tasks: a task file whose content changed since (another
+    sha256) would put another task's score under the run's recorded config."""
+    recorded = {spec.get("name"): spec for spec in record["config"].get("tasks_resolved", [])}
+    for spec in plan.tasks:
+        before = recorded.get(spec.name, {}).get("sha256")
+        if spec.pairs is not None and before is not None and before != spec.pairs.digest:
+            raise HarnessError(
+                f"task file {spec.pairs.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
+                f"now {spec.pairs.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
+                "or start a new run."
+            )
+
+
+def refuse_known_tasks(record: dict[str, Any], wanted: list[tuple[str, str]]) -> None:
+    """Raise ``HarnessError`` if the run has a score for any (task, version) of ``wanted``'s names."""
+    have = record.get("task_versions", {})
+    for name, version in wanted:
+        if name not in have:
+            continue
+        if have[name] == version:
+            raise HarnessError(
+                f"run {record['run_id']} has a score for task {name} (version {version}) already; "
+                "add --force to compute it again and replace it."
+            )
+        raise HarnessError(
+            f"run {record['run_id']} has a score for task {name} from other data (version {have[name] or 'unknown'}; "
+            f"this one is {version}). Give the file another name to evaluate it as a task of its own, or add --force "
+            "to replace the recorded score."
+        )
