@@ -9,11 +9,18 @@ dev-tasks/sick-trial.tsv` evaluates on them (task names stsb-dev and sick-trial)
 splits to tune and compare on; the test splits are never used here. Also writes
 OUT_DIR/stsb-train.tsv (STS-B train, 5,749 pairs) in the same layout, a source of positive pairs
 for training data such as `random-negatives:../shared/data/sick/SICK_train.txt+dev-tasks/stsb-train.tsv`.
+
+Beyond STS: OUT_DIR/trecqa-dev.csv (TREC QA dev as a reranking file: query, document, label, one
+row per candidate answer sentence), OUT_DIR/trecqa-dev-beir/ (the same as a BEIR retrieval folder:
+the questions with at least one answer, against a corpus of every distinct candidate sentence of
+the split) and OUT_DIR/msrp-val.tsv (MSRP val as a pair-classification file: sentence1,
+sentence2, label).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +40,42 @@ def _sick(path: Path) -> list[tuple[str, str, str]]:
         return [(r["sentence_A"], r["sentence_B"], r["relatedness_score"]) for r in rows]
 
 
+def _trecqa(path: Path) -> list[tuple[str, str, str]]:
+    """(question, candidate sentence, label 0/1), in the file's order."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(r["qtext"], r["atext"], r["label"]) for r in csv.DictReader(handle)]
+
+
+def _msrp(path: Path) -> list[tuple[str, str, str]]:
+    """MSRP's own layout: a BOM, CRLF lines, tab-separated Quality, #1 ID, #2 ID, #1 String,
+    #2 String, and quotes that are part of the text (never field delimiters)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [(r["#1 String"], r["#2 String"], r["Quality"]) for r in rows]
+
+
+def _write_tsv(target: Path, header: str, rows: list[tuple[str, str, str]]) -> Path:
+    target.write_text("\n".join([header] + ["\t".join(row) for row in rows]) + "\n", encoding="utf-8")
+    return target
+
+
+def _beir(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """A BEIR folder of TREC QA: queries with an answer; the corpus is every candidate sentence."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    documents = {text: f"d{i}" for i, text in enumerate(dict.fromkeys(answer for _, answer, _ in rows))}
+    questions = {text: f"q{i}" for i, text in enumerate(dict.fromkeys(q for q, _, label in rows if label == "1"))}
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as corpus:
+        for text, ident in documents.items():
+            corpus.write(json.dumps({"_id": ident, "title": "", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as queries:
+        for text, ident in questions.items():
+            queries.write(json.dumps({"_id": ident, "text": text}) + "\n")
+    relevant = dict.fromkeys((questions[q], documents[a]) for q, a, label in rows if label == "1")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in relevant]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
 def write(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -46,6 +89,11 @@ def write(out: Path) -> list[Path]:
         lines = ["sentence1\tsentence2\tscore"] + ["\t".join(row) for row in rows]
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(target)
+    trecqa = _trecqa(SHARED / "trecqa" / "dev.csv")
+    with (out / "trecqa-dev.csv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([("query", "document", "label"), *trecqa])
+    written += [out / "trecqa-dev.csv", _beir(out / "trecqa-dev-beir", trecqa)]
+    written.append(_write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(SHARED / "msrp" / "msr-para-val.tsv")))
     return written
 
 

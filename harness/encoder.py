@@ -1,9 +1,11 @@
 """The encoder contract and the shared machinery for token-level encoders.
 
 An :class:`Encoder` maps texts to a float32 array, one row per text. :class:`TokenEncoder` holds
-what every LLM encoder needs: a prompt template whose text part alone is truncated, length-sorted
-batches (little padding), ``torch.inference_mode`` and counters for telemetry. Subclasses only say
-how a padded batch becomes vectors (:meth:`TokenEncoder.embed_batch`).
+what every LLM encoder needs: prompt templates whose text part alone is truncated (one for queries
+and symmetric tasks, one for the documents of retrieval and reranking tasks: mteb says which side
+it encodes through ``prompt_type``), length-sorted batches (little padding),
+``torch.inference_mode`` and counters for telemetry. Subclasses only say how a padded batch becomes
+vectors (:meth:`TokenEncoder.embed_batch`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TEXT_SLOT = "{text}"
+DOCUMENT = "document"  # mteb's PromptType.document: the corpus side of retrieval and reranking
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class TokenEncoder(ABC):
         device: torch.device,
         settings: EncodeSettings,
         template: str = TEXT_SLOT,
+        document_template: str | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.embed_dim = embed_dim
@@ -139,6 +143,8 @@ class TokenEncoder(ABC):
         self.batch_size = settings.batch_size
         self.max_length = settings.max_length
         self.tokenize = PromptTokenizer(tokenizer, template, settings.max_length)
+        same = document_template is None or document_template == template
+        self.tokenize_document = self.tokenize if same else PromptTokenizer(tokenizer, document_template, settings.max_length)
         self.progress: ProgressHook | None = None  # called with the number of texts done
         self.texts_encoded = 0
         self.tokens_encoded = 0
@@ -154,7 +160,7 @@ class TokenEncoder(ABC):
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
         if not texts:
             return out
-        rows = self.tokenize(texts)
+        rows = (self.tokenize_document if prompt_type == DOCUMENT else self.tokenize)(texts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
@@ -181,6 +187,7 @@ class PooledEncoder(TokenEncoder):
         pooling: Literal["mean", "last"],
         settings: EncodeSettings,
         template: str = TEXT_SLOT,
+        document_template: str | None = None,
     ) -> None:
         super().__init__(
             tokenizer,
@@ -188,6 +195,7 @@ class PooledEncoder(TokenEncoder):
             device=next(model.parameters()).device,
             settings=settings,
             template=template,
+            document_template=document_template,
         )
         if pooling not in ("mean", "last"):
             raise HarnessError(f"pooling {pooling!r} must be 'mean' or 'last'.")

@@ -139,4 +139,7 @@ class Method:
         """The encoder :meth:`export_encoder` described in ``spec``, over the exported model."""
         from harness.encoder import PooledEncoder
 
-        return PooledEncoder(model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"])
+        return PooledEncoder(
+            model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"],
+            document_template=spec.get("document_template"),
+        )

@@ -98,5 +98,10 @@ def text_slot_once(value: Any) -> str | None:
     return "must contain {text} exactly once"
 
 
+def text_slot_once_or_empty(value: Any) -> str | None:
+    """For a template that may be left empty (another template stands in): '' or ``{text}`` once."""
+    return None if value == "" else text_slot_once(value)
+
+
 def not_empty(value: Any) -> str | None:
     return None if value else "must not be empty"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.method import Method, option
-from harness.options import text_slot_once
+from harness.options import text_slot_once, text_slot_once_or_empty
 from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.training import TrainConfig
 
@@ -30,6 +30,10 @@ class InfoNCEConfig(TrainConfig):
     in_batch: bool = option(True, "also use every other document of the global batch as a negative")
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
     template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)", check=text_slot_once, rule="{text} once")
+    document_template: str = option(
+        "", "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training and queries read)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
 
 
 def infonce_loss(
@@ -97,5 +101,5 @@ class InfoNCE(Method):
 
         return PooledEncoder(
             backbone.model, backbone.tokenizer, pooling=self.config.pooling, settings=settings,
-            template=self.config.template,
+            template=self.config.template, document_template=self.config.document_template or None,
         )

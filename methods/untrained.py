@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from harness.method import Method, MethodConfig, option
-from harness.options import text_slot_once
+from harness.options import text_slot_once, text_slot_once_or_empty
 from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
@@ -20,6 +20,10 @@ PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
 class PoolingConfig(MethodConfig):
     preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
     template: str = option("{text}", "prompt around each text", check=text_slot_once, rule="{text} once")
+    document_template: str = option(
+        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which queries and symmetric tasks read)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
 
 
 #: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.
@@ -29,6 +33,10 @@ POOLING_PRESETS: dict[str, dict[str, str]] = {"plain": {}, "autoregembed": {"tem
 @dataclass
 class PromptEOLConfig(MethodConfig):
     template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)", check=text_slot_once, rule="{text} once")
+    document_template: str = option(
+        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which queries and symmetric tasks read)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
 
 
 class _Untrained(Method):
@@ -43,6 +51,7 @@ class _Untrained(Method):
             pooling=self.pooling,
             settings=settings,
             template=self.config.template,
+            document_template=self.config.document_template or None,
         )
 
 

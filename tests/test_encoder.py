@@ -109,7 +109,7 @@ def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, smal
     result = mteb.evaluate(adapter, build_mteb_task(spec), cache=None, show_progress_bar=False)
     (entry,) = result.task_results[0].scores["test"]
 
-    pairs = spec.pairs
+    pairs = spec.data
     a = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence1])
     b = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence2])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)

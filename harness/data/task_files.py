@@ -1,4 +1,5 @@
-"""Reading user STS task files: ``.tsv``, ``.csv`` or ``.jsonl`` with sentence1, sentence2, score.
+"""Reading user task files: ``.tsv``, ``.csv`` or ``.jsonl``, whose columns say the task's kind
+(STS pairs with scores, labelled pairs, reranking candidates), or a BEIR folder (retrieval).
 
 Errors name the file, the line and the column. Extra columns (and extra trailing fields on a
 row, as in STS-B's own files) are ignored; a row too short to hold a needed column is an error.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 from pathlib import Path
 
-from harness.data.records import cell, fail, read_rows, text_cell
+from harness.data.records import Table, cell, fail, read_rows, text_cell
 
 SUFFIXES = (".tsv", ".csv", ".jsonl")
 COLUMNS = ("sentence1", "sentence2", "score")
@@ -23,12 +25,17 @@ MAX_SCORE = 1e12  # beyond this, mteb's normalisation of the scores loses every 
 class StsPairs:
     """Sentence pairs with human scores, read from one file."""
 
+    kind: ClassVar[str] = "STS"
     name: str
     path: Path
     digest: str  # sha256 of the file's bytes
     sentence1: list[str]
     sentence2: list[str]
     scores: list[float]
+
+    @property
+    def size(self) -> int:
+        return len(self.scores)
 
 
 def _score(path: Path, line: int, row: dict[str, object]) -> float:
@@ -50,7 +57,10 @@ def _score(path: Path, line: int, row: dict[str, object]) -> float:
 
 def read_sts_file(path: Path) -> StsPairs:
     """Parse and check one STS task file; the task is named after the file's stem."""
-    table = read_rows(path, SUFFIXES, KIND)
+    return sts_pairs(path, read_rows(path, SUFFIXES, KIND))
+
+
+def sts_pairs(path: Path, table: Table) -> StsPairs:
     table.require(path, COLUMNS, KIND)
     rows = table.rows
     if len(rows) < 2:
@@ -68,3 +78,39 @@ def read_sts_file(path: Path) -> StsPairs:
         sentence2=s2,
         scores=scores,
     )
+
+
+def read_task_file(path: Path) -> LocalTask:
+    """One task from the user's file (its columns say the kind) or BEIR folder (retrieval)."""
+    from harness.data import beir, labelled_files
+
+    if path.is_dir():
+        return beir.read_beir_folder(path)
+    table = read_rows(path, SUFFIXES, KIND)
+    columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
+    if {"sentence1", "sentence2", "score"} <= columns:
+        return sts_pairs(path, table)
+    for reader in (labelled_files.labelled_pairs, labelled_files.rerankings):
+        task = reader(path, table, columns)
+        if task is not None:
+            return task
+    raise fail(path, ", line 1", f"the columns ({', '.join(sorted(columns)) or 'none'}) make no task: {KINDS}", KIND)
+
+
+KINDS = (
+    "STS needs sentence1, sentence2, score; pair classification sentence1, sentence2, label (or MSRP's "
+    "Quality, #1 String, #2 String); reranking query, document, label (or TREC QA's qtext, atext, label), "
+    "or query, positive, negative as JSON lists; retrieval is a BEIR folder (docs/tasks.md)."
+)
+
+
+class LocalTask(Protocol):
+    """A task read from the user's file or folder."""
+
+    kind: ClassVar[str]  # the mteb task type it becomes
+    name: str  # the file's stem, or the folder's name
+    path: Path
+    digest: str  # sha256 of its bytes (a folder: of its files' bytes, in order)
+
+    @property
+    def size(self) -> int: ...

@@ -1,8 +1,9 @@
-"""Evaluation tasks: presets, offline tasks from the gensim wheel, and user STS files.
+"""Evaluation tasks: presets, offline tasks from the gensim wheel, and the user's task files.
 
 ``--tasks`` items are resolved here without importing mteb when possible: a preset name, a task
-file (``.tsv``/``.csv``/``.jsonl``), or any mteb task name (checked against mteb's registry).
-Every resolved task becomes an mteb ``AbsTaskSTS`` (or mteb's own task) at evaluation time.
+file (``.tsv``/``.csv``/``.jsonl``) or BEIR folder, or any mteb task name (checked against mteb's
+task list). Local data becomes a task of mteb's own type at evaluation time
+(:mod:`harness.evaluation.local_tasks`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from harness.errors import HarnessError
 from harness.paths import expand
 from harness.registry import IMPORTED_PLUGINS
 from harness.evaluation.catalog import catalog
-from harness.data.task_files import SUFFIXES, StsPairs, read_sts_file
+from harness.data.task_files import SUFFIXES, LocalTask, read_task_file
+from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, sts_task
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-
-REVISION_DIGITS = 12  # a task file's version: this many hex digits of its sha256
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,25 @@ OFFLINE_TASKS: dict[str, OfflineTask] = {
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A resolved task: ``kind`` is ``offline``, ``file`` or ``mteb`` (hub-backed)."""
+    """A resolved task: ``kind`` is ``offline``, ``file`` (a task file or folder) or ``mteb``."""
 
     name: str
     kind: str
     subsets: tuple[str, ...] | None = None
-    pairs: StsPairs | None = None
+    data: LocalTask | None = None  # a task file's or folder's data
 
     def record(self) -> dict[str, Any]:
-        """What goes into the recorded config: enough to tell two task versions apart."""
+        """What goes into the recorded config: enough to tell two task versions apart (an STS
+        file's entry is as it was before other kinds existed, so its runs' hashes stay)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.subsets:
             out["subsets"] = list(self.subsets)
-        if self.pairs is not None:
-            out.update(path=str(self.pairs.path), sha256=self.pairs.digest, pairs=len(self.pairs.scores))
+        if self.data is not None:
+            out.update(path=str(self.data.path), sha256=self.data.digest)
+            if self.data.kind == "STS":
+                out["pairs"] = self.data.size
+            else:
+                out.update(type=self.data.kind, items=self.data.size)
         return out
 
 
@@ -86,6 +91,8 @@ def _mteb(name: str, *subsets: str) -> TaskSpec:
 
 
 _STS7 = [_mteb(n) for n in ("SICK-R", "STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark")]
+_STS10_EXTRA = [_mteb("BIOSSES"), _mteb("STS17", "en-en"), _mteb("STS22", "en")]
+_RETRIEVAL = [_mteb(n) for n in ("ArguAna", "CQADupstackRetrieval", "FiQA2018", "NFCorpus", "SCIDOCS", "SciFact")]
 PRESETS: dict[str, tuple[str, list[TaskSpec]]] = {
     "offline": (
         "the default here: Lee documents, WordSim-353, SimLex-999 (no hub needed)",
@@ -94,14 +101,26 @@ PRESETS: dict[str, tuple[str, list[TaskSpec]]] = {
     "sts7": ("the paper's Avg(7): SICK-R, STS12-16, STS-B (test splits; needs the hub)", _STS7),
     "sts10": (
         "the paper's Avg(10): sts7 + BIOSSES, STS17 en-en, STS22 en (needs the hub)",
-        [_mteb("BIOSSES"), *_STS7, _mteb("STS17", "en-en"), _mteb("STS22", "en")],
+        [_STS10_EXTRA[0], *_STS7, *_STS10_EXTRA[1:]],
     ),
+    "paper-retrieval": (
+        "the retrieval tasks of AutoRegEmbed's evaluation code: ArguAna, CQADupstack (its 12 subsets "
+        "averaged as one score, mteb's CQADupstackRetrieval), FiQA2018, NFCorpus, SCIDOCS, SciFact (needs the hub)",
+        _RETRIEVAL,
+    ),
+    "paper": ("sts10 + paper-retrieval (needs the hub)", [_STS10_EXTRA[0], *_STS7, *_STS10_EXTRA[1:], *_RETRIEVAL]),
 }
 
 
 LOCAL_KINDS = {
     "STS pairs": "a .tsv, .csv or .jsonl file with sentence1, sentence2 and score (any range); "
     "evaluated as an mteb STS task (cosine Spearman). Its name is the file's stem.",
+    "pair classification": "a file with sentence1, sentence2 and a 0/1 label (or MSRP's Quality, #1 String, "
+    "#2 String); an mteb PairClassification task (max AP over similarity thresholds).",
+    "reranking": "a file with query, document and a 0/1 label, one row per candidate (or TREC QA's qtext, "
+    "atext, label; or JSONL query, positive, negative lists); an mteb Reranking task (MAP).",
+    "retrieval": "a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv; an mteb Retrieval task "
+    "(nDCG@10). Its name is the folder's. docs/tasks.md has every format.",
 }
 
 
@@ -109,7 +128,7 @@ def _looks_like_file(item: str) -> bool:
     if item.lower().endswith(SUFFIXES) or "/" in item or "\\" in item or item.startswith("~"):
         return True
     try:
-        return Path(item).is_file()
+        return Path(item).exists()
     except OSError:  # e.g. a name too long for the OS: read_rows says so
         return True
 
@@ -152,7 +171,8 @@ def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
         if item in PRESETS:
             specs = PRESETS[item][1]
         elif _looks_like_file(item):
-            specs = [TaskSpec(Path(item).stem, "file", pairs=read_sts_file(expand(item, "task file")))]
+            data = read_task_file(expand(item, "task file"))
+            specs = [TaskSpec(data.name, "file", data=data)]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         else:
@@ -174,80 +194,21 @@ def task_names(items: Sequence[str]) -> list[str]:
         if item in PRESETS:
             names.extend(spec.name for spec in PRESETS[item][1])
         elif _looks_like_file(item):
-            names.append(Path(item).stem)
+            names.append(_local_name(item))
         else:
             names.append(item)
     return list(dict.fromkeys(names))
-
-
-def _sts_task(
-    name: str,
-    description: str,
-    reference: str | None,
-    pairs: tuple[list[str], list[str], list[float]],
-    revision: str,
-    min_score: float,
-    max_score: float,
-) -> AbsTask:
-    from datasets import Dataset, DatasetDict
-    from mteb.abstasks.sts import AbsTaskSTS
-    from mteb.abstasks.task_metadata import TaskMetadata
-
-    sentence1, sentence2, scores = pairs
-
-    def load_data(self: AbsTaskSTS, num_proc: int | None = None, **kwargs: Any) -> None:
-        data = {"sentence1": sentence1, "sentence2": sentence2, "score": scores}
-        self.dataset = DatasetDict({"test": Dataset.from_dict(data)})
-        self.data_loaded = True
-
-    metadata = TaskMetadata(
-        name=name,
-        description=description,
-        reference=reference,
-        dataset={"path": f"harness-local/{name}", "revision": revision},
-        type="STS",
-        category="t2t",
-        modalities=["text"],
-        eval_splits=["test"],
-        eval_langs=["eng-Latn"],
-        main_score="cosine_spearman",
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators="human-annotated",
-        dialect=None,
-        sample_creation="found",
-        bibtex_citation="",
-    )
-    cls = type(
-        f"HarnessSTS_{name}",
-        (AbsTaskSTS,),
-        {"metadata": metadata, "min_score": min_score, "max_score": max_score, "load_data": load_data},
-    )
-    return cls()
 
 
 def build_mteb_task(spec: TaskSpec) -> AbsTask:
     """The mteb task object that evaluates ``spec``."""
     if spec.kind == "offline":
         task = OFFLINE_TASKS[spec.name]
-        return _sts_task(
-            spec.name, task.description, task.reference, task.loader(), "gensim-4.4",
-            task.min_score, task.max_score,
-        )
+        about = About(spec.name, "STS", task.description, "gensim-4.4", task.reference)
+        return sts_task(about, task.loader(), (task.min_score, task.max_score))
     if spec.kind == "file":
-        pairs = spec.pairs
-        assert pairs is not None
-        return _sts_task(
-            spec.name,
-            f"User STS file {pairs.path} ({len(pairs.scores)} pairs).",
-            None,
-            (pairs.sentence1, pairs.sentence2, pairs.scores),
-            pairs.digest[:REVISION_DIGITS],
-            min(pairs.scores),
-            max(pairs.scores),
-        )
+        assert spec.data is not None
+        return file_task(spec.data)
     import mteb
 
     return mteb.get_task(spec.name, hf_subsets=list(spec.subsets) if spec.subsets else None)
@@ -262,8 +223,14 @@ def task_version(spec: TaskSpec, task: AbsTask) -> str:
 
 def file_versions(items: Sequence[str]) -> dict[str, str]:
     """Task name -> version of the task files among ``items`` (read now; nothing else resolved)."""
-    return {
-        Path(item).stem: read_sts_file(expand(item, "task file")).digest[:REVISION_DIGITS]
-        for item in items
-        if item not in PRESETS and _looks_like_file(item)
-    }
+    found = [read_task_file(expand(item, "task file")) for item in items if item not in PRESETS and _looks_like_file(item)]
+    return {data.name: data.digest[:REVISION_DIGITS] for data in found}
+
+
+def _local_name(item: str) -> str:
+    """A task file's name (its stem) or a folder's (its name), without reading it."""
+    path = Path(item)
+    try:
+        return path.name if path.is_dir() else path.stem
+    except OSError:
+        return path.stem

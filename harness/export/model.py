@@ -10,7 +10,8 @@ is the encoder's prompt template. Beside it:
 - ``adapter/`` (LoRA runs): the peft adapter (``PeftModel.from_pretrained(base, DIR/adapter)``);
 - whatever the method's encoder needs beside the weights (its ``Method.export_encoder`` hook
   writes it: AutoRegEmbed's ``slots.safetensors``, the k learned compression slots);
-- ``harness-encoder.json``: how texts become vectors: the method, the template, the encoder's own
+- ``harness-encoder.json``: how texts become vectors: the method, the templates (``template`` for
+  queries and symmetric tasks, ``document_template`` for retrieval documents), the encoder's own
   settings (the pooling, ``mean`` / ``last``, or the slots), max_length, and where the run came from.
 
 :func:`load_encoder` rebuilds the harness encoder from these files alone, through the method the
@@ -66,7 +67,7 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
         _write_sentence_transformers(folder, encoding["pooling"])
         written.append("sentence-transformers modules")
     spec = {
-        **encoding, "template": template, "max_length": max_length,
+        **encoding, "template": template, "document_template": encoder.tokenize_document.template, "max_length": max_length,
         "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
         "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(config, "finetune", None),
     }

@@ -139,10 +139,10 @@ def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
     recorded = {spec.get("name"): spec for spec in record["config"].get("tasks_resolved", [])}
     for spec in plan.tasks:
         before = recorded.get(spec.name, {}).get("sha256")
-        if spec.pairs is not None and before is not None and before != spec.pairs.digest:
+        if spec.data is not None and before is not None and before != spec.data.digest:
             raise HarnessError(
-                f"task file {spec.pairs.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
-                f"now {spec.pairs.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
+                f"task file {spec.data.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
+                f"now {spec.data.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
                 "or start a new run."
             )
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.method import option
-from harness.prompts import STS_INSTRUCTION
+from harness.options import text_slot_once_or_empty
+from harness.prompts import PASSAGE_TEMPLATE, STS_INSTRUCTION
 from harness.training import TrainConfig
 
 
@@ -35,6 +36,10 @@ class AutoRegEmbedConfig(TrainConfig):
     stages: list[str] = option(["ic", "cda"], "stages to run in order: ic, cda, or both", check=_known_stages, rule="ic and/or cda")
     slots: int = option(5, "number k of compression slots", minimum=1, maximum=256)
     instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots", check=_no_text_slot, rule="no {text}")
+    document_template: str = option(
+        PASSAGE_TEMPLATE + "\n", "template of retrieval and reranking documents before the slots (the authors' passage "
+        "prompt; '' = the STS template, which queries and symmetric tasks read)", check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
     beta: float = option(0.1, "CDA beta (scale of log-probability differences)", above=0)
     tau: float = option(0.1, "CDA temperature", above=0)
     reference_sign: Literal["paper", "released"] = option(

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 class SlotEncoder(TokenEncoder):
     """Mean of the k compressed tokens, L2-normalised."""
 
-    def __init__(self, backbone: Backbone, slots: torch.Tensor, settings: EncodeSettings, template: str) -> None:
+    def __init__(
+        self, backbone: Backbone, slots: torch.Tensor, settings: EncodeSettings, template: str, document_template: str | None = None,
+    ) -> None:
         super().__init__(
             backbone.tokenizer, embed_dim=backbone.model.config.hidden_size, device=backbone.device,
-            settings=settings, template=template,
+            settings=settings, template=template, document_template=document_template,
         )
         self.model, self.slots = backbone.model, slots
 
@@ -120,7 +122,7 @@ class AutoRegEmbed(Method):
             yield model
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        return SlotEncoder(backbone, self.slots, settings, self.config.template)
+        return SlotEncoder(backbone, self.slots, settings, self.config.template, self.config.document_template or None)
 
     def export_encoder(self, encoder: Encoder, model: Any, folder: Path) -> dict[str, Any]:
         """The slots go to ``slots.safetensors`` (tensor ``slots``, k x d), not into the LM's weights."""
@@ -140,4 +142,4 @@ class AutoRegEmbed(Method):
 
         slots = load_file(str(folder / SLOTS_FILE))["slots"].to(model.device)
         backbone = Backbone(BackboneSpec(str(folder), str(folder), "local"), model, tokenizer)
-        return SlotEncoder(backbone, slots, settings, spec["template"])
+        return SlotEncoder(backbone, slots, settings, spec["template"], spec.get("document_template"))

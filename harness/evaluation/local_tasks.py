@@ -1,0 +1,126 @@
+"""mteb tasks made from local data: the offline STS sets and the user's task files and folders.
+
+Each becomes a task of mteb's own type (``AbsTaskSTS``, ``AbsTaskPairClassification``,
+``AbsTaskRetrieval`` for retrieval and reranking), so mteb's evaluators, metrics and main scores
+apply unchanged. The dataset revision is the data's sha256 prefix: another file under the same
+name is another version of the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+
+    from harness.data.beir import RetrievalData
+    from harness.data.labelled_files import LabelledPairs, Rerankings
+    from harness.data.task_files import LocalTask, StsPairs
+
+REVISION_DIGITS = 12  # a local task's version: this many hex digits of its sha256
+#: mteb's main score of each type, as its own tasks of that type use
+MAIN_SCORES = {"STS": "cosine_spearman", "PairClassification": "max_ap", "Reranking": "map_at_1000", "Retrieval": "ndcg_at_10"}
+
+
+@dataclass(frozen=True)
+class About:
+    """What a task's metadata says of it besides its data."""
+
+    name: str
+    kind: str
+    description: str
+    revision: str
+    reference: str | None = None
+
+
+def _metadata(about: About) -> Any:
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    return TaskMetadata(
+        name=about.name, description=about.description, reference=about.reference,
+        dataset={"path": f"harness-local/{about.name}", "revision": about.revision},
+        type=about.kind, category="t2t", modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
+        main_score=MAIN_SCORES[about.kind], date=None, domains=None, task_subtypes=None, license=None,
+        annotations_creators="human-annotated", dialect=None, sample_creation="found", bibtex_citation="",
+    )
+
+
+def sts_task(about: About, pairs: tuple[list[str], list[str], list[float]], score_range: tuple[float, float]) -> AbsTask:
+    """An mteb STS task over ``pairs`` (sentence1, sentence2, scores within ``score_range``)."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    sentence1, sentence2, scores = pairs
+
+    def load_data(self: AbsTaskSTS, num_proc: int | None = None, **kwargs: Any) -> None:
+        data = {"sentence1": sentence1, "sentence2": sentence2, "score": scores}
+        self.dataset = DatasetDict({"test": Dataset.from_dict(data)})
+        self.data_loaded = True
+
+    attributes = {"metadata": _metadata(about), "min_score": score_range[0], "max_score": score_range[1], "load_data": load_data}
+    return type(f"HarnessSTS_{about.name}", (AbsTaskSTS,), attributes)()
+
+
+def _pair_task(about: About, data: LabelledPairs) -> AbsTask:
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.pair_classification import AbsTaskPairClassification
+
+    def load_data(self: AbsTaskPairClassification, num_proc: int | None = None, **kwargs: Any) -> None:
+        rows = {"sentence1": data.sentence1, "sentence2": data.sentence2, "labels": data.labels}
+        self.dataset = DatasetDict({"test": Dataset.from_dict(rows)})
+        self.data_loaded = True
+
+    return type(f"HarnessPairs_{about.name}", (AbsTaskPairClassification,), {"metadata": _metadata(about), "load_data": load_data})()
+
+
+def _split(corpus: dict[str, tuple[str, str]], queries: dict[str, str], qrels: dict[str, dict[str, int]],
+           top_ranked: dict[str, list[str]] | None) -> dict[str, Any]:
+    from datasets import Dataset
+
+    return {
+        "corpus": Dataset.from_dict({"id": list(corpus), "title": [t for t, _ in corpus.values()], "text": [x for _, x in corpus.values()]}),
+        "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
+        "relevant_docs": qrels,
+        "top_ranked": top_ranked,
+    }
+
+
+def _retrieval_task(about: About, split: dict[str, Any]) -> AbsTask:
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    def load_data(self: AbsTaskRetrieval, num_proc: int | None = None, **kwargs: Any) -> None:
+        self.dataset = {"default": {"test": split}}
+        self.data_loaded = True
+
+    return type(f"HarnessRetrieval_{about.name}", (AbsTaskRetrieval,), {"metadata": _metadata(about), "load_data": load_data})()
+
+
+def reranking_split(data: Rerankings) -> dict[str, Any]:
+    """Each query ranks its own candidates (mteb's ``top_ranked``); a candidate text is one corpus
+    document however many queries list it."""
+    ids: dict[str, str] = {}
+    queries, qrels, top_ranked = {}, {}, {}
+    for index, (query, positives, negatives) in enumerate(zip(data.queries, data.positives, data.negatives)):
+        qid = f"q{index}"
+        queries[qid] = query
+        candidates = [ids.setdefault(text, f"d{len(ids)}") for text in [*positives, *negatives]]
+        top_ranked[qid] = list(dict.fromkeys(candidates))
+        qrels[qid] = {ids[text]: 1 for text in positives} | {ids[text]: 0 for text in negatives if text not in positives}
+    corpus = {ident: ("", text) for text, ident in ids.items()}
+    return _split(corpus, queries, qrels, top_ranked)
+
+
+def file_task(data: LocalTask) -> AbsTask:
+    """The mteb task that evaluates a user's task file or folder."""
+    described = f"User STS file {data.path} ({data.size} pairs)." if data.kind == "STS" else f"User {data.kind} data {data.path} ({data.size} items)."
+    about = About(data.name, data.kind, described, data.digest[:REVISION_DIGITS])
+    if data.kind == "STS":
+        pairs: StsPairs = data  # type: ignore[assignment]
+        return sts_task(about, (pairs.sentence1, pairs.sentence2, pairs.scores), (min(pairs.scores), max(pairs.scores)))
+    if data.kind == "PairClassification":
+        return _pair_task(about, data)  # type: ignore[arg-type]
+    if data.kind == "Reranking":
+        return _retrieval_task(about, reranking_split(data))  # type: ignore[arg-type]
+    retrieval: RetrievalData = data  # type: ignore[assignment]
+    return _retrieval_task(about, _split(retrieval.corpus, retrieval.queries, retrieval.qrels, None))

@@ -1,0 +1,176 @@
+"""Task files beyond STS run through the CLI on the tiny model, and their recorded scores equal
+metrics written here in numpy over the same model's vectors (not mteb's code): best-threshold
+accuracy and AP for pair classification, MAP and MRR for reranking, nDCG@10 for retrieval."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from tests.conftest import WORDS
+
+runner = CliRunner()
+
+
+def _sentence(rng: np.random.Generator) -> str:
+    return " ".join(rng.choice(WORDS, size=int(rng.integers(3, 8))))
+
+
+def _scores(db, tiny_llama_dir, task) -> dict:
+    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        (main, details), = conn.execute("SELECT main_score, details FROM scores")
+    return {"main": main, **json.loads(details)["test"][0]}
+
+
+def _encoder(tiny_llama_dir):
+    from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.model.backbones import backbone_spec, load_backbone
+
+    backbone = load_backbone(backbone_spec(str(tiny_llama_dir)))
+    return PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _average_precision(scores, relevant) -> float:
+    """AP of a ranking by ``scores`` (highest first) of items where ``relevant`` is True."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    hits = np.asarray(relevant)[order]
+    precision_at_hits = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+    return float(precision_at_hits.mean()) if hits.any() else 0.0
+
+
+def _best_accuracy(scores, labels) -> float:
+    """Accuracy of the best threshold: pairs scoring above it are called 1. As mteb defines it, a
+    threshold lies between two distinct scores, so each side keeps at least one pair."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    distinct = np.unique(scores)
+    cuts = (distinct[:-1] + distinct[1:]) / 2
+    return max(float(((scores > cut) == (labels == 1)).mean()) for cut in cuts)
+
+
+def test_pair_classification_file_scores_ap_and_best_threshold_accuracy(tmp_path, tiny_llama_dir):
+    rng = np.random.default_rng(0)
+    rows = [(_sentence(rng), _sentence(rng), int(rng.integers(0, 2))) for _ in range(40)]
+    task = tmp_path / "pairs.tsv"
+    # MSRP's layout: a BOM, CRLF lines, its column names, a quote inside a tab-separated text
+    lines = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + [f"{y}\t{i}\t{i}\t{a}\t{b}" for i, (a, b, y) in enumerate(rows)]
+    lines[1] = lines[1].replace(rows[0][0], rows[0][0] + ' "quoted')
+    task.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
+    encoder = _encoder(tiny_llama_dir)
+    first = [rows[0][0] + ' "quoted'] + [a for a, _, _ in rows[1:]]
+    a, b = encoder.encode(first), encoder.encode([b for _, b, _ in rows])
+    labels = [y for _, _, y in rows]
+    cosine = (_unit(a) * _unit(b)).sum(1)
+    assert got["cosine_ap"] == pytest.approx(_average_precision(cosine, np.array(labels) == 1), abs=1e-5)
+    assert got["cosine_accuracy"] == pytest.approx(_best_accuracy(cosine, labels), abs=1e-6)
+    euclidean_ap = _average_precision(-np.linalg.norm(a - b, axis=1), np.array(labels) == 1)
+    manhattan_ap = _average_precision(-np.abs(a - b).sum(1), np.array(labels) == 1)
+    dot_ap = _average_precision((a * b).sum(1), np.array(labels) == 1)
+    assert got["main"] == got["max_ap"] == pytest.approx(max(_average_precision(cosine, np.array(labels) == 1), euclidean_ap, manhattan_ap, dot_ap), abs=1e-5)
+
+
+def _reranking_rows(rng):
+    rows = []
+    for q in range(12):
+        query = _sentence(rng)
+        labels = [1] + [int(v) for v in rng.integers(0, 2, size=5)]
+        rows += [(query, _sentence(rng), label) for label in labels]
+    return rows
+
+
+def test_reranking_file_scores_map_and_mrr(tmp_path, tiny_llama_dir):
+    rows = _reranking_rows(np.random.default_rng(1))
+    task = tmp_path / "rerank.csv"
+    with task.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("qtext", "label", "atext"), *((q, y, d) for q, d, y in rows)])
+    got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
+    encoder = _encoder(tiny_llama_dir)
+    aps, reciprocal = [], []
+    for query in dict.fromkeys(q for q, _, _ in rows):
+        candidates = [(d, y) for q, d, y in rows if q == query]
+        q_vec = _unit(encoder.encode([query], prompt_type="query"))[0]
+        d_vecs = _unit(encoder.encode([d for d, _ in candidates], prompt_type="document"))
+        scores, relevant = d_vecs @ q_vec, np.array([y == 1 for _, y in candidates])
+        aps.append(_average_precision(scores, relevant))
+        first_hit = int(np.flatnonzero(relevant[np.argsort(-scores, kind="stable")])[0]) + 1
+        reciprocal.append(1 / first_hit if first_hit <= 10 else 0.0)
+    assert got["main"] == got["map_at_1000"] == pytest.approx(float(np.mean(aps)), abs=1e-4)
+    assert got["mrr_at_10"] == pytest.approx(float(np.mean(reciprocal)), abs=1e-4)
+
+
+def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir):
+    rng = np.random.default_rng(2)
+    corpus = {f"doc{i}": _sentence(rng) for i in range(30)}
+    queries = {f"q{i}": _sentence(rng) for i in range(8)}
+    qrels = {q: {f"doc{j}": 1 for j in rng.choice(30, size=int(rng.integers(1, 4)), replace=False)} for q in queries}
+    folder = tmp_path / "mini-beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, ds in qrels.items() for d in ds))
+    got = _scores(tmp_path / "h.db", tiny_llama_dir, folder)
+    encoder = _encoder(tiny_llama_dir)
+    ids = list(corpus)
+    d_vecs = _unit(encoder.encode([corpus[i] for i in ids], prompt_type="document"))
+    ndcgs = []
+    for q, text in queries.items():
+        scores = d_vecs @ _unit(encoder.encode([text], prompt_type="query"))[0]
+        ranked = [ids[i] for i in np.argsort(-scores, kind="stable")[:10]]
+        dcg = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(ranked) if doc in qrels[q])
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(qrels[q]))))
+        ndcgs.append(dcg / ideal)
+    assert got["main"] == got["ndcg_at_10"] == pytest.approx(float(np.mean(ndcgs)), abs=1e-4)
+
+
+def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):
+    """mteb says which side it encodes (``prompt_type``); queries read ``template`` and documents
+    ``document_template``, and the memo keeps the two apart."""
+    import mteb
+
+    from harness.data.beir import RetrievalData
+    from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.evaluation.local_tasks import file_task
+    from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
+    from harness.model.backbones import backbone_spec, load_backbone
+
+    backbone = load_backbone(backbone_spec(str(tiny_llama_dir)))
+    seen: list[tuple[str | None, list[int]]] = []
+
+    class Recording(PooledEncoder):
+        def embed_batch(self, input_ids, attention_mask):
+            seen.extend((self.side, row[mask.bool()].tolist()) for row, mask in zip(input_ids, attention_mask))
+            return super().embed_batch(input_ids, attention_mask)
+
+        def encode(self, texts, *, prompt_type=None):
+            self.side = prompt_type
+            return super().encode(texts, prompt_type=prompt_type)
+
+    encoder = Recording(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings(),
+                        template="this sentence : {text}", document_template="read book : {text}")
+    shared = "the cat sat"
+    data = RetrievalData("sides", tiny_llama_dir, "0" * 64, {"d0": ("", shared), "d1": ("", "a dog ran")},
+                         {"q0": shared}, {"q0": {"d0": 1}})
+    meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=encoder.embed_dim, max_tokens=512, source="local")
+    adapter = MtebEncoder(encoder, meta)
+    mteb.evaluate(adapter, file_task(data), cache=None, show_progress_bar=False)
+    tokenize = backbone.tokenizer
+    as_query = tokenize("this sentence : " + shared)["input_ids"]
+    as_document = tokenize("read book : " + shared)["input_ids"]
+    assert 1 not in as_query + as_document  # every word is in the tiny vocabulary: no [UNK]
+    assert ("query", as_query) in seen and ("document", as_document) in seen
+    assert ("document", tokenize("read book : a dog ran")["input_ids"]) in seen
+    assert ("query", as_document) not in seen and ("document", as_query) not in seen
+    assert adapter.computed == 3  # the same text on both sides is two entries of the memo
