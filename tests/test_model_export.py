@@ -28,7 +28,7 @@ def _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra):
     return db
 
 
-def _harness_vectors(db, texts=TEXTS):
+def _harness_vectors(db, texts=TEXTS, prompt_type=None):
     """The run's encoder as `harness eval` rebuilds it, from the run's own checkpoint."""
     from rich.console import Console
 
@@ -38,11 +38,13 @@ def _harness_vectors(db, texts=TEXTS):
 
     record = open_store(db).get_run(1)
     method, backbone = restore_model(record, Console(quiet=True))
-    return method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"])).encode(texts)
+    encoder = method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"]))
+    return encoder.encode(texts, prompt_type=prompt_type)
 
 
 @pytest.mark.parametrize("method,extra", [
-    ("infonce", ["--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"]),
+    ("infonce", ["--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'",
+                 "--set", "method_args.document_template='read book : {text}'"]),
     ("autoregembed", ["--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means"]),
 ])
 def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir, small_sts_file, method, extra):
@@ -54,6 +56,9 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
     got = load_encoder(out).encode(TEXTS)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
     assert not np.allclose(got[0], got[2], atol=1e-3)  # not a degenerate constant
+    documents = load_encoder(out).encode(TEXTS, prompt_type="document")  # retrieval's other side
+    np.testing.assert_allclose(documents, _harness_vectors(db, prompt_type="document"), atol=1e-5, rtol=1e-5)
+    assert not np.allclose(documents, got, atol=1e-3)  # its own template (AutoRegEmbed: the passage prompt)
 
     # the peft adapter on the original weights is the merged model
     from peft import PeftModel

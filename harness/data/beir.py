@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from harness.data.records import cell, fail, read_rows, text_cell
 from harness.errors import HarnessError
+from harness.paths import status
 
 KIND = "retrieval folder"
 FILES = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
@@ -75,7 +76,7 @@ def _qrels(path: Path, queries: dict[str, str], corpus: dict[str, tuple[str, str
 
 def read_beir_folder(folder: Path) -> RetrievalData:
     """Parse and check a BEIR folder; the task is named after the folder."""
-    missing = [name for name in FILES if not (folder / name).is_file()]
+    missing = [name for name in FILES if status(folder / name, KIND) is None]
     if missing:
         raise HarnessError(f"{KIND} {folder}: missing {', '.join(missing)} (a BEIR folder holds {', '.join(FILES)}).")
     corpus = _texts(folder / "corpus.jsonl", with_title=True)

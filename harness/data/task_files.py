@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import stat
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 from pathlib import Path
 
 from harness.data.records import Table, cell, fail, read_rows, text_cell
+from harness.paths import status
 
 SUFFIXES = (".tsv", ".csv", ".jsonl")
 COLUMNS = ("sentence1", "sentence2", "score")
@@ -84,7 +86,8 @@ def read_task_file(path: Path) -> LocalTask:
     """One task from the user's file (its columns say the kind) or BEIR folder (retrieval)."""
     from harness.data import beir, labelled_files
 
-    if path.is_dir():
+    info = status(path, KIND)  # a path the OS refuses is one message here, never an OSError
+    if info is not None and stat.S_ISDIR(info.st_mode):
         return beir.read_beir_folder(path)
     table = read_rows(path, SUFFIXES, KIND)
     columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
