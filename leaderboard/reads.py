@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from leaderboard.database import Location, make_engine
 from leaderboard.errors import LeaderboardError
-from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
+from leaderboard.schema import Diagnostic, Metric, Run, Score
 
 
 class RunReads:
@@ -113,25 +113,13 @@ class RunReads:
         return records
 
 
-def _score_dict(score: Score) -> dict[str, Any]:
-    return {
-        "task": score.task,
-        "task_version": score.task_version,
-        "main_metric": score.main_metric,
-        "main_score": score.main_score,
-        "details": score.details,
-    }
+def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``row``'s attributes ``names`` as a plain dict."""
+    return {name: getattr(row, name) for name in names}
 
 
-def _timing_dict(timing: Timing) -> dict[str, Any]:
-    return {
-        "phase": timing.phase,
-        "seconds": timing.seconds,
-        "items": timing.items,
-        "tokens": timing.tokens,
-        "peak_memory_bytes": timing.peak_memory_bytes,
-        "details": timing.details,
-    }
+SCORE_COLUMNS = ("task", "task_version", "main_metric", "main_score", "details")
+TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "details")
 
 
 def _summary(run: Any, scores: dict[str, float], versions: dict[str, str | None]) -> dict[str, Any]:
@@ -149,24 +137,16 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
     record = _summary(run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores})
     if full:
-        record.update(
-            uuid=run.uuid,
-            config=run.config,
-            git_sha=run.git_sha,
-            git_dirty=run.git_dirty,
-            versions=run.versions,
-            hardware=run.hardware,
-            host=run.host,
-            pid=run.pid,
-            heartbeat_at=run.heartbeat_at,
-            output_dir=run.output_dir,
-            n_parameters=run.n_parameters,
-            trainable_parameters=run.trainable_parameters,
-            embed_dim=run.embed_dim,
-            score_details=[_score_dict(s) for s in run.scores],
-            timings=[_timing_dict(t) for t in run.timings],
-        )
+        record.update(_columns(run, FULL_COLUMNS))
+        record.update(score_details=[_columns(s, SCORE_COLUMNS) for s in run.scores], timings=[_columns(t, TIMING_COLUMNS) for t in run.timings])
     return record
+
+
+#: the columns of a run that ``full`` records add, under their own names
+FULL_COLUMNS = (
+    "uuid", "config", "git_sha", "git_dirty", "versions", "hardware", "host", "pid", "heartbeat_at", "output_dir",
+    "n_parameters", "trainable_parameters", "embed_dim",
+)
 
 
 ID_LIMIT = 2**63 - 1  # the largest id either back-end can hold

@@ -8,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -167,3 +168,15 @@ def db_rows(db: str, sql: str) -> list[tuple]:
             return [tuple(row) for row in conn.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+def refused_naming(read: Callable[[Path], object], path: Path, fragments: list[str]) -> None:
+    """``read(path)`` fails with one ``HarnessError`` naming ``path`` and holding every fragment."""
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError) as info:
+        read(path)
+    message = str(info.value)
+    assert str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, message

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from harness.data.local_data import LocalData
 from harness.data.records import cell, fail, read_rows, text_cell
 from harness.errors import HarnessError
 from harness.paths import status
@@ -18,20 +19,14 @@ FILES = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
 
 
 @dataclass(frozen=True)
-class RetrievalData:
+class RetrievalData(LocalData):
     """A corpus, queries, and which documents are relevant to each query (and how much)."""
 
     kind: ClassVar[str] = "Retrieval"
-    name: str
-    path: Path
-    digest: str
+    counted: ClassVar[str] = "qrels"
     corpus: dict[str, tuple[str, str]]  # id -> (title, text)
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # query id -> document id -> relevance
-
-    @property
-    def size(self) -> int:
-        return len(self.qrels)
 
 
 def _ident(path: Path, line: int, row: dict[str, object], column: str, kind: str) -> str:

@@ -8,10 +8,11 @@ Column names are matched lower-cased, with the layouts of two classic sets as al
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from harness.data.local_data import LocalData, TextPairs
 from harness.data.records import Table, cell, fail, text_cell
 
 KIND = "task file"
@@ -20,37 +21,23 @@ RERANK_COLUMNS = {"query": ("query", "qtext", "question"), "document": ("documen
 
 
 @dataclass(frozen=True)
-class LabelledPairs:
+class LabelledPairs(TextPairs):
     """Text pairs with a 0/1 label (1: a paraphrase, a duplicate, an entailment...)."""
 
     kind: ClassVar[str] = "PairClassification"
-    name: str
-    path: Path
-    digest: str
-    sentence1: list[str]
-    sentence2: list[str]
+    counted: ClassVar[str] = "labels"
     labels: list[int]
-
-    @property
-    def size(self) -> int:
-        return len(self.labels)
 
 
 @dataclass(frozen=True)
-class Rerankings:
+class Rerankings(LocalData):
     """Queries, each with the candidates to rank: the relevant ones and the others."""
 
     kind: ClassVar[str] = "Reranking"
-    name: str
-    path: Path
-    digest: str
+    counted: ClassVar[str] = "queries"
     queries: list[str]
-    positives: list[list[str]] = field(default_factory=list)
-    negatives: list[list[str]] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        return len(self.queries)
+    positives: list[list[str]]
+    negatives: list[list[str]]
 
 
 def _columns(columns: set[str], wanted: dict[str, tuple[str, ...]]) -> dict[str, str] | None:

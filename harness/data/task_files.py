@@ -11,9 +11,10 @@ import hashlib
 import math
 import stat
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 from pathlib import Path
 
+from harness.data.local_data import LocalData, TextPairs
 from harness.data.records import Table, cell, fail, read_rows, text_cell
 from harness.paths import status
 
@@ -24,20 +25,12 @@ MAX_SCORE = 1e12  # beyond this, mteb's normalisation of the scores loses every 
 
 
 @dataclass(frozen=True)
-class StsPairs:
+class StsPairs(TextPairs):
     """Sentence pairs with human scores, read from one file."""
 
     kind: ClassVar[str] = "STS"
-    name: str
-    path: Path
-    digest: str  # sha256 of the file's bytes
-    sentence1: list[str]
-    sentence2: list[str]
+    counted: ClassVar[str] = "scores"
     scores: list[float]
-
-    @property
-    def size(self) -> int:
-        return len(self.scores)
 
 
 def _score(path: Path, line: int, row: dict[str, object]) -> float:
@@ -82,7 +75,7 @@ def sts_pairs(path: Path, table: Table) -> StsPairs:
     )
 
 
-def read_task_file(path: Path) -> LocalTask:
+def read_task_file(path: Path) -> LocalData:
     """One task from the user's file (its columns say the kind) or BEIR folder (retrieval)."""
     from harness.data import beir, labelled_files
 
@@ -106,14 +99,3 @@ KINDS = (
     "or query, positive, negative as JSON lists; retrieval is a BEIR folder (docs/tasks.md)."
 )
 
-
-class LocalTask(Protocol):
-    """A task read from the user's file or folder."""
-
-    kind: ClassVar[str]  # the mteb task type it becomes
-    name: str  # the file's stem, or the folder's name
-    path: Path
-    digest: str  # sha256 of its bytes (a folder: of its files' bytes, in order)
-
-    @property
-    def size(self) -> int: ...

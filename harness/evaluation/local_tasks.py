@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
     from harness.data.beir import RetrievalData
     from harness.data.labelled_files import LabelledPairs, Rerankings
-    from harness.data.task_files import LocalTask, StsPairs
+    from harness.data.local_data import LocalData
+    from harness.data.task_files import StsPairs
 
 REVISION_DIGITS = 12  # a local task's version: this many hex digits of its sha256
 #: mteb's main score of each type, as its own tasks of that type use
@@ -111,7 +112,7 @@ def reranking_split(data: Rerankings) -> dict[str, Any]:
     return _split(corpus, queries, qrels, top_ranked)
 
 
-def file_task(data: LocalTask) -> AbsTask:
+def file_task(data: LocalData) -> AbsTask:
     """The mteb task that evaluates a user's task file or folder."""
     described = f"User STS file {data.path} ({data.size} pairs)." if data.kind == "STS" else f"User {data.kind} data {data.path} ({data.size} items)."
     about = About(data.name, data.kind, described, data.digest[:REVISION_DIGITS])

@@ -29,26 +29,11 @@ def model_meta(
     """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
     from mteb.models.model_meta import ModelMeta
 
+    unknown = dict.fromkeys(("loader", "release_date", "memory_usage_mb", "public_training_code", "public_training_data"))
     return ModelMeta(
-        loader=None,
-        name=name,
-        revision=revision,
-        release_date=None,
-        languages=languages,
-        n_parameters=n_parameters,
-        memory_usage_mb=None,
-        max_tokens=max_tokens,
-        embed_dim=embed_dim,
-        license=license,
-        open_weights=True,
-        public_training_code=None,
-        public_training_data=None,
-        framework=["PyTorch"],
-        similarity_fn_name="cosine",
-        use_instructions=False,
-        training_datasets=training_datasets,
-        adapted_from=source,
-        experiment_kwargs=experiment_kwargs,
+        **unknown, name=name, revision=revision, languages=languages, n_parameters=n_parameters, max_tokens=max_tokens,
+        embed_dim=embed_dim, license=license, open_weights=True, framework=["PyTorch"], similarity_fn_name="cosine",
+        use_instructions=False, training_datasets=training_datasets, adapted_from=source, experiment_kwargs=experiment_kwargs,
     )
 
 

@@ -19,7 +19,8 @@ from harness.errors import HarnessError
 from harness.paths import expand
 from harness.registry import IMPORTED_PLUGINS
 from harness.evaluation.catalog import catalog
-from harness.data.task_files import SUFFIXES, LocalTask, read_task_file
+from harness.data.local_data import LocalData
+from harness.data.task_files import SUFFIXES, read_task_file
 from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, sts_task
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class TaskSpec:
     name: str
     kind: str
     subsets: tuple[str, ...] | None = None
-    data: LocalTask | None = None  # a task file's or folder's data
+    data: LocalData | None = None  # a task file's or folder's data
 
     def record(self) -> dict[str, Any]:
         """What goes into the recorded config: enough to tell two task versions apart (an STS
