@@ -1,4 +1,4 @@
-"""Small deterministic training set-ups shared by the training tests and tests/dist_grads.py."""
+"""Small deterministic training set-ups shared by the training tests and tests/training/dist_grads.py."""
 
 from __future__ import annotations
 

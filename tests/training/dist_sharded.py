@@ -1,6 +1,6 @@
-"""Run under torchrun by tests/test_sharding.py: a sharded full fine-tune of the tiny Llama.
+"""Run under torchrun by tests/training/test_sharding.py: a sharded full fine-tune of the tiny Llama.
 
-    torchrun --nproc-per-node 2 tests/dist_sharded.py OUT_DIR ENGINE METHOD [--resume] [OPTION=JSON_VALUE ...]
+    torchrun --nproc-per-node 2 tests/training/dist_sharded.py OUT_DIR ENGINE METHOD [--resume] [OPTION=JSON_VALUE ...]
 
 Rank 0 saves the step losses and the final weights to OUT_DIR/result.pt.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from harness.training import distributed  # noqa: E402
 from tests.training_fixtures import sharded_run  # noqa: E402

@@ -1,6 +1,6 @@
-"""Run under torchrun by tests/test_distributed.py: one rank's gradients for its half of a batch.
+"""Run under torchrun by tests/training/test_distributed.py: one rank's gradients for its half of a batch.
 
-    torchrun --nproc-per-node 2 tests/dist_grads.py OUT_DIR IN_BATCH(0|1)
+    torchrun --nproc-per-node 2 tests/training/dist_grads.py OUT_DIR IN_BATCH(0|1)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from harness.training import distributed  # noqa: E402
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for  # noqa: E402

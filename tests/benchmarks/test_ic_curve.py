@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from tests.training_fixtures import write_ic_triplets
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "ic_curve.py"
 
 

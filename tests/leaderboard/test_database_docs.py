@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-QUERIES = re.findall(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "docs" / "database.md").read_text(), re.S)
+QUERIES = re.findall(r"```sql\n(.*?)```", (Path(__file__).parents[2] / "docs" / "database.md").read_text(), re.S)
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_di
     assert [t["phase"] for t in record["timings"]] == ["data", "load", "evaluate:tiny-sts"]
     assert record["config"]["tasks_resolved"][0]["sha256"] and record["config"]["backbone_resolved"]["kind"] == "local"
     assert record["config"]["train_data"] is None  # an untrained method: training data cannot matter
-    # the tiny Llama, counted by hand in tests/test_training_cli.py: 22,688 parameters, none trained
+    # the tiny Llama, counted by hand in tests/runs/test_training_cli.py: 22,688 parameters, none trained
     assert (record["n_parameters"], record["trainable_parameters"], record["embed_dim"]) == (22_688, 0, 32)
 
     expected = independent_cosine_spearman(tiny_llama_dir, small_sts_file)

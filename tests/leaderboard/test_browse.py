@@ -146,7 +146,7 @@ def test_a_real_browser_draws_the_filtered_dashboard_from_this_machine_only(db, 
     import time
     import urllib.request
 
-    from tests.test_distributed import _free_port
+    from tests.training.test_distributed import _free_port
 
     port = _free_port()
     server = subprocess.Popen(

@@ -16,7 +16,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.training.sharding import FSDPOptions, choose_engine
-from tests.test_distributed import _free_port, torchrun
+from tests.training.test_distributed import _free_port, torchrun
 from tests.training_fixtures import sharded_run
 
 SCRIPT = Path(__file__).with_name("dist_sharded.py")
@@ -174,7 +174,7 @@ def _assert_same_training(got: dict, expected: dict) -> None:
 
 
 def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None, env: dict | None = None, check: bool = True, resume: bool = False):
-    """Run tests/dist_sharded.py under torchrun; ``extra``: a DeepSpeed config, or "checkpointing"."""
+    """Run tests/training/dist_sharded.py under torchrun; ``extra``: a DeepSpeed config, or "checkpointing"."""
     folder = tmp_path / "sharded"
     folder.mkdir(exist_ok=True)
     args = [str(SCRIPT), str(folder), engine, method, *(["--resume"] if resume else [])]

@@ -12,7 +12,7 @@ from harness.cli import app
 from harness.errors import HarnessError
 from harness.data.offline_data import word_pairs
 
-from .conftest import independent_cosine_spearman, write_sts_tsv
+from tests.conftest import independent_cosine_spearman, write_sts_tsv
 
 pytestmark = pytest.mark.slow
 

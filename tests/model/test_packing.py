@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.telemetry import flops
 from harness.model.packing import forward_rows, pool_rows, row_sums
 from methods.autoregembed import CDAStage, ICExample, ICStage
-from tests.test_autoregembed import TRIPLES, _method
+from tests.methods.test_autoregembed import TRIPLES, _method
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for
 
 # the tiny Llama: d 32, 4 heads x 8 (q 32), 2 key/value heads (kv 16), MLP 64, vocab 64, 2 layers

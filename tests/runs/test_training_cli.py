@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.test_distributed import _free_port, torchrun
+from tests.training.test_distributed import _free_port, torchrun
 from tests.training_fixtures import TRIPLETS, write_ic_triplets
 
 TEMPLATE = "method_args.template='this sentence : {text}'"
