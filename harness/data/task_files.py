@@ -84,7 +84,7 @@ def read_task_file(path: Path) -> LocalData:
         return beir.read_beir_folder(path)
     table = read_rows(path, SUFFIXES, KIND)
     columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
-    if {"sentence1", "sentence2", "score"} <= columns:
+    if "score" in columns and "label" not in columns:  # STS, or near enough that its reader names what is missing
         return sts_pairs(path, table)
     for reader in (labelled_files.labelled_pairs, labelled_files.rerankings):
         task = reader(path, table, columns)
