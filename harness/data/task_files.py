@@ -1,5 +1,6 @@
 """Reading user task files: ``.tsv``, ``.csv`` or ``.jsonl``, whose columns say the task's kind
-(STS pairs with scores, labelled pairs, reranking candidates), or a BEIR folder (retrieval).
+(STS pairs with scores, labelled pairs, reranking candidates, labelled texts), or a folder: BEIR
+(retrieval) or train and test files (classification).
 
 Errors name the file, the line and the column. Extra columns (and extra trailing fields on a
 row, as in STS-B's own files) are ignored; a row too short to hold a needed column is an error.
@@ -76,17 +77,20 @@ def sts_pairs(path: Path, table: Table) -> StsPairs:
 
 
 def read_task_file(path: Path) -> LocalData:
-    """One task from the user's file (its columns say the kind) or BEIR folder (retrieval)."""
-    from harness.data import beir, labelled_files
+    """One task from the user's file (its columns say the kind) or folder: BEIR (retrieval), or
+    train and test files (classification)."""
+    from harness.data import beir, labelled_files, labelled_texts
 
     info = status(path, KIND)  # a path the OS refuses is one message here, never an OSError
     if info is not None and stat.S_ISDIR(info.st_mode):
+        if labelled_texts.has_split_files(path) and status(path / "corpus.jsonl", KIND) is None:
+            return labelled_texts.read_classification_folder(path)
         return beir.read_beir_folder(path)
     table = read_rows(path, SUFFIXES, KIND)
     columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
     if "score" in columns and "label" not in columns:  # STS, or near enough that its reader names what is missing
         return sts_pairs(path, table)
-    for reader in (labelled_files.labelled_pairs, labelled_files.rerankings):
+    for reader in (labelled_files.labelled_pairs, labelled_files.rerankings, labelled_texts.labelled_texts):
         task = reader(path, table, columns)
         if task is not None:
             return task
@@ -96,6 +100,7 @@ def read_task_file(path: Path) -> LocalData:
 KINDS = (
     "STS needs sentence1, sentence2, score; pair classification sentence1, sentence2, label (or MSRP's "
     "Quality, #1 String, #2 String); reranking query, document, label (or TREC QA's qtext, atext, label), "
-    "or query, positive, negative as JSON lists; retrieval is a BEIR folder (docs/tasks.md)."
+    "or query, positive, negative as JSON lists; clustering text, label; classification text, label, split "
+    "(train/test), or a folder of train and test files; retrieval is a BEIR folder (docs/tasks.md)."
 )
 

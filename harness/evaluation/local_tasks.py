@@ -1,8 +1,9 @@
 """mteb tasks made from local data: the offline STS sets and the user's task files and folders.
 
 Each becomes a task of mteb's own type (``AbsTaskSTS``, ``AbsTaskPairClassification``,
-``AbsTaskRetrieval`` for retrieval and reranking), so mteb's evaluators, metrics and main scores
-apply unchanged. The dataset revision is the data's sha256 prefix: another file under the same
+``AbsTaskRetrieval`` for retrieval and reranking, ``AbsTaskClassification``, ``AbsTaskClustering``),
+so mteb's evaluators, metrics and main scores apply unchanged. The dataset revision is the data's
+sha256 prefix: another file under the same
 name is another version of the task.
 """
 
@@ -16,12 +17,16 @@ if TYPE_CHECKING:
 
     from harness.data.beir import RetrievalData
     from harness.data.labelled_files import LabelledPairs, Rerankings
+    from harness.data.labelled_texts import ClassifiedTexts, LabelledTexts
     from harness.data.local_data import LocalData
     from harness.data.task_files import StsPairs
 
 REVISION_DIGITS = 12  # a local task's version: this many hex digits of its sha256
 #: mteb's main score of each type, as its own tasks of that type use
-MAIN_SCORES = {"STS": "cosine_spearman", "PairClassification": "max_ap", "Reranking": "map_at_1000", "Retrieval": "ndcg_at_10"}
+MAIN_SCORES = {
+    "STS": "cosine_spearman", "PairClassification": "max_ap", "Reranking": "map_at_1000", "Retrieval": "ndcg_at_10",
+    "Classification": "accuracy", "Clustering": "v_measure",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,45 @@ def _pair_task(about: About, data: LabelledPairs) -> AbsTask:
     return type(f"HarnessPairs_{about.name}", (AbsTaskPairClassification,), {"metadata": _metadata(about), "load_data": load_data})()
 
 
+def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
+    """mteb's classification protocol unchanged: 10 experiments, each fitting a logistic regression
+    on 8 training texts a label (mteb's default sample), scored on the whole test part."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.classification import AbsTaskClassification
+
+    number = {label: index for index, label in enumerate(data.classes)}
+
+    def load_data(self: AbsTaskClassification, num_proc: int | None = None, **kwargs: Any) -> None:
+        self.dataset = DatasetDict({
+            split: Dataset.from_dict({"text": texts, "label": [number[y] for y in labels]})
+            for split, texts, labels in (("train", data.train_texts, data.train_labels), ("test", data.test_texts, data.test_labels))
+        })
+        self.data_loaded = True
+
+    attributes = {"metadata": _metadata(about), "load_data": load_data}
+    return type(f"HarnessClassification_{about.name}", (AbsTaskClassification,), attributes)()
+
+
+def _clustering_task(about: About, data: LabelledTexts) -> AbsTask:
+    """mteb's clustering protocol over every text: 10 k-means fits (k = the labels), each on a
+    bootstrap sample as large as the set, scored by V-measure against the labels."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.clustering import AbsTaskClustering
+
+    number = {label: index for index, label in enumerate(sorted(set(data.labels)))}
+
+    def load_data(self: AbsTaskClustering, num_proc: int | None = None, **kwargs: Any) -> None:
+        rows = {"sentences": data.texts, "labels": [number[y] for y in data.labels]}
+        self.dataset = DatasetDict({"test": Dataset.from_dict(rows)})
+        self.data_loaded = True
+
+    attributes = {
+        "metadata": _metadata(about), "load_data": load_data, "max_fraction_of_documents_to_embed": None,
+        "max_documents_per_cluster": data.size,
+    }
+    return type(f"HarnessClustering_{about.name}", (AbsTaskClustering,), attributes)()
+
+
 def _split(corpus: dict[str, tuple[str, str]], queries: dict[str, str], qrels: dict[str, dict[str, int]],
            top_ranked: dict[str, list[str]] | None) -> dict[str, Any]:
     from datasets import Dataset
@@ -115,7 +159,11 @@ def reranking_split(data: Rerankings) -> dict[str, Any]:
 def file_task(data: LocalData) -> AbsTask:
     """The mteb task that evaluates a user's task file or folder."""
     described = f"User STS file {data.path} ({data.size} pairs)." if data.kind == "STS" else f"User {data.kind} data {data.path} ({data.size} items)."
-    about = About(data.name, data.kind, described, data.digest[:REVISION_DIGITS])
+    return local_task(About(data.name, data.kind, described, data.digest[:REVISION_DIGITS]), data)
+
+
+def local_task(about: About, data: LocalData) -> AbsTask:
+    """The mteb task of ``data``'s kind over it, described by ``about``."""
     if data.kind == "STS":
         pairs: StsPairs = data  # type: ignore[assignment]
         return sts_task(about, (pairs.sentence1, pairs.sentence2, pairs.scores), (min(pairs.scores), max(pairs.scores)))
@@ -123,5 +171,9 @@ def file_task(data: LocalData) -> AbsTask:
         return _pair_task(about, data)  # type: ignore[arg-type]
     if data.kind == "Reranking":
         return _retrieval_task(about, reranking_split(data))  # type: ignore[arg-type]
+    if data.kind == "Classification":
+        return _classification_task(about, data)  # type: ignore[arg-type]
+    if data.kind == "Clustering":
+        return _clustering_task(about, data)  # type: ignore[arg-type]
     retrieval: RetrievalData = data  # type: ignore[assignment]
     return _retrieval_task(about, _split(retrieval.corpus, retrieval.queries, retrieval.qrels, None))

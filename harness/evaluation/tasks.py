@@ -21,7 +21,7 @@ from harness.registry import IMPORTED_PLUGINS
 from harness.evaluation.catalog import catalog
 from harness.data.local_data import LocalData
 from harness.data.task_files import SUFFIXES, read_task_file
-from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, sts_task
+from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, local_task, sts_task
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OfflineTask:
+    """A task read from gensim's test data: STS pairs with their score range, or labelled data."""
+
     description: str
     reference: str
-    loader: Callable[[], tuple[list[str], list[str], list[float]]]
-    min_score: float
-    max_score: float
+    loader: Callable[[], Any]  # STS: (sentence1, sentence2, scores); else a LocalData
+    min_score: float | None = None
+    max_score: float | None = None
 
 
 OFFLINE_TASKS: dict[str, OfflineTask] = {
@@ -59,6 +61,18 @@ OFFLINE_TASKS: dict[str, OfflineTask] = {
         lambda: offline_data.word_pairs("simlex999.txt"),
         0.0,
         10.0,
+    ),
+    "PangLeePolarityClassification": OfflineTask(
+        "Pang & Lee (2005) sentence polarity: 200 movie-review sentences, negative or positive, "
+        "100 training and 100 test (50 of each label in each; from gensim's test data).",
+        "https://www.cs.cornell.edu/people/pabo/movie-review-data/",
+        offline_data.polarity_texts,
+    ),
+    "MiniNewsgroupsClustering": OfflineTask(
+        "20 Newsgroups, gensim's sample: 200 posts of alt.atheism and sci.space (100 each), headers "
+        "removed; clustered into the two groups.",
+        "http://qwone.com/~jason/20Newsgroups/",
+        offline_data.newsgroup_texts,
     ),
 }
 
@@ -96,7 +110,8 @@ _STS10_EXTRA = [_mteb("BIOSSES"), _mteb("STS17", "en-en"), _mteb("STS22", "en")]
 _RETRIEVAL = [_mteb(n) for n in ("ArguAna", "CQADupstackRetrieval", "FiQA2018", "NFCorpus", "SCIDOCS", "SciFact")]
 PRESETS: dict[str, tuple[str, list[TaskSpec]]] = {
     "offline": (
-        "the default here: Lee documents, WordSim-353, SimLex-999 (no hub needed)",
+        "the default here: Lee documents, WordSim-353, SimLex-999 (STS), Pang & Lee polarity "
+        "(classification), two newsgroups (clustering); no hub needed",
         [TaskSpec(name, "offline") for name in OFFLINE_TASKS],
     ),
     "sts7": ("the paper's Avg(7): SICK-R, STS12-16, STS-B (test splits; needs the hub)", _STS7),
@@ -122,6 +137,9 @@ LOCAL_KINDS = {
     "atext, label; or JSONL query, positive, negative lists); an mteb Reranking task (MAP).",
     "retrieval": "a BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv; an mteb Retrieval task "
     "(nDCG@10). Its name is the folder's. docs/tasks.md has every format.",
+    "clustering": "a file with text and label (a class name or number); an mteb Clustering task (V-measure).",
+    "classification": "a file with text, label and split (train or test), or a folder of train and test "
+    "files with text and label; an mteb Classification task (accuracy of a logistic regression).",
 }
 
 
@@ -205,6 +223,9 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
     """The mteb task object that evaluates ``spec``."""
     if spec.kind == "offline":
         task = OFFLINE_TASKS[spec.name]
+        if task.min_score is None or task.max_score is None:
+            data = task.loader()
+            return local_task(About(spec.name, data.kind, task.description, data.digest[:REVISION_DIGITS], task.reference), data)
         about = About(spec.name, "STS", task.description, "gensim-4.4", task.reference)
         return sts_task(about, task.loader(), (task.min_score, task.max_score))
     if spec.kind == "file":

@@ -185,4 +185,4 @@ def test_listing_commands():
     assert backbones["llama2-7b"]["source"] == "meta-llama/Llama-2-7b-hf"
     assert backbones["llama2-7b"]["available"] is False  # HF_HUB_OFFLINE=1 and not cached
     presets = {p["name"]: p for p in json.loads(invoke("tasks", "--json").stdout) if p["kind"] == "preset"}
-    assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999"]
+    assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "PangLeePolarityClassification", "MiniNewsgroupsClustering"]

@@ -55,7 +55,7 @@ def test_a_beir_folder(tmp_path):
         ("d.csv", "query,document,label\nq,a,1\nq,b,yes\n", ["line 3", "column label", "'yes'"]),
         ("e.csv", "query,document,label\nq,a,0\nr,b,0\n", ["no query has both a relevant and an irrelevant candidate"]),
         ("f.jsonl", '{"query": "q", "positive": "a", "negative": ["b"]}\n', ["line 1", "column positive", "list of non-empty texts"]),
-        ("g.tsv", "text\tlabel\na\t1\n", ["line 1", "make no task", "sentence1, sentence2, label"]),
+        ("g.tsv", "words\tlabel\na\t1\n", ["line 1", "make no task", "sentence1, sentence2, label", "clustering text, label"]),
         ("h.csv", 'query,document,label\nq,"a,1\n', ["line 2", "too few fields"]),
     ],
 )

@@ -81,7 +81,7 @@ def test_missing_file(tmp_path):
 
 def test_presets_and_files_mix_and_deduplicate(small_sts_file):
     specs = resolve_tasks(["offline", str(small_sts_file), "offline"])
-    assert [s.name for s in specs] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "tiny-sts"]
+    assert [s.name for s in specs] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "PangLeePolarityClassification", "MiniNewsgroupsClustering", "tiny-sts"]
     assert specs[-1].record()["pairs"] == 12
     assert task_names(["sts7"])[0] == "SICK-R" and len(task_names(["sts10"])) == 10
 
@@ -107,6 +107,35 @@ def test_offline_tasks_have_the_published_sizes():
     assert len(lee[0]) == 1225 and min(lee[2]) >= 0 and max(lee[2]) <= 1
     assert len(offline_data.word_pairs("wordsim353.tsv")[0]) == 353
     assert len(offline_data.word_pairs("simlex999.txt")[0]) == 999
+    polarity = offline_data.polarity_texts()
+    assert (len(polarity.train_texts), len(polarity.test_texts)) == (100, 100)
+    assert sorted(polarity.train_labels) == sorted(polarity.test_labels) == ["neg"] * 50 + ["pos"] * 50
+    assert not set(polarity.train_texts) & set(polarity.test_texts)
+    assert any("\u2014" in text for text in polarity.train_texts + polarity.test_texts)  # its dashes are cp1252
+    news = offline_data.newsgroup_texts()
+    assert news.size == 200 and sorted(set(news.labels)) == ["alt.atheism", "sci.space"] and news.labels.count("sci.space") == 100
+    assert not any(text.startswith(("Newsgroups:", "Path:", "Xref:", "From:")) or "\nNewsgroups:" in text for text in news.texts)
+
+
+def test_the_newsgroups_pickle_builds_nothing_but_data(tmp_path, monkeypatch):
+    """A pickle naming any other callable (here os.system) is refused, never run."""
+    import pickle
+    import zlib
+
+    from harness.data import offline_data
+
+    class Hostile:
+        def __reduce__(self):
+            return (__import__("os").system, ("touch " + str(tmp_path / "ran"),))
+
+    (tmp_path / "mini_newsgroup").write_bytes(zlib.compress(pickle.dumps(Hostile(), protocol=0)))
+    monkeypatch.setattr(offline_data, "test_data_dir", lambda: tmp_path)
+    with pytest.raises(HarnessError, match="posix.system is not allowed|os.system is not allowed"):
+        offline_data.newsgroup_texts()
+    assert not (tmp_path / "ran").exists()
+    (tmp_path / "mini_newsgroup").write_bytes(b"not zlib")
+    with pytest.raises(HarnessError, match="not gensim's mini_newsgroup file"):
+        offline_data.newsgroup_texts()
 
 
 def test_stsb_train_with_its_ragged_rows_parses_whole(tmp_path, shared_data):

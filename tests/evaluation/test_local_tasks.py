@@ -1,12 +1,15 @@
 """Task files beyond STS run through the CLI on the tiny model, and their recorded scores equal
 metrics written here in numpy over the same model's vectors (not mteb's code): best-threshold
-accuracy and AP for pair classification, MAP and MRR for reranking, nDCG@10 for retrieval."""
+accuracy and AP for pair classification, MAP and MRR for reranking, nDCG@10 for retrieval,
+accuracy for classification and V-measure for clustering (mteb's protocol of sampling and
+fitting replayed here with scikit-learn's classifier and k-means)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import random
 import sqlite3
 
 import numpy as np
@@ -133,6 +136,69 @@ def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir):
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(qrels[q]))))
         ndcgs.append(dcg / ideal)
     assert got["main"] == got["ndcg_at_10"] == pytest.approx(float(np.mean(ndcgs)), abs=1e-4)
+
+
+def _labelled_rows(rng, n: int) -> list[tuple[str, str]]:
+    """Texts drawn from one of three word groups each, labelled by the group (so learnable)."""
+    groups = [WORDS[i * 10:(i + 1) * 10] for i in range(3)]
+    labels = rng.integers(0, 3, size=n)
+    return [(" ".join(rng.choice(groups[y], size=5)), f"group {y}") for y in labels]
+
+
+def test_classification_file_scores_accuracy(tmp_path, tiny_llama_dir):
+    from sklearn.linear_model import LogisticRegression
+
+    rows = _labelled_rows(np.random.default_rng(3), 60)
+    task = tmp_path / "groups.tsv"
+    task.write_text("text\tlabel\tsplit\n" + "".join(f"{t}\t{y}\t{'train' if i < 40 else 'test'}\n" for i, (t, y) in enumerate(rows)))
+    got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
+    encoder = _encoder(tiny_llama_dir)
+    train, test = rows[:40], rows[40:]
+    x_train, x_test = encoder.encode([t for t, _ in train]), encoder.encode([t for t, _ in test])
+    y_train, y_test = np.array([y for _, y in train]), np.array([y for _, y in test])
+    order, accuracies = list(range(len(train))), []
+    for _ in range(10):  # mteb's experiments: reshuffle, take the first 8 texts of each label, fit, score
+        np.random.RandomState(42).shuffle(order)
+        chosen, taken = [], dict.fromkeys(set(y_train), 0)
+        for i in order:
+            if taken[y_train[i]] < 8:
+                chosen.append(i)
+                taken[y_train[i]] += 1
+        classifier = LogisticRegression(max_iter=100, random_state=42).fit(x_train[chosen], y_train[chosen])
+        accuracies.append(float((classifier.predict(x_test) == y_test).mean()))
+    assert got["main"] == got["accuracy"] == pytest.approx(float(np.mean(accuracies)), abs=1e-6)
+
+
+def _v_measure(labels, clusters) -> float:
+    """Harmonic mean of homogeneity (I(Y;K)/H(Y)) and completeness (I(Y;K)/H(K))."""
+    _, y = np.unique(labels, return_inverse=True)
+    _, k = np.unique(clusters, return_inverse=True)
+    joint = np.zeros((y.max() + 1, k.max() + 1))
+    np.add.at(joint, (y, k), 1)
+    joint /= joint.sum()
+    py, pk = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(py, pk)[nz])).sum())
+    h_y, h_k = (float(-(p[p > 0] * np.log(p[p > 0])).sum()) for p in (py, pk))
+    homogeneity, completeness = (mutual / h if h else 1.0 for h in (h_y, h_k))
+    return 2 * homogeneity * completeness / (homogeneity + completeness) if homogeneity + completeness else 0.0
+
+
+def test_clustering_file_scores_v_measure(tmp_path, tiny_llama_dir):
+    from sklearn.cluster import MiniBatchKMeans
+
+    rows = _labelled_rows(np.random.default_rng(4), 45)
+    task = tmp_path / "topics.csv"
+    task.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
+    vectors = _encoder(tiny_llama_dir).encode([t for t, _ in rows])
+    labels = np.array([y for _, y in rows])
+    draw, scores = random.Random(42), []
+    for _ in range(10):  # mteb's bootstrap: as many texts as the set, drawn with replacement
+        sample = draw.choices(range(len(rows)), k=len(rows))
+        kmeans = MiniBatchKMeans(n_clusters=3, batch_size=512, init="k-means++", n_init=1, random_state=42)
+        scores.append(_v_measure(labels[sample], kmeans.fit_predict(vectors[sample])))
+    assert got["main"] == got["v_measure"] == pytest.approx(float(np.mean(scores)), abs=1e-6)
 
 
 def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):
