@@ -1,9 +1,10 @@
 """The encoder contract and the shared machinery for token-level encoders.
 
 An :class:`Encoder` maps texts to a float32 array, one row per text. :class:`TokenEncoder` holds
-what every LLM encoder needs: prompt templates whose text part alone is truncated (one for queries
-and symmetric tasks, one for the documents of retrieval and reranking tasks: mteb says which side
-it encodes through ``prompt_type``), length-sorted batches (little padding),
+what every LLM encoder needs: prompt templates whose text part alone is truncated (one for
+symmetric tasks, one for the queries and one for the documents of retrieval and reranking tasks;
+the last two default to the first: mteb says which side it encodes through ``prompt_type``),
+length-sorted batches (little padding),
 ``torch.inference_mode`` and counters for telemetry. Subclasses only say how a padded batch becomes
 vectors (:meth:`TokenEncoder.embed_batch`).
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 TEXT_SLOT = "{text}"
 DOCUMENT = "document"  # mteb's PromptType.document: the corpus side of retrieval and reranking
+QUERY = "query"  # mteb's PromptType.query; None: a symmetric task (STS, classification, clustering...)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class TokenEncoder(ABC):
         settings: EncodeSettings,
         template: str = TEXT_SLOT,
         document_template: str | None = None,
+        query_template: str | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.embed_dim = embed_dim
@@ -143,11 +146,16 @@ class TokenEncoder(ABC):
         self.batch_size = settings.batch_size
         self.max_length = settings.max_length
         self.tokenize = PromptTokenizer(tokenizer, template, settings.max_length)
-        same = document_template is None or document_template == template
-        self.tokenize_document = self.tokenize if same else PromptTokenizer(tokenizer, document_template, settings.max_length)
+        self.tokenize_document = self._side(document_template)
+        self.tokenize_query = self._side(query_template)
         self.progress: ProgressHook | None = None  # called with the number of texts done
         self.texts_encoded = 0
         self.tokens_encoded = 0
+
+    def _side(self, template: str | None) -> PromptTokenizer:
+        if template is None or template == self.tokenize.template:
+            return self.tokenize
+        return PromptTokenizer(self.tokenizer, template, self.max_length)
 
     # -- encoding --------------------------------------------------------------------------
     @abstractmethod
@@ -160,7 +168,8 @@ class TokenEncoder(ABC):
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
         if not texts:
             return out
-        rows = (self.tokenize_document if prompt_type == DOCUMENT else self.tokenize)(texts)
+        side = {DOCUMENT: self.tokenize_document, QUERY: self.tokenize_query}.get(prompt_type or "", self.tokenize)
+        rows = side(texts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
@@ -188,6 +197,7 @@ class PooledEncoder(TokenEncoder):
         settings: EncodeSettings,
         template: str = TEXT_SLOT,
         document_template: str | None = None,
+        query_template: str | None = None,
     ) -> None:
         super().__init__(
             tokenizer,
@@ -196,6 +206,7 @@ class PooledEncoder(TokenEncoder):
             settings=settings,
             template=template,
             document_template=document_template,
+            query_template=query_template,
         )
         if pooling not in ("mean", "last"):
             raise HarnessError(f"pooling {pooling!r} must be 'mean' or 'last'.")

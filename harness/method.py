@@ -141,5 +141,5 @@ class Method:
 
         return PooledEncoder(
             model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"],
-            document_template=spec.get("document_template"),
+            document_template=spec.get("document_template"), query_template=spec.get("query_template"),
         )

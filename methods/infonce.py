@@ -31,7 +31,11 @@ class InfoNCEConfig(TrainConfig):
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
     template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)", check=text_slot_once, rule="{text} once")
     document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training and queries read)",
+        "", "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
+    query_template: str = option(
+        "", "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
         check=text_slot_once_or_empty, rule="'' or {text} once",
     )
 
@@ -102,4 +106,5 @@ class InfoNCE(Method):
         return PooledEncoder(
             backbone.model, backbone.tokenizer, pooling=self.config.pooling, settings=settings,
             template=self.config.template, document_template=self.config.document_template or None,
+            query_template=self.config.query_template or None,
         )

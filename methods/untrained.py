@@ -21,7 +21,11 @@ class PoolingConfig(MethodConfig):
     preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
     template: str = option("{text}", "prompt around each text", check=text_slot_once, rule="{text} once")
     document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which queries and symmetric tasks read)",
+        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
+    query_template: str = option(
+        "", "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
         check=text_slot_once_or_empty, rule="'' or {text} once",
     )
 
@@ -34,7 +38,11 @@ POOLING_PRESETS: dict[str, dict[str, str]] = {"plain": {}, "autoregembed": {"tem
 class PromptEOLConfig(MethodConfig):
     template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)", check=text_slot_once, rule="{text} once")
     document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which queries and symmetric tasks read)",
+        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
+        check=text_slot_once_or_empty, rule="'' or {text} once",
+    )
+    query_template: str = option(
+        "", "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
         check=text_slot_once_or_empty, rule="'' or {text} once",
     )
 
@@ -52,6 +60,7 @@ class _Untrained(Method):
             settings=settings,
             template=self.config.template,
             document_template=self.config.document_template or None,
+            query_template=self.config.query_template or None,
         )
 
 

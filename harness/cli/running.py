@@ -37,6 +37,10 @@ LimitOption = Annotated[
     Optional[int],
     typer.Option("--limit", min=1, max=ROW_LIMIT, help="Evaluate on the first N items of each task: a quick check, recorded as such and never ranked with full runs."),
 ]
+InstructionsOption = Annotated[
+    Optional[bool],
+    typer.Option("--instructions", help="e5 style: put each task's mteb instruction before its queries and symmetric texts (documents stay bare)."),
+]
 ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
 OutputDirOption = Annotated[
     Path,
@@ -56,7 +60,7 @@ ReportToOption = Annotated[
 def run(
     method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, train_data: TrainDataOption = None,
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
-    batch_size: BatchSizeOption = None, limit: LimitOption = None, resume: ResumeOption = None,
+    batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, resume: ResumeOption = None,
     output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
@@ -80,7 +84,7 @@ def run(
         if is_main and resume is None:
             announce(db, writes=True)
         options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "seed": seed, "train_data": train_data,
-                   "device": device, "batch_size": batch_size, "limit": limit}
+                   "device": device, "batch_size": batch_size, "limit": limit, "instructions": instructions}
         if resume is not None:
             if any(v not in (None, []) for v in [*options.values(), config, set_]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")

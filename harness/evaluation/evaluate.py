@@ -44,6 +44,7 @@ class Evaluation:
     batch_size: int
     max_length: int
     limit: int | None = None  # --limit: the first N items of each evaluated split
+    instructions: bool = False  # --instructions: e5-style task instructions on queries and symmetric texts
 
 
 @dataclass
@@ -105,9 +106,9 @@ def evaluate(
     sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
     meta = model_meta(
         name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
-        embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source,
+        embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source, use_instructions=how.instructions,
     )
-    adapter = MtebEncoder(encoder, meta)
+    adapter = MtebEncoder(encoder, meta, instructions=how.instructions)
     for loaded in tasks:
         name, task = loaded.spec.name, loaded.task
         before_texts, before_tokens = encoder.texts_encoded, encoder.tokens_encoded

@@ -2,6 +2,10 @@
 
 mteb's STS evaluator encodes every row of both columns, duplicates included (Lee: 2,450 encodings of
 50 documents), so the adapter memoises vectors by (prompt type, text) for the life of a run.
+
+With ``instructions`` (``harness run --instructions``), queries and the texts of symmetric tasks
+are first put in the e5 format with the task's instruction, as mteb's instruction models do;
+documents stay bare. The memo's text is then the instructed text.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ def model_name(method: str, backbone: str) -> str:
 def model_meta(
     *, name: str, revision: str, n_parameters: int | None, embed_dim: int | None, max_tokens: int | None,
     source: str, license: str | None = None, languages: list[str] | None = None,
-    training_datasets: set[str] | None = None, experiment_kwargs: dict[str, Any] | None = None,
+    training_datasets: set[str] | None = None, experiment_kwargs: dict[str, Any] | None = None, use_instructions: bool = False,
 ) -> ModelMeta:
     """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
     from mteb.models.model_meta import ModelMeta
@@ -33,8 +37,22 @@ def model_meta(
     return ModelMeta(
         **unknown, name=name, revision=revision, languages=languages, n_parameters=n_parameters, max_tokens=max_tokens,
         embed_dim=embed_dim, license=license, open_weights=True, framework=["PyTorch"], similarity_fn_name="cosine",
-        use_instructions=False, training_datasets=training_datasets, adapted_from=source, experiment_kwargs=experiment_kwargs,
+        use_instructions=use_instructions, training_datasets=training_datasets, adapted_from=source, experiment_kwargs=experiment_kwargs,
     )
+
+
+E5_FORMAT = "Instruct: {instruction}\nQuery: {text}"
+
+
+def task_instruction(task_metadata: Any, side: str | None) -> str:
+    """The instruction mteb gives instruction models for a task: its metadata's ``prompt`` (the
+    side's, where it has one per side), else the default of its task type ('' where none)."""
+    from mteb.abstasks.abstask import get_abstask_prompt
+
+    prompt = task_metadata.prompt
+    if isinstance(prompt, dict):
+        prompt = prompt.get(side or "query")
+    return prompt or get_abstask_prompt(task_metadata.name)
 
 
 def _unit(vectors: Any) -> np.ndarray:
@@ -45,9 +63,10 @@ def _unit(vectors: Any) -> np.ndarray:
 class MtebEncoder:
     """mteb ``EncoderProtocol`` over a harness encoder, with a per-run memo by text."""
 
-    def __init__(self, encoder: Encoder, meta: ModelMeta) -> None:
+    def __init__(self, encoder: Encoder, meta: ModelMeta, *, instructions: bool = False) -> None:
         self.encoder = encoder
         self._meta = meta
+        self.instructions = instructions
         self._memo: dict[tuple[str | None, str], np.ndarray] = {}
         self.requested = 0  # texts mteb asked for
         self.computed = 0  # texts actually run through the model
@@ -68,6 +87,10 @@ class MtebEncoder:
     ) -> np.ndarray:
         kind = None if prompt_type is None else str(getattr(prompt_type, "value", prompt_type))
         texts = [text for batch in inputs for text in batch["text"]]
+        if self.instructions and kind != "document" and task_metadata is not None:
+            instruction = task_instruction(task_metadata, kind)
+            if instruction:
+                texts = [E5_FORMAT.format(instruction=instruction, text=text) for text in texts]
         todo = list(dict.fromkeys(t for t in texts if (kind, t) not in self._memo))
         if todo:
             vectors = self.encoder.encode(todo, prompt_type=kind)

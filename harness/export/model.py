@@ -3,15 +3,19 @@ encodes with them without the training code or the leaderboard.
 
 DIR is a transformers model folder (``AutoModelForCausalLM.from_pretrained(DIR)``): the model that
 encodes with its LoRA adapters merged (``merge_and_unload``) and its tokenizer, whose chat template
-is the encoder's prompt template. Beside it:
+is the encoder's prompt templates: the one of symmetric tasks, and where they differ from it, the
+query and document templates, chosen by the template's ``task`` variable. Beside it:
 - pooling methods: a sentence-transformers folder over the same weights (``modules.json``,
   ``1_Pooling/``...): ``SentenceTransformer(DIR).encode(texts)`` applies the template (through the
-  chat template) and the pooling;
+  chat template) and the pooling, and ``encode_query`` / ``encode_document`` render with
+  ``task`` = ``query`` / ``document``, so each side reads its own template. Its ``prompts`` (query,
+  document) are empty: a sentence-transformers prompt is a prefix, and the chat template already
+  wraps each side;
 - ``adapter/`` (LoRA runs): the peft adapter (``PeftModel.from_pretrained(base, DIR/adapter)``);
 - whatever the method's encoder needs beside the weights (its ``Method.export_encoder`` hook
   writes it: AutoRegEmbed's ``slots.safetensors``, the k learned compression slots);
 - ``harness-encoder.json``: how texts become vectors: the method, the templates (``template`` for
-  queries and symmetric tasks, ``document_template`` for retrieval documents), the encoder's own
+  symmetric tasks, ``query_template`` and ``document_template`` for retrieval), the encoder's own
   settings (the pooling, ``mean`` / ``last``, or the slots), max_length, and where the run came from.
 
 :func:`load_encoder` rebuilds the harness encoder from these files alone, through the method the
@@ -58,7 +62,8 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
     written += sorted(set(os.listdir(folder)) - before)
     model.save_pretrained(folder)
     tokenizer = backbone.tokenizer
-    tokenizer.chat_template = chat_template(tokenizer, template)
+    sides = {"query": encoder.tokenize_query.template, "document": encoder.tokenize_document.template}
+    tokenizer.chat_template = chat_template(tokenizer, template, sides)
     tokenizer.padding_side = "right"  # positions 0..n-1 for every row, as the harness encodes
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(folder)
@@ -67,7 +72,8 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
         _write_sentence_transformers(folder, encoding["pooling"])
         written.append("sentence-transformers modules")
     spec = {
-        **encoding, "template": template, "document_template": encoder.tokenize_document.template, "max_length": max_length,
+        **encoding, "template": template, "document_template": encoder.tokenize_document.template,
+        "query_template": encoder.tokenize_query.template, "max_length": max_length,
         "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
         "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(config, "finetune", None),
     }
@@ -76,19 +82,28 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
     return written
 
 
-def chat_template(tokenizer: Any, template: str) -> str:
+def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = None) -> str:
     """A Jinja chat template that renders one message as the harness renders a text: the
     tokenizer's own special tokens (``add_special_tokens=True``) around the filled template, since
-    chat templates are tokenised without them."""
+    chat templates are tokenised without them. ``sides`` (``task`` value -> template) branch on the
+    ``task`` variable sentence-transformers sets in ``encode_query`` / ``encode_document``; without
+    it, ``template``."""
     probe = "x"
     with_special = tokenizer(probe)["input_ids"]
     bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
     start = next(i for i in range(len(with_special)) if with_special[i : i + len(bare)] == bare)
     before = "".join(tokenizer.convert_ids_to_tokens(with_special[:start]))
     after = "".join(tokenizer.convert_ids_to_tokens(with_special[start + len(bare) :]))
-    head, tail = template.split(TEXT_SLOT)
-    # json.dumps gives a string literal Jinja reads back exactly (\n, \", \uXXXX escapes)
-    return f"{{{{ {json.dumps(before + head)} }}}}{{{{ messages[0]['content'] }}}}{{{{ {json.dumps(tail + after)} }}}}"
+    def render(side_template: str) -> str:
+        head, tail = side_template.split(TEXT_SLOT)
+        # json.dumps gives a string literal Jinja reads back exactly (\n, \", \uXXXX escapes)
+        return f"{{{{ {json.dumps(before + head)} }}}}{{{{ messages[0]['content'] }}}}{{{{ {json.dumps(tail + after)} }}}}"
+
+    branches = [(task, side) for task, side in (sides or {}).items() if side != template]
+    if not branches:
+        return render(template)
+    tests = "".join(f"{{% {'el' * (i > 0)}if task == {json.dumps(task)} %}}{render(side)}" for i, (task, side) in enumerate(branches))
+    return f"{tests}{{% else %}}{render(template)}{{% endif %}}"
 
 
 def _write_sentence_transformers(folder: Path, pooling: str) -> None:

@@ -68,6 +68,7 @@ def run_model_meta(record: dict[str, Any]) -> ModelMeta:
         languages=facts.get("languages"),
         training_datasets=training_datasets(record),
         experiment_kwargs=experiment_options(record),
+        use_instructions=bool(record["config"].get("instructions")),
     )
 
 

@@ -48,8 +48,9 @@ class RunPlan:
         values["method_args"] = dataclasses.asdict(self.method.config)
         values["backbone_resolved"] = {"source": self.backbone.source, "kind": self.backbone.kind}
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
-        if values["limit"] is None:
-            del values["limit"]  # a full run's config (and hash) is what it was before --limit existed
+        for key in ("limit", "instructions"):
+            if not values[key]:
+                del values[key]  # a run without them has the config (and hash) it had before they existed
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
         return values
@@ -60,6 +61,7 @@ class RunPlan:
         return Evaluation(
             method=config.method, backbone=self.backbone.name, source=self.backbone.source,
             revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
+            instructions=config.instructions,
         )
 
     @property

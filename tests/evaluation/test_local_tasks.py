@@ -240,3 +240,42 @@ def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):
     assert ("document", tokenize("read book : a dog ran")["input_ids"]) in seen
     assert ("query", as_document) not in seen and ("document", as_query) not in seen
     assert adapter.computed == 3  # the same text on both sides is two entries of the memo
+
+
+def test_instructions_go_before_queries_and_symmetric_texts_never_documents(tiny_llama_dir):
+    """``--instructions``: the e5 format with the task's own instruction (a local task: its task
+    type's default) on queries and symmetric texts; documents bare; off by default."""
+    import mteb
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    from harness.data.beir import RetrievalData
+    from harness.data.task_files import StsPairs
+    from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.evaluation.local_tasks import file_task
+    from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
+    from harness.model.backbones import backbone_spec, load_backbone
+
+    backbone = load_backbone(backbone_spec(str(tiny_llama_dir)))
+    seen: list[tuple[str | None, str]] = []
+
+    class Recording(PooledEncoder):
+        def encode(self, texts, *, prompt_type=None):
+            seen.extend((prompt_type, text) for text in texts)
+            return super().encode(texts, prompt_type=prompt_type)
+
+    encoder = Recording(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
+    retrieval = RetrievalData("instructed", tiny_llama_dir, "0" * 64, {"d0": ("", "the cat sat"), "d1": ("", "a dog ran")},
+                              {"q0": "who sat"}, {"q0": {"d0": 1}})
+    sts = StsPairs("instructed-sts", tiny_llama_dir, "1" * 64, ["a cat", "a dog"], ["the cat", "the sun"], [1.0, 0.0])
+    for instructions in (True, False):
+        seen.clear()
+        meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=encoder.embed_dim,
+                          max_tokens=512, source="local", use_instructions=instructions)
+        adapter = MtebEncoder(encoder, meta, instructions=instructions)
+        for data in (retrieval, sts):
+            mteb.evaluate(adapter, file_task(data), cache=None, show_progress_bar=False)
+        query = f"Instruct: {AbsTaskRetrieval.abstask_prompt}\nQuery: who sat" if instructions else "who sat"
+        pair = f"Instruct: {AbsTaskSTS.abstask_prompt}\nQuery: a cat" if instructions else "a cat"
+        assert ("query", query) in seen and ("document", "the cat sat") in seen and (None, pair) in seen
+        assert meta.use_instructions is instructions

@@ -110,10 +110,30 @@ def test_sentence_transformers_folder_cuts_long_texts_as_the_harness(tmp_path, s
     np.testing.assert_allclose(load_encoder(out).encode(texts), expected, atol=1e-5, rtol=1e-5)
 
 
-def _sentence_transformer_vectors(folder, texts):
+def _sentence_transformer_vectors(folder, texts, side=None):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_numpy=True)
+    model = SentenceTransformer(str(folder), device="cpu")
+    encode = {None: model.encode, "query": model.encode_query, "document": model.encode_document}[side]
+    return encode(texts, convert_to_numpy=True)
+
+
+def test_sentence_transformers_folder_encodes_each_side_with_its_template(tmp_path, tiny_llama_dir, small_sts_file):
+    templates = {"template": "{text} : one word", "query_template": "this sentence : {text}", "document_template": "read book : {text}"}
+    extra = ["--set", "method_args.steps=2", *(f for key, value in templates.items() for f in ("--set", f"method_args.{key}='{value}'"))]
+    db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, "infonce", *extra)
+    out = tmp_path / "encoder"
+    assert CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)]).exit_code == 0
+    vectors = {}
+    for side in (None, "query", "document"):
+        vectors[side] = _sentence_transformer_vectors(out, TEXTS, side)
+        np.testing.assert_allclose(vectors[side], _harness_vectors(db, prompt_type=side), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(load_encoder(out).encode(TEXTS, prompt_type=side), vectors[side], atol=1e-5, rtol=1e-5)
+    assert not np.allclose(vectors["query"], vectors["document"], atol=1e-3)
+    assert not np.allclose(vectors[None], vectors["query"], atol=1e-3)
+    settings = json.loads((out / "config_sentence_transformers.json").read_text())
+    assert settings["prompts"] == {"query": "", "document": ""}  # the chat template wraps each side; no prefix on top
+    assert json.loads((out / "harness-encoder.json").read_text())["query_template"] == templates["query_template"]
 
 
 def test_export_refuses_a_folder_that_is_not_empty(tmp_path, tiny_llama_dir, small_sts_file):
