@@ -49,6 +49,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     "scores": {
         "task": "mteb task name",
         "task_version": "which data the score was computed on: mteb's dataset revision (a task file: 12 hex digits of its sha256); empty: unknown",
+        "task_type": "mteb's type of the task (STS, Retrieval, Reranking, PairClassification, ...): compare and leaderboard show a mean per type; empty: unknown",
         "main_metric": "the task's main metric, e.g. cosine_spearman",
         "main_score": "mteb's main score, 0-1 (the CLI shows x100)",
         "details": "every number mteb gave (JSON: split -> subset -> metric -> value)",

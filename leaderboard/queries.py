@@ -7,7 +7,7 @@ database, never from recomputation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
@@ -30,7 +30,8 @@ def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None
     files with one stem; an mteb dataset at two revisions; a version unknown), every such score is
     keyed ``name@version`` instead, so no row, column or mean puts them together. ``keep`` pins a
     version per name that keeps the bare name (the leaderboard's reference). Returns the runs
-    (copies) and one note per separated name saying why.
+    (copies) and one note per separated name saying why; a separated score keeps its task type
+    under its new key.
     """
     versions: dict[str, dict[str | None, list[int]]] = {}
     for run in runs:
@@ -54,9 +55,26 @@ def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None
     for run in runs:
         own = run.get("task_versions", {})
         scores = {key(task, own.get(task)): value for task, value in run["scores"].items()}
+        types = {key(task, own.get(task)): kind for task, kind in run.get("task_types", {}).items()}
         tasks = [key(task, own.get(task)) if task in run["scores"] else task for task in run["tasks"]]
-        separated.append({**run, "scores": scores, "tasks": tasks})
+        separated.append({**run, "scores": scores, "tasks": tasks, "task_types": types})
     return separated, notes
+
+
+UNKNOWN_TYPE = "unknown"  # a task whose type no run recorded (scores from before revision 0005)
+
+
+def type_groups(runs: Sequence[dict[str, Any]], tasks: Sequence[str]) -> dict[str, list[str]]:
+    """``tasks`` grouped by mteb task type, types by name (``unknown`` last): a task's type is
+    the one the first run that recorded one gives. Empty where every task has one type, whose
+    mean is then Mean(Task) itself."""
+    groups: dict[str, list[str]] = {}
+    for task in tasks:
+        known = [kind for run in runs if (kind := run.get("task_types", {}).get(task))]
+        groups.setdefault(known[0] if known else UNKNOWN_TYPE, []).append(task)
+    if len(groups) < 2:
+        return {}
+    return {kind: groups[kind] for kind in sorted(groups, key=lambda kind: (kind == UNKNOWN_TYPE, kind))}
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,8 @@ class Comparison:
     shared_tasks: list[str]  # the tasks every run has a score for; Mean(Task) is over these
     means: list[float | None]
     notes: tuple[str, ...] = ()  # why some tasks are shown apart (see ``separate_versions``)
+    type_tasks: dict[str, list[str]] = field(default_factory=dict)  # the shared tasks by type (``type_groups``)
+    type_means: dict[str, list[float]] = field(default_factory=dict)  # type -> each run's mean over its tasks
 
     def score(self, run_index: int, task: str) -> float | None:
         return self.runs[run_index]["scores"].get(task)
@@ -86,13 +106,19 @@ def _task_union(runs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None) -> Comparison:
-    """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task); scores of
-    one name computed on different data are separate tasks (``separate_versions``)."""
+    """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task), and the
+    mean per task type of the shared tasks where they are of more than one type; scores of one
+    name computed on different data are separate tasks (``separate_versions``)."""
     runs, notes = separate_versions(runs)
     names = list(tasks) if tasks else _task_union(runs)
     shared = [t for t in names if all(t in run["scores"] for run in runs)]
     means = [fmean(run["scores"][t] for t in shared) if shared else None for run in runs]
-    return Comparison(runs=list(runs), tasks=names, shared_tasks=shared, means=means, notes=tuple(notes))
+    groups = type_groups(runs, shared)
+    type_means = {kind: [fmean(run["scores"][t] for t in group) for run in runs] for kind, group in groups.items()}
+    return Comparison(
+        runs=list(runs), tasks=names, shared_tasks=shared, means=means, notes=tuple(notes),
+        type_tasks=groups, type_means=type_means,
+    )
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -162,11 +188,13 @@ def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[st
     """Runs that have a score on every task in ``tasks``, best Mean(Task) first; a task's score
     counts only when computed on the version ``versions`` names for it (where it names one).
 
-    Each returned record gains ``mean`` and ``rank``; ties share a rank.
+    Each returned record gains ``mean`` and ``rank`` (ties share a rank), and, where ``tasks`` are
+    of more than one type (``type_groups``), ``type_means``: type -> its mean over that type's tasks.
     """
     if versions:
         runs = [run for run in runs if all(run.get("task_versions", {}).get(t, versions[t]) == versions[t] for t in versions)]
     eligible = [run for run in runs if tasks and all(t in run["scores"] for t in tasks)]
+    groups = type_groups(eligible, tasks)
     ranked = sorted(
         ({**run, "mean": fmean(run["scores"][t] for t in tasks)} for run in eligible),
         key=lambda run: (-run["mean"], run["run_id"]),
@@ -174,4 +202,6 @@ def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[st
     for position, run in enumerate(ranked):
         tied = position > 0 and run["mean"] == ranked[position - 1]["mean"]
         run["rank"] = ranked[position - 1]["rank"] if tied else position + 1
+        if groups:
+            run["type_means"] = {kind: fmean(run["scores"][t] for t in group) for kind, group in groups.items()}
     return ranked

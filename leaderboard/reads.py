@@ -93,13 +93,15 @@ class RunReads:
             wanted = select(Run.id).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
             scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
             versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
-            for run_id, task, value, version in session.execute(
-                select(Score.run_id, Score.task, Score.main_score, Score.task_version)
+            types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
+            for run_id, task, value, version, kind in session.execute(
+                select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type)
                 .where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
             ):
                 scores[run_id][task] = value
                 versions[run_id][task] = version
-        records = [_summary(row, scores[row.id], versions[row.id]) for row in rows]
+                types[run_id][task] = kind
+        records = [_summary(row, scores[row.id], versions[row.id], types[row.id]) for row in rows]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:
@@ -118,24 +120,30 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-SCORE_COLUMNS = ("task", "task_version", "main_metric", "main_score", "details")
+SCORE_COLUMNS = ("task", "task_version", "task_type", "main_metric", "main_score", "details")
 TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "details")
 
 
-def _summary(run: Any, scores: dict[str, float], versions: dict[str, str | None]) -> dict[str, Any]:
+def _summary(
+    run: Any, scores: dict[str, float], versions: dict[str, str | None], types: dict[str, str | None],
+) -> dict[str, Any]:
     """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
-    ``task_versions`` says which data each score was computed on (None: unknown)."""
+    ``task_versions`` says which data each score was computed on and ``task_types`` mteb's type
+    of each task (None: unknown)."""
     return {
         "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
         "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
-        "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
+        "task_types": types, "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
         "ended_at": run.ended_at, "error": run.error,
     }
 
 
 def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
-    record = _summary(run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores})
+    record = _summary(
+        run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores},
+        {s.task: s.task_type for s in run.scores},
+    )
     if full:
         record.update(_columns(run, FULL_COLUMNS))
         record.update(score_details=[_columns(s, SCORE_COLUMNS) for s in run.scores], timings=[_columns(t, TIMING_COLUMNS) for t in run.timings])

@@ -87,12 +87,21 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
     return f"[bold green]{text} *[/]" if is_best and value is not None else text
 
 
+def _mean_row(table: Table, label: str, means: Sequence[float | None], **options: Any) -> None:
+    """A row of means, one per run: the difference to the first run's, the best starred."""
+    best = max((m for m in means if m is not None), default=None)
+    table.add_row(label, *[_cell(m, means[0], m == best, i == 0) for i, m in enumerate(means)], **options)
+
+
 def comparison_tables(comparison: Comparison) -> list[Table]:
     """The runs' legend, then tasks as rows and runs as columns: the difference to the first run,
-    the best cell starred."""
+    the best cell starred; Mean(Task), then a mean per task type where the shared tasks have more
+    than one."""
     first = f"#{comparison.runs[0]['run_id']}" if comparison.runs else "the first run"
     table = _table(f"Scores x100 side by side; (+/-) against {first}; * best")
-    _identity(table, "Task", [*comparison.tasks, f"Mean(Task) over {len(comparison.shared_tasks)}"], style="bold")
+    label = f"Mean(Task) over {len(comparison.shared_tasks)}"
+    type_labels = {kind: f"Mean {kind} over {len(tasks)}" for kind, tasks in comparison.type_tasks.items()}
+    _identity(table, "Task", [*comparison.tasks, label, *type_labels.values()], style="bold")
     for run in comparison.runs:
         _column(table, f"#{run['run_id']}", justify="right")
     for task in comparison.tasks:
@@ -103,26 +112,22 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
             for i in range(len(comparison.runs))
         ]
         table.add_row(task, *cells)
-    means = comparison.means
-    best_mean = max((m for m in means if m is not None), default=None)
-    label = f"Mean(Task) over {len(comparison.shared_tasks)}"
-    table.add_row(
-        label,
-        *[_cell(m, means[0], m == best_mean, i == 0) for i, m in enumerate(means)],
-        style="bold",
-        end_section=True,
-    )
+    _mean_row(table, label, comparison.means, style="bold", end_section=True)
+    for kind, type_label in type_labels.items():
+        _mean_row(table, type_label, comparison.type_means[kind])
     if comparison.notes:
         table.caption = "\n".join(comparison.notes)
         table.caption_justify = "left"
     return [runs_legend(comparison.runs), table]
 
 
-LEADERBOARD_FIXED = 6  # Rank, Run, Method, Backbone, Seed, Mean: then a column per task
+LEADERBOARD_FIXED = 6  # Rank, Run, Method, Backbone, Seed, Mean: then a column per task type, per task
 
 
 def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) -> Table:
-    """Ranked runs: their identity, Mean(Task) and each task's score (x100)."""
+    """Ranked runs: their identity, Mean(Task), the mean per task type (where the tasks have more
+    than one) and each task's score (x100)."""
+    types = list(ranked[0].get("type_means", {})) if ranked else []
     table = _table(f"Leaderboard over {len(tasks)} task(s), scores x100")
     _column(table, "Rank", justify="right")
     _identity(table, "Run", [f"#{r['run_id']}" for r in ranked], justify="right")
@@ -130,6 +135,8 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
     _column(table, "Backbone", max_width=FREE_WIDTH)
     _column(table, "Seed", justify="right")
     _column(table, "Mean", justify="right", style="bold")
+    for kind in types:
+        _column(table, f"Mean {kind}", justify="right")
     for task in tasks:
         _column(table, task, justify="right", max_width=12)
     for run in ranked:
@@ -140,6 +147,7 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
             run["backbone"],
             str(run["seed"]),
             _pct(run["mean"]),
+            *[_pct(run["type_means"][kind]) for kind in types],
             *[_pct(run["scores"].get(t)) for t in tasks],
         )
     return table
@@ -171,11 +179,15 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     """``harness show``: the scores, the timings and the resolved config of one run."""
     scores = Table(title=f"Run #{run['run_id']}: {run['method']} on {run['backbone']} ({run['status']})")
     scores.add_column("Task", style="bold")
+    scores.add_column("Task type")
     scores.add_column("Main metric")
     scores.add_column("Score x100", justify="right")
     scores.add_column("Task version")
     for item in run["score_details"]:
-        scores.add_row(item["task"], item["main_metric"], _pct(item["main_score"]), item.get("task_version") or "unknown")
+        scores.add_row(
+            item["task"], item.get("task_type") or "unknown", item["main_metric"], _pct(item["main_score"]),
+            item.get("task_version") or "unknown",
+        )
     timings = Table(title="Timings")
     for name in ("Phase", "Seconds", "Items", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
         timings.add_column(name, justify="right" if name != "Phase" else "left")

@@ -64,6 +64,7 @@ class Score(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     task: Mapped[str] = mapped_column(String(256), index=True)
     task_version: Mapped[str | None] = mapped_column(String(256))  # the data's identity (task_version()); None: unknown
+    task_type: Mapped[str | None] = mapped_column(String(64))  # mteb's task type (STS, Retrieval, ...); None: unknown
     main_metric: Mapped[str] = mapped_column(String(64))
     main_score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value

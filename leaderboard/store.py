@@ -142,10 +142,11 @@ class RunStore(RunReads):
 
     def record_score(
         self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, task_version: str | None = None,
+        task_result: dict | None = None, task_version: str | None = None, task_type: str | None = None,
     ) -> None:
         """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
-        with the version of the task's data (``harness.evaluation.tasks.task_version``)."""
+        with the version of the task's data (``harness.evaluation.tasks.task_version``) and mteb's
+        type of the task (``STS``, ``Retrieval``, ...)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -159,6 +160,7 @@ class RunStore(RunReads):
                     run_id=run_id,
                     task=task,
                     task_version=task_version,
+                    task_type=task_type,
                     main_metric=main_metric,
                     main_score=float(main_score),
                     details=details,

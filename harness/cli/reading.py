@@ -32,8 +32,8 @@ def compare(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Runs side by side per task, with Mean(Task), differences to the first run (or --baseline)
-    and the best cell."""
+    """Runs side by side per task, with Mean(Task) (and a mean per task type where the tasks have
+    more than one), differences to the first run (or --baseline) and the best cell."""
     with user_errors():
         named = [*([baseline] if baseline is not None else []), *(run_ids or [])]
         store = read_store(db, as_json, named or None)
@@ -93,6 +93,9 @@ def _print_comparison(runs: list[dict], configs: list[dict] | None, as_json: boo
     if as_json:
         means = comparison.means if comparison else []
         rows = [{**run, "mean": mean} for run, mean in zip(runs, means)]
+        type_means = comparison.type_means if comparison else {}
+        for index, row in enumerate(rows if type_means else []):
+            row["type_means"] = {kind: values[index] for kind, values in type_means.items()}
         for index, row in enumerate(rows if configs is not None else []):
             row["config_diff"] = {key: values[index] for key, values in differences}
         print_json(rows)
@@ -122,7 +125,8 @@ def leaderboard(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Finished runs ranked by Mean(Task) over one task set; runs missing a task are left out."""
+    """Finished runs ranked by Mean(Task) over one task set (with a mean per task type where it has
+    more than one); runs missing a task are left out."""
     with user_errors():
         store = read_store(db, as_json)
         if store is None:

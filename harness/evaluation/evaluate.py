@@ -28,7 +28,11 @@ class ScoreSink(Protocol):
 
     def model(self, **facts: int) -> None: ...
 
-    def score(self, task: str, version: str, main_metric: str, main_score: float, details: dict, task_result: dict | None = None) -> None: ...
+    def score(
+        self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
+        task_result: dict | None = None,
+    ) -> None:
+        """One task's scores, with its data's version and mteb's type of the task (``STS``, ``Retrieval``, ...)."""
 
     def timing(self, phase: Phase, details: dict | None = None) -> None: ...
 
@@ -123,6 +127,6 @@ def evaluate(
         main_metric = task.metadata.main_score
         main_score, details, whole = task_scores(result.task_results[0])
         faults.point("evaluate")
-        sink.score(name, loaded.version(how.limit), main_metric, main_score, details, whole)
+        sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
         sink.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
         console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

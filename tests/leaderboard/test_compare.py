@@ -89,3 +89,21 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1}
     table = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200).output
     assert "60.00 +- 10.00 (n=3)" in table and "40.00 (n=1)" in table and "+- 0.00" not in table  # one run: no spread
+
+
+def test_tasks_of_one_type_add_no_type_means(tmp_path):
+    from leaderboard.store import open_store
+
+    db = tmp_path / "sts.db"
+    store = open_store(db)
+    for scores in ({"S1": 0.5, "S2": 0.7}, {"S1": 0.6, "S2": 0.2}):
+        run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=list(scores), config={}, config_hash="h", seed=0, environment={})
+        for task, score in scores.items():
+            store.record_score(run_id, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_type="STS")
+        store.finish_run(run_id)
+    store.close()
+    rows = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--db", str(db), "--json"]).stdout)
+    assert [row["mean"] for row in rows] == [pytest.approx(0.6), pytest.approx(0.4)]
+    assert all("type_means" not in row and row["task_types"] == {"S1": "STS", "S2": "STS"} for row in rows)
+    table = CliRunner().invoke(app, ["compare", "1", "2", "--db", str(db)], terminal_width=200).output
+    assert "Mean(Task) over 2" in table and "Mean STS" not in table

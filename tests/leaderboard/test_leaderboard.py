@@ -159,3 +159,38 @@ def test_a_run_on_another_host_is_reaped_only_when_its_heartbeat_stops(tmp_path,
     with store.heartbeat_while(alive):
         time.sleep(0.3)
     assert store.get_run(alive)["heartbeat_at"] > now
+
+
+def _typed(run_id, scores, types):
+    return {**_run(run_id, scores), "task_types": types, "task_versions": {}}
+
+
+def test_compare_and_rank_mean_each_task_type_of_the_shared_tasks():
+    types = {"S1": "STS", "S2": "STS", "R": "Retrieval", "old": None}
+    first = _typed(1, {"S1": 0.5, "S2": 0.7, "R": 0.2, "old": 0.9, "own": 0.4}, {**types, "own": "Reranking"})
+    second = _typed(2, {"S1": 0.6, "S2": 0.6, "R": 0.4, "old": 0.1}, types)
+    comparison = compare([first, second])
+    assert comparison.type_tasks == {"Retrieval": ["R"], "STS": ["S1", "S2"], "unknown": ["old"]}  # "own" is not shared
+    assert comparison.type_means == {"Retrieval": [0.2, 0.4], "STS": [pytest.approx(0.6), pytest.approx(0.6)], "unknown": [0.9, 0.1]}
+    assert comparison.means == [pytest.approx((0.5 + 0.7 + 0.2 + 0.9) / 4), pytest.approx((0.6 + 0.6 + 0.4 + 0.1) / 4)]
+    ranked = rank([first, second], ["S1", "S2", "R"])
+    assert [(r["run_id"], r["mean"]) for r in ranked] == [(2, pytest.approx(1.6 / 3)), (1, pytest.approx(1.4 / 3))]  # as before
+    assert ranked[0]["type_means"] == {"Retrieval": 0.4, "STS": pytest.approx(0.6)}
+    assert ranked[1]["type_means"] == {"Retrieval": 0.2, "STS": pytest.approx(0.6)}
+
+
+def test_one_task_type_adds_no_type_means():
+    runs = [_typed(1, {"A": 0.5, "B": 0.7}, {"A": "STS", "B": "STS"}), _typed(2, {"A": 0.6, "B": 0.2}, {"A": "STS", "B": None})]
+    assert compare(runs[:1]).type_means == {} and "type_means" not in rank(runs[:1], ["A", "B"])[0]
+    assert compare(runs).type_means == {}  # B is STS: run 1 recorded it
+    assert all("type_means" not in run for run in rank(runs, ["A", "B"]))
+    untyped = [_typed(1, {"A": 0.5, "B": 0.7}, {"A": "STS", "B": None})]
+    assert compare(untyped).type_means == {"STS": [0.5], "unknown": [0.7]}
+
+
+def test_a_task_shown_apart_by_version_keeps_its_type():
+    from leaderboard.queries import separate_versions
+
+    runs = [{**_typed(i, {"A": 0.5}, {"A": kind}), "task_versions": {"A": version}} for i, kind, version in ((1, "STS", "v1"), (2, "Retrieval", "v2"))]
+    separated, _ = separate_versions(runs)
+    assert [run["task_types"] for run in separated] == [{"A@v1": "STS"}, {"A@v2": "Retrieval"}]

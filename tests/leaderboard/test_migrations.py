@@ -190,3 +190,56 @@ def test_scores_recover_their_task_version_when_upgraded(any_db):
     versions = dict(db_rows(any_db, "SELECT task, task_version FROM scores"))
     assert versions == {"mteb-task": "rev123", "file-task": "ab" * 6, "lost": None}
     assert _differences(any_db) == []
+
+
+def test_scores_recover_their_task_type_when_upgraded(any_db):
+    """Revision 0005: only what the run's recorded config says for certain; never from the metric."""
+    import json
+
+    from sqlalchemy import inspect
+
+    _at_revision(any_db, "0004")
+    sts_file, other_file = "ab" * 32, "cd" * 32
+    config = {"tasks_resolved": [
+        {"name": "LeeDocSimilarity", "kind": "offline"},
+        {"name": "sts-file", "kind": "file", "path": "sts-file.tsv", "sha256": sts_file, "pairs": 9},
+        {"name": "quick", "kind": "file", "path": "quick.tsv", "sha256": sts_file, "pairs": 9},
+        {"name": "msrp", "kind": "file", "path": "msrp.tsv", "sha256": other_file, "type": "PairClassification", "items": 9},
+        {"name": "replaced", "kind": "file", "path": "replaced.tsv", "sha256": sts_file, "pairs": 9},
+        {"name": "STS12", "kind": "mteb"},
+    ]}
+    scores = [  # (run, task, task_version)
+        (1, "LeeDocSimilarity", "gensim-4.4"), (1, "sts-file", sts_file[:12]), (1, "quick", f"{sts_file[:12]}+first6"),
+        (1, "msrp", None), (1, "replaced", other_file[:12]), (1, "STS12", "rev12"), (1, "evaluated-later", None),
+        (2, "LeeDocSimilarity", None),  # run 2 recorded no tasks_resolved: its own config says nothing
+    ]
+    engine = create_engine(locate(any_db).url)
+    with engine.begin() as conn:
+        for run_id, recorded in ((1, config), (2, {})):
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+                f"hardware, host, pid, started_at, heartbeat_at) VALUES ({run_id}, 'u{run_id}', 'finished', 'm', 'b', 't', '[]', "
+                f"'{json.dumps(recorded)}', 'h', 0, '{{}}', '{{}}', 'host', 1, 0, 0)"
+            )
+        for run_id, task, version in scores:
+            conn.exec_driver_sql(
+                "INSERT INTO scores (run_id, task, task_version, main_metric, main_score, details) VALUES "
+                f"({run_id}, '{task}', {'NULL' if version is None else repr(version)}, 'cosine_spearman', 0.5, '{{}}')"
+            )
+    engine.dispose()
+    open_store(any_db).close()
+    types = {(run, task): kind for run, task, kind in db_rows(any_db, "SELECT run_id, task, task_type FROM scores")}
+    assert types == {
+        (1, "LeeDocSimilarity"): "STS", (1, "sts-file"): "STS", (1, "quick"): "STS", (1, "msrp"): "PairClassification",
+        (1, "replaced"): None, (1, "STS12"): None, (1, "evaluated-later"): None, (2, "LeeDocSimilarity"): None,
+    }
+    assert _differences(any_db) == []
+
+    engine = create_engine(locate(any_db).url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0004")
+            assert "task_type" not in {c["name"] for c in inspect(conn).get_columns("scores")}
+    finally:
+        engine.dispose()
+    assert db_rows(any_db, "SELECT count(*) FROM scores") == [(len(scores),)]
