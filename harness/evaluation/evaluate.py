@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Sequence
@@ -94,6 +95,23 @@ def task_scores(task_result: Any) -> tuple[float, dict, dict]:
     return main, whole["scores"], whole
 
 
+def search_model(adapter: Any, task: AbsTask) -> tuple[Any, str | None]:
+    """What mteb evaluates ``task`` with, and how a retrieval or reranking task searches: mteb's
+    own search wrapper over the adapter with its FAISS index where faiss is installed ("faiss"),
+    else the adapter, which mteb wraps for its exact search in torch ("exact"). Other tasks: the
+    adapter, and None."""
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    if not isinstance(task, AbsTaskRetrieval):
+        return adapter, None
+    if importlib.util.find_spec("faiss") is None:
+        return adapter, "exact"
+    from mteb.models.search_encoder_index.search_indexes.faiss_search_index import FaissSearchIndex
+    from mteb.models.search_wrappers import SearchEncoderWrapper
+
+    return SearchEncoderWrapper(adapter, index_backend=FaissSearchIndex(adapter)), "faiss"
+
+
 def evaluate(
     method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
 ) -> None:
@@ -119,7 +137,8 @@ def evaluate(
         with measure(f"evaluate:{name}", backbone.device) as phase:
             with encoding_progress(console, name, texts_to_encode(task)) as advance:
                 encoder.progress = advance
-                result = mteb.evaluate(adapter, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
+                model, search = search_model(adapter, task)
+                result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
         if result.exceptions:
             raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
         phase.items = encoder.texts_encoded - before_texts
@@ -128,5 +147,8 @@ def evaluate(
         main_score, details, whole = task_scores(result.task_results[0])
         faults.point("evaluate")
         sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
-        sink.timing(phase, details={"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else None)
+        details = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
+        if search is not None:
+            details["search"] = search
+        sink.timing(phase, details=details or None)
         console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

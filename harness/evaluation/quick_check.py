@@ -47,16 +47,20 @@ def limit_task(task: AbsTask, limit: int) -> None:
         raise HarnessError(f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit.")
 
 
-PAIRED_TYPES = {"STS": 2, "PairClassification": 2}  # texts encoded per item of an evaluated split
+TEXTS_PER_ITEM = {"STS": 2, "PairClassification": 2, "Clustering": 1}  # texts encoded per item of an evaluated split
 
 
 def texts_to_encode(task: AbsTask) -> int | None:
-    """The texts evaluating ``task`` encodes where its type says (a pair task: two per item);
-    None where it does not (the progress bar then counts without a total)."""
+    """At most how many texts evaluating ``task`` encodes (the memo may skip repeats): where its
+    type says (a pair task: two per item), or a retrieval split's corpus and queries; None where
+    neither does (the progress bar then counts without a total)."""
     from datasets import Dataset
 
-    per_item = PAIRED_TYPES.get(task.metadata.type)
-    if per_item is None:
+    splits = [value for _, _, value in _evaluated_splits(task)]
+    per_item = TEXTS_PER_ITEM.get(task.metadata.type)
+    if per_item is not None:
+        return per_item * sum(len(value) for value in splits if isinstance(value, Dataset)) or None
+    searched = [value for value in splits if isinstance(value, MutableMapping) and {"corpus", "queries"} <= set(value)]
+    if not searched:
         return None
-    rows = sum(len(value) for _, _, value in _evaluated_splits(task) if isinstance(value, Dataset))
-    return per_item * rows or None
+    return sum(len(value["corpus"]) + len(value["queries"]) for value in searched) or None

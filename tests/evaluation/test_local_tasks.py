@@ -114,7 +114,23 @@ def test_reranking_file_scores_map_and_mrr(tmp_path, tiny_llama_dir):
     assert got["mrr_at_10"] == pytest.approx(float(np.mean(reciprocal)), abs=1e-4)
 
 
-def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir):
+def _search(db) -> str | None:
+    with sqlite3.connect(db) as conn:
+        (details,), = conn.execute("SELECT details FROM timings WHERE phase LIKE 'evaluate:%'")
+    return json.loads(details).get("search")
+
+
+@pytest.mark.parametrize("backend", ["faiss", "exact"])
+def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir, backend, monkeypatch):
+    """mteb's FAISS index where faiss is installed, else its exact search: the same nDCG, and the
+    run records which searched."""
+    import importlib.util
+
+    if backend == "faiss" and importlib.util.find_spec("faiss") is None:
+        pytest.fail("faiss-cpu is part of the set-up step (the faiss extra)")
+    if backend == "exact":
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else real(name, *a))
     rng = np.random.default_rng(2)
     corpus = {f"doc{i}": _sentence(rng) for i in range(30)}
     queries = {f"q{i}": _sentence(rng) for i in range(8)}
@@ -136,6 +152,7 @@ def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir):
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(qrels[q]))))
         ndcgs.append(dcg / ideal)
     assert got["main"] == got["ndcg_at_10"] == pytest.approx(float(np.mean(ndcgs)), abs=1e-4)
+    assert _search(tmp_path / "h.db") == backend
 
 
 def _labelled_rows(rng, n: int) -> list[tuple[str, str]]:
@@ -279,3 +296,18 @@ def test_instructions_go_before_queries_and_symmetric_texts_never_documents(tiny
         pair = f"Instruct: {AbsTaskSTS.abstask_prompt}\nQuery: a cat" if instructions else "a cat"
         assert ("query", query) in seen and ("document", "the cat sat") in seen and (None, pair) in seen
         assert meta.use_instructions is instructions
+
+
+def test_progress_totals_count_a_retrieval_corpus_and_its_queries(tiny_llama_dir):
+    from harness.data.beir import RetrievalData
+    from harness.data.labelled_texts import ClassifiedTexts, LabelledTexts
+    from harness.evaluation.local_tasks import file_task
+    from harness.evaluation.quick_check import texts_to_encode
+
+    corpus = {f"d{i}": ("", f"text {i}") for i in range(7)}
+    retrieval = file_task(RetrievalData("total", tiny_llama_dir, "0" * 64, corpus, {"q0": "a", "q1": "b"}, {"q0": {"d0": 1}}))
+    clusters = file_task(LabelledTexts("total-c", tiny_llama_dir, "1" * 64, ["a", "b", "c"], ["x", "y", "x"]))
+    classes = file_task(ClassifiedTexts("total-k", tiny_llama_dir, "2" * 64, ["a", "b"], ["x", "y"], ["c"], ["x"]))
+    for task in (retrieval, clusters, classes):
+        task.load_data()
+    assert (texts_to_encode(retrieval), texts_to_encode(clusters), texts_to_encode(classes)) == (9, 3, None)
