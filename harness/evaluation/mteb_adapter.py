@@ -102,7 +102,12 @@ class MtebEncoder:
         return np.stack([self._memo[(kind, t)] for t in texts])
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
-        return np.atleast_2d(_unit(embeddings1)) @ np.atleast_2d(_unit(embeddings2)).T
+        """Cosine of every row of one with every row of the other; of two single vectors, one
+        number (0-d: mteb's summarization evaluator calls ``float()`` on it)."""
+        first, second = _unit(embeddings1), _unit(embeddings2)
+        if first.ndim == 1 and second.ndim == 1:
+            return np.asarray(first @ second)
+        return np.atleast_2d(first) @ np.atleast_2d(second).T
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         return (_unit(embeddings1) * _unit(embeddings2)).sum(axis=-1)
