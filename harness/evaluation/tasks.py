@@ -69,8 +69,8 @@ OFFLINE_TASKS: dict[str, OfflineTask] = {
         offline_data.polarity_texts,
     ),
     "MiniNewsgroupsClustering": OfflineTask(
-        "20 Newsgroups, gensim's sample: 200 posts of alt.atheism and sci.space (100 each), headers "
-        "removed; clustered into the two groups.",
+        "20 Newsgroups, gensim's sample: the subject lines of 200 posts of alt.atheism and sci.space "
+        "(100 each), clustered into the two groups (as mteb's TwentyNewsgroupsClustering clusters titles).",
         "http://qwone.com/~jason/20Newsgroups/",
         offline_data.newsgroup_texts,
     ),
