@@ -71,6 +71,8 @@ def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | N
     text, label = _column(columns, TEXT_COLUMNS), _column(columns, LABEL_COLUMNS)
     if text is None or label is None:
         return None
+    if not table.rows:
+        raise fail(path, "", "a header and no rows: there are no texts to cluster or classify.", KIND)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if "split" not in columns:
         texts, labels = _read(path, table.rows, text, label)
@@ -80,17 +82,17 @@ def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | N
     parts: dict[str, list[Row]] = {split: [] for split in SPLITS}
     for line, row in table.rows:
         value = cell(path, line, row, "split", KIND)
-        split = value.strip().lower() if isinstance(value, str) else value
+        split = value.strip().lower() if isinstance(value, str) else None
         if split not in parts:
             raise fail(path, f", line {line}, column split", f"{value!r} is not a split: use train or test.", KIND)
         parts[split].append((line, row))
     (train, train_labels), (test, test_labels) = (_read(path, parts[s], text, label) for s in SPLITS)
-    return _classified(path, path, path.stem, digest, (train, train_labels, parts["train"]), (test, test_labels, parts["test"]))
+    return _classified(path, path, path.stem, digest, (train, train_labels), (test, test_labels, parts["test"]))
 
 
-def _classified(where: Path, test_path: Path, name: str, digest: str, train: tuple[list[str], list[str], list[Row]],
+def _classified(where: Path, test_path: Path, name: str, digest: str, train: tuple[list[str], list[str]],
                 test: tuple[list[str], list[str], list[Row]]) -> ClassifiedTexts:
-    (train_texts, train_labels, _), (test_texts, test_labels, test_rows) = train, test
+    (train_texts, train_labels), (test_texts, test_labels, test_rows) = train, test
     if len(set(train_labels)) < 2:
         raise fail(where, "", f"{len(train_texts)} training text(s) of {len(set(train_labels))} label(s): a classifier needs two labels or more to learn.", KIND)
     if not test_texts:
@@ -102,8 +104,10 @@ def _classified(where: Path, test_path: Path, name: str, digest: str, train: tup
 
 
 def has_split_files(folder: Path) -> bool:
-    """Whether ``folder`` holds a ``train`` file (then it is a classification folder)."""
-    return any(status(folder / f"train{suffix}", KIND) is not None for suffix in (".tsv", ".csv", ".jsonl"))
+    """Whether ``folder`` holds a ``train`` or ``test`` file (it is a classification folder, unless
+    it has a BEIR ``corpus.jsonl``)."""
+    names = (f"{split}{suffix}" for split in SPLITS for suffix in (".tsv", ".csv", ".jsonl"))
+    return any(status(folder / name, KIND) is not None for name in names)
 
 
 def _split_file(folder: Path, split: str) -> Path:
@@ -120,10 +124,10 @@ def read_classification_folder(folder: Path) -> ClassifiedTexts:
     parts, digest = [], hashlib.sha256()
     for path in paths:
         table = read_rows(path, (".tsv", ".csv", ".jsonl"), KIND)
-        columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
+        columns = table.names()
         text, label = _column(columns, TEXT_COLUMNS), _column(columns, LABEL_COLUMNS)
         if text is None or label is None:
             raise fail(path, ", line 1", f"needs a text column ({' or '.join(TEXT_COLUMNS)}) and a label column ({' or '.join(LABEL_COLUMNS)}).", KIND)
         parts.append((*_read(path, table.rows, text, label), table.rows))
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return _classified(folder, paths[1], folder.name, digest.hexdigest(), parts[0], parts[1])
+    return _classified(folder, paths[1], folder.name, digest.hexdigest(), parts[0][:2], parts[1])

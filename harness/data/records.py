@@ -24,6 +24,13 @@ class Table:
     columns: list[str] | None  # the header's names; None for JSONL, whose keys vary by line
     rows: list[Row]
 
+    def names(self) -> set[str]:
+        """The header's columns; of JSONL, every key of any line (a key on some lines only is then
+        missing from the others, and their reader says which)."""
+        if self.columns is not None:
+            return set(self.columns)
+        return {key for _, row in self.rows for key in row}
+
     def require(self, path: Path, needed: tuple[str, ...], kind: str) -> None:
         """Fail on line 1 if the header lacks any of ``needed``."""
         if self.columns is None:
@@ -86,6 +93,8 @@ def _jsonl(path: Path, text: str, kind: str) -> Table:
             raise fail(path, f", line {line}, column {exc.colno}", f"invalid JSON ({exc.msg}).", kind) from None
         except RecursionError:
             raise fail(path, f", line {line}", "invalid JSON (nested too deeply).", kind) from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise fail(path, f", line {line}", f"invalid JSON ({exc}).", kind) from None
         if not isinstance(obj, list) or not all(isinstance(p, tuple) for p in obj) or raw.lstrip()[:1] != "{":
             raise fail(path, f", line {line}", "each line must be a JSON object.", kind)
         keys = [str(k).strip().lower() for k, _ in obj]

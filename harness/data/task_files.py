@@ -87,7 +87,7 @@ def read_task_file(path: Path) -> LocalData:
             return labelled_texts.read_classification_folder(path)
         return beir.read_beir_folder(path)
     table = read_rows(path, SUFFIXES, KIND)
-    columns = set(table.columns if table.columns is not None else (table.rows[0][1] if table.rows else {}))
+    columns = table.names()
     if "score" in columns and "label" not in columns:  # STS, or near enough that its reader names what is missing
         return sts_pairs(path, table)
     for reader in (labelled_files.labelled_pairs, labelled_files.rerankings, labelled_texts.labelled_texts):

@@ -102,7 +102,7 @@ def search_model(adapter: Any, task: AbsTask) -> tuple[Any, str | None]:
     adapter, and None."""
     from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-    if not isinstance(task, AbsTaskRetrieval):
+    if not isinstance(task, AbsTaskRetrieval) and task.metadata.type not in ("Retrieval", "Reranking"):  # an aggregate of them too
         return adapter, None
     if importlib.util.find_spec("faiss") is None:
         return adapter, "exact"
@@ -147,8 +147,8 @@ def evaluate(
         main_score, details, whole = task_scores(result.task_results[0])
         faults.point("evaluate")
         sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
-        details = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
+        cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
         if search is not None:
-            details["search"] = search
-        sink.timing(phase, details=details or None)
+            cost["search"] = search
+        sink.timing(phase, details=cost or None)
         console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

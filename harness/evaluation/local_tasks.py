@@ -40,11 +40,13 @@ class About:
     reference: str | None = None
 
 
-def _metadata(about: About) -> Any:
+def _metadata(about: About, base: type) -> Any:
+    """The metadata of a task of type ``base``; its prompt is ``base``'s default instruction, so
+    that ``--instructions`` never looks it up by name (a file may share an mteb task's name)."""
     from mteb.abstasks.task_metadata import TaskMetadata
 
     return TaskMetadata(
-        name=about.name, description=about.description, reference=about.reference,
+        name=about.name, prompt=getattr(base, "abstask_prompt", None) or None, description=about.description, reference=about.reference,
         dataset={"path": f"harness-local/{about.name}", "revision": about.revision},
         type=about.kind, category="t2t", modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
         main_score=MAIN_SCORES[about.kind], date=None, domains=None, task_subtypes=None, license=None,
@@ -64,7 +66,7 @@ def sts_task(about: About, pairs: tuple[list[str], list[str], list[float]], scor
         self.dataset = DatasetDict({"test": Dataset.from_dict(data)})
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about), "min_score": score_range[0], "max_score": score_range[1], "load_data": load_data}
+    attributes = {"metadata": _metadata(about, AbsTaskSTS), "min_score": score_range[0], "max_score": score_range[1], "load_data": load_data}
     return type(f"HarnessSTS_{about.name}", (AbsTaskSTS,), attributes)()
 
 
@@ -77,7 +79,8 @@ def _pair_task(about: About, data: LabelledPairs) -> AbsTask:
         self.dataset = DatasetDict({"test": Dataset.from_dict(rows)})
         self.data_loaded = True
 
-    return type(f"HarnessPairs_{about.name}", (AbsTaskPairClassification,), {"metadata": _metadata(about), "load_data": load_data})()
+    attributes = {"metadata": _metadata(about, AbsTaskPairClassification), "load_data": load_data}
+    return type(f"HarnessPairs_{about.name}", (AbsTaskPairClassification,), attributes)()
 
 
 def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
@@ -86,7 +89,9 @@ def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
     from datasets import Dataset, DatasetDict
     from mteb.abstasks.classification import AbsTaskClassification
 
-    number = {label: index for index, label in enumerate(data.classes)}
+    # the test part's labels first: where it holds two, mteb scores AP, which needs them as 0 and 1
+    test_classes = sorted(set(data.test_labels))
+    number = {label: index for index, label in enumerate([*test_classes, *(c for c in data.classes if c not in test_classes)])}
 
     def load_data(self: AbsTaskClassification, num_proc: int | None = None, **kwargs: Any) -> None:
         self.dataset = DatasetDict({
@@ -95,7 +100,7 @@ def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
         })
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about), "load_data": load_data}
+    attributes = {"metadata": _metadata(about, AbsTaskClassification), "load_data": load_data}
     return type(f"HarnessClassification_{about.name}", (AbsTaskClassification,), attributes)()
 
 
@@ -113,7 +118,7 @@ def _clustering_task(about: About, data: LabelledTexts) -> AbsTask:
         self.data_loaded = True
 
     attributes = {
-        "metadata": _metadata(about), "load_data": load_data, "max_fraction_of_documents_to_embed": None,
+        "metadata": _metadata(about, AbsTaskClustering), "load_data": load_data, "max_fraction_of_documents_to_embed": None,
         "max_documents_per_cluster": data.size,
     }
     return type(f"HarnessClustering_{about.name}", (AbsTaskClustering,), attributes)()
@@ -138,7 +143,8 @@ def _retrieval_task(about: About, split: dict[str, Any]) -> AbsTask:
         self.dataset = {"default": {"test": split}}
         self.data_loaded = True
 
-    return type(f"HarnessRetrieval_{about.name}", (AbsTaskRetrieval,), {"metadata": _metadata(about), "load_data": load_data})()
+    attributes = {"metadata": _metadata(about, AbsTaskRetrieval), "load_data": load_data}
+    return type(f"HarnessRetrieval_{about.name}", (AbsTaskRetrieval,), attributes)()
 
 
 def reranking_split(data: Rerankings) -> dict[str, Any]:

@@ -45,13 +45,13 @@ E5_FORMAT = "Instruct: {instruction}\nQuery: {text}"
 
 
 def task_instruction(task_metadata: Any, side: str | None) -> str:
-    """The instruction mteb gives instruction models for a task: its metadata's ``prompt`` (the
-    side's, where it has one per side), else the default of its task type ('' where none)."""
+    """The instruction mteb gives instruction models for a task: its metadata's ``prompt`` (one per
+    side: this side's, '' where it has none), else the default of its task type ('' where none)."""
     from mteb.abstasks.abstask import get_abstask_prompt
 
     prompt = task_metadata.prompt
     if isinstance(prompt, dict):
-        prompt = prompt.get(side or "query")
+        return prompt.get(side or "query") or ""
     return prompt or get_abstask_prompt(task_metadata.name)
 
 

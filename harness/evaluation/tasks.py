@@ -170,13 +170,13 @@ def _mteb_task_exists(name: str) -> bool:
 
 def unknown_task(name: str) -> HarnessError:
     """An unknown ``--tasks`` item, with the closest presets and mteb task names."""
-    known = [*PRESETS, *sorted(catalog().accepted)]
+    known = [*PRESETS, *OFFLINE_TASKS, *sorted(catalog().accepted)]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if not close:  # a wrong case or a fragment: STSB, stsbenchmark
         close = [k for k in known if name.lower() in k.lower() or k.lower() == name.lower()][:3]
     suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return HarnessError(
-        f"--tasks: unknown task {name!r}.{suggestion} A task is a preset ({', '.join(PRESETS)}), a task file "
+        f"--tasks: unknown task {name!r}.{suggestion} A task is a preset ({', '.join(PRESETS)}), one of its offline tasks, a task file "
         f"({', '.join(SUFFIXES)}) or an mteb task name; `harness tasks --search WORD` lists them."
     )
 
@@ -189,6 +189,8 @@ def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
     for item in items:
         if item in PRESETS:
             specs = PRESETS[item][1]
+        elif item in OFFLINE_TASKS:  # one task of the offline preset, e.g. to add it to an older run
+            specs = [TaskSpec(item, "offline")]
         elif _looks_like_file(item):
             data = read_task_file(expand(item, "task file"))
             specs = [TaskSpec(data.name, "file", data=data)]

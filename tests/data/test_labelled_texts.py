@@ -51,6 +51,10 @@ def test_a_folder_of_train_and_test_files_is_a_classification_task(tmp_path):
         ("g.tsv", "text\tlabel\tsplit\na\tx\ttrain\nb\ty\ttrain\n", ["no test texts"]),
         ("h.tsv", "text\tlabel\tsplit\na\tx\ttrain\nb\ty\ttrain\nc\tz\ttest\n", ["line 4", "'z' never occurs in training"]),
         ("i.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n', ["line 2", "missing key label"]),
+        ("j.jsonl", '{"text": "a", "label": "x", "split": ["train"]}\n', ["line 1", "column split", "is not a split"]),
+        ("k.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y", "split": "train"}\n', ["line 1", "missing key split"]),
+        ("l.tsv", "text\tlabel\n", ["a header and no rows"]),
+        ("m.jsonl", '{"text": "a", "label": ' + "9" * 5000 + "}\n", ["line 1", "invalid JSON"]),
     ],
 )
 def test_bad_files_name_file_line_and_column(tmp_path, name, content, fragments):
@@ -61,6 +65,7 @@ def test_bad_files_name_file_line_and_column(tmp_path, name, content, fragments)
     "files, named, fragments",
     [
         ({"train.tsv": "text\tlabel\na\tx\nb\ty\n"}, "", ["no test file", "test.tsv, test.csv or test.jsonl"]),
+        ({"test.tsv": "text\tlabel\na\tx\n"}, "", ["no train file"]),
         ({"train.tsv": "text\tlabel\na\tx\nb\ty\n", "test.tsv": "text\tlabel\na\tx\n", "test.csv": "text,label\na,x\n"}, "", ["2 (test.tsv, test.csv) test file"]),
         ({"train.tsv": "words\tlabel\na\tx\n", "test.tsv": "text\tlabel\na\tx\n"}, "train.tsv", ["line 1", "needs a text column"]),
         ({"train.tsv": "text\tlabel\na\tx\nb\ty\n", "test.tsv": "text\tlabel\nc\tx\nd\tw\n"}, "test.tsv", ["line 3", "'w' never occurs in training"]),
@@ -72,3 +77,30 @@ def test_bad_classification_folders_name_the_file(tmp_path, files, named, fragme
     for name, content in files.items():
         _write(folder / name, content)
     refused_naming(read_task_file, folder, [str(folder / named) if named else str(folder), *fragments])
+
+
+def test_a_test_part_with_two_of_three_classes_is_scored(tmp_path, tiny_llama_dir):
+    """mteb scores AP where the test part holds two labels, and sklearn then needs them as 0 and 1:
+    the test part's labels are numbered first."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    rows = [(f"cat sat {i}", "p", "train") for i in range(3)] + [(f"dog ran {i}", "q", "train") for i in range(3)]
+    rows += [(f"sun shines {i}", "r", "train") for i in range(3)] + [("cat sat", "p", "test"), ("sun shines", "r", "test")]
+    task = _write(tmp_path / "three.tsv", "text\tlabel\tsplit\n" + "".join("\t".join(row) + "\n" for row in rows))
+    db = tmp_path / "h.db"
+    result = CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        (details,), = conn.execute("SELECT details FROM scores")
+    assert json.loads(details)["test"][0]["ap"] is not None
+
+
+def test_an_offline_task_is_named_on_its_own(tmp_path):
+    from harness.evaluation.tasks import resolve_tasks
+
+    (spec,) = resolve_tasks(["PangLeePolarityClassification"])
+    assert (spec.name, spec.kind) == ("PangLeePolarityClassification", "offline")

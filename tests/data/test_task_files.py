@@ -133,6 +133,9 @@ def test_the_newsgroups_pickle_builds_nothing_but_data(tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="posix.system is not allowed|os.system is not allowed"):
         offline_data.newsgroup_texts()
     assert not (tmp_path / "ran").exists()
+    (tmp_path / "mini_newsgroup").write_bytes(zlib.compress(b"c__builtin__\ndict\n)R}(S'a'\nI1\ndb."))  # BUILD on a dict
+    with pytest.raises(HarnessError, match="not gensim's mini_newsgroup file"):
+        offline_data.newsgroup_texts()
     (tmp_path / "mini_newsgroup").write_bytes(b"not zlib")
     with pytest.raises(HarnessError, match="not gensim's mini_newsgroup file"):
         offline_data.newsgroup_texts()
