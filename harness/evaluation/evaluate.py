@@ -112,6 +112,15 @@ def search_model(adapter: Any, task: AbsTask) -> tuple[Any, str | None]:
     return SearchEncoderWrapper(adapter, index_backend=FaissSearchIndex(adapter)), "faiss"
 
 
+def encoding_cost(phase: Phase, requested: int) -> dict[str, float]:
+    """What a task's encoding cost beside its time: the texts mteb asked for, how many of them the
+    run's memo answered, and the texts and tokens encoded per second."""
+    cost: dict[str, float] = {"texts_requested": requested, "memo_hits": requested - (phase.items or 0)}
+    if phase.seconds > 0:
+        cost.update(texts_per_s=(phase.items or 0) / phase.seconds, tokens_per_s=(phase.tokens or 0) / phase.seconds)
+    return cost
+
+
 def evaluate(
     method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
 ) -> None:
@@ -133,7 +142,7 @@ def evaluate(
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions)
     for loaded in tasks:
         name, task = loaded.spec.name, loaded.task
-        before_texts, before_tokens = encoder.texts_encoded, encoder.tokens_encoded
+        before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
         with measure(f"evaluate:{name}", backbone.device) as phase:
             with encoding_progress(console, name, texts_to_encode(task)) as advance:
                 encoder.progress = advance
@@ -150,5 +159,5 @@ def evaluate(
         cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
         if search is not None:
             cost["search"] = search
-        sink.timing(phase, details=cost or None)
+        sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked)})
         console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
