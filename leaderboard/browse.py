@@ -11,13 +11,16 @@ in WAL mode, so runs keep recording while it is browsed. Needs the ``browse`` ex
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+from leaderboard.efficiency import EVALUATE, HEADERS, efficiency, efficiency_cells, run_costs
+
 TITLE = "harness leaderboard"
 DASHBOARD = "runs"
-TEMPLATES = Path(__file__).parent / "templates"  # the home page: latest runs and canned queries
+TEMPLATES = Path(__file__).parent / "templates"  # the home page: latest runs (with their evaluation cost) and canned queries
 HOME_RUNS = 20
 HIDDEN = ("sqlite_sequence", "alembic_version")  # SQLite's and Alembic's bookkeeping
 
@@ -246,10 +249,26 @@ class _SqrtPlugin:
             conn.create_function("sqrt", 1, lambda x: None if x is None else math.sqrt(x))
 
 
-HOME_COLUMNS = ("run", "status", "method", "backbone", "task_spec", "mean_x100", "started")
+HOME_COLUMNS = ("run", "status", "method", "backbone", "task_spec", "mean_x100", *HEADERS, "started")
 HOME_SQL = f"""SELECT r.id, r.status, r.method, r.backbone, r.task_spec, ROUND(100 * AVG(s.main_score), 2),
        datetime(r.started_at, 'unixepoch') || ' UTC'
 FROM runs r LEFT JOIN scores s ON s.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT {HOME_RUNS}"""
+# what leaderboard.efficiency reads for the runs listed ({ids}), as RunReads.evaluation_costs reads it
+COST_SQL = """SELECT r.id, r.n_parameters, r.embed_dim, t.phase, t.seconds, t.items, t.tokens, t.peak_memory_bytes, t.details
+FROM runs r LEFT JOIN timings t ON t.run_id = r.id AND t.phase LIKE '""" + EVALUATE + """%'
+WHERE r.id IN ({ids}) ORDER BY r.id, t.id"""
+SCORED_SQL = "SELECT run_id, task FROM scores WHERE run_id IN ({ids}) ORDER BY id"
+
+
+def home_rows(runs: list[tuple], costs: list[tuple], scored: list[tuple]) -> list[tuple]:
+    """The latest runs (``HOME_SQL``) with, after their mean, what evaluating the tasks they
+    scored cost (``COST_SQL`` and ``SCORED_SQL`` rows; details as JSON text)."""
+    by_run = run_costs((*row[:-1], json.loads(row[-1]) if row[-1] else None) for row in costs)
+    tasks: dict[int, list[str]] = {}
+    for run_id, task in scored:
+        tasks.setdefault(run_id, []).append(task)
+    cut = HOME_COLUMNS.index("mean_x100") + 1
+    return [(*row[:cut], *efficiency_cells(efficiency(by_run[row[0]], tasks.get(row[0], []))), *row[cut:]) for row in runs]
 
 
 class _HomePlugin:
@@ -263,7 +282,10 @@ class _HomePlugin:
         async def home() -> dict[str, Any]:
             (name,) = [n for n in datasette.databases if not n.startswith("_")]
             database = datasette.get_database(name)
-            runs = [tuple(row) for row in (await database.execute(HOME_SQL)).rows]
+            latest = [tuple(row) for row in (await database.execute(HOME_SQL)).rows]
+            ids = ", ".join(str(int(row[0])) for row in latest)
+            costs, scored = [[tuple(row) for row in (await database.execute(sql.format(ids=ids))).rows] for sql in (COST_SQL, SCORED_SQL)]
+            runs = home_rows(latest, costs, scored)
             total = (await database.execute("SELECT COUNT(*) FROM runs")).rows[0][0]
             queries = [{"name": key, **value} for key, value in QUERIES.items()]
             return {"harness_home": {"db": name, "columns": HOME_COLUMNS, "runs": runs, "shown": len(runs), "total": total,

@@ -7,12 +7,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from leaderboard.database import Location, make_engine
+from leaderboard.efficiency import EVALUATE, RunCost, run_costs
 from leaderboard.errors import LeaderboardError
-from leaderboard.schema import Diagnostic, Metric, Run, Score
+from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
 
 class RunReads:
@@ -57,6 +58,19 @@ class RunReads:
                 {"stage": m.stage, "step": m.step, "loss": m.loss, "lr": m.lr, "seconds": m.seconds}
                 for m in session.scalars(query)
             ]
+
+    def evaluation_costs(self, run_ids: Sequence[int]) -> dict[int, RunCost]:
+        """Each run's model size and evaluate timings (``leaderboard.efficiency``), in one query;
+        the ids go in as literals, so any number of runs fits in it."""
+        ids = bindparam("ids", [i for i in run_ids if storable(i)], expanding=True, literal_execute=True)
+        query = (
+            select(Run.id, Run.n_parameters, Run.embed_dim, Timing.phase, Timing.seconds, Timing.items, Timing.tokens,
+                   Timing.peak_memory_bytes, Timing.details)
+            .outerjoin(Timing, (Timing.run_id == Run.id) & Timing.phase.startswith(EVALUATE))
+            .where(Run.id.in_(ids)).order_by(Run.id, Timing.id)
+        )
+        with self._session(write=False) as session:
+            return run_costs(session.execute(query))
 
     # -- reading -----------------------------------------------------------------------------
     def get_run(self, run_id: int, *, full: bool = True) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from leaderboard.efficiency import HEADERS, efficiency_cells
 from leaderboard.queries import Comparison, SeedGroup, flatten
 
 
@@ -150,6 +151,18 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
             *[_pct(run["type_means"][kind]) for kind in types],
             *[_pct(run["scores"].get(t)) for t in tasks],
         )
+    return table
+
+
+def efficiency_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) -> Table:
+    """``leaderboard --efficiency``: what evaluating the ranked tasks cost each ranked run (its
+    ``efficiency`` numbers), in rank order, in a table of its own that keeps to 80 columns."""
+    table = _table(f"Evaluation cost over the {len(tasks)} ranked task(s)")
+    _identity(table, "Run", [f"#{r['run_id']}" for r in ranked], justify="right")
+    for header in HEADERS:
+        _column(table, header, justify="right")
+    for run in ranked:
+        table.add_row(f"#{run['run_id']}", *efficiency_cells(run["efficiency"]))
     return table
 
 

@@ -122,11 +122,14 @@ def leaderboard(
     limit: Annotated[
         Optional[int], typer.Option(min=0, max=ROW_LIMIT, help="Rows to show: default 20 in the table, all with --json; 0 = all.")
     ] = None,
+    efficiency: Annotated[
+        bool, typer.Option("--efficiency", metavar="", help="Also show what evaluating the ranked tasks cost each run: seconds, texts/s, tokens/s, memo hits, peak memory, model size.")
+    ] = False,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
     """Finished runs ranked by Mean(Task) over one task set (with a mean per task type where it has
-    more than one); runs missing a task are left out."""
+    more than one); runs missing a task are left out. --efficiency adds what their evaluation cost."""
     with user_errors():
         store = read_store(db, as_json)
         if store is None:
@@ -143,15 +146,19 @@ def leaderboard(
     ranked = rank(runs, names, versions)
     left_out = [r for r in runs if all(t in r["scores"] for t in names) and r["run_id"] not in {x["run_id"] for x in ranked}]
     shown = limit if limit is not None else (0 if as_json else 20)
+    listed = ranked[:shown] if shown else ranked
+    if efficiency:
+        with user_errors():
+            _add_efficiency(store, listed, names)
     if as_json:
-        print_json(ranked[:shown] if shown else ranked)
+        print_json(listed)
         return
     if not ranked:
         console.print("No finished runs match.")
         return
     from leaderboard.render import LEADERBOARD_FIXED, fit_columns, leaderboard_table
 
-    table = leaderboard_table(ranked[:shown] if shown else ranked, names)
+    table = leaderboard_table(listed, names)
     hidden = fit_columns(table, console.width, LEADERBOARD_FIXED)
     console.print(table)
     if hidden:
@@ -159,12 +166,25 @@ def leaderboard(
             f"Mean over all {len(names)} tasks; not shown at this width: {', '.join(hidden)} "
             "(`harness compare RUNS` has a row per task, --json has every score).", highlight=False,
         )
+    if efficiency:
+        from leaderboard.render import efficiency_table
+
+        console.print(efficiency_table(listed, names))
     if left_out:
         ids = ", ".join(f"#{r['run_id']}" for r in left_out)
         shown_versions = ", ".join(f"{t}@{version_label(v)}" for t, v in versions.items())
         console.print(f"{len(left_out)} run(s) left out ({ids}): computed on other data than {shown_versions}.", highlight=False, soft_wrap=True)
     if shown and len(ranked) > shown:
         console.print(f"{shown} of {len(ranked)} ranked runs shown; --limit 0 shows all.")
+
+
+def _add_efficiency(store: Any, ranked: list[dict], tasks: list[str]) -> None:
+    """Give each ranked run its ``efficiency``: what evaluating ``tasks`` cost it."""
+    from leaderboard.efficiency import efficiency
+
+    costs = store.evaluation_costs([run["run_id"] for run in ranked])
+    for run in ranked:
+        run["efficiency"] = efficiency(costs[run["run_id"]], tasks)
 
 
 @app.command()

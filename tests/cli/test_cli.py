@@ -64,6 +64,15 @@ def test_compare_and_leaderboard_json_fields(recorded):
     assert "1 of 2 ranked runs shown" in table
     only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").stdout)
     assert [r["method"] for r in only] == ["untrained-last"]
+    for row in json.loads(invoke("leaderboard", "--db", str(recorded), "--efficiency", "--json").stdout):
+        (timing,) = [t for t in json.loads(invoke("show", str(row["run_id"]), "--db", str(recorded), "--json").stdout)[0]["timings"]
+                     if t["phase"] == "evaluate:tiny-sts"]
+        cost = timing["details"]
+        assert row["efficiency"] == pytest.approx({
+            "eval_seconds": timing["seconds"], "texts_per_s": timing["items"] / timing["seconds"],
+            "tokens_per_s": timing["tokens"] / timing["seconds"], "memo_hit_rate": cost["memo_hits"] / cost["texts_requested"],
+            "peak_memory_bytes": timing["peak_memory_bytes"], "embed_dim": 32, "n_parameters": 22_688,
+        })
 
 
 def test_compare_table_shows_difference_and_mean(recorded):

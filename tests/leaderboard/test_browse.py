@@ -206,3 +206,23 @@ def test_the_home_page_shows_the_latest_runs_and_the_canned_queries(db):
     mean_of_run_1 = round(100 * statistics.fmean(RUNS[0][4].values()), 2)
     assert f"<td>{mean_of_run_1}</td>" in page
     assert "sqlite_sequence" not in page and "alembic_version" not in page  # bookkeeping, hidden
+
+
+def test_the_home_page_shows_what_evaluating_each_runs_tasks_cost(tmp_path):
+    from leaderboard.efficiency import HEADERS, efficiency_cells
+    from tests.leaderboard.test_efficiency import IDS, build_board, expected
+
+    page = _get(browse.app(build_board(tmp_path / "h.db")), "/").text
+    header = re.findall(r'<th scope="col">([^<]*)</th>', page)
+    assert header == list(browse.HOME_COLUMNS) and header[6:13] == list(HEADERS)
+    rows = {int(run): re.findall(r"<td>([^<]*)</td>", cells) for run, cells in re.findall(r'/h/runs/(\d+)">#\d+</a></td>(.*?)</tr>', page, re.S)}
+    for method, run_id in IDS.items():  # over the tasks each run scored: A, B and C
+        assert rows[run_id][5:12] == efficiency_cells(expected(method, ("A", "B", "C"))), method
+    assert rows[IDS["fast"]][5:12] == ["9.00", "45.6", "411", "10.9%", "900", "576", "134.5M"]
+    assert rows[IDS["resumed"]][5:12] == ["-", "-", "-", "-", "-", "32", "0.0227M"]  # C's timing is missing
+
+
+def test_the_home_page_of_an_empty_leaderboard(tmp_path):
+    open_store(tmp_path / "h.db").close()
+    page = _get(browse.app(tmp_path / "h.db"), "/").text
+    assert "0 of 0 runs" in page
