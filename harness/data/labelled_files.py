@@ -7,12 +7,11 @@ Column names are matched lower-cased, with the layouts of two classic sets as al
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from harness.data.local_data import LocalData, TextPairs
+from harness.data.local_data import LocalData, TextPairs, file_digest
 from harness.data.records import Table, cell, fail, text_cell
 
 KIND = "task file"
@@ -55,10 +54,6 @@ def _label(path: Path, line: int, row: dict[str, object], column: str) -> int:
     return int(value)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def labelled_pairs(path: Path, table: Table, columns: set[str]) -> LabelledPairs | None:
     """The pair-classification task of ``table``, or None where its columns are not that."""
     names = _columns(columns, PAIR_COLUMNS)
@@ -70,7 +65,7 @@ def labelled_pairs(path: Path, table: Table, columns: set[str]) -> LabelledPairs
     labels = [_label(path, line, row, names["label"]) for line, row in rows]
     if len(set(labels)) < 2:
         raise fail(path, "", f"{len(rows)} pair(s), all labelled {labels[0] if labels else '-'}: a pair task needs both labels.", KIND)
-    return LabelledPairs(path.stem, path.resolve(), _digest(path), s1, s2, labels)
+    return LabelledPairs(path.stem, path.resolve(), file_digest(path), s1, s2, labels)
 
 
 def rerankings(path: Path, table: Table, columns: set[str]) -> Rerankings | None:
@@ -105,4 +100,4 @@ def _checked(path: Path, queries: list[str], positives: list[list[str]], negativ
     scored = sum(1 for p, n in zip(positives, negatives) if p and n)
     if scored == 0:
         raise fail(path, "", "no query has both a relevant and an irrelevant candidate, so there is nothing to rank.", KIND)
-    return Rerankings(path.stem, path.resolve(), _digest(path), queries, positives, negatives)
+    return Rerankings(path.stem, path.resolve(), file_digest(path), queries, positives, negatives)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from harness.data.local_data import LocalData
+from harness.data.local_data import LocalData, file_digest
 from harness.data.records import Row, Table, cell, fail, read_rows, text_cell
 from harness.errors import HarnessError
 from harness.paths import status
@@ -22,6 +22,7 @@ KIND = "task file"
 TEXT_COLUMNS = ("text", "sentence")
 LABEL_COLUMNS = ("label", "category", "class")
 SPLITS = ("train", "test")
+SUFFIXES = (".tsv", ".csv", ".jsonl")  # a split file's, as a task file's
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | N
         return None
     if not table.rows:
         raise fail(path, "", "a header and no rows: there are no texts to cluster or classify.", KIND)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_digest(path)
     if "split" not in columns:
         texts, labels = _read(path, table.rows, text, label)
         if len(set(labels)) < 2:
@@ -106,12 +107,15 @@ def _classified(where: Path, test_path: Path, name: str, digest: str, train: tup
 def has_split_files(folder: Path) -> bool:
     """Whether ``folder`` holds a ``train`` or ``test`` file (it is a classification folder, unless
     it has a BEIR ``corpus.jsonl``)."""
-    names = (f"{split}{suffix}" for split in SPLITS for suffix in (".tsv", ".csv", ".jsonl"))
-    return any(status(folder / name, KIND) is not None for name in names)
+    return any(_split_files(folder, split) for split in SPLITS)
+
+
+def _split_files(folder: Path, split: str) -> list[Path]:
+    return [path for path in (folder / f"{split}{suffix}" for suffix in SUFFIXES) if status(path, KIND) is not None]
 
 
 def _split_file(folder: Path, split: str) -> Path:
-    found = [folder / f"{split}{suffix}" for suffix in (".tsv", ".csv", ".jsonl") if status(folder / f"{split}{suffix}", KIND) is not None]
+    found = _split_files(folder, split)
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
         raise HarnessError(f"classification folder {folder}: {what} {split} file; it needs one {split}.tsv, {split}.csv or {split}.jsonl.")
@@ -123,7 +127,7 @@ def read_classification_folder(folder: Path) -> ClassifiedTexts:
     paths = [_split_file(folder, split) for split in SPLITS]
     parts, digest = [], hashlib.sha256()
     for path in paths:
-        table = read_rows(path, (".tsv", ".csv", ".jsonl"), KIND)
+        table = read_rows(path, SUFFIXES, KIND)
         columns = table.names()
         text, label = _column(columns, TEXT_COLUMNS), _column(columns, LABEL_COLUMNS)
         if text is None or label is None:

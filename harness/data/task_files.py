@@ -8,14 +8,13 @@ row, as in STS-B's own files) are ignored; a row too short to hold a needed colu
 
 from __future__ import annotations
 
-import hashlib
 import math
 import stat
 from dataclasses import dataclass
 from typing import ClassVar
 from pathlib import Path
 
-from harness.data.local_data import LocalData, TextPairs
+from harness.data.local_data import LocalData, TextPairs, file_digest
 from harness.data.records import Table, cell, fail, read_rows, text_cell
 from harness.paths import status
 
@@ -69,7 +68,7 @@ def sts_pairs(path: Path, table: Table) -> StsPairs:
     return StsPairs(
         name=path.stem,
         path=path.resolve(),
-        digest=hashlib.sha256(path.read_bytes()).hexdigest(),
+        digest=file_digest(path),
         sentence1=s1,
         sentence2=s2,
         scores=scores,
