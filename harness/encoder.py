@@ -12,9 +12,9 @@ vectors (:meth:`TokenEncoder.embed_batch`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 TEXT_SLOT = "{text}"
 DOCUMENT = "document"  # mteb's PromptType.document: the corpus side of retrieval and reranking
 QUERY = "query"  # mteb's PromptType.query; None: a symmetric task (STS, classification, clustering...)
+
+#: Part of every embedding-cache key: bump it whenever the code that turns a text into a vector
+#: changes (templating, truncation, batching, pooling), so vectors cached before are never reused.
+ENCODING_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,19 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
 
 
+def model_facts(model: PreTrainedModel) -> dict[str, Any]:
+    """What of a model decides its outputs besides its tensors: its config, attention
+    implementation and dtype, and the config of any PEFT adapters (LoRA's scale is not a tensor)."""
+    peft = getattr(model, "peft_config", None) or {}
+    return {
+        "model_config": model.config.to_json_string(use_diff=False),
+        "attention": getattr(model.config, "_attn_implementation", None),
+        "dtype": str(next(model.parameters()).dtype),
+        "adapters": {name: config.to_dict() for name, config in peft.items()},
+        "active_adapters": list(getattr(model, "active_adapters", None) or []) if peft else [],
+    }
+
+
 ProgressHook = Callable[[int], None]
 
 
@@ -156,6 +173,22 @@ class TokenEncoder(ABC):
         if template is None or template == self.tokenize.template:
             return self.tokenize
         return PromptTokenizer(self.tokenizer, template, self.max_length)
+
+    # -- what decides the vectors (the embedding cache's key) --------------------------------
+    def encoding_facts(self) -> dict[str, Any]:
+        """Everything besides the tensors that decides this encoder's vectors; subclasses add theirs."""
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "templates": [self.tokenize.template, self.tokenize_query.template, self.tokenize_document.template],
+            "max_length": self.max_length,
+            "device": self.device.type,
+        }
+
+    def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]] | None:
+        """Every tensor the vectors are computed from, by name; None (this base class): unknown,
+        so the vectors are never cached. A subclass that defines :meth:`embed_batch` defines this
+        too, or its vectors are not cached (see :mod:`harness.evaluation.fingerprint`)."""
+        return None
 
     # -- encoding --------------------------------------------------------------------------
     @abstractmethod
@@ -210,8 +243,15 @@ class PooledEncoder(TokenEncoder):
         )
         if pooling not in ("mean", "last"):
             raise HarnessError(f"pooling {pooling!r} must be 'mean' or 'last'.")
+        self.model = model
         self.decoder = model.get_decoder()  # the transformer body: no LM head, final norm applied
         self.pooling = pooling
+
+    def encoding_facts(self) -> dict[str, Any]:
+        return {**super().encoding_facts(), "pooling": self.pooling, **model_facts(self.model)}
+
+    def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        return iter(self.decoder.state_dict().items())
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.decoder(

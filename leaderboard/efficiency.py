@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EVALUATE = "evaluate:"  # the phase of a task's evaluation: evaluate:<task>
-FIELDS = ("seconds", "items", "tokens", "peak_memory_bytes", "texts_requested", "memo_hits")
-HEADERS = ("Eval s", "Texts/s", "Tokens/s", "Memo hits", "Peak MiB", "Dim", "Params")
+FIELDS = ("seconds", "items", "tokens", "peak_memory_bytes", "texts_requested", "memo_hits", "cache_hits")
+HEADERS = ("Eval s", "Texts/s", "Tokens/s", "Memo %", "Cache %", "Peak MiB", "Dim", "Params")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ def run_costs(rows: Iterable[Sequence[Any]]) -> dict[int, RunCost]:
         cost = costs.setdefault(run_id, RunCost(n_parameters, embed_dim))
         if phase is not None and phase.startswith(EVALUATE):
             details = details or {}
-            values = (seconds, items, tokens, peak, details.get("texts_requested"), details.get("memo_hits"))
+            requested = details.get("texts_requested")
+            cache_hits = details.get("cache_hits", 0 if requested is not None else None)  # rows from before the cache: none
+            values = (seconds, items, tokens, peak, requested, details.get("memo_hits"), cache_hits)
             cost.tasks[phase.removeprefix(EVALUATE)] = dict(zip(FIELDS, values))
     return costs
 
@@ -56,13 +58,15 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
 
 def efficiency(cost: RunCost, tasks: Sequence[str]) -> dict[str, float | None]:
     """The evaluation of ``tasks``: its seconds, texts and tokens per second, the share of
-    requested texts the memo answered (0-1), its peak memory, and the run's model size."""
+    requested texts the memo and the embedding cache answered (0-1), its peak memory, and the
+    run's model size."""
     rows = [cost.tasks[task] for task in tasks] if tasks and all(task in cost.tasks for task in tasks) else None
-    seconds, items, tokens, requested, hits = (_total(_values(rows, name)) for name in ("seconds", "items", "tokens", "texts_requested", "memo_hits"))
+    names = ("seconds", "items", "tokens", "texts_requested", "memo_hits", "cache_hits")
+    seconds, items, tokens, requested, hits, cached = (_total(_values(rows, name)) for name in names)
     peaks = _values(rows, "peak_memory_bytes")
     return {
         "eval_seconds": seconds, "texts_per_s": _ratio(items, seconds), "tokens_per_s": _ratio(tokens, seconds),
-        "memo_hit_rate": _ratio(hits, requested), "peak_memory_bytes": None if peaks is None else max(peaks),
+        "memo_hit_rate": _ratio(hits, requested), "cache_hit_rate": _ratio(cached, requested), "peak_memory_bytes": None if peaks is None else max(peaks),
         "embed_dim": cost.embed_dim, "n_parameters": cost.n_parameters,
     }
 
@@ -71,19 +75,23 @@ def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
+
+
 def parameters_label(n: int | None) -> str:
-    """Parameters in millions: ``134.5M`` (three significant digits below a million)."""
+    """Parameters in millions (``134.5M``), or thousands below a million (``22.7K``)."""
     if n is None:
         return "-"
-    return f"{n / 1e6:.1f}M" if n >= 10**6 else f"{n / 1e6:.3g}M"
+    return f"{n / 1e6:.1f}M" if n >= 10**6 else f"{n / 1e3:.3g}K"
 
 
 def efficiency_cells(numbers: dict[str, float | None]) -> list[str]:
     """``efficiency``'s numbers as shown, under ``HEADERS``."""
-    rate, peak = numbers["memo_hit_rate"], numbers["peak_memory_bytes"]
+    peak = numbers["peak_memory_bytes"]
     return [
         _number(numbers["eval_seconds"], ".2f"), _number(numbers["texts_per_s"], ".1f"), _number(numbers["tokens_per_s"], ".0f"),
-        "-" if rate is None else f"{100 * rate:.1f}%", "-" if peak is None else f"{peak / 2**20:.0f}",
+        _percent(numbers["memo_hit_rate"]), _percent(numbers["cache_hit_rate"]), "-" if peak is None else f"{peak / 2**20:.0f}",
         _number(numbers["embed_dim"], "d"),
         parameters_label(numbers["n_parameters"]),
     ]

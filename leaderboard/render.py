@@ -202,7 +202,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
             item.get("task_version") or "unknown",
         )
     timings = Table(title="Timings")
-    for name in ("Phase", "Seconds", "Items", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
+    for name in ("Phase", "Seconds", "Items", "Cached", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
         timings.add_column(name, justify="right" if name != "Phase" else "left")
     for item in run["timings"]:
         peak = item["peak_memory_bytes"]
@@ -212,6 +212,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
             item["phase"],
             f"{item['seconds']:.2f}",
             "-" if item["items"] is None else str(item["items"]),
+            str(details["cache_hits"]) if "cache_hits" in details else "-",
             "-" if item["tokens"] is None else str(item["tokens"]),
             "-" if rate is None else f"{rate:.0f}",
             "-" if mfu is None else f"{100 * mfu:.1f}%",

@@ -16,6 +16,15 @@ import pytest  # noqa: E402
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT.parent / "shared" / "data"
 
+
+@pytest.fixture(autouse=True)
+def own_embedding_cache(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty embedding cache of its own (subprocesses inherit it), so no
+    test's vectors come from another's run."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    monkeypatch.setenv("HARNESS_EMBEDDING_CACHE", str(folder))
+    return folder
+
 WORDS = (
     "the a cat dog sat on mat ran in park bird flew over house car drove down road man woman "
     "ate food drank water read book wrote letter sky is blue green grass sun shines rain falls "

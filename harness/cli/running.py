@@ -14,6 +14,8 @@ from harness.cli.app import (
 from harness.cli.database import announce, check_db, db_label, open_leaderboard, read_store
 from harness.cli.errors import user_errors
 
+DEFAULT_LIMIT_GB = 20.0  # the embedding cache's size cap (harness.evaluation.embedding_cache.DEFAULT_LIMIT_GB)
+
 
 MethodOption = Annotated[Optional[str], typer.Option(help="Method name (see `harness methods`).")]
 BackboneOption = Annotated[Optional[str], typer.Option(help="Alias, hub id or local folder.")]
@@ -41,6 +43,14 @@ InstructionsOption = Annotated[
     Optional[bool],
     typer.Option("--instructions", help="e5 style: put each task's mteb instruction before its queries and symmetric texts (documents stay bare)."),
 ]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", metavar="", help="Compute every vector: neither read nor fill the embedding cache kept across runs."),
+]
+CacheLimitOption = Annotated[
+    float,
+    typer.Option("--cache-limit-gb", min=0.001, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default <HARNESS_CACHE>/embeddings): the oldest entries go first."),
+]
 ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
 OutputDirOption = Annotated[
     Path,
@@ -62,6 +72,7 @@ def run(
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
     batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, resume: ResumeOption = None,
     output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
+    no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
     """Train (if the method has stages) and evaluate one method on one backbone; record the run.
@@ -72,6 +83,7 @@ def run(
     with user_errors(db):
         from harness.training import distributed
         from harness.config import load_run_config
+        from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.execute import RunOptions, execute
         from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks
@@ -101,7 +113,7 @@ def run(
             check_output_root(output_dir)
         if is_main:
             check_db(db)
-        run_options = RunOptions(output_dir, resume=record, report_to=trackers)
+        run_options = RunOptions(output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb))
         opener = functools.cache(lambda: open_leaderboard(db, create=True)) if is_main else None
         run_id = execute(plan, opener, console, run_options)
         if opener is None:
@@ -149,6 +161,8 @@ def eval_command(
     force: Annotated[
         bool, typer.Option("--force", metavar="", help="Evaluate tasks the run has a score for already, and replace those scores.")
     ] = False,
+    no_cache: NoCacheOption = False,
+    cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
     db: DbOption = DEFAULT_DB,
     plugins: PluginsOption = None,
 ) -> None:
@@ -156,6 +170,7 @@ def eval_command(
     A task the run has a score for is refused unless --force (another file with the same name
     is other data: give it another name)."""
     with user_errors():
+        from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.plan import plan_run, recorded_config
         from harness.runs.restore import reevaluate
@@ -167,5 +182,5 @@ def eval_command(
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
         run_config = recorded_config(record)
         run_config.tasks = split_items(tasks)
-        reevaluate(plan_run(run_config), store, record, console, force=force)
+        reevaluate(plan_run(run_config), store, record, console, force=force, cache=CacheSettings(not no_cache, cache_limit_gb))
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")

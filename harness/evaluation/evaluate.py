@@ -6,11 +6,12 @@ import importlib.util
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness import faults
 from harness.errors import HarnessError
+from harness.evaluation.embedding_cache import CacheSettings, CacheUnavailable, EmbeddingCache
 from harness.evaluation.quick_check import limit_task, texts_to_encode
 from harness.evaluation.tasks import TaskSpec, build_mteb_task, task_version
 from harness.task_versions import limited_version
@@ -50,6 +51,7 @@ class Evaluation:
     max_length: int
     limit: int | None = None  # --limit: the first N items of each evaluated split
     instructions: bool = False  # --instructions: e5-style task instructions on queries and symmetric texts
+    cache: CacheSettings = field(default_factory=CacheSettings)  # --no-cache, --cache-limit-gb: not part of the config
 
 
 @dataclass
@@ -112,25 +114,39 @@ def search_model(adapter: Any, task: AbsTask) -> tuple[Any, str | None]:
     return SearchEncoderWrapper(adapter, index_backend=FaissSearchIndex(adapter)), "faiss"
 
 
-def encoding_cost(phase: Phase, requested: int) -> dict[str, float]:
+def encoding_cost(phase: Phase, requested: int, cache_hits: int = 0) -> dict[str, float]:
     """What a task's encoding cost beside its time: the texts mteb asked for, how many of them the
-    run's memo answered, and the texts and tokens encoded per second."""
-    cost: dict[str, float] = {"texts_requested": requested, "memo_hits": requested - (phase.items or 0)}
+    run's memo and the embedding cache answered, and the texts and tokens encoded per second."""
+    cost: dict[str, float] = {
+        "texts_requested": requested, "memo_hits": requested - cache_hits - (phase.items or 0), "cache_hits": cache_hits,
+    }
     if phase.seconds > 0:
         cost.update(texts_per_s=(phase.items or 0) / phase.seconds, tokens_per_s=(phase.tokens or 0) / phase.seconds)
     return cost
+
+
+def open_cache(settings: CacheSettings, encoder: Any, method: Method, method_name: str) -> tuple[EmbeddingCache | None, str]:
+    """The run's view of the embedding cache, and what its timings say of it: the key's first 16
+    hex digits, or why the cache is off."""
+    from harness.evaluation.fingerprint import fingerprint
+
+    if not settings.enabled:
+        return None, "off (--no-cache)"
+    key = fingerprint(encoder, method, method_name)
+    if key is None:
+        return None, f"off ({type(encoder).__name__} does not name the tensors its vectors come from)"
+    try:
+        return EmbeddingCache.open(settings, key, encoder.embed_dim), key[:16]
+    except CacheUnavailable as exc:
+        return None, f"off ({exc})"
 
 
 def evaluate(
     method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
 ) -> None:
     """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``."""
-    import mteb
-    import torch
-
     from harness.encoder import EncodeSettings
     from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
-    from harness.telemetry.progress import encoding_progress
     from harness.telemetry.phases import measure
 
     encoder = method.build_encoder(backbone, EncodeSettings(batch_size=how.batch_size, max_length=how.max_length))
@@ -139,25 +155,53 @@ def evaluate(
         name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
         embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source, use_instructions=how.instructions,
     )
-    adapter = MtebEncoder(encoder, meta, instructions=how.instructions)
-    for loaded in tasks:
-        name, task = loaded.spec.name, loaded.task
-        before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
-        with measure(f"evaluate:{name}", backbone.device) as phase:
-            with encoding_progress(console, name, texts_to_encode(task)) as advance:
-                encoder.progress = advance
-                model, search = search_model(adapter, task)
-                result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
-        if result.exceptions:
-            raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
-        phase.items = encoder.texts_encoded - before_texts
-        phase.tokens = encoder.tokens_encoded - before_tokens
-        main_metric = task.metadata.main_score
-        main_score, details, whole = task_scores(result.task_results[0])
-        faults.point("evaluate")
-        sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
-        cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
-        if search is not None:
-            cost["search"] = search
-        sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked)})
-        console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+    with measure("cache:key") as key_phase:  # the fingerprint hashes every weight: its cost is recorded
+        cache, cache_state = open_cache(how.cache, encoder, method, how.method)
+    if how.cache.enabled:
+        sink.timing(key_phase, details={"cache": cache_state})
+        if cache is None:
+            console.print(f"  warning: embedding cache {cache_state}", highlight=False, soft_wrap=True)
+    adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
+    try:
+        for loaded in tasks:
+            _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _evaluate_task(
+    loaded: LoadedTask, adapter: Any, backbone: Backbone, how: Evaluation, sink: ScoreSink, console: Console, cache_state: str,
+) -> None:
+    import mteb
+    import torch
+
+    from harness.telemetry.progress import encoding_progress
+    from harness.telemetry.phases import measure
+
+    encoder, cache = adapter.encoder, adapter.cache
+    name, task = loaded.spec.name, loaded.task
+    before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
+    before_hits = cache.hits if cache is not None else 0
+    with measure(f"evaluate:{name}", backbone.device) as phase:
+        with encoding_progress(console, name, texts_to_encode(task)) as advance:
+            encoder.progress = advance
+            model, search = search_model(adapter, task)
+            result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
+    if result.exceptions:
+        raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
+    phase.items = encoder.texts_encoded - before_texts
+    phase.tokens = encoder.tokens_encoded - before_tokens
+    main_metric = task.metadata.main_score
+    main_score, details, whole = task_scores(result.task_results[0])
+    faults.point("evaluate")
+    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
+    cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
+    if search is not None:
+        cost["search"] = search
+    hits = (cache.hits - before_hits) if cache is not None else 0
+    cost["cache"] = cache_state if cache is None or cache.usable else "off (failed during the run)"
+    sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked, hits)})
+    if cache is not None and (warning := cache.take_warning()):
+        console.print(f"  {warning}", highlight=False, soft_wrap=True)
+    console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

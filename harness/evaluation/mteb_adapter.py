@@ -1,7 +1,11 @@
 """One adapter from a harness :class:`~harness.encoder.Encoder` to mteb's ``EncoderProtocol``.
 
 mteb's STS evaluator encodes every row of both columns, duplicates included (Lee: 2,450 encodings of
-50 documents), so the adapter memoises vectors by (prompt type, text) for the life of a run.
+50 documents), so the adapter memoises vectors by (prompt type, text) for the life of a run. Texts
+the memo lacks are looked up in the embedding cache across runs, where the run has one
+(:mod:`harness.evaluation.embedding_cache`), and only the rest are encoded (and then cached). The
+memo holds at most ``MEMO_LIMIT_BYTES`` of vectors, the least recently used going first, so a long
+corpus is never kept twice in memory (mteb's search index holds its vectors already).
 
 With ``instructions`` (``harness run --instructions``), queries and the texts of symmetric tasks
 are first put in the e5 format with the task's instruction, as mteb's instruction models do;
@@ -10,6 +14,7 @@ documents stay bare. The memo's text is then the instructed text.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
     from mteb.models.model_meta import ModelMeta
 
     from harness.encoder import Encoder
+    from harness.evaluation.embedding_cache import EmbeddingCache
 
 
 def model_name(method: str, backbone: str) -> str:
@@ -42,6 +48,7 @@ def model_meta(
 
 
 E5_FORMAT = "Instruct: {instruction}\nQuery: {text}"
+MEMO_LIMIT_BYTES = 2 * 2**30
 
 
 def task_instruction(task_metadata: Any, side: str | None) -> str:
@@ -63,13 +70,17 @@ def _unit(vectors: Any) -> np.ndarray:
 class MtebEncoder:
     """mteb ``EncoderProtocol`` over a harness encoder, with a per-run memo by text."""
 
-    def __init__(self, encoder: Encoder, meta: ModelMeta, *, instructions: bool = False) -> None:
+    def __init__(
+        self, encoder: Encoder, meta: ModelMeta, *, instructions: bool = False, cache: EmbeddingCache | None = None,
+    ) -> None:
         self.encoder = encoder
         self._meta = meta
         self.instructions = instructions
-        self._memo: dict[tuple[str | None, str], np.ndarray] = {}
+        self.cache = cache
+        self._memo: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+        self.memo_limit = MEMO_LIMIT_BYTES // (4 * max(encoder.embed_dim, 1))  # vectors
         self.requested = 0  # texts mteb asked for
-        self.computed = 0  # texts actually run through the model
+        self.computed = 0  # texts the memo lacked (answered by the cache or the model)
 
     @property
     def mteb_model_meta(self) -> ModelMeta:
@@ -91,15 +102,37 @@ class MtebEncoder:
             instruction = task_instruction(task_metadata, kind)
             if instruction:
                 texts = [E5_FORMAT.format(instruction=instruction, text=text) for text in texts]
-        todo = list(dict.fromkeys(t for t in texts if (kind, t) not in self._memo))
+        vectors: dict[str, np.ndarray] = {}
+        todo = []
+        for text in dict.fromkeys(texts):
+            vector = self._memo.get((kind, text))
+            if vector is None:
+                todo.append(text)
+            else:
+                self._memo.move_to_end((kind, text))
+                vectors[text] = vector
         if todo:
-            vectors = self.encoder.encode(todo, prompt_type=kind)
-            self._memo.update(((kind, t), v) for t, v in zip(todo, vectors))
+            vectors.update(self._fill(kind, todo))
         self.requested += len(texts)
         self.computed += len(todo)
         if not texts:
             return np.zeros((0, self.encoder.embed_dim), dtype=np.float32)
-        return np.stack([self._memo[(kind, t)] for t in texts])
+        return np.stack([vectors[t] for t in texts])
+
+    def _fill(self, kind: str | None, todo: list[str]) -> dict[str, np.ndarray]:
+        """The vectors of ``todo``: from the cache where it has them, else computed (and cached); memoised."""
+        found = self.cache.lookup(kind, todo) if self.cache is not None else {}
+        missing = [t for t in todo if t not in found]
+        if missing:
+            computed = self.encoder.encode(missing, prompt_type=kind)
+            found.update(zip(missing, computed))
+            if self.cache is not None:
+                self.cache.save(kind, missing, computed)
+        for text in todo:
+            self._memo[(kind, text)] = found[text]
+        while len(self._memo) > self.memo_limit:
+            self._memo.popitem(last=False)
+        return found
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """Cosine of every row of one with every row of the other; of two single vectors, one

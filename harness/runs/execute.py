@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness import faults
 from harness.config import config_hash
 from harness.errors import HarnessError, RunFailed, RunInterrupted
+from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import LoadedTask, evaluate, load_tasks
 from harness.runs import folders
 from harness.runs.plan import RunPlan
@@ -42,6 +43,7 @@ class RunOptions:
     resume: dict[str, Any] | None = None  # --resume: the recorded run to continue, in its own row
     report_to: Sequence[str] = ()  # --report-to: trackers that mirror the run on rank 0
     warnings: list[str] = field(default_factory=list)  # filled with the warnings the run printed
+    cache: CacheSettings = field(default_factory=CacheSettings)  # --no-cache, --cache-limit-gb
 
 
 @dataclass
@@ -209,7 +211,7 @@ def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
         return  # rank 0 evaluates; the others are done once training is
     if distributed.world().enabled:
         distributed.use_all_cores(backbone.device)
-    evaluate(plan.method, backbone, run.tasks, plan.evaluation(run.resolved), recorder, run.console)
+    evaluate(plan.method, backbone, run.tasks, plan.evaluation(run.resolved, run.options.cache), recorder, run.console)
 
 
 def _finish(run: _Run) -> None:

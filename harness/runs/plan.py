@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness import registry
 from harness.config import RunConfig, build_dataclass, config_hash
 from harness.errors import HarnessError, unknown_name
+from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import Evaluation
 from harness.evaluation.tasks import TaskSpec, resolve_tasks
 from harness.method import Method, MethodConfig
@@ -55,13 +56,14 @@ class RunPlan:
             values["train_data"] = None  # untrained: the training data cannot change the result
         return values
 
-    def evaluation(self, resolved: dict[str, Any]) -> Evaluation:
-        """How the encoder is evaluated, named after the run's recorded config ``resolved``."""
+    def evaluation(self, resolved: dict[str, Any], cache: CacheSettings | None = None) -> Evaluation:
+        """How the encoder is evaluated, named after the run's recorded config ``resolved``; with
+        the embedding cache of ``cache`` (default: on, in its default folder)."""
         config = self.config
         return Evaluation(
             method=config.method, backbone=self.backbone.name, source=self.backbone.source,
             revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
-            instructions=config.instructions,
+            instructions=config.instructions, cache=cache or CacheSettings(),
         )
 
     @property

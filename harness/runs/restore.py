@@ -15,6 +15,7 @@ from harness.runs.process import quiet_libraries, seed_everything
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from harness.evaluation.embedding_cache import CacheSettings
     from harness.method import Method
     from harness.model.backbones import Backbone
     from leaderboard.store import RunStore
@@ -67,7 +68,9 @@ def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Bac
     return plan.method, encoding_backbone(plan, record, console, purpose="export")
 
 
-def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console, *, force: bool = False) -> None:
+def reevaluate(
+    plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console, *, force: bool = False, cache: CacheSettings | None = None,
+) -> None:
     """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row.
 
     A task the run has a score for already is refused (before the model is loaded) unless
@@ -88,4 +91,4 @@ def reevaluate(plan: RunPlan, store: RunStore, record: dict[str, Any], console: 
     with measure("load") as phase:
         backbone = encoding_backbone(plan, record, console, purpose="evaluate")
     recorder.timing(phase)
-    evaluate(plan.method, backbone, tasks, plan.evaluation(record["config"]), recorder, console)
+    evaluate(plan.method, backbone, tasks, plan.evaluation(record["config"], cache), recorder, console)

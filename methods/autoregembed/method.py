@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.encoder import TokenEncoder
+from harness.encoder import TokenEncoder, model_facts
 from harness.errors import HarnessError
 from harness.method import Method
 from methods.autoregembed.config import PRESETS, SLOTS_FILE, SLOTS_PARAMETER, AutoRegEmbedConfig
@@ -34,6 +34,13 @@ class SlotEncoder(TokenEncoder):
             settings=settings, template=template, document_template=document_template,
         )
         self.model, self.slots = backbone.model, slots
+
+    def encoding_facts(self) -> dict[str, Any]:
+        return {**super().encoding_facts(), **model_facts(self.model)}
+
+    def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        yield "slots", self.slots
+        yield from self.model.state_dict().items()
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F

@@ -40,7 +40,7 @@ def recorded(tmp_path, tiny_llama_dir, small_sts_file):
 def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_dir, small_sts_file):
     record = json.loads(invoke("show", "1", "--db", str(recorded), "--json").stdout)[0]
     assert record["status"] == "finished" and record["method"] == "untrained-mean"
-    assert [t["phase"] for t in record["timings"]] == ["data", "load", "evaluate:tiny-sts"]
+    assert [t["phase"] for t in record["timings"]] == ["data", "load", "cache:key", "evaluate:tiny-sts"]
     assert record["config"]["tasks_resolved"][0]["sha256"] and record["config"]["backbone_resolved"]["kind"] == "local"
     assert record["config"]["train_data"] is None  # an untrained method: training data cannot matter
     # the tiny Llama, counted by hand in tests/runs/test_training_cli.py: 22,688 parameters, none trained
@@ -71,6 +71,7 @@ def test_compare_and_leaderboard_json_fields(recorded):
         assert row["efficiency"] == pytest.approx({
             "eval_seconds": timing["seconds"], "texts_per_s": timing["items"] / timing["seconds"],
             "tokens_per_s": timing["tokens"] / timing["seconds"], "memo_hit_rate": cost["memo_hits"] / cost["texts_requested"],
+            "cache_hit_rate": cost["cache_hits"] / cost["texts_requested"],
             "peak_memory_bytes": timing["peak_memory_bytes"], "embed_dim": 32, "n_parameters": 22_688,
         })
 

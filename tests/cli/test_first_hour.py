@@ -209,7 +209,7 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
     board = shown("leaderboard", "--db", str(db))
     assert second.stem in board.replace("\n", "") or f"not shown at this width: {second.stem}" in " ".join(board.split())
     costs = shown("leaderboard", "--efficiency", "--db", str(db))
-    assert "Evaluation cost over the 2 ranked task(s)" in costs and "Memo hits" in costs and "0.0227M" in costs
+    assert "Evaluation cost over the 2 ranked task(s)" in costs and "Memo %" in costs and "Cache %" in costs and "22.7K" in costs
     diff = shown("compare", "--diff", "--db", str(db))
     assert "method_args:" in diff and any(line.strip().startswith("template") for line in diff.splitlines())
     one = shown("methods", "infonce")

@@ -214,12 +214,12 @@ def test_the_home_page_shows_what_evaluating_each_runs_tasks_cost(tmp_path):
 
     page = _get(browse.app(build_board(tmp_path / "h.db")), "/").text
     header = re.findall(r'<th scope="col">([^<]*)</th>', page)
-    assert header == list(browse.HOME_COLUMNS) and header[6:13] == list(HEADERS)
+    assert header == list(browse.HOME_COLUMNS) and header[6:14] == list(HEADERS)
     rows = {int(run): re.findall(r"<td>([^<]*)</td>", cells) for run, cells in re.findall(r'/h/runs/(\d+)">#\d+</a></td>(.*?)</tr>', page, re.S)}
     for method, run_id in IDS.items():  # over the tasks each run scored: A, B and C
-        assert rows[run_id][5:12] == efficiency_cells(expected(method, ("A", "B", "C"))), method
-    assert rows[IDS["fast"]][5:12] == ["9.00", "45.6", "411", "10.9%", "900", "576", "134.5M"]
-    assert rows[IDS["resumed"]][5:12] == ["-", "-", "-", "-", "-", "32", "0.0227M"]  # C's timing is missing
+        assert rows[run_id][5:13] == efficiency_cells(expected(method, ("A", "B", "C"))), method
+    assert rows[IDS["fast"]][5:13] == ["9.00", "45.6", "411", "10.9%", "0.0%", "900", "576", "134.5M"]
+    assert rows[IDS["resumed"]][5:13] == ["-", "-", "-", "-", "-", "-", "32", "22.7K"]  # C's timing is missing
 
 
 def test_the_home_page_of_an_empty_leaderboard(tmp_path):

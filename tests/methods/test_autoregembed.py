@@ -422,3 +422,15 @@ def test_frozen_finetune_trains_the_slots_alone_and_other_methods_refuse_it():
     check_trainable(method.config, AutoRegEmbed.own_parameters)
     with pytest.raises(HarnessError, match="finetune=frozen"):
         check_trainable(InfoNCEConfig(finetune="frozen"), InfoNCE.own_parameters)
+
+
+def test_the_slot_encoders_fingerprint_holds_its_slots():
+    from harness.evaluation.fingerprint import fingerprint
+
+    method, backbone, _ = _method()
+    encoder = method.build_encoder(backbone, EncodeSettings(batch_size=2))
+    before = fingerprint(encoder, method, "autoregembed")
+    assert before is not None and before == fingerprint(method.build_encoder(backbone, EncodeSettings(batch_size=2)), method, "autoregembed")
+    with torch.no_grad():
+        method.slots[0, 0] += 1e-3  # trained slots: another encoder
+    assert fingerprint(encoder, method, "autoregembed") != before
