@@ -129,15 +129,29 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 def model_facts(model: PreTrainedModel) -> dict[str, Any]:
     """What of a model decides its outputs besides its tensors: its config, attention
-    implementation and dtype, and the config of any PEFT adapters (LoRA's scale is not a tensor)."""
+    implementation, dtype and training mode, the config of any PEFT adapters, and each adapter
+    layer's state (active, disabled or merged adapters and their scaling: none is a tensor)."""
     peft = getattr(model, "peft_config", None) or {}
+    layers = [
+        [name, layer.disable_adapters, list(layer.merged_adapters), list(layer.active_adapters), dict(getattr(layer, "scaling", {}))]
+        for name, layer in model.named_modules() if hasattr(layer, "merged_adapters") and hasattr(layer, "disable_adapters")
+    ]
     return {
         "model_config": model.config.to_json_string(use_diff=False),
         "attention": getattr(model.config, "_attn_implementation", None),
         "dtype": str(next(model.parameters()).dtype),
+        "training": model.training,
         "adapters": {name: config.to_dict() for name, config in peft.items()},
         "active_adapters": list(getattr(model, "active_adapters", None) or []) if peft else [],
+        "adapter_layers": layers,
     }
+
+
+def named_tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter (each shared one once) and every buffer, persistent or not (rotary
+    frequencies are not in ``state_dict``), by name."""
+    yield from module.named_parameters()
+    yield from (("buffer:" + name, buffer) for name, buffer in module.named_buffers())
 
 
 ProgressHook = Callable[[int], None]
@@ -251,7 +265,7 @@ class PooledEncoder(TokenEncoder):
         return {**super().encoding_facts(), "pooling": self.pooling, **model_facts(self.model)}
 
     def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        return iter(self.decoder.state_dict().items())
+        return named_tensors(self.decoder)
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.decoder(

@@ -59,13 +59,14 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
 def efficiency(cost: RunCost, tasks: Sequence[str]) -> dict[str, float | None]:
     """The evaluation of ``tasks``: its seconds, texts and tokens per second, the share of
     requested texts the memo and the embedding cache answered (0-1), its peak memory, and the
-    run's model size."""
+    run's model size. Where nothing was encoded (every vector from the memo or the cache) there is
+    no rate to tell: None."""
     rows = [cost.tasks[task] for task in tasks] if tasks and all(task in cost.tasks for task in tasks) else None
     names = ("seconds", "items", "tokens", "texts_requested", "memo_hits", "cache_hits")
     seconds, items, tokens, requested, hits, cached = (_total(_values(rows, name)) for name in names)
     peaks = _values(rows, "peak_memory_bytes")
     return {
-        "eval_seconds": seconds, "texts_per_s": _ratio(items, seconds), "tokens_per_s": _ratio(tokens, seconds),
+        "eval_seconds": seconds, "texts_per_s": _ratio(items or None, seconds), "tokens_per_s": _ratio(tokens if items else None, seconds),
         "memo_hit_rate": _ratio(hits, requested), "cache_hit_rate": _ratio(cached, requested), "peak_memory_bytes": None if peaks is None else max(peaks),
         "embed_dim": cost.embed_dim, "n_parameters": cost.n_parameters,
     }

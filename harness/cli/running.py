@@ -49,7 +49,7 @@ NoCacheOption = Annotated[
 ]
 CacheLimitOption = Annotated[
     float,
-    typer.Option("--cache-limit-gb", min=0.001, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default <HARNESS_CACHE>/embeddings): the oldest entries go first."),
+    typer.Option("--cache-limit-gb", min=0.001, max=1e6, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default <HARNESS_CACHE>/embeddings): the oldest entries go first."),
 ]
 ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
 OutputDirOption = Annotated[

@@ -7,7 +7,9 @@ BLAKE2b of key and vector: a truncated, altered or misplaced entry fails that ch
 recomputed, never returned.
 
 Storage is diskcache: one SQLite database (WAL) under the harness cache folder, safe for several
-processes at once, with a size cap enforced by evicting the least recently stored entries. The
+processes at once, with a size cap enforced by evicting the least recently stored entries (the
+cap is the folder's: the last run to open it sets it). Values are read as raw bytes only: an entry
+that diskcache would unpickle is treated as damaged, so a shared cache folder cannot run code. The
 cache only ever saves time: a cache that cannot be opened, read or written is switched off for the
 run with a warning, and the run computes its vectors itself.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from harness.paths import cache_root
 
 CHECK_BYTES = 16
 DEFAULT_LIMIT_GB = 20.0
+SAVE_CHUNK = 2000  # vectors per write transaction: another run waits for one chunk, not a corpus
 
 
 def default_folder() -> Path:
@@ -76,12 +78,12 @@ class EmbeddingCache:
     @classmethod
     def open(cls, settings: CacheSettings, fingerprint: str, dim: int) -> EmbeddingCache:
         """The cache in ``settings.folder``; raises :class:`CacheUnavailable` where it cannot be used."""
-        import diskcache
-
         try:
+            import diskcache
+
             settings.folder.mkdir(parents=True, exist_ok=True)
-            store = diskcache.Cache(str(settings.folder), size_limit=int(settings.limit_gb * 2**30), timeout=60)
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            store = diskcache.Cache(str(settings.folder), size_limit=int(settings.limit_gb * 2**30), timeout=60, disk=_bytes_only_disk())
+        except Exception as exc:  # the cache only saves time: whatever stops it, the run goes on without it
             raise CacheUnavailable(f"the embedding cache in {settings.folder} cannot be opened ({type(exc).__name__}: {exc})") from None
         return cls(store, fingerprint, dim)
 
@@ -104,8 +106,6 @@ class EmbeddingCache:
 
     def lookup(self, side: str | None, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors of ``texts`` that are whole and match their key."""
-        import diskcache
-
         found: dict[str, np.ndarray] = {}
         if not self.usable:
             return found
@@ -121,30 +121,40 @@ class EmbeddingCache:
                     self.store.delete(key)
                 else:
                     found[text] = vector
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+        except Exception as exc:  # sqlite3, OSError, diskcache.Timeout, ...: never a failed run
             self._off("reading", exc)
             return {}
         self.hits += len(found)
         return found
 
     def save(self, side: str | None, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Store freshly computed vectors, in one transaction."""
-        import diskcache
-
-        if not self.usable or not len(texts):
+        """Store freshly computed vectors, ``SAVE_CHUNK`` to a transaction."""
+        if not self.usable:
             return
         try:
-            with self.store.transact():
-                for text, vector in zip(texts, vectors):
-                    key = entry_key(self.fingerprint, side, text)
-                    self.store.set(key, seal(key, vector))
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            for start in range(0, len(texts), SAVE_CHUNK):
+                with self.store.transact():
+                    for text, vector in zip(texts[start : start + SAVE_CHUNK], vectors[start : start + SAVE_CHUNK]):
+                        key = entry_key(self.fingerprint, side, text)
+                        self.store.set(key, seal(key, vector))
+                self.stored += len(texts[start : start + SAVE_CHUNK])
+        except Exception as exc:  # as in lookup: the vectors are computed, only their copy is lost
             self._off("writing", exc)
-            return
-        self.stored += len(texts)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _bytes_only_disk() -> type:
+    """A diskcache ``Disk`` that never unpickles: a pickled value reads as empty (a damaged entry)."""
+    import diskcache
+    from diskcache.core import MODE_PICKLE
+
+    class BytesOnlyDisk(diskcache.Disk):
+        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+            return b"" if mode == MODE_PICKLE else super().fetch(mode, filename, value, read)
+
+    return BytesOnlyDisk
 
 
 class CacheUnavailable(Exception):

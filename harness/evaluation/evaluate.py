@@ -120,7 +120,7 @@ def encoding_cost(phase: Phase, requested: int, cache_hits: int = 0) -> dict[str
     cost: dict[str, float] = {
         "texts_requested": requested, "memo_hits": requested - cache_hits - (phase.items or 0), "cache_hits": cache_hits,
     }
-    if phase.seconds > 0:
+    if phase.seconds > 0 and phase.items:  # none encoded (all from the memo or cache): no rate to tell
         cost.update(texts_per_s=(phase.items or 0) / phase.seconds, tokens_per_s=(phase.tokens or 0) / phase.seconds)
     return cost
 
@@ -132,7 +132,10 @@ def open_cache(settings: CacheSettings, encoder: Any, method: Method, method_nam
 
     if not settings.enabled:
         return None, "off (--no-cache)"
-    key = fingerprint(encoder, method, method_name)
+    try:
+        key = fingerprint(encoder, method, method_name)
+    except Exception as exc:  # a plug-in's tensors or options that cannot be hashed: no cache, never a failed run
+        return None, f"off (the encoder could not be fingerprinted: {type(exc).__name__}: {exc})"
     if key is None:
         return None, f"off ({type(encoder).__name__} does not name the tensors its vectors come from)"
     try:
@@ -182,7 +185,7 @@ def _evaluate_task(
     encoder, cache = adapter.encoder, adapter.cache
     name, task = loaded.spec.name, loaded.task
     before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
-    before_hits = cache.hits if cache is not None else 0
+    before_hits, before_corrupt = (cache.hits, cache.corrupt) if cache is not None else (0, 0)
     with measure(f"evaluate:{name}", backbone.device) as phase:
         with encoding_progress(console, name, texts_to_encode(task)) as advance:
             encoder.progress = advance
@@ -201,6 +204,8 @@ def _evaluate_task(
         cost["search"] = search
     hits = (cache.hits - before_hits) if cache is not None else 0
     cost["cache"] = cache_state if cache is None or cache.usable else "off (failed during the run)"
+    if cache is not None and cache.corrupt > before_corrupt:
+        cost["cache_damaged"] = cache.corrupt - before_corrupt  # entries that failed their check, recomputed
     sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked, hits)})
     if cache is not None and (warning := cache.take_warning()):
         console.print(f"  {warning}", highlight=False, soft_wrap=True)

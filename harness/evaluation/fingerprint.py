@@ -1,22 +1,28 @@
 """The fingerprint of an encoder: one digest of everything that decides the vector of a text.
 
 It hashes the harness's :data:`~harness.encoder.ENCODING_VERSION`, the torch and transformers
-versions, the method's name and options, the encoder's own facts (its class, the three templates,
-``max_length``, pooling, dtype, device type, the model's config and any PEFT adapter config), the
-tokenizer (its whole serialised form), and the bytes of every tensor the encoder reads (the
-backbone's weights with whatever training changed: LoRA adapters, fine-tuned weights, slots).
+versions, the source code that computes the vectors (:func:`code_digest`), the method's name and
+options, the encoder's own facts (its class, the three templates, ``max_length``, pooling, dtype,
+device type, the model's config, whether it is in training mode, any PEFT adapter config and each
+adapter layer's state: active, disabled, merged, scaling), the tokenizer (its serialised form and
+settings), and the bytes of every parameter and buffer the encoder reads (the backbone's weights
+with whatever training changed: LoRA adapters, fine-tuned weights, slots).
 
 An encoder is fingerprinted only when the class that says how a batch becomes vectors
-(``embed_batch``) is the class that names the tensors it reads (``cache_tensors``): a subclass that
-changes the computation without naming its tensors gets no fingerprint, so it is never cached.
+(``embed_batch``) is the class that names the tensors it reads (``cache_tensors``), and when no
+forward hook is set on its modules (or globally): otherwise its vectors are never cached.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.encoder import ENCODING_VERSION, TokenEncoder
@@ -37,16 +43,91 @@ def fingerprintable(encoder: Any) -> bool:
         return False
     cls = type(encoder)
     names = _owner(cls, "cache_tensors")
-    return names is not TokenEncoder and _owner(cls, "embed_batch") is names and _owner(cls, "encode") in (TokenEncoder, names)
+    if names is TokenEncoder or _owner(cls, "embed_batch") is not names or _owner(cls, "encode") not in (TokenEncoder, names):
+        return False
+    return not _hooked(encoder)
+
+
+def _hooked(encoder: Any) -> bool:
+    """Whether a forward hook could change what the encoder's modules compute."""
+    import torch
+
+    module_hooks = torch.nn.modules.module
+    if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
+        return True
+    models = [value for value in vars(encoder).values() if isinstance(value, torch.nn.Module)]
+    return any(m._forward_hooks or m._forward_pre_hooks for model in models for m in model.modules())
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """Modules a source file imports, at its top or inside functions (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def _source(name: str) -> Path | None:
+    top = sys.modules.get(name.split(".")[0])
+    if top is None or not getattr(top, "__file__", None):
+        return None
+    parts = name.split(".")[1:]
+    if not parts:
+        return Path(top.__file__)  # a package's __init__ or a single-file module
+    base = Path(top.__file__).parent
+    return next((c for c in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")) if c.is_file()), None)
+
+
+@functools.cache
+def _code_files(seeds: tuple[str, ...]) -> tuple[Path, ...]:
+    files: dict[str, Path] = {}
+    todo = list(seeds)
+    while todo:
+        name = todo.pop()
+        path = _source(name)
+        if name in files or path is None or path in files.values():
+            continue
+        files[name] = path
+        package = name.rpartition(".")[0]
+        todo += [other for other in _imports(path) if other.rpartition(".")[0] == package]  # its own package's modules
+    return tuple(sorted(files.values()))
+
+
+def code_digest(*objects: Any) -> str:
+    """A digest of the source that computes the vectors: the module of every class in the MRO of
+    each of ``objects`` (encoder, its prompt tokenizers, method), with the modules of the same
+    package those modules import (at their top or inside functions). Any edit there, a plug-in's
+    included, is another key."""
+    seeds = {klass.__module__ for obj in objects for klass in type(obj).__mro__ if klass.__module__ not in ("builtins", "abc")}
+    digest = hashlib.blake2b(digest_size=16)
+    for path in _code_files(tuple(sorted(seeds))):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def tokenizer_digest(tokenizer: Any) -> str:
-    """A digest of the whole tokenizer: its serialised form (fast tokenizers) or its vocabulary,
-    with its class and special tokens."""
+    """A digest of the whole tokenizer: its serialised form (fast tokenizers; else its vocabulary
+    and any sentencepiece model), its class, special tokens and settings (``init_kwargs``,
+    ``clean_up_tokenization_spaces``: truncation decodes and encodes again)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    head = json.dumps([type(tokenizer).__name__, tokenizer.special_tokens_map, tokenizer.pad_token_id], default=str)
-    return hashlib.blake2b((head + body).encode(), digest_size=16).hexdigest()
+    settings = {key: value for key, value in getattr(tokenizer, "init_kwargs", {}).items() if not key.endswith("file") and key != "name_or_path"}
+    head = json.dumps([
+        type(tokenizer).__name__, tokenizer.special_tokens_map, tokenizer.pad_token_id, settings,
+        getattr(tokenizer, "clean_up_tokenization_spaces", None), getattr(tokenizer, "split_special_tokens", None),
+    ], default=str, sort_keys=True)
+    digest = hashlib.blake2b((head + body).encode(), digest_size=16)
+    sentencepiece = getattr(tokenizer, "sp_model", None)
+    if sentencepiece is not None and hasattr(sentencepiece, "serialized_model_proto"):
+        digest.update(sentencepiece.serialized_model_proto())
+    return digest.hexdigest()
 
 
 def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
@@ -57,7 +138,7 @@ def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     for name, tensor in tensors:
         flat = tensor.detach().contiguous().reshape(-1)
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(flat.view(torch.uint8).cpu().numpy().tobytes())
+        digest.update(flat.view(torch.uint8).cpu().numpy())  # the buffer itself, not a copy
     return digest.hexdigest()
 
 
@@ -74,6 +155,7 @@ def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
         "transformers": transformers.__version__,
         "method": method_name,
         "options": dataclasses.asdict(method.config),
+        "code": code_digest(encoder, encoder.tokenize, encoder.tokenize_query, encoder.tokenize_document, method),
         "encoder": encoder.encoding_facts(),
         "tokenizer": tokenizer_digest(encoder.tokenizer),
         "tensors": tensors_digest(encoder.cache_tensors()),

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.encoder import TokenEncoder, model_facts
+from harness.encoder import TokenEncoder, model_facts, named_tensors
 from harness.errors import HarnessError
 from harness.method import Method
 from methods.autoregembed.config import PRESETS, SLOTS_FILE, SLOTS_PARAMETER, AutoRegEmbedConfig
@@ -40,7 +40,7 @@ class SlotEncoder(TokenEncoder):
 
     def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         yield "slots", self.slots
-        yield from self.model.state_dict().items()
+        yield from named_tensors(self.model)
 
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F

@@ -97,6 +97,17 @@ def _variants():
         perturbed.model.layers[1].mlp.up_proj.weight[0, 0] += 1e-3
     bigger_vocab = make_tokenizer()
     bigger_vocab.add_tokens(["zebra"])
+    no_cleanup = make_tokenizer()
+    no_cleanup.clean_up_tokenization_spaces = not no_cleanup.clean_up_tokenization_spaces  # truncation decodes
+    rotary = make_tiny_llama()
+    rotary.model.rotary_emb.inv_freq.mul_(1.5)  # a buffer outside state_dict
+    disabled = _with_lora(make_tiny_llama())
+    disabled.base_model.disable_adapter_layers()
+    rescaled = _with_lora(make_tiny_llama())
+    for layer in rescaled.modules():
+        if hasattr(layer, "scaling") and isinstance(layer.scaling, dict):
+            layer.scaling["default"] *= 2
+    training = make_tiny_llama().train()
     return [
         ("backbone weights", _encoder(perturbed), base, "untrained-mean"),
         ("another seed's backbone", _encoder(make_tiny_llama(seed=1)), base, "untrained-mean"),
@@ -110,6 +121,11 @@ def _variants():
         ("max length", _encoder(max_length=8), base, "untrained-mean"),
         ("dtype", _encoder(make_tiny_llama().to(torch.bfloat16)), base, "untrained-mean"),
         ("tokenizer", _encoder(tokenizer=bigger_vocab), base, "untrained-mean"),
+        ("tokenizer setting", _encoder(tokenizer=no_cleanup), base, "untrained-mean"),
+        ("non-persistent buffer", _encoder(rotary), base, "untrained-mean"),
+        ("adapter layers disabled", _encoder(disabled), base, "untrained-mean"),
+        ("LoRA scaling", _encoder(rescaled), base, "untrained-mean"),
+        ("training mode (dropout)", _encoder(training), base, "untrained-mean"),
     ]
 
 
@@ -135,6 +151,35 @@ def test_the_encoding_code_version_is_part_of_the_key(monkeypatch):
     before = fingerprint(encoder, method, "untrained-mean")
     monkeypatch.setattr(fingerprints, "ENCODING_VERSION", fingerprints.ENCODING_VERSION + 1)
     assert fingerprint(encoder, method, "untrained-mean") != before
+
+
+def test_the_source_that_computes_the_vectors_is_part_of_the_key(tmp_path, monkeypatch):
+    plugin = tmp_path / "cache_probe_plugin.py"
+    source = (
+        "from harness.encoder import PooledEncoder\n"
+        "class Probe(PooledEncoder):\n"
+        "    def embed_batch(self, input_ids, attention_mask):\n"
+        "        return super().embed_batch(input_ids, attention_mask){}\n"
+        "    def cache_tensors(self):\n"
+        "        return super().cache_tensors()\n"
+    )
+    plugin.write_text(source.format(""))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cache_probe_plugin
+
+    encoder = cache_probe_plugin.Probe(make_tiny_llama(), make_tokenizer(), pooling="mean", settings=EncodeSettings())
+    before = fingerprint(encoder, _method(), "untrained-mean")
+    plugin.write_text(source.format(" * -1"))  # the same class name, another computation
+    assert before is not None and fingerprint(encoder, _method(), "untrained-mean") != before
+
+
+def test_a_forward_hook_switches_the_cache_off():
+    encoder = _encoder()
+    assert fingerprintable(encoder)
+    handle = encoder.decoder.layers[0].register_forward_hook(lambda module, args, output: output)
+    assert not fingerprintable(encoder)
+    handle.remove()
+    assert fingerprintable(encoder)
 
 
 def test_an_encoder_that_does_not_name_its_tensors_is_never_cached():
@@ -165,6 +210,17 @@ def test_sealed_values_reject_truncation_bit_flips_and_other_keys():
         assert unseal(key, bad, 8) is None
     assert unseal(other, value, 8) is None  # an entry copied under another text's key
     assert unseal(key, value, 7) is None
+
+
+def test_a_pickled_entry_is_never_unpickled(tmp_path):
+    import diskcache
+
+    key = entry_key("f" * 64, None, "a")
+    plain = diskcache.Cache(str(tmp_path))
+    plain.set(key, {"would": "unpickle"})  # diskcache pickles what is not bytes
+    plain.close()
+    cache = EmbeddingCache.open(CacheSettings(folder=tmp_path), "f" * 64, 4)
+    assert cache.lookup(None, ["a"]) == {} and cache.corrupt == 1 and cache.usable
 
 
 def test_a_damaged_entry_is_recomputed_never_returned(tmp_path, tiny_llama_dir, small_sts_file, own_embedding_cache):
