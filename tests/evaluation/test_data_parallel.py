@@ -99,3 +99,19 @@ def test_a_rank_that_fails_fails_the_run_once(tmp_path, tiny_llama_dir, small_st
     assert run["status"] == "failed", run
     assert run["error"].startswith("rank 1 of 2 failed: RuntimeError: fault injected at encode"), run["error"]
     assert open_store(db).get_run(1)["scores"] == {}
+
+
+def test_harness_eval_under_torchrun_scores_as_the_run_did(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    result = CliRunner().invoke(app, _run_args(tiny_llama_dir, [str(small_sts_file)], db))
+    assert result.exit_code == 0, result.output
+    again = tmp_path / "tiny-sts-again.tsv"
+    again.write_text(small_sts_file.read_text())
+    done = _torchrun("eval", "1", "--tasks", str(again), "--db", str(db))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("Scores added to run #1") == 1
+    scores = open_store(db).get_run(1)["scores"]
+    assert scores["tiny-sts-again"] == pytest.approx(scores["tiny-sts"], abs=1e-6)
+    evaluations = _evaluations(open_store(db))
+    assert evaluations["tiny-sts-again"]["details"]["world_size"] == 2  # recorded once, by rank 0
+    assert [t["phase"] for t in open_store(db).get_run(1)["timings"]].count("evaluate:tiny-sts-again") == 1
