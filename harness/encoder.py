@@ -209,14 +209,21 @@ class TokenEncoder(ABC):
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Vectors (batch x embed_dim) for a right-padded batch."""
 
+    def side_tokenizer(self, prompt_type: str | None) -> PromptTokenizer:
+        """The tokenizer of the side mteb encodes: documents, queries, or symmetric texts."""
+        return {DOCUMENT: self.tokenize_document, QUERY: self.tokenize_query}.get(prompt_type or "", self.tokenize)
+
     def encode(self, texts: Sequence[str], *, prompt_type: str | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return self.encode_rows(self.side_tokenizer(prompt_type)(texts))
+
+    def encode_rows(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """Vectors of token id rows (as :meth:`side_tokenizer` gives them), in their order:
+        batched longest first, counted, and reported to :attr:`progress`."""
         import torch
 
-        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
-        if not texts:
-            return out
-        side = {DOCUMENT: self.tokenize_document, QUERY: self.tokenize_query}.get(prompt_type or "", self.tokenize)
-        rows = side(texts)
+        out = np.zeros((len(rows), self.embed_dim), dtype=np.float32)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():

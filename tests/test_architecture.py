@@ -54,7 +54,7 @@ def test_the_core_has_no_flat_modules_beyond_its_contracts():
     top = sorted(p.stem for p in (ROOT / "harness").glob("*.py"))
     assert top == [
         "__init__", "__main__", "config", "encoder", "errors", "faults", "hub", "method", "moved", "options", "paths",
-        "prompts", "registry", "task_versions",
+        "prompts", "ranks", "registry", "task_versions",
     ]
 
 

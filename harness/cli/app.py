@@ -93,7 +93,7 @@ def main() -> None:
             import torch.distributed as dist
 
             if dist.is_available() and dist.is_initialized():
-                from harness.training.distributed import exit_process
+                from harness.ranks import exit_process
 
                 exit_process(done.code)
         raise

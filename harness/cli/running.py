@@ -81,7 +81,7 @@ def run(
     `accelerate launch -m harness run ...`; only rank 0 writes.
     """
     with user_errors(db):
-        from harness.training import distributed
+        from harness import ranks
         from harness.config import load_run_config
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
@@ -91,7 +91,7 @@ def run(
 
         import_plugins(plugins or [])
         trackers = check_trackers(report_to or [])
-        is_main = distributed.from_environment().is_main
+        is_main = ranks.from_environment().is_main
         record = None
         if is_main and resume is None:
             announce(db, writes=True)
@@ -168,8 +168,11 @@ def eval_command(
 ) -> None:
     """Evaluate a recorded run's encoder on more tasks, without retraining; scores join its row.
     A task the run has a score for is refused unless --force (another file with the same name
-    is other data: give it another name)."""
+    is other data: give it another name).
+
+    Multi-process: `torchrun --nproc-per-node N -m harness eval ...`; only rank 0 writes."""
     with user_errors():
+        from harness import ranks
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.plan import plan_run, recorded_config
@@ -183,4 +186,6 @@ def eval_command(
         run_config = recorded_config(record)
         run_config.tasks = split_items(tasks)
         reevaluate(plan_run(run_config), store, record, console, force=force, cache=CacheSettings(not no_cache, cache_limit_gb))
+        if not ranks.world().is_main:
+            return
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")

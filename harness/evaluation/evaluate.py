@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness import faults
+from harness import faults, ranks
 from harness.errors import HarnessError
 from harness.evaluation.embedding_cache import CacheSettings, CacheUnavailable, EmbeddingCache
 from harness.evaluation.quick_check import limit_task, texts_to_encode
@@ -147,23 +147,42 @@ def open_cache(settings: CacheSettings, encoder: Any, method: Method, method_nam
 def evaluate(
     method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
 ) -> None:
-    """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``."""
+    """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``.
+
+    In a process group every rank calls this: each encodes its shard of the texts
+    (:mod:`harness.evaluation.data_parallel`) on its share of the cores, all compute the same
+    scores, and only rank 0 prints; ``sink`` should record on rank 0 alone. Rank 0 alone reads and
+    fills the embedding cache, and tells the others what it found. A task that fails on one rank
+    fails on all (:class:`~harness.ranks.RankFailed`)."""
+    import torch
+    from rich.console import Console
+
     from harness.encoder import EncodeSettings
+    from harness.evaluation.data_parallel import ShardedEncoder
     from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
     from harness.telemetry.phases import measure
 
+    info = ranks.world()
     encoder = method.build_encoder(backbone, EncodeSettings(batch_size=how.batch_size, max_length=how.max_length))
     sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
     meta = model_meta(
         name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
         embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source, use_instructions=how.instructions,
     )
-    with measure("cache:key") as key_phase:  # the fingerprint hashes every weight: its cost is recorded
-        cache, cache_state = open_cache(how.cache, encoder, method, how.method)
-    if how.cache.enabled:
-        sink.timing(key_phase, details={"cache": cache_state})
-        if cache is None:
-            console.print(f"  warning: embedding cache {cache_state}", highlight=False, soft_wrap=True)
+    cache, cache_state = None, "rank 0's"
+    if info.is_main:
+        with measure("cache:key") as key_phase:  # the fingerprint hashes every weight: its cost is recorded
+            cache, cache_state = open_cache(how.cache, encoder, method, how.method)
+        if how.cache.enabled:
+            sink.timing(key_phase, details={"cache": cache_state})
+            if cache is None:
+                console.print(f"  warning: embedding cache {cache_state}", highlight=False, soft_wrap=True)
+    if info.enabled:
+        encoder = ShardedEncoder(encoder)
+        if backbone.device.type == "cpu":
+            torch.set_num_threads(ranks.cores_per_process())
+        if not info.is_main:
+            console = Console(quiet=True)
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:
@@ -182,26 +201,37 @@ def _evaluate_task(
     from harness.telemetry.progress import encoding_progress
     from harness.telemetry.phases import measure
 
+    info = ranks.world()
     encoder, cache = adapter.encoder, adapter.cache
     name, task = loaded.spec.name, loaded.task
     before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
     before_hits, before_corrupt = (cache.hits, cache.corrupt) if cache is not None else (0, 0)
-    with measure(f"evaluate:{name}", backbone.device) as phase:
-        with encoding_progress(console, name, texts_to_encode(task)) as advance:
-            encoder.progress = advance
-            model, search = search_model(adapter, task)
-            result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
-    if result.exceptions:
-        raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
+    before_ranks = list(encoder.texts_per_rank) if info.enabled else []
+    error = None
+    try:
+        with measure(f"evaluate:{name}", backbone.device) as phase:
+            with encoding_progress(console, name, texts_to_encode(task)) as advance:
+                encoder.progress = advance
+                model, search = search_model(adapter, task)
+                result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
+        if result.exceptions:
+            raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
+        main_metric = task.metadata.main_score
+        main_score, details, whole = task_scores(result.task_results[0])
+    except ranks.RankFailed:
+        raise  # every rank knows already
+    except Exception as exc:
+        error = exc
+    ranks.agree(error)  # a task fails on every rank or on none
     phase.items = encoder.texts_encoded - before_texts
     phase.tokens = encoder.tokens_encoded - before_tokens
-    main_metric = task.metadata.main_score
-    main_score, details, whole = task_scores(result.task_results[0])
     faults.point("evaluate")
     sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
     cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
     if search is not None:
         cost["search"] = search
+    if info.enabled:
+        cost.update(world_size=info.world_size, texts_per_rank=[a - b for a, b in zip(encoder.texts_per_rank, before_ranks)])
     hits = (cache.hits - before_hits) if cache is not None else 0
     cost["cache"] = cache_state if cache is None or cache.usable else "off (failed during the run)"
     if cache is not None and cache.corrupt > before_corrupt:

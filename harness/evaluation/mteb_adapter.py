@@ -4,6 +4,8 @@ mteb's STS evaluator encodes every row of both columns, duplicates included (Lee
 50 documents), so the adapter memoises vectors by (prompt type, text) for the life of a run. Texts
 the memo lacks are looked up in the embedding cache across runs, where the run has one
 (:mod:`harness.evaluation.embedding_cache`), and only the rest are encoded (and then cached). The
+Under data-parallel evaluation only rank 0 has the cache, and every rank
+takes rank 0's answer, so all ranks ask the sharded encoder for the same texts. The
 memo holds at most ``MEMO_LIMIT_BYTES`` of vectors, the least recently used going first, so a long
 corpus is never kept twice in memory (mteb's search index holds its vectors already).
 
@@ -18,6 +20,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from harness.ranks import broadcast_from_main
 
 if TYPE_CHECKING:
     from mteb.models.model_meta import ModelMeta
@@ -122,6 +126,8 @@ class MtebEncoder:
     def _fill(self, kind: str | None, todo: list[str]) -> dict[str, np.ndarray]:
         """The vectors of ``todo``: from the cache where it has them, else computed (and cached); memoised."""
         found = self.cache.lookup(kind, todo) if self.cache is not None else {}
+        if getattr(self.encoder, "distributed", False):  # rank 0 reads the cache; every rank must encode the same texts
+            found = broadcast_from_main(found)
         missing = [t for t in todo if t not in found]
         if missing:
             computed = self.encoder.encode(missing, prompt_type=kind)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import faults
+from harness import faults, ranks
 from harness.config import config_hash
 from harness.errors import HarnessError, RunFailed, RunInterrupted
 from harness.evaluation.embedding_cache import CacheSettings
@@ -25,7 +25,6 @@ from harness.runs import folders
 from harness.runs.plan import RunPlan
 from harness.runs.process import Terminated, ctrl_c_held_off, quiet_libraries, seed_everything, sigterm_interrupts
 from harness.runs.recorder import Recorder
-from harness.training import distributed
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,7 +87,7 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
     from harness.model.backbones import pick_device
 
     quiet_libraries()
-    info = distributed.init(pick_device(plan.config.device).type)
+    info = ranks.init(pick_device(plan.config.device).type)
     run = _load(plan, options, console, main=info.is_main and open_store is not None)
     if run.main:
         run.store = open_store()
@@ -106,6 +105,8 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
     except BaseException as exc:
         if run.main:
             run.store.fail_run(run.run_id, describe(exc))
+        if isinstance(exc, ranks.RankFailed):
+            ranks.barrier()  # every rank knows: none leaves (and has the launcher stop rank 0) before it recorded
         raise
     if run.main:
         _finish(run)
@@ -120,11 +121,8 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
     from harness.telemetry.phases import measure
     from harness.training.checkpoints import check_resumable
 
-    tasks: list[LoadedTask] = []
-    with measure("data") as data_phase:
-        if distributed.world().is_main:
-            with console.status("Loading task data"):
-                tasks = load_tasks(plan.tasks, plan.config.limit)
+    with measure("data") as data_phase, console.status("Loading task data"):
+        tasks = load_tasks(plan.tasks, plan.config.limit)  # on every rank: all of them evaluate
     data_phase.items = len(tasks)
     seed_everything(plan.config.seed)
     with measure("load") as load_phase:
@@ -182,14 +180,7 @@ def _record(run: _Run) -> None:
 
 def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
     """Rank 0's run id and output folder, on every rank."""
-    import torch.distributed as dist
-
-    if not distributed.world().enabled:
-        assert run_id is not None
-        return run_id, folder
-    box = [(run_id, str(folder) if folder else None)]
-    dist.broadcast_object_list(box, src=0)
-    shared_id, shared_folder = box[0]
+    shared_id, shared_folder = ranks.broadcast_from_main((run_id, str(folder) if folder else None))
     return int(shared_id), Path(shared_folder) if shared_folder else None
 
 
@@ -201,16 +192,12 @@ def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
     if plan.trains:
         assert run.folder is not None
         train(plan, backbone, recorder, run.console, run.folder, resume=run.options.resume is not None)
-        if plan.sharding.sharded and distributed.world().is_main:
+        if plan.sharding.sharded:  # on every rank: each encodes its shard of the texts
             run.backbone = backbone = None  # sharded in place: freed, to encode from the final checkpoint instead
             run.backbone = backbone = trained_backbone(plan, run.folder, run.console)
     else:
         plan.method.prepare(backbone)
         recorder.model(trainable_parameters=0)
-    if not distributed.world().is_main:
-        return  # rank 0 evaluates; the others are done once training is
-    if distributed.world().enabled:
-        distributed.use_all_cores(backbone.device)
     evaluate(plan.method, backbone, run.tasks, plan.evaluation(run.resolved, run.options.cache), recorder, run.console)
 
 

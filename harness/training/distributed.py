@@ -1,9 +1,6 @@
-"""Process-group plumbing: rank and world size from the launcher's environment, one ``is_main``
-gate for every write, gradient averaging, and the one gather-with-gradient utility.
-
-Works the same under ``torchrun`` and ``accelerate launch`` (both set RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR and MASTER_PORT) and as a plain single process. CPU processes use gloo,
-GPU processes NCCL.
+"""Training's collectives: gradient averaging, the one gather-with-gradient utility, and means
+over ranks. The process group itself (rank, world size, ``init``, ``barrier``, ``exit_process``)
+is :mod:`harness.ranks`, shared with evaluation; its names are importable from here too.
 
 Gradient scale convention
 -------------------------
@@ -16,104 +13,17 @@ whole batch would compute it (tested in ``tests/test_distributed.py``).
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
+
+from harness.ranks import DistInfo, barrier, collective_device, exit_process, from_environment, init, init_single, world
 
 if TYPE_CHECKING:
     import torch
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def from_environment() -> DistInfo:
-    return DistInfo(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-    )
-
-
-def init(device_type: str) -> DistInfo:
-    """Join the process group the launcher described (no-op for a single process)."""
-    import torch.distributed as dist
-
-    info = from_environment()
-    if info.enabled and not dist.is_initialized():
-        dist.init_process_group(backend=_backend(device_type))
-    return info
-
-
-def use_all_cores(device: torch.device) -> None:
-    """Rank 0 evaluates alone once the other ranks have left: on a CPU, give it every core this
-    process may run on (torchrun set ``OMP_NUM_THREADS=1`` for each of its processes)."""
-    import torch
-
-    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
-
-
-def _backend(device_type: str) -> str:
-    return "nccl" if device_type == "cuda" else "gloo"
-
-
-def exit_process(code: int | str | None) -> NoReturn:
-    """End a process that joined a process group, skipping C++ static destructors.
-
-    With torch 2.13 and gloo, a process that had finished its work sometimes died at exit with
-    SIGABRT ("terminate called without an active exception", after Python had finalised), even
-    with the group destroyed first; torchrun then reports the run as failed. Everything this
-    process wrote is closed by then, so it flushes its streams and leaves with ``os._exit``.
-    """
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
-
-
-def init_single(device_type: str) -> None:
-    """A process group of one, for sharding engines (FSDP, DeepSpeed) run by a single process,
-    e.g. one GPU with parameters offloaded to the CPU. No-op when a group exists."""
-    import socket
-
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dist.init_process_group(backend=_backend(device_type), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-
-
-def world() -> DistInfo:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    return DistInfo()
+__all__ = [
+    "DistInfo", "average_gradients", "barrier", "exit_process", "from_environment", "gather_with_grad", "init",
+    "init_single", "mean_across_ranks", "means_across_ranks", "world",
+]
 
 
 def _make_gather() -> type:
@@ -187,14 +97,7 @@ def means_across_ranks(*values: float) -> list[float]:
     info = world()
     if not info.enabled:
         return list(values)
-    device = torch.device("cuda", info.local_rank) if dist.get_backend() == "nccl" else None
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    tensor = torch.tensor(values, dtype=torch.float64, device=collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return [v / info.world_size for v in tensor.tolist()]
 
-
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if world().enabled:
-        dist.barrier()
