@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from harness.encoder import Encoder
 
 
+GATHER_ROWS = 4096  # rows of each rank's shard per all-gather: 4096 x 4096 dims x 4 B = 64 MiB a rank
+
+
 def shard_bounds(count: int, world_size: int) -> list[int]:
     """Where each rank's slice of ``count`` items starts (and the last ends): sizes differ by one at most."""
     return [count * rank // world_size for rank in range(world_size + 1)]
@@ -102,16 +105,23 @@ class ShardedEncoder:
         return out
 
     def _gathered(self, local: np.ndarray, bounds: list[int]) -> np.ndarray:
-        """Every rank's vectors, in rank order (their shards' order): padded to the largest shard
-        for one all-gather, on the rank's GPU under NCCL."""
+        """Every rank's vectors, in rank order (their shards' order), gathered ``GATHER_ROWS`` rows
+        of each shard at a time (padded to the largest shard; on the rank's GPU under NCCL), so a
+        long corpus never sits whole on a device: the gathered vectors go to host memory."""
         import torch
         import torch.distributed as dist
 
-        width = max(b - a for a, b in zip(bounds, bounds[1:]))
-        padded = torch.zeros((width, self.embed_dim), dtype=torch.float32, device=ranks.collective_device())
-        padded[: len(local)] = torch.from_numpy(local).to(padded.device)
-        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
-        dist.all_gather(parts, padded)
-        return np.concatenate([
-            part[: b - a].cpu().numpy() for part, a, b in zip(parts, bounds, bounds[1:])
-        ])
+        sizes = [b - a for a, b in zip(bounds, bounds[1:])]
+        out = np.zeros((sum(sizes), self.embed_dim), dtype=np.float32)
+        device = ranks.collective_device()
+        for start in range(0, max(sizes), GATHER_ROWS):
+            rows = min(GATHER_ROWS, max(sizes) - start)
+            piece = torch.zeros((rows, self.embed_dim), dtype=torch.float32, device=device)
+            mine = local[start : start + rows]
+            piece[: len(mine)] = torch.from_numpy(np.ascontiguousarray(mine)).to(device)
+            parts = [torch.empty_like(piece) for _ in range(self.world_size)]
+            dist.all_gather(parts, piece)
+            for part, first, size in zip(parts, bounds, sizes):
+                take = max(0, min(rows, size - start))
+                out[first + start : first + start + take] = part[:take].cpu().numpy()
+        return out

@@ -120,3 +120,27 @@ def test_harness_eval_under_torchrun_scores_as_the_run_did_from_rank_0s_cache(tm
     assert details["texts_per_rank"] == [0, 0] and evaluations["tiny-sts-again"]["items"] == 0
     assert details["cache_hits"] == evaluations["tiny-sts"]["items"] > 0
     assert [t["phase"] for t in open_store(db).get_run(1)["timings"]].count("evaluate:tiny-sts-again") == 1
+
+
+def _gather_in_pieces(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from harness.evaluation import data_parallel
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    data_parallel.GATHER_ROWS = 2  # 7 rows in shards of 3 and 4: pieces of 2, 2 and a padded last
+    sharded = data_parallel.ShardedEncoder.__new__(data_parallel.ShardedEncoder)
+    sharded.embed_dim, sharded.world_size = 3, 2
+    bounds = shard_bounds(7, 2)
+    everything = np.arange(21, dtype=np.float32).reshape(7, 3)
+    got = sharded._gathered(everything[bounds[rank] : bounds[rank + 1]], bounds)
+    np.save(f"{out}-{rank}.npy", got)
+    dist.destroy_process_group()
+
+
+def test_the_vectors_are_gathered_in_pieces_in_shard_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gather_in_pieces, args=(_free_port(), str(tmp_path / "got")), nprocs=2)
+    for rank in range(2):
+        np.testing.assert_array_equal(np.load(tmp_path / f"got-{rank}.npy"), np.arange(21, dtype=np.float32).reshape(7, 3))
