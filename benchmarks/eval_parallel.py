@@ -14,7 +14,6 @@ command, the ratios 1 process / 2 processes, and the scores, which must agree.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import socket
 import sqlite3
@@ -26,17 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STSB_DEV = ROOT.parent / "shared" / "data" / "stsb" / "sts-dev.csv"
+sys.path.insert(0, str(ROOT))
 
-
-def write_task(path: Path, pairs: int) -> Path:
-    with STSB_DEV.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst:
-        dst.write("sentence1\tsentence2\tscore\n")
-        for i, row in enumerate(csv.reader(src, delimiter="\t", quoting=csv.QUOTE_NONE)):
-            if i == pairs:
-                break
-            dst.write(f"{row[5]}\t{row[6]}\t{row[4]}\n")
-    return path
+from benchmarks.sts_file_run import write_task  # noqa: E402
 
 
 def _free_port() -> int:
@@ -68,7 +59,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp())
-    task = args.task or write_task(out / "stsb-dev-part.tsv", args.pairs)
+    task = args.task
+    if task is None:
+        task = out / "stsb-dev-part.tsv"
+        write_task(task, args.pairs)
     results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for round_ in range(args.rounds):
         for processes in results:  # in turn, so both settings see the same machine load
