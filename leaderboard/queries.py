@@ -12,6 +12,7 @@ from statistics import fmean
 from typing import Any
 
 from harness.task_versions import is_quick_check
+from leaderboard.intervals import RESAMPLES, Interval, paired_intervals, seed_interval
 
 
 def version_label(version: str | None) -> str:
@@ -56,8 +57,9 @@ def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None
         own = run.get("task_versions", {})
         scores = {key(task, own.get(task)): value for task, value in run["scores"].items()}
         types = {key(task, own.get(task)): kind for task, kind in run.get("task_types", {}).items()}
+        items = {key(task, own.get(task)): value for task, value in run.get("items", {}).items()}
         tasks = [key(task, own.get(task)) if task in run["scores"] else task for task in run["tasks"]]
-        separated.append({**run, "scores": scores, "tasks": tasks, "task_types": types})
+        separated.append({**run, "scores": scores, "tasks": tasks, "task_types": types, "items": items})
     return separated, notes
 
 
@@ -88,6 +90,8 @@ class Comparison:
     notes: tuple[str, ...] = ()  # why some tasks are shown apart (see ``separate_versions``)
     type_tasks: dict[str, list[str]] = field(default_factory=dict)  # the shared tasks by type (``type_groups``)
     type_means: dict[str, list[float]] = field(default_factory=dict)  # type -> each run's mean over its tasks
+    intervals: list[dict[str, Interval | str]] = field(default_factory=list)  # per run: task -> its paired interval against the first run, or why none
+    mean_intervals: list[Interval | str | None] = field(default_factory=list)  # per run: that of Mean(Task) (None: the first run)
 
     def score(self, run_index: int, task: str) -> float | None:
         return self.runs[run_index]["scores"].get(task)
@@ -105,19 +109,24 @@ def _task_union(runs: Sequence[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None) -> Comparison:
+def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None, resamples: int = RESAMPLES) -> Comparison:
     """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task), and the
     mean per task type of the shared tasks where they are of more than one type; scores of one
-    name computed on different data are separate tasks (``separate_versions``)."""
+    name computed on different data are separate tasks (``separate_versions``). Where the runs
+    carry their per-item results (``items``: task -> items), each difference to the first run gets
+    its paired bootstrap interval (``leaderboard.intervals``)."""
     runs, notes = separate_versions(runs)
     names = list(tasks) if tasks else _task_union(runs)
     shared = [t for t in names if all(t in run["scores"] for run in runs)]
     means = [fmean(run["scores"][t] for t in shared) if shared else None for run in runs]
     groups = type_groups(runs, shared)
     type_means = {kind: [fmean(run["scores"][t] for t in group) for run in runs] for kind, group in groups.items()}
+    found, mean_found = paired_intervals(
+        [run.get("items", {}) for run in runs], [run["scores"] for run in runs], names, shared, resamples,
+    ) if runs else ([], [])
     return Comparison(
         runs=list(runs), tasks=names, shared_tasks=shared, means=means, notes=tuple(notes),
-        type_tasks=groups, type_means=type_means,
+        type_tasks=groups, type_means=type_means, intervals=found, mean_intervals=mean_found,
     )
 
 
@@ -148,11 +157,13 @@ class SeedGroup:
     run_ids: list[int]
     label: str
     scores: dict[str, tuple[float, float, int]]  # task -> (mean, std, runs with a score)
+    intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # task -> 95% t interval of the mean (None: one run)
 
 
 def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]]) -> list[SeedGroup]:
     """Group ``runs`` (with their resolved ``configs``) by config without ``seed``, in first-seen
-    order; std is the sample standard deviation (0 for a single run)."""
+    order; std is the sample standard deviation (0 for a single run), and each task's interval
+    the 95% t interval of its mean over the seeds (``leaderboard.intervals.seed_interval``)."""
     from statistics import stdev
 
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -161,13 +172,14 @@ def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]
         groups.setdefault(key, []).append(run)
     result = []
     for members in groups.values():
-        scores = {}
+        scores, spans = {}, {}
         for task in _task_union(members):
             values = [run["scores"][task] for run in members if task in run["scores"]]
             if values:
                 scores[task] = (fmean(values), stdev(values) if len(values) > 1 else 0.0, len(values))
+                spans[task] = seed_interval(values)
         first = members[0]
-        result.append(SeedGroup([r["run_id"] for r in members], f"{first['method']} {first['backbone']}", scores))
+        result.append(SeedGroup([r["run_id"] for r in members], f"{first['method']} {first['backbone']}", scores, spans))
     return result
 
 
@@ -182,6 +194,22 @@ def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], giv
         if task not in versions and found:
             versions[task] = (full or found)[0]
     return {task: version for task, version in versions.items() if task in tasks}
+
+
+def tie_unseparable(ranked: list[dict[str, Any]], items: dict[int, dict[str, Any]], tasks: Sequence[str], resamples: int = RESAMPLES) -> None:
+    """Give each ranked run whose Mean(Task) is not separable from the run above it (its paired
+    bootstrap 95% interval holds 0) that run's rank, and say so in ``separable_from_above``
+    (None where either lacks per-item results, so it keeps its own rank)."""
+    memo: dict = {}
+    for above, run in zip(ranked, ranked[1:]):
+        _, means = paired_intervals(
+            [items.get(above["run_id"], {}), items.get(run["run_id"], {})], [above["scores"], run["scores"]], tasks, tasks,
+            resamples, keys=[above["run_id"], run["run_id"]], memo=memo,
+        )
+        found = means[1]
+        run["separable_from_above"] = None if isinstance(found, str) or found is None else found.separable
+        if run["separable_from_above"] is False:
+            run["rank"] = above["rank"]
 
 
 def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[str, str | None] | None = None) -> list[dict[str, Any]]:

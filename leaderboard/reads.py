@@ -46,6 +46,16 @@ class RunReads:
             rows = session.execute(select(Score.task, Score.task_result).where(Score.run_id == run_id).order_by(Score.id))
             return {task: result for task, result in rows}
 
+    def score_items(self, run_ids: Sequence[int]) -> dict[int, dict[str, dict | None]]:
+        """Each run's per-item results by task (``leaderboard.intervals``; None: recorded before
+        they were kept), in one query."""
+        ids = bindparam("ids", [i for i in run_ids if storable(i)], expanding=True, literal_execute=True)
+        found: dict[int, dict[str, dict | None]] = {run_id: {} for run_id in run_ids}
+        with self._session(write=False) as session:
+            for run_id, task, items in session.execute(select(Score.run_id, Score.task, Score.items).where(Score.run_id.in_(ids))):
+                found[run_id][task] = items
+        return found
+
     def diagnostics(self, run_id: int) -> list[dict[str, Any]]:
         with self._session(write=False) as session:
             query = select(Diagnostic).where(Diagnostic.run_id == run_id).order_by(Diagnostic.id)

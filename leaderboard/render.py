@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from leaderboard.efficiency import HEADERS, efficiency_cells
+from leaderboard.intervals import Interval
 from leaderboard.queries import Comparison, SeedGroup, flatten
 
 
@@ -88,10 +90,33 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
     return f"[bold green]{text} *[/]" if is_best and value is not None else text
 
 
-def _mean_row(table: Table, label: str, means: Sequence[float | None], **options: Any) -> None:
-    """A row of means, one per run: the difference to the first run's, the best starred."""
+def _bounds(found: Interval | str | None) -> str:
+    """A difference's interval under its cell: ``[low, high]``, ``!`` where it excludes 0."""
+    if found is None:
+        return ""
+    if isinstance(found, str):
+        return escape("\n[n/a]")
+    return escape(f"\n[{100 * found.low:+.2f}, {100 * found.high:+.2f}]") + (" !" if found.separable else "")
+
+
+def _mean_row(
+    table: Table, label: str, means: Sequence[float | None], found: Sequence[Interval | str | None] = (), **options: Any,
+) -> None:
+    """A row of means, one per run: the difference to the first run's (with its interval where
+    ``found``), the best starred."""
     best = max((m for m in means if m is not None), default=None)
-    table.add_row(label, *[_cell(m, means[0], m == best, i == 0) for i, m in enumerate(means)], **options)
+    bounds = [_bounds(found[i]) if i < len(found) else "" for i in range(len(means))]
+    table.add_row(label, *[_cell(m, means[0], m == best, i == 0) + bounds[i] for i, m in enumerate(means)], **options)
+
+
+def _missing_intervals(comparison: Comparison) -> list[str]:
+    """One line per reason an interval is missing, naming the runs and tasks."""
+    reasons: dict[str, list[str]] = {}
+    for run, found in zip(comparison.runs[1:], comparison.intervals[1:]):
+        for task, value in found.items():
+            if isinstance(value, str):
+                reasons.setdefault(value, []).append(f"#{run['run_id']} {task}")
+    return [f"n/a: {reason} ({', '.join(where)})" for reason, where in reasons.items()]
 
 
 def comparison_tables(comparison: Comparison) -> list[Table]:
@@ -99,7 +124,7 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     the best cell starred; Mean(Task), then a mean per task type where the shared tasks have more
     than one."""
     first = f"#{comparison.runs[0]['run_id']}" if comparison.runs else "the first run"
-    table = _table(f"Scores x100 side by side; (+/-) against {first}; * best")
+    table = _table(escape(f"Scores x100 side by side; (+/-) against {first} [its 95% interval; ! excludes 0]; * best"))
     label = f"Mean(Task) over {len(comparison.shared_tasks)}"
     type_labels = {kind: f"Mean {kind} over {len(tasks)}" for kind, tasks in comparison.type_tasks.items()}
     _identity(table, "Task", [*comparison.tasks, label, *type_labels.values()], style="bold")
@@ -110,19 +135,32 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         reference = comparison.score(0, task)
         cells = [
             _cell(comparison.score(i, task), reference, comparison.score(i, task) == best, i == 0)
+            + (_bounds(comparison.intervals[i].get(task)) if i and comparison.intervals else "")
             for i in range(len(comparison.runs))
         ]
         table.add_row(task, *cells)
-    _mean_row(table, label, comparison.means, style="bold", end_section=True)
+    _mean_row(table, label, comparison.means, comparison.mean_intervals, style="bold", end_section=True)
     for kind, type_label in type_labels.items():
         _mean_row(table, type_label, comparison.type_means[kind])
-    if comparison.notes:
-        table.caption = "\n".join(comparison.notes)
+    captions = [*comparison.notes, *_missing_intervals(comparison)]
+    if len(comparison.runs) > 1:
+        resamples = next((v.resamples for found in comparison.intervals for v in found.values() if not isinstance(v, str)), None)
+        if resamples:
+            captions.insert(0, f"[low, high]: paired bootstrap 95% interval of the difference, {resamples} resamples of the items")
+    if captions:
+        table.caption = escape("\n".join(captions))
         table.caption_justify = "left"
     return [runs_legend(comparison.runs), table]
 
 
 LEADERBOARD_FIXED = 6  # Rank, Run, Method, Backbone, Seed, Mean: then a column per task type, per task
+
+
+def _rank_text(run: dict[str, Any]) -> str:
+    """A rank, ``=`` before it where the run is not separable from the one above (a shared rank),
+    ``?`` after it where that is unknown (no per-item results)."""
+    separable = run.get("separable_from_above", True)
+    return f"={run['rank']}" if separable is False else f"{run['rank']}" + ("?" if separable is None else "")
 
 
 def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) -> Table:
@@ -142,7 +180,7 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
         _column(table, task, justify="right", max_width=12)
     for run in ranked:
         table.add_row(
-            str(run["rank"]),
+            _rank_text(run),
             f"#{run['run_id']}",
             run["method"],
             run["backbone"],
@@ -151,6 +189,12 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
             *[_pct(run["type_means"][kind]) for kind in types],
             *[_pct(run["scores"].get(t)) for t in tasks],
         )
+    if len(ranked) > 1:
+        table.caption = escape(
+            "=N: not separable from the run above (its Mean paired bootstrap 95% interval holds 0), so it shares "
+            "that rank; N?: unknown (a run without per-item results)"
+        )
+        table.caption_justify = "left"
     return table
 
 
@@ -251,7 +295,7 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
 
 def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
     """Tasks as rows, one column per config: mean +- std over its seeds (x100), n runs."""
-    table = _table("Configs over seeds (score x100: mean +- sample std, n runs)")
+    table = _table(escape("Configs over seeds (score x100: mean +- sample std, n runs, [95% t interval of the mean])"))
     _column(table, "Task", style="bold")
     for group in groups:
         _column(table, f"{group.label}\nruns {', '.join(f'#{i}' for i in group.run_ids)}", justify="right")
@@ -262,7 +306,9 @@ def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:
             if task in group.scores:
                 mean, std, n = group.scores[task]
                 spread = f" +- {100 * std:.2f}" if n > 1 else ""  # one run has no spread to show
-                cells.append(f"{100 * mean:.2f}{spread} (n={n})")
+                span = group.intervals.get(task)
+                bounds = escape(f"\n[{100 * span[0]:.2f}, {100 * span[1]:.2f}]") if span else ""
+                cells.append(f"{100 * mean:.2f}{spread} (n={n}){bounds}")
             else:
                 cells.append("-")
         table.add_row(task, *cells)

@@ -69,6 +69,7 @@ class Score(Base):
     main_score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
     task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
+    items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0006)
     run: Mapped[Run] = relationship(back_populates="scores")
 
 

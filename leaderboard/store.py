@@ -143,10 +143,11 @@ class RunStore(RunReads):
     def record_score(
         self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
         task_result: dict | None = None, task_version: str | None = None, task_type: str | None = None,
+        items: dict | None = None,
     ) -> None:
         """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
         with the version of the task's data (``harness.evaluation.tasks.task_version``) and mteb's
-        type of the task (``STS``, ``Retrieval``, ...)."""
+        type of the task (``STS``, ``Retrieval``, ...), and its per-item results (``leaderboard.intervals``)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -165,6 +166,7 @@ class RunStore(RunReads):
                     main_score=float(main_score),
                     details=details,
                     task_result=task_result,
+                    items=items,
                 )
             )
             run.heartbeat_at = time.time()

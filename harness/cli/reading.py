@@ -29,11 +29,15 @@ def compare(
     baseline: Annotated[
         Optional[int], typer.Option("--baseline", min=1, help="Put this run first: the others' differences are against it.")
     ] = None,
+    resamples: Annotated[
+        int, typer.Option(min=1000, max=100_000, help="Paired bootstrap resamples behind each 95% interval.")
+    ] = 1000,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
     """Runs side by side per task, with Mean(Task) (and a mean per task type where the tasks have
-    more than one), differences to the first run (or --baseline) and the best cell."""
+    more than one), differences to the first run (or --baseline) with their paired bootstrap 95%
+    interval, and the best cell. --by-config: mean +- std over seeds, with a t interval."""
     with user_errors():
         named = [*([baseline] if baseline is not None else []), *(run_ids or [])]
         store = read_store(db, as_json, named or None)
@@ -41,10 +45,11 @@ def compare(
             return
         runs = _compared_runs(store, run_ids, last, include_unfinished, baseline)
         configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff or by_config else []
+        items = store.score_items([run["run_id"] for run in runs]) if not by_config else {}
     if by_config:
         _print_seed_groups(runs, configs, as_json)
     else:
-        _print_comparison(runs, configs if diff else None, as_json)
+        _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples)
 
 
 def _compared_runs(store: Any, run_ids: list[int] | None, last: int, include_unfinished: bool, baseline: int | None) -> list[dict]:
@@ -74,7 +79,7 @@ def _print_seed_groups(runs: list[dict], configs: list[dict], as_json: bool) -> 
     if as_json:
         print_json([
             {"run_ids": g.run_ids, "label": g.label,
-             "scores": {t: {"mean": m, "std": s, "n": n} for t, (m, s, n) in g.scores.items()}}
+             "scores": {t: {"mean": m, "std": s, "n": n, "interval": g.intervals.get(t)} for t, (m, s, n) in g.scores.items()}}
             for g in groups
         ])
         return
@@ -83,16 +88,19 @@ def _print_seed_groups(runs: list[dict], configs: list[dict], as_json: bool) -> 
     console.print(seed_groups_table(groups) if groups else "No finished runs to compare.")
 
 
-def _print_comparison(runs: list[dict], configs: list[dict] | None, as_json: bool) -> None:
+def _print_comparison(runs: list[dict], configs: list[dict] | None, as_json: bool, resamples: int) -> None:
     """Scores side by side; with ``configs`` (--diff), the config keys that differ too."""
     from leaderboard.queries import compare as compare_runs
     from leaderboard.queries import config_differences
 
-    comparison = compare_runs(runs) if runs else None
+    comparison = compare_runs(runs, resamples=resamples) if runs else None
     differences = config_differences(configs) if configs is not None else []
     if as_json:
         means = comparison.means if comparison else []
-        rows = [{**run, "mean": mean} for run, mean in zip(runs, means)]
+        rows = [{**_without_items(run), "mean": mean} for run, mean in zip(runs, means)]
+        for index, row in enumerate(rows[1:] if comparison else [], start=1):
+            row["intervals"] = {task: _interval_json(found) for task, found in comparison.intervals[index].items()}
+            row["mean_interval"] = _interval_json(comparison.mean_intervals[index])
         type_means = comparison.type_means if comparison else {}
         for index, row in enumerate(rows if type_means else []):
             row["type_means"] = {kind: values[index] for kind, values in type_means.items()}
@@ -109,6 +117,15 @@ def _print_comparison(runs: list[dict], configs: list[dict] | None, as_json: boo
         console.print(table)
     if configs is not None:
         console.print(config_diff_table(runs, differences) if differences else "Their configs are identical.")
+
+
+def _without_items(run: dict) -> dict:
+    return {key: value for key, value in run.items() if key != "items"}
+
+
+def _interval_json(found: Any) -> dict:
+    """An interval as --json gives it, or why there is none."""
+    return found.as_dict() if not isinstance(found, str) else {"unavailable": found}
 
 
 @app.command()
@@ -140,13 +157,15 @@ def leaderboard(
         tasks = split_items(tasks)
         names = task_names(tasks) if tasks else (list(runs[0]["tasks"]) if runs else [])
         given = file_versions(tasks or [])  # a task file given here is the version to rank on
-    from leaderboard.queries import rank, reference_versions, version_label
+    from leaderboard.queries import rank, reference_versions, tie_unseparable, version_label
 
     versions = reference_versions(runs, names, given)
     ranked = rank(runs, names, versions)
     left_out = [r for r in runs if all(t in r["scores"] for t in names) and r["run_id"] not in {x["run_id"] for x in ranked}]
     shown = limit if limit is not None else (0 if as_json else 20)
     listed = ranked[:shown] if shown else ranked
+    with user_errors():
+        tie_unseparable(listed, store.score_items([run["run_id"] for run in listed]), names)
     if efficiency:
         with user_errors():
             _add_efficiency(store, listed, names)

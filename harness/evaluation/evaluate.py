@@ -32,9 +32,10 @@ class ScoreSink(Protocol):
 
     def score(
         self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None,
+        task_result: dict | None = None, items: dict | None = None,
     ) -> None:
-        """One task's scores, with its data's version and mteb's type of the task (``STS``, ``Retrieval``, ...)."""
+        """One task's scores, with its data's version, mteb's type of the task (``STS``, ``Retrieval``, ...)
+        and its per-item results (:mod:`harness.evaluation.items`)."""
 
     def timing(self, phase: Phase, details: dict | None = None) -> None: ...
 
@@ -195,9 +196,13 @@ def evaluate(
 def _evaluate_task(
     loaded: LoadedTask, adapter: Any, backbone: Backbone, how: Evaluation, sink: ScoreSink, console: Console, cache_state: str,
 ) -> None:
+    import tempfile
+    from pathlib import Path
+
     import mteb
     import torch
 
+    from harness.evaluation.items import task_items
     from harness.telemetry.progress import encoding_progress
     from harness.telemetry.phases import measure
 
@@ -209,15 +214,20 @@ def _evaluate_task(
     before_ranks = list(encoder.texts_per_rank) if info.enabled else []
     error = None
     try:
-        with measure(f"evaluate:{name}", backbone.device) as phase:
-            with encoding_progress(console, name, texts_to_encode(task)) as advance:
-                encoder.progress = advance
-                model, search = search_model(adapter, task)
-                result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False)
-        if result.exceptions:
-            raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
-        main_metric = task.metadata.main_score
-        main_score, details, whole = task_scores(result.task_results[0])
+        with tempfile.TemporaryDirectory(prefix="harness-predictions-") as predictions:
+            with measure(f"evaluate:{name}", backbone.device) as phase:
+                with encoding_progress(console, name, texts_to_encode(task)) as advance:
+                    encoder.progress = advance
+                    model, search = search_model(adapter, task)
+                    result = mteb.evaluate(
+                        model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False,
+                        prediction_folder=predictions,
+                    )
+            if result.exceptions:
+                raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
+            main_metric = task.metadata.main_score
+            main_score, details, whole = task_scores(result.task_results[0])
+            items = task_items(task, Path(predictions), details) if info.is_main else None
     except ranks.RankFailed:
         raise  # every rank knows already
     except Exception as exc:
@@ -226,7 +236,7 @@ def _evaluate_task(
     phase.items = encoder.texts_encoded - before_texts
     phase.tokens = encoder.tokens_encoded - before_tokens
     faults.point("evaluate")
-    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole)
+    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items)
     cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
     if search is not None:
         cost["search"] = search

@@ -29,7 +29,8 @@ def _board(tmp_path, seeds=(0,)):
 def test_one_seed_shows_no_spread(tmp_path):
     db = _board(tmp_path)
     shown = runner.invoke(app, ["compare", "1", "--by-config", "--db", str(db)]).stdout
-    assert "50.00 (n=1)" in shown and "+-" not in shown.split("n runs)")[-1]
+    row = next(line for line in shown.splitlines() if "50.00" in line)
+    assert "50.00 (n=1)" in row and "+-" not in row
     two = runner.invoke(app, ["compare", "1", "2", "--by-config", "--db", str(_board(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, seeds=(0, 1)))]).stdout
     assert "+- 7.07 (n=2)" in two
 

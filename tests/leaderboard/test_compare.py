@@ -86,9 +86,12 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     assert first["run_ids"] == [1, 2, 3] and second["run_ids"] == [4]
     assert first["scores"]["T"]["mean"] == pytest.approx(0.6) and first["scores"]["T"]["n"] == 3
     assert first["scores"]["T"]["std"] == pytest.approx(0.1)  # sqrt(((-.1)^2 + .1^2 + 0) / 2)
-    assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1}
+    assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1, "interval": None}  # one run: no interval
+    half = 4.302652729911275 * 0.1 / 3 ** 0.5  # Student's t, 97.5% quantile at 2 degrees of freedom (from tables)
+    assert first["scores"]["T"]["interval"] == pytest.approx([0.6 - half, 0.6 + half])
     table = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200).output
     assert "60.00 +- 10.00 (n=3)" in table and "40.00 (n=1)" in table and "+- 0.00" not in table  # one run: no spread
+    assert f"[{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]" in table
 
 
 def test_tasks_of_one_type_add_no_type_means(tmp_path):
