@@ -121,9 +121,17 @@ def small_sts_file(tmp_path) -> Path:
 def independent_cosine_spearman(model_folder, task_file) -> float:
     """The expected score of mean pooling, computed without the harness: plain transformers, one
     text at a time (no padding), cosine similarity, scipy's Spearman."""
+    from scipy.stats import spearmanr
+
+    cosine, gold = independent_cosines(model_folder, task_file)
+    return float(spearmanr(cosine, gold)[0])
+
+
+def independent_cosines(model_folder, task_file):
+    """Each pair's cosine of mean-pooled vectors (plain transformers, one text at a time) and its
+    gold score, as numpy arrays."""
     import numpy as np
     import torch
-    from scipy.stats import spearmanr
     from transformers import AutoModel, AutoTokenizer
 
     from harness.data.task_files import read_sts_file
@@ -139,7 +147,7 @@ def independent_cosine_spearman(model_folder, task_file) -> float:
     a = np.stack([embed(t) for t in pairs.sentence1])
     b = np.stack([embed(t) for t in pairs.sentence2])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    return float(spearmanr(cosine, pairs.scores)[0])
+    return cosine, np.asarray(pairs.scores, dtype=float)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,12 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import independent_cosine_spearman
+from tests.conftest import independent_cosine_spearman, independent_cosines
 
 runner = CliRunner()
 
@@ -48,6 +49,18 @@ def test_run_records_a_finished_run_with_the_right_score(recorded, tiny_llama_di
 
     expected = independent_cosine_spearman(tiny_llama_dir, small_sts_file)
     assert record["scores"]["tiny-sts"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_score_keeps_each_pairs_cosine_and_gold(recorded, tiny_llama_dir, small_sts_file):
+    """Per-item results: the pairs' gold scores as in the file and the model's cosine per pair."""
+    from leaderboard.intervals import unpack
+
+    with sqlite3.connect(recorded) as conn:
+        (items,), = conn.execute("SELECT items FROM scores WHERE run_id = 1")
+    (entry,) = json.loads(items)["subsets"]
+    cosine, gold = independent_cosines(tiny_llama_dir, small_sts_file)
+    assert (entry["split"], entry["statistic"], entry["n"]) == ("test", "spearman", 12)
+    assert np.allclose(unpack(entry["arrays"]["gold"]), gold) and np.allclose(unpack(entry["arrays"]["pred"]), cosine, atol=1e-4)
 
 
 def test_compare_and_leaderboard_json_fields(recorded):

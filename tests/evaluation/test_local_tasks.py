@@ -30,8 +30,16 @@ def _scores(db, tiny_llama_dir, task) -> dict:
     result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)])
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
-        (main, details), = conn.execute("SELECT main_score, details FROM scores")
-    return {"main": main, **json.loads(details)["test"][0]}
+        (main, details, items), = conn.execute("SELECT main_score, details, items FROM scores")
+    return {"main": main, **json.loads(details)["test"][0], "items": json.loads(items)}
+
+
+def _arrays(got) -> tuple[str, dict]:
+    """The statistic and decoded arrays of a score's one subset of per-item results."""
+    from leaderboard.intervals import unpack
+
+    (entry,) = got["items"]["subsets"]
+    return entry["statistic"], {name: unpack(text) for name, text in entry["arrays"].items()}
 
 
 def _encoder(tiny_llama_dir):
@@ -78,6 +86,11 @@ def test_pair_classification_file_scores_ap_and_best_threshold_accuracy(tmp_path
     labels = [y for _, _, y in rows]
     cosine = (_unit(a) * _unit(b)).sum(1)
     assert got["cosine_ap"] == pytest.approx(_average_precision(cosine, np.array(labels) == 1), abs=1e-5)
+    statistic, arrays = _arrays(got)  # per pair: the label and each scoring function's value
+    assert statistic == "max_ap" and np.array_equal(arrays["labels"], labels)
+    assert any(np.allclose(arrays[name], cosine, atol=1e-5) for name in arrays if name != "labels")
+    best = max(_average_precision(arrays[name], arrays["labels"] == 1) for name in arrays if name != "labels")
+    assert best == pytest.approx(got["main"], abs=1e-5)
     assert got["cosine_accuracy"] == pytest.approx(_best_accuracy(cosine, labels), abs=1e-6)
     euclidean_ap = _average_precision(-np.linalg.norm(a - b, axis=1), np.array(labels) == 1)
     manhattan_ap = _average_precision(-np.abs(a - b).sum(1), np.array(labels) == 1)
@@ -111,6 +124,8 @@ def test_reranking_file_scores_map_and_mrr(tmp_path, tiny_llama_dir):
         first_hit = int(np.flatnonzero(relevant[np.argsort(-scores, kind="stable")])[0]) + 1
         reciprocal.append(1 / first_hit if first_hit <= 10 else 0.0)
     assert got["main"] == got["map_at_1000"] == pytest.approx(float(np.mean(aps)), abs=1e-4)
+    statistic, arrays = _arrays(got)  # per query (ids sorted, here q0..q11 as written) its AP
+    assert statistic == "mean" and np.allclose(np.sort(arrays["values"]), np.sort(aps), atol=1e-4)
     assert got["mrr_at_10"] == pytest.approx(float(np.mean(reciprocal)), abs=1e-4)
 
 
@@ -152,6 +167,8 @@ def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir, backend, monkey
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(qrels[q]))))
         ndcgs.append(dcg / ideal)
     assert got["main"] == got["ndcg_at_10"] == pytest.approx(float(np.mean(ndcgs)), abs=1e-4)
+    statistic, arrays = _arrays(got)  # per query, in sorted id order, its nDCG@10
+    assert statistic == "mean" and np.allclose(arrays["values"], [ndcgs[list(queries).index(q)] for q in sorted(queries)], atol=1e-4)
     assert _search(tmp_path / "h.db") == backend
 
 
@@ -184,6 +201,10 @@ def test_classification_file_scores_accuracy(tmp_path, tiny_llama_dir):
         classifier = LogisticRegression(max_iter=100, random_state=42).fit(x_train[chosen], y_train[chosen])
         accuracies.append(float((classifier.predict(x_test) == y_test).mean()))
     assert got["main"] == got["accuracy"] == pytest.approx(float(np.mean(accuracies)), abs=1e-6)
+    statistic, arrays = _arrays(got)  # per test item: the share of the 10 classifiers right about it
+    assert statistic == "mean" and len(arrays["values"]) == len(test)
+    assert arrays["values"].mean() == pytest.approx(float(np.mean(accuracies)), abs=1e-9)
+    assert set(np.round(arrays["values"] * 10, 9)) <= set(range(11))
 
 
 def _v_measure(labels, clusters) -> float:
@@ -216,6 +237,8 @@ def test_clustering_file_scores_v_measure(tmp_path, tiny_llama_dir):
         kmeans = MiniBatchKMeans(n_clusters=3, batch_size=512, init="k-means++", n_init=1, random_state=42)
         scores.append(_v_measure(labels[sample], kmeans.fit_predict(vectors[sample])))
     assert got["main"] == got["v_measure"] == pytest.approx(float(np.mean(scores)), abs=1e-6)
+    statistic, arrays = _arrays(got)  # the unit is one of mteb's 10 clustering experiments
+    assert statistic == "mean" and np.allclose(arrays["values"], scores, atol=1e-6)
 
 
 def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):

@@ -243,3 +243,31 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     finally:
         engine.dispose()
     assert db_rows(any_db, "SELECT count(*) FROM scores") == [(len(scores),)]
+
+
+def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
+    """Revision 0006: a new nullable column; old rows cannot recover items (the vectors are gone)."""
+    from sqlalchemy import inspect
+
+    _at_revision(any_db, "0005")
+    engine = create_engine(locate(any_db).url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
+            "'{}', '{}', 'host', 1, 0, 0)"
+        )
+        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
+    engine.dispose()
+    store = open_store(any_db)
+    assert store.score_items([1]) == {1: {"T": None}}
+    store.close()
+    assert _differences(any_db) == []
+    engine = create_engine(locate(any_db).url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0005")
+            assert "items" not in {c["name"] for c in inspect(conn).get_columns("scores")}
+    finally:
+        engine.dispose()
+    assert db_rows(any_db, "SELECT main_score FROM scores") == [(0.5,)]
