@@ -143,6 +143,13 @@ def why_missing(items: Any) -> str:
 
 
 
+def summary(items: Any) -> dict[str, Any]:
+    """What a score's per-item results hold, without their arrays (``harness show``)."""
+    if not usable(items):
+        return {"unavailable": why_missing(items)}
+    return {"kept": [{k: entry[k] for k in ("split", "subset", "statistic", "n")} for entry in items["subsets"]]}
+
+
 def _key(entry: Mapping[str, Any]) -> tuple:
     return entry["split"], entry["subset"], entry["statistic"], entry["n"], entry["ids"]
 

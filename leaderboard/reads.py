@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from leaderboard.database import Location, make_engine
 from leaderboard.efficiency import EVALUATE, RunCost, run_costs
 from leaderboard.errors import LeaderboardError
+from leaderboard.intervals import summary
 from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
 
 
@@ -170,7 +171,7 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     )
     if full:
         record.update(_columns(run, FULL_COLUMNS))
-        record.update(score_details=[_columns(s, SCORE_COLUMNS) for s in run.scores], timings=[_columns(t, TIMING_COLUMNS) for t in run.timings])
+        record.update(score_details=[{**_columns(s, SCORE_COLUMNS), "items": summary(s.items)} for s in run.scores], timings=[_columns(t, TIMING_COLUMNS) for t in run.timings])
     return record
 
 

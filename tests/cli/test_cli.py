@@ -61,6 +61,8 @@ def test_a_score_keeps_each_pairs_cosine_and_gold(recorded, tiny_llama_dir, smal
     cosine, gold = independent_cosines(tiny_llama_dir, small_sts_file)
     assert (entry["split"], entry["statistic"], entry["n"]) == ("test", "spearman", 12)
     assert np.allclose(unpack(entry["arrays"]["gold"]), gold) and np.allclose(unpack(entry["arrays"]["pred"]), cosine, atol=1e-4)
+    (shown,) = json.loads(invoke("show", "1", "--db", str(recorded), "--json").stdout)[0]["score_details"]
+    assert shown["items"] == {"kept": [{"split": "test", "subset": "default", "statistic": "spearman", "n": 12}]}
 
 
 def test_compare_and_leaderboard_json_fields(recorded):
