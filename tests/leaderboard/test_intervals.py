@@ -175,3 +175,12 @@ def test_runs_over_different_items_are_not_paired(tmp_path):
     _record(db, [{"T": (0.5, one)}, {"T": (0.5, other)}])
     second = json.loads(runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)]).stdout)[1]
     assert second["intervals"]["T"] == {"unavailable": "the two runs' items differ (other items or splits)"}
+
+
+def test_fewer_than_a_thousand_resamples_are_refused(tmp_path):
+    db = tmp_path / "h.db"
+    _record(db, [{"T": (0.5, _items("mean", values=[0.1, 0.9]))}, {"T": (0.4, _items("mean", values=[0.2, 0.6]))}])
+    result = runner.invoke(app, ["compare", "1", "2", "--resamples", "999", "--db", str(db)])
+    assert result.exit_code == 2 and "--resamples" in result.output
+    wider = json.loads(runner.invoke(app, ["compare", "1", "2", "--resamples", "2000", "--json", "--db", str(db)]).stdout)[1]
+    assert wider["intervals"]["T"]["resamples"] == 2000
