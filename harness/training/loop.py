@@ -25,7 +25,7 @@ from harness import faults
 from harness.errors import HarnessError, RunFailed, is_out_of_memory
 from harness.method import Stage
 from harness.training import distributed
-from harness.training.checkpoints import latest_checkpoint, read_state, read_trainable, restore_rng_state, save_checkpoint
+from harness.training.checkpoints import latest_checkpoint, read_state, read_trainable, restore_rng_state, rng_state, save_checkpoint
 from harness.training.config import Hooks, StageReport, StepLog, TrainConfig
 from harness.training.order import batch_indices, schedule, total_steps
 from harness.training.parameters import bf16_wanted, enable_checkpointing, trainable_parameters
@@ -276,6 +276,8 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
                 if world.is_main:
                     hooks.steps(name, logs)
                 logs = []
+            if config.eval_every and (done or (step + 1) % config.eval_every == 0):
+                _dev_evaluation(session, name, step + 1)  # before the checkpoint: a resume from it has it
             if save and session.job.output_dir is not None:
                 _save(session, run, step + 1, done)
                 last_save = time.perf_counter()
@@ -285,6 +287,21 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
                 hooks.steps(name, logs)
         raise
     return samples, tokens
+
+
+def _dev_evaluation(session: _Session, stage: str, step: int) -> None:
+    """The hooks' dev evaluation on the model as it is after ``step``: in eval mode, with training's
+    random state and FLOP count left exactly as they were, so that training goes on as without it."""
+    from harness.telemetry import flops
+
+    state = rng_state()
+    session.engine.train(False)
+    try:
+        with flops.meter():  # the evaluation's passes are not training's
+            session.hooks.dev_evaluation(stage, step)
+    finally:
+        session.engine.train(True)
+        restore_rng_state(state)
 
 
 def _accumulate(session: _Session, run: _StageRun, step: int, autocast: Callable[[], Any]) -> tuple[float, int, int]:
