@@ -69,4 +69,5 @@ def _stage_details(report: StageReport) -> dict[str, Any]:
         "model_flops": report.model_flops,
         "peak_flops_per_s": report.peak_flops_per_s,
         "mfu": report.mfu,
+        **({"dev_eval_seconds": report.dev_seconds} if report.dev_seconds else {}),
     }

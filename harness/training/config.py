@@ -43,7 +43,7 @@ class TrainConfig(MethodConfig):
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
     )
     sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
-    eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (needs --dev-tasks)", minimum=1)
+    eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)", minimum=1)
     keep_best: bool = option(False, "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)")
 
     def inconsistency(self, prefix: str) -> str | None:
@@ -80,6 +80,7 @@ class StageReport:
     engine: str = "none"
     model_flops: float | None = None  # summed over ranks; None when the stage's passes report none
     peak_flops_per_s: float | None = None  # the matmul peak, summed over ranks
+    dev_seconds: float = 0.0  # spent evaluating dev tasks, left out of ``seconds``
 
     @property
     def mfu(self) -> float | None:

@@ -79,6 +79,8 @@ def test_dev_evaluations_leave_training_as_it_was_and_are_recorded_shown_and_dra
     assert rows[-1]["score"] == pytest.approx(record["scores"]["tiny-sts"], abs=1e-9)  # the last dev evaluation is that encoder
     assert set(record["scores"]) == {"tiny-sts"} and "tiny-dev" not in record["task_versions"]  # never a test score
     assert not [t for t in record["timings"] if t["phase"] == "evaluate:tiny-dev"]
+    (train,) = [t for t in record["timings"] if t["phase"] == "train:contrastive"]
+    assert train["details"]["dev_eval_seconds"] >= sum(r["seconds"] for r in rows)  # left out of the stage's seconds
 
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(followed)])
     assert shown.exit_code == 0 and "Dev scores (stage contrastive)" in shown.output
