@@ -25,6 +25,7 @@ from harness.evaluation.evaluate import LoadedTask, evaluate
 
 if TYPE_CHECKING:
     import torch
+    from rich.console import Console
 
     from harness.model.backbones import Backbone
     from harness.runs.plan import RunPlan
@@ -66,18 +67,22 @@ class _Collected:
 class DevEvaluator:
     """What :meth:`harness.training.Hooks.dev_evaluation` does for a run (see the module)."""
 
-    def __init__(self, plan: RunPlan, backbone: Backbone, tasks: list[LoadedTask], recorder: Recorder, folder: Path) -> None:
+    def __init__(
+        self, plan: RunPlan, backbone: Backbone, tasks: list[LoadedTask], recorder: Recorder, folder: Path, console: Console,
+    ) -> None:
+        from rich.console import Console
+
         self.plan, self.backbone, self.tasks, self.recorder = plan, backbone, tasks, recorder
+        # piped, the evaluation's plain progress lines; on a terminal its bars would be a second live display
+        self.console = Console(file=io.StringIO(), quiet=True) if console.is_terminal else console
         self.keep_best = bool(getattr(plan.method.config, "keep_best", False))
         self.best_file = folder / BEST_FILE
         self.best: Best | None = self._saved_best() if self.keep_best else None
         self.how = plan.evaluation(plan.resolved(), CacheSettings(enabled=False))  # weights change at every step
 
     def __call__(self, stage: str, step: int) -> None:
-        from rich.console import Console
-
         collected = _Collected()
-        evaluate(self.plan.method, self.backbone, self.tasks, self.how, collected, Console(file=io.StringIO(), quiet=True))
+        evaluate(self.plan.method, self.backbone, self.tasks, self.how, collected, self.console)
         rows = [{**row, "seconds": collected.seconds.get(row["task"], 0.0)} for row in collected.rows]
         self.recorder.dev_scores(stage, step, rows)
         mean = sum(row["score"] for row in rows) / len(rows)

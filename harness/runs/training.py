@@ -34,7 +34,7 @@ def train(
     recorder.model(trainable_parameters=sum(p.numel() for p in backbone.model.parameters() if p.requires_grad))
     job = TrainJob(plan.config.train_data, plan.config.seed, output_dir, resume=resume, sharding=plan.sharding)
     if dev_tasks:
-        recorder.dev = DevEvaluator(plan, backbone, list(dev_tasks), recorder, output_dir)
+        recorder.dev = DevEvaluator(plan, backbone, list(dev_tasks), recorder, output_dir, console)
     with training_progress(console, enabled=distributed.world().is_main) as progress:
         reports = run_stages(backbone, method.stages(), method.config, job, recorder, progress)
     for report in reports:
