@@ -42,6 +42,8 @@ def _run(backbone, triplets, task, db, tmp_path, *extra):
     (["--dev-tasks", "DEV", "--set", "method_args.eval_every=often"], "method_args.eval_every: expected int, got 'often'"),
     (["--set", "method_args.keep_best=true"], "method_args.keep_best=true needs method_args.eval_every=N"),
     (["--dev-tasks", "no-such-task", "--set", "method_args.eval_every=1"], "--dev-tasks: unknown task 'no-such-task'"),
+    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=1", "--set", "method_args.finetune=full", "--set", "method_args.sharding=fsdp"],
+     "method_args.eval_every: a sharded model (fsdp) cannot encode while it trains"),
 ])
 def test_bad_dev_options_are_exit_2_naming_the_option_and_record_nothing(tmp_path, tiny_llama_dir, triplets_file, small_sts_file, extra, message):
     db = tmp_path / "h.db"
