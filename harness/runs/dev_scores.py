@@ -76,7 +76,7 @@ class DevEvaluator:
         # piped, the evaluation's plain progress lines; on a terminal its bars would be a second live display
         self.console = Console(file=io.StringIO(), quiet=True) if console.is_terminal else console
         self.keep_best = bool(getattr(plan.method.config, "keep_best", False))
-        self.best_file = folder / BEST_FILE
+        self.folder, self.best_file = folder, folder / BEST_FILE
         self.best: Best | None = self._saved_best() if self.keep_best else None
         self.how = plan.evaluation(plan.resolved(), CacheSettings(enabled=False))  # weights change at every step
 
@@ -93,7 +93,7 @@ class DevEvaluator:
             if ranks.world().is_main:
                 _save_atomically({"stage": stage, "step": step, "score": mean, "state": self.best.state}, self.best_file)
 
-    def restore_best(self, output_dir: Path) -> None:
+    def restore_best(self) -> None:
         """``keep_best``: put the best dev evaluation's tensors back into the model and into the
         final checkpoint (which ``harness eval`` and ``export`` read), and record the choice."""
         from harness.telemetry.phases import measure
@@ -103,7 +103,7 @@ class DevEvaluator:
             return
         with measure("keep-best") as phase:
             copy_trainable(self.backbone.model, self.best.state)
-            final = latest_checkpoint(output_dir)
+            final = latest_checkpoint(self.folder)
             if ranks.world().is_main and final is not None:
                 _save_atomically(self.best.state, final / "trainable.pt")
         best = self.best

@@ -40,7 +40,7 @@ def train(
     for report in reports:
         _record_stage(report, recorder, console)
     if recorder.dev is not None:
-        recorder.dev.restore_best(output_dir)
+        recorder.dev.restore_best()
 
 
 def _record_stage(report: StageReport, recorder: Recorder, console: Console) -> None:
