@@ -77,6 +77,14 @@ COLUMNS: dict[str, dict[str, str]] = {
         "name": "e.g. heldout_loss_own / _shuffled / _empty (AutoRegEmbed IC)",
         "value": "the measured number",
     },
+    "dev_scores": {
+        "stage": "training stage",
+        "step": "optimiser step the dev tasks were evaluated at",
+        "task": "dev task (--dev-tasks)",
+        "main_metric": "mteb's main metric of the task",
+        "score": "its main score, 0-1 (never a test score)",
+        "seconds": "wall seconds of the task's evaluation",
+    },
 }
 
 TABLES = {
@@ -85,6 +93,7 @@ TABLES = {
     "timings": "One row per phase of a run: time, tokens, memory, throughput and MFU.",
     "metrics": "One row per optimiser step of a training stage (loss curves).",
     "diagnostics": "Numbers a training stage measured on held-out data when it ended.",
+    "dev_scores": "One row per (run, stage, step, dev task): scores followed during training.",
 }
 
 # a task as shown: its name and its version (as leaderboard.queries.version_label: 8 characters

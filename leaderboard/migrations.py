@@ -36,7 +36,8 @@ from leaderboard.legacy_schema import FINAL_VERSION, STEPS
 SCRIPTS = Path(__file__).with_name("schema_versions")
 BASELINE = "0001"
 ALEMBIC_USER_VERSION = FINAL_VERSION + 1
-HARNESS_TABLES = ("runs", "scores", "timings", "metrics", "diagnostics")
+BASELINE_TABLES = ("runs", "scores", "timings", "metrics", "diagnostics")  # the tables a pre-Alembic file has
+HARNESS_TABLES = (*BASELINE_TABLES, "dev_scores")
 SERVER_LOCK = 0x68_61_72_6E  # "harn": the advisory lock one upgrader holds
 
 
@@ -171,13 +172,13 @@ def _rebuild_as_baseline(conn: Connection) -> None:
     CASCADE``), which SQLAlchemy's reflection reads without the ``ON DELETE``: a later batch-mode
     rebuild would copy the table without its cascade. Rebuilt, every file has the baseline's DDL.
     """
-    legacy = [f"_legacy_{table}" for table in HARNESS_TABLES]
-    for table, old in zip(HARNESS_TABLES, legacy):
+    legacy = [f"_legacy_{table}" for table in BASELINE_TABLES]
+    for table, old in zip(BASELINE_TABLES, legacy):
         for index in inspect(conn).get_indexes(table):
             conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
         conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
     command.upgrade(_config(conn), BASELINE)
-    for table, old in zip(HARNESS_TABLES, legacy):
+    for table, old in zip(BASELINE_TABLES, legacy):
         columns = ", ".join(f'"{c["name"]}"' for c in inspect(conn).get_columns(table))
         conn.exec_driver_sql(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{old}"')
     for old in reversed(legacy):

@@ -14,7 +14,7 @@ from leaderboard.database import Location, make_engine
 from leaderboard.efficiency import EVALUATE, RunCost, run_costs
 from leaderboard.errors import LeaderboardError
 from leaderboard.intervals import summary
-from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
+from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 
 
 class RunReads:
@@ -69,6 +69,12 @@ class RunReads:
                 {"stage": m.stage, "step": m.step, "loss": m.loss, "lr": m.lr, "seconds": m.seconds}
                 for m in session.scalars(query)
             ]
+
+    def dev_scores(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's dev evaluations during training, in the order they were made."""
+        with self._session(write=False) as session:
+            query = select(DevScore).where(DevScore.run_id == run_id).order_by(DevScore.id)
+            return [_columns(d, DEV_SCORE_COLUMNS) for d in session.scalars(query)]
 
     def evaluation_costs(self, run_ids: Sequence[int]) -> dict[int, RunCost]:
         """Each run's model size and evaluate timings (``leaderboard.efficiency``), in one query;
@@ -146,6 +152,7 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 SCORE_COLUMNS = ("task", "task_version", "task_type", "main_metric", "main_score", "details")
+DEV_SCORE_COLUMNS = ("stage", "step", "task", "main_metric", "score", "seconds")
 TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "details")
 
 

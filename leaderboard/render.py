@@ -289,8 +289,46 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     for section in ("versions", "hardware"):
         for key, value in flatten(run.get(section) or {}):
             environment.add_row(f"{section}.{key}", str(value))
-    extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else [])]
+    extra = [*([training] if stages else []), *([diagnostics] if run.get("diagnostics") else []), *dev_score_tables(run)]
     return [scores, timings, *extra, config, environment]
+
+
+def best_dev_step(rows: Sequence[dict[str, Any]]) -> tuple[str, int] | None:
+    """The (stage, step) whose dev tasks' mean main score is highest, the earliest of equals (as
+    ``method_args.keep_best`` chooses); None without dev scores."""
+    means: dict[tuple[str, int], list[float]] = {}
+    for row in rows:
+        means.setdefault((row["stage"], row["step"]), []).append(row["score"])
+    best = None
+    for key, values in means.items():  # in the order they were evaluated
+        if best is None or sum(values) / len(values) > best[1]:
+            best = (key, sum(values) / len(values))
+    return None if best is None else best[0]
+
+
+def dev_score_tables(run: dict[str, Any]) -> list[Table]:
+    """``harness show``: a run's dev scores, one table per stage, a row per step (x100); the best
+    step is starred, and with ``keep_best`` the caption says which encoder the run kept."""
+    rows = run.get("dev_scores") or []
+    kept = next((t["details"] for t in run.get("timings", []) if t["phase"] == "keep-best" and t.get("details")), None)
+    best = (kept["stage"], kept["step"]) if kept else best_dev_step(rows)
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    tables = []
+    for stage in dict.fromkeys(row["stage"] for row in rows):
+        steps: dict[int, dict[str, float]] = {}
+        for row in rows:
+            if row["stage"] == stage:
+                steps.setdefault(row["step"], {})[row["task"]] = row["score"]
+        caption = f"kept: {kept['stage']} step {kept['step']} (mean dev score {_pct(kept['dev_score'])})" if kept else None
+        title = f"Dev scores (stage {stage}), x100"
+        table = Table(title=title, caption=caption, min_width=len(title) + 4)
+        for name in ("Step", *tasks, *(["Mean"] if len(tasks) > 1 else []), "Best"):
+            table.add_column(name, justify="left" if name == "Step" else "right")
+        for step, scores in steps.items():
+            mean = [_pct(sum(scores.values()) / len(scores))] if len(tasks) > 1 else []
+            table.add_row(str(step), *(_pct(scores.get(task)) for task in tasks), *mean, "*" if best == (stage, step) else "")
+        tables.append(table)
+    return tables
 
 
 def seed_groups_table(groups: Sequence[SeedGroup]) -> Table:

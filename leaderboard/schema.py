@@ -69,7 +69,7 @@ class Score(Base):
     main_score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
     task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
-    items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0006)
+    items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0007)
     run: Mapped[Run] = relationship(back_populates="scores")
 
 
@@ -116,3 +116,20 @@ class Diagnostic(Base):
     stage: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(128))
     value: Mapped[float] = mapped_column(Float)
+
+
+class DevScore(Base):
+    """A dev task's main score at one step of a training stage (``--dev-tasks``,
+    ``method_args.eval_every``): a training curve, never a test score."""
+
+    __tablename__ = "dev_scores"
+    __table_args__ = (Index("ix_dev_scores_run_stage_step_task", "run_id", "stage", "step", "task", unique=True), AUTOINCREMENT)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(256))
+    main_metric: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)  # mteb's main score, 0-1
+    seconds: Mapped[float] = mapped_column(Float)  # wall seconds of this task's evaluation

@@ -29,7 +29,7 @@ from leaderboard import liveness
 from leaderboard.errors import LeaderboardError, MissingLeaderboard
 from leaderboard.migrations import NoLeaderboard, SchemaError, upgrade
 from leaderboard.reads import RunReads, run_record
-from leaderboard.schema import Diagnostic, Metric, Run, Score, Timing
+from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -225,6 +225,24 @@ class RunStore(RunReads):
                 session.delete(old)
             session.flush()
             session.add_all(Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items())
+            run.heartbeat_at = time.time()
+
+    def record_dev_scores(self, run_id: int, stage: str, step: int, rows: Sequence[dict[str, Any]]) -> None:
+        """Store (or replace) one dev evaluation: a row per task (``task``, ``main_metric``,
+        ``score``, ``seconds``) at ``step`` of ``stage``, one transaction."""
+        with self._session(write=True) as session:
+            run = self._get(session, run_id)
+            tasks = [str(r["task"]) for r in rows]
+            for old in session.scalars(
+                select(DevScore).where(DevScore.run_id == run_id, DevScore.stage == stage, DevScore.step == step, DevScore.task.in_(tasks))
+            ):
+                session.delete(old)
+            session.flush()
+            session.add_all(
+                DevScore(run_id=run_id, stage=stage, step=int(step), task=str(r["task"]), main_metric=str(r["main_metric"]),
+                         score=float(r["score"]), seconds=float(r["seconds"]))
+                for r in rows
+            )
             run.heartbeat_at = time.time()
 
     def record_model(self, run_id: int, **facts: int) -> None:

@@ -16,6 +16,7 @@ from harness.cli.errors import user_errors
 def plot(
     run_ids: Annotated[list[int], typer.Argument(help="The runs to draw.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Image file: .png, .svg or .pdf.")] = Path("loss.png"),
+    scores: Annotated[bool, typer.Option("--scores", metavar="", help="Also draw the dev scores recorded during training (--dev-tasks), a row of panels below the losses.")] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Draw the recorded training loss of runs, one panel per stage (needs the plot extra)."""
@@ -25,9 +26,17 @@ def plot(
         check_output(out)
         store = read_store(db, False, run_ids)
         records = store.runs(ids=run_ids, statuses=None)
-        runs = [(f"#{r['run_id']} {r['method']}", store.metrics(r["run_id"])) for r in records]
-        stages = draw_losses(runs, out)
-    console.print(f"Drew the {', '.join(stages)} loss of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False)
+        labels = {r["run_id"]: f"#{r['run_id']} {r['method']}" for r in records}
+        runs = [(labels[i], store.metrics(i)) for i in labels]
+        dev = [(labels[i], store.dev_scores(i)) for i in labels] if scores else None
+        if dev is not None and not any(rows for _, rows in dev):
+            raise_usage(
+                f"--scores: no dev scores are recorded for run {', '.join(f'#{i}' for i in run_ids)}; a run records them "
+                "with --dev-tasks and method_args.eval_every=N."
+            )
+        stages = draw_losses(runs, out, dev)
+    what = "loss and dev scores" if scores else "loss"
+    console.print(f"Drew the {', '.join(stages)} {what} of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False)
 
 
 @app.command()

@@ -218,6 +218,7 @@ def show(
         record = store.get_run(run_id)
         record["metrics"] = store.metrics(run_id)
         record["diagnostics"] = store.diagnostics(run_id)
+        record["dev_scores"] = store.dev_scores(run_id)
     if as_json:
         print_json([record])
         return

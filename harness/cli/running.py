@@ -22,6 +22,10 @@ BackboneOption = Annotated[Optional[str], typer.Option(help="Alias, hub id or lo
 TasksOption = Annotated[
     Optional[list[str]], typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable, or a,b).")
 ]
+DevTasksOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--dev-tasks", help="Tasks (as --tasks) evaluated during training every method_args.eval_every steps and at each stage's end: dev scores, never test scores (repeatable)."),
+]
 TrainDataOption = Annotated[
     Optional[str], typer.Option("--train-data", help="Triplet or NLI file, all-nli, simcse-nli, or offline (default).")
 ]
@@ -68,7 +72,8 @@ ReportToOption = Annotated[
 
 @app.command()
 def run(
-    method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, train_data: TrainDataOption = None,
+    method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, dev_tasks: DevTasksOption = None,
+    train_data: TrainDataOption = None,
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
     batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, resume: ResumeOption = None,
     output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
@@ -95,8 +100,9 @@ def run(
         record = None
         if is_main and resume is None:
             announce(db, writes=True)
-        options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "seed": seed, "train_data": train_data,
-                   "device": device, "batch_size": batch_size, "limit": limit, "instructions": instructions}
+        options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "dev_tasks": split_items(dev_tasks),
+                   "seed": seed, "train_data": train_data, "device": device, "batch_size": batch_size, "limit": limit,
+                   "instructions": instructions}
         if resume is not None:
             if any(v not in (None, []) for v in [*options.values(), config, set_]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
@@ -175,7 +181,7 @@ def eval_command(
         from harness import ranks
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
-        from harness.runs.plan import plan_run, recorded_config
+        from harness.runs.plan import plan_run, recorded_config, without_dev_tasks
         from harness.runs.restore import reevaluate
 
         import_plugins(plugins or [])
@@ -185,7 +191,7 @@ def eval_command(
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
         run_config = recorded_config(record)
         run_config.tasks = split_items(tasks)
-        reevaluate(plan_run(run_config), store, record, console, force=force, cache=CacheSettings(not no_cache, cache_limit_gb))
+        reevaluate(plan_run(without_dev_tasks(run_config)), store, record, console, force=force, cache=CacheSettings(not no_cache, cache_limit_gb))
         if not ranks.world().is_main:
             return
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")

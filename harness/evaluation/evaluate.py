@@ -53,6 +53,7 @@ class Evaluation:
     limit: int | None = None  # --limit: the first N items of each evaluated split
     instructions: bool = False  # --instructions: e5-style task instructions on queries and symmetric texts
     cache: CacheSettings = field(default_factory=CacheSettings)  # --no-cache, --cache-limit-gb: not part of the config
+    keep_items: bool = True  # per-item results (harness.evaluation.items); dev evaluations during training keep none
 
 
 @dataclass
@@ -221,13 +222,13 @@ def _evaluate_task(
                     model, search = search_model(adapter, task)
                     result = mteb.evaluate(
                         model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False,
-                        prediction_folder=predictions,
+                        prediction_folder=predictions if how.keep_items else None,
                     )
             if result.exceptions:
                 raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
             main_metric = task.metadata.main_score
             main_score, details, whole = task_scores(result.task_results[0])
-            items = task_items(task, Path(predictions), details) if info.is_main else None
+            items = task_items(task, Path(predictions), details) if info.is_main and how.keep_items else None
     except ranks.RankFailed:
         raise  # every rank knows already
     except Exception as exc:

@@ -168,23 +168,24 @@ def _mteb_task_exists(name: str) -> bool:
     return True
 
 
-def unknown_task(name: str) -> HarnessError:
-    """An unknown ``--tasks`` item, with the closest presets and mteb task names."""
+def unknown_task(name: str, option: str = "--tasks") -> HarnessError:
+    """An unknown ``--tasks`` (or ``option``) item, with the closest presets and mteb task names."""
     known = [*PRESETS, *OFFLINE_TASKS, *sorted(catalog().accepted)]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if not close:  # a wrong case or a fragment: STSB, stsbenchmark
         close = [k for k in known if name.lower() in k.lower() or k.lower() == name.lower()][:3]
     suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return HarnessError(
-        f"--tasks: unknown task {name!r}.{suggestion} A task is a preset ({', '.join(PRESETS)}), one of its offline tasks, a task file "
+        f"{option}: unknown task {name!r}.{suggestion} A task is a preset ({', '.join(PRESETS)}), one of its offline tasks, a task file "
         f"({', '.join(SUFFIXES)}) or an mteb task name; `harness tasks --search WORD` lists them."
     )
 
 
-def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
-    """Expand presets, read task files and check mteb names; duplicates are kept once."""
+def resolve_tasks(items: Sequence[str], option: str = "--tasks") -> list[TaskSpec]:
+    """Expand presets, read task files and check mteb names; duplicates are kept once. Messages
+    name ``option`` (``--tasks``, ``--dev-tasks``)."""
     if not items:
-        raise HarnessError("--tasks: no tasks given.")
+        raise HarnessError(f"{option}: no tasks given.")
     resolved: dict[str, TaskSpec] = {}
     for item in items:
         if item in PRESETS:
@@ -197,12 +198,12 @@ def resolve_tasks(items: Sequence[str]) -> list[TaskSpec]:
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         else:
-            raise unknown_task(item)
+            raise unknown_task(item, option)
         for spec in specs:
             other = resolved.get(spec.name)
             if other is not None and other != spec:
                 raise HarnessError(
-                    f"--tasks: two different tasks are both named {spec.name!r}; rename one file."
+                    f"{option}: two different tasks are both named {spec.name!r}; rename one file."
                 )
             resolved[spec.name] = spec
     return list(resolved.values())

@@ -54,6 +54,7 @@ class _Run:
     console: Console
     main: bool  # rank 0, which records
     tasks: list[LoadedTask]
+    dev_tasks: list[LoadedTask]  # --dev-tasks: evaluated during training
     backbone: Backbone
     phases: list[Phase]  # loading task data and the backbone, recorded once the row exists
     resolved: dict[str, Any]
@@ -123,14 +124,15 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
 
     with measure("data") as data_phase, console.status("Loading task data"):
         tasks = load_tasks(plan.tasks, plan.config.limit)  # on every rank: all of them evaluate
-    data_phase.items = len(tasks)
+        dev_tasks = load_tasks(plan.dev_tasks, plan.config.limit)
+    data_phase.items = len(tasks) + len(dev_tasks)
     seed_everything(plan.config.seed)
     with measure("load") as load_phase:
         backbone = loaded_backbone(plan, console)
     load_phase.items = 1
     check_against_backbone(backbone, plan.config, plan.method.config)
     resume = options.resume
-    run = _Run(plan, options, console, main, tasks, backbone, [data_phase, load_phase], plan.resolved(),
+    run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], plan.resolved(),
                resume["uuid"] if resume is not None else uuid.uuid4().hex)
     if resume is not None and plan.trains:  # every rank: a checkpoint that cannot be read stops them all
         folder = folders.own_folder(resume, options.output_root, purpose="resume")
@@ -191,7 +193,7 @@ def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
     plan, backbone = run.plan, run.backbone
     if plan.trains:
         assert run.folder is not None
-        train(plan, backbone, recorder, run.console, run.folder, resume=run.options.resume is not None)
+        train(plan, backbone, recorder, run.console, run.folder, resume=run.options.resume is not None, dev_tasks=run.dev_tasks)
         if plan.sharding.sharded:  # on every rank: each encodes its shard of the texts
             run.backbone = backbone = None  # sharded in place: freed, to encode from the final checkpoint instead
             run.backbone = backbone = trained_backbone(plan, run.folder, run.console)

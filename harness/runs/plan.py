@@ -4,7 +4,7 @@ data, sharding) checked, and the objects they make built once, before anything i
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness import registry
@@ -33,6 +33,7 @@ class RunPlan:
     backbone: BackboneSpec
     tasks: list[TaskSpec]
     sharding: Sharding | None = None
+    dev_tasks: list[TaskSpec] = field(default_factory=list)  # --dev-tasks: evaluated during training
 
     @property
     def trains(self) -> bool:
@@ -49,9 +50,14 @@ class RunPlan:
         values["method_args"] = dataclasses.asdict(self.method.config)
         values["backbone_resolved"] = {"source": self.backbone.source, "kind": self.backbone.kind}
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
-        for key in ("limit", "instructions"):
+        if self.dev_tasks:
+            values["dev_tasks_resolved"] = [spec.record() for spec in self.dev_tasks]
+        for key in ("limit", "instructions", "dev_tasks"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
+        for key, off in (("eval_every", None), ("keep_best", False)):
+            if values["method_args"].get(key, off) is off:
+                values["method_args"].pop(key, None)  # ... and so does a trained run that follows no dev scores
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
         return values
@@ -113,6 +119,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     backbone = backbone_spec(config.backbone)
     require_available(backbone)
     tasks = resolve_tasks(config.tasks)
+    dev_tasks = resolve_tasks(config.dev_tasks, "--dev-tasks") if config.dev_tasks else []
     method.check_inputs(config.train_data, config.seed)  # options and training data
     sharding = None
     if method.stages():
@@ -120,7 +127,32 @@ def plan_run(config: RunConfig) -> RunPlan:
             raise HarnessError(f"method {config.method!r} has stages but its Config is not a TrainConfig.")
         check_trainable(method.config, method.own_parameters)
         sharding = for_training(method.config)  # a bad sharding choice or config file stops the run here
-    return RunPlan(config, method, backbone, tasks, sharding)
+    check_dev_tasks(config, method, sharding)
+    return RunPlan(config, method, backbone, tasks, sharding, dev_tasks)
+
+
+def check_dev_tasks(config: RunConfig, method: Method, sharding: Sharding | None) -> None:
+    """``--dev-tasks`` and ``method_args.eval_every`` come together, on a trained method whose
+    model stays whole while it trains (a sharded one cannot encode mid-training)."""
+    every = getattr(method.config, "eval_every", None)
+    if config.dev_tasks and not method.stages():
+        raise HarnessError(f"--dev-tasks: method {config.method!r} does not train; dev tasks are evaluated during training.")
+    if config.dev_tasks and every is None:
+        raise HarnessError("--dev-tasks needs method_args.eval_every=N: evaluate them every N optimizer steps.")
+    if every is not None and not config.dev_tasks:
+        raise HarnessError(f"method_args.eval_every={every} needs --dev-tasks: the tasks to evaluate during training.")
+    if every is not None and sharding is not None and sharding.sharded:
+        raise HarnessError(
+            f"method_args.eval_every: a sharded model ({sharding.engine}) cannot encode while it trains; "
+            "evaluate dev tasks with the replicated engine (method_args.sharding=none)."
+        )
+
+
+def without_dev_tasks(config: RunConfig) -> RunConfig:
+    """``config`` as ``harness eval`` plans it: its saved encoder is evaluated, nothing trains, so
+    the dev tasks and their options (recorded with the run) are not asked for."""
+    method_args = {k: v for k, v in config.method_args.items() if k not in ("eval_every", "keep_best")}
+    return dataclasses.replace(config, dev_tasks=[], method_args=method_args)
 
 
 def plan_restore(record: dict[str, Any]) -> RunPlan:

@@ -14,6 +14,7 @@ from harness.training import Hooks, StepLog
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from harness.runs.dev_scores import DevEvaluator
     from harness.runs.trackers import Reporter
     from harness.telemetry.phases import Phase
     from leaderboard.store import RunStore
@@ -28,6 +29,7 @@ class Recorder(Hooks):
     ) -> None:
         self.store, self.run_id, self.console = store, run_id, console
         self.reporter: Reporter | None = None  # set by the run for --report-to
+        self.dev: DevEvaluator | None = None  # set by the run for --dev-tasks
         self.warnings = warnings if warnings is not None else []  # the CLI repeats them after the table
 
     def note(self, message: str) -> None:
@@ -63,6 +65,17 @@ class Recorder(Hooks):
             self.store.record_metrics(self.run_id, stage, [dataclasses.asdict(log) for log in logs])
         if self.reporter is not None:
             self.reporter.steps(stage, logs)
+
+    def dev_evaluation(self, stage: str, step: int) -> None:
+        if self.dev is not None:
+            self.dev(stage, step)
+
+    def dev_scores(self, stage: str, step: int, rows: list[dict[str, Any]]) -> None:
+        """One dev evaluation: a row per task (``task``, ``main_metric``, ``score``, ``seconds``)."""
+        if self.store is not None:
+            self.store.record_dev_scores(self.run_id, stage, step, rows)
+        if self.reporter is not None:
+            self.reporter.log({f"dev/{stage}/{row['task']}": row["score"] for row in rows})
 
     def checkpoint(self, path: Path) -> None:
         if self.store is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,13 +11,19 @@ from harness.training import StageReport, distributed
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from harness.evaluation.evaluate import LoadedTask
     from harness.model.backbones import Backbone
     from harness.runs.plan import RunPlan
     from harness.runs.recorder import Recorder
 
 
-def train(plan: RunPlan, backbone: Backbone, recorder: Recorder, console: Console, output_dir: Path, *, resume: bool) -> None:
-    """Train the plan's method on ``backbone`` in place, checkpointing under ``output_dir``."""
+def train(
+    plan: RunPlan, backbone: Backbone, recorder: Recorder, console: Console, output_dir: Path, *, resume: bool,
+    dev_tasks: Sequence[LoadedTask] = (),
+) -> None:
+    """Train the plan's method on ``backbone`` in place, checkpointing under ``output_dir``; with
+    ``dev_tasks``, evaluate them as it trains (:mod:`harness.runs.dev_scores`)."""
+    from harness.runs.dev_scores import DevEvaluator
     from harness.telemetry.progress import training_progress
     from harness.training.loop import TrainJob, run_stages
     from harness.training.parameters import prepare_model
@@ -26,10 +33,14 @@ def train(plan: RunPlan, backbone: Backbone, recorder: Recorder, console: Consol
     method.prepare(backbone)
     recorder.model(trainable_parameters=sum(p.numel() for p in backbone.model.parameters() if p.requires_grad))
     job = TrainJob(plan.config.train_data, plan.config.seed, output_dir, resume=resume, sharding=plan.sharding)
+    if dev_tasks:
+        recorder.dev = DevEvaluator(plan, backbone, list(dev_tasks), recorder, output_dir, console)
     with training_progress(console, enabled=distributed.world().is_main) as progress:
         reports = run_stages(backbone, method.stages(), method.config, job, recorder, progress)
     for report in reports:
         _record_stage(report, recorder, console)
+    if recorder.dev is not None:
+        recorder.dev.restore_best()
 
 
 def _record_stage(report: StageReport, recorder: Recorder, console: Console) -> None:
@@ -58,4 +69,5 @@ def _stage_details(report: StageReport) -> dict[str, Any]:
         "model_flops": report.model_flops,
         "peak_flops_per_s": report.peak_flops_per_s,
         "mfu": report.mfu,
+        **({"dev_eval_seconds": report.dev_seconds} if report.dev_seconds else {}),
     }

@@ -43,11 +43,15 @@ class TrainConfig(MethodConfig):
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
     )
     sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
+    eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)", minimum=1)
+    keep_best: bool = option(False, "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)")
 
     def inconsistency(self, prefix: str) -> str | None:
         """Options that are wrong only together (see ``harness.options.check_values``)."""
         if self.steps == 0 and self.epochs == 0:
             return f"{prefix}steps=0 and {prefix}epochs=0 leave nothing to train; set one of them"
+        if self.keep_best and self.eval_every is None:
+            return f"{prefix}keep_best=true needs {prefix}eval_every=N (and --dev-tasks): the best of which dev evaluations?"
         return None
 
 
@@ -76,6 +80,7 @@ class StageReport:
     engine: str = "none"
     model_flops: float | None = None  # summed over ranks; None when the stage's passes report none
     peak_flops_per_s: float | None = None  # the matmul peak, summed over ranks
+    dev_seconds: float = 0.0  # spent evaluating dev tasks, left out of ``seconds``
 
     @property
     def mfu(self) -> float | None:
@@ -97,3 +102,7 @@ class Hooks:
 
     def diagnostics(self, stage: str, values: dict[str, float]) -> None:
         """Numbers a stage measured on held-out data when it ended (see ``DiagnosedStage``)."""
+
+    def dev_evaluation(self, stage: str, step: int) -> None:
+        """Evaluate the run's dev tasks on the model as it is after ``step`` of ``stage`` (called
+        on every rank, in eval mode, every ``eval_every`` steps and at the stage's end)."""

@@ -25,7 +25,7 @@ from harness import faults
 from harness.errors import HarnessError, RunFailed, is_out_of_memory
 from harness.method import Stage
 from harness.training import distributed
-from harness.training.checkpoints import latest_checkpoint, read_state, read_trainable, restore_rng_state, save_checkpoint
+from harness.training.checkpoints import latest_checkpoint, read_state, read_trainable, restore_rng_state, rng_state, save_checkpoint
 from harness.training.config import Hooks, StageReport, StepLog, TrainConfig
 from harness.training.order import batch_indices, schedule, total_steps
 from harness.training.parameters import bf16_wanted, enable_checkpointing, trainable_parameters
@@ -73,6 +73,7 @@ class _StageRun:
     examples: Sequence[Any]
     start_step: int
     steps: int
+    dev_seconds: float = 0.0  # spent in dev evaluations: not training's time
 
 
 class NonFiniteLoss(RunFailed):
@@ -168,6 +169,7 @@ def _train_stage(
     run = _StageRun(stage, config, index, examples, start_step, steps)
     with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted:
         samples, tokens = _loop(session, run)
+    phase.seconds -= run.dev_seconds
     peak = matmul_peak(device, torch.bfloat16 if bf16_wanted(device, config) else torch.float32)
     model_flops, peak = (v * world.world_size for v in distributed.means_across_ranks(counted[0], peak))
     _diagnose(session, stage, config)
@@ -176,7 +178,7 @@ def _train_stage(
         tokens=tokens, peak_memory_bytes=phase.peak_memory_bytes or 0, world_size=world.world_size,
         per_device_batch=config.batch_size,
         effective_batch=config.batch_size * config.grad_accum * world.world_size, engine=engine.name,
-        model_flops=model_flops or None, peak_flops_per_s=peak,
+        model_flops=model_flops or None, peak_flops_per_s=peak, dev_seconds=run.dev_seconds,
     )
 
 
@@ -276,6 +278,8 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
                 if world.is_main:
                     hooks.steps(name, logs)
                 logs = []
+            if config.eval_every and (done or (step + 1) % config.eval_every == 0):
+                run.dev_seconds += _dev_evaluation(session, name, step + 1)  # before the checkpoint: a resume from it has it
             if save and session.job.output_dir is not None:
                 _save(session, run, step + 1, done)
                 last_save = time.perf_counter()
@@ -285,6 +289,23 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
                 hooks.steps(name, logs)
         raise
     return samples, tokens
+
+
+def _dev_evaluation(session: _Session, stage: str, step: int) -> float:
+    """The hooks' dev evaluation on the model as it is after ``step``: in eval mode, with training's
+    random state and FLOP count left exactly as they were, so that training goes on as without it;
+    returns its seconds."""
+    from harness.telemetry import flops
+
+    state, began = rng_state(), time.perf_counter()
+    session.engine.train(False)
+    try:
+        with flops.meter():  # the evaluation's passes are not training's
+            session.hooks.dev_evaluation(stage, step)
+    finally:
+        session.engine.train(True)
+        restore_rng_state(state)
+    return time.perf_counter() - began
 
 
 def _accumulate(session: _Session, run: _StageRun, step: int, autocast: Callable[[], Any]) -> tuple[float, int, int]:

@@ -26,6 +26,7 @@ def db(tmp_path_factory):
     store.record_metrics(run_id, "ic", [{"step": s, "loss": 5.0 - s, "lr": 2e-4, "seconds": float(s)} for s in (1, 2)])
     store.record_model(run_id, n_parameters=100, trainable_parameters=10, embed_dim=8)
     store.record_diagnostics(run_id, "ic", {"heldout_loss_own": 2.0, "heldout_loss_shuffled": 3.0, "heldout_loss_empty": 6.0})
+    store.record_dev_scores(run_id, "ic", 2, [{"task": "stsb-dev", "main_metric": "cosine_spearman", "score": 0.4, "seconds": 1.0}])
     store.finish_run(run_id)
     store.close()
     return path

@@ -245,11 +245,49 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     assert db_rows(any_db, "SELECT count(*) FROM scores") == [(len(scores),)]
 
 
-def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
-    """Revision 0006: a new nullable column; old rows cannot recover items (the vectors are gone)."""
+def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db):
+    """Revision 0006: a new table; the runs before it keep every row, a dev evaluation replaces
+    itself, deleting the run deletes its dev scores, and the downgrade drops the table alone."""
     from sqlalchemy import inspect
 
     _at_revision(any_db, "0005")
+    engine = create_engine(locate(any_db).url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) VALUES ('u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
+            "'{}', '{}', 'host', 1, 0, 0)"
+        )
+        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'm', 0.5, '{}')")
+    engine.dispose()
+    store = open_store(any_db)
+    assert _differences(any_db) == [] and store.get_run(1)["scores"] == {"A": 0.5}
+    run_id = _run(store)
+    store.record_dev_scores(run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.25, "seconds": 1.5}])
+    store.record_dev_scores(run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.75, "seconds": 2.0}])
+    store.record_dev_scores(run_id, "cda", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.5, "seconds": 1.0}])
+    assert [(d["stage"], d["step"], d["score"], d["seconds"]) for d in store.dev_scores(run_id)] == [("ic", 10, 0.75, 2.0), ("cda", 10, 0.5, 1.0)]
+    assert store.get_run(run_id)["scores"] == {}  # never a test score
+    store.finish_run(run_id)
+    store.delete_run(run_id)
+    assert db_rows(any_db, "SELECT count(*) FROM dev_scores") == [(0,)]
+    store.close()
+
+    engine = create_engine(locate(any_db).url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0005")
+            assert "dev_scores" not in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    assert db_rows(any_db, "SELECT count(*) FROM scores") == [(1,)]
+
+
+def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
+    """Revision 0007: a new nullable column; old rows cannot recover items (the vectors are gone)."""
+    from sqlalchemy import inspect
+
+    _at_revision(any_db, "0006")
     engine = create_engine(locate(any_db).url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -266,7 +304,7 @@ def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
     engine = create_engine(locate(any_db).url)
     try:
         with engine.begin() as conn:
-            command.downgrade(migrations._config(conn), "0005")
+            command.downgrade(migrations._config(conn), "0006")
             assert "items" not in {c["name"] for c in inspect(conn).get_columns("scores")}
     finally:
         engine.dispose()
