@@ -235,15 +235,15 @@ def runs_table(runs: Sequence[dict[str, Any]], title: str = "Runs") -> Table:
 def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     """``harness show``: the scores, the timings and the resolved config of one run."""
     scores = Table(title=f"Run #{run['run_id']}: {run['method']} on {run['backbone']} ({run['status']})")
-    for name in ("Task", "Task type", "Main metric", "Score x100", "Task version"):
-        _column(scores, name, **({"justify": "right"} if name == "Score x100" else {"style": "bold"} if name == "Task" else {}))
-    scores.add_column("Items", justify="right")  # per-item results kept (pairs, queries, ...): what intervals resample
+    scores.add_column("Task", style="bold")
+    scores.add_column("Task type")
+    scores.add_column("Main metric")
+    scores.add_column("Score x100", justify="right")
+    scores.add_column("Task version")
     for item in run["score_details"]:
-        kept = item.get("items", {}).get("kept")
         scores.add_row(
             item["task"], item.get("task_type") or "unknown", item["main_metric"], _pct(item["main_score"]),
             item.get("task_version") or "unknown",
-            str(sum(e["n"] for e in kept)) if kept else "-",
         )
     timings = Table(title="Timings")
     for name in ("Phase", "Seconds", "Items", "Cached", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):
