@@ -199,8 +199,10 @@ def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], giv
 def tie_unseparable(ranked: list[dict[str, Any]], items: dict[int, dict[str, Any]], tasks: Sequence[str], resamples: int = RESAMPLES) -> None:
     """Give each ranked run whose Mean(Task) is not separable from the run above it (its paired
     bootstrap 95% interval holds 0) that run's rank, and say so in ``separable_from_above``
-    (None where either lacks per-item results, so it keeps its own rank)."""
+    (None where either lacks per-item results, so it keeps its own rank; and for the first run)."""
     memo: dict = {}
+    if ranked:
+        ranked[0]["separable_from_above"] = None
     for above, run in zip(ranked, ranked[1:]):
         _, means = paired_intervals(
             [items.get(above["run_id"], {}), items.get(run["run_id"], {})], [above["scores"], run["scores"]], tasks, tasks,

@@ -156,10 +156,10 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
 LEADERBOARD_FIXED = 6  # Rank, Run, Method, Backbone, Seed, Mean: then a column per task type, per task
 
 
-def _rank_text(run: dict[str, Any]) -> str:
+def _rank_text(run: dict[str, Any], first: bool) -> str:
     """A rank, ``=`` before it where the run is not separable from the one above (a shared rank),
     ``?`` after it where that is unknown (no per-item results)."""
-    separable = run.get("separable_from_above", True)
+    separable = True if first else run.get("separable_from_above", True)
     return f"={run['rank']}" if separable is False else f"{run['rank']}" + ("?" if separable is None else "")
 
 
@@ -180,7 +180,7 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
         _column(table, task, justify="right", max_width=12)
     for run in ranked:
         table.add_row(
-            _rank_text(run),
+            _rank_text(run, run is ranked[0]),
             f"#{run['run_id']}",
             run["method"],
             run["backbone"],
@@ -189,11 +189,13 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
             *[_pct(run["type_means"][kind]) for kind in types],
             *[_pct(run["scores"].get(t)) for t in tasks],
         )
-    if len(ranked) > 1:
-        table.caption = escape(
-            "=N: not separable from the run above (its Mean paired bootstrap 95% interval holds 0), so it shares "
-            "that rank; N?: unknown (a run without per-item results)"
-        )
+    marks = {run.get("separable_from_above", True) for run in ranked[1:]}
+    notes = [
+        *(["=N: not separable from the run above (their Mean's paired bootstrap 95% interval holds 0): its rank"] if False in marks else []),
+        *(["N?: whether it is separable from the run above is unknown (no per-item results)"] if None in marks else []),
+    ]
+    if notes:
+        table.caption = escape("\n".join(notes))
         table.caption_justify = "left"
     return table
 

@@ -14,19 +14,22 @@ from tests.leaderboard.test_efficiency import IDS, build_board, expected
 
 runner = CliRunner()
 # `harness leaderboard --tasks A,B` on build_board's runs, as printed before --efficiency existed
+# (its runs keep no per-item results, so whether neighbours are separable is unknown: N?)
 BEFORE = (
     "Leaderboard over 2 task(s), scores x100                           \n"
     "                                                                  \n"
     "  Rank   Run   Method    Backbone   Seed    Mean       A       B  \n"
     " ──────────────────────────────────────────────────────────────── \n"
     "     1    #4   missing   b             0   80.00   80.00   80.00  \n"
-    "     2    #1   fast      b             0   60.00   50.00   70.00  \n"
-    "     3    #2   resumed   b             0   50.00   60.00   40.00  \n"
-    "     4    #3   old       b             0   30.00   30.00   30.00  \n"
+    "    2?    #1   fast      b             0   60.00   50.00   70.00  \n"
+    "    3?    #2   resumed   b             0   50.00   60.00   40.00  \n"
+    "    4?    #3   old       b             0   30.00   30.00   30.00  \n"
     "                                                                  \n"
+    "N?: whether it is separable from the run above is unknown (no     \n"
+    "per-item results)                                                 \n"
 )
 FIELDS = {"run_id", "status", "method", "backbone", "task_spec", "tasks", "scores", "task_versions", "task_types",
-          "config_hash", "seed", "started_at", "ended_at", "error", "mean", "rank"}
+          "config_hash", "seed", "started_at", "ended_at", "error", "mean", "rank", "separable_from_above"}
 
 
 @pytest.fixture(scope="module")
