@@ -33,6 +33,19 @@ def _differences(db: str) -> list:
         engine.dispose()
 
 
+def _downgraded(db: str, revision: str) -> dict[str, set[str]]:
+    """Downgrade ``db`` to ``revision``; its tables and their columns then."""
+    from sqlalchemy import inspect
+
+    engine = create_engine(locate(db).url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), revision)
+            return {table: {c["name"] for c in inspect(conn).get_columns(table)} for table in inspect(conn).get_table_names()}
+    finally:
+        engine.dispose()
+
+
 def _run(store, method="m") -> int:
     return store.start_run(method=method, backbone="b", task_spec="t", task_names=["A"], config={}, config_hash="h", seed=0, environment={})
 
@@ -196,7 +209,6 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     """Revision 0005: only what the run's recorded config says for certain; never from the metric."""
     import json
 
-    from sqlalchemy import inspect
 
     _at_revision(any_db, "0004")
     sts_file, other_file = "ab" * 32, "cd" * 32
@@ -235,20 +247,13 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     }
     assert _differences(any_db) == []
 
-    engine = create_engine(locate(any_db).url)
-    try:
-        with engine.begin() as conn:
-            command.downgrade(migrations._config(conn), "0004")
-            assert "task_type" not in {c["name"] for c in inspect(conn).get_columns("scores")}
-    finally:
-        engine.dispose()
+    assert "task_type" not in _downgraded(any_db, "0004")["scores"]
     assert db_rows(any_db, "SELECT count(*) FROM scores") == [(len(scores),)]
 
 
 def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db):
     """Revision 0006: a new table; the runs before it keep every row, a dev evaluation replaces
     itself, deleting the run deletes its dev scores, and the downgrade drops the table alone."""
-    from sqlalchemy import inspect
 
     _at_revision(any_db, "0005")
     engine = create_engine(locate(any_db).url)
@@ -273,19 +278,12 @@ def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db)
     assert db_rows(any_db, "SELECT count(*) FROM dev_scores") == [(0,)]
     store.close()
 
-    engine = create_engine(locate(any_db).url)
-    try:
-        with engine.begin() as conn:
-            command.downgrade(migrations._config(conn), "0005")
-            assert "dev_scores" not in inspect(conn).get_table_names()
-    finally:
-        engine.dispose()
+    assert "dev_scores" not in _downgraded(any_db, "0005")
     assert db_rows(any_db, "SELECT count(*) FROM scores") == [(1,)]
 
 
 def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
     """Revision 0007: a new nullable column; old rows cannot recover items (the vectors are gone)."""
-    from sqlalchemy import inspect
 
     _at_revision(any_db, "0006")
     engine = create_engine(locate(any_db).url)
@@ -301,11 +299,5 @@ def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
     assert store.score_items([1]) == {1: {"T": None}}
     store.close()
     assert _differences(any_db) == []
-    engine = create_engine(locate(any_db).url)
-    try:
-        with engine.begin() as conn:
-            command.downgrade(migrations._config(conn), "0006")
-            assert "items" not in {c["name"] for c in inspect(conn).get_columns("scores")}
-    finally:
-        engine.dispose()
+    assert "items" not in _downgraded(any_db, "0006")["scores"]
     assert db_rows(any_db, "SELECT main_score FROM scores") == [(0.5,)]

@@ -12,16 +12,8 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.training_fixtures import TRIPLETS
+from tests.runs.conftest import TEMPLATE
 
-TEMPLATE = "method_args.template='this sentence : {text}'"
-
-
-@pytest.fixture
-def triplets_file(tmp_path):
-    path = tmp_path / "triplets.jsonl"
-    path.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
-    return path
 
 
 def _run(backbone, triplets, task, db, tmp_path, *extra):

@@ -17,16 +17,9 @@ from typer.testing import CliRunner
 from harness.cli import app
 from leaderboard.store import open_store
 from tests.training.test_distributed import _free_port, torchrun
+from tests.runs.conftest import TEMPLATE
 from tests.training_fixtures import TRIPLETS, write_ic_triplets
 
-TEMPLATE = "method_args.template='this sentence : {text}'"
-
-
-@pytest.fixture
-def triplets_file(tmp_path):
-    path = tmp_path / "triplets.jsonl"
-    path.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
-    return path
 
 
 def _train_args(backbone, triplets, task, tmp_path, steps=4, *extra):
