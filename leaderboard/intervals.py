@@ -17,6 +17,7 @@ per task, and recomputes every run's statistic on the same draws: the difference
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
@@ -38,7 +39,9 @@ def pack(values: Any) -> str:
     return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=512)
 def unpack(text: str) -> np.ndarray:
+    """The array ``pack`` wrote (read-only; decoded once, though checked and resampled apart)."""
     return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.float64)
 
 
