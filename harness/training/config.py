@@ -10,7 +10,13 @@ from harness.method import MethodConfig
 from harness.options import not_empty, option
 
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ALL_LINEAR = "all-linear"  # peft's: every linear layer of the transformer blocks, never the LM head
+LORA_TARGETS = [ALL_LINEAR]
+LORA_TARGETS_HELP = (
+    "module names that get LoRA adapters, as peft matches them (a name or a dotted suffix, each must "
+    "match); all-linear (peft's) = every linear layer of the blocks, never the LM head: q/k/v/o_proj and "
+    "gate/up/down_proj on Llama, Mistral, Qwen 2/3 and Gemma 3, qkv_proj, o_proj, gate_up_proj and down_proj on Phi-3"
+)
 
 
 @dataclass
@@ -31,7 +37,7 @@ class TrainConfig(MethodConfig):
     lora_r: int = option(16, "LoRA rank", minimum=1)
     lora_alpha: int = option(32, "LoRA alpha", above=0)
     lora_dropout: float = option(0.05, "LoRA dropout", minimum=0, below=1)
-    lora_targets: list[str] = option(LORA_TARGETS, "module names that get LoRA adapters (each must match a module of the backbone)", check=not_empty, rule="not empty")
+    lora_targets: list[str] = option(LORA_TARGETS, LORA_TARGETS_HELP, check=not_empty, rule="not empty")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
     bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)", minimum=0)

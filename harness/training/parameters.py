@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
-from harness.training.config import TrainConfig
+from harness.training.config import ALL_LINEAR, TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -13,13 +13,25 @@ if TYPE_CHECKING:
     from harness.model.backbones import Backbone
 
 
-def lora_targets(backbone: Backbone, config: TrainConfig) -> list[str]:
-    """The configured LoRA targets that name modules of the backbone; none is an error."""
-    names = [name for name, _ in backbone.model.named_modules()]
-    targets = [t for t in config.lora_targets if any(n.endswith(t) for n in names)]
-    if not targets:
-        raise HarnessError(f"method_args.lora_targets {config.lora_targets} match no module of {backbone.spec.name}.")
-    return targets
+def lora_targets(backbone: Backbone, config: TrainConfig) -> list[str] | str:
+    """The configured LoRA targets as peft takes them: ``all-linear``, or names each matching a
+    linear layer of the backbone the way peft matches them (the module's name or a dotted suffix of
+    it: ``v_proj`` does not match Phi-3's ``qkv_proj``). A name matching none is an error."""
+    import torch
+
+    targets = config.lora_targets
+    if targets == [ALL_LINEAR]:
+        return ALL_LINEAR
+    linear = [name for name, module in backbone.model.named_modules() if isinstance(module, torch.nn.Linear)]
+    missing = [t for t in targets if t == ALL_LINEAR or not any(n == t or n.endswith("." + t) for n in linear)]
+    if missing:
+        kinds = sorted({name.rsplit(".", 1)[-1] for name in linear})
+        raise HarnessError(
+            f"method_args.lora_targets: {', '.join(missing)} match no linear layer of {backbone.spec.name}"
+            + (" (all-linear stands alone)" if ALL_LINEAR in missing else "")
+            + f"; its linear layers are {', '.join(kinds)}, or give [\"all-linear\"]."
+        )
+    return list(targets)
 
 
 def check_trainable(config: TrainConfig, own_parameters: bool) -> None:

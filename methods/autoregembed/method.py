@@ -22,6 +22,20 @@ if TYPE_CHECKING:
     from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
 
+def mean_input_embedding(embedding: torch.nn.Module, chunk: int = 8192) -> torch.Tensor:
+    """The mean over the vocabulary of what the embedding module outputs (not of its weight:
+    Gemma's module multiplies the looked-up rows by sqrt(d), and the slots sit among its outputs)."""
+    import torch
+
+    weight = embedding.weight
+    total = torch.zeros(weight.shape[1], dtype=torch.float32, device=weight.device)
+    with torch.no_grad():
+        for start in range(0, weight.shape[0], chunk):
+            ids = torch.arange(start, min(start + chunk, weight.shape[0]), device=weight.device)
+            total += embedding(ids).float().sum(0)
+    return (total / weight.shape[0]).to(weight.dtype)
+
+
 # -- the encoder and the method -----------------------------------------------------------------
 class SlotEncoder(TokenEncoder):
     """Mean of the k compressed tokens, L2-normalised."""
@@ -96,10 +110,9 @@ class AutoRegEmbed(Method):
 
         model = backbone.model
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        weight = base.get_input_embeddings().weight.detach()
         # as the authors' new special tokens start: the mean token embedding, in every slot
-        init = weight.float().mean(0).expand(self.config.slots, -1).clone()
-        base.register_parameter(SLOTS_PARAMETER, torch.nn.Parameter(init.to(weight.dtype)))
+        init = mean_input_embedding(base.get_input_embeddings()).expand(self.config.slots, -1).clone()
+        base.register_parameter(SLOTS_PARAMETER, torch.nn.Parameter(init))
         self.slots = slots_of(model)
         if self.config.finetune == "full" and self.stages():
             self.frozen = copy.deepcopy(base).eval().requires_grad_(False)

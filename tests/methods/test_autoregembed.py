@@ -320,6 +320,22 @@ def test_slots_start_as_the_mean_token_embedding():
         torch.testing.assert_close(row, mean)
 
 
+def test_slots_start_as_the_mean_of_what_a_scaling_embedding_module_outputs():
+    """Gemma's embedding module multiplies each row by sqrt(d): the slots must start at that
+    scale, as the token embeddings they sit among, not at the weight's."""
+    from tests.families import FAMILIES
+
+    model = FAMILIES["gemma3"].model()
+    backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), model, FAMILIES["gemma3"].tokenizer())
+    method = AutoRegEmbed(AutoRegEmbedConfig(finetune="frozen"))
+    method.prepare(backbone)
+    weight = model.get_input_embeddings().weight.detach()
+    expected = weight.double().mean(0) * model.config.hidden_size ** 0.5
+    assert expected.norm() > 2 * weight.double().mean(0).norm()  # the scale is not 1 (sqrt(32))
+    for row in method.slots.detach():
+        torch.testing.assert_close(row.double(), expected, atol=1e-6, rtol=1e-5)
+
+
 def test_prompted_ic_rows_read_context_and_prompt_without_the_sts_instruction():
     from methods.autoregembed import ICExample
 

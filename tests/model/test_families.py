@@ -1,0 +1,210 @@
+"""The family matrix: every built-in method on a tiny model of each architecture family
+(tests/families.py): encoding, LoRA and full fine-tuning steps, AutoRegEmbed's frozen decoder,
+checkpoint and resume, and the exported folder read back by sentence-transformers and peft."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.encoder import EncodeSettings, PooledEncoder
+from harness.export.model import load_encoder
+from harness.model.backbones import BackboneSpec, load_backbone
+from harness.training.config import Hooks
+from harness.training.loop import TrainJob, run_stages
+from harness.training.parameters import prepare_model
+from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
+from methods.autoregembed.method import SlotEncoder
+from methods.infonce import ContrastiveStage, InfoNCEConfig
+from tests.export.test_model_export import _harness_vectors, _sentence_transformer_vectors
+from tests.families import FAMILIES
+from tests.training_fixtures import TRIPLETS
+
+TEXTS = ["the cat sat on the mat", "dog", "the bird flew over the house and the car drove down the road", "rain falls"]
+#: the linear layers peft's ``all-linear`` adapts, per family (every one of the blocks, never the LM head)
+ADAPTED = {"phi3": {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}}
+LLAMA_LIKE = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request):
+    return FAMILIES[request.param]
+
+
+@pytest.fixture(scope="module")
+def family_dir(family, tmp_path_factory):
+    return family.save(tmp_path_factory.mktemp(f"tiny-{family.name}"))
+
+
+def _backbone(folder):
+    return load_backbone(BackboneSpec(folder.name, str(folder), "local"), device="cpu", dtype="float32")
+
+
+def _alone(model, ids: list[int]) -> torch.Tensor:
+    """Last-layer states of one row run on its own: no padding, no mask."""
+    with torch.no_grad():
+        return model.get_decoder()(input_ids=torch.tensor([ids])).last_hidden_state[0]
+
+
+def test_the_tokenizer_keeps_the_familys_special_tokens_and_gets_a_pad(family, family_dir):
+    tokenizer = _backbone(family_dir).tokenizer
+    ids = tokenizer("the cat")["input_ids"]
+    assert (ids[0] == tokenizer.bos_token_id) == family.adds_bos and len(ids) == 2 + family.adds_bos
+    assert tokenizer.pad_token_id == (tokenizer.convert_tokens_to_ids(family.pad) if family.pad else tokenizer.eos_token_id)
+    assert (tokenizer.chat_template is not None) == (family.chat_template is not None)  # the export must replace it
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_pooled_encoding_equals_one_unpadded_text_at_a_time(family, family_dir, pooling):
+    backbone = _backbone(family_dir)
+    encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling=pooling, settings=EncodeSettings(batch_size=4))
+    got = encoder.encode(TEXTS)
+    states = [_alone(backbone.model, backbone.tokenizer(t)["input_ids"]) for t in TEXTS]
+    expected = np.stack([(s.mean(0) if pooling == "mean" else s[-1]).numpy() for s in states])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_slot_encoding_equals_one_unpadded_text_at_a_time(family, family_dir):
+    """The slots are appended to the text's input embeddings as the embedding module gives them
+    (Gemma 3 scales them inside the module); the vector is the mean of the k slot states."""
+    backbone = _backbone(family_dir)
+    slots = torch.randn(3, backbone.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    encoder = SlotEncoder(backbone, slots, EncodeSettings(batch_size=4), "{text} : one word")
+    got = encoder.encode(TEXTS)
+    model = backbone.model
+    expected = []
+    for text in TEXTS:
+        ids = backbone.tokenizer(f"{text} : one word")["input_ids"]
+        embeds = torch.cat([model.get_input_embeddings()(torch.tensor(ids)), slots]).unsqueeze(0)
+        with torch.no_grad():
+            states = model.get_decoder()(inputs_embeds=embeds).last_hidden_state[0, -3:]
+        expected.append(torch.nn.functional.normalize(states.mean(0), dim=0).numpy())
+    np.testing.assert_allclose(got, np.stack(expected), atol=1e-5)
+
+
+class _Record(Hooks):
+    def __init__(self, stop_at: tuple[str, int] | None = None) -> None:
+        self.losses: list[tuple[str, int, float]] = []
+        self.stop_at = stop_at
+
+    def steps(self, stage, logs) -> None:
+        self.losses.extend((log.stage, log.step, log.loss) for log in logs)
+
+    def progress(self, stage, step, total, loss, lr, tps) -> None:
+        if (stage, step) == self.stop_at:
+            raise KeyboardInterrupt
+
+
+def _train(folder, output_dir, method: str, finetune: str, *, resume=False, stop_at=None):
+    """Two steps per stage on TRIPLETS, a checkpoint after every step; (losses, method, backbone)."""
+    backbone = _backbone(folder)
+    triplets = output_dir.parent / "triplets.jsonl"
+    triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    common = dict(finetune=finetune, batch_size=4, lr=1e-2, lora_r=4, lora_alpha=8, checkpoint_every=1, max_length=32)
+    if method == "infonce":
+        config = InfoNCEConfig(steps=2, in_batch=True, template="this sentence : {text}", **common)
+        runner, stages = None, [ContrastiveStage()]
+    else:
+        config = AutoRegEmbedConfig(slots=2, ic_steps=2, cda_steps=2, instruction="means", **common)
+        runner = AutoRegEmbed(config)
+        stages = runner.stages()
+    torch.manual_seed(0)
+    prepare_model(backbone, config)
+    if runner is not None:
+        runner.prepare(backbone)
+    hooks = _Record(stop_at)
+    run_stages(backbone, stages, config, TrainJob(str(triplets), 0, output_dir, resume=resume), hooks, hooks.progress)
+    return hooks.losses, runner, backbone
+
+
+def test_all_linear_lora_adapts_every_projection_of_the_family(family, family_dir):
+    backbone = _backbone(family_dir)
+    prepare_model(backbone, InfoNCEConfig())
+    adapted = {name.rsplit(".", 1)[-1] for name, module in backbone.model.named_modules() if hasattr(module, "lora_A")}
+    assert adapted == ADAPTED.get(family.name, LLAMA_LIKE)
+
+
+@pytest.mark.parametrize("method", ["infonce", "autoregembed"])
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_a_training_step_changes_the_encoder_and_autoregembed_decodes_with_the_untouched_base(
+    family, family_dir, tmp_path, method, finetune
+):
+    original = _backbone(family_dir).model
+    losses, runner, backbone = _train(family_dir, tmp_path / "run", method, finetune)
+    assert len(losses) == (2 if method == "infonce" else 4) and all(np.isfinite(loss) for _, _, loss in losses)
+    ids = torch.tensor([backbone.tokenizer("the cat sat on the mat")["input_ids"]])
+    model = backbone.model.eval()
+    with torch.no_grad():
+        before, after = original.get_decoder()(input_ids=ids).last_hidden_state, model.get_decoder()(input_ids=ids).last_hidden_state
+        assert not torch.allclose(before, after, atol=1e-4)  # the encoder trained
+        if runner is not None:
+            with runner.decoding(model) as decoder:
+                torch.testing.assert_close(decoder(input_ids=ids).logits, original(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_autoregembed_resumes_from_its_checkpoint_on_the_same_trajectory(family, family_dir, tmp_path):
+    straight, _, _ = _train(family_dir, tmp_path / "straight", "autoregembed", "lora")
+    with pytest.raises(KeyboardInterrupt):  # killed during CDA's first step: the checkpoint of IC's end survives
+        _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", stop_at=("cda", 1))
+    resumed, _, _ = _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", resume=True)
+    assert [(stage, step) for stage, step, _ in resumed] == [("cda", 1), ("cda", 2)]
+    expected = {(stage, step): loss for stage, step, loss in straight}
+    for stage, step, loss in resumed:
+        assert loss == pytest.approx(expected[stage, step], abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["untrained-last", "infonce", "autoregembed"])
+def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_and_peft(
+    family, family_dir, tmp_path, small_sts_file, method
+):
+    triplets = tmp_path / "triplets.jsonl"
+    triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    trained = {
+        "untrained-last": [],
+        "infonce": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"],
+        "autoregembed": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means"],
+    }[method]
+    db = tmp_path / "h.db"
+    args = ["run", "--method", method, "--backbone", str(family_dir), "--tasks", str(small_sts_file), "--db", str(db),
+            "--output-dir", str(tmp_path / "runs"), *trained]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "encoder"
+    result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+
+    expected = _harness_vectors(db, TEXTS)
+    np.testing.assert_allclose(load_encoder(out).encode(TEXTS), expected, atol=1e-5, rtol=1e-5)
+    assert not np.allclose(expected[0], expected[3], atol=1e-3)
+    if method != "autoregembed":  # sentence-transformers: the pooling methods
+        np.testing.assert_allclose(_sentence_transformer_vectors(out, TEXTS), expected, atol=1e-5, rtol=1e-5)
+    if method != "untrained-last":  # the peft adapter on the family's own weights is the merged model
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(family_dir, dtype=torch.float32)
+        adapted = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload().eval()
+        merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        ids = torch.tensor([[5, 6, 7, 8, 9]])
+        with torch.no_grad():
+            torch.testing.assert_close(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_lora_target_is_matched_as_peft_matches_it_and_one_matching_nothing_is_refused(tmp_path):
+    """``v_proj`` ends Phi-3's ``qkv_proj`` as a string but is not a module name peft would adapt."""
+    from harness.errors import HarnessError
+    from harness.training.parameters import lora_targets
+
+    backbone = _backbone(FAMILIES["phi3"].save(tmp_path))
+    with pytest.raises(HarnessError) as info:
+        lora_targets(backbone, InfoNCEConfig(lora_targets=["q_proj", "v_proj", "o_proj"]))
+    message = str(info.value)
+    assert "q_proj, v_proj match no linear layer" in message and "down_proj, gate_up_proj, lm_head, o_proj, qkv_proj" in message
+    assert lora_targets(backbone, InfoNCEConfig(lora_targets=["qkv_proj", "layers.1.mlp.down_proj"])) == ["qkv_proj", "layers.1.mlp.down_proj"]
+    with pytest.raises(HarnessError, match="all-linear stands alone"):
+        lora_targets(backbone, InfoNCEConfig(lora_targets=["all-linear", "o_proj"]))
