@@ -3,7 +3,7 @@
 Every family is built in code (no hub): a 2-layer model of the family's own transformers class
 (hidden size 32, vocabulary 64) and a word-level tokenizer over ``tests.conftest.WORDS`` whose
 special tokens follow the family's real tokenizer: whether it adds a BOS token, which token ends a
-text, and whether a pad token exists (Llama 2 and Mistral have none; Qwen and Phi-3 pad with their
+text, and whether a pad token exists (Llama 2, Llama 3 and Mistral have none; Qwen and Phi-3 pad with their
 end-of-text token, which is also their EOS). Where a family has an architectural trait that code
 can get wrong, the tiny config turns it on at a size the test texts reach: Mistral's and Gemma 3's
 sliding-window attention (window 4), Gemma 3's embedding scale (applied inside its embedding

@@ -18,6 +18,14 @@ TRIPLETS = [
 ]
 
 
+def write_triplets(path):
+    """TRIPLETS as a JSON-lines file."""
+    import json
+
+    path.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    return path
+
+
 def write_ic_triplets(path):
     """15 triplets (JSON lines) whose queries and positives are 30 distinct texts: enough for an IC
     stage to hold 3 out for its diagnostics."""
@@ -63,7 +71,6 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     options, e.g. sharding_config); the global batch is 8 whatever ``world_size`` is; ``resume``
     continues from the folder's checkpoint. Returns (rank 0) the step losses and the final
     checkpoint's weights."""
-    import json
     from pathlib import Path
 
     import torch
@@ -85,7 +92,7 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     out = Path(out)
     triplets = out / "triplets.jsonl"
     if not triplets.exists():
-        triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+        write_triplets(triplets)
     common = dict(
         finetune="full", batch_size=8 // world_size, lr=1e-3, checkpoint_every=1, max_length=32,
         sharding=engine, **options,

@@ -63,11 +63,11 @@ def backbones(as_json: JsonOption = False) -> None:
     rows = []
     for spec in ALIASES.values():
         ok, how = availability(spec)
-        assert spec.facts is not None
+        assert spec.facts is not None  # every alias has its facts
         rows.append({
             "alias": spec.name, "source": spec.source, "kind": spec.kind, "family": spec.facts.family,
             "family_tested": spec.facts.family in TESTED_FAMILIES, "facts": spec.facts.describe(),
-            "facts_check": facts_check(spec, offline_config(spec)), "available": ok, "how": how, "note": spec.note,
+            "facts_check": facts_check(spec.facts, offline_config(spec)), "available": ok, "how": how, "note": spec.note,
         })
     listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
         "Alias": lambda r: r["alias"],

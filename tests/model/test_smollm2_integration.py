@@ -52,7 +52,7 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
     assert getattr(backbone.model, "hf_quantizer", None) is None  # a plain fp32 model, not flagged GGUF
     assert not hasattr(backbone.model.config, "quantization_config")
     spec = backbones.backbone_spec("smollm2-135m")  # the alias's written facts, against the copy's config
-    assert catalog.facts_check(spec, backbones.offline_config(spec)) == "checked"
+    assert catalog.facts_check(spec.facts, backbones.offline_config(spec)) == "checked"
 
 
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):
