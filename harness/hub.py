@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Literal
 
 TIMEOUT_S = 5.0
+_unreachable: list[str] = []  # once the hub could not be reached, why: later repos are not probed
 
 
 def offline() -> bool:
@@ -28,6 +29,8 @@ def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> s
 
     if offline():
         return "HF_HUB_OFFLINE is set"
+    if _unreachable:  # `harness backbones` asks for a dozen repos: one timeout, not a dozen
+        return _unreachable[0]
     try:
         if repo_type == "model":
             get_hf_file_metadata(hf_hub_url(repo_id, "config.json"), timeout=TIMEOUT_S)
@@ -43,5 +46,6 @@ def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> s
         return f"the hub answered {exc.response.status_code if exc.response is not None else 'an error'} for {repo_id}"
     except Exception as exc:  # connection refused, DNS, timeouts: the HTTP client's own errors
         reason = str(exc).strip().rstrip(".") or type(exc).__name__
-        return f"the hub ({constants.ENDPOINT}) cannot be reached ({reason})"
+        _unreachable.append(f"the hub ({constants.ENDPOINT}) cannot be reached ({reason})")
+        return _unreachable[0]
     return None
