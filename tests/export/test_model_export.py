@@ -28,6 +28,21 @@ def _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra):
     return db
 
 
+def adapter_is_the_merged_model(base_dir, out):
+    """The exported peft adapter on the original weights gives the merged model's logits; that
+    adapted model."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload().eval()
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    return adapted
+
+
 def _harness_vectors(db, texts=TEXTS, prompt_type=None):
     """The run's encoder as `harness eval` rebuilds it, from the run's own checkpoint."""
     from rich.console import Console
@@ -60,16 +75,7 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
     np.testing.assert_allclose(documents, _harness_vectors(db, prompt_type="document"), atol=1e-5, rtol=1e-5)
     assert not np.allclose(documents, got, atol=1e-3)  # its own template (AutoRegEmbed: the passage prompt)
 
-    # the peft adapter on the original weights is the merged model
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
-    adapted = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload().eval()
-    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-    ids = torch.tensor([[5, 6, 7, 8, 9]])
-    with torch.no_grad():
-        torch.testing.assert_close(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    adapter_is_the_merged_model(tiny_llama_dir, out)
     spec = json.loads((out / "harness-encoder.json").read_text())
     assert spec["kind"] == ("slots" if method == "autoregembed" else "pooled") and spec["run_id"] == 1
     assert (out / "modules.json").exists() == (method != "autoregembed")  # sentence-transformers: pooling methods
