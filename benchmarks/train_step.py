@@ -1,7 +1,9 @@
-"""Training-step cost side by side: AutoRegEmbed (IC step, CDA step) against InfoNCE, and the
-shared-base decoder against a layout that keeps a second frozen copy of the model.
+"""Training-step cost side by side: AutoRegEmbed (IC step, CDA step) against InfoNCE, the
+shared-base decoder against a layout that keeps a second frozen copy of the model, and InfoNCE
+through GradCache (``method_args.mini_batch``) against the plain loss.
 
     .venv/bin/python benchmarks/train_step.py [--backbone smollm2-135m] [--batch 8] [--steps 4]
+    .venv/bin/python benchmarks/train_step.py --batch 64 --mini-batch 8 --variants infonce,infonce-gradcache
 
 Each variant runs in its own process (peak memory is per process): load the backbone, attach
 LoRA (same settings for all), reset the peak, then run ``--steps`` + 1 steps on the same batch of
@@ -9,8 +11,8 @@ SICK triplets (../shared/data, else the offline triplets); the first step is a w
 the median step time. Memory is the peak resident set over the steps on CPU (Linux ``VmHWM``
 after resetting it through ``/proc/self/clear_refs``), or ``torch.cuda.max_memory_allocated`` on
 a GPU, weights included; "activation" subtracts what the process held before the first step
-(weights, optimizer not yet allocated). Reported: medians and ratios against InfoNCE, and the
-shared-base decoder against the frozen-copy layout.
+(weights, optimizer not yet allocated). Reported: medians and ratios against InfoNCE, the
+shared-base decoder against the frozen-copy layout, and GradCache against plain InfoNCE.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
-VARIANTS = ("infonce", "are-ic", "are-cda", "are-cda-copy")
+VARIANTS = ("infonce", "are-ic", "are-cda", "are-cda-copy", "infonce-gradcache")
+DEFAULT_VARIANTS = "infonce,are-ic,are-cda,are-cda-copy"
 
 
 def _rss_kib(field: str) -> int:
@@ -62,7 +65,7 @@ def _now(device) -> int:
     return _rss_kib("VmRSS") * 1024
 
 
-def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict:
+def child(variant: str, backbone_name: str, batch_size: int, steps: int, mini_batch: int) -> dict:
     import copy
 
     import torch
@@ -77,8 +80,8 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int) -> dict
     backbone = load_backbone(backbone_spec(backbone_name))
     triplets = load_triplets(str(SICK) if SICK.exists() else "offline")[:batch_size]
     common = {"batch_size": batch_size, "lora_r": 16, "lora_alpha": 32, "max_length": 64}
-    if variant == "infonce":
-        method = InfoNCE(InfoNCE.Config(**common))
+    if variant.startswith("infonce"):
+        method = InfoNCE(InfoNCE.Config(**common, mini_batch=mini_batch if variant == "infonce-gradcache" else 0))
         stage, batch = ContrastiveStage(), triplets
     else:
         method = AutoRegEmbed(AutoRegEmbed.Config(**common))
@@ -126,20 +129,26 @@ def main() -> None:
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--mini-batch", type=int, default=8, help="texts per GradCache chunk (infonce-gradcache)")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, infonce first; of {', '.join(VARIANTS)}")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.backbone, args.batch, args.steps)))
+        print(json.dumps(child(args.child, args.backbone, args.batch, args.steps, args.mini_batch)))
         return
+    variants = args.variants.split(",")
+    if variants[0] != "infonce" or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: infonce first, then any of {', '.join(VARIANTS[1:])}")
     results = {}
-    for variant in VARIANTS:
+    for variant in variants:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", variant, "--backbone", args.backbone, "--batch", str(args.batch), "--steps", str(args.steps)],
+            [sys.executable, __file__, "--child", variant, "--backbone", args.backbone, "--batch", str(args.batch),
+             "--steps", str(args.steps), "--mini-batch", str(args.mini_batch)],
             capture_output=True, text=True, check=True,
         )
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
     base = results["infonce"]
-    print(f"backbone={args.backbone} batch={args.batch} triplets steps={args.steps} device={base['device']}")
+    print(f"backbone={args.backbone} batch={args.batch} triplets steps={args.steps} mini-batch={args.mini_batch} device={base['device']}")
     print(f"{'variant':14} {'step s':>8} {'x InfoNCE':>10} {'peak MiB':>9} {'x InfoNCE':>10} {'activ MiB':>10} {'x InfoNCE':>10}")
     for name, r in results.items():
         print(
@@ -147,8 +156,16 @@ def main() -> None:
             f"{r['peak_bytes'] / base['peak_bytes']:10.2f} {r['activation_bytes'] / 2**20:10.0f} "
             f"{r['activation_bytes'] / max(base['activation_bytes'], 1):10.2f}"
         )
-    shared, copied = results["are-cda"], results["are-cda-copy"]
-    print(f"shared-base decoder / frozen-copy layout, peak memory: {shared['peak_bytes'] / copied['peak_bytes']:.2f}")
+    if "are-cda" in results and "are-cda-copy" in results:
+        shared, copied = results["are-cda"], results["are-cda-copy"]
+        print(f"shared-base decoder / frozen-copy layout, peak memory: {shared['peak_bytes'] / copied['peak_bytes']:.2f}")
+    if "infonce-gradcache" in results:
+        cached = results["infonce-gradcache"]
+        print(
+            f"GradCache (mini-batch {args.mini_batch}) / plain InfoNCE: step time {cached['step_s'] / base['step_s']:.2f}, "
+            f"peak memory {cached['peak_bytes'] / base['peak_bytes']:.2f}, "
+            f"activation memory {cached['activation_bytes'] / max(base['activation_bytes'], 1):.2f}"
+        )
 
 
 if __name__ == "__main__":

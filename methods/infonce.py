@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.errors import HarnessError
 from harness.method import Method, option
 from harness.options import text_slot_once, text_slot_once_or_empty
 from harness.prompts import INSTRUCTION_TEMPLATE
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 class InfoNCEConfig(TrainConfig):
     pooling: Literal["mean", "last"] = option("mean", "mean (-M) or last-token (-L) pooling")
     in_batch: bool = option(True, "also use every other document of the global batch as a negative")
+    hard_negatives: bool = option(True, "score each query against its triplet's negative; false = in-batch negatives only (needs in_batch)")
+    mini_batch: int = option(
+        0, "GradCache: embed each batch this many texts at a time without activations, then re-run and back-propagate "
+        "each chunk (the gradients of the whole batch in the memory of a chunk); 0 = off", minimum=0,
+    )
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
     template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)", check=text_slot_once, rule="{text} once")
     document_template: str = option(
@@ -39,14 +45,20 @@ class InfoNCEConfig(TrainConfig):
         check=text_slot_once_or_empty, rule="'' or {text} once",
     )
 
+    def inconsistency(self, prefix: str) -> str | None:
+        if not self.in_batch and not self.hard_negatives:
+            return f"{prefix}in_batch=false and {prefix}hard_negatives=false leave a query no negative; keep one of them"
+        return super().inconsistency(prefix)
+
 
 def infonce_loss(
-    query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float, in_batch: bool
+    query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, temperature: float, in_batch: bool
 ) -> torch.Tensor:
     """Cross-entropy of each query picking its positive; inputs are L2-normalised embeddings.
 
     Hard-negative only: candidates are (positive, negative). In-batch: candidates are all positives
-    and negatives gathered from every rank (rank order), the query's positive at ``rank*B + i``.
+    and negatives (``neg`` None: positives only) gathered from every rank (rank order), the query's
+    positive at ``rank*B + i``.
     """
     import torch
     import torch.nn.functional as F
@@ -54,7 +66,7 @@ def infonce_loss(
     from harness.training.distributed import gather_with_grad, world
 
     if in_batch:
-        docs = torch.cat([gather_with_grad(pos), gather_with_grad(neg)])
+        docs = torch.cat([gather_with_grad(pos)] + ([gather_with_grad(neg)] if neg is not None else []))
         scores = query @ docs.T / temperature
         labels = torch.arange(query.shape[0], device=query.device) + world().rank * query.shape[0]
     else:
@@ -79,16 +91,22 @@ class ContrastiveStage:
 
         from harness.encoder import PromptTokenizer
         from harness.model.packing import forward_rows, pool_rows
+        from harness.training.grad_cache import cached_embeddings
 
-        prompt = PromptTokenizer(tokenizer, config.template, config.max_length)
-        rows = prompt([t.query for t in batch] + [t.pos for t in batch] + [t.neg for t in batch])
-        ids = torch.tensor([t for row in rows for t in row], device=next(model.parameters()).device)
-        lengths = [len(row) for row in rows]
-        hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
-        embeddings = F.normalize(pool_rows(hidden, lengths, config.pooling).float(), dim=-1)
-        query, pos, neg = embeddings.split(len(batch))
-        loss = infonce_loss(query, pos, neg, config.temperature, config.in_batch)
-        return loss, sum(lengths)
+        device = next(model.parameters()).device
+        sides = [[t.query for t in batch], [t.pos for t in batch]] + ([[t.neg for t in batch]] if config.hard_negatives else [])
+        rows = PromptTokenizer(tokenizer, config.template, config.max_length)([text for side in sides for text in side])
+
+        def embed(chunk: Sequence[list[int]]) -> torch.Tensor:
+            ids = torch.tensor([t for row in chunk for t in row], device=device)
+            lengths = [len(row) for row in chunk]
+            hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
+            return F.normalize(pool_rows(hidden, lengths, config.pooling).float(), dim=-1)
+
+        embeddings = cached_embeddings(embed, rows, config.mini_batch, device) if config.mini_batch else embed(rows)
+        query, pos, *neg = embeddings.split(len(batch))
+        loss = infonce_loss(query, pos, neg[0] if neg else None, config.temperature, config.in_batch)
+        return loss, sum(len(row) for row in rows)
 
 
 class InfoNCE(Method):
@@ -99,6 +117,18 @@ class InfoNCE(Method):
 
     def stages(self) -> Sequence[ContrastiveStage]:
         return [ContrastiveStage()]
+
+    def check_inputs(self, train_data: str, seed: int) -> None:
+        super().check_inputs(train_data, seed)
+        if self.config.mini_batch:
+            from harness.training.sharding import for_training
+
+            engine = for_training(self.config).engine
+            if engine != "none":
+                raise HarnessError(
+                    f"method_args.mini_batch (GradCache) re-runs the model inside backward, which the {engine} engine's "
+                    "parameter gathering does not support; use method_args.sharding=none (every rank holds the model)."
+                )
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         from harness.encoder import PooledEncoder

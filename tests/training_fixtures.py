@@ -114,3 +114,33 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     run_stages(backbone, stages, config, TrainJob(str(triplets), 0, out / "run", resume=resume), hooks)
     weights = torch.load(latest_checkpoint(out / "run") / "trainable.pt", weights_only=True)
     return {"losses": hooks.losses, "weights": weights}
+
+
+#: (pooling, hard_negatives) of the GradCache equality tests, one and two processes
+GRAD_CACHE_CASES = [("mean", True), ("mean", False), ("last", True), ("last", False)]
+
+
+def contrastive_grads(
+    triplets, *, pooling: str, hard_negatives: bool, mini_batch: int = 0, dropout: float = 0.0, seed: int = 0,
+    checkpointing: bool = False,
+):
+    """(loss, trainable gradients) of one InfoNCE step with in-batch negatives on ``triplets``
+    (gradients averaged over ranks when a process group is up); dropout masks drawn from ``seed``;
+    ``checkpointing``: the loop's activation checkpointing on."""
+    import torch
+
+    from harness.training import distributed
+    from harness.training.parameters import enable_checkpointing
+
+    model, tokenizer = lora_model(dropout=dropout)
+    if checkpointing:
+        enable_checkpointing(model, lora=True)
+    model.train(dropout > 0 or checkpointing)
+    stage, config = stage_for(
+        in_batch=True, batch_size=len(triplets), pooling=pooling, hard_negatives=hard_negatives, mini_batch=mini_batch,
+    )
+    torch.manual_seed(seed)
+    loss, _ = stage.loss(model, tokenizer, triplets, config)
+    loss.backward()
+    distributed.average_gradients([p for p in model.parameters() if p.requires_grad])
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}

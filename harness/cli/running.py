@@ -91,7 +91,7 @@ def run(
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.execute import RunOptions, execute
-        from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks
+        from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks, refuse_changed_training_data
         from harness.runs.trackers import check as check_trackers
 
         import_plugins(plugins or [])
@@ -115,6 +115,7 @@ def run(
         plan = plan_run(run_config)
         if record is not None:
             refuse_changed_tasks(plan, record)
+            refuse_changed_training_data(plan, record)
         if is_main and (trackers or plan.trains):
             check_output_root(output_dir)
         if is_main:

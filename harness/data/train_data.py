@@ -22,13 +22,19 @@ Accepted ``--train-data`` values:
   ``MIN_STS_SCORE``). The negative is a text of another pair: drawn at random (seeded), or mined
   as the one sharing the most words with the query (Jaccard over lower-cased word sets, words in
   more than 5% of the texts ignored). Unlike SICK's contradictions, which carry a negation word
-  92% of the time, such negatives offer no sentence-independent shortcut.
+  92% of the time, such negatives offer no sentence-independent shortcut. Negatives mined by an
+  encoder (with false-negative margins) come from ``harness mine SOURCES --miner ...``
+  (:mod:`harness.data.mining`), which writes them to a triplet file to train on.
+
+A trained run records the sha256 of every file it read (``train_data_resolved``), so two runs
+name the same training data only if they read the same bytes.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -218,12 +224,18 @@ def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
     return [(t.query, t.pos) for t in read_triplet_file(path)]
 
 
+def distinct_pairs(pairs: Sequence[tuple[str, str]], mode: str) -> list[tuple[str, str]]:
+    """The pairs stripped, in order, without duplicates or a text paired with itself; at least 2."""
+    kept = list(dict.fromkeys((a.strip(), b.strip()) for a, b in pairs if a.strip() != b.strip()))
+    if len(kept) < 2:
+        raise HarnessError(f"{mode}-negatives need at least 2 distinct positive pairs; found {len(kept)}.")
+    return kept
+
+
 def with_new_negatives(pairs: list[tuple[str, str]], mode: str, seed: int) -> list[Triplet]:
     """Triplets from positive pairs (duplicates dropped), each negative a text of another pair:
     ``random`` (seeded) or ``mined`` (most words shared with the query; ties by order)."""
-    pairs = list(dict.fromkeys((a.strip(), b.strip()) for a, b in pairs if a.strip() != b.strip()))
-    if len(pairs) < 2:
-        raise HarnessError(f"{mode}-negatives need at least 2 distinct positive pairs; found {len(pairs)}.")
+    pairs = distinct_pairs(pairs, mode)
     texts = list(dict.fromkeys(t for pair in pairs for t in pair))
     partners: dict[str, set[str]] = {}
     for a, b in pairs:  # a text's positives are never its negative
@@ -272,6 +284,12 @@ def _mined(pairs: list[tuple[str, str]], texts: list[str], partners: dict[str, s
             best = next(j for j in range(len(texts)) if texts[j] not in partners[a])
         chosen.append(texts[best])
     return chosen
+
+
+def source_files(source: str) -> list[Path]:
+    """The files ``--train-data`` reads (the parts that exist on disk), resolved, in order."""
+    parts = parse_source(source)[1]
+    return [paths.expand(p, "--train-data").resolve() for p in parts if p != "offline" and p not in HUB_SETS and _present(p)]
 
 
 def require_hub_data(repo: str, what: str) -> None:

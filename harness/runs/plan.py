@@ -60,6 +60,8 @@ class RunPlan:
                 values["method_args"].pop(key, None)  # ... and so does a trained run that follows no dev scores
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
+        elif files := training_files(self.config.train_data):
+            values["train_data_resolved"] = files
         return values
 
     def evaluation(self, resolved: dict[str, Any], cache: CacheSettings | None = None) -> Evaluation:
@@ -180,6 +182,30 @@ def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
                 f"task file {spec.data.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
                 f"now {spec.data.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
                 "or start a new run."
+            )
+
+
+def training_files(train_data: str) -> list[dict[str, str]]:
+    """The files ``--train-data`` reads, each with its sha256."""
+    from harness.data.local_data import file_digest
+    from harness.data.train_data import source_files
+
+    return [{"path": str(path), "sha256": file_digest(path)} for path in source_files(train_data)]
+
+
+def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any]) -> None:
+    """``--resume`` trains on the recorded data: a training file whose content changed since
+    (another sha256) would continue the run on other data under its recorded config."""
+    if not plan.trains:
+        return
+    now = {entry["path"]: entry["sha256"] for entry in training_files(plan.config.train_data)}
+    for entry in record["config"].get("train_data_resolved", []):
+        found = now.get(entry["path"])
+        if found != entry["sha256"]:
+            state = "is gone" if found is None else f"changed (sha256 {entry['sha256'][:12]}, now {found[:12]})"
+            raise HarnessError(
+                f"training file {entry['path']} {state} since run {record['run_id']} was recorded; a resumed run trains "
+                "on the data it was recorded with. Restore the file, or start a new run."
             )
 
 

@@ -156,6 +156,7 @@ def test_every_command_names_its_leaderboard_first(tmp_path, tiny_llama_dir, sma
         ["runs"], ["runs", "--json"], ["compare"], ["compare", "1", "--json"], ["leaderboard"], ["show", "1"],
         ["export", "--csv", "-"], ["export", "1", "--mteb", str(tmp_path / "mteb")], ["delete", "1"],
         ["eval", "1", "--tasks", str(small_sts_file)], ["plot", "1", "--out", str(tmp_path / "loss.png")],
+        ["mine", str(small_sts_file), "--miner", "run:1", "-o", str(tmp_path / "mined.jsonl")],
     ]
     for command in commands:
         result = runner.invoke(app, [*command, "--db", str(db)])

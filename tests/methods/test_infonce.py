@@ -38,18 +38,22 @@ BATCH = [
 ]
 
 
-@pytest.mark.parametrize("pooling, in_batch, temperature", [("last", False, 0.3), ("mean", True, 0.05)])
-def test_the_stage_reads_every_option_from_the_config_it_is_given(pooling, in_batch, temperature):
+@pytest.mark.parametrize(
+    "pooling, in_batch, temperature, hard", [("last", False, 0.3, True), ("mean", True, 0.05, True), ("last", True, 0.1, False)],
+)
+def test_the_stage_reads_every_option_from_the_config_it_is_given(pooling, in_batch, temperature, hard):
     """The loss of a batch equals InfoNCE recomputed in numpy over the encoder's own vectors, with
     the given pooling, template, temperature and negatives: no option comes from anywhere else."""
     model, tokenizer = make_tiny_llama(0).eval(), make_tokenizer()
-    config = InfoNCEConfig(pooling=pooling, in_batch=in_batch, temperature=temperature, template="q: {text} !", max_length=32)
+    config = InfoNCEConfig(
+        pooling=pooling, in_batch=in_batch, temperature=temperature, hard_negatives=hard, template="q: {text} !", max_length=32,
+    )
     with torch.no_grad():
         loss, tokens = ContrastiveStage().loss(model, tokenizer, BATCH, config)
     encoder = PooledEncoder(model, tokenizer, pooling=pooling, settings=EncodeSettings(max_length=32), template="q: {text} !")
     unit = [encoder.encode([getattr(t, side) for t in BATCH]) for side in ("query", "pos", "neg")]
     q, p, n = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in unit)
-    candidates = np.concatenate([p, n]) if in_batch else None
+    candidates = (np.concatenate([p, n]) if hard else p) if in_batch else None
     expected = []
     for i in range(len(BATCH)):
         scores = q[i] @ candidates.T if in_batch else np.array([q[i] @ p[i], q[i] @ n[i]])
@@ -57,4 +61,17 @@ def test_the_stage_reads_every_option_from_the_config_it_is_given(pooling, in_ba
         top = scores.max()
         expected.append(top + math.log(np.exp(scores - top).sum()) - scores[i if in_batch else 0])
     assert float(loss) == pytest.approx(float(np.mean(expected)), rel=1e-4, abs=1e-5)
-    assert tokens == sum(len(r) for r in encoder.tokenize([getattr(t, s) for s in ("query", "pos", "neg") for t in BATCH]))
+    sides = ("query", "pos", "neg") if hard else ("query", "pos")
+    assert tokens == sum(len(r) for r in encoder.tokenize([getattr(t, s) for s in sides for t in BATCH]))
+
+
+def test_options_that_leave_no_negative_or_cannot_run_gradcache_are_refused():
+    from harness.errors import HarnessError
+    from harness.options import check_values
+    from methods.infonce import InfoNCE
+
+    with pytest.raises(HarnessError, match="hard_negatives=false leave a query no negative"):
+        check_values(InfoNCEConfig(in_batch=False, hard_negatives=False), "method 'infonce'", prefix="method_args.")
+    with pytest.raises(HarnessError, match="mini_batch .GradCache. re-runs the model inside backward.*fsdp"):
+        InfoNCE(InfoNCEConfig(mini_batch=4, sharding="fsdp", finetune="full")).check_inputs("offline", 0)
+    InfoNCE(InfoNCEConfig(mini_batch=4)).check_inputs("offline", 0)
