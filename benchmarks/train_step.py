@@ -137,6 +137,8 @@ def main() -> None:
         print(json.dumps(child(args.child, args.backbone, args.batch, args.steps, args.mini_batch)))
         return
     variants = args.variants.split(",")
+    if "infonce-gradcache" in variants and args.mini_batch < 1:
+        parser.error("--mini-batch: at least 1 text per GradCache chunk")
     if variants[0] != "infonce" or not set(variants) <= set(VARIANTS):
         parser.error(f"--variants: infonce first, then any of {', '.join(VARIANTS[1:])}")
     results = {}

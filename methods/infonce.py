@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.errors import HarnessError
 from harness.method import Method, option
@@ -44,6 +44,8 @@ class InfoNCEConfig(TrainConfig):
         "", "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
         check=text_slot_once_or_empty, rule="'' or {text} once",
     )
+
+    unrecorded_at: ClassVar[dict[str, Any]] = {**TrainConfig.unrecorded_at, "hard_negatives": True, "mini_batch": 0}
 
     def inconsistency(self, prefix: str) -> str | None:
         if not self.in_batch and not self.hard_negatives:

@@ -1,16 +1,17 @@
 """Hard negatives mined by an encoder (``harness mine``), with the false-negative margins of
 sentence-transformers' ``mine_hard_negatives`` (after NV-Retriever's positive-aware mining).
 
-For each positive pair (query, positive), every other text of the pairs is a candidate, the
-query's own positives excepted; candidates are ranked by cosine similarity to the query, and the
-first one that is not too close to the query's positive score is its negative:
+For each positive pair (query, positive), every other text of the pairs is a candidate, except
+the texts paired with the query either way; candidates are ranked by cosine similarity to the
+query, and the first one that is not too close to the query's positive score is its negative:
 
 * ``absolute_margin``: a candidate scoring more than ``positive - absolute_margin`` is skipped;
 * ``relative_margin``: a candidate scoring more than ``positive - |positive| * relative_margin``
   is skipped;
 
-where ``positive`` is the highest score of the query's positives. A pair left with no candidate is
-dropped (and counted). Ties go to the text that comes first.
+where ``positive`` is the highest score of the query's positives (the texts it is paired with as
+query, as sentence-transformers takes the anchor's). A pair left with no candidate is dropped (and
+counted). Ties go to the text that comes first.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Margins:
         return float(limit)
 
 
+QUERY_BLOCK = 512  # queries scored against every text at once
+
+
 @dataclass
 class Mined:
     triplets: list[Triplet]
@@ -61,24 +65,31 @@ def mine_negatives(
     index = {t: i for i, t in enumerate(texts)}
     vectors = np.asarray(embed(texts), dtype=np.float64)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    positives: dict[int, list[int]] = {}
     partners: dict[int, set[int]] = {}
     for a, b in pairs:
+        positives.setdefault(index[a], []).append(index[b])
         partners.setdefault(index[a], {index[a]}).add(index[b])
         partners.setdefault(index[b], {index[b]}).add(index[a])
+    queries = list(positives)
+    negative: dict[int, int | None] = {}
     mined = Mined([])
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start : start + QUERY_BLOCK]
+        for query, scores in zip(block, vectors[block] @ vectors.T):
+            candidate = np.ones(len(texts), dtype=bool)
+            candidate[list(partners[query])] = False
+            limit = margins.threshold(float(scores[positives[query]].max()))
+            allowed = candidate & (scores <= limit)
+            mined.skipped += int((candidate & ~allowed).sum())
+            # argmax returns the first of equal maxima: ties go to the text that comes first
+            negative[query] = int(np.argmax(np.where(allowed, scores, -np.inf))) if allowed.any() else None
     for a, b in pairs:
-        query = index[a]
-        scores = vectors @ vectors[query]
-        own = sorted(partners[query] - {query})
-        limit = margins.threshold(float(scores[own].max()))
-        order = np.argsort(-scores, kind="stable")
-        candidates = [j for j in order if j not in partners[query]]
-        allowed = [j for j in candidates if scores[j] <= limit]
-        mined.skipped += len(candidates) - len(allowed)
-        if allowed:
-            mined.triplets.append(Triplet(a, b, texts[allowed[0]]))
-        else:
+        chosen = negative[index[a]]
+        if chosen is None:
             mined.dropped.append((a, b))
+        else:
+            mined.triplets.append(Triplet(a, b, texts[chosen]))
     if not mined.triplets:
         raise HarnessError(f"no pair kept a negative under the margins ({margins}); lower them.")
     return mined
@@ -86,14 +97,20 @@ def mine_negatives(
 
 def write_mined(mined: Mined, output: Path, provenance: dict[str, Any]) -> str:
     """Write the triplets as JSON lines to ``output`` and ``provenance`` (how they were mined, with
-    the file's sha256) beside it as ``OUTPUT.provenance.json``, each atomically; returns the sha256."""
+    the file's sha256) beside it as ``OUTPUT.provenance.json``; each appears whole or not at all,
+    neither replaces a file, and the triplets never stay without their provenance. Returns the
+    sha256."""
     lines = "".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}, ensure_ascii=False) + "\n" for t in mined.triplets)
     data = lines.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     record = {**provenance, "triplets": len(mined.triplets), "dropped_pairs": len(mined.dropped),
               "skipped_candidates": mined.skipped, "sha256": digest}
-    _atomic_write(output, data)
-    _atomic_write(provenance_path(output), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    _publish(output, data)
+    try:
+        _publish(provenance_path(output), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
     return digest
 
 
@@ -101,10 +118,14 @@ def provenance_path(output: Path) -> Path:
     return output.with_name(output.name + ".provenance.json")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _publish(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole: written aside, then linked in (which fails if ``path`` exists)."""
     scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         scratch.write_bytes(data)
-        os.replace(scratch, path)
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            raise HarnessError(f"{path} appeared while the negatives were mined; mined negatives never replace a file.") from None
     finally:
         scratch.unlink(missing_ok=True)

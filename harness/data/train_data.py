@@ -26,8 +26,9 @@ Accepted ``--train-data`` values:
   encoder (with false-negative margins) come from ``harness mine SOURCES --miner ...``
   (:mod:`harness.data.mining`), which writes them to a triplet file to train on.
 
-A trained run records the sha256 of every file it read (``train_data_resolved``), so two runs
-name the same training data only if they read the same bytes.
+A trained run records the sha256 of every file it reads (``train_data_resolved``), so two runs
+trained on files name the same data only if they read the same bytes (hub sets and ``offline``
+are named, not hashed).
 """
 
 from __future__ import annotations
@@ -286,10 +287,10 @@ def _mined(pairs: list[tuple[str, str]], texts: list[str], partners: dict[str, s
     return chosen
 
 
-def source_files(source: str) -> list[Path]:
-    """The files ``--train-data`` reads (the parts that exist on disk), resolved, in order."""
+def source_files(source: str) -> list[tuple[str, Path]]:
+    """The files ``--train-data`` reads (the parts that exist on disk): (part as given, path), in order."""
     parts = parse_source(source)[1]
-    return [paths.expand(p, "--train-data").resolve() for p in parts if p != "offline" and p not in HUB_SETS and _present(p)]
+    return [(p, paths.expand(p, "--train-data")) for p in parts if p != "offline" and p not in HUB_SETS and _present(p)]
 
 
 def require_hub_data(repo: str, what: str) -> None:

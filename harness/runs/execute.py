@@ -135,7 +135,8 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
     if note and main:
         console.print(note, style="yellow", highlight=False)
     resume = options.resume
-    run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], plan.resolved(),
+    resolved = resume["config"] if resume is not None else plan.resolved()  # a resume is named by its record
+    run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], resolved,
                resume["uuid"] if resume is not None else uuid.uuid4().hex)
     if resume is not None and plan.trains:  # every rank: a checkpoint that cannot be read stops them all
         folder = folders.own_folder(resume, options.output_root, purpose="resume")

@@ -48,6 +48,8 @@ def recorded_miner(record: dict[str, Any], settings: EncodeSettings, console: Co
     """A finished run's encoder, with its trained weights."""
     from harness.runs.restore import restore_model
 
+    if record["status"] != "finished":
+        raise HarnessError(f"--miner run:{record['run_id']}: the run is {record['status']}; only a finished run's encoder can mine.")
     method, backbone = restore_model(record, console)
     described = {
         "miner": f"run:{record['run_id']}", "run_uuid": record["uuid"], "config_hash": record["config_hash"],

@@ -55,9 +55,9 @@ class RunPlan:
         for key in ("limit", "instructions", "dev_tasks"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
-        for key, off in (("eval_every", None), ("keep_best", False)):
-            if values["method_args"].get(key, off) is off:
-                values["method_args"].pop(key, None)  # ... and so does a trained run that follows no dev scores
+        for key, off in type(self.method.config).unrecorded_at.items():
+            if key in values["method_args"] and values["method_args"][key] == off:
+                del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
         elif files := training_files(self.config.train_data):
@@ -186,11 +186,11 @@ def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
 
 
 def training_files(train_data: str) -> list[dict[str, str]]:
-    """The files ``--train-data`` reads, each with its sha256."""
+    """The files ``--train-data`` reads: each as given, with its sha256."""
     from harness.data.local_data import file_digest
     from harness.data.train_data import source_files
 
-    return [{"path": str(path), "sha256": file_digest(path)} for path in source_files(train_data)]
+    return [{"source": source, "sha256": file_digest(path)} for source, path in source_files(train_data)]
 
 
 def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any]) -> None:
@@ -198,13 +198,13 @@ def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any]) -> None:
     (another sha256) would continue the run on other data under its recorded config."""
     if not plan.trains:
         return
-    now = {entry["path"]: entry["sha256"] for entry in training_files(plan.config.train_data)}
+    now = {entry["source"]: entry["sha256"] for entry in training_files(plan.config.train_data)}
     for entry in record["config"].get("train_data_resolved", []):
-        found = now.get(entry["path"])
+        found = now.get(entry["source"])
         if found != entry["sha256"]:
             state = "is gone" if found is None else f"changed (sha256 {entry['sha256'][:12]}, now {found[:12]})"
             raise HarnessError(
-                f"training file {entry['path']} {state} since run {record['run_id']} was recorded; a resumed run trains "
+                f"training file {entry['source']} {state} since run {record['run_id']} was recorded; a resumed run trains "
                 "on the data it was recorded with. Restore the file, or start a new run."
             )
 

@@ -74,6 +74,15 @@ def test_every_positive_of_a_query_is_excluded_and_the_best_one_sets_the_margin(
     assert [(t.query, t.pos, t.neg) for t in mined.triplets][:2] == [("q1", "p1", "q3"), ("q1", "p2", "q3")]
 
 
+def test_a_text_that_has_the_query_as_its_positive_is_excluded_but_does_not_set_the_margin():
+    # r (cos 5 = .996 to q) pairs with q the other way: never q's negative, and q's limit comes from
+    # p alone (cos 60 = .5, limit .4), so c (cos 30 = .866) is skipped and d (cos 80 = .174) chosen
+    angles = {"q": 0, "p": 60, "r": 5, "c": 30, "d": 80}
+    pairs = [("q", "p"), ("r", "q"), ("c", "d")]
+    mined = mine_negatives(pairs, lambda ts: np.array([at(angles[t]) for t in ts]), Margins(absolute=0.1))
+    assert negatives(mined)["q"] == "d"
+
+
 def test_ties_go_to_the_text_that_comes_first():
     angles = {"q": 0, "p": 5, "a": 30, "b": -30, "c": 30}
     pairs = [("q", "p"), ("a", "b"), ("c", "b")]
@@ -126,7 +135,7 @@ def test_harness_mine_writes_the_negatives_the_encoder_ranks_first_and_a_run_rec
     provenance = json.loads((tmp_path / "mined.jsonl.provenance.json").read_text())
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     assert provenance["sha256"] == digest and provenance["miner"] == "untrained-mean"
-    assert provenance["source_files"] == [{"path": str(source.resolve()), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
+    assert provenance["source_files"] == [{"source": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
     assert (provenance["triplets"], provenance["dropped_pairs"], provenance["relative_margin"]) == (len(expected), 0, None)
 
     db = tmp_path / "h.db"
@@ -136,7 +145,7 @@ def test_harness_mine_writes_the_negatives_the_encoder_ranks_first_and_a_run_rec
     )
     assert result.exit_code == 0, result.output
     record = json.loads(invoke("show", "1", "--db", db, "--json").stdout)[0]
-    assert record["config"]["train_data_resolved"] == [{"path": str(out.resolve()), "sha256": digest}]
+    assert record["config"]["train_data_resolved"] == [{"source": str(out), "sha256": digest}]
     assert record["config"]["method_args"]["mini_batch"] == 4
 
     # a second mine with a recorded run's encoder as the miner
@@ -174,6 +183,10 @@ def test_bad_sources_and_outputs_are_refused_with_exit_2(tmp_path, tiny_llama_di
     assert result.exit_code == 2 and "not random-negatives" in result.output
     result = invoke("mine", source, "--relative-margin", "1.5", "-o", tmp_path / "out.jsonl")
     assert result.exit_code == 2 and "--relative-margin" in result.output
+    result = invoke("mine", source, "--absolute-margin", "inf", "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 2 and "--absolute-margin inf: give a finite number" in result.output, result.output
+    result = invoke("mine", source, "--miner", "run:1", "--backbone", tiny_llama_dir, "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 2 and "drop --backbone and --device" in result.output
     assert not (tmp_path / "out.jsonl").exists()
 
 

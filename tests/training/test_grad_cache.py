@@ -92,3 +92,14 @@ def test_two_processes_give_the_gradients_of_one_process_with_the_whole_batch(tm
         loss, plain = contrastive_grads(TRIPLETS, pooling=pooling, hard_negatives=hard)
         assert got[f"{pooling}-{hard}"]["loss"] == pytest.approx(loss, abs=1e-5), (pooling, hard)
         assert_same_grads(got[f"{pooling}-{hard}"]["grads"], plain)
+
+
+def test_the_flop_meter_counts_a_cached_step_as_the_plain_one():
+    """The first pass (no graph) is not model FLOPs; the re-runs are counted as the plain pass is."""
+    from harness.telemetry import flops
+
+    with flops.meter() as plain:
+        contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True)
+    with flops.meter() as cached:
+        contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=5)
+    assert plain[0] > 0 and cached[0] == pytest.approx(plain[0], rel=1e-12)
