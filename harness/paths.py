@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -132,10 +133,20 @@ def cache_root() -> Path:
 def replace_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all: a hidden partial file beside it, then a
     rename; the partial is removed if anything fails (the ``OSError`` is raised)."""
-    partial = path.with_name(f".{path.name[:200]}.partial")
+    _write_whole(path, text, os.replace)
+
+
+def create_text(path: Path, text: str) -> None:
+    """As :func:`replace_text`, but never over an existing file: the partial is hard-linked in,
+    which raises ``FileExistsError`` if ``path`` exists by then."""
+    _write_whole(path, text, os.link)
+
+
+def _write_whole(path: Path, text: str, publish: Callable[[Path, Path], None]) -> None:
+    partial = path.with_name(f".{path.name[:200]}.{os.getpid()}.partial")  # one per writer
     try:
         partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        publish(partial, path)
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)

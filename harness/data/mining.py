@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.train_data import Triplet, distinct_pairs
+from harness import paths
+from harness.data.train_data import Triplet, distinct_pairs, partners_of
 from harness.errors import HarnessError
 
 
@@ -66,11 +66,9 @@ def mine_negatives(
     vectors = np.asarray(embed(texts), dtype=np.float64)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     positives: dict[int, list[int]] = {}
-    partners: dict[int, set[int]] = {}
     for a, b in pairs:
         positives.setdefault(index[a], []).append(index[b])
-        partners.setdefault(index[a], {index[a]}).add(index[b])
-        partners.setdefault(index[b], {index[b]}).add(index[a])
+    partners = {index[t]: [index[p] for p in ps] for t, ps in partners_of(pairs).items()}
     queries = list(positives)
     negative: dict[int, int | None] = {}
     mined = Mined([])
@@ -78,7 +76,7 @@ def mine_negatives(
         block = queries[start : start + QUERY_BLOCK]
         for query, scores in zip(block, vectors[block] @ vectors.T):
             candidate = np.ones(len(texts), dtype=bool)
-            candidate[list(partners[query])] = False
+            candidate[partners[query]] = False
             limit = margins.threshold(float(scores[positives[query]].max()))
             allowed = candidate & (scores <= limit)
             mined.skipped += int((candidate & ~allowed).sum())
@@ -101,13 +99,12 @@ def write_mined(mined: Mined, output: Path, provenance: dict[str, Any]) -> str:
     neither replaces a file, and the triplets never stay without their provenance. Returns the
     sha256."""
     lines = "".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}, ensure_ascii=False) + "\n" for t in mined.triplets)
-    data = lines.encode("utf-8")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(lines.encode("utf-8")).hexdigest()
     record = {**provenance, "triplets": len(mined.triplets), "dropped_pairs": len(mined.dropped),
               "skipped_candidates": mined.skipped, "sha256": digest}
-    _publish(output, data)
+    _create(output, lines)
     try:
-        _publish(provenance_path(output), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        _create(provenance_path(output), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     except BaseException:
         output.unlink(missing_ok=True)
         raise
@@ -118,14 +115,8 @@ def provenance_path(output: Path) -> Path:
     return output.with_name(output.name + ".provenance.json")
 
 
-def _publish(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole: written aside, then linked in (which fails if ``path`` exists)."""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _create(path: Path, text: str) -> None:
     try:
-        scratch.write_bytes(data)
-        try:
-            os.link(scratch, path)
-        except FileExistsError:
-            raise HarnessError(f"{path} appeared while the negatives were mined; mined negatives never replace a file.") from None
-    finally:
-        scratch.unlink(missing_ok=True)
+        paths.create_text(path, text)
+    except FileExistsError:
+        raise HarnessError(f"{path} appeared while the negatives were mined; mined negatives never replace a file.") from None

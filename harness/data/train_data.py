@@ -233,15 +233,21 @@ def distinct_pairs(pairs: Sequence[tuple[str, str]], mode: str) -> list[tuple[st
     return kept
 
 
+def partners_of(pairs: Sequence[tuple[str, str]]) -> dict[str, set[str]]:
+    """Each text with itself and every text it is paired with, either way: never its negative."""
+    partners: dict[str, set[str]] = {}
+    for a, b in pairs:
+        partners.setdefault(a, {a}).add(b)
+        partners.setdefault(b, {b}).add(a)
+    return partners
+
+
 def with_new_negatives(pairs: list[tuple[str, str]], mode: str, seed: int) -> list[Triplet]:
     """Triplets from positive pairs (duplicates dropped), each negative a text of another pair:
     ``random`` (seeded) or ``mined`` (most words shared with the query; ties by order)."""
     pairs = distinct_pairs(pairs, mode)
     texts = list(dict.fromkeys(t for pair in pairs for t in pair))
-    partners: dict[str, set[str]] = {}
-    for a, b in pairs:  # a text's positives are never its negative
-        partners.setdefault(a, {a}).add(b)
-        partners.setdefault(b, {b}).add(a)
+    partners = partners_of(pairs)
     if mode == "random":
         rng = random.Random(seed)
         negatives = []

@@ -3,6 +3,7 @@ recorded run's encoder, rebuilt as that run encoded."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from harness import registry
@@ -40,7 +41,7 @@ def untrained_miner(method: str, backbone: str, device: str, settings: EncodeSet
     with console.status("Loading backbone") as status:
         loaded = load_backbone(spec, device, "auto", status)
     built.prepare(loaded)
-    described = {"miner": method, "backbone": spec.name, "backbone_source": spec.source, "method_args": _options(built)}
+    described = {"miner": method, "backbone": spec.name, "backbone_source": spec.source, "method_args": dataclasses.asdict(built.config)}
     return built.build_encoder(loaded, settings), described
 
 
@@ -57,8 +58,3 @@ def recorded_miner(record: dict[str, Any], settings: EncodeSettings, console: Co
     }
     return method.build_encoder(backbone, settings), described
 
-
-def _options(method: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(method.config)

@@ -34,6 +34,8 @@ class RunPlan:
     tasks: list[TaskSpec]
     sharding: Sharding | None = None
     dev_tasks: list[TaskSpec] = field(default_factory=list)  # --dev-tasks: evaluated during training
+    #: the files --train-data reads, each as given with its sha256 when the plan checked them (trained methods)
+    training_files: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def trains(self) -> bool:
@@ -60,8 +62,8 @@ class RunPlan:
                 del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
-        elif files := training_files(self.config.train_data):
-            values["train_data_resolved"] = files
+        elif self.training_files:
+            values["train_data_resolved"] = self.training_files
         return values
 
     def evaluation(self, resolved: dict[str, Any], cache: CacheSettings | None = None) -> Evaluation:
@@ -130,7 +132,8 @@ def plan_run(config: RunConfig) -> RunPlan:
         check_trainable(method.config, method.own_parameters)
         sharding = for_training(method.config)  # a bad sharding choice or config file stops the run here
     check_dev_tasks(config, method, sharding)
-    return RunPlan(config, method, backbone, tasks, sharding, dev_tasks)
+    files = training_files(config.train_data) if method.stages() else []
+    return RunPlan(config, method, backbone, tasks, sharding, dev_tasks, files)
 
 
 def check_dev_tasks(config: RunConfig, method: Method, sharding: Sharding | None) -> None:
@@ -196,9 +199,7 @@ def training_files(train_data: str) -> list[dict[str, str]]:
 def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any]) -> None:
     """``--resume`` trains on the recorded data: a training file whose content changed since
     (another sha256) would continue the run on other data under its recorded config."""
-    if not plan.trains:
-        return
-    now = {entry["source"]: entry["sha256"] for entry in training_files(plan.config.train_data)}
+    now = {entry["source"]: entry["sha256"] for entry in plan.training_files}
     for entry in record["config"].get("train_data_resolved", []):
         found = now.get(entry["source"])
         if found != entry["sha256"]:

@@ -195,9 +195,9 @@ def test_a_resume_refuses_a_training_file_that_changed(tmp_path, tiny_llama_dir,
     from harness.runs.plan import plan_run, refuse_changed_training_data
 
     data = write_triplets(tmp_path / "train.jsonl")
-    plan = plan_run(RunConfig(method="infonce", backbone=str(tiny_llama_dir), train_data=str(data), tasks=[str(small_sts_file)]))
-    record = {"run_id": 7, "config": plan.resolved()}
-    refuse_changed_training_data(plan, record)  # unchanged: accepted
+    config = RunConfig(method="infonce", backbone=str(tiny_llama_dir), train_data=str(data), tasks=[str(small_sts_file)])
+    record = {"run_id": 7, "config": plan_run(config).resolved()}
+    refuse_changed_training_data(plan_run(config), record)  # unchanged: accepted
     data.write_text(data.read_text().replace("cat", "dog"))
     with pytest.raises(HarnessError, match=r"training file .*train.jsonl changed .* since run 7"):
-        refuse_changed_training_data(plan, record)
+        refuse_changed_training_data(plan_run(config), record)  # the resume's own plan reads the file again
