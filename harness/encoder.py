@@ -5,13 +5,21 @@ what every LLM encoder needs: prompt templates whose text part alone is truncate
 symmetric tasks, one for the queries and one for the documents of retrieval and reranking tasks;
 the last two default to the first: mteb says which side it encodes through ``prompt_type``),
 length-sorted batches (little padding),
-``torch.inference_mode`` and counters for telemetry. Subclasses only say how a padded batch becomes
-vectors (:meth:`TokenEncoder.embed_batch`).
+``torch.inference_mode`` and counters for telemetry. Subclasses say how rows of token ids become
+vectors (:meth:`TokenEncoder.embed_rows`), or only how a padded batch does
+(:meth:`TokenEncoder.embed_batch`) when they pool whole rows.
+
+A template holds ``{text}`` once or more (Echo embeddings write it twice) and may mark the span
+that is pooled with ``{pool}`` ... ``{/pool}`` (``Rewrite: {text}, again: {pool}{text}{/pool}``);
+without marks the whole row is pooled. A template with one ``{text}`` and no marks is tokenised as
+one string (as ever); any other is tokenised piece by piece, so every copy of the text has the
+same ids and never merges with the template's punctuation (Echo's reference code does the same).
+:class:`TokenRow` carries a row's ids and its pooled span.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -19,18 +27,20 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.options import POOL_END, POOL_START, TEXT_SLOT, template_problem
+from harness.model.packing import TokenRow, span_of
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-TEXT_SLOT = "{text}"
+
 DOCUMENT = "document"  # mteb's PromptType.document: the corpus side of retrieval and reranking
 QUERY = "query"  # mteb's PromptType.query; None: a symmetric task (STS, classification, clustering...)
 
 #: Part of every embedding-cache key: bump it whenever the code that turns a text into a vector
 #: changes (templating, truncation, batching, pooling), so vectors cached before are never reused.
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,23 +59,33 @@ class Encoder(Protocol):
 
 
 def check_template(template: str, where: str = "template") -> str:
-    if template.count(TEXT_SLOT) != 1:
-        raise HarnessError(f"{where} {template!r} must contain {TEXT_SLOT} exactly once.")
+    problem = template_problem(template)
+    if problem:
+        raise HarnessError(f"{where} {template!r} {problem}.")
     return template
 
 
-def last_token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Index of each row's last real token, for left or right padding alike."""
-    import torch
+def text_span(template: str) -> str:
+    """``template`` pooling over its (last) ``{text}`` only: the text's own tokens, instruction
+    excluded (as LLM2Vec and GritLM pool). A template that marks a span already is kept."""
+    if POOL_START in template:
+        return template
+    head, _, tail = template.rpartition(TEXT_SLOT)
+    return f"{head}{POOL_START}{TEXT_SLOT}{POOL_END}{tail}"
 
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    return (attention_mask * positions).argmax(dim=1)
+
+def plain_template(template: str) -> str:
+    """``template`` without its span marks (what a text reads like)."""
+    return template.replace(POOL_START, "").replace(POOL_END, "")
 
 
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that count real tokens only, so a left-padded row gets the same positions as a
-    right-padded one (Llama's default is 0..L-1 whatever the mask)."""
-    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a text (``add_special_tokens=True``)."""
+    probe = "x"
+    with_special = tokenizer(probe)["input_ids"]
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    start = next(i for i in range(len(with_special)) if with_special[i : i + len(bare)] == bare)
+    return with_special[:start], with_special[start + len(bare) :]
 
 
 def pad_batch(
@@ -90,16 +110,43 @@ class PromptTokenizer:
         self.tokenizer = tokenizer
         self.template = check_template(template)
         self.max_length = max_length
+        self.whole = template.count(TEXT_SLOT) == 1 and POOL_START not in template
+        if not self.whole:
+            self._pieces = _template_pieces(tokenizer, template)
+            self._fixed = sum(len(piece) for piece in self._pieces if isinstance(piece, list))
+            self._copies = template.count(TEXT_SLOT)
+            if self._fixed + self._copies > max_length:
+                raise HarnessError(f"max_length={max_length} cannot hold the template {template!r}.")
 
     def _apply(self, text: str) -> str:
         return self.template.replace(TEXT_SLOT, text)
 
-    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+    def __call__(self, texts: Sequence[str]) -> list[TokenRow]:
+        if not self.whole:
+            return self._pieced(texts)
         rows = self.tokenizer([self._apply(t) for t in texts], add_special_tokens=True)["input_ids"]
         return [
-            row if len(row) <= self.max_length else self._truncate(text)
+            TokenRow(row if len(row) <= self.max_length else self._truncate(text))
             for text, row in zip(texts, rows)
         ]
+
+    def _pieced(self, texts: Sequence[str]) -> list[TokenRow]:
+        """Rows of a template with spans or several copies: each piece tokenised alone."""
+        keep = (self.max_length - self._fixed) // self._copies
+        text_ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        rows = []
+        for ids in text_ids:
+            row: list[int] = []
+            start = end = None
+            for piece in self._pieces:
+                if piece is POOL_START:
+                    start = len(row)
+                elif piece is POOL_END:
+                    end = len(row)
+                else:
+                    row += ids[:keep] if piece is TEXT_SLOT else piece
+            rows.append(TokenRow(row, (start, end) if start is not None else None))
+        return rows
 
     def _truncate(self, text: str) -> list[int]:
         text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -116,21 +163,29 @@ class PromptTokenizer:
             keep = max(0, keep - (len(row) - self.max_length))
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Mean over real tokens, or the last real token's state (any padding side)."""
-    import torch
+def _template_pieces(tokenizer: PreTrainedTokenizerBase, template: str) -> list[Any]:
+    """The template as token id lists (its literal parts, and the tokenizer's special tokens
+    around it) with the markers ``TEXT_SLOT``, ``POOL_START`` and ``POOL_END`` between them."""
+    import re
 
-    if pooling == "last":
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return hidden[rows, last_token_positions(attention_mask)]
-    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    before, after = special_tokens_around(tokenizer)
+    marks = {TEXT_SLOT: TEXT_SLOT, POOL_START: POOL_START, POOL_END: POOL_END}
+    pieces: list[Any] = [list(before)]
+    for part in re.split("(" + "|".join(re.escape(m) for m in marks) + ")", template):
+        if part in marks:
+            pieces.append(marks[part])
+        elif part:
+            pieces.append(tokenizer(part, add_special_tokens=False)["input_ids"])
+    return pieces + [list(after)]
 
 
 def model_facts(model: PreTrainedModel) -> dict[str, Any]:
     """What of a model decides its outputs besides its tensors: its config, attention
-    implementation, dtype and training mode, the config of any PEFT adapters, and each adapter
-    layer's state (active, disabled or merged adapters and their scaling: none is a tensor)."""
+    implementation and mode (causal or bidirectional), dtype and training mode, the config of any
+    PEFT adapters, and each adapter layer's state (active, disabled or merged adapters and their
+    scaling: none is a tensor)."""
+    from harness.model.attention import attention_mode
+
     peft = getattr(model, "peft_config", None) or {}
     layers = [
         [name, layer.disable_adapters, list(layer.merged_adapters), list(layer.active_adapters), dict(getattr(layer, "scaling", {}))]
@@ -139,6 +194,7 @@ def model_facts(model: PreTrainedModel) -> dict[str, Any]:
     return {
         "model_config": model.config.to_json_string(use_diff=False),
         "attention": getattr(model.config, "_attn_implementation", None),
+        "attention_mode": attention_mode(model),
         "dtype": str(next(model.parameters()).dtype),
         "training": model.training,
         "adapters": {name: config.to_dict() for name, config in peft.items()},
@@ -200,14 +256,26 @@ class TokenEncoder(ABC):
 
     def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]] | None:
         """Every tensor the vectors are computed from, by name; None (this base class): unknown,
-        so the vectors are never cached. A subclass that defines :meth:`embed_batch` defines this
-        too, or its vectors are not cached (see :mod:`harness.evaluation.fingerprint`)."""
+        so the vectors are never cached. A subclass that defines :meth:`embed_rows` or
+        :meth:`embed_batch` defines this too, or its vectors are not cached (see
+        :mod:`harness.evaluation.fingerprint`)."""
         return None
 
     # -- encoding --------------------------------------------------------------------------
-    @abstractmethod
+    def embed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Vectors (len(rows) x embed_dim) of token rows, each pooled over its span. By default
+        the rows are right-padded into :meth:`embed_batch`, which pools whole rows."""
+        whole = [span_of(row) == (0, len(row)) for row in rows]
+        if not all(whole):
+            raise HarnessError(
+                f"{type(self).__name__} pools whole rows (embed_batch); its templates cannot mark a span with {POOL_START}."
+            )
+        ids, mask = pad_batch(rows, self.tokenizer.pad_token_id, self.device)
+        return self.embed_batch(ids, mask)
+
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Vectors (batch x embed_dim) for a right-padded batch."""
+        """Vectors (batch x embed_dim) for a right-padded batch (encoders of whole rows)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither embed_rows nor embed_batch.")
 
     def side_tokenizer(self, prompt_type: str | None) -> PromptTokenizer:
         """The tokenizer of the side mteb encodes: documents, queries, or symmetric texts."""
@@ -225,14 +293,12 @@ class TokenEncoder(ABC):
 
         out = np.zeros((len(rows), self.embed_dim), dtype=np.float32)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
-        pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                ids, mask = pad_batch([rows[i] for i in chunk], pad_id, self.device)
-                vectors = self.embed_batch(ids, mask)
+                vectors = self.embed_rows([rows[i] for i in chunk])
                 out[chunk] = vectors.float().cpu().numpy()
-                self.tokens_encoded += int(mask.sum())
+                self.tokens_encoded += sum(len(rows[i]) for i in chunk)
                 self.texts_encoded += len(chunk)
                 if self.progress:
                     self.progress(len(chunk))
@@ -240,7 +306,9 @@ class TokenEncoder(ABC):
 
 
 class PooledEncoder(TokenEncoder):
-    """Mean of the last hidden states over real tokens, or the last real token's state."""
+    """Mean of the last hidden states over each row's pooled span (by default the whole row), or
+    the span's last state, through :func:`harness.model.packing.embed_rows`: the path training
+    stages embed through too."""
 
     def __init__(
         self,
@@ -274,8 +342,7 @@ class PooledEncoder(TokenEncoder):
     def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         return named_tensors(self.decoder)
 
-    def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.decoder(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)
-        ).last_hidden_state
-        return pool(hidden, attention_mask, self.pooling)
+    def embed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        from harness.model.packing import embed_rows
+
+        return embed_rows(self.model, rows, self.pooling)

@@ -25,6 +25,7 @@ from harness.options import bounds_of, option
 __all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option"]
 
 if TYPE_CHECKING:
+    from harness.model.attention import Attention
     from harness.model.backbones import Backbone
     from harness.encoder import EncodeSettings, Encoder
 
@@ -95,6 +96,10 @@ class Method:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: whether ``prepare`` adds trainable parameters of its own (``finetune=frozen`` trains only those)
     own_parameters: ClassVar[bool] = False
+    #: how the backbone attends, in training and encoding alike (:mod:`harness.model.attention`):
+    #: ``causal`` as it was trained, or ``bidirectional`` (every token sees its whole row). A method
+    #: whose mode depends on its options makes this a property.
+    attention: Attention = "causal"
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config

@@ -91,6 +91,32 @@ def check_values(config: Any, where: str, prefix: str = "") -> None:
         raise HarnessError(f"{where}: {problem}.")
 
 
+TEXT_SLOT = "{text}"
+POOL_START, POOL_END = "{pool}", "{/pool}"  # the pooled span of a template
+TEMPLATE_RULE = "{text} once or more; {pool}...{/pool} may mark the pooled span"
+
+
+def template_problem(template: Any) -> str | None:
+    """What is wrong with a prompt template, or None: ``{text}`` at least once, and ``{pool}`` and
+    ``{/pool}`` either both absent or once each, in that order (see :mod:`harness.encoder`)."""
+    if not isinstance(template, str) or TEXT_SLOT not in template:
+        return f"must contain {TEXT_SLOT}"
+    starts, ends = template.count(POOL_START), template.count(POOL_END)
+    if (starts, ends) not in ((0, 0), (1, 1)) or template.find(POOL_START) > template.find(POOL_END):
+        return f"may mark one pooled span, {POOL_START} before {POOL_END}"
+    return None
+
+
+def template_option(default: str, help: str) -> Any:  # noqa: A002
+    """A prompt template option: the text once or more, an optional pooled span."""
+    return option(default, help, check=template_problem, rule=TEMPLATE_RULE)
+
+
+def side_template_option(help: str) -> Any:  # noqa: A002
+    """A retrieval side's template ('' = the symmetric template stands in)."""
+    return option("", help, check=lambda value: None if value == "" else template_problem(value), rule=f"'' or {TEMPLATE_RULE}")
+
+
 def text_slot_once(value: Any) -> str | None:
     """For templates: ``{text}`` exactly once."""
     if isinstance(value, str) and value.count("{text}") == 1:

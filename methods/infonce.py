@@ -88,27 +88,37 @@ class ContrastiveStage:
         return load_triplets(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: InfoNCEConfig) -> tuple[Any, int]:
-        import torch
+        sides = [[t.query for t in batch], [t.pos for t in batch]] + ([[t.neg for t in batch]] if config.hard_negatives else [])
+        rows = self.rows(tokenizer, [text for side in sides for text in side], config)
+        query, pos, *neg = self.embed(model, rows, config).split(len(batch))
+        return self.loss_from_embeddings(query, pos, neg[0] if neg else None, config), sum(len(row) for row in rows)
+
+    @staticmethod
+    def rows(tokenizer: Any, texts: Sequence[str], config: InfoNCEConfig) -> list[Any]:
+        """The texts' token rows under the training template (and its pooled span)."""
+        from harness.encoder import PromptTokenizer
+
+        return PromptTokenizer(tokenizer, config.template, config.max_length)(texts)
+
+    @staticmethod
+    def embed(model: Any, rows: Sequence[Any], config: InfoNCEConfig) -> torch.Tensor:
+        """L2-normalised embeddings of ``rows`` through the encoder's own path
+        (:func:`harness.model.packing.embed_rows`), chunked by GradCache when ``mini_batch`` is set."""
         import torch.nn.functional as F
 
-        from harness.encoder import PromptTokenizer
-        from harness.model.packing import forward_rows, pool_rows
+        from harness.model.packing import embed_rows
         from harness.training.grad_cache import cached_embeddings
 
+        def embed(chunk: Sequence[Any]) -> torch.Tensor:
+            return F.normalize(embed_rows(model, chunk, config.pooling, pack=config.pack).float(), dim=-1)
+
         device = next(model.parameters()).device
-        sides = [[t.query for t in batch], [t.pos for t in batch]] + ([[t.neg for t in batch]] if config.hard_negatives else [])
-        rows = PromptTokenizer(tokenizer, config.template, config.max_length)([text for side in sides for text in side])
+        return cached_embeddings(embed, rows, config.mini_batch, device) if config.mini_batch else embed(rows)
 
-        def embed(chunk: Sequence[list[int]]) -> torch.Tensor:
-            ids = torch.tensor([t for row in chunk for t in row], device=device)
-            lengths = [len(row) for row in chunk]
-            hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
-            return F.normalize(pool_rows(hidden, lengths, config.pooling).float(), dim=-1)
-
-        embeddings = cached_embeddings(embed, rows, config.mini_batch, device) if config.mini_batch else embed(rows)
-        query, pos, *neg = embeddings.split(len(batch))
-        loss = infonce_loss(query, pos, neg[0] if neg else None, config.temperature, config.in_batch)
-        return loss, sum(len(row) for row in rows)
+    @staticmethod
+    def loss_from_embeddings(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
+        """The loss of embedded sides alone (loss wrappers compose here)."""
+        return infonce_loss(query, pos, neg, config.temperature, config.in_batch)
 
 
 class InfoNCE(Method):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.method import Method, MethodConfig, option
-from harness.options import text_slot_once, text_slot_once_or_empty
+from harness.options import side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
@@ -14,20 +14,21 @@ if TYPE_CHECKING:
     from harness.encoder import EncodeSettings, Encoder
 
 PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
+DOCUMENT_HELP = "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)"
+QUERY_HELP = "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)"
 
 
 @dataclass
 class PoolingConfig(MethodConfig):
     preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
-    template: str = option("{text}", "prompt around each text", check=text_slot_once, rule="{text} once")
-    document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
+    template: str = template_option("{text}", "prompt around each text")
+    document_template: str = side_template_option(DOCUMENT_HELP)
+    query_template: str = side_template_option(QUERY_HELP)
+    pool_text_only: bool = option(
+        False, "pool over the text's own tokens, instruction excluded (its last {text} as {pool}{text}{/pool}); false = as the template marks, else the whole row",
     )
-    query_template: str = option(
-        "", "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
-    )
+
+    unrecorded_at: ClassVar[dict[str, Any]] = {"pool_text_only": False}
 
 
 #: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.
@@ -36,15 +37,9 @@ POOLING_PRESETS: dict[str, dict[str, str]] = {"plain": {}, "autoregembed": {"tem
 
 @dataclass
 class PromptEOLConfig(MethodConfig):
-    template: str = option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)", check=text_slot_once, rule="{text} once")
-    document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
-    )
-    query_template: str = option(
-        "", "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
-    )
+    template: str = template_option(PROMPTEOL_TEMPLATE, "PromptEOL prompt (Jiang et al., 2023)")
+    document_template: str = side_template_option(DOCUMENT_HELP)
+    query_template: str = side_template_option(QUERY_HELP)
 
 
 class _Untrained(Method):
@@ -58,10 +53,19 @@ class _Untrained(Method):
             backbone.tokenizer,
             pooling=self.pooling,
             settings=settings,
-            template=self.config.template,
-            document_template=self.config.document_template or None,
-            query_template=self.config.query_template or None,
+            **self.templates(),
         )
+
+    def templates(self) -> dict[str, str | None]:
+        """The three templates as the encoder reads them (spans on the text where asked)."""
+        from harness.encoder import text_span
+
+        span = text_span if getattr(self.config, "pool_text_only", False) else (lambda template: template)
+        return {
+            "template": span(self.config.template),
+            "document_template": span(self.config.document_template) if self.config.document_template else None,
+            "query_template": span(self.config.query_template) if self.config.query_template else None,
+        }
 
 
 class UntrainedMean(_Untrained):

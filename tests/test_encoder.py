@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from harness.encoder import EncodeSettings, PooledEncoder, last_token_positions
+from harness.encoder import EncodeSettings, PooledEncoder
 from harness.errors import HarnessError
 from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
 
@@ -53,11 +53,6 @@ def test_counts_texts_and_real_tokens(tiny_llama):
     assert encoder.tokens_encoded == sum(len(t.split()) for t in TEXTS)
 
 
-def test_last_token_positions_for_left_and_right_padding():
-    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0]])
-    assert last_token_positions(mask).tolist() == [3, 2, 0]
-
-
 def test_truncation_cuts_the_text_and_keeps_the_template(tiny_llama):
     model, tokenizer = tiny_llama
     template = 'this sentence : " {text} " means one word'
@@ -74,10 +69,16 @@ def test_truncation_cuts_the_text_and_keeps_the_template(tiny_llama):
     assert row[len(prefix) : -len(suffix)] == tokenizer("cat")["input_ids"] * (10 - len(prefix) - len(suffix))
 
 
-def test_template_needs_exactly_one_text_slot(tiny_llama):
+@pytest.mark.parametrize("template, problem", [
+    ("no slot", "must contain"),
+    ("{pool}{text}", "one pooled span"),
+    ("{/pool}{text}{pool}", "one pooled span"),
+    ("{pool}{text}{/pool}{pool}{/pool}", "one pooled span"),
+])
+def test_template_needs_the_text_and_at_most_one_span(tiny_llama, template, problem):
     model, tokenizer = tiny_llama
-    with pytest.raises(HarnessError, match="exactly once"):
-        PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(), template="no slot")
+    with pytest.raises(HarnessError, match=problem):
+        PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(), template=template)
 
 
 def _adapter(tiny_llama):

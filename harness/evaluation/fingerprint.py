@@ -9,8 +9,9 @@ settings), and the bytes of every parameter and buffer the encoder reads (the ba
 with whatever training changed: LoRA adapters, fine-tuned weights, slots).
 
 An encoder is fingerprinted only when the class that says how a batch becomes vectors
-(``embed_batch``) is the class that names the tensors it reads (``cache_tensors``), and when no
-forward hook is set on its modules (or globally): otherwise its vectors are never cached.
+(``embed_rows``, or ``embed_batch`` under the base class's ``embed_rows``) is the class that names
+the tensors it reads (``cache_tensors``), and when no forward hook is set on its modules (or
+globally) but the attention mode's own: otherwise its vectors are never cached.
 """
 
 from __future__ import annotations
@@ -43,20 +44,28 @@ def fingerprintable(encoder: Any) -> bool:
         return False
     cls = type(encoder)
     names = _owner(cls, "cache_tensors")
-    if names is TokenEncoder or _owner(cls, "embed_batch") is not names or _owner(cls, "encode") not in (TokenEncoder, names):
+    rows = _owner(cls, "embed_rows")
+    computes = _owner(cls, "embed_batch") if rows is TokenEncoder else rows
+    if names is TokenEncoder or computes is not names or _owner(cls, "encode") not in (TokenEncoder, names):
         return False
     return not _hooked(encoder)
 
 
 def _hooked(encoder: Any) -> bool:
-    """Whether a forward hook could change what the encoder's modules compute."""
+    """Whether a forward hook could change what the encoder's modules compute (the attention
+    mode's own hook aside: the mode is one of the encoder's facts)."""
     import torch
+
+    from harness.model.attention import is_attention_hook
 
     module_hooks = torch.nn.modules.module
     if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
         return True
     models = [value for value in vars(encoder).values() if isinstance(value, torch.nn.Module)]
-    return any(m._forward_hooks or m._forward_pre_hooks for model in models for m in model.modules())
+    return any(
+        m._forward_hooks or any(not is_attention_hook(hook) for hook in m._forward_pre_hooks.values())
+        for model in models for m in model.modules()
+    )
 
 
 def _imports(path: Path) -> Iterator[str]:

@@ -88,12 +88,11 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     chat templates are tokenised without them. ``sides`` (``task`` value -> template) branch on the
     ``task`` variable sentence-transformers sets in ``encode_query`` / ``encode_document``; without
     it, ``template``."""
-    probe = "x"
-    with_special = tokenizer(probe)["input_ids"]
-    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    start = next(i for i in range(len(with_special)) if with_special[i : i + len(bare)] == bare)
-    before = "".join(tokenizer.convert_ids_to_tokens(with_special[:start]))
-    after = "".join(tokenizer.convert_ids_to_tokens(with_special[start + len(bare) :]))
+    from harness.encoder import special_tokens_around
+
+    before_ids, after_ids = special_tokens_around(tokenizer)
+    before = "".join(tokenizer.convert_ids_to_tokens(before_ids))
+    after = "".join(tokenizer.convert_ids_to_tokens(after_ids))
     def render(side_template: str) -> str:
         head, tail = side_template.split(TEXT_SLOT)
         # json.dumps gives a string literal Jinja reads back exactly (\n, \", \uXXXX escapes)

@@ -1,5 +1,7 @@
 """One transformer pass over rows of different lengths, padded or packed, and what follows it:
-pooling per row, the LM head at chosen positions, and the model FLOPs it reports.
+pooling per row (over each row's span), the LM head at chosen positions, and the model FLOPs it
+reports. :func:`embed_rows` is the one embedding path of pooling methods: their training stages
+and their evaluation encoder both call it.
 
 Rows travel flat: ``embeds`` is [N, d], the rows' real tokens one after another, ``lengths`` says
 where each row ends, and the result is the last-layer states in the same flat layout, so the
@@ -26,6 +28,20 @@ if TYPE_CHECKING:
     import torch
 
 
+class TokenRow(list):
+    """The token ids of one templated text, and ``span``: the [start, end) its vector pools over."""
+
+    def __init__(self, ids: Sequence[int], span: tuple[int, int] | None = None) -> None:
+        super().__init__(ids)
+        self.span = span if span is not None else (0, len(self))
+
+
+def span_of(row: Sequence[int]) -> tuple[int, int]:
+    """A row's pooled span: its own, or the whole row; an empty span pools the whole row."""
+    start, end = getattr(row, "span", (0, len(row)))
+    return (start, end) if end > start else (0, len(row))
+
+
 def offsets(lengths: Sequence[int]) -> list[int]:
     """Where each row starts in the flat layout."""
     starts, total = [], 0
@@ -33,6 +49,12 @@ def offsets(lengths: Sequence[int]) -> list[int]:
         starts.append(total)
         total += n
     return starts
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count real tokens only, so a left-padded row gets the same positions as a
+    right-padded one (Llama's default is 0..L-1 whatever the mask)."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
 
 
 def row_index(lengths: Sequence[int], device: Any) -> torch.Tensor:
@@ -55,10 +77,11 @@ def forward_rows(stack: Any, embeds: torch.Tensor, lengths: Sequence[int], *, pa
     flat input embeddings [N, d] cut into rows of ``lengths``."""
     import torch
 
-    from harness.encoder import position_ids
+    from harness.model.attention import CAUSAL, attention_mode
 
     if flops.metering():
-        flops.add(flops.transformer_flops(flops.Shape.of(stack.config), lengths, pass_kind(stack, embeds)))
+        causal = attention_mode(stack) == CAUSAL
+        flops.add(flops.transformer_flops(flops.Shape.of(stack.config), lengths, pass_kind(stack, embeds), causal=causal))
     if pack:
         positions = torch.cat([torch.arange(n, device=embeds.device) for n in lengths]).unsqueeze(0)
         return stack(inputs_embeds=embeds.unsqueeze(0), position_ids=positions, use_cache=False).last_hidden_state[0]
@@ -112,12 +135,32 @@ def lm_head(model: Any, states: torch.Tensor) -> torch.Tensor:
     return head(states)
 
 
-def pool_rows(hidden: torch.Tensor, lengths: Sequence[int], pooling: str) -> torch.Tensor:
-    """Per-row mean of flat states [N, d], or each row's last state: [B, d]."""
+def pool_rows(
+    hidden: torch.Tensor, lengths: Sequence[int], pooling: str, spans: Sequence[tuple[int, int]] | None = None,
+) -> torch.Tensor:
+    """Per-row mean of flat states [N, d] over each row's span [start, end) (default: the whole
+    row), or the span's last state: [B, d]."""
     import torch
 
+    spans = spans if spans is not None else [(0, n) for n in lengths]
+    starts = offsets(lengths)
     if pooling == "last":
-        ends = torch.tensor([o + n - 1 for o, n in zip(offsets(lengths), lengths)], device=hidden.device)
+        ends = torch.tensor([o + end - 1 for o, (_, end) in zip(starts, spans)], device=hidden.device)
         return hidden[ends]
-    counts = torch.tensor(list(lengths), dtype=hidden.dtype, device=hidden.device).unsqueeze(1)
-    return row_sums(hidden, lengths) / counts
+    inside = torch.zeros(hidden.shape[0], dtype=hidden.dtype, device=hidden.device)
+    for o, (start, end) in zip(starts, spans):
+        inside[o + start : o + end] = 1
+    counts = torch.tensor([end - start for start, end in spans], dtype=hidden.dtype, device=hidden.device).unsqueeze(1)
+    return row_sums(hidden * inside.unsqueeze(1), lengths) / counts
+
+
+def embed_rows(model: Any, rows: Sequence[Sequence[int]], pooling: str, *, pack: bool = False) -> torch.Tensor:
+    """Pooled last-layer states [B, d] of token rows (:class:`harness.encoder.TokenRow`: each
+    pooled over its span): the embedding of training stages and evaluation encoders alike."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([token for row in rows for token in row], dtype=torch.long, device=device)
+    lengths = [len(row) for row in rows]
+    hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=pack)
+    return pool_rows(hidden, lengths, pooling, [span_of(row) for row in rows])

@@ -60,6 +60,8 @@ class RunPlan:
         for key, off in type(self.method.config).unrecorded_at.items():
             if key in values["method_args"] and values["method_args"][key] == off:
                 del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
+        if self.method.attention != "causal":
+            values["attention"] = self.method.attention  # causal runs keep the config they had before modes existed
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
         elif self.training_files:

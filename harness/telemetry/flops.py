@@ -2,8 +2,8 @@
 
 A pass through a decoder-only transformer over rows of lengths L_i (N tokens in all) costs, per
 layer, ``2 N (d q + 2 d kv + q d + 3 d f)`` for the projections and the gated MLP, and ``4 P q``
-for attention scores and their weighted sum, with ``P = sum L_i (L_i + 1) / 2`` causal pairs
-(padding and masked pairs are not model FLOPs). A LoRA adapter of rank r on a (d_in, d_out)
+for attention scores and their weighted sum, with ``P = sum L_i (L_i + 1) / 2`` causal pairs, or
+``P = sum L_i^2`` under bidirectional attention (padding and masked pairs are not model FLOPs). A LoRA adapter of rank r on a (d_in, d_out)
 projection adds ``2 N r (d_in + d_out)``. The LM head at M positions costs ``2 M d V``.
 
 Backward, per part: weights that train cost twice their forward (input and weight gradients);
@@ -63,10 +63,10 @@ class Pass:
     lora: int = 0
 
 
-def transformer_flops(shape: Shape, lengths: Sequence[int], how: Pass) -> float:
+def transformer_flops(shape: Shape, lengths: Sequence[int], how: Pass, *, causal: bool = True) -> float:
     """Forward + backward model FLOPs of one pass over rows of ``lengths`` real tokens."""
     tokens = sum(lengths)
-    pairs = sum(n * (n + 1) // 2 for n in lengths)
+    pairs = sum(n * (n + 1) // 2 if causal else n * n for n in lengths)
     projections = 2.0 * tokens * shape.projection_weights * shape.layers
     attention = 4.0 * pairs * shape.q_dim * shape.layers
     adapters = 2.0 * tokens * how.lora

@@ -158,8 +158,8 @@ def test_the_source_that_computes_the_vectors_is_part_of_the_key(tmp_path, monke
     source = (
         "from harness.encoder import PooledEncoder\n"
         "class Probe(PooledEncoder):\n"
-        "    def embed_batch(self, input_ids, attention_mask):\n"
-        "        return super().embed_batch(input_ids, attention_mask){}\n"
+        "    def embed_rows(self, rows):\n"
+        "        return super().embed_rows(rows){}\n"
         "    def cache_tensors(self):\n"
         "        return super().cache_tensors()\n"
     )
@@ -182,10 +182,22 @@ def test_a_forward_hook_switches_the_cache_off():
     assert fingerprintable(encoder)
 
 
+def test_the_attention_mode_is_part_of_the_key_and_its_hook_keeps_the_cache_on():
+    from harness.model.attention import set_attention
+
+    encoder, method = _encoder(), _method()
+    causal = fingerprint(encoder, method, "untrained-mean")
+    set_attention(encoder.model, "bidirectional")
+    assert fingerprintable(encoder)
+    assert fingerprint(encoder, method, "untrained-mean") not in (None, causal)
+    set_attention(encoder.model, "causal")
+    assert fingerprint(encoder, method, "untrained-mean") == causal
+
+
 def test_an_encoder_that_does_not_name_its_tensors_is_never_cached():
     class Projected(PooledEncoder):  # changes the computation, names no tensors of its own
-        def embed_batch(self, input_ids, attention_mask):
-            return super().embed_batch(input_ids, attention_mask) * 2
+        def embed_rows(self, rows):
+            return super().embed_rows(rows) * 2
 
     class Named(Projected):
         def cache_tensors(self):
@@ -194,7 +206,7 @@ def test_an_encoder_that_does_not_name_its_tensors_is_never_cached():
     model, tokenizer, settings = make_tiny_llama(), make_tokenizer(), EncodeSettings()
     assert fingerprintable(PooledEncoder(model, tokenizer, pooling="mean", settings=settings))
     assert not fingerprintable(Projected(model, tokenizer, pooling="mean", settings=settings))
-    assert not fingerprintable(Named(model, tokenizer, pooling="mean", settings=settings))  # embed_batch is still Projected's
+    assert not fingerprintable(Named(model, tokenizer, pooling="mean", settings=settings))  # embed_rows is still Projected's
     assert fingerprint(Projected(model, tokenizer, pooling="mean", settings=settings), _method(), "untrained-mean") is None
 
 
