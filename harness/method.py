@@ -58,7 +58,9 @@ class Stage(Protocol):
 
     The loop owns the optimiser, schedule, data order, accumulation, checkpoints and ranks; a stage
     only says which examples it trains on and how a micro-batch of them becomes a loss. A stage may
-    also have ``overrides``: a dict of training options (steps, lr, ...) for this stage only.
+    also have ``overrides``: a dict of training options (steps, lr, dropout, ...) for this stage
+    only, and ``data_kind``: what it reads from ``--train-data``, ``"triplets"`` (the default) or
+    ``"texts"`` (:data:`harness.data.texts.DATA_KINDS`), checked before a run is recorded.
     """
 
     name: str
@@ -118,12 +120,14 @@ class Method:
 
     def check_inputs(self, train_data: str, seed: int) -> None:
         """Raise ``HarnessError`` now if the training inputs cannot be read; called before a run is
-        recorded. By default a trained method reads ``--train-data`` as triplets (see
-        :mod:`harness.data.train_data`); override it when a method reads more (e.g. its own files)."""
-        if self.stages():
-            from harness.data.train_data import check_source
+        recorded. By default ``--train-data`` is read once as each kind the stages declare
+        (``Stage.data_kind``: triplets, the default, or texts; see :mod:`harness.data.texts`);
+        override it when a method reads more (e.g. its own files)."""
+        stages = self.stages()
+        if stages:
+            from harness.data.texts import check_data
 
-            check_source(train_data, seed)
+            check_data(train_data, seed, {getattr(stage, "data_kind", "triplets") for stage in stages})
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         raise NotImplementedError

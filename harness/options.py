@@ -112,9 +112,9 @@ def template_option(default: str, help: str) -> Any:  # noqa: A002
     return option(default, help, check=template_problem, rule=TEMPLATE_RULE)
 
 
-def side_template_option(help: str) -> Any:  # noqa: A002
+def side_template_option(help: str, default: str = "") -> Any:  # noqa: A002
     """A retrieval side's template ('' = the symmetric template stands in)."""
-    return option("", help, check=lambda value: None if value == "" else template_problem(value), rule=f"'' or {TEMPLATE_RULE}")
+    return option(default, help, check=lambda value: None if value == "" else template_problem(value), rule=f"'' or {TEMPLATE_RULE}")
 
 
 def text_slot_once(value: Any) -> str | None:

@@ -3,7 +3,9 @@
 Built-in methods are declared in this project's ``pyproject.toml`` under the same entry-point group
 an out-of-tree package uses, so the two are found the same way. On a name clash the built-in wins.
 Plug-in modules that are not installed can be imported by explicit name (``--plugins mod`` or
-``HARNESS_PLUGINS=mod1,mod2``) and call :func:`register`. Nothing is imported by guessing.
+``HARNESS_PLUGINS=mod1,mod2``) and call :func:`register`. ``HARNESS_PLUGINS`` is read wherever a
+method is looked up (every command, ``load_encoder``); ``--plugins`` on every command that builds
+a method. Nothing is imported by guessing.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 
 def _targets() -> dict[str, str | type[Method] | importlib.metadata.EntryPoint]:
+    import_plugins()
     targets: dict[str, str | type[Method] | importlib.metadata.EntryPoint] = dict(_registered)
     for name, ep in _entry_points().items():
         is_builtin = ep.dist is not None and ep.dist.name == _BUILTIN_DIST
@@ -87,12 +90,50 @@ IMPORTED_PLUGINS: list[str] = []  # modules import_plugins imported (they may re
 
 
 def import_plugins(modules: Iterable[str] = ()) -> None:
-    """Import plug-in modules named explicitly on the command line or in ``HARNESS_PLUGINS``."""
-    from_env = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    """Import plug-in modules named explicitly on the command line or in ``HARNESS_PLUGINS``
+    (each once)."""
+    modules = [m.strip() for m in modules]
+    from_env = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     for module in [*from_env, *modules]:
+        if module in IMPORTED_PLUGINS:
+            continue
         try:
-            importlib.import_module(module.strip())
+            importlib.import_module(module)
         except ImportError as exc:
             source = "--plugins" if module in modules else PLUGINS_ENV
             raise HarnessError(f"{source} {module!r}: cannot import it ({exc}).") from None
-        IMPORTED_PLUGINS.append(module.strip())
+        except Exception as exc:  # a plug-in that fails as it is imported: one message, no traceback
+            source = "--plugins" if module in modules else PLUGINS_ENV
+            raise HarnessError(f"{source} {module!r}: importing it failed ({type(exc).__name__}: {exc}).") from None
+        IMPORTED_PLUGINS.append(module)
+
+
+def provenance(cls: type) -> dict[str, str | None]:
+    """Where a method's code comes from: its module, the distribution that installed it (with its
+    version; none for a module imported by name) and a sha256 of its source: of the file, or for a
+    package's ``__init__`` of every ``.py`` file below it (relative path, NUL, bytes, in order)."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    module = cls.__module__
+    top = module.split(".")[0]
+    distributions = importlib.metadata.packages_distributions().get(top, [])
+    distribution = distributions[0] if distributions else None
+    version = None
+    if distribution is not None:
+        try:
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+    file = getattr(sys.modules.get(module), "__file__", None)
+    digest = None
+    if file:
+        path = Path(file)
+        hasher = hashlib.sha256()
+        if path.name != "__init__.py":
+            hasher.update(path.read_bytes())
+        for source in sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else []:
+            hasher.update(source.relative_to(path.parent).as_posix().encode() + b"\0" + source.read_bytes())
+        digest = hasher.hexdigest()
+    return {"module": module, "distribution": distribution, "version": version, "source_sha256": digest}

@@ -95,10 +95,12 @@ class ContrastiveStage:
 
     @staticmethod
     def rows(tokenizer: Any, texts: Sequence[str], config: InfoNCEConfig) -> list[Any]:
-        """The texts' token rows under the training template (and its pooled span)."""
-        from harness.encoder import PromptTokenizer
+        """The texts' token rows under the training template and its pooled span (the text's own
+        tokens where the config has ``pool_text_only`` set): as the encoder reads them."""
+        from harness.encoder import PromptTokenizer, text_span
 
-        return PromptTokenizer(tokenizer, config.template, config.max_length)(texts)
+        template = text_span(config.template) if getattr(config, "pool_text_only", False) else config.template
+        return PromptTokenizer(tokenizer, template, config.max_length)(texts)
 
     @staticmethod
     def embed(model: Any, rows: Sequence[Any], config: InfoNCEConfig) -> torch.Tensor:

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.app import DEFAULT_DB, DbOption, StatusOption, app, chosen_statuses, console, err_console, raise_usage
+from harness.cli.app import (
+    DEFAULT_DB, DbOption, PluginsOption, StatusOption, app, chosen_statuses, console, err_console, raise_usage,
+)
 from harness.cli.database import read_store
 from harness.cli.errors import user_errors
 
@@ -50,12 +52,18 @@ def export(
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
     db: DbOption = DEFAULT_DB,
+    plugins: PluginsOption = None,
 ) -> None:
     """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON; or
-    the runs' whole mteb results in mteb's own folder layout (--mteb DIR)."""
+    the runs' whole mteb results in mteb's own folder layout (--mteb DIR); or one run's encoder as
+    model files (--model DIR: a plug-in method's run needs its module, --plugins or installed)."""
     from leaderboard import exports
 
     with user_errors():
+        if plugins:
+            from harness.registry import import_plugins
+
+            import_plugins(plugins)
         if sum(x is not None for x in (csv_file, json_file, mteb_dir, model_dir)) != 1:
             raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR.")
         if model_dir is not None:

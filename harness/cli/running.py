@@ -27,7 +27,11 @@ DevTasksOption = Annotated[
     typer.Option("--dev-tasks", help="Tasks (as --tasks) evaluated during training every method_args.eval_every steps and at each stage's end: dev scores, never test scores (repeatable)."),
 ]
 TrainDataOption = Annotated[
-    Optional[str], typer.Option("--train-data", help="Triplet or NLI file, all-nli, simcse-nli, or offline (default).")
+    Optional[str], typer.Option("--train-data", help=(
+        "What the method's stages read: triplets (triplet or NLI file, all-nli, simcse-nli, offline = default) "
+        "or texts (.txt one a line, a file with a text column, wiki1m, wikitext-103, or a triplet source's texts); "
+        "join sources with +."
+    ))
 ]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]
 SetOption = Annotated[

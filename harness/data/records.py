@@ -44,7 +44,8 @@ def fail(path: Path, where: str, what: str, kind: str = "file") -> HarnessError:
     return HarnessError(f"{kind} {path}{where}: {what}")
 
 
-def _text(path: Path, kind: str) -> str:
+def file_text(path: Path, kind: str) -> str:
+    """A user file's text: UTF-8 (a BOM dropped), not empty, no NUL byte; else one message with the line."""
     raw = readable_file(path, kind).read_bytes()
     if not raw.strip():
         raise fail(path, "", "the file is empty.", kind)
@@ -110,7 +111,7 @@ def read_rows(path: Path, suffixes: tuple[str, ...], kind: str = "file") -> Tabl
     suffix = path.suffix.lower()
     if suffix not in suffixes:
         raise fail(path, "", f"unsupported file type {suffix or '(none)'}; use {', '.join(suffixes)}.", kind)
-    text = _text(path, kind)
+    text = file_text(path, kind)
     if suffix == ".jsonl":
         return _jsonl(path, text, kind)
     return _delimited(path, text, "," if suffix == ".csv" else "\t", kind)

@@ -5,21 +5,24 @@ DIR is a transformers model folder (``AutoModelForCausalLM.from_pretrained(DIR)`
 encodes with its LoRA adapters merged (``merge_and_unload``) and its tokenizer, whose chat template
 is the encoder's prompt templates: the one of symmetric tasks, and where they differ from it, the
 query and document templates, chosen by the template's ``task`` variable. Beside it:
-- pooling methods: a sentence-transformers folder over the same weights (``modules.json``,
-  ``1_Pooling/``...): ``SentenceTransformer(DIR).encode(texts)`` applies the template (through the
-  chat template) and the pooling, and ``encode_query`` / ``encode_document`` render with
-  ``task`` = ``query`` / ``document``, so each side reads its own template. Its ``prompts`` (query,
-  document) are empty: a sentence-transformers prompt is a prefix, and the chat template already
-  wraps each side;
+- a sentence-transformers folder over the same weights (``modules.json``):
+  ``SentenceTransformer(DIR).encode(texts)`` gives the harness's vectors, and ``encode_query`` /
+  ``encode_document`` read each side's template. Pooled encoders of whole rows under causal
+  attention are sentence-transformers' own modules (``Transformer`` through the chat template,
+  ``Pooling``), whose ``prompts`` are empty since the chat template wraps each side; any other
+  encoder (bidirectional attention, a pooled span, the text repeated, a method's own parts) is one
+  :class:`harness.export.sentence_transformers.HarnessModule`, which needs the harness installed;
 - ``adapter/`` (LoRA runs): the peft adapter (``PeftModel.from_pretrained(base, DIR/adapter)``);
 - whatever the method's encoder needs beside the weights (its ``Method.export_encoder`` hook
   writes it: AutoRegEmbed's ``slots.safetensors``, the k learned compression slots);
 - ``harness-encoder.json``: how texts become vectors: the method, the templates (``template`` for
-  symmetric tasks, ``query_template`` and ``document_template`` for retrieval), the encoder's own
-  settings (the pooling, ``mean`` / ``last``, or the slots), max_length, and where the run came from.
+  symmetric tasks, ``query_template`` and ``document_template`` for retrieval), the attention mode,
+  the encoder's own settings (the pooling, ``mean`` / ``last``, or the slots), max_length, and
+  where the run came from.
 
-:func:`load_encoder` rebuilds the harness encoder from these files alone, through the method the
-spec names (``Method.load_exported``).
+Everything is written into a scratch folder beside DIR and renamed to DIR at the end, so a failed
+export leaves nothing behind. :func:`load_encoder` rebuilds the harness encoder from these files
+alone, through the method the spec names (``Method.load_exported``), attending as recorded.
 """
 
 from __future__ import annotations
@@ -31,55 +34,81 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.encoder import TEXT_SLOT
+from harness.encoder import TEXT_SLOT, plain_template
 from harness.errors import HarnessError
 
 ENCODER_FILE = "harness-encoder.json"
 ST_POOLING = {"mean": "mean", "last": "lasttoken"}
+HARNESS_MODULE_CONFIG = "harness_module.json"  # harness.export.sentence_transformers.HarnessModule's
 
 
 def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str]:
     """Write run ``record``'s encoder under ``folder`` (new or empty); the parts written."""
     from harness.encoder import EncodeSettings
+    from harness.model.attention import attention_mode
     from harness.runs.restore import restore_model
 
     if folder.exists() and any(folder.iterdir()):
         raise HarnessError(f"--model {folder}: the folder is not empty; give a new one.")
     method, backbone = restore_model(record, console)
-    config = method.config
     max_length = record["config"]["max_length"]
     encoder = method.build_encoder(backbone, EncodeSettings(max_length=max_length))
-    template = encoder.tokenize.template
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    model = backbone.model
-    if hasattr(model, "merge_and_unload"):
-        model.save_pretrained(folder / "adapter")
-        written.append("adapter/")
-        model = model.merge_and_unload()
-    before = set(os.listdir(folder))
-    encoding = method.export_encoder(encoder, model, folder)
-    written += sorted(set(os.listdir(folder)) - before)
-    model.save_pretrained(folder)
+    templates = {"template": encoder.tokenize.template, "query_template": encoder.tokenize_query.template,
+                 "document_template": encoder.tokenize_document.template}
     tokenizer = backbone.tokenizer
-    sides = {"query": encoder.tokenize_query.template, "document": encoder.tokenize_document.template}
-    tokenizer.chat_template = chat_template(tokenizer, template, sides)
-    tokenizer.padding_side = "right"  # positions 0..n-1 for every row, as the harness encodes
-    tokenizer.model_max_length = max_length
-    tokenizer.save_pretrained(folder)
-    written.append("model (merged) + tokenizer")
-    if encoding["kind"] == "pooled":
-        _write_sentence_transformers(folder, encoding["pooling"])
+    sides = {"query": templates["query_template"], "document": templates["document_template"]}
+    rendered = chat_template(tokenizer, templates["template"], sides)  # checked before anything is written
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{folder.name}.partial-", dir=folder.parent) as scratch_dir:
+        scratch = Path(scratch_dir)
+        written = []
+        model = backbone.model
+        mode = attention_mode(model)
+        if hasattr(model, "merge_and_unload"):
+            model.save_pretrained(scratch / "adapter")
+            written.append("adapter/")
+            model = model.merge_and_unload()
+        try:
+            encoding = method.export_encoder(encoder, model, scratch)
+        except HarnessError:
+            raise
+        except Exception as exc:  # a plug-in's hook: one message; the scratch folder goes with it
+            raise HarnessError(f"method {record['method']!r} could not export its encoder: {type(exc).__name__}: {exc}") from None
+        written += sorted(set(os.listdir(scratch)) - {"adapter"})
+        model.save_pretrained(scratch)
+        tokenizer.chat_template = rendered
+        tokenizer.padding_side = "right"  # positions 0..n-1 for every row, as the harness encodes
+        tokenizer.model_max_length = max_length
+        tokenizer.save_pretrained(scratch)
+        written.append("model (merged) + tokenizer")
+        spec = {
+            **encoding, **templates, "attention": mode, "max_length": max_length,
+            "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
+            "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(method.config, "finetune", None),
+        }
+        (scratch / ENCODER_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+        written.append(ENCODER_FILE)
+        _write_sentence_transformers(scratch, spec, encoder.embed_dim)
         written.append("sentence-transformers modules")
-    spec = {
-        **encoding, "template": template, "document_template": encoder.tokenize_document.template,
-        "query_template": encoder.tokenize_query.template, "max_length": max_length,
-        "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
-        "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(config, "finetune", None),
-    }
-    (folder / ENCODER_FILE).write_text(json.dumps(spec, indent=2) + "\n")
-    written.append(ENCODER_FILE)
+        _publish(scratch, folder)
     return written
+
+
+def _publish(scratch: Path, folder: Path) -> None:
+    """Rename the finished ``scratch`` folder to ``folder`` (absent, or an empty folder)."""
+    if folder.exists():
+        folder.rmdir()  # empty: checked before, and nothing else writes there
+    scratch.rename(folder)
+    scratch.mkdir()  # for TemporaryDirectory's clean-up
+
+
+def plain_sentence_transformers(spec: dict[str, Any]) -> bool:
+    """Whether sentence-transformers' own modules reproduce the encoder: pooled whole rows of one
+    text under causal attention."""
+    templates = [spec["template"], spec["query_template"], spec["document_template"]]
+    return spec["kind"] == "pooled" and spec.get("attention", "causal") == "causal" and all(
+        template == plain_template(template) and template.count(TEXT_SLOT) == 1 for template in templates
+    )
 
 
 def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = None) -> str:
@@ -94,9 +123,10 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     before = "".join(tokenizer.convert_ids_to_tokens(before_ids))
     after = "".join(tokenizer.convert_ids_to_tokens(after_ids))
     def render(side_template: str) -> str:
-        head, tail = side_template.split(TEXT_SLOT)
+        parts = plain_template(side_template).split(TEXT_SLOT)
+        parts[0], parts[-1] = before + parts[0], parts[-1] + after
         # json.dumps gives a string literal Jinja reads back exactly (\n, \", \uXXXX escapes)
-        return f"{{{{ {json.dumps(before + head)} }}}}{{{{ messages[0]['content'] }}}}{{{{ {json.dumps(tail + after)} }}}}"
+        return "{{ messages[0]['content'] }}".join(f"{{{{ {json.dumps(part)} }}}}" for part in parts)
 
     branches = [(task, side) for task, side in (sides or {}).items() if side != template]
     if not branches:
@@ -105,18 +135,24 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     return f"{tests}{{% else %}}{render(template)}{{% endif %}}"
 
 
-def _write_sentence_transformers(folder: Path, pooling: str) -> None:
+def _write_sentence_transformers(folder: Path, spec: dict[str, Any], embed_dim: int) -> None:
     """The sentence-transformers modules over the weights already in ``folder``: written by
     sentence-transformers itself into a scratch folder, then only its module files kept."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    body = Transformer(str(folder))
-    pool = Pooling(body.get_embedding_dimension(), pooling_mode=ST_POOLING[pooling])
+    if not plain_sentence_transformers(spec):
+        from harness.export.sentence_transformers import HarnessModule
+
+        modules = [HarnessModule(str(folder), embed_dim)]
+    else:
+        body = Transformer(str(folder))
+        modules = [body, Pooling(body.get_embedding_dimension(), pooling_mode=ST_POOLING[spec["pooling"]])]
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        SentenceTransformer(modules=[body, pool], device="cpu").save(scratch, create_model_card=False)
-        for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"):
-            shutil.copy2(Path(scratch) / name, folder / name)
+        SentenceTransformer(modules=modules, device="cpu").save(scratch, create_model_card=False)
+        for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", HARNESS_MODULE_CONFIG):
+            if (Path(scratch) / name).exists():
+                shutil.copy2(Path(scratch) / name, folder / name)
         modules = json.loads((folder / "modules.json").read_text())
         for module in modules[1:]:
             shutil.copytree(Path(scratch) / module["path"], folder / module["path"])
@@ -128,12 +164,15 @@ def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 3
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.encoder import EncodeSettings
+    from harness.model.attention import check_attention, set_attention
     from harness.registry import get_method
 
     folder = Path(folder)
     spec = json.loads((folder / ENCODER_FILE).read_text())
     method_cls = get_method(spec["method"])
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
+    set_attention(model, spec.get("attention", "causal"))
+    check_attention(model, f"the exported model in {folder}")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     settings = EncodeSettings(batch_size=batch_size, max_length=spec["max_length"])
     return method_cls.load_exported(model, tokenizer, spec, folder, settings)

@@ -57,12 +57,22 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def collect() -> dict[str, Any]:
+def collect(method: type | None = None) -> dict[str, Any]:
+    """The environment; its versions name where ``method``'s code came from (``method.module``,
+    ``method.distribution`` and ``method.version``, ``-`` for a module imported by name, and
+    ``method.source_sha256``) and the plug-in modules imported by name (``plugins``)."""
+    from harness.registry import IMPORTED_PLUGINS, provenance
+
     sha = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")
+    found = versions()
+    if method is not None:
+        found.update({f"method.{key}": value or "-" for key, value in provenance(method).items()})
+    if IMPORTED_PLUGINS:
+        found["plugins"] = ",".join(IMPORTED_PLUGINS)
     return {
         "git_sha": sha or None,
         "git_dirty": None if sha is None or dirty is None else bool(dirty),
-        "versions": versions(),
+        "versions": found,
         "hardware": hardware(),
     }

@@ -157,7 +157,7 @@ def _open_row(run: _Run) -> int:
     return store.start_run(
         method=plan.config.method, backbone=plan.backbone.name, task_spec=plan.task_spec,
         task_names=[t.name for t in plan.tasks], config=run.resolved, config_hash=config_hash(run.resolved),
-        seed=plan.config.seed, environment=environment.collect(), run_uuid=run.run_uuid,
+        seed=plan.config.seed, environment=environment.collect(type(plan.method)), run_uuid=run.run_uuid,
     )
 
 

@@ -158,6 +158,7 @@ def _train_stage(
 
     from harness.telemetry import flops
     from harness.telemetry.phases import matmul_peak, measure
+    from harness.training.dropout import training_dropout
 
     engine, world, device = session.engine, session.world, session.backbone.device
     examples = _stage_examples(session, stage, index, config, resumed=bool(start_step))
@@ -167,7 +168,8 @@ def _train_stage(
         engine.load_optimizer(found)
         restore_rng_state(torch.load(found / "rng.pt", weights_only=False))
     run = _StageRun(stage, config, index, examples, start_step, steps)
-    with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted:
+    with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted, \
+            training_dropout(session.backbone.model, config.dropout):
         samples, tokens = _loop(session, run)
     phase.seconds -= run.dev_seconds
     peak = matmul_peak(device, torch.bfloat16 if bf16_wanted(device, config) else torch.float32)

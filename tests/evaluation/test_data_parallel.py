@@ -45,9 +45,9 @@ def three_tasks(tmp_path, small_sts_file) -> list[str]:
     return [str(small_sts_file), str(beir), str(classes)]
 
 
-def _run_args(tiny_llama_dir, tasks: list[str], db) -> list[str]:
-    return ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--db", str(db), "--batch-size", "4",
-            *(x for task in tasks for x in ("--tasks", task))]
+def _run_args(tiny_llama_dir, tasks: list[str], db, method: str = "untrained-mean", *extra: str) -> list[str]:
+    return ["run", "--method", method, "--backbone", str(tiny_llama_dir), "--db", str(db), "--batch-size", "4",
+            *(x for task in tasks for x in ("--tasks", task)), *extra]
 
 
 def _torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -90,6 +90,22 @@ def test_two_processes_score_as_one_each_encoding_half(tmp_path, tiny_llama_dir,
         assert all(abs(n - total / 2) <= 2 for n in counts), (task, counts)  # within one text per encode call
         assert timing["tokens"] == single[task]["tokens"], task
         assert details["memo_hits"] == single[task]["details"]["memo_hits"], task
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("echo", ()),  # the text twice, pooled over a span; documents with their own template
+    ("llm2vec", ("--set", "method_args.stages=[]")),  # bidirectional attention, the text's own tokens
+])
+def test_spans_and_bidirectional_attention_score_on_two_processes_as_on_one(tmp_path, tiny_llama_dir, three_tasks, method, extra):
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    result = CliRunner().invoke(app, _run_args(tiny_llama_dir, three_tasks, one, method, *extra))
+    assert result.exit_code == 0, result.output
+    done = _torchrun(*_run_args(tiny_llama_dir, three_tasks, two, method, *extra), env={"HARNESS_EMBEDDING_CACHE": str(tmp_path / "cold")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    expected, got = open_store(one).get_run(1)["scores"], open_store(two).get_run(1)["scores"]
+    assert set(got) == set(expected) == {"tiny-sts", "mini-beir", "groups"}
+    for task, score in expected.items():
+        assert got[task] == pytest.approx(score, abs=1e-6), task
 
 
 def test_a_rank_that_fails_fails_the_run_once(tmp_path, tiny_llama_dir, small_sts_file):
