@@ -118,17 +118,32 @@ class PromptTokenizer:
             if self._fixed + self._copies > max_length:
                 raise HarnessError(f"max_length={max_length} cannot hold the template {template!r}.")
 
+    @property
+    def fixed_tokens(self) -> int:
+        """Tokens the template takes around its texts, special tokens included."""
+        if self.whole:
+            return len(self.tokenizer(self._apply(""), add_special_tokens=True)["input_ids"])
+        return self._fixed
+
     def _apply(self, text: str) -> str:
         return self.template.replace(TEXT_SLOT, text)
 
     def __call__(self, texts: Sequence[str]) -> list[TokenRow]:
         if not self.whole:
-            return self._pieced(texts)
+            return [self._never_empty(row) for row in self._pieced(texts)]
         rows = self.tokenizer([self._apply(t) for t in texts], add_special_tokens=True)["input_ids"]
         return [
-            TokenRow(row if len(row) <= self.max_length else self._truncate(text))
+            self._never_empty(TokenRow(row if len(row) <= self.max_length else self._truncate(text)))
             for text, row in zip(texts, rows)
         ]
+
+    def _never_empty(self, row: TokenRow) -> TokenRow:
+        """A row with no token at all (an empty text under ``{text}`` with a tokenizer that adds no
+        special token) reads the EOS token (else pad): a pass needs one token to pool."""
+        if row:
+            return row
+        eos = self.tokenizer.eos_token_id
+        return TokenRow([eos if eos is not None else self.tokenizer.pad_token_id])
 
     def _pieced(self, texts: Sequence[str]) -> list[TokenRow]:
         """Rows of a template with spans or several copies: each piece tokenised alone."""

@@ -118,10 +118,11 @@ def side_template_option(help: str, default: str = "") -> Any:  # noqa: A002
 
 
 def text_slot_once(value: Any) -> str | None:
-    """For templates: ``{text}`` exactly once."""
-    if isinstance(value, str) and value.count("{text}") == 1:
+    """For templates of encoders that read the whole row (AutoRegEmbed's): ``{text}`` exactly once,
+    no pooled span."""
+    if isinstance(value, str) and value.count(TEXT_SLOT) == 1 and POOL_START not in value and POOL_END not in value:
         return None
-    return "must contain {text} exactly once"
+    return "must contain {text} exactly once and no {pool} span"
 
 
 def text_slot_once_or_empty(value: Any) -> str | None:

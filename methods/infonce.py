@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.errors import HarnessError
 from harness.method import Method, option
-from harness.options import text_slot_once, text_slot_once_or_empty
+from harness.options import side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.training import TrainConfig
 
@@ -35,14 +35,12 @@ class InfoNCEConfig(TrainConfig):
         "each chunk (the gradients of the whole batch in the memory of a chunk); 0 = off", minimum=0,
     )
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
-    template: str = option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)", check=text_slot_once, rule="{text} once")
-    document_template: str = option(
-        "", "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
+    template: str = template_option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)")
+    document_template: str = side_template_option(
+        "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)",
     )
-    query_template: str = option(
-        "", "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
-        check=text_slot_once_or_empty, rule="'' or {text} once",
+    query_template: str = side_template_option(
+        "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
     )
 
     unrecorded_at: ClassVar[dict[str, Any]] = {**TrainConfig.unrecorded_at, "hard_negatives": True, "mini_batch": 0}

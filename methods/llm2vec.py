@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
 from harness.method import Method, option
 from harness.options import template_option
 from methods.infonce import ContrastiveStage, InfoNCEConfig, infonce_loss
@@ -59,7 +58,7 @@ class LLM2VecConfig(InfoNCEConfig):
     mntp_lr: float = option(5e-5, "mntp: learning rate (the reference's)", above=0)
     simcse_steps: int = option(0, "simcse: optimizer steps (0 = steps)", minimum=0)
     simcse_lr: float = option(3e-5, "simcse: learning rate (the reference's)", above=0)
-    simcse_dropout: float = option(0.3, "simcse: attention and hidden dropout making the two views (the reference's)", minimum=0, below=1)
+    simcse_dropout: float = option(0.3, "simcse: attention dropout making the two views (the reference's)", minimum=0, below=1)
     supervised_steps: int = option(0, "supervised: optimizer steps (0 = steps)", minimum=0)
     supervised_lr: float = option(2e-4, "supervised: learning rate (the reference's)", above=0)
 
@@ -97,10 +96,9 @@ class MNTPStage:
         from harness.model.packing import forward_rows, lm_head, offsets
 
         device = next(model.parameters()).device
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
         rows = [row[: config.max_length] for row in tokenizer(list(batch), add_special_tokens=True)["input_ids"]]
-        rows = [row for row in rows if len(row) >= 2]
-        if not rows:
-            raise HarnessError("mntp: every text of a batch is one token long; nothing to predict.")
+        rows = [row + [eos] * (2 - len(row)) for row in rows]  # a one-token text predicts EOS after it
         masked, targets, positions = mask_rows(rows, config.mask_probability, mask_id(tokenizer, config.mask_token),
                                                len(tokenizer), special_ids(tokenizer))
         ids = torch.tensor([t for row in masked for t in row], device=device)
@@ -130,7 +128,7 @@ def mask_rows(
     """(rows with chosen tokens replaced, the chosen tokens, their (row, position)).
 
     Positions 1.. of each row that hold no special token are candidates (position 0 has no state
-    before it); each is chosen with ``probability`` (at least one per row), then read as ``mask``
+    before it; a row of special tokens only offers all of its positions 1..); each is chosen with ``probability`` (at least one per row), then read as ``mask``
     (80%), a random token (10%) or itself (10%). Draws come from torch's generator, which the loop
     seeds and checkpoints.
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import subprocess
 import sys
 import textwrap
@@ -51,22 +53,27 @@ def test_unknown_method_suggests_and_lists():
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
     """A tiny plug-in distribution: a module plus a dist-info with entry points, on sys.path."""
-    (tmp_path / "echo_plugin.py").write_text(PLUGIN_MODULE)
-    info = tmp_path / "echo_plugin-0.1.dist-info"
+    (tmp_path / "repeat_plugin.py").write_text(PLUGIN_MODULE)
+    info = tmp_path / "repeat_plugin-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: repeat-plugin\nVersion: 0.1\n")
+    (info / "top_level.txt").write_text("repeat_plugin\n")
     (info / "entry_points.txt").write_text(
-        "[harness.methods]\necho = echo_plugin:Echo\nprompteol = echo_plugin:Impostor\n"
+        "[harness.methods]\nrepeat = repeat_plugin:Echo\nprompteol = repeat_plugin:Impostor\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    sys.modules.pop("echo_plugin", None)
+    sys.modules.pop("repeat_plugin", None)
 
 
 def test_out_of_tree_entry_point_is_found_and_builtins_win(installed_plugin):
-    echo = registry.get_method("echo")
-    assert echo.__module__ == "echo_plugin" and issubclass(echo, Method)
-    assert "echo" in registry.method_names()
+    echo = registry.get_method("repeat")
+    assert echo.__module__ == "repeat_plugin" and issubclass(echo, Method)
+    assert "repeat" in registry.method_names()
+    assert registry.provenance(echo) == {
+        "module": "repeat_plugin", "distribution": "repeat-plugin", "version": "0.1",
+        "source_sha256": hashlib.sha256((installed_plugin / "repeat_plugin.py").read_bytes()).hexdigest(),
+    }
     assert registry.get_method("prompteol") is PromptEOL  # the clash goes to the built-in
 
 
@@ -76,7 +83,7 @@ def test_out_of_tree_plugin_through_the_real_cli(installed_plugin):
         [sys.executable, "-m", "harness", "methods", "--json"], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert '"name": "echo"' in done.stdout and "out-of-tree test plug-in" in done.stdout
+    assert '"name": "repeat"' in done.stdout and "out-of-tree test plug-in" in done.stdout
 
 
 def test_plugins_option_imports_a_module_by_name(tmp_path, monkeypatch):

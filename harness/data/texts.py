@@ -60,10 +60,12 @@ def check_data(source: str, seed: int, kinds: set[str]) -> None:
     unknown = sorted(kinds - set(DATA_KINDS))
     if unknown:
         raise HarnessError(f"a stage declares data kind(s) {', '.join(unknown)}; the kinds are {', '.join(DATA_KINDS)}.")
-    if "triplets" in kinds:
-        train_data.check_source(source, seed)
-    if "texts" in kinds:
-        check_texts(source, seed)
+    checks = {"triplets": train_data.check_source, "texts": check_texts}
+    for kind in sorted(kinds):
+        try:
+            checks[kind](source, seed)
+        except HarnessError as exc:
+            raise HarnessError(f"{str(exc).rstrip('.')}; the method's stages read {kind}: {DATA_KINDS[kind]}.") from None
 
 
 def _single(source: str, seed: int) -> list[str]:

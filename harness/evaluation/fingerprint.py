@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import sys
+import types
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,11 +111,13 @@ def _code_files(seeds: tuple[str, ...]) -> tuple[Path, ...]:
 
 
 def code_digest(*objects: Any) -> str:
-    """A digest of the source that computes the vectors: the module of every class in the MRO of
-    each of ``objects`` (encoder, its prompt tokenizers, method), with the modules of the same
-    package those modules import (at their top or inside functions). Any edit there, a plug-in's
-    included, is another key."""
-    seeds = {klass.__module__ for obj in objects for klass in type(obj).__mro__ if klass.__module__ not in ("builtins", "abc")}
+    """A digest of the source that computes the vectors: each module among ``objects`` and the
+    module of every class in the MRO of each other object (encoder, its prompt tokenizers, method),
+    with the modules of the same package those modules import (at their top or inside functions).
+    Any edit there, a plug-in's included, is another key."""
+    seeds = {obj.__name__ for obj in objects if isinstance(obj, types.ModuleType)}
+    seeds |= {klass.__module__ for obj in objects if not isinstance(obj, types.ModuleType)
+              for klass in type(obj).__mro__ if klass.__module__ not in ("builtins", "abc")}
     digest = hashlib.blake2b(digest_size=16)
     for path in _code_files(tuple(sorted(seeds))):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -151,6 +154,13 @@ def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     return digest.hexdigest()
 
 
+def _shared_code() -> tuple[types.ModuleType, ...]:
+    """The core's modules every token encoder computes through: the pass, pooling and masks."""
+    from harness.model import attention, packing
+
+    return attention, packing
+
+
 def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
     """The encoder's fingerprint (hex), or None where it cannot be told (see the module docstring)."""
     if not fingerprintable(encoder):
@@ -164,7 +174,7 @@ def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
         "transformers": transformers.__version__,
         "method": method_name,
         "options": dataclasses.asdict(method.config),
-        "code": code_digest(encoder, encoder.tokenize, encoder.tokenize_query, encoder.tokenize_document, method),
+        "code": code_digest(encoder, encoder.tokenize, encoder.tokenize_query, encoder.tokenize_document, method, *_shared_code()),
         "encoder": encoder.encoding_facts(),
         "tokenizer": tokenizer_digest(encoder.tokenizer),
         "tensors": tensors_digest(encoder.cache_tensors()),

@@ -21,12 +21,14 @@ query and document templates, chosen by the template's ``task`` variable. Beside
   where the run came from.
 
 Everything is written into a scratch folder beside DIR and renamed to DIR at the end, so a failed
-export leaves nothing behind. :func:`load_encoder` rebuilds the harness encoder from these files
-alone, through the method the spec names (``Method.load_exported``), attending as recorded.
+export leaves nothing behind. :func:`~harness.export.loading.load_encoder` (importable from here
+too) rebuilds the harness encoder from these files alone, through the method the spec names
+(``Method.load_exported``), attending as recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,8 +38,10 @@ from typing import Any
 
 from harness.encoder import TEXT_SLOT, plain_template
 from harness.errors import HarnessError
+from harness.export.loading import ENCODER_FILE, load_encoder
 
-ENCODER_FILE = "harness-encoder.json"
+__all__ = ["ENCODER_FILE", "chat_template", "export_model", "load_encoder"]
+
 ST_POOLING = {"mean": "mean", "last": "lasttoken"}
 HARNESS_MODULE_CONFIG = "harness_module.json"  # harness.export.sentence_transformers.HarnessModule's
 
@@ -45,20 +49,37 @@ HARNESS_MODULE_CONFIG = "harness_module.json"  # harness.export.sentence_transfo
 def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str]:
     """Write run ``record``'s encoder under ``folder`` (new or empty); the parts written."""
     from harness.encoder import EncodeSettings
-    from harness.model.attention import attention_mode
     from harness.runs.restore import restore_model
 
     if folder.exists() and any(folder.iterdir()):
         raise HarnessError(f"--model {folder}: the folder is not empty; give a new one.")
     method, backbone = restore_model(record, console)
-    max_length = record["config"]["max_length"]
-    encoder = method.build_encoder(backbone, EncodeSettings(max_length=max_length))
+    encoder = method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"]))
     templates = {"template": encoder.tokenize.template, "query_template": encoder.tokenize_query.template,
                  "document_template": encoder.tokenize_document.template}
-    tokenizer = backbone.tokenizer
     sides = {"query": templates["query_template"], "document": templates["document_template"]}
-    rendered = chat_template(tokenizer, templates["template"], sides)  # checked before anything is written
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    rendered = chat_template(backbone.tokenizer, templates["template"], sides)  # checked before anything is written
+    made = [parent for parent in reversed(folder.parents) if not parent.exists()]
+    try:
+        for parent in made:
+            parent.mkdir()
+        written = _write(record, method, backbone, encoder, templates, rendered, folder)
+    except BaseException:
+        for parent in reversed(made):  # only the folders this export made, and only while empty
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise
+    return written
+
+
+def _write(
+    record: dict[str, Any], method: Any, backbone: Any, encoder: Any, templates: dict[str, str], rendered: str, folder: Path,
+) -> list[str]:
+    """Every file of the export, written into a scratch folder beside ``folder`` and renamed to it."""
+    from harness.model.attention import attention_mode
+
+    tokenizer = backbone.tokenizer
+    max_length = record["config"]["max_length"]
     with tempfile.TemporaryDirectory(prefix=f".{folder.name}.partial-", dir=folder.parent) as scratch_dir:
         scratch = Path(scratch_dir)
         written = []
@@ -95,9 +116,13 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
 
 
 def _publish(scratch: Path, folder: Path) -> None:
-    """Rename the finished ``scratch`` folder to ``folder`` (absent, or an empty folder)."""
+    """Rename the finished ``scratch`` folder to ``folder`` (absent, or an empty folder), with the
+    permissions a new folder gets (the scratch folder is private to its writer)."""
     if folder.exists():
         folder.rmdir()  # empty: checked before, and nothing else writes there
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o777 & ~umask)
     scratch.rename(folder)
     scratch.mkdir()  # for TemporaryDirectory's clean-up
 
@@ -156,23 +181,3 @@ def _write_sentence_transformers(folder: Path, spec: dict[str, Any], embed_dim: 
         modules = json.loads((folder / "modules.json").read_text())
         for module in modules[1:]:
             shutil.copytree(Path(scratch) / module["path"], folder / module["path"])
-
-
-def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 32) -> Any:
-    """The exported encoder: ``load_encoder(DIR).encode(texts)`` gives the harness's vectors."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.encoder import EncodeSettings
-    from harness.model.attention import check_attention, set_attention
-    from harness.registry import get_method
-
-    folder = Path(folder)
-    spec = json.loads((folder / ENCODER_FILE).read_text())
-    method_cls = get_method(spec["method"])
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
-    set_attention(model, spec.get("attention", "causal"))
-    check_attention(model, f"the exported model in {folder}")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    settings = EncodeSettings(batch_size=batch_size, max_length=spec["max_length"])
-    return method_cls.load_exported(model, tokenizer, spec, folder, settings)

@@ -4,7 +4,7 @@ sentence-transformers' own ``Transformer`` + ``Pooling`` modules run a model cau
 string and pool the whole row. An encoder that attends bidirectionally, pools a span, reads the
 text twice or has parts of its own (a method's slots) is none of that, so its folder's
 ``modules.json`` names this module instead: ``SentenceTransformer(DIR)`` then loads
-:func:`harness.export.model.load_encoder` (the harness must be installed) and gives its vectors,
+:func:`harness.export.loading.load_encoder` (the harness must be installed) and gives its vectors,
 ``encode_query`` / ``encode_document`` reading each side's template. The encoder loads on first use,
 on a GPU when one is available.
 """
@@ -38,7 +38,7 @@ class HarnessModule(InputModule):
         if self._encoder is None:
             import torch
 
-            from harness.export.model import load_encoder
+            from harness.export.loading import load_encoder
 
             self._encoder = load_encoder(self.folder, device="cuda" if torch.cuda.is_available() else "cpu")
         return self._encoder

@@ -9,8 +9,9 @@ and packed), the encoders, data-parallel encoding, exports and anything a plug-i
 body all run through the hook. Causal is the body untouched.
 
 Sliding windows (Mistral, Gemma 3) are not applied under bidirectional attention: every layer
-attends to the whole row. :func:`check_attention` verifies on the loaded model that the mode took
-effect, padded and packed, since how transformers builds masks changes between versions.
+attends to the whole row. :func:`harness.model.attention_check.check_attention` verifies on the
+loaded model that the mode took effect, padded and packed, since how transformers builds masks
+changes between versions.
 """
 
 from __future__ import annotations
@@ -109,44 +110,3 @@ def bidirectional_mask(
     if implementation == "eager":
         return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
     return allowed
-
-
-def check_attention(model: Any, name: str) -> None:
-    """Refuse (``HarnessError``) unless ``model`` runs in the mode it was set to, padded and packed.
-
-    Two rows that differ only in their last token are run side by side: under bidirectional
-    attention the first token's state must differ between them, under causal it must not. Packed,
-    a row placed after either of them must be the same both times (rows never see each other).
-    """
-    import torch
-    import transformers
-
-    from harness.model.packing import forward_rows
-
-    mode = attention_mode(model)
-    stack = body(model)
-    vocab = model.get_input_embeddings().weight.shape[0]
-    first, second, other = [3, 4, 5, 6], [3, 4, 5, 7 % vocab], [8 % vocab, 9 % vocab, 10 % vocab]
-    problems = []
-    with torch.no_grad():
-        for pack in (False, True):
-            states = []
-            for row in (first, second):
-                ids = torch.tensor(row + other, device=next(model.parameters()).device)
-                states.append(forward_rows(stack, model.get_input_embeddings()(ids), [4, 3], pack=pack).float())
-            scale = states[0].abs().max().clamp(min=1e-6)
-            head = (states[0][0] - states[1][0]).abs().max() / scale
-            after = (states[0][4:] - states[1][4:]).abs().max() / scale
-            layout = "packed" if pack else "padded"
-            if mode == BIDIRECTIONAL and head <= 1e-4:
-                problems.append(f"{layout}: the first token did not see a later one")
-            if mode == CAUSAL and head > 1e-4:
-                problems.append(f"{layout}: the first token saw a later one")
-            if after > 1e-4:
-                problems.append(f"{layout}: a row saw another row")
-    if problems:
-        raise HarnessError(
-            f"attention: {name} was set to run {mode}, but {'; '.join(problems)} (transformers "
-            f"{transformers.__version__}, attention {getattr(stack.config, '_attn_implementation', None)!r}). "
-            "Its masks are not built as this harness expects; use a transformers version listed in docs/pitfalls.md."
-        )

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
 
 def template_tokens(backbone: Backbone, template: str) -> int:
-    """Tokens the template takes around an empty text, special tokens included."""
-    return len(backbone.tokenizer(template.replace("{text}", ""), add_special_tokens=True)["input_ids"])
+    """Tokens the template takes around its (empty) texts, special tokens included, as the encoder
+    tokenises it (span marks are not text)."""
+    from harness.encoder import PromptTokenizer
+
+    return PromptTokenizer(backbone.tokenizer, template, 2**31 - 1).fixed_tokens
 
 
 def family_note(backbone: Backbone) -> str | None:
@@ -40,13 +43,14 @@ def check_against_backbone(backbone: Backbone, config: RunConfig, options: Metho
         limits.append(("method_args.max_length", options.max_length))
         if options.finetune == "lora":
             lora_targets(backbone, options)
-    template = getattr(options, "template", None)
-    if not isinstance(template, str):
-        return
-    needed = template_tokens(backbone, template) + 1
-    for name, limit in limits:
-        if limit < needed:
-            raise HarnessError(
-                f"{name}={limit} cannot hold the template {template!r}: it takes {needed - 1} tokens "
-                f"of {backbone.spec.name}, so {name} must be at least {needed}."
-            )
+    for side in ("template", "query_template", "document_template"):
+        template = getattr(options, side, None)
+        if not isinstance(template, str) or not template:
+            continue
+        needed = template_tokens(backbone, template) + template.count("{text}")
+        for name, limit in limits:
+            if limit < needed:
+                raise HarnessError(
+                    f"{name}={limit} cannot hold the {side.replace('_', ' ')} {template!r}: it takes {needed - template.count('{text}')} "
+                    f"tokens of {backbone.spec.name}, so {name} must be at least {needed}."
+                )

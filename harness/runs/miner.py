@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import registry
 from harness.errors import HarnessError
+from harness.model.attention_check import attend
 from harness.model.backbones import backbone_spec, load_backbone
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def untrained_miner(method: str, backbone: str, device: str, settings: EncodeSet
     spec = backbone_spec(backbone)
     with console.status("Loading backbone") as status:
         loaded = load_backbone(spec, device, "auto", status)
+    attend(loaded.model, built.attention, f"--backbone {spec.name}")
     built.prepare(loaded)
     described = {"miner": method, "backbone": spec.name, "backbone_source": spec.source, "method_args": dataclasses.asdict(built.config)}
     return built.build_encoder(loaded, settings), described

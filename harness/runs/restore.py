@@ -25,13 +25,12 @@ if TYPE_CHECKING:
 def loaded_backbone(plan: RunPlan, console: Console) -> Backbone:
     """The plan's backbone, loaded under a status line, attending as its method declares (checked
     on the model: a mode that did not take effect is refused before anything is recorded)."""
-    from harness.model.attention import check_attention, set_attention
+    from harness.model.attention_check import attend
     from harness.model.backbones import load_backbone
 
     with console.status("Loading backbone") as status:
         backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
-    set_attention(backbone.model, plan.method.attention)
-    check_attention(backbone.model, f"backbone {plan.backbone.name!r}")
+    attend(backbone.model, plan.method.attention, f"backbone {plan.backbone.name!r}", packed=bool(getattr(plan.method.config, "pack", False)))
     return backbone
 
 

@@ -38,8 +38,10 @@ class TrainConfig(MethodConfig):
     lora_alpha: int = option(32, "LoRA alpha", above=0)
     lora_dropout: float = option(0.05, "LoRA dropout", minimum=0, below=1)
     dropout: float = option(
-        0.0, "attention and hidden-state dropout while training (SimCSE's two views of a text); 0 = the backbone's own (none)",
-        minimum=0, below=1,
+        0.0, "attention dropout while training (SimCSE's two views of a text); 0 = the backbone's own (none)", minimum=0, below=1,
+    )
+    hidden_dropout: float = option(
+        0.0, "dropout of every attention and MLP sublayer's output while training (BERT's hidden dropout); 0 = none", minimum=0, below=1,
     )
     lora_targets: list[str] = option(LORA_TARGETS, LORA_TARGETS_HELP, check=not_empty, rule="not empty")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
@@ -56,7 +58,7 @@ class TrainConfig(MethodConfig):
     eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)", minimum=1)
     keep_best: bool = option(False, "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)")
 
-    unrecorded_at: ClassVar[dict[str, Any]] = {"eval_every": None, "keep_best": False, "dropout": 0.0}
+    unrecorded_at: ClassVar[dict[str, Any]] = {"eval_every": None, "keep_best": False, "dropout": 0.0, "hidden_dropout": 0.0}
 
     def inconsistency(self, prefix: str) -> str | None:
         """Options that are wrong only together (see ``harness.options.check_values``)."""

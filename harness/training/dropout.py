@@ -1,10 +1,11 @@
-"""The house ``dropout`` option: attention and hidden-state dropout while a stage trains.
+"""The house dropout options: attention dropout and hidden dropout while a stage trains.
 
 Decoder LLMs ship with dropout 0 (Llama, Mistral, Qwen, Gemma). SimCSE's two views of one text
-come from dropout alone (Gao et al. 2021; LLM2Vec's SimCSE stage uses 0.3 on attention), so a stage
-that needs it sets ``dropout`` and, for the stage's length only, every attention module drops
-attention weights with that probability and every transformer block's output hidden states are
-dropped too. Both act in training mode only; evaluation never sees them.
+come from dropout alone (Gao et al. 2021). ``dropout`` sets every attention module's dropout on its
+attention weights, as LLM2Vec's SimCSE stage does (0.3); ``hidden_dropout`` also drops the output
+of every attention and MLP sublayer before it joins the residual stream (BERT's hidden dropout,
+which SimCSE's encoders had). Both hold for the stage's length only and act in training mode only;
+evaluation never sees them.
 """
 
 from __future__ import annotations
@@ -14,31 +15,28 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def _blocks(model: Any) -> list[Any]:
-    """The transformer blocks of ``model``'s body (its ``layers`` list)."""
-    layers = getattr(model.get_decoder(), "layers", None)
-    return list(layers) if layers is not None else []
+def _sublayers(model: Any) -> list[Any]:
+    """The attention and MLP sublayers of ``model``'s transformer blocks."""
+    layers = getattr(model.get_decoder(), "layers", None) or []
+    return [part for block in layers for part in (getattr(block, "self_attn", None), getattr(block, "mlp", None)) if part is not None]
 
 
 @contextlib.contextmanager
-def training_dropout(model: Any, p: float) -> Iterator[None]:
-    """Attention and hidden-state dropout of probability ``p`` inside the block (none when 0)."""
+def training_dropout(model: Any, attention: float, hidden: float = 0.0) -> Iterator[None]:
+    """Attention dropout ``attention`` and sublayer-output dropout ``hidden`` inside the block."""
     import torch.nn.functional as F
 
-    if p <= 0:
-        yield
-        return
-    attentions = [m for m in model.modules() if hasattr(m, "attention_dropout") and hasattr(m, "o_proj")]
+    attentions = [m for m in model.modules() if hasattr(m, "attention_dropout") and hasattr(m, "o_proj")] if attention > 0 else []
     before = [m.attention_dropout for m in attentions]
 
     def drop(module: Any, args: Any, output: Any) -> Any:
-        hidden = output[0] if isinstance(output, tuple) else output
-        hidden = F.dropout(hidden, p, training=module.training)
-        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+        if isinstance(output, tuple):
+            return (F.dropout(output[0], hidden, training=module.training), *output[1:])
+        return F.dropout(output, hidden, training=module.training)
 
-    handles = [block.register_forward_hook(drop) for block in _blocks(model)]
+    handles = [part.register_forward_hook(drop) for part in _sublayers(model)] if hidden > 0 else []
     for module in attentions:
-        module.attention_dropout = p
+        module.attention_dropout = attention
     try:
         yield
     finally:

@@ -169,7 +169,7 @@ def _train_stage(
         restore_rng_state(torch.load(found / "rng.pt", weights_only=False))
     run = _StageRun(stage, config, index, examples, start_step, steps)
     with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted, \
-            training_dropout(session.backbone.model, config.dropout):
+            training_dropout(session.backbone.model, config.dropout, config.hidden_dropout):
         samples, tokens = _loop(session, run)
     phase.seconds -= run.dev_seconds
     peak = matmul_peak(device, torch.bfloat16 if bf16_wanted(device, config) else torch.float32)

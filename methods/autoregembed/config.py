@@ -38,7 +38,7 @@ class AutoRegEmbedConfig(TrainConfig):
     instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots", check=_no_text_slot, rule="no {text}")
     document_template: str = option(
         PASSAGE_TEMPLATE + "\n", "template of retrieval and reranking documents before the slots (the authors' passage "
-        "prompt; '' = the STS template, which queries and symmetric tasks read)", check=text_slot_once_or_empty, rule="'' or {text} once",
+        "prompt; '' = the STS template, which queries and symmetric tasks read)", check=text_slot_once_or_empty, rule="'' or {text} once, no span",
     )
     beta: float = option(0.1, "CDA beta (scale of log-probability differences)", above=0)
     tau: float = option(0.1, "CDA temperature", above=0)

@@ -304,3 +304,15 @@ def test_the_size_cap_evicts_the_oldest_entries(tmp_path):
     assert 0 < len(kept) < 2000 and "t1999" in kept and "t0" not in kept
     assert min(int(text[1:]) for text in kept) == 2000 - len(kept)  # the newest are the ones kept
     assert cache.store.volume() <= cap
+
+
+def test_the_pooled_span_is_part_of_the_key():
+    method = _method()
+    keys = {
+        fingerprint(_encoder(template=template, document_template=document), method, "untrained-mean")
+        for template, document in [
+            ("{text} again {text}", None), ("{text} again {pool}{text}{/pool}", None),
+            ("{pool}{text}{/pool} again {text}", None), ("{text} again {pool}{text}{/pool}", "{pool}{text}{/pool}"),
+        ]
+    }
+    assert None not in keys and len(keys) == 4

@@ -256,9 +256,9 @@ def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):
     seen: list[tuple[str | None, list[int]]] = []
 
     class Recording(PooledEncoder):
-        def embed_batch(self, input_ids, attention_mask):
-            seen.extend((self.side, row[mask.bool()].tolist()) for row, mask in zip(input_ids, attention_mask))
-            return super().embed_batch(input_ids, attention_mask)
+        def embed_rows(self, rows):
+            seen.extend((self.side, list(row)) for row in rows)
+            return super().embed_rows(rows)
 
         def encode(self, texts, *, prompt_type=None):
             self.side = prompt_type

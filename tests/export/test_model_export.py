@@ -78,7 +78,13 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
     adapter_is_the_merged_model(tiny_llama_dir, out)
     spec = json.loads((out / "harness-encoder.json").read_text())
     assert spec["kind"] == ("slots" if method == "autoregembed" else "pooled") and spec["run_id"] == 1
-    assert (out / "modules.json").exists() == (method != "autoregembed")  # sentence-transformers: pooling methods
+    modules = json.loads((out / "modules.json").read_text())  # sentence-transformers: its own modules, or the harness's
+    assert (modules[0]["type"] == "harness.export.sentence_transformers.HarnessModule") == (method == "autoregembed")
+    if method == "autoregembed":  # the slots, through the harness module
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(str(out), device="cpu", trust_remote_code=True)
+        np.testing.assert_allclose(st.encode(TEXTS), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("pooling,template", [

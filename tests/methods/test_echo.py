@@ -129,3 +129,29 @@ def test_an_echo_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, s
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     assert "{{ messages[0]['content'] }}" in (out / "chat_template.jinja").read_text()  # the text twice, marks gone
     assert (out / "chat_template.jinja").read_text().count("messages[0]['content']") == 4  # two sides, two copies each
+
+
+def test_a_text_of_no_tokens_reads_eos():
+    tokenizer = FAMILIES["qwen2"].tokenizer()  # adds no special token
+    assert PromptTokenizer(tokenizer, "{text}", 16)([""]) == [[tokenizer.eos_token_id]]
+    assert PromptTokenizer(tokenizer, "{pool}{text}{/pool}", 16)([""]) == [[tokenizer.eos_token_id]]
+
+
+def test_a_max_length_that_cannot_hold_both_copies_is_refused_before_recording(tmp_path, tiny_llama_dir, small_sts_file):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    from transformers import AutoTokenizer
+
+    template = "the cat sat on the mat and {text} then the dog ran in the park : {pool}{text}{/pool}"
+    fixed = PromptTokenizer(AutoTokenizer.from_pretrained(tiny_llama_dir), template, 512).fixed_tokens
+    assert fixed == 15
+    db = tmp_path / "h.db"
+    args = ["run", "--method", "echo", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db),
+            "--set", f"method_args.template='{template}'", "--set", f"max_length={fixed + 1}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and f"must be at least {fixed + 2}" in " ".join(result.output.split())
+    assert not db.exists()
+    args[-1] = f"max_length={fixed + 2}"
+    assert CliRunner().invoke(app, args).exit_code == 0

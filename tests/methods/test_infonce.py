@@ -75,3 +75,17 @@ def test_options_that_leave_no_negative_or_cannot_run_gradcache_are_refused():
     with pytest.raises(HarnessError, match="mini_batch .GradCache. re-runs the model inside backward.*fsdp"):
         InfoNCE(InfoNCEConfig(mini_batch=4, sharding="fsdp", finetune="full")).check_inputs("offline", 0)
     InfoNCE(InfoNCEConfig(mini_batch=4)).check_inputs("offline", 0)
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_the_training_path_gives_the_encoders_vectors(pack):
+    """InfoNCE embeds what it trains through the encoder's own function: the same vectors, padded
+    or packed, for a template whose pooled span is the text alone."""
+    model, tokenizer = make_tiny_llama(0).eval(), make_tokenizer()
+    template = "q : {pool}{text}{/pool} !"
+    config = InfoNCEConfig(template=template, max_length=32, pack=pack)
+    texts = [t.query for t in BATCH] + [t.pos for t in BATCH]
+    with torch.no_grad():
+        trained = ContrastiveStage.embed(model, ContrastiveStage.rows(tokenizer, texts, config), config).numpy()
+    encoded = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(max_length=32), template=template).encode(texts)
+    np.testing.assert_allclose(trained, encoded / np.linalg.norm(encoded, axis=1, keepdims=True), atol=1e-5)

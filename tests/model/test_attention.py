@@ -8,7 +8,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.model import attention
-from harness.model.attention import attention_mode, check_attention, set_attention
+from harness.model.attention import attention_mode, set_attention
+from harness.model.attention_check import check_attention
 from harness.model.packing import forward_rows
 from tests.families import FAMILIES
 
@@ -69,8 +70,21 @@ def test_the_guard_fails_when_rows_see_each_other(monkeypatch):
 
     monkeypatch.setattr(attention, "bidirectional_mask", one_segment)
     set_attention(model, "bidirectional")
-    with pytest.raises(HarnessError, match="a row saw another row"):
+    with pytest.raises(HarnessError, match="a row saw another row or padding"):
         check_attention(model, "llama")
+
+
+def test_the_guard_fails_when_padding_leaks(monkeypatch):
+    model = FAMILIES["qwen2"].model()
+    original = attention.bidirectional_mask
+
+    def pads_are_real(padding, *rest):
+        return original(None if padding is None else torch.ones_like(padding), *rest)
+
+    monkeypatch.setattr(attention, "bidirectional_mask", pads_are_real)
+    set_attention(model, "bidirectional")
+    with pytest.raises(HarnessError, match="padded: a row saw another row or padding"):
+        check_attention(model, "qwen2")
 
 
 def test_the_guard_fails_when_causal_attention_is_not_causal():

@@ -130,11 +130,13 @@ def test_run_option_values(name, value):
 
 
 def _template(draw_text: str) -> bool:
-    return draw_text.count("{text}") == 1
+    from harness.options import template_problem
+
+    return template_problem(draw_text) is None
 
 
 @settings(max_examples=60, **FAST)
-@given(st.sampled_from(["untrained-mean", "prompteol", "infonce"]), st.one_of(st.text(max_size=20), st.sampled_from(["{tex}", "{text}{text}", "", "Q: {text}"])))
+@given(st.sampled_from(["untrained-mean", "prompteol", "infonce"]), st.one_of(st.text(max_size=20), st.sampled_from(["{tex}", "{text}{text}", "", "Q: {text}", "{pool}{text}", "{text}{/pool}{pool}", "{pool}{text}{/pool}"])))
 def test_templates(method, template):
     TRIED["templates"] += 1
     if _template(template):
