@@ -74,6 +74,14 @@ def text_span(template: str) -> str:
     return f"{head}{POOL_START}{TEXT_SLOT}{POOL_END}{tail}"
 
 
+def encoder_templates(template: str, document: str, query: str, *, text_only: bool) -> dict[str, str | None]:
+    """A pooled encoder's three templates from a method's options ('' = the symmetric template
+    stands in), each pooling the text's own tokens where ``text_only``."""
+    span = text_span if text_only else (lambda t: t)
+    return {"template": span(template), "document_template": span(document) if document else None,
+            "query_template": span(query) if query else None}
+
+
 def plain_template(template: str) -> str:
     """``template`` without its span marks (what a text reads like)."""
     return template.replace(POOL_START, "").replace(POOL_END, "")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.options import bounds_of, option
 
-__all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option"]
+__all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option", "set_only"]
 
 if TYPE_CHECKING:
     from harness.model.attention import Attention
@@ -51,6 +51,11 @@ class MethodConfig:
                 default = None
             rows.append((f.name, default, f.metadata.get("help", ""), bounds_of(f).describe()))
         return rows
+
+
+def set_only(**options: Any) -> dict[str, Any]:
+    """A stage's ``overrides`` from its own options: those given a value (0 means: the method's)."""
+    return {name: value for name, value in options.items() if value}
 
 
 class Stage(Protocol):

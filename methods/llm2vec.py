@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.method import Method, option
+from harness.method import Method, option, set_only
 from harness.options import template_option
 from methods.infonce import ContrastiveStage, InfoNCEConfig, infonce_loss
 
@@ -69,10 +69,6 @@ class LLM2VecConfig(InfoNCEConfig):
         return super().inconsistency(prefix)
 
 
-def _set(**options: Any) -> dict[str, Any]:
-    return {name: value for name, value in options.items() if value}
-
-
 class MNTPStage:
     """Masked next-token prediction on plain texts, under bidirectional attention."""
 
@@ -80,7 +76,7 @@ class MNTPStage:
     data_kind = "texts"
 
     def __init__(self, config: LLM2VecConfig) -> None:
-        self.overrides = {**_set(steps=config.mntp_steps), "lr": config.mntp_lr}
+        self.overrides = {**set_only(steps=config.mntp_steps), "lr": config.mntp_lr}
 
     def examples(self, source: str, seed: int) -> Sequence[str]:
         from harness.data.texts import load_texts
@@ -157,7 +153,7 @@ class SimCSEStage(ContrastiveStage):
     data_kind = "texts"
 
     def __init__(self, config: LLM2VecConfig) -> None:
-        self.overrides = {**_set(steps=config.simcse_steps), "lr": config.simcse_lr, "dropout": config.simcse_dropout}
+        self.overrides = {**set_only(steps=config.simcse_steps), "lr": config.simcse_lr, "dropout": config.simcse_dropout}
 
     def examples(self, source: str, seed: int) -> Sequence[str]:
         from harness.data.texts import load_texts
@@ -181,7 +177,7 @@ class SupervisedStage(ContrastiveStage):
     name = "supervised"
 
     def __init__(self, config: LLM2VecConfig) -> None:
-        self.overrides = {**_set(steps=config.supervised_steps), "lr": config.supervised_lr}
+        self.overrides = {**set_only(steps=config.supervised_steps), "lr": config.supervised_lr}
 
 
 class LLM2Vec(Method):
@@ -196,13 +192,11 @@ class LLM2Vec(Method):
         return [table[name](self.config) for name in self.config.stages]
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder, text_span
+        from harness.encoder import PooledEncoder, encoder_templates
 
-        span = text_span if self.config.pool_text_only else (lambda template: template)
-        side = lambda template: span(template) if template else None  # noqa: E731
+        c = self.config
         return PooledEncoder(
-            backbone.model, backbone.tokenizer, pooling=self.config.pooling, settings=settings,
-            template=span(self.config.template), document_template=side(self.config.document_template),
-            query_template=side(self.config.query_template),
+            backbone.model, backbone.tokenizer, pooling=c.pooling, settings=settings,
+            **encoder_templates(c.template, c.document_template, c.query_template, text_only=c.pool_text_only),
         )
 

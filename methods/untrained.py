@@ -58,14 +58,10 @@ class _Untrained(Method):
 
     def templates(self) -> dict[str, str | None]:
         """The three templates as the encoder reads them (spans on the text where asked)."""
-        from harness.encoder import text_span
+        from harness.encoder import encoder_templates
 
-        span = text_span if getattr(self.config, "pool_text_only", False) else (lambda template: template)
-        return {
-            "template": span(self.config.template),
-            "document_template": span(self.config.document_template) if self.config.document_template else None,
-            "query_template": span(self.config.query_template) if self.config.query_template else None,
-        }
+        c = self.config
+        return encoder_templates(c.template, c.document_template, c.query_template, text_only=getattr(c, "pool_text_only", False))
 
 
 class UntrainedMean(_Untrained):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from harness.method import set_only
 from harness.training.distributed import mean_across_ranks
 from methods.autoregembed.config import PROMPTED_TEMPLATE, AutoRegEmbedConfig
 from methods.autoregembed.data import CDAExample, ICExample, ic_examples, split_held_out
@@ -43,11 +44,6 @@ class SlotStage:
     def targets(self, tokenizer: Any, texts: Sequence[str], config: AutoRegEmbedConfig) -> list[list[int]]:
         rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [row[: config.max_length - 1] + [tokenizer.eos_token_id] for row in rows]
-
-
-def set_only(**options: Any) -> dict[str, Any]:
-    """The options given a value (a stage's 0 means: the method's own)."""
-    return {name: value for name, value in options.items() if value}
 
 
 class ICStage(SlotStage):
