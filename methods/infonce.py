@@ -2,7 +2,7 @@
 negative, optionally every other document of the global batch as further negatives.
 
 Temperature: 0.05 by default. The paper grid-searched it and its code defaults to 0.02; 0.05 is the
-SimCSE value and was the best of a small probe on SmolLM2 here (../shared/docs notes). Change it
+SimCSE value and was the best of a small probe on SmolLM2 here (docs/results.md). Change it
 with ``--set method_args.temperature=0.02``.
 """
 

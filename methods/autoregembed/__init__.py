@@ -1,5 +1,5 @@
 """AutoRegEmbed (Deng et al., EMNLP 2025): embeddings trained by information compression (IC) and
-conditional distribution alignment (CDA). See ../shared/docs/autoregembed.md for the method.
+conditional distribution alignment (CDA). See docs/autoregembed.md for the method.
 
 Embedding: ``[BOS?] text "\\n" instruction "\\n"`` followed by k learned compression slots; the
 last-layer states at the slots are the compressed tokens E (k x d); their mean, L2-normalised, is the
