@@ -1,6 +1,13 @@
 """InfoNCE contrastive baselines (the paper's -L / -M rows): one query, its positive, its hard
 negative, optionally every other document of the global batch as further negatives.
 
+The improved contrastive loss (GTE, Li et al. 2023, arXiv 2308.03281; Qwen3-Embedding, Zhang et
+al. 2025, arXiv 2506.05176) comes as options, each off by default: the batch's other queries and
+other documents as further negatives in the denominator, a mask on negatives scoring above the
+positive by a margin (Qwen3's false-negative mask), and the document-to-query direction (as
+sentence-transformers' ``MultipleNegativesSymmetricRankingLoss``). Matryoshka dims
+(``matryoshka_dims``) wrap whichever loss a contrastive stage computes.
+
 Temperature: 0.05 by default. The paper grid-searched it and its code defaults to 0.02; 0.05 is the
 SimCSE value and was the best of a small probe on SmolLM2 here (docs/results.md). Change it
 with ``--set method_args.temperature=0.02``.
@@ -35,6 +42,22 @@ class InfoNCEConfig(TrainConfig):
         "each chunk (the gradients of the whole batch in the memory of a chunk); 0 = off", minimum=0,
     )
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
+    query_negatives: bool = option(False, "the batch's other queries are further negatives of each query (GTE, Qwen3-Embedding; needs in_batch)")
+    document_negatives: bool = option(
+        False, "the batch's other documents, scored against a query's positive, are further negatives of it (GTE, Qwen3-Embedding; needs in_batch)",
+    )
+    false_negative_margin: float | None = option(
+        None, "leave out a negative whose cosine exceeds the positive's by more than this (Qwen3-Embedding: 0.1); None = off", minimum=0,
+    )
+    symmetric: bool = option(
+        False, "also each positive picks its query among the batch's queries; the two directions averaged "
+        "(sentence-transformers' MultipleNegativesSymmetricRankingLoss; needs in_batch)",
+    )
+    matryoshka_dims: list[int] = option(
+        [], "Matryoshka: the loss summed over the embedding's first N dims for each N (e.g. [64, 128, 256, 576]); [] = off",
+        minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
+    )
+    matryoshka_weights: list[float] = option([], "Matryoshka: one weight per dim ([] = 1 each)", minimum=0)
     template: str = template_option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)")
     document_template: str = side_template_option(
         "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)",
@@ -43,36 +66,87 @@ class InfoNCEConfig(TrainConfig):
         "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
     )
 
-    unrecorded_at: ClassVar[dict[str, Any]] = {**TrainConfig.unrecorded_at, "hard_negatives": True, "mini_batch": 0}
+    unrecorded_at: ClassVar[dict[str, Any]] = {
+        **TrainConfig.unrecorded_at, "hard_negatives": True, "mini_batch": 0, "query_negatives": False, "document_negatives": False,
+        "false_negative_margin": None, "symmetric": False, "matryoshka_dims": [], "matryoshka_weights": [],
+    }
 
     def inconsistency(self, prefix: str) -> str | None:
         if not self.in_batch and not self.hard_negatives:
             return f"{prefix}in_batch=false and {prefix}hard_negatives=false leave a query no negative; keep one of them"
+        needs_batch = [name for name in ("query_negatives", "document_negatives", "symmetric") if getattr(self, name)]
+        if needs_batch and not self.in_batch:
+            return f"{prefix}{needs_batch[0]}=true scores the batch's other texts, which {prefix}in_batch=false leaves out"
+        if self.matryoshka_weights and len(self.matryoshka_weights) != len(self.matryoshka_dims):
+            return f"{prefix}matryoshka_weights={self.matryoshka_weights} needs one weight per {prefix}matryoshka_dims={self.matryoshka_dims}"
         return super().inconsistency(prefix)
 
+    def loss_options(self) -> LossOptions:
+        return LossOptions(self.temperature, self.in_batch, self.query_negatives, self.document_negatives,
+                           self.false_negative_margin, self.symmetric)
 
-def infonce_loss(
-    query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, temperature: float, in_batch: bool
-) -> torch.Tensor:
+
+@dataclass(frozen=True)
+class LossOptions:
+    """What :func:`infonce_loss` computes; the defaults are the plain loss."""
+
+    temperature: float = 0.05
+    in_batch: bool = True
+    query_negatives: bool = False
+    document_negatives: bool = False
+    false_negative_margin: float | None = None
+    symmetric: bool = False
+
+
+def infonce_loss(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, options: LossOptions) -> torch.Tensor:
     """Cross-entropy of each query picking its positive; inputs are L2-normalised embeddings.
 
-    Hard-negative only: candidates are (positive, negative). In-batch: candidates are all positives
-    and negatives (``neg`` None: positives only) gathered from every rank (rank order), the query's
-    positive at ``rank*B + i``.
+    Hard-negative only (``in_batch`` false): candidates are (positive, negative). In-batch: the
+    candidates are all positives and negatives (``neg`` None: positives only) gathered from every
+    rank (rank order), the query's positive at ``rank*B + i``; ``query_negatives`` adds the other
+    queries, ``document_negatives`` the other documents scored against the query's positive, to
+    its denominator. ``false_negative_margin`` drops every negative whose cosine exceeds the
+    positive's by more than the margin. ``symmetric`` averages in the positive-to-query direction.
     """
     import torch
     import torch.nn.functional as F
 
     from harness.training.distributed import gather_with_grad, world
 
-    if in_batch:
-        docs = torch.cat([gather_with_grad(pos)] + ([gather_with_grad(neg)] if neg is not None else []))
-        scores = query @ docs.T / temperature
-        labels = torch.arange(query.shape[0], device=query.device) + world().rank * query.shape[0]
-    else:
-        scores = torch.stack([(query * pos).sum(-1), (query * neg).sum(-1)], dim=1) / temperature
-        labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
-    return F.cross_entropy(scores, labels)
+    o = options
+    if not o.in_batch:
+        scores = torch.stack([(query * pos).sum(-1), (query * neg).sum(-1)], dim=1)
+        return F.cross_entropy(_masked(scores, torch.zeros_like(scores, dtype=torch.bool), 0, o) / o.temperature,
+                               torch.zeros(query.shape[0], dtype=torch.long, device=query.device))
+    own = torch.arange(query.shape[0], device=query.device) + world().rank * query.shape[0]
+    docs = torch.cat([gather_with_grad(pos)] + ([gather_with_grad(neg)] if neg is not None else []))
+    queries = gather_with_grad(query) if o.query_negatives or o.symmetric else None
+    blocks, excluded = [query @ docs.T], [torch.zeros(len(own), len(docs), dtype=torch.bool, device=query.device)]
+    if o.query_negatives:
+        blocks.append(query @ queries.T)
+        excluded.append(F.one_hot(own, len(queries)).bool())  # a query is not its own negative
+    if o.document_negatives:
+        blocks.append(pos @ docs.T)
+        excluded.append(F.one_hot(own, len(docs)).bool())  # nor is the positive
+    scores = _masked(torch.cat(blocks, dim=1), torch.cat(excluded, dim=1), own, o)
+    loss = F.cross_entropy(scores / o.temperature, own)
+    if o.symmetric:
+        back = _masked(pos @ queries.T, torch.zeros(len(own), len(queries), dtype=torch.bool, device=query.device), own, o)
+        loss = (loss + F.cross_entropy(back / o.temperature, own)) / 2
+    return loss
+
+
+def _masked(scores: torch.Tensor, excluded: torch.Tensor, label: torch.Tensor | int, options: LossOptions) -> torch.Tensor:
+    """Cosine ``scores`` with excluded entries, and (under a margin) false negatives, set to -inf;
+    the label column (each row's positive) is never dropped."""
+    import torch
+
+    if options.false_negative_margin is not None:
+        rows = torch.arange(scores.shape[0], device=scores.device)
+        positive = scores[rows, label].unsqueeze(1)
+        excluded = excluded | (scores > positive + options.false_negative_margin)
+        excluded[rows, label] = False
+    return scores.masked_fill(excluded, float("-inf"))
 
 
 class ContrastiveStage:
@@ -89,7 +163,7 @@ class ContrastiveStage:
         sides = [[t.query for t in batch], [t.pos for t in batch]] + ([[t.neg for t in batch]] if config.hard_negatives else [])
         rows = self.rows(tokenizer, [text for side in sides for text in side], config)
         query, pos, *neg = self.embed(model, rows, config).split(len(batch))
-        return self.loss_from_embeddings(query, pos, neg[0] if neg else None, config), sum(len(row) for row in rows)
+        return self.objective(query, pos, neg[0] if neg else None, config), sum(len(row) for row in rows)
 
     @staticmethod
     def rows(tokenizer: Any, texts: Sequence[str], config: InfoNCEConfig) -> list[Any]:
@@ -117,8 +191,19 @@ class ContrastiveStage:
 
     @staticmethod
     def loss_from_embeddings(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
-        """The loss of embedded sides alone (loss wrappers compose here)."""
-        return infonce_loss(query, pos, neg, config.temperature, config.in_batch)
+        """The loss of embedded sides alone."""
+        return infonce_loss(query, pos, neg, config.loss_options())
+
+    def objective(self, query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
+        """``loss_from_embeddings`` under the config's loss wrappers (Matryoshka dims)."""
+        from harness.training.losses import matryoshka_loss
+
+        def loss(*sides: torch.Tensor | None) -> torch.Tensor:
+            return self.loss_from_embeddings(*sides, config)
+
+        if config.matryoshka_dims:
+            return matryoshka_loss(loss, (query, pos, neg), config.matryoshka_dims, config.matryoshka_weights)
+        return loss(query, pos, neg)
 
 
 class InfoNCE(Method):

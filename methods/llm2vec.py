@@ -27,6 +27,7 @@ classes, and is checked on the loaded backbone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -163,12 +164,13 @@ class SimCSEStage(ContrastiveStage):
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[str], config: LLM2VecConfig) -> tuple[Any, int]:
         rows = self.rows(tokenizer, [*batch, *batch], config)
         first, second = self.embed(model, rows, config).split(len(batch))
-        return self.loss_from_embeddings(first, second, None, config), sum(len(row) for row in rows)
+        return self.objective(first, second, None, config), sum(len(row) for row in rows)
 
     @staticmethod
     def loss_from_embeddings(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
-        """Each first view picks its own second view among every text's second view."""
-        return infonce_loss(query, pos, None, config.temperature, in_batch=True)
+        """Each first view picks its own second view among every text's second view (under the
+        config's loss options; in-batch whatever ``in_batch`` says, as SimCSE has no hard negative)."""
+        return infonce_loss(query, pos, None, dataclasses.replace(config.loss_options(), in_batch=True))
 
 
 class SupervisedStage(ContrastiveStage):

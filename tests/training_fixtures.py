@@ -118,15 +118,18 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
 
 #: (pooling, hard_negatives) of the GradCache equality tests, one and two processes
 GRAD_CACHE_CASES = [("mean", True), ("mean", False), ("last", True), ("last", False)]
+# every loss option and Matryoshka dims at once: the wrappers compose with GradCache and the gathers
+IMPROVED_LOSS = {"query_negatives": True, "document_negatives": True, "symmetric": True, "false_negative_margin": 0.1,
+                 "matryoshka_dims": [8, 16, 32], "matryoshka_weights": [1.0, 0.5, 0.25]}
 
 
 def contrastive_grads(
     triplets, *, pooling: str, hard_negatives: bool, mini_batch: int = 0, dropout: float = 0.0, seed: int = 0,
-    checkpointing: bool = False,
+    checkpointing: bool = False, **options,
 ):
     """(loss, trainable gradients) of one InfoNCE step with in-batch negatives on ``triplets``
     (gradients averaged over ranks when a process group is up); dropout masks drawn from ``seed``;
-    ``checkpointing``: the loop's activation checkpointing on."""
+    ``checkpointing``: the loop's activation checkpointing on; ``options``: more InfoNCE options."""
     import torch
 
     from harness.training import distributed
@@ -137,7 +140,7 @@ def contrastive_grads(
         enable_checkpointing(model, lora=True)
     model.train(dropout > 0 or checkpointing)
     stage, config = stage_for(
-        in_batch=True, batch_size=len(triplets), pooling=pooling, hard_negatives=hard_negatives, mini_batch=mini_batch,
+        in_batch=True, batch_size=len(triplets), pooling=pooling, hard_negatives=hard_negatives, mini_batch=mini_batch, **options,
     )
     torch.manual_seed(seed)
     loss, _ = stage.loss(model, tokenizer, triplets, config)

@@ -9,7 +9,7 @@ import torch
 
 from harness.training.grad_cache import cached_embeddings
 from tests.training.test_distributed import torchrun
-from tests.training_fixtures import GRAD_CACHE_CASES, TRIPLETS, contrastive_grads
+from tests.training_fixtures import GRAD_CACHE_CASES, IMPROVED_LOSS, TRIPLETS, contrastive_grads
 
 SCRIPT = Path(__file__).with_name("dist_grad_cache.py")
 
@@ -28,6 +28,17 @@ def test_one_process_gives_the_plain_gradients(pooling, hard_negatives, mini_bat
     loss, grads = contrastive_grads(TRIPLETS, pooling=pooling, hard_negatives=hard_negatives, mini_batch=mini_batch)
     plain_loss, plain = contrastive_grads(TRIPLETS, pooling=pooling, hard_negatives=hard_negatives)
     assert loss == pytest.approx(plain_loss, abs=1e-6)
+    assert_same_grads(grads, plain)
+
+
+@pytest.mark.parametrize("mini_batch", [1, 5])
+def test_matryoshka_dims_and_the_improved_loss_under_gradcache_give_the_plain_gradients(mini_batch):
+    """The loss wrappers act on the embeddings GradCache returns: one summed gradient per text,
+    each chunk re-run once, the gradients of the uncached loss."""
+    loss, grads = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=mini_batch, **IMPROVED_LOSS)
+    plain_loss, plain = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, **IMPROVED_LOSS)
+    bare_loss, _ = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True)
+    assert loss == pytest.approx(plain_loss, abs=1e-6) and abs(plain_loss - bare_loss) > 1e-3
     assert_same_grads(grads, plain)
 
 
@@ -92,6 +103,9 @@ def test_two_processes_give_the_gradients_of_one_process_with_the_whole_batch(tm
         loss, plain = contrastive_grads(TRIPLETS, pooling=pooling, hard_negatives=hard)
         assert got[f"{pooling}-{hard}"]["loss"] == pytest.approx(loss, abs=1e-5), (pooling, hard)
         assert_same_grads(got[f"{pooling}-{hard}"]["grads"], plain)
+    loss, plain = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, **IMPROVED_LOSS)
+    assert got["improved"]["loss"] == pytest.approx(loss, abs=1e-5)
+    assert_same_grads(got["improved"]["grads"], plain)
 
 
 def test_the_flop_meter_counts_a_cached_step_as_the_plain_one():
