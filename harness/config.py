@@ -57,6 +57,10 @@ class RunConfig:
     max_length: int = option(512, "tokens per text when encoding, template included; the text is cut, never the template (training: method_args.max_length)", minimum=8, maximum=1048576)
     limit: int | None = option(None, "evaluate on the first N items of each task split: a quick check, never ranked with full runs", minimum=1)
     instructions: bool = option(False, "e5 style: each task's mteb instruction before its queries and symmetric texts ('Instruct: ...\\nQuery: TEXT', then the template); documents stay bare")
+    dims: list[int] = option(
+        [], "also score each task on the vectors' first N dims, re-normalised, for each N (Matryoshka evaluation; one encoding serves all)",
+        minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
+    )
     dev_tasks: list[str] = option([], "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores")
     train_data: str = option("offline", "triplet/NLI file, a hub set (all-nli, simcse-nli) or offline")
     method_args: dict[str, Any] = option({}, "the method's own options (harness methods)")

@@ -51,6 +51,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "scores": {
         "task": "mteb task name",
+        "dim": "the vectors' first N dims the score is for (harness run --dims); 0: whole vectors, which every canned query reads",
         "task_version": "which data the score was computed on: mteb's dataset revision (a task file: 12 hex digits of its sha256); empty: unknown",
         "task_type": "mteb's type of the task (STS, Retrieval, Reranking, PairClassification, ...): compare and leaderboard show a mean per type; empty: unknown",
         "main_metric": "the task's main metric, e.g. cosine_spearman",
@@ -89,7 +90,7 @@ COLUMNS: dict[str, dict[str, str]] = {
 
 TABLES = {
     "runs": "One row per harness run: what was asked, where it ran, how it ended.",
-    "scores": "One row per (run, task): mteb's main score and its details.",
+    "scores": "One row per (run, task, dim): mteb's main score and its details.",
     "timings": "One row per phase of a run: time, tokens, memory, throughput and MFU.",
     "metrics": "One row per optimiser step of a training stage (loss curves).",
     "diagnostics": "Numbers a training stage measured on held-out data when it ended.",
@@ -108,7 +109,7 @@ QUERIES: dict[str, dict[str, str]] = {
         "(quick checks, run with --limit, left out); filter by task set with task_spec (empty: all).",
         "sql": """SELECT r.id AS run, r.method, r.backbone, r.task_spec, COUNT(s.id) AS tasks,
        ROUND(100 * AVG(s.main_score), 2) AS mean_x100, r.config_hash
-FROM runs r JOIN scores s ON s.run_id = r.id
+FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0
 WHERE r.status = 'finished' AND (:task_spec = '' OR r.task_spec = :task_spec)
   AND json_extract(r.config, '$.limit') IS NULL
 GROUP BY r.id ORDER BY mean_x100 DESC""",
@@ -117,7 +118,7 @@ GROUP BY r.id ORDER BY mean_x100 DESC""",
         "title": "Compare runs",
         "description": "Main scores (x100) of chosen runs, one row per task and run; runs as a comma-separated list, e.g. 3,7,9.",
         "sql": f"""SELECT {TASK} AS task, r.id AS run, r.method, r.backbone, s.main_metric, ROUND(100 * s.main_score, 2) AS score_x100
-FROM runs r JOIN scores s ON s.run_id = r.id
+FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0
 WHERE ',' || REPLACE(:runs, ' ', '') || ',' LIKE '%,' || r.id || ',%'
 ORDER BY 1, r.id""",
     },
@@ -130,7 +131,7 @@ ORDER BY 1, r.id""",
        CASE WHEN COUNT(*) > 1 THEN ROUND(100 * sqrt(MAX(0, (SUM(s.main_score * s.main_score)
             - COUNT(*) * AVG(s.main_score) * AVG(s.main_score)) / (COUNT(*) - 1))), 2) END AS std_x100,
        GROUP_CONCAT(r.seed) AS seed_list
-FROM runs r JOIN scores s ON s.run_id = r.id
+FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0
 WHERE r.status = 'finished'
 GROUP BY r.config_hash, s.task, s.task_version ORDER BY r.method, r.config_hash, 4""",
     },
@@ -173,7 +174,7 @@ def _charts(db: str) -> dict[str, Any]:
     return {
         "scores": chart(
             "Main score (x100) by task, per run (method / backbone)",
-            f"SELECT {label} AS run, {TASK} AS task, ROUND(100 * s.main_score, 2) AS score FROM runs r JOIN scores s ON s.run_id = r.id WHERE TRUE {FILTERED} ORDER BY r.id",
+            f"SELECT {label} AS run, {TASK} AS task, ROUND(100 * s.main_score, 2) AS score FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0 WHERE TRUE {FILTERED} ORDER BY r.id",
             {"mark": {"type": "bar", "tooltip": True}, "encoding": {
                 "x": {"field": "task", "type": "nominal"}, "xOffset": {"field": "run"},
                 "y": {"field": "score", "type": "quantitative"}, "color": {"field": "run", "type": "nominal"}}},
@@ -205,7 +206,7 @@ def _charts(db: str) -> dict[str, Any]:
         "size": chart(
             "Mean score (x100) against model size",
             "SELECT '#' || r.id AS run, r.method, r.n_parameters, r.trainable_parameters, ROUND(100 * AVG(s.main_score), 2) AS mean_score "
-            f"FROM runs r JOIN scores s ON s.run_id = r.id WHERE r.n_parameters IS NOT NULL {FILTERED} GROUP BY r.id",
+            f"FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0 WHERE r.n_parameters IS NOT NULL {FILTERED} GROUP BY r.id",
             {"mark": {"type": "point", "filled": True, "size": 80, "tooltip": True}, "encoding": {
                 "x": {"field": "n_parameters", "type": "quantitative", "scale": {"type": "log"}},
                 "y": {"field": "mean_score", "type": "quantitative"}, "color": {"field": "method", "type": "nominal"}}},
@@ -261,12 +262,12 @@ class _SqrtPlugin:
 HOME_COLUMNS = ("run", "status", "method", "backbone", "task_spec", "mean_x100", *HEADERS, "started")
 HOME_SQL = f"""SELECT r.id, r.status, r.method, r.backbone, r.task_spec, ROUND(100 * AVG(s.main_score), 2),
        datetime(r.started_at, 'unixepoch') || ' UTC'
-FROM runs r LEFT JOIN scores s ON s.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT {HOME_RUNS}"""
+FROM runs r LEFT JOIN scores s ON s.run_id = r.id AND s.dim = 0 GROUP BY r.id ORDER BY r.id DESC LIMIT {HOME_RUNS}"""
 # what leaderboard.efficiency reads for the runs listed ({ids}), as RunReads.evaluation_costs reads it
 COST_SQL = """SELECT r.id, r.n_parameters, r.embed_dim, t.phase, t.seconds, t.items, t.tokens, t.peak_memory_bytes, t.details
 FROM runs r LEFT JOIN timings t ON t.run_id = r.id AND t.phase LIKE '""" + EVALUATE + """%'
 WHERE r.id IN ({ids}) ORDER BY r.id, t.id"""
-SCORED_SQL = "SELECT run_id, task FROM scores WHERE run_id IN ({ids}) ORDER BY id"
+SCORED_SQL = "SELECT run_id, task FROM scores WHERE run_id IN ({ids}) AND dim = 0 ORDER BY id"
 
 
 def home_rows(runs: list[tuple], costs: list[tuple], scored: list[tuple]) -> list[tuple]:

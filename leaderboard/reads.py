@@ -41,19 +41,27 @@ class RunReads:
             raise LeaderboardError(f"no run {run_id} in {self.location}.")
         return run
 
-    def task_results(self, run_id: int) -> dict[str, dict | None]:
-        """Task -> mteb's TaskResult as recorded (None for rows written before schema v5)."""
+    def task_results(self, run_id: int, dim: int = 0) -> dict[str, dict | None]:
+        """Task -> mteb's TaskResult as recorded (None for rows written before schema v5), of the
+        whole embedding (``dim`` 0) or its first ``dim`` dims."""
         with self._session(write=False) as session:
-            rows = session.execute(select(Score.task, Score.task_result).where(Score.run_id == run_id).order_by(Score.id))
+            rows = session.execute(
+                select(Score.task, Score.task_result).where(Score.run_id == run_id, Score.dim == dim).order_by(Score.id)
+            )
             return {task: result for task, result in rows}
 
-    def score_items(self, run_ids: Sequence[int]) -> dict[int, dict[str, dict | None]]:
+    def score_dims(self, run_id: int) -> list[int]:
+        """The dims the run has scores at, 0 (whole vectors) first."""
+        with self._session(write=False) as session:
+            return sorted(session.scalars(select(Score.dim).where(Score.run_id == run_id).distinct()))
+
+    def score_items(self, run_ids: Sequence[int], dim: int = 0) -> dict[int, dict[str, dict | None]]:
         """Each run's per-item results by task (``leaderboard.intervals``; None: recorded before
-        they were kept), in one query."""
+        they were kept) at ``dim`` (0: the whole embedding), in one query."""
         ids = bindparam("ids", [i for i in run_ids if storable(i)], expanding=True, literal_execute=True)
         found: dict[int, dict[str, dict | None]] = {run_id: {} for run_id in run_ids}
         with self._session(write=False) as session:
-            for run_id, task, items in session.execute(select(Score.run_id, Score.task, Score.items).where(Score.run_id.in_(ids))):
+            for run_id, task, items in session.execute(select(Score.run_id, Score.task, Score.items).where(Score.run_id.in_(ids), Score.dim == dim)):
                 found[run_id][task] = items
         return found
 
@@ -103,8 +111,10 @@ class RunReads:
         backbone: str | None = None,
         newest_first: bool = True,
         limit: int | None = None,
+        dim: int = 0,
     ) -> list[dict[str, Any]]:
-        """Runs matching every given filter, as plain dicts (see ``run_record``).
+        """Runs matching every given filter, as plain dicts (see ``run_record``), with their scores
+        of the whole embedding (``dim`` 0) or of its first ``dim`` dims (``harness run --dims``).
 
         Two plain SQL queries (runs, then their main scores), no ORM objects: listing 10,000 runs
         stays well under a second.
@@ -127,12 +137,12 @@ class RunReads:
             types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             for run_id, task, value, version, kind in session.execute(
                 select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type)
-                .where(Score.run_id.in_(wanted.scalar_subquery())).order_by(Score.id)
+                .where(Score.run_id.in_(wanted.scalar_subquery()), Score.dim == dim).order_by(Score.id)
             ):
                 scores[run_id][task] = value
                 versions[run_id][task] = version
                 types[run_id][task] = kind
-        records = [_summary(row, scores[row.id], versions[row.id], types[row.id]) for row in rows]
+        records = [_summary(row, scores[row.id], versions[row.id], types[row.id]) | ({"dim": dim} if dim else {}) for row in rows]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:
@@ -151,7 +161,7 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-SCORE_COLUMNS = ("task", "task_version", "task_type", "main_metric", "main_score", "details")
+SCORE_COLUMNS = ("task", "dim", "task_version", "task_type", "main_metric", "main_score", "details")
 DEV_SCORE_COLUMNS = ("stage", "step", "task", "main_metric", "score", "seconds")
 TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "details")
 
@@ -171,10 +181,11 @@ def _summary(
 
 
 def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
-    """A run as a plain JSON-ready dict; ``full`` adds config, environment and score details."""
+    """A run as a plain JSON-ready dict (``scores``: of the whole embedding); ``full`` adds config,
+    environment and score details (every dim's, each with its ``dim``, 0 for the whole vector)."""
+    whole = [s for s in run.scores if not s.dim]
     record = _summary(
-        run, {s.task: s.main_score for s in run.scores}, {s.task: s.task_version for s in run.scores},
-        {s.task: s.task_type for s in run.scores},
+        run, {s.task: s.main_score for s in whole}, {s.task: s.task_version for s in whole}, {s.task: s.task_type for s in whole},
     )
     if full:
         record.update(_columns(run, FULL_COLUMNS))

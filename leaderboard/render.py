@@ -237,15 +237,20 @@ def runs_table(runs: Sequence[dict[str, Any]], title: str = "Runs") -> Table:
 def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     """``harness show``: the scores, the timings and the resolved config of one run."""
     scores = Table(title=f"Run #{run['run_id']}: {run['method']} on {run['backbone']} ({run['status']})")
+    dims = any(item.get("dim") for item in run["score_details"])
     scores.add_column("Task", style="bold")
+    if dims:  # harness run --dims: a score per task and dim
+        scores.add_column("Dims", justify="right")
     scores.add_column("Task type")
     scores.add_column("Main metric")
     scores.add_column("Score x100", justify="right")
     scores.add_column("Task version")
-    for item in run["score_details"]:
+    order = {task: i for i, task in enumerate(dict.fromkeys(item["task"] for item in run["score_details"]))}
+    for item in sorted(run["score_details"], key=lambda item: (order[item["task"]], item.get("dim") or 0)):
+        whole = f"all {run.get('embed_dim') or ''}".strip()
         scores.add_row(
-            item["task"], item.get("task_type") or "unknown", item["main_metric"], _pct(item["main_score"]),
-            item.get("task_version") or "unknown",
+            item["task"], *([str(item["dim"]) if item.get("dim") else whole] if dims else []), item.get("task_type") or "unknown",
+            item["main_metric"], _pct(item["main_score"]), item.get("task_version") or "unknown",
         )
     timings = Table(title="Timings")
     for name in ("Phase", "Seconds", "Items", "Cached", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):

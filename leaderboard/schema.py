@@ -55,10 +55,11 @@ class Run(Base):
 
 
 class Score(Base):
-    """One mteb task result of a run: its main score (0-1) and every other number mteb gave."""
+    """One mteb task result of a run: its main score (0-1) and every other number mteb gave, for
+    the whole embedding (``dim`` 0) or its first ``dim`` dimensions (``harness run --dims``)."""
 
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_run_task", "run_id", "task", unique=True), AUTOINCREMENT)
+    __table_args__ = (Index("ix_scores_run_task_dim", "run_id", "task", "dim", unique=True), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -70,6 +71,7 @@ class Score(Base):
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
     task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
     items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0007)
+    dim: Mapped[int] = mapped_column(Integer, server_default="0", default=0)  # the embedding's first N dims (--dims); 0: the whole vector
     run: Mapped[Run] = relationship(back_populates="scores")
 
 

@@ -15,6 +15,16 @@ from harness.cli.database import announce, open_leaderboard, read_store
 from harness.cli.errors import user_errors
 
 
+DimOption = Annotated[
+    int, typer.Option("--dim", min=0, max=2**31 - 1, help="Scores of the vectors' first N dims (runs made with --dims N); 0 = whole vectors (default)."),
+]
+
+
+def dim_note(dim: int) -> str | None:
+    """What a table of scores at ``dim`` is about (None for whole vectors)."""
+    return f"Scores of the vectors' first {dim} dims, re-normalised (harness run --dims); runs without them show none." if dim else None
+
+
 @app.command()
 def compare(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to compare (default: the latest).")] = None,
@@ -32,6 +42,7 @@ def compare(
     resamples: Annotated[
         int, typer.Option(min=1000, max=100_000, help="Paired bootstrap resamples behind each 95% interval.")
     ] = 1000,
+    dim: DimOption = 0,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -43,19 +54,23 @@ def compare(
         store = read_store(db, as_json, named or None)
         if store is None:
             return
-        runs = _compared_runs(store, run_ids, last, include_unfinished, baseline)
+        runs = _compared_runs(store, run_ids, last, include_unfinished, baseline, dim)
         configs = [store.get_run(run["run_id"])["config"] for run in runs] if diff or by_config else []
-        items = store.score_items([run["run_id"] for run in runs]) if not by_config else {}
+        items = store.score_items([run["run_id"] for run in runs], dim) if not by_config else {}
+    if dim and not as_json:
+        console.print(dim_note(dim), highlight=False)
     if by_config:
         _print_seed_groups(runs, configs, as_json)
     else:
         _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples)
 
 
-def _compared_runs(store: Any, run_ids: list[int] | None, last: int, include_unfinished: bool, baseline: int | None) -> list[dict]:
-    """The runs ``compare`` shows, the baseline (if any) first."""
+def _compared_runs(
+    store: Any, run_ids: list[int] | None, last: int, include_unfinished: bool, baseline: int | None, dim: int = 0,
+) -> list[dict]:
+    """The runs ``compare`` shows, the baseline (if any) first, with their scores at ``dim``."""
     if run_ids:
-        runs = store.runs(ids=run_ids, statuses=None)
+        runs = store.runs(ids=run_ids, statuses=None, dim=dim)
         unfinished = [f"#{r['run_id']} is {r['status']}" for r in runs if r["status"] != "finished"]
         if unfinished and not include_unfinished:
             raise_usage(
@@ -63,9 +78,9 @@ def _compared_runs(store: Any, run_ids: list[int] | None, last: int, include_unf
                 "--include-unfinished to show its partial scores."
             )
     else:
-        runs = list(reversed(store.runs(statuses=None if include_unfinished else ("finished",), limit=last)))
+        runs = list(reversed(store.runs(statuses=None if include_unfinished else ("finished",), limit=last, dim=dim)))
     if baseline is not None:
-        (reference,) = store.runs(ids=[baseline], statuses=None)
+        (reference,) = store.runs(ids=[baseline], statuses=None, dim=dim)
         if reference["status"] != "finished" and not include_unfinished:
             raise_usage(f"--baseline {baseline}: run #{baseline} is {reference['status']}; add --include-unfinished to compare against it.")
         runs = [reference, *(run for run in runs if run["run_id"] != baseline)]
@@ -142,6 +157,7 @@ def leaderboard(
     efficiency: Annotated[
         bool, typer.Option("--efficiency", metavar="", help="Also show what evaluating the ranked tasks cost each run: seconds, texts/s, tokens/s, memo hits, peak memory, model size.")
     ] = False,
+    dim: DimOption = 0,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -151,7 +167,7 @@ def leaderboard(
         store = read_store(db, as_json)
         if store is None:
             return
-        runs = store.runs(method=method, backbone=backbone)
+        runs = store.runs(method=method, backbone=backbone, dim=dim)
         from harness.evaluation.tasks import file_versions, task_names
 
         tasks = split_items(tasks)
@@ -165,7 +181,7 @@ def leaderboard(
     shown = limit if limit is not None else (0 if as_json else 20)
     listed = ranked[:shown] if shown else ranked
     with user_errors():
-        tie_unseparable(listed, store.score_items([run["run_id"] for run in listed]), names)
+        tie_unseparable(listed, store.score_items([run["run_id"] for run in listed], dim), names)
     if efficiency:
         with user_errors():
             _add_efficiency(store, listed, names)
@@ -173,8 +189,10 @@ def leaderboard(
         print_json(listed)
         return
     if not ranked:
-        console.print("No finished runs match.")
+        console.print("No finished runs match." + (f" (--dim {dim}: runs made with --dims {dim} have scores at it.)" if dim else ""))
         return
+    if dim:
+        console.print(dim_note(dim), highlight=False)
     from leaderboard.render import LEADERBOARD_FIXED, fit_columns, leaderboard_table
 
     table = leaderboard_table(listed, names)

@@ -51,6 +51,10 @@ InstructionsOption = Annotated[
     Optional[bool],
     typer.Option("--instructions", help="e5 style: put each task's mteb instruction before its queries and symmetric texts (documents stay bare)."),
 ]
+DimsOption = Annotated[
+    Optional[str],
+    typer.Option("--dims", metavar="N,N,...", help="Also score each task on the vectors' first N dims, re-normalised (e.g. 64,128,256: Matryoshka evaluation); each is a score of its own."),
+]
 NoCacheOption = Annotated[
     bool,
     typer.Option("--no-cache", metavar="", help="Compute every vector: neither read nor fill the embedding cache kept across runs."),
@@ -79,8 +83,8 @@ def run(
     method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, dev_tasks: DevTasksOption = None,
     train_data: TrainDataOption = None,
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
-    batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, resume: ResumeOption = None,
-    output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
+    batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, dims: DimsOption = None,
+    resume: ResumeOption = None, output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
     no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
@@ -106,7 +110,7 @@ def run(
             announce(db, writes=True)
         options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "dev_tasks": split_items(dev_tasks),
                    "seed": seed, "train_data": train_data, "device": device, "batch_size": batch_size, "limit": limit,
-                   "instructions": instructions}
+                   "instructions": instructions, "dims": parse_dims(dims)}
         if resume is not None:
             if any(v not in (None, []) for v in [*options.values(), config, set_]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
@@ -200,3 +204,14 @@ def eval_command(
         if not ranks.world().is_main:
             return
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")
+
+
+def parse_dims(text: str | None) -> list[int] | None:
+    """``--dims 64,128,256`` as a list of whole numbers (their range is the config's to check)."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    bad = [part for part in parts if not part.isdigit()]
+    if bad:
+        raise_usage(f"--dims {text!r}: {bad[0]!r} is not a whole number; give dims like 64,128,256.")
+    return [int(part) for part in parts]

@@ -32,10 +32,11 @@ class ScoreSink(Protocol):
 
     def score(
         self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None,
+        task_result: dict | None = None, items: dict | None = None, dim: int = 0,
     ) -> None:
-        """One task's scores, with its data's version, mteb's type of the task (``STS``, ``Retrieval``, ...)
-        and its per-item results (:mod:`harness.evaluation.items`)."""
+        """One task's scores, with its data's version, mteb's type of the task (``STS``, ``Retrieval``, ...),
+        its per-item results (:mod:`harness.evaluation.items`) and the embedding's first ``dim``
+        dims it was computed on (0: the whole vector)."""
 
     def timing(self, phase: Phase, details: dict | None = None) -> None: ...
 
@@ -54,6 +55,7 @@ class Evaluation:
     instructions: bool = False  # --instructions: e5-style task instructions on queries and symmetric texts
     cache: CacheSettings = field(default_factory=CacheSettings)  # --no-cache, --cache-limit-gb: not part of the config
     keep_items: bool = True  # per-item results (harness.evaluation.items); dev evaluations during training keep none
+    dims: tuple[int, ...] = ()  # --dims: each task also scored on the vectors' first N dims, re-normalised
 
 
 @dataclass
@@ -185,10 +187,15 @@ def evaluate(
             torch.set_num_threads(ranks.cores_per_process())
         if not info.is_main:
             console = Console(quiet=True)
+    too_wide = [d for d in how.dims if d > encoder.embed_dim]
+    if too_wide:
+        raise HarnessError(f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that.")
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:
-            _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
+            for dim in (None, *how.dims):
+                adapter.dim = dim
+                _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
     finally:
         if cache is not None:
             cache.close()
@@ -208,16 +215,17 @@ def _evaluate_task(
     from harness.telemetry.phases import measure
 
     info = ranks.world()
-    encoder, cache = adapter.encoder, adapter.cache
+    encoder, cache, dim = adapter.encoder, adapter.cache, adapter.dim
     name, task = loaded.spec.name, loaded.task
+    shown = name if dim is None else f"{name} @{dim} dims"
     before_texts, before_tokens, before_asked = encoder.texts_encoded, encoder.tokens_encoded, adapter.requested
     before_hits, before_corrupt = (cache.hits, cache.corrupt) if cache is not None else (0, 0)
     before_ranks = list(encoder.texts_per_rank) if info.enabled else []
     error = None
     try:
         with tempfile.TemporaryDirectory(prefix="harness-predictions-") as predictions:
-            with measure(f"evaluate:{name}", backbone.device) as phase:
-                with encoding_progress(console, name, texts_to_encode(task)) as advance:
+            with measure(f"evaluate:{name}" if dim is None else f"dims:{name}@{dim}", backbone.device) as phase:
+                with encoding_progress(console, shown, texts_to_encode(task)) as advance:
                     encoder.progress = advance
                     model, search = search_model(adapter, task)
                     result = mteb.evaluate(
@@ -237,7 +245,7 @@ def _evaluate_task(
     phase.items = encoder.texts_encoded - before_texts
     phase.tokens = encoder.tokens_encoded - before_tokens
     faults.point("evaluate")
-    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items)
+    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items, dim=dim or 0)
     cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
     if search is not None:
         cost["search"] = search
@@ -250,4 +258,4 @@ def _evaluate_task(
     sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked, hits)})
     if cache is not None and (warning := cache.take_warning()):
         console.print(f"  {warning}", highlight=False, soft_wrap=True)
-    console.print(f"  {name}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")

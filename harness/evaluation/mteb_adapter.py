@@ -12,6 +12,10 @@ corpus is never kept twice in memory (mteb's search index holds its vectors alre
 With ``instructions`` (``harness run --instructions``), queries and the texts of symmetric tasks
 are first put in the e5 format with the task's instruction, as mteb's instruction models do;
 documents stay bare. The memo's text is then the instructed text.
+
+With ``dim`` set (``harness run --dims``), mteb gets each vector cut to its first ``dim``
+dimensions and re-normalised; the memo and the cache keep whole vectors, so every dim is served
+from one encoding.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class MtebEncoder:
         self.memo_limit = MEMO_LIMIT_BYTES // (4 * max(encoder.embed_dim, 1))  # vectors
         self.requested = 0  # texts mteb asked for
         self.computed = 0  # texts the memo lacked (answered by the cache or the model)
+        self.dim: int | None = None  # mteb sees the first ``dim`` dims, re-normalised; None: whole vectors
 
     @property
     def mteb_model_meta(self) -> ModelMeta:
@@ -120,8 +125,9 @@ class MtebEncoder:
         self.requested += len(texts)
         self.computed += len(todo)
         if not texts:
-            return np.zeros((0, self.encoder.embed_dim), dtype=np.float32)
-        return np.stack([vectors[t] for t in texts])
+            return np.zeros((0, self.dim or self.encoder.embed_dim), dtype=np.float32)
+        whole = np.stack([vectors[t] for t in texts])
+        return whole if self.dim is None else _unit(whole[:, : self.dim])
 
     def _fill(self, kind: str | None, todo: list[str]) -> dict[str, np.ndarray]:
         """The vectors of ``todo``: from the cache where it has them, else computed (and cached); memoised."""

@@ -4,7 +4,9 @@ Each run becomes ``DIR/results/harness__<method>__<backbone>/<revision>/experime
 holding one ``<Task>.json`` per task (mteb's whole ``TaskResult``, as recorded when the run
 evaluated it) and ``model_meta.json``. The revision is the run's config hash (12 characters, as at
 evaluation); the experiment name serialises the method options that differ from the method's
-defaults, and the seed, so ablations and seeds of one method never overwrite each other.
+defaults, and the seed, so ablations and seeds of one method never overwrite each other. Scores of
+the vectors' first N dims (``harness run --dims``) are written as mteb writes a model loaded with
+``embed_dim=N``: ``embed_dim`` N in the model meta and among the experiment's options.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def training_datasets(record: dict[str, Any]) -> set[str] | None:
     return {task for key, task in TRAINING_TASKS.items() if key in source} or None
 
 
-def run_model_meta(record: dict[str, Any]) -> ModelMeta:
+def run_model_meta(record: dict[str, Any], dim: int = 0) -> ModelMeta:
+    """The run's mteb ``ModelMeta``; for its scores at ``dim`` dims (0: whole vectors), as mteb
+    names a model loaded with ``embed_dim=dim``."""
     from harness.evaluation.mteb_adapter import model_meta, model_name
 
     facts = BACKBONE_FACTS.get(record["backbone"], {})
@@ -61,13 +65,13 @@ def run_model_meta(record: dict[str, Any]) -> ModelMeta:
         name=model_name(record["method"], record["backbone"]),
         revision=record["config_hash"][:12],
         n_parameters=record["n_parameters"],
-        embed_dim=record["embed_dim"],
+        embed_dim=dim or record["embed_dim"],
         max_tokens=record["config"].get("max_length"),
         source=record["config"].get("backbone_resolved", {}).get("source", record["backbone"]),
         license=facts.get("license"),
         languages=facts.get("languages"),
         training_datasets=training_datasets(record),
-        experiment_kwargs=experiment_options(record),
+        experiment_kwargs={**experiment_options(record), **({"embed_dim": dim} if dim else {})},
         use_instructions=bool(record["config"].get("instructions")),
     )
 
@@ -91,9 +95,10 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
     cache = ResultCache(folder)
     written = []
     for record in records:
-        meta = run_model_meta(record)
-        for task, whole in store.task_results(record["run_id"]).items():
-            result = TaskResult.from_dict(whole)
-            cache.save_to_cache(result, meta)
-            written.append(cache.get_task_result_path(result.task_name, meta))
+        for dim in store.score_dims(record["run_id"]):
+            meta = run_model_meta(record, dim)
+            for task, whole in store.task_results(record["run_id"], dim).items():
+                result = TaskResult.from_dict(whole)
+                cache.save_to_cache(result, meta)
+                written.append(cache.get_task_result_path(result.task_name, meta))
     return written

@@ -40,11 +40,9 @@ def check_against_backbone(backbone: Backbone, config: RunConfig, options: Metho
     least one token of text after the method's template, and Matryoshka dims must fit the
     backbone's hidden size."""
     width = backbone.model.get_input_embeddings().embedding_dim
-    dims = getattr(options, "matryoshka_dims", None) or []
-    if dims and max(dims) > width:
-        raise HarnessError(
-            f"method_args.matryoshka_dims={dims}: {backbone.spec.name}'s embeddings have {width} dims; each dim must be at most {width}."
-        )
+    for name, dims in (("method_args.matryoshka_dims", getattr(options, "matryoshka_dims", None) or []), ("--dims", config.dims)):
+        if dims and max(dims) > width:
+            raise HarnessError(f"{name} {','.join(map(str, dims))}: {backbone.spec.name}'s embeddings have {width} dims; each dim must be at most {width}.")
     limits = [("max_length", config.max_length)]
     if isinstance(options, TrainConfig):
         limits.append(("method_args.max_length", options.max_length))

@@ -54,7 +54,7 @@ class RunPlan:
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
         if self.dev_tasks:
             values["dev_tasks_resolved"] = [spec.record() for spec in self.dev_tasks]
-        for key in ("limit", "instructions", "dev_tasks"):
+        for key in ("limit", "instructions", "dev_tasks", "dims"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
         for key, off in type(self.method.config).unrecorded_at.items():
@@ -75,7 +75,7 @@ class RunPlan:
         return Evaluation(
             method=config.method, backbone=self.backbone.name, source=self.backbone.source,
             revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
-            instructions=config.instructions, cache=cache or CacheSettings(),
+            instructions=config.instructions, cache=cache or CacheSettings(), dims=tuple(config.dims),
         )
 
     @property

@@ -301,3 +301,26 @@ def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
     assert _differences(any_db) == []
     assert "items" not in _downgraded(any_db, "0006")["scores"]
     assert db_rows(any_db, "SELECT main_score FROM scores") == [(0.5,)]
+
+
+def test_scores_from_before_dims_are_whole_vector_scores_when_upgraded(any_db):
+    """Revision 0008: every existing score is of the whole vector (dim 0); a task may then hold a
+    score per dim, and going back keeps the whole-vector ones."""
+    _at_revision(any_db, "0007")
+    engine = create_engine(locate(any_db).url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+            "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
+            "'{}', '{}', 'host', 1, 0, 0)"
+        )
+        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
+    engine.dispose()
+    store = open_store(any_db)
+    assert store.get_run(1)["scores"] == {"T": 0.5} and store.score_dims(1) == [0]
+    store.record_score(1, task="T", main_metric="m", main_score=0.25, details={}, dim=8)
+    assert store.runs(ids=[1], dim=8)[0]["scores"] == {"T": 0.25} and store.get_run(1)["scores"] == {"T": 0.5}
+    store.close()
+    assert _differences(any_db) == []
+    assert "dim" not in _downgraded(any_db, "0007")["scores"]
+    assert db_rows(any_db, "SELECT main_score FROM scores") == [(0.5,)]

@@ -200,5 +200,5 @@ def test_matryoshka_dims_wider_than_the_backbone_are_refused_before_the_run_is_r
 
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
     check_against_backbone(backbone, RunConfig(), InfoNCEConfig(matryoshka_dims=[8, 32]))
-    with pytest.raises(HarnessError, match=r"matryoshka_dims=\[16, 64\]: tiny's embeddings have 32 dims"):
+    with pytest.raises(HarnessError, match=r"matryoshka_dims 16,64: tiny's embeddings have 32 dims"):
         check_against_backbone(backbone, RunConfig(), InfoNCEConfig(matryoshka_dims=[16, 64]))
