@@ -134,6 +134,10 @@ class Method:
 
             check_data(train_data, seed, {getattr(stage, "data_kind", "triplets") for stage in stages})
 
+    def check_backbone(self, backbone: Backbone) -> None:
+        """Raise ``HarnessError`` now if the options do not fit the loaded ``backbone`` (e.g. a
+        layer it does not have); called before the run is recorded. Nothing by default."""
+
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         raise NotImplementedError
 

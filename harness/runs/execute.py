@@ -131,6 +131,7 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
         backbone = loaded_backbone(plan, console)
     load_phase.items = 1
     check_against_backbone(backbone, plan.config, plan.method.config)
+    plan.method.check_backbone(backbone)
     note = family_note(backbone)
     if note and main:
         console.print(note, style="yellow", highlight=False)
