@@ -154,13 +154,29 @@ def pool_rows(
     return row_sums(hidden * inside.unsqueeze(1), lengths) / counts
 
 
+#: the attribute of a base model under which a method registers a module that every token's last
+#: state passes through before pooling (NV-Embed's latent-attention layer): in training and
+#: encoding alike, since both embed through :func:`embed_rows`
+TOKEN_HEAD = "harness_token_head"
+
+
+def token_head(model: Any) -> Any:
+    """The module registered under :data:`TOKEN_HEAD` on ``model`` (or its PEFT base), or None."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base, TOKEN_HEAD, None)
+
+
 def embed_rows(model: Any, rows: Sequence[Sequence[int]], pooling: str, *, pack: bool = False) -> torch.Tensor:
     """Pooled last-layer states [B, d] of token rows (:class:`harness.encoder.TokenRow`: each
-    pooled over its span): the embedding of training stages and evaluation encoders alike."""
+    pooled over its span), through the model's token head where it has one: the embedding of
+    training stages and evaluation encoders alike."""
     import torch
 
     device = next(model.parameters()).device
     ids = torch.tensor([token for row in rows for token in row], dtype=torch.long, device=device)
     lengths = [len(row) for row in rows]
     hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=pack)
+    head = token_head(model)
+    if head is not None:
+        hidden = head(hidden)
     return pool_rows(hidden, lengths, pooling, [span_of(row) for row in rows])
