@@ -187,7 +187,9 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks") -> list[TaskSpe
     if not items:
         raise HarnessError(f"{option}: no tasks given.")
     resolved: dict[str, TaskSpec] = {}
-    for item in items:
+    for position, item in enumerate(items, start=1):
+        if not item.strip():
+            raise HarnessError(f"{option} item {position} is blank ({item!r}); give a preset, an mteb task name or a task file.")
         if item in PRESETS:
             specs = PRESETS[item][1]
         elif item in OFFLINE_TASKS:  # one task of the offline preset, e.g. to add it to an older run

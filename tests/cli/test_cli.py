@@ -134,6 +134,8 @@ BAD_INPUTS = {
     "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
     "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),
+    "empty task item": (["--tasks", ""], ["--tasks item 1 is blank ('')"]),
+    "blank task item": (["--tasks", "offline", "--tasks", " "], ["--tasks item 2 is blank"]),
     "unknown method option": (["--method", "untrained-mean", "--set", "method_args.pooling=max"], ["unknown option(s) 'pooling'", "template"]),
 }
 
