@@ -58,7 +58,7 @@ class RunConfig:
     limit: int | None = option(None, "evaluate on the first N items of each task split: a quick check, never ranked with full runs", minimum=1)
     instructions: bool = option(False, "e5 style: each task's mteb instruction before its queries and symmetric texts ('Instruct: ...\\nQuery: TEXT', then the template); documents stay bare")
     dims: list[int] = option(
-        [], "also score each task on the vectors' first N dims, re-normalised, for each N (Matryoshka evaluation; one encoding serves all)",
+        [], "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
         minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
     )
     dev_tasks: list[str] = option([], "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores")
@@ -183,8 +183,13 @@ def load_run_config(
     return config
 
 
+#: recorded but not hashed: the seed (one setting, many seeds) and ``dims`` (extra scores at cut
+#: dims beside the whole vector's, which they do not change)
+UNHASHED = ("seed", "dims")
+
+
 def config_hash(resolved: Mapping[str, Any]) -> str:
-    """sha256 of the resolved config without the seed: one setting, many seeds, one hash."""
-    material = {k: v for k, v in resolved.items() if k != "seed"}
+    """sha256 of the resolved config without the seed and the extra dims: one setting, many seeds, one hash."""
+    material = {k: v for k, v in resolved.items() if k not in UNHASHED}
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

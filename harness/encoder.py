@@ -360,19 +360,10 @@ class PooledEncoder(TokenEncoder):
         self.pooling = pooling
 
     def encoding_facts(self) -> dict[str, Any]:
-        from harness.model.packing import token_head
-
-        head = token_head(self.model)
-        facts = {"token_head": repr(head)} if head is not None else {}  # its layout (heads, widths): not all in its tensors
-        return {**super().encoding_facts(), "pooling": self.pooling, **model_facts(self.model), **facts}
+        return {**super().encoding_facts(), "pooling": self.pooling, **model_facts(self.model)}
 
     def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        from harness.model.packing import token_head
-
-        yield from named_tensors(self.decoder)
-        head = token_head(self.model)
-        if head is not None:
-            yield from (("head:" + name, tensor) for name, tensor in named_tensors(head))
+        return named_tensors(self.decoder)
 
     def embed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
         from harness.model.packing import embed_rows

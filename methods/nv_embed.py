@@ -23,6 +23,7 @@ the bidirectional attention).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,7 @@ class NVEmbed(InfoNCE):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         embedding = base.get_input_embeddings().weight
         c = self.config
-        head = LatentAttention(embedding.shape[1], c.latents, c.latent_heads, c.latent_head_dim or embedding.shape[1])
+        head = latent_attention(embedding.shape[1], c.latents, c.latent_heads, c.latent_head_dim or embedding.shape[1])
         base.add_module(TOKEN_HEAD, head.to(device=embedding.device, dtype=embedding.dtype))
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
@@ -104,7 +105,7 @@ class NVEmbed(InfoNCE):
         from harness.encoder import PooledEncoder
         from harness.model.packing import TOKEN_HEAD
 
-        head = LatentAttention(spec["hidden"], spec["latents"], spec["heads"], spec["head_dim"])
+        head = latent_attention(spec["hidden"], spec["latents"], spec["heads"], spec["head_dim"])
         head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         weight = model.get_input_embeddings().weight
         model.add_module(TOKEN_HEAD, head.to(device=weight.device, dtype=weight.dtype))
@@ -114,46 +115,49 @@ class NVEmbed(InfoNCE):
         )
 
 
-def _module() -> type:
+@functools.cache
+def _layer_class() -> type:
+    """The layer's class, made on first use so that importing the method does not import torch."""
     import torch
+    import torch.nn.functional as F
+    from torch import nn
 
-    return torch.nn.Module
+    class LatentAttention(nn.Module):
+        """NV-Embed's latent-attention layer over token states [N, d] (each token on its own)."""
+
+        def __init__(self, hidden: int, latents: int, heads: int, head_dim: int) -> None:
+            super().__init__()
+            self.hidden, self.heads, self.head_dim = hidden, heads, head_dim
+            inner = heads * head_dim
+            self.latents = nn.Parameter(torch.randn(latents, hidden))
+            self.norm = nn.LayerNorm(hidden)
+            self.norm_latents = nn.LayerNorm(hidden)
+            self.to_q = nn.Linear(hidden, inner, bias=False)
+            self.to_kv = nn.Linear(hidden, 2 * inner, bias=False)
+            self.to_out = nn.Linear(inner, hidden, bias=False)
+            self.norm_ff = nn.LayerNorm(hidden)
+            self.ff_in = nn.Linear(hidden, 8 * hidden)  # GEGLU: half values, half gates
+            self.ff_out = nn.Linear(4 * hidden, hidden)
+
+        def layout(self) -> dict[str, int]:
+            return {"hidden": self.hidden, "latents": self.latents.shape[0], "heads": self.heads, "head_dim": self.head_dim}
+
+        def extra_repr(self) -> str:
+            return ", ".join(f"{key}={value}" for key, value in self.layout().items())
+
+        def forward(self, states: torch.Tensor) -> torch.Tensor:
+            n, h = states.shape[0], self.heads
+            q = self.to_q(self.norm(states)).view(n, h, self.head_dim).transpose(0, 1)  # [h, N, e]
+            k, v = self.to_kv(self.norm_latents(self.latents)).chunk(2, dim=-1)
+            k, v = (t.view(-1, h, self.head_dim).transpose(0, 1) for t in (k, v))  # [h, r, e]
+            attended = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, h * self.head_dim)
+            states = self.to_out(attended) + states
+            values, gates = self.ff_in(self.norm_ff(states)).chunk(2, dim=-1)
+            return self.ff_out(values * F.gelu(gates)) + states
+
+    return LatentAttention
 
 
-class LatentAttention(_module()):  # type: ignore[misc]
-    """NV-Embed's latent-attention layer over token states [N, d] (each token on its own)."""
-
-    def __init__(self, hidden: int, latents: int, heads: int, head_dim: int) -> None:
-        import torch
-        from torch import nn
-
-        super().__init__()
-        self.hidden, self.heads, self.head_dim = hidden, heads, head_dim
-        inner = heads * head_dim
-        self.latents = nn.Parameter(torch.randn(latents, hidden))
-        self.norm = nn.LayerNorm(hidden)
-        self.norm_latents = nn.LayerNorm(hidden)
-        self.to_q = nn.Linear(hidden, inner, bias=False)
-        self.to_kv = nn.Linear(hidden, 2 * inner, bias=False)
-        self.to_out = nn.Linear(inner, hidden, bias=False)
-        self.norm_ff = nn.LayerNorm(hidden)
-        self.ff_in = nn.Linear(hidden, 8 * hidden)  # GEGLU: half values, half gates
-        self.ff_out = nn.Linear(4 * hidden, hidden)
-
-    def layout(self) -> dict[str, int]:
-        return {"hidden": self.hidden, "latents": self.latents.shape[0], "heads": self.heads, "head_dim": self.head_dim}
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.layout().items())
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        n, h = states.shape[0], self.heads
-        q = self.to_q(self.norm(states)).view(n, h, self.head_dim).transpose(0, 1)  # [h, N, e]
-        k, v = self.to_kv(self.norm_latents(self.latents)).chunk(2, dim=-1)
-        k, v = (t.view(-1, h, self.head_dim).transpose(0, 1) for t in (k, v))  # [h, r, e]
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, h * self.head_dim)
-        states = self.to_out(attended) + states
-        values, gates = self.ff_in(self.norm_ff(states)).chunk(2, dim=-1)
-        return self.ff_out(values * F.gelu(gates)) + states
+def latent_attention(hidden: int, latents: int, heads: int, head_dim: int) -> Any:
+    """NV-Embed's latent-attention layer (a ``torch.nn.Module``) over token states [N, hidden]."""
+    return _layer_class()(hidden, latents, heads, head_dim)

@@ -83,6 +83,10 @@ class TokenPrepending(Method):
             raise HarnessError(
                 f"method_args.layers_to={self.config.layers_to}: {backbone.spec.name} has {layers} layers; give at most {layers}."
             )
+        c = self.config
+        for side, template in (("template", c.template), ("document_template", c.document_template), ("query_template", c.query_template)):
+            if template:
+                check_placeholder(backbone.tokenizer, template, f"method_args.{side}")
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         c = self.config
@@ -105,6 +109,25 @@ class TokenPrepending(Method):
         )
 
 
+def check_placeholder(tokenizer: Any, template: str, where: str) -> None:
+    """The tokenizer must keep its EOS token whole where ``{pst}`` stands, and nowhere before it."""
+    from harness.encoder import PromptTokenizer, special_tokens_around
+
+    eos = tokenizer.eos_token
+    if eos is None or tokenizer.eos_token_id is None:
+        raise HarnessError(f"{where}: the tokenizer has no EOS token to stand for {PLACEHOLDER}.")
+    start = len(special_tokens_around(tokenizer)[0])
+    prefix = template.split(PLACEHOLDER)[0].replace(TEXT_SLOT, "")
+    expected = start + len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+    (row,) = PromptTokenizer(tokenizer, template.replace(PLACEHOLDER, eos), 2**31 - 1)(["x"])
+    found = row.index(tokenizer.eos_token_id, start) if tokenizer.eos_token_id in row[start:] else None
+    if found != expected:
+        raise HarnessError(
+            f"{where}: the tokenizer does not read its EOS token {eos!r} as one token where {PLACEHOLDER} stands, "
+            "so the placeholder cannot be found; this tokenizer cannot run token-prepending."
+        )
+
+
 class PrependingEncoder(PooledEncoder):
     """Last-token pooling, the row's placeholder (its first EOS) overwritten before ``layers``."""
 
@@ -112,8 +135,15 @@ class PrependingEncoder(PooledEncoder):
                  document_template: str | None = None, query_template: str | None = None) -> None:
         super().__init__(model, tokenizer, pooling="last", settings=settings, template=template,
                          document_template=document_template, query_template=query_template)
+        from harness.encoder import special_tokens_around
+
         self.layers = layers
         self.placeholder = tokenizer.eos_token_id
+        self.start = len(special_tokens_around(tokenizer)[0])  # the placeholder comes after the leading special tokens
+
+    def cache_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """The pooled encoder's tensors (the layer range is among its facts): cacheable."""
+        return super().cache_tensors()
 
     def encoding_facts(self) -> dict[str, Any]:
         return {**super().encoding_facts(), "prepending_layers": list(self.layers)}
@@ -124,7 +154,7 @@ class PrependingEncoder(PooledEncoder):
         from harness.model.packing import forward_rows, offsets, pool_rows
 
         lengths = [len(row) for row in rows]
-        places = [list(row).index(self.placeholder) for row in rows]  # the template's, before the text
+        places = [list(row).index(self.placeholder, self.start) for row in rows]  # the template's: it comes before the text
         ids = torch.tensor([token for row in rows for token in row], dtype=torch.long, device=self.device)
         embeds = self.model.get_input_embeddings()(ids)
         starts = offsets(lengths)

@@ -53,7 +53,7 @@ InstructionsOption = Annotated[
 ]
 DimsOption = Annotated[
     Optional[str],
-    typer.Option("--dims", metavar="N,N,...", help="Also score each task on the vectors' first N dims, re-normalised (e.g. 64,128,256: Matryoshka evaluation); each is a score of its own."),
+    typer.Option("--dims", metavar="N,N,...", help="Also score each task on the vectors' first N dims (e.g. 64,128,256: Matryoshka evaluation); each is a score of its own, from the same encoding."),
 ]
 NoCacheOption = Annotated[
     bool,
@@ -211,7 +211,7 @@ def parse_dims(text: str | None) -> list[int] | None:
     if text is None:
         return None
     parts = [part.strip() for part in text.split(",")]
-    bad = [part for part in parts if not part.isdigit()]
+    bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
     if bad:
         raise_usage(f"--dims {text!r}: {bad[0]!r} is not a whole number; give dims like 64,128,256.")
     return [int(part) for part in parts]

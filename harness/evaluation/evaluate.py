@@ -168,6 +168,8 @@ def evaluate(
 
     info = ranks.world()
     encoder = method.build_encoder(backbone, EncodeSettings(batch_size=how.batch_size, max_length=how.max_length))
+    if any(d > encoder.embed_dim for d in how.dims):
+        raise HarnessError(f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that.")
     sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
     meta = model_meta(
         name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
@@ -187,9 +189,6 @@ def evaluate(
             torch.set_num_threads(ranks.cores_per_process())
         if not info.is_main:
             console = Console(quiet=True)
-    too_wide = [d for d in how.dims if d > encoder.embed_dim]
-    if too_wide:
-        raise HarnessError(f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that.")
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:

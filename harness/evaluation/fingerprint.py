@@ -161,6 +161,17 @@ def _shared_code() -> tuple[types.ModuleType, ...]:
     return attention, packing
 
 
+def _token_head(encoder: Any) -> dict[str, str]:
+    """The token head every :func:`harness.model.packing.embed_rows` pass goes through, whatever
+    the encoder names: its layout (heads and widths are not all in its tensors) and tensors."""
+    from harness.encoder import named_tensors
+    from harness.model.packing import token_head
+
+    model = getattr(encoder, "model", None)
+    head = token_head(model) if model is not None else None
+    return {} if head is None else {"token_head": repr(head), "token_head_tensors": tensors_digest(named_tensors(head))}
+
+
 def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
     """The encoder's fingerprint (hex), or None where it cannot be told (see the module docstring)."""
     if not fingerprintable(encoder):
@@ -178,5 +189,6 @@ def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
         "encoder": encoder.encoding_facts(),
         "tokenizer": tokenizer_digest(encoder.tokenizer),
         "tensors": tensors_digest(encoder.cache_tensors()),
+        **_token_head(encoder),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()

@@ -14,8 +14,9 @@ are first put in the e5 format with the task's instruction, as mteb's instructio
 documents stay bare. The memo's text is then the instructed text.
 
 With ``dim`` set (``harness run --dims``), mteb gets each vector cut to its first ``dim``
-dimensions and re-normalised; the memo and the cache keep whole vectors, so every dim is served
-from one encoding.
+dimensions (every cosine re-normalises it; classifiers read it unnormalised, as they read whole
+vectors, so a cut at the full width scores as the whole vector); the memo and the cache keep whole
+vectors, so every dim is served from one encoding.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class MtebEncoder:
         self.memo_limit = MEMO_LIMIT_BYTES // (4 * max(encoder.embed_dim, 1))  # vectors
         self.requested = 0  # texts mteb asked for
         self.computed = 0  # texts the memo lacked (answered by the cache or the model)
-        self.dim: int | None = None  # mteb sees the first ``dim`` dims, re-normalised; None: whole vectors
+        self.dim: int | None = None  # mteb sees the first ``dim`` dims; None: whole vectors
 
     @property
     def mteb_model_meta(self) -> ModelMeta:
@@ -127,7 +128,7 @@ class MtebEncoder:
         if not texts:
             return np.zeros((0, self.dim or self.encoder.embed_dim), dtype=np.float32)
         whole = np.stack([vectors[t] for t in texts])
-        return whole if self.dim is None else _unit(whole[:, : self.dim])
+        return whole if self.dim is None else np.ascontiguousarray(whole[:, : self.dim])
 
     def _fill(self, kind: str | None, todo: list[str]) -> dict[str, np.ndarray]:
         """The vectors of ``todo``: from the cache where it has them, else computed (and cached); memoised."""

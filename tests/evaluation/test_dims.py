@@ -71,6 +71,7 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
     whole_run = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks",
                                     str(small_sts_file), "--db", str(dims_run)])
     assert whole_run.exit_code == 0, whole_run.output
+    assert store.get_run(1)["config_hash"] == store.get_run(2)["config_hash"]  # --dims is recorded, not hashed
     compared = json.loads(runner.invoke(app, ["compare", "1", "2", "--dim", "4", "--json", "--db", str(dims_run)]).stdout)
     assert [row["dim"] for row in compared] == [4, 4] and list(compared[0]["scores"].values()) == [at_4]
     assert compared[1]["scores"] == {}  # run 2 was not evaluated at 4 dims
@@ -104,3 +105,15 @@ def test_bad_dims_are_refused_before_anything_is_recorded(tmp_path, tiny_llama_d
                                  str(small_sts_file), "--dims", dims, "--db", str(db)])
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert not db.exists() or open_store(db).runs(statuses=None) == []
+
+
+def test_a_cut_at_the_full_width_scores_as_the_whole_vector_on_a_classifier(tmp_path, tiny_llama_dir):
+    """Classifiers read cut vectors as they read whole ones (unnormalised): the full-width cut is
+    the whole vector, so its score is the whole vector's; a narrower cut is not."""
+    db = tmp_path / "h.db"
+    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", "PangLeePolarityClassification",
+            "--dims", "8,32", "--db", str(db)]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    by_dim = {item["dim"]: item["main_score"] for item in open_store(db).get_run(1)["score_details"]}
+    assert by_dim[32] == by_dim[0] and by_dim[8] != by_dim[0]

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.model.packing import TOKEN_HEAD
 from harness.options import check_values
 from methods.infonce import ContrastiveStage
-from methods.nv_embed import LatentAttention, NVEmbed, NVEmbedConfig
+from methods.nv_embed import NVEmbed, NVEmbedConfig, latent_attention
 from tests.families import FAMILIES
 
 SMALL_HEAD = {"latents": 6, "latent_heads": 2, "latent_head_dim": 8}
@@ -48,7 +48,7 @@ def _by_hand(layer, states):
 
 def test_the_latent_attention_layer_equals_a_plain_torch_reimplementation():
     torch.manual_seed(0)
-    layer = LatentAttention(hidden=16, latents=5, heads=4, head_dim=3)
+    layer = latent_attention(hidden=16, latents=5, heads=4, head_dim=3)
     for module in (layer.norm, layer.norm_latents, layer.norm_ff):  # non-trivial affine parts
         torch.nn.init.normal_(module.weight)
         torch.nn.init.normal_(module.bias)
@@ -79,7 +79,14 @@ def test_training_and_encoding_embed_through_the_head_alike():
         trained = stage.embed(model, stage.rows(tokenizer, texts, method.config), method.config).numpy()
         plain = torch.nn.functional.normalize(torch.tensor(encoder.encode(texts)), dim=-1).numpy()
     np.testing.assert_allclose(trained, plain, atol=1e-5)
-    assert any(name.startswith("head:") for name, _ in encoder.cache_tensors())  # the cache key reads the head
+    from harness.evaluation.fingerprint import fingerprint
+
+    key = fingerprint(encoder, method, "nv-embed")
+    with torch.no_grad():
+        getattr(model, TOKEN_HEAD).latents[0, 0] += 1.0
+    assert fingerprint(encoder, method, "nv-embed") != key  # the cache key reads the head's tensors
+    with torch.no_grad():
+        getattr(model, TOKEN_HEAD).latents[0, 0] -= 1.0
     delattr(model, TOKEN_HEAD)
     without = torch.nn.functional.normalize(torch.tensor(encoder.encode(texts)), dim=-1).numpy()
     assert np.abs(without - plain).max() > 1e-3  # the head is on the path

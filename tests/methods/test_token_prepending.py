@@ -49,8 +49,8 @@ def test_vectors_equal_a_hand_run_of_the_layers(family, layers):
     got = encoder.encode(TEXTS)  # one padded batch of three rows
     for text, vector in zip(TEXTS, got):
         ids = tokenizer(config.template.replace("{pst}", tokenizer.eos_token).replace("{text}", text))["input_ids"]
-        place = ids.index(tokenizer.eos_token_id)
-        assert 0 < place < len(ids) - 1
+        place = len(tokenizer("This sentence : ")["input_ids"])  # the prefix's tokens (and BOS where the family adds one)
+        assert ids[place] == tokenizer.eos_token_id and 0 < place < len(ids) - 1
         expected = _by_hand(model, ids, place, layers)
         np.testing.assert_allclose(vector, expected, atol=1e-5)
         assert np.abs(expected - _by_hand(model, ids, place, layers, carry=False)).max() > 1e-4  # carrying changes it
@@ -107,3 +107,22 @@ def test_a_layer_range_beyond_the_backbone_is_refused():
     fam = FAMILIES["llama"]
     with pytest.raises(HarnessError, match="layers_to=7: tiny has 2 layers"):
         TokenPrepending(TokenPrependingConfig()).check_backbone(_Backbone(fam.model(), fam.tokenizer()))
+
+
+def test_a_tokenizer_that_cannot_hold_the_placeholder_is_refused():
+    fam = FAMILIES["llama"]
+    tokenizer = fam.tokenizer()
+    tokenizer.eos_token = None
+    with pytest.raises(HarnessError, match="no EOS token"):
+        TokenPrepending(TokenPrependingConfig(layers_to=2)).check_backbone(_Backbone(fam.model(), tokenizer))
+
+
+def test_a_text_holding_the_eos_string_does_not_move_the_placeholder():
+    """The placeholder is the template's EOS before the text; the text's own come later."""
+    fam = FAMILIES["llama"]
+    model, tokenizer = fam.model(), fam.tokenizer()
+    encoder = TokenPrepending(TokenPrependingConfig(layers_from=0, layers_to=2)).build_encoder(_Backbone(model, tokenizer), EncodeSettings())
+    text = f"the cat {tokenizer.eos_token} sat"
+    ids = tokenizer(f'This sentence : {tokenizer.eos_token} "{text}" means in one word:"')["input_ids"]
+    place = len(tokenizer("This sentence : ")["input_ids"])
+    np.testing.assert_allclose(encoder.encode([text])[0], _by_hand(model, ids, place, (0, 2)), atol=1e-5)
