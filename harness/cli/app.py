@@ -15,11 +15,18 @@ app = typer.Typer(
     name="harness",
     help=(
         "Train, evaluate and compare LLM embedding methods on MTEB; every run lands in a leaderboard: "
-        "a SQLite file (./harness.db by default) or a team's PostgreSQL (--db postgresql://user@host/db).\n\nWith no options, `harness run` runs the offline default: AutoRegEmbed "
-        "(small preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks."
+        "a SQLite file (./harness.db by default) or a team's PostgreSQL (--db postgresql://user@host/db).\n\n"
+        "Examples:\n\n```\n"
+        "harness run                          # the offline default\n"
+        "harness run --method echo            # a training-free method\n"
+        "harness compare --baseline 1         # the latest runs against run 1\n```\n\n"
+        "With no options, `harness run` runs the offline default: AutoRegEmbed "
+        "(small preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks. "
+        "`harness COMMAND --help` shows each command's examples."
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 console = Console()

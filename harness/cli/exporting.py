@@ -21,7 +21,15 @@ def plot(
     scores: Annotated[bool, typer.Option("--scores", metavar="", help="Also draw the dev scores recorded during training (--dev-tasks), a row of panels below the losses.")] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Draw the recorded training loss of runs, one panel per stage (needs the plot extra)."""
+    """Draw the recorded training loss of runs, one panel per stage (needs the plot extra).
+
+    Examples:
+
+    ```
+    harness plot 3 4 --out losses.svg
+    harness plot 3 --scores --out dev-curves.svg
+    ```
+    """
     from leaderboard.plots import check_output, draw_losses
 
     with user_errors():
@@ -56,7 +64,16 @@ def export(
 ) -> None:
     """Runs with their scores (mteb main score, 0-1) as CSV, one column per task, or as JSON; or
     the runs' whole mteb results in mteb's own folder layout (--mteb DIR); or one run's encoder as
-    model files (--model DIR: a plug-in method's run needs its module, --plugins or installed)."""
+    model files (--model DIR: a plug-in method's run needs its module, --plugins or installed).
+
+    Examples:
+
+    ```
+    harness export --csv runs.csv
+    harness export 3 --mteb results/
+    harness export 3 --model encoder/
+    ```
+    """
     from leaderboard import exports
 
     with user_errors():

@@ -19,7 +19,15 @@ def methods(
     as_json: JsonOption = False,
 ) -> None:
     """Registered methods (built-in and plug-ins), one line each; `harness methods NAME` lists
-    one method's options with their defaults and accepted values."""
+    one method's options with their defaults and accepted values.
+
+    Examples:
+
+    ```
+    harness methods
+    harness methods infonce        # its options
+    ```
+    """
     with user_errors():
         import dataclasses
 
@@ -56,7 +64,15 @@ def methods(
 def backbones(as_json: JsonOption = False) -> None:
     """Backbone aliases: where each comes from, its architecture family and whether the tests
     cover that family, its facts (checked against its config where one can be read offline), and
-    whether it is available here."""
+    whether it is available here.
+
+    Examples:
+
+    ```
+    harness backbones
+    harness backbones --json
+    ```
+    """
     from harness.model.backbones import ALIASES, availability, offline_config
     from harness.model.catalog import TESTED_FAMILIES, facts_check
 
@@ -97,7 +113,15 @@ def tasks_command(
     search: Annotated[Optional[str], typer.Option("--search", help="Only mteb tasks whose name, type or a language (eng) contains this.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What --tasks takes: presets, task files, and mteb's tasks with their type and languages."""
+    """What --tasks takes: presets, task files, and mteb's tasks with their type and languages.
+
+    Examples:
+
+    ```
+    harness tasks
+    harness tasks --type Retrieval --search sci
+    ```
+    """
     with user_errors():
         from harness.evaluation.catalog import catalog, matching
         from harness.evaluation.tasks import LOCAL_KINDS, PRESETS

@@ -42,7 +42,15 @@ def mine(
     """Mine a hard negative for each positive pair with an encoder: the most similar other text,
     skipping those within a margin of the positive (likely false negatives). The triplets go to
     --output, how they were mined (miner, margins, source sha256s) to OUTPUT.provenance.json;
-    train on them with `harness run --train-data OUTPUT` (the run records the file's sha256)."""
+    train on them with `harness run --train-data OUTPUT` (the run records the file's sha256).
+
+    Examples:
+
+    ```
+    harness mine pairs.tsv -o mined.jsonl
+    harness mine pairs.tsv -o mined.jsonl --miner untrained-mean --relative-margin 0.05
+    ```
+    """
     with user_errors():
         from harness.data.mining import Margins, mine_negatives, provenance_path, write_mined
         from harness.data.train_data import parse_source, read_pairs

@@ -48,7 +48,16 @@ def compare(
 ) -> None:
     """Runs side by side per task, with Mean(Task) (and a mean per task type where the tasks have
     more than one), differences to the first run (or --baseline) with their paired bootstrap 95%
-    interval, and the best cell. --by-config: mean +- std over seeds, with a t interval."""
+    interval, and the best cell. --by-config: mean +- std over seeds, with a t interval.
+
+    Examples:
+
+    ```
+    harness compare                     # the five latest runs
+    harness compare 4 7 --baseline 1    # differences to run 1
+    harness compare 4 7 --by-config --json
+    ```
+    """
     with user_errors():
         named = [*([baseline] if baseline is not None else []), *(run_ids or [])]
         store = read_store(db, as_json, named or None)
@@ -162,7 +171,16 @@ def leaderboard(
     as_json: JsonOption = False,
 ) -> None:
     """Finished runs ranked by Mean(Task) over one task set (with a mean per task type where it has
-    more than one); runs missing a task are left out. --efficiency adds what their evaluation cost."""
+    more than one); runs missing a task are left out. --efficiency adds what their evaluation cost.
+
+    Examples:
+
+    ```
+    harness leaderboard
+    harness leaderboard --method infonce --tasks offline
+    harness leaderboard --efficiency --limit 0
+    ```
+    """
     with user_errors():
         store = read_store(db, as_json)
         if store is None:
@@ -230,7 +248,15 @@ def show(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Everything recorded about one run: scores, timings, config and environment."""
+    """Everything recorded about one run: scores, timings, config and environment.
+
+    Examples:
+
+    ```
+    harness show 3
+    harness show 3 --json --db postgresql://me@host/team
+    ```
+    """
     with user_errors():
         store = read_store(db, as_json, [run_id])
         record = store.get_run(run_id)
@@ -253,7 +279,15 @@ def browse(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8001,
 ) -> None:
     """Serve the leaderboard in a browser: tables, canned queries and a dashboard of charts
-    (datasette; needs the browse extra). Runs keep recording while it is open."""
+    (datasette; needs the browse extra). Runs keep recording while it is open.
+
+    Examples:
+
+    ```
+    harness browse
+    harness browse --db runs.db --port 8002
+    ```
+    """
     from leaderboard import browse as browsing
     from leaderboard.database import locate
 
@@ -279,7 +313,16 @@ def runs(
     limit: Annotated[int, typer.Option(min=0, max=ROW_LIMIT, help="Show this many latest runs; 0 = all.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """The latest runs of every status (running, finished, failed, interrupted), filtered."""
+    """The latest runs of every status (running, finished, failed, interrupted), filtered.
+
+    Examples:
+
+    ```
+    harness runs
+    harness runs --status failed --method infonce
+    harness runs --limit 0 --json
+    ```
+    """
     with user_errors():
         wanted = chosen_statuses(status)
         store = read_store(db, as_json)
@@ -303,7 +346,15 @@ def delete(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Delete runs you no longer want: their rows (scores, timings, steps) and their checkpoint
-    folders. Asks first unless --yes; running runs are never deleted."""
+    folders. Asks first unless --yes; running runs are never deleted.
+
+    Examples:
+
+    ```
+    harness delete 3 4
+    harness delete --status failed --yes
+    ```
+    """
     with user_errors():
         from harness.runs import folders as run_folders
 

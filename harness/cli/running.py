@@ -61,14 +61,14 @@ NoCacheOption = Annotated[
 ]
 CacheLimitOption = Annotated[
     float,
-    typer.Option("--cache-limit-gb", min=0.001, max=1e6, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default <HARNESS_CACHE>/embeddings): the oldest entries go first."),
+    typer.Option("--cache-limit-gb", min=0.001, max=1e6, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default HARNESS_CACHE/embeddings): the oldest entries go first."),
 ]
 ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
 OutputDirOption = Annotated[
     Path,
     typer.Option(
         "--output-dir",
-        help="Where trained runs keep checkpoints: a new run-<id>-<uuid>/ folder per run. With "
+        help="Where trained runs keep checkpoints: a new run-ID-UUID/ folder per run. With "
         "--resume: where to look for the run's folder if it was moved.",
     ),
 ]
@@ -89,6 +89,14 @@ def run(
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
     """Train (if the method has stages) and evaluate one method on one backbone; record the run.
+
+    Examples:
+
+    ```
+    harness run                                   # the offline default
+    harness run --method echo --tasks stsb-dev.tsv
+    harness run --method infonce --train-data triplets.jsonl --dims 64,128
+    ```
 
     Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
     `accelerate launch -m harness run ...`; only rank 0 writes.
@@ -185,7 +193,15 @@ def eval_command(
     A task the run has a score for is refused unless --force (another file with the same name
     is other data: give it another name).
 
-    Multi-process: `torchrun --nproc-per-node N -m harness eval ...`; only rank 0 writes."""
+    Examples:
+
+    ```
+    harness eval 3 --tasks sick-trial.tsv
+    harness eval 3 --tasks stsb-dev.tsv --force   # replace its score
+    ```
+
+    Multi-process: `torchrun --nproc-per-node N -m harness eval ...`; only rank 0 writes.
+    """
     with user_errors():
         from harness import ranks
         from harness.evaluation.embedding_cache import CacheSettings
