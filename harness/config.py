@@ -61,6 +61,7 @@ class RunConfig:
         [], "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
         minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
     )
+    repeats: int | None = option(None, "the run this one repeats (harness run --like N); recorded, not hashed", minimum=1)
     dev_tasks: list[str] = option([], "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores")
     train_data: str = option("offline", "triplet/NLI file, a hub set (all-nli, simcse-nli) or offline")
     method_args: dict[str, Any] = option({}, "the method's own options (harness methods)")
@@ -155,9 +156,11 @@ def load_run_config(
     config_file: Path | None = None,
     options: Mapping[str, Any] | None = None,
     sets: Iterable[str] = (),
+    base: RunConfig | None = None,
 ) -> RunConfig:
-    """Merge the layers into one checked :class:`RunConfig`."""
-    values: dict[str, Any] = {}
+    """Merge the layers into one checked :class:`RunConfig`: ``base`` (a recorded run's, for
+    ``--like``) or the defaults and the config file, then the command's options, then ``--set``."""
+    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     where = "config"
     if config_file is not None:
         values.update(read_config_file(config_file))
@@ -183,9 +186,9 @@ def load_run_config(
     return config
 
 
-#: recorded but not hashed: the seed (one setting, many seeds) and ``dims`` (extra scores at cut
-#: dims beside the whole vector's, which they do not change)
-UNHASHED = ("seed", "dims")
+#: recorded but not hashed: the seed (one setting, many seeds), ``dims`` (extra scores at cut
+#: dims beside the whole vector's, which they do not change) and the run a run repeats
+UNHASHED = ("seed", "dims", "repeats")
 
 
 def config_hash(resolved: Mapping[str, Any]) -> str:

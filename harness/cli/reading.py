@@ -70,8 +70,22 @@ def compare(
         console.print(dim_note(dim), highlight=False)
     if by_config:
         _print_seed_groups(runs, configs, as_json)
-    else:
-        _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples)
+        return
+    _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples)
+    if not as_json and not dim:
+        _print_repeats(store, [run["run_id"] for run in runs])
+
+
+def _print_repeats(store: Any, ids: list[int]) -> None:
+    """For each compared run that repeats another compared run (``harness run --like``): whether
+    their scores agree within the paired intervals."""
+    from harness.runs.repeat import agreement
+
+    with user_errors():
+        for run_id in ids:
+            original = store.get_run(run_id)["config"].get("repeats")
+            if original in ids:
+                console.print(agreement(store, original, run_id), highlight=False, soft_wrap=True)
 
 
 def _compared_runs(

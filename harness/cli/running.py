@@ -55,6 +55,14 @@ DimsOption = Annotated[
     Optional[str],
     typer.Option("--dims", metavar="N,N,...", help="Also score each task on the vectors' first N dims (e.g. 64,128,256: Matryoshka evaluation); each is a score of its own, from the same encoding."),
 ]
+LikeOption = Annotated[
+    Optional[int],
+    typer.Option("--like", min=1, help="Run again exactly what run N ran (its recorded config, tasks and data; a changed file is refused); vary one thing with --seed, --seeds, --tasks, --dims or --set."),
+]
+SeedsOption = Annotated[
+    Optional[str],
+    typer.Option("--seeds", metavar="S,S,...", help="Run the config once per seed (e.g. 0,1,2): one run each, grouped by `compare --by-config`."),
+]
 NoCacheOption = Annotated[
     bool,
     typer.Option("--no-cache", metavar="", help="Compute every vector: neither read nor fill the embedding cache kept across runs."),
@@ -84,7 +92,7 @@ def run(
     train_data: TrainDataOption = None,
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
     batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, dims: DimsOption = None,
-    resume: ResumeOption = None, output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
+    like: LikeOption = None, seeds: SeedsOption = None, resume: ResumeOption = None, output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
     no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
@@ -96,6 +104,7 @@ def run(
     harness run                                   # the offline default
     harness run --method echo --tasks stsb-dev.tsv
     harness run --method infonce --train-data triplets.jsonl --dims 64,128
+    harness run --like 3 --seeds 1,2                # run 3's config again, two seeds
     ```
 
     Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
@@ -108,6 +117,7 @@ def run(
         from harness.registry import import_plugins
         from harness.runs.execute import RunOptions, execute
         from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks, refuse_changed_training_data
+        from harness.runs.repeat import like_config, plans_per_seed
         from harness.runs.trackers import check as check_trackers
 
         import_plugins(plugins or [])
@@ -120,32 +130,58 @@ def run(
                    "seed": seed, "train_data": train_data, "device": device, "batch_size": batch_size, "limit": limit,
                    "instructions": instructions, "dims": parse_dims(dims)}
         if resume is not None:
-            if any(v not in (None, []) for v in [*options.values(), config, set_]):
+            if any(v not in (None, []) for v in [*options.values(), config, set_, like, seeds]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
             record = read_store(db, False, [resume]).get_run(resume)
             if record["status"] == "finished":
                 raise_usage(f"run {resume} is already finished; nothing to resume.")
             run_config = recorded_config(record)
+        elif like is not None:
+            repeated = read_store(db, False, [like]).get_run(like)
+            run_config = like_config(repeated, options, config, set_ or [])
         else:
+            repeated = None
             run_config = load_run_config(config, options, set_ or [])
-        plan = plan_run(run_config)
-        if record is not None:
-            refuse_changed_tasks(plan, record)
-            refuse_changed_training_data(plan, record)
-        if is_main and (trackers or plan.trains):
+        plans = plans_per_seed(run_config, seeds, given_seed=seed)  # every plan checked before the first run starts
+        for plan in plans:
+            if record is not None:
+                refuse_changed_tasks(plan, record)
+                refuse_changed_training_data(plan, record)
+            if resume is None and like is not None:
+                from harness.runs.repeat import refuse_changes
+
+                refuse_changes(plan, repeated)
+        if is_main and (trackers or plans[0].trains):
             check_output_root(output_dir)
         if is_main:
             check_db(db)
-        run_options = RunOptions(output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb))
         opener = functools.cache(lambda: open_leaderboard(db, create=True)) if is_main else None
-        run_id = execute(plan, opener, console, run_options)
+        finished = []
+        for plan in plans:
+            run_options = RunOptions(output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb))
+            run_id = execute(plan, opener, console, run_options)
+            finished.append((plan, run_id, run_options))
         if opener is None:
             return
-    _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
-    for warning in run_options.warnings:
-        err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
-    for note in plan.method.closing_notes():
+    for plan, run_id, run_options in finished:
+        _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
+        if like is not None:
+            _report_repeat(opener(), like, run_id)
+        for warning in run_options.warnings:
+            err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
+    for note in plans[-1].method.closing_notes():
         err_console.print(note, highlight=False, soft_wrap=True)
+
+
+def _report_repeat(store: Any, original: int, run_id: int) -> None:
+    """Whether the repeat's scores agree with the run it repeats, task by task, within their
+    paired 95% intervals."""
+    from harness.runs.repeat import agreement
+
+    try:
+        console.print(agreement(store, original, run_id), highlight=False, soft_wrap=True)
+    except Exception as exc:  # the runs are recorded; a failed read is a warning
+        err_console.print(f"Warning: could not compare run #{run_id} with run #{original}: {type(exc).__name__}: {exc}", highlight=False)
 
 
 def _report_finished(store: Any, run_id: int, db: str) -> None:

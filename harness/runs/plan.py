@@ -54,7 +54,7 @@ class RunPlan:
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
         if self.dev_tasks:
             values["dev_tasks_resolved"] = [spec.record() for spec in self.dev_tasks]
-        for key in ("limit", "instructions", "dev_tasks", "dims"):
+        for key in ("limit", "instructions", "dev_tasks", "dims", "repeats"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
         for key, off in type(self.method.config).unrecorded_at.items():
@@ -176,16 +176,16 @@ def check_output_root(root: Any) -> None:
     writable_folder(root, "--output-dir")
 
 
-def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any]) -> None:
-    """``--resume`` evaluates the recorded tasks: a task file whose content changed since (another
-    sha256) would put another task's score under the run's recorded config."""
+def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any], doing: str = "a resumed run evaluates") -> None:
+    """``--resume`` and ``--like`` evaluate the recorded tasks: a task file whose content changed
+    since (another sha256) would put another task's score under the run's recorded config."""
     recorded = {spec.get("name"): spec for spec in record["config"].get("tasks_resolved", [])}
     for spec in plan.tasks:
         before = recorded.get(spec.name, {}).get("sha256")
         if spec.data is not None and before is not None and before != spec.data.digest:
             raise HarnessError(
                 f"task file {spec.data.path} changed since run {record['run_id']} was recorded (sha256 {before[:12]}, "
-                f"now {spec.data.digest[:12]}); a resumed run evaluates the data it was recorded with. Restore the file, "
+                f"now {spec.data.digest[:12]}); {doing} the data it was recorded with. Restore the file, "
                 "or start a new run."
             )
 
@@ -198,18 +198,28 @@ def training_files(train_data: str) -> list[dict[str, str]]:
     return [{"source": source, "sha256": file_digest(path)} for source, path in source_files(train_data)]
 
 
-def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any]) -> None:
-    """``--resume`` trains on the recorded data: a training file whose content changed since
-    (another sha256) would continue the run on other data under its recorded config."""
+def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any], doing: str = "a resumed run trains on") -> None:
+    """``--resume`` and ``--like`` train on the recorded data: a training file whose content
+    changed since (another sha256) would train on other data under the recorded config."""
     now = {entry["source"]: entry["sha256"] for entry in plan.training_files}
     for entry in record["config"].get("train_data_resolved", []):
         found = now.get(entry["source"])
         if found != entry["sha256"]:
             state = "is gone" if found is None else f"changed (sha256 {entry['sha256'][:12]}, now {found[:12]})"
             raise HarnessError(
-                f"training file {entry['source']} {state} since run {record['run_id']} was recorded; a resumed run trains "
-                "on the data it was recorded with. Restore the file, or start a new run."
+                f"training file {entry['source']} {state} since run {record['run_id']} was recorded; {doing} "
+                "the data it was recorded with. Restore the file, or start a new run."
             )
+
+
+def refuse_changed_backbone(plan: RunPlan, record: dict[str, Any]) -> None:
+    """``--like`` loads the recorded backbone: an alias that now resolves elsewhere is another model."""
+    before = record["config"].get("backbone_resolved", {}).get("source")
+    if before is not None and before != plan.backbone.source:
+        raise HarnessError(
+            f"backbone {plan.config.backbone!r} now resolves to {plan.backbone.source}, not {before} as when run "
+            f"{record['run_id']} was recorded; give --set backbone=... to run another model on purpose."
+        )
 
 
 def refuse_known_tasks(record: dict[str, Any], wanted: list[tuple[str, str]]) -> None:

@@ -1,0 +1,78 @@
+"""A run re-run from its record (``harness run --like N``), and one config over several seeds
+(``--seeds 0,1,2``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig, load_run_config
+from harness.errors import HarnessError
+from harness.runs.plan import RunPlan, plan_run, recorded_config, refuse_changed_backbone, refuse_changed_tasks, refuse_changed_training_data
+
+VARIED = ("seed", "tasks", "dims")  # what --like lets the command vary besides --set
+
+
+def like_config(record: dict[str, Any], options: Mapping[str, Any], config_file: Path | None, sets: Iterable[str]) -> RunConfig:
+    """Run ``record``'s recorded config again, with the command's ``--seed``, ``--tasks``, ``--dims``
+    and ``--set`` on top; it records which run it repeats."""
+    others = sorted(key for key, value in options.items() if value not in (None, []) and key not in VARIED)
+    if others or config_file is not None:
+        given = ", ".join(f"--{key.replace('_', '-')}" for key in others) or "--config"
+        raise HarnessError(
+            f"--like {record['run_id']} runs that run's recorded config again; {given} would change it. "
+            "Vary it with --seed, --seeds, --tasks, --dims or --set KEY=VALUE."
+        )
+    if record["status"] == "running":
+        raise HarnessError(f"--like {record['run_id']}: run {record['run_id']} is still running; repeat it once it has ended.")
+    chosen = {key: value for key, value in options.items() if key in VARIED}
+    return load_run_config(None, {**chosen, "repeats": record["run_id"]}, sets, base=recorded_config(record))
+
+
+def refuse_changes(plan: RunPlan, record: dict[str, Any]) -> None:
+    """What ``--like`` repeats must be what the run read: its task files, training files and
+    backbone, unless the command changed them on purpose."""
+    recorded = record["config"]
+    refuse_changed_tasks(plan, record, "a repeated run evaluates")
+    if plan.trains and plan.config.train_data == recorded.get("train_data"):
+        refuse_changed_training_data(plan, record, "a repeated run trains on")
+    if plan.config.backbone == recorded.get("backbone"):
+        refuse_changed_backbone(plan, record)
+
+
+def plans_per_seed(config: RunConfig, seeds: str | None, *, given_seed: int | None) -> list[RunPlan]:
+    """One plan, or one per seed of ``--seeds S,S,...`` (each checked before any runs)."""
+    if seeds is None:
+        return [plan_run(config)]
+    if given_seed is not None:
+        raise HarnessError("--seed and --seeds: give one of them.")
+    parts = [part.strip() for part in seeds.split(",")]
+    bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
+    if bad or len(set(parts)) != len(parts):
+        raise HarnessError(f"--seeds {seeds!r}: give distinct whole numbers, e.g. 0,1,2.")
+    return [plan_run(dataclasses.replace(config, seed=int(part))) for part in parts]
+
+
+def agreement(store: Any, original: int, run_id: int) -> str:
+    """One line: whether run ``run_id``'s scores agree with run ``original``'s within each task's
+    paired 95% interval (``harness compare original run_id`` has the table)."""
+    from leaderboard.queries import compare
+
+    runs = store.runs(ids=[original, run_id], statuses=None)
+    items = store.score_items([original, run_id])
+    comparison = compare([{**run, "items": items[run["run_id"]]} for run in runs])
+    found = comparison.intervals[1]
+    apart = [task for task, interval in found.items() if not isinstance(interval, str) and interval.separable]
+    unknown = [task for task, interval in found.items() if isinstance(interval, str)]
+    same = [task for task in comparison.shared_tasks if runs[0]["scores"][task] == runs[1]["scores"][task]]
+    if not comparison.shared_tasks:
+        return f"Run #{run_id} repeats run #{original} but shares no task with it."
+    if apart:
+        return (f"Run #{run_id} repeats run #{original}: its scores differ beyond their paired 95% interval on "
+                f"{', '.join(apart)} (`harness compare {original} {run_id}`).")
+    tail = f"; no interval for {', '.join(unknown)}" if unknown else ""
+    identical = " (identical)" if len(same) == len(comparison.shared_tasks) else ""
+    return (f"Run #{run_id} repeats run #{original}: its scores agree within their paired 95% intervals on "
+            f"{len(comparison.shared_tasks)} shared task(s){identical}{tail}.")
