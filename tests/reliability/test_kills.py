@@ -42,6 +42,17 @@ def harness(*args, env=None, check=True):
     return done
 
 
+def read(*args):
+    """A read command in this process (the reaping and reads are the same code; no interpreter start-up)."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def _scores(db) -> int:
     return db_rows(db, "SELECT count(*) FROM scores")[0][0]
 
@@ -58,15 +69,15 @@ def test_kill_then_resume(workspace, point):
     expected_scores = {"load": 0, "train-step:3": 0, "evaluate:2": 1, "score-write:1": 0}[point]
     assert _scores(db) == expected_scores  # a score write cut short leaves nothing behind
 
-    (listed,) = json.loads(harness("runs", "--db", db, "--json").stdout)  # the next command reaps it
+    (listed,) = read("runs", "--db", db, "--json")  # the next command reaps it
     assert listed["status"] == "failed" and "interrupted" in listed["error"]
-    assert json.loads(harness("compare", "--db", db, "--json").stdout) == []
-    assert json.loads(harness("leaderboard", "--db", db, "--json").stdout) == []
-    partial = json.loads(harness("compare", "--include-unfinished", "--db", db, "--json").stdout)
+    assert read("compare", "--db", db, "--json") == []
+    assert read("leaderboard", "--db", db, "--json") == []
+    partial = read("compare", "--include-unfinished", "--db", db, "--json")
     assert len(partial[0]["scores"]) == expected_scores
 
     harness("run", "--resume", "1", "--db", db, "--output-dir", str(tmp_path / "runs"))
-    (done,) = json.loads(harness("compare", "--db", db, "--json").stdout)
+    (done,) = read("compare", "--db", db, "--json")
     assert done["run_id"] == 1 and done["status"] == "finished"
     assert set(done["scores"]) == {"tiny-sts", "second-task"}
     assert db_rows(db, "SELECT count(*) FROM runs") == [(1,)]

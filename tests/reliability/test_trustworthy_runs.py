@@ -155,7 +155,10 @@ def test_a_cached_hub_backbone_still_runs_when_the_hub_is_unreachable(tmp_path, 
 
 
 # -- 3. interruptions -----------------------------------------------------------------------------
-def _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file, steps=400):
+LONG_RUN_STEPS = 120  # seconds of training with a checkpoint every ~0.1 s: time to be signalled mid-stage
+
+
+def _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file, steps=LONG_RUN_STEPS):
     args = _run_args(tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs",
                      f"method_args.steps={steps}", "method_args.checkpoint_minutes=0.002")  # a checkpoint every ~0.1 s
     return subprocess.Popen([*HARNESS, *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -196,7 +199,7 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_pa
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming stage contrastive at step {saved}" in resumed.stdout
     assert _rows(db, "SELECT status FROM runs") == [("finished",)]
-    assert [s for (s,) in _rows(db, "SELECT step FROM metrics ORDER BY step")] == list(range(1, 401))
+    assert [s for (s,) in _rows(db, "SELECT step FROM metrics ORDER BY step")] == list(range(1, LONG_RUN_STEPS + 1))
 
 
 # -- 4. a finished run never ends in a traceback --------------------------------------------------
