@@ -101,6 +101,11 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
         config = InfoNCEConfig(steps=3, in_batch=True, temperature=0.1, template="this sentence : {text}", **common)
         stages = [ContrastiveStage()]
         prepare = None
+    elif method == "nv-embed":  # a method with a module of its own outside the decoder: the latent-attention layer
+        from methods.nv_embed import NVEmbed, NVEmbedConfig
+
+        config = NVEmbedConfig(steps=3, in_batch=True, temperature=0.1, latents=4, latent_heads=2, latent_head_dim=8, **common)
+        stages, prepare = [ContrastiveStage()], NVEmbed(config).prepare
     else:
         config = AutoRegEmbedConfig(slots=2, ic_steps=2, cda_steps=2, **common)
         runner = AutoRegEmbed(config)

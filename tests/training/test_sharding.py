@@ -153,6 +153,7 @@ CASES = [
     pytest.param("fsdp", "infonce", None, id="fsdp-infonce"),
     pytest.param("fsdp", "autoregembed", None, id="fsdp-autoregembed"),
     pytest.param("fsdp", "autoregembed", "checkpointing", id="fsdp-autoregembed-gradient-checkpointing"),
+    pytest.param("fsdp", "nv-embed", None, id="fsdp-nv-embed"),
     pytest.param("deepspeed", "infonce", {"zero_optimization": {"stage": 3}}, id="zero3-infonce", marks=needs_deepspeed),
     pytest.param("deepspeed", "autoregembed", {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto"}, id="zero2-autoregembed", marks=needs_deepspeed),
 ]
