@@ -72,6 +72,7 @@ def export(
     harness export --csv runs.csv
     harness export 3 --mteb results/
     harness export 3 --model encoder/
+    harness export 3 --mteb results/ --model encoder/   # a submission
     ```
     """
     from leaderboard import exports
@@ -81,13 +82,19 @@ def export(
             from harness.registry import import_plugins
 
             import_plugins(plugins)
-        if sum(x is not None for x in (csv_file, json_file, mteb_dir, model_dir)) != 1:
-            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR.")
+        formats = sum(x is not None for x in (csv_file, json_file, mteb_dir, model_dir))
+        if formats != 1 and not (formats == 2 and mteb_dir is not None and model_dir is not None):
+            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR "
+                        "(or --mteb DIR --model DIR for one run: a submission with its encoder and model_meta.py).")
         if model_dir is not None:
-            _export_model(run_ids, model_dir, db)
-            return
+            if mteb_dir is not None:  # checked before the encoder is written
+                from harness.paths import writable_folder
+
+                writable_folder(mteb_dir, "--mteb")
+            _export_model(run_ids, model_dir, db, with_meta=mteb_dir is not None)
         if mteb_dir is not None:
             _export_mteb(run_ids, mteb_dir, db)
+        if model_dir is not None or mteb_dir is not None:
             return
         statuses = chosen_statuses(status)
         target, label = (csv_file, "--csv") if csv_file is not None else (json_file, "--json")
@@ -122,7 +129,7 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
     )
 
 
-def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
+def _export_model(run_ids: list[int] | None, folder: Path, db: str, *, with_meta: bool = False) -> None:
     from harness.export.model import export_model
     from harness.paths import writable_folder
 
@@ -130,7 +137,14 @@ def _export_model(run_ids: list[int] | None, folder: Path, db: str) -> None:
         raise_usage("harness export --model DIR exports one run, e.g. `harness export 3 --model encoder/`.")
     folder = writable_folder(folder, "--model")
     record = read_store(db, False, list(run_ids)).get_run(run_ids[0])
+    if with_meta:
+        from harness.export.mteb import model_meta_source
+
+        meta = model_meta_source(record)  # before anything is written: a record mteb cannot describe is refused
     written = export_model(record, folder, console)
+    if with_meta:
+        (folder / "model_meta.py").write_text(meta, encoding="utf-8")
+        written.append("model_meta.py (mteb's ModelMeta, its loader reading this folder)")
     err_console.print(
         f"Wrote run #{run_ids[0]}'s encoder to {folder} ({', '.join(written)}); "
         f"`harness.export.model.load_encoder({str(folder)!r}).encode(texts)` encodes with it.", highlight=False,

@@ -44,13 +44,14 @@ def model_meta(
     *, name: str, revision: str, n_parameters: int | None, embed_dim: int | None, max_tokens: int | None,
     source: str, license: str | None = None, languages: list[str] | None = None,
     training_datasets: set[str] | None = None, experiment_kwargs: dict[str, Any] | None = None, use_instructions: bool = False,
+    release_date: str | None = None,
 ) -> ModelMeta:
     """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
     from mteb.models.model_meta import ModelMeta
 
-    unknown = dict.fromkeys(("loader", "release_date", "memory_usage_mb", "public_training_code", "public_training_data"))
+    unknown = dict.fromkeys(("loader", "memory_usage_mb", "public_training_code", "public_training_data"))
     return ModelMeta(
-        **unknown, name=name, revision=revision, languages=languages, n_parameters=n_parameters, max_tokens=max_tokens,
+        **unknown, release_date=release_date, name=name, revision=revision, languages=languages, n_parameters=n_parameters, max_tokens=max_tokens,
         embed_dim=embed_dim, license=license, open_weights=True, framework=["PyTorch"], similarity_fn_name="cosine",
         use_instructions=use_instructions, training_datasets=training_datasets, adapted_from=source, experiment_kwargs=experiment_kwargs,
     )

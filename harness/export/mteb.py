@@ -1,12 +1,17 @@
-"""Recorded runs written in mteb's own result layout, so that ``mteb.ResultCache(DIR)`` reads them.
+"""Recorded runs written in mteb's own result layout, so that ``mteb.ResultCache(DIR)`` reads them,
+laid out as the MTEB results repository takes a new submission.
 
-Each run becomes ``DIR/results/harness__<method>__<backbone>/<revision>/experiments/<experiment>/``
-holding one ``<Task>.json`` per task (mteb's whole ``TaskResult``, as recorded when the run
-evaluated it) and ``model_meta.json``. The revision is the run's config hash (12 characters, as at
-evaluation); the experiment name serialises the method options that differ from the method's
-defaults, and the seed, so ablations and seeds of one method never overwrite each other. Scores of
-the vectors' first N dims (``harness run --dims``) are written as mteb writes a model loaded with
-``embed_dim=N``: ``embed_dim`` N in the model meta and among the experiment's options.
+A model is ``harness/<method>__<backbone>`` and its revision the run's config hash (12 characters,
+as at evaluation). The first run given of each model and revision is its submission: one
+``<Task>.json`` per task (mteb's whole ``TaskResult``, as recorded when the run evaluated it) and
+``model_meta.json`` in ``DIR/results/harness__<method>__<backbone>/<revision>/``. Every other run
+of that revision (another seed) goes under ``experiments/<experiment>/``, the experiment named
+after the method options that differ from the method's defaults and the seed, so ablations and
+seeds never overwrite each other; scores of the vectors' first N dims (``harness run --dims``)
+too, as mteb writes a model loaded with ``embed_dim=N`` (``embed_dim`` N in the model meta and
+among the experiment's options). :func:`model_meta_source` writes the same metadata as a Python
+module whose loader reads an exported encoder folder (``harness export RUN --mteb DIR --model
+ENC``), the shape of a model implementation in mteb.
 """
 
 from __future__ import annotations
@@ -55,25 +60,33 @@ def training_datasets(record: dict[str, Any]) -> set[str] | None:
     return {task for key, task in TRAINING_TASKS.items() if key in source} or None
 
 
-def run_model_meta(record: dict[str, Any], dim: int = 0) -> ModelMeta:
-    """The run's mteb ``ModelMeta``; for its scores at ``dim`` dims (0: whole vectors), as mteb
-    names a model loaded with ``embed_dim=dim``."""
+def run_model_meta(record: dict[str, Any], dim: int = 0, *, experiment: bool = True) -> ModelMeta:
+    """The run's mteb ``ModelMeta``: an experiment (its options and seed, and ``embed_dim`` for its
+    scores at ``dim`` dims, as mteb names a model loaded with ``embed_dim=dim``), or with
+    ``experiment`` false the model itself, as a submission names it."""
     from harness.evaluation.mteb_adapter import model_meta, model_name
 
-    facts = BACKBONE_FACTS.get(record["backbone"], {})
     return model_meta(
-        name=model_name(record["method"], record["backbone"]),
-        revision=record["config_hash"][:12],
-        n_parameters=record["n_parameters"],
-        embed_dim=dim or record["embed_dim"],
-        max_tokens=record["config"].get("max_length"),
-        source=record["config"].get("backbone_resolved", {}).get("source", record["backbone"]),
-        license=facts.get("license"),
-        languages=facts.get("languages"),
-        training_datasets=training_datasets(record),
-        experiment_kwargs={**experiment_options(record), **({"embed_dim": dim} if dim else {})},
-        use_instructions=bool(record["config"].get("instructions")),
+        name=model_name(record["method"], record["backbone"]), revision=record["config_hash"][:12], embed_dim=dim or record["embed_dim"],
+        experiment_kwargs={**experiment_options(record), **({"embed_dim": dim} if dim else {})} if experiment else None,
+        **meta_facts(record),
     )
+
+
+def meta_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """What the run's record tells of the model for mteb: its size, length, licence, languages,
+    training data, source and release date (the day the run ended)."""
+    import datetime
+
+    facts = BACKBONE_FACTS.get(record["backbone"], {})
+    ended = record.get("ended_at")
+    return {
+        "n_parameters": record["n_parameters"], "max_tokens": record["config"].get("max_length"),
+        "source": record["config"].get("backbone_resolved", {}).get("source", record["backbone"]),
+        "license": facts.get("license"), "languages": facts.get("languages"), "training_datasets": training_datasets(record),
+        "use_instructions": bool(record["config"].get("instructions")),
+        "release_date": datetime.datetime.fromtimestamp(ended, datetime.timezone.utc).date().isoformat() if ended else None,
+    }
 
 
 def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
@@ -94,11 +107,56 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
             raise HarnessError(f"run #{record['run_id']} is {record['status']}: only finished runs are exported to mteb.")
     cache = ResultCache(folder)
     written = []
+    submitted: set[tuple[str, str]] = set()  # (model, revision) whose first run is laid out as its submission
     for record in records:
         for dim in store.score_dims(record["run_id"]):
-            meta = run_model_meta(record, dim)
+            model = (record["method"], record["backbone"], record["config_hash"][:12])
+            first = dim == 0 and model not in submitted
+            if first:
+                submitted.add(model)
+            meta = run_model_meta(record, dim, experiment=not first)
             for task, whole in store.task_results(record["run_id"], dim).items():
                 result = TaskResult.from_dict(whole)
                 cache.save_to_cache(result, meta)
                 written.append(cache.get_task_result_path(result.task_name, meta))
     return written
+
+
+LOADER = '''
+
+MODEL_PATH = str(Path(__file__).resolve().parent)  # the exported encoder folder; a hub id once it is uploaded
+
+
+def load(model_name: str, revision: str | None = None, device: str | None = None, **kwargs: Any) -> Any:
+    """The exported encoder through sentence-transformers (its folder's modules: plain pooling, or
+    the harness's module where the encoder needs the harness installed), wrapped for mteb."""
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformerEncoderWrapper(SentenceTransformer(MODEL_PATH, device=device, trust_remote_code=True), revision=revision)
+'''
+
+
+def model_meta_source(record: dict[str, Any]) -> str:
+    """A Python module holding the run's ``ModelMeta`` with a loader of the encoder folder it is
+    written into: mteb validates it on import, and ``meta.load_model()`` encodes as the run did."""
+    meta = run_model_meta(record, experiment=False)
+    fields = {
+        "name": meta.name, "revision": meta.revision, "release_date": meta.release_date, "languages": meta.languages,
+        "n_parameters": meta.n_parameters, "memory_usage_mb": None, "max_tokens": meta.max_tokens, "embed_dim": meta.embed_dim,
+        "license": meta.license, "open_weights": True, "public_training_code": None, "public_training_data": None,
+        "framework": ["PyTorch", "Sentence Transformers"], "reference": None, "similarity_fn_name": "cosine",
+        "use_instructions": meta.use_instructions,
+        "training_datasets": sorted(meta.training_datasets) if meta.training_datasets else None, "adapted_from": meta.adapted_from,
+    }
+    arguments = "".join(f"    {key}={value!r},\n" for key, value in fields.items())
+    if meta.training_datasets:
+        arguments = arguments.replace(f"training_datasets={fields['training_datasets']!r}", f"training_datasets=set({fields['training_datasets']!r})")
+    title = f"mteb model implementation of harness run #{record['run_id']} ({record['method']} on {record['backbone']})"
+    header = (
+        f'"""{title}, written by `harness export --mteb --model`.\n\n'
+        "The encoder is the folder this file is in. For a pull request to mteb, upload the folder to the hub and set\n"
+        'MODEL_PATH to its id.\n"""\n\n'
+        "from __future__ import annotations\n\nfrom pathlib import Path\nfrom typing import Any\n\nfrom mteb.models.model_meta import ModelMeta\n"
+    )
+    return header + LOADER + f"\n\nmodel_meta = ModelMeta(\n    loader=load,\n{arguments})\n"

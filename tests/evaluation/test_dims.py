@@ -86,7 +86,7 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
     out = tmp_path / "mteb"
     result = runner.invoke(app, ["export", "1", "--mteb", str(out), "--db", str(dims_run)])
     assert result.exit_code == 0, result.output
-    metas = {json.loads(f.read_text())["embed_dim"] for f in out.glob("results/*/*/experiments/*/model_meta.json")}
+    metas = {json.loads(f.read_text())["embed_dim"] for f in out.glob("results/**/model_meta.json")}
     assert metas == {32, 4, 16}
     loaded = mteb.ResultCache(out).load_results(include_remote=False, load_experiments="match_name")
     scores = sorted(round(r.get_score(), 6) for m in loaded.model_results for r in m.task_results)

@@ -35,8 +35,9 @@ def test_whole_task_result_kept_and_read_back_by_mteb(tmp_path, tiny_llama_dir, 
     out = tmp_path / "mteb-results"
     result = CliRunner().invoke(app, ["export", "1", "2", "--mteb", str(out), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    files = sorted(out.glob("results/*/*/experiments/*/*.json"))
-    assert len([f for f in files if f.name != "model_meta.json"]) == 2  # the seeds did not overwrite each other
+    submission = [f for f in out.glob("results/*/*/*.json") if f.name != "model_meta.json"]
+    experiments = [f for f in out.glob("results/*/*/experiments/*/*.json") if f.name != "model_meta.json"]
+    assert len(submission) == 1 and len(experiments) == 1  # run 1 is the submission, run 2 (seed 1) its experiment: no overwrite
 
     loaded = mteb.ResultCache(out).load_results(include_remote=False, load_experiments="match_name")
     found = sorted(
