@@ -61,6 +61,10 @@ class RunConfig:
         [], "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
         minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
     )
+    rerank_protocol: Literal["answered", "clean", "all"] = option(
+        "answered", "reranking files: score the questions with a relevant candidate (answered: the answer-selection literature's), "
+        "also with an irrelevant one (clean), or every question (all: mteb's, an unanswered one scores 0); hub tasks keep mteb's",
+    )
     repeats: int | None = option(None, "the run this one repeats (harness run --like N); recorded, not hashed", minimum=1)
     dev_tasks: list[str] = option([], "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores")
     train_data: str = option("offline", "triplet/NLI file, a hub set (all-nli, simcse-nli) or offline")

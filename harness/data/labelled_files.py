@@ -38,6 +38,18 @@ class Rerankings(LocalData):
     positives: list[list[str]]
     negatives: list[list[str]]
 
+    def scored_by(self, protocol: str) -> tuple[Rerankings, int]:
+        """The queries ``protocol`` scores, and how many it leaves out: ``answered`` those with a
+        relevant candidate (the answer-selection literature's protocol), ``clean`` those with a
+        relevant and an irrelevant one, ``all`` every query (mteb's: one without a relevant
+        candidate scores 0)."""
+        import dataclasses
+
+        keep = [i for i, (p, n) in enumerate(zip(self.positives, self.negatives))
+                if protocol == "all" or (p and (n or protocol == "answered"))]
+        chosen = {name: [getattr(self, name)[i] for i in keep] for name in ("queries", "positives", "negatives")}
+        return dataclasses.replace(self, **chosen), len(self.queries) - len(keep)
+
 
 def _columns(columns: set[str], wanted: dict[str, tuple[str, ...]]) -> dict[str, str] | None:
     """Role -> the file's column for it, or None where a role has none."""

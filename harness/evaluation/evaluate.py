@@ -257,4 +257,6 @@ def _evaluate_task(
     sink.timing(phase, details={**cost, **encoding_cost(phase, adapter.requested - before_asked, hits)})
     if cache is not None and (warning := cache.take_warning()):
         console.print(f"  {warning}", highlight=False, soft_wrap=True)
-    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s)")
+    spec = loaded.spec
+    left = f"; {spec.left_out} question(s) left out by the {spec.protocol!r} protocol" if spec.left_out else ""
+    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s{left})", highlight=False)

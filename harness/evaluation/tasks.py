@@ -85,6 +85,8 @@ class TaskSpec:
     kind: str
     subsets: tuple[str, ...] | None = None
     data: LocalData | None = None  # a task file's or folder's data
+    protocol: str | None = None  # a reranking file's: which queries are scored (RERANK_PROTOCOLS)
+    left_out: int = 0  # queries that protocol leaves out
 
     def record(self) -> dict[str, Any]:
         """What goes into the recorded config: enough to tell two task versions apart (an STS
@@ -98,6 +100,8 @@ class TaskSpec:
                 out["pairs"] = self.data.size
             else:
                 out.update(type=self.data.kind, items=self.data.size)
+        if self.protocol is not None:
+            out.update(protocol=self.protocol, left_out=self.left_out)
         return out
 
 
@@ -181,9 +185,14 @@ def unknown_task(name: str, option: str = "--tasks") -> HarnessError:
     )
 
 
-def resolve_tasks(items: Sequence[str], option: str = "--tasks") -> list[TaskSpec]:
-    """Expand presets, read task files and check mteb names; duplicates are kept once. Messages
-    name ``option`` (``--tasks``, ``--dev-tasks``)."""
+#: which queries of a reranking file are scored (``rerank_protocol``; see ``Rerankings.scored_by``)
+RERANK_PROTOCOLS = ("answered", "clean", "all")
+
+
+def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol: str = "answered") -> list[TaskSpec]:
+    """Expand presets, read task files and check mteb names; duplicates are kept once; a reranking
+    file keeps the queries ``rerank_protocol`` scores. Messages name ``option`` (``--tasks``,
+    ``--dev-tasks``)."""
     if not items:
         raise HarnessError(f"{option}: no tasks given.")
     resolved: dict[str, TaskSpec] = {}
@@ -197,6 +206,9 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks") -> list[TaskSpe
         elif _looks_like_file(item):
             data = read_task_file(expand(item, "task file"))
             specs = [TaskSpec(data.name, "file", data=data)]
+            if data.kind == "Reranking":
+                scored, left_out = data.scored_by(rerank_protocol)  # type: ignore[attr-defined]
+                specs = [TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out)]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         else:
@@ -243,8 +255,11 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
 
 def task_version(spec: TaskSpec, task: AbsTask) -> str:
     """What identifies the data a score was computed on: mteb's dataset revision of the task (a
-    task file's first 12 sha256 hex digits), then the evaluated subsets where only some were."""
+    task file's first 12 sha256 hex digits; a reranking file's with the protocol that chose its
+    queries, unless every query), then the evaluated subsets where only some were."""
     revision = str(task.metadata.revision)
+    if spec.protocol is not None and spec.protocol != "all":  # mteb's protocol keeps the version scores had before protocols
+        revision = f"{revision}:{spec.protocol}"
     return f"{revision}:{','.join(spec.subsets)}" if spec.subsets else revision
 
 

@@ -57,6 +57,8 @@ class RunPlan:
         for key in ("limit", "instructions", "dev_tasks", "dims", "repeats"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
+        if values["rerank_protocol"] == "answered":
+            del values["rerank_protocol"]  # the default; a reranking file's entry of tasks_resolved says it too
         for key, off in type(self.method.config).unrecorded_at.items():
             if key in values["method_args"] and values["method_args"][key] == off:
                 del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
@@ -124,8 +126,8 @@ def plan_run(config: RunConfig) -> RunPlan:
     method = build_method(config)
     backbone = backbone_spec(config.backbone)
     require_available(backbone)
-    tasks = resolve_tasks(config.tasks)
-    dev_tasks = resolve_tasks(config.dev_tasks, "--dev-tasks") if config.dev_tasks else []
+    tasks = resolve_tasks(config.tasks, rerank_protocol=config.rerank_protocol)
+    dev_tasks = resolve_tasks(config.dev_tasks, "--dev-tasks", config.rerank_protocol) if config.dev_tasks else []
     method.check_inputs(config.train_data, config.seed)  # options and training data
     sharding = None
     if method.stages():
