@@ -264,9 +264,10 @@ def task_version(spec: TaskSpec, task: AbsTask) -> str:
 
 
 def file_versions(items: Sequence[str]) -> dict[str, str]:
-    """Task name -> version of the task files among ``items`` (read now; nothing else resolved)."""
+    """Task name -> version of the task files among ``items`` (read now; nothing else resolved), as
+    a run given them records it by default (a reranking file's with the default protocol)."""
     found = [read_task_file(expand(item, "task file")) for item in items if item not in PRESETS and _looks_like_file(item)]
-    return {data.name: data.digest[:REVISION_DIGITS] for data in found}
+    return {data.name: data.digest[:REVISION_DIGITS] + (f":{RERANK_PROTOCOLS[0]}" if data.kind == "Reranking" else "") for data in found}
 
 
 def _local_name(item: str) -> str:

@@ -53,3 +53,7 @@ def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, 
         vectors = _mean_vectors(tiny_llama_dir, [question, *pos, *neg])
         aps.append(_average_precision(vectors[0], vectors[1 : 1 + len(pos)], vectors[1 + len(pos) :]))
     assert record["scores"]["rr"] == pytest.approx(float(np.mean(aps)), abs=1e-5)
+    import json
+
+    ranked = json.loads(CliRunner().invoke(app, ["leaderboard", "--tasks", str(tmp_path / "rr.csv"), "--json", "--db", str(db)]).stdout)
+    assert [run["run_id"] for run in ranked] == ([1] if protocol == "answered" else [])  # the file ranks on its default protocol
