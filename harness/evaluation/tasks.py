@@ -87,6 +87,7 @@ class TaskSpec:
     data: LocalData | None = None  # a task file's or folder's data
     protocol: str | None = None  # a reranking file's: which queries are scored (RERANK_PROTOCOLS)
     left_out: int = 0  # queries that protocol leaves out
+    split: str | None = None  # an mteb task's evaluated split (``NAME:split``); None: the task's own eval splits
 
     def record(self) -> dict[str, Any]:
         """What goes into the recorded config: enough to tell two task versions apart (an STS
@@ -102,6 +103,8 @@ class TaskSpec:
                 out.update(type=self.data.kind, items=self.data.size)
         if self.protocol is not None:
             out.update(protocol=self.protocol, left_out=self.left_out)
+        if self.split is not None:
+            out["split"] = self.split
         return out
 
 
@@ -211,6 +214,11 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol
                 specs = [TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out)]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
+        elif ":" in item and _mteb_task_exists(item.rpartition(":")[0]):  # NAME:split, as lm-evaluation-harness names them
+            name, _, split = item.rpartition(":")
+            if not split.strip():
+                raise HarnessError(f"{option} {item!r}: name the split after the colon, e.g. {name}:validation.")
+            specs = [TaskSpec(name, "mteb", split=split)]
         else:
             raise unknown_task(item, option)
         for spec in specs:
@@ -250,16 +258,19 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
         return file_task(spec.data)
     import mteb
 
-    return mteb.get_task(spec.name, hf_subsets=list(spec.subsets) if spec.subsets else None)
+    return mteb.get_task(spec.name, hf_subsets=list(spec.subsets) if spec.subsets else None, eval_splits=[spec.split] if spec.split else None)
 
 
 def task_version(spec: TaskSpec, task: AbsTask) -> str:
     """What identifies the data a score was computed on: mteb's dataset revision of the task (a
     task file's first 12 sha256 hex digits; a reranking file's with the protocol that chose its
-    queries, unless every query), then the evaluated subsets where only some were."""
+    queries, unless every query; a split chosen with ``NAME:split`` after ``@``), then the evaluated subsets
+    where only some were."""
     revision = str(task.metadata.revision)
     if spec.protocol is not None and spec.protocol != "all":  # mteb's protocol keeps the version scores had before protocols
         revision = f"{revision}:{spec.protocol}"
+    if spec.split is not None:  # another split is other data: never ranked with the task's own eval splits
+        revision = f"{revision}@{spec.split}"
     return f"{revision}:{','.join(spec.subsets)}" if spec.subsets else revision
 
 

@@ -124,7 +124,8 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
 
     with measure("data") as data_phase, console.status("Loading task data"):
         tasks = load_tasks(plan.tasks, plan.config.limit)  # on every rank: all of them evaluate
-        dev_tasks = load_tasks(plan.dev_tasks, plan.config.limit)
+        dev_tasks = load_tasks(plan.dev_tasks, plan.config.limit, dev=True)
+        plan.dev_tasks[:] = [loaded.spec for loaded in dev_tasks]  # with the split each evaluates, as recorded
     data_phase.items = len(tasks) + len(dev_tasks)
     seed_everything(plan.config.seed)
     with measure("load") as load_phase:
