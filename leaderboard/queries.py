@@ -160,15 +160,20 @@ class SeedGroup:
     intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # task -> 95% t interval of the mean (None: one run)
 
 
+#: recorded keys that do not make another config (harness.config.UNHASHED: the seed, extra scores
+#: at cut dims, the run a run repeats); a test keeps the two lists equal
+UNGROUPED = ("seed", "dims", "repeats")
+
+
 def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]]) -> list[SeedGroup]:
-    """Group ``runs`` (with their resolved ``configs``) by config without ``seed``, in first-seen
+    """Group ``runs`` (with their resolved ``configs``) by config without ``UNGROUPED``, in first-seen
     order; std is the sample standard deviation (0 for a single run), and each task's interval
     the 95% t interval of its mean over the seeds (``leaderboard.intervals.seed_interval``)."""
     from statistics import stdev
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for run, config in zip(runs, configs):
-        key = repr(sorted((k, repr(v)) for k, v in flatten(config) if k != "seed"))
+        key = repr(sorted((k, repr(v)) for k, v in flatten(config) if k.split(".")[0] not in UNGROUPED))
         groups.setdefault(key, []).append(run)
     result = []
     for members in groups.values():

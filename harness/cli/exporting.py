@@ -88,9 +88,11 @@ def export(
                         "(or --mteb DIR --model DIR for one run: a submission with its encoder and model_meta.py).")
         if model_dir is not None:
             if mteb_dir is not None:  # checked before the encoder is written
+                from harness.export.mteb import check_exportable
                 from harness.paths import writable_folder
 
                 writable_folder(mteb_dir, "--mteb")
+                check_exportable(read_store(db, False, list(run_ids or [])), list(run_ids or [])[:1])
             _export_model(run_ids, model_dir, db, with_meta=mteb_dir is not None)
         if mteb_dir is not None:
             _export_mteb(run_ids, mteb_dir, db)

@@ -48,7 +48,7 @@ def mine(
 
     ```
     harness mine pairs.tsv -o mined.jsonl
-    harness mine pairs.tsv -o mined.jsonl --miner untrained-mean --relative-margin 0.05
+    harness mine pairs.tsv -o mined.jsonl --relative-margin 0.05
     ```
     """
     with user_errors():

@@ -104,7 +104,7 @@ def run(
     harness run                                   # the offline default
     harness run --method echo --tasks stsb-dev.tsv
     harness run --method infonce --train-data triplets.jsonl --dims 64,128
-    harness run --like 3 --seeds 1,2                # run 3's config again, two seeds
+    harness run --like 3 --seeds 1,2    # run 3's config again, two seeds
     ```
 
     Multi-process: `torchrun --nproc-per-node N -m harness run ...` or
@@ -137,8 +137,11 @@ def run(
                 raise_usage(f"run {resume} is already finished; nothing to resume.")
             run_config = recorded_config(record)
         elif like is not None:
+            from harness.runs.repeat import varied_keys
+
             repeated = read_store(db, False, [like]).get_run(like)
             run_config = like_config(repeated, options, config, set_ or [])
+            varied = varied_keys(options, set_ or [])
         else:
             repeated = None
             run_config = load_run_config(config, options, set_ or [])
@@ -150,26 +153,34 @@ def run(
             if resume is None and like is not None:
                 from harness.runs.repeat import refuse_changes
 
-                refuse_changes(plan, repeated)
+                refuse_changes(plan, repeated, varied)
         if is_main and (trackers or plans[0].trains):
             check_output_root(output_dir)
         if is_main:
             check_db(db)
         opener = functools.cache(lambda: open_leaderboard(db, create=True)) if is_main else None
-        finished = []
-        for plan in plans:
+        finished: list[tuple[int, list[str]]] = []
+        notes = plans[-1].method.closing_notes()
+        for index in range(len(plans)):
             run_options = RunOptions(output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb))
-            run_id = execute(plan, opener, console, run_options)
-            finished.append((plan, run_id, run_options))
+            try:
+                run_id = execute(plans[index], opener, console, run_options)
+            except BaseException:
+                left = [str(plan.config.seed) for plan in plans[index + 1 :]]
+                if left and is_main:
+                    err_console.print(f"Seeds {','.join(left)} were not run: `harness run ... --seeds {','.join(left)}` runs them.", highlight=False)
+                raise
+            plans[index] = None  # type: ignore[call-overload]  # its model and method go before the next seed's
+            finished.append((run_id, run_options.warnings))
         if opener is None:
             return
-    for plan, run_id, run_options in finished:
+    for run_id, warnings in finished:
         _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
         if like is not None:
             _report_repeat(opener(), like, run_id)
-        for warning in run_options.warnings:
+        for warning in warnings:
             err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
-    for note in plans[-1].method.closing_notes():
+    for note in notes:
         err_console.print(note, highlight=False, soft_wrap=True)
 
 

@@ -101,7 +101,7 @@ class TaskSpec:
                 out["pairs"] = self.data.size
             else:
                 out.update(type=self.data.kind, items=self.data.size)
-        if self.protocol is not None:
+        if self.protocol not in (None, "all"):  # "all" (mteb's) is how every reranking file was scored before protocols
             out.update(protocol=self.protocol, left_out=self.left_out)
         if self.split is not None:
             out["split"] = self.split

@@ -89,11 +89,11 @@ def meta_facts(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
-    """Write the runs' recorded TaskResults under ``folder``; the result files written."""
-    from mteb.cache import ResultCache
-    from mteb.results import TaskResult
+PROVENANCE = ".harness-run"  # in each folder written: the run whose results it holds (JSON; not a *.json, which mteb reads)
 
+
+def check_exportable(store: Any, run_ids: list[int]) -> list[dict[str, Any]]:
+    """The runs' records, each finished, with mteb's TaskResults kept, and not a quick check."""
     records = [store.get_run(run_id) for run_id in run_ids]
     for record in records:
         missing = [task for task, result in store.task_results(record["run_id"]).items() if result is None]
@@ -105,21 +105,67 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
             )
         if record["status"] != "finished":
             raise HarnessError(f"run #{record['run_id']} is {record['status']}: only finished runs are exported to mteb.")
+        if record["config"].get("limit") is not None:
+            raise HarnessError(
+                f"run #{record['run_id']} is a quick check (--limit {record['config']['limit']}): its scores are of each task's first "
+                "items, not the task; mteb results come from full runs."
+            )
+    return records
+
+
+def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
+    """Write the runs' recorded TaskResults under ``folder``; the result files written. Every
+    target folder is planned first: two runs never share one, and a folder already holding another
+    run's (or anyone's) results is refused, so no file is overwritten and no folder mixes runs."""
+    import json
+
+    from mteb.cache import ResultCache
+    from mteb.results import TaskResult
+
+    records = check_exportable(store, run_ids)
     cache = ResultCache(folder)
-    written = []
-    submitted: set[tuple[str, str]] = set()  # (model, revision) whose first run is laid out as its submission
+    planned: list[tuple[dict[str, Any], Any, list[Any]]] = []
+    owners: dict[Path, dict[str, Any]] = {}
+    submitted: set[tuple[str, str, str]] = set()  # (method, backbone, revision) whose first run is its submission
     for record in records:
         for dim in store.score_dims(record["run_id"]):
             model = (record["method"], record["backbone"], record["config_hash"][:12])
             first = dim == 0 and model not in submitted
-            if first:
-                submitted.add(model)
+            submitted.add(model)
             meta = run_model_meta(record, dim, experiment=not first)
-            for task, whole in store.task_results(record["run_id"], dim).items():
-                result = TaskResult.from_dict(whole)
-                cache.save_to_cache(result, meta)
-                written.append(cache.get_task_result_path(result.task_name, meta))
+            results = [TaskResult.from_dict(whole) for whole in store.task_results(record["run_id"], dim).values()]
+            target = cache.get_task_result_path(results[0].task_name, meta).parent if results else None
+            if target is None:
+                continue
+            other = owners.get(target)
+            if other is not None and other["run_id"] != record["run_id"]:
+                raise HarnessError(
+                    f"runs #{other['run_id']} and #{record['run_id']} would both write {target} (the same config and seed); "
+                    "export them in two commands, into two folders."
+                )
+            owners[target] = record
+            _refuse_foreign(target, record)
+            planned.append((record, meta, results))
+    written = []
+    for record, meta, results in planned:
+        for result in results:
+            cache.save_to_cache(result, meta)
+            path = cache.get_task_result_path(result.task_name, meta)
+            (path.parent / PROVENANCE).write_text(json.dumps({"run_id": record["run_id"], "run_uuid": record["uuid"], "seed": record["seed"]}) + "\n")
+            written.append(path)
     return written
+
+
+def _refuse_foreign(target: Path, record: dict[str, Any]) -> None:
+    """A folder that holds results written for another run, or by anyone else, is not written into."""
+    import json
+
+    if not target.is_dir() or not any(target.glob("*.json")):
+        return
+    owner = json.loads((target / PROVENANCE).read_text()) if (target / PROVENANCE).is_file() else None
+    if owner is None or owner.get("run_uuid") != record["uuid"]:
+        whose = f"run #{owner['run_id']}'s results" if owner else "results not written for this run"
+        raise HarnessError(f"--mteb: {target} holds {whose}; export run #{record['run_id']} into another folder.")
 
 
 LOADER = '''
@@ -152,9 +198,8 @@ def model_meta_source(record: dict[str, Any]) -> str:
     arguments = "".join(f"    {key}={value!r},\n" for key, value in fields.items())
     if meta.training_datasets:
         arguments = arguments.replace(f"training_datasets={fields['training_datasets']!r}", f"training_datasets=set({fields['training_datasets']!r})")
-    title = f"mteb model implementation of harness run #{record['run_id']} ({record['method']} on {record['backbone']})"
     header = (
-        f'"""{title}, written by `harness export --mteb --model`.\n\n'
+        f'"""mteb model implementation of harness run #{record["run_id"]}, written by `harness export --mteb --model`.\n\n'
         "The encoder is the folder this file is in. For a pull request to mteb, upload the folder to the hub and set\n"
         'MODEL_PATH to its id.\n"""\n\n'
         "from __future__ import annotations\n\nfrom pathlib import Path\nfrom typing import Any\n\nfrom mteb.models.model_meta import ModelMeta\n"

@@ -57,8 +57,7 @@ class RunPlan:
         for key in ("limit", "instructions", "dev_tasks", "dims", "repeats"):
             if not values[key]:
                 del values[key]  # a run without them has the config (and hash) it had before they existed
-        if values["rerank_protocol"] == "answered":
-            del values["rerank_protocol"]  # the default; a reranking file's entry of tasks_resolved says it too
+        del values["rerank_protocol"]  # each reranking file's entry of tasks_resolved says it (none: "all")
         for key, off in type(self.method.config).unrecorded_at.items():
             if key in values["method_args"] and values["method_args"][key] == off:
                 del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
@@ -92,6 +91,9 @@ def recorded_config(record: dict[str, Any]) -> RunConfig:
     stored = record["config"]
     names = {f.name for f in dataclasses.fields(RunConfig)}
     values = {k: v for k, v in stored.items() if k in names and v is not None}
+    reranking = [spec for spec in [*stored.get("tasks_resolved", []), *stored.get("dev_tasks_resolved", [])] if spec.get("type") == "Reranking"]
+    if reranking:  # the protocol its reranking files were scored under; none recorded: every question (mteb's)
+        values["rerank_protocol"] = reranking[0].get("protocol", "all")
     return build_dataclass(RunConfig, values, f"the recorded config of run {record['run_id']}")
 
 

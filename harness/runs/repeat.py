@@ -15,6 +15,18 @@ from harness.runs.plan import RunPlan, plan_run, recorded_config, refuse_changed
 VARIED = ("seed", "tasks", "dims")  # what --like lets the command vary besides --set
 
 
+def varied_keys(options: Mapping[str, Any], sets: Iterable[str]) -> set[str]:
+    """The config keys a ``--like`` command changes on purpose: its options and ``--set`` keys
+    (``method_args.NAME`` for a method option)."""
+    from harness.config import parse_set
+
+    keys = {key for key, value in options.items() if key in VARIED and value not in (None, [])}
+    keys |= {".".join(parse_set(item)[0]) for item in sets}
+    if "tasks" in keys:
+        keys.add("tasks_resolved")
+    return keys
+
+
 def like_config(record: dict[str, Any], options: Mapping[str, Any], config_file: Path | None, sets: Iterable[str]) -> RunConfig:
     """Run ``record``'s recorded config again, with the command's ``--seed``, ``--tasks``, ``--dims``
     and ``--set`` on top; it records which run it repeats."""
@@ -31,28 +43,53 @@ def like_config(record: dict[str, Any], options: Mapping[str, Any], config_file:
     return load_run_config(None, {**chosen, "repeats": record["run_id"]}, sets, base=recorded_config(record))
 
 
-def refuse_changes(plan: RunPlan, record: dict[str, Any]) -> None:
-    """What ``--like`` repeats must be what the run read: its task files, training files and
-    backbone, unless the command changed them on purpose."""
+def refuse_changes(plan: RunPlan, record: dict[str, Any], varied: set[str]) -> None:
+    """What ``--like`` repeats must be what the run read and resolved: its task and training files,
+    its backbone, and every recorded option (a default changed since in the code, a plug-in's
+    option) unless the command changed it on purpose (``varied``)."""
+    from leaderboard.queries import config_differences
+
     recorded = record["config"]
     refuse_changed_tasks(plan, record, "a repeated run evaluates")
     if plan.trains and plan.config.train_data == recorded.get("train_data"):
         refuse_changed_training_data(plan, record, "a repeated run trains on")
     if plan.config.backbone == recorded.get("backbone"):
         refuse_changed_backbone(plan, record)
+    ignored = {"seed", "dims", "repeats", *varied}
+
+    def kept(config: dict[str, Any]) -> dict[str, Any]:
+        out = {key: value for key, value in config.items() if key not in ignored}
+        out["method_args"] = {k: v for k, v in config.get("method_args", {}).items() if f"method_args.{k}" not in ignored}
+        if "dev_tasks_resolved" in out:  # the dev split is chosen when the data loads, after this check
+            out["dev_tasks_resolved"] = [{k: v for k, v in spec.items() if k != "split"} for spec in out["dev_tasks_resolved"]]
+        return out
+
+    differences = config_differences([kept(recorded), kept(plan.resolved())])
+    if differences:
+        shown = "; ".join(f"{key}: {before!r} then, {now!r} now" for key, (before, now) in differences[:3])
+        raise HarnessError(
+            f"--like {record['run_id']}: this code resolves run {record['run_id']}'s config differently ({shown}"
+            f"{'; ...' if len(differences) > 3 else ''}): it would not run what run {record['run_id']} ran. Give --set KEY=VALUE "
+            f"to change it on purpose, or use the code run {record['run_id']} was recorded with."
+        )
 
 
 def plans_per_seed(config: RunConfig, seeds: str | None, *, given_seed: int | None) -> list[RunPlan]:
     """One plan, or one per seed of ``--seeds S,S,...`` (each checked before any runs)."""
     if seeds is None:
         return [plan_run(config)]
+    from harness.options import check_values
+
     if given_seed is not None:
         raise HarnessError("--seed and --seeds: give one of them.")
     parts = [part.strip() for part in seeds.split(",")]
     bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
     if bad or len(set(parts)) != len(parts):
         raise HarnessError(f"--seeds {seeds!r}: give distinct whole numbers, e.g. 0,1,2.")
-    return [plan_run(dataclasses.replace(config, seed=int(part))) for part in parts]
+    configs = [dataclasses.replace(config, seed=int(part)) for part in parts]
+    for each in configs:
+        check_values(each, "--seeds")
+    return [plan_run(each) for each in configs]
 
 
 def agreement(store: Any, original: int, run_id: int) -> str:

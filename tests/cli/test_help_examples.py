@@ -22,8 +22,11 @@ def test_help_opens_with_examples_within_80_columns(command):
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
     start = next(i for i, line in enumerate(lines) if line.strip() == "Examples:")
-    examples = [line.strip() for line in lines[start + 1 :] if line.strip()][:2]
-    assert all(line.startswith(f"harness {command or ''}".strip()) for line in examples), examples
+    source = (get_command(app).commands[command].help if command else app.info.help) or ""
+    written = [line.strip() for line in source.split("```")[1].splitlines() if line.strip()]
+    shown = [line.strip() for line in lines[start + 1 :]]
+    assert written and all(line in shown for line in written), (written, shown)  # each example on one line, intact
+    assert all(line.startswith(f"harness {command or ''}".strip()) for line in written), written
     options = next((i for i, line in enumerate(lines) if "Options" in line or "Arguments" in line), len(lines))
     assert start < options  # before the option tables
 

@@ -43,7 +43,7 @@ def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, 
     assert (f"{left_out} question(s) left out by the '{protocol}' protocol" in " ".join(result.output.split())) == bool(left_out)
     record = open_store(db).get_run(1)
     (spec,) = record["config"]["tasks_resolved"]
-    assert spec["protocol"] == protocol and spec["left_out"] == left_out and spec["items"] == kept
+    assert spec["items"] == kept and (spec.get("protocol"), spec.get("left_out")) == ((protocol, left_out) if protocol != "all" else (None, None))
     assert record["task_versions"]["rr"].endswith(f":{protocol}") == (protocol != "all")
     chosen = [q for q, (pos, neg) in QUESTIONS.items() if protocol == "all" or (pos and (neg or protocol == "answered"))]
     assert len(chosen) == kept
@@ -57,3 +57,13 @@ def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, 
 
     ranked = json.loads(CliRunner().invoke(app, ["leaderboard", "--tasks", str(tmp_path / "rr.csv"), "--json", "--db", str(db)]).stdout)
     assert [run["run_id"] for run in ranked] == ([1] if protocol == "answered" else [])  # the file ranks on its default protocol
+
+
+def test_a_run_recorded_before_protocols_is_rerun_under_its_own():
+    """A recorded reranking file without a protocol was scored over every question (mteb's way):
+    --resume, --like and eval rebuild that, not today's default."""
+    from harness.runs.plan import recorded_config
+
+    old = {"run_id": 1, "config": {"tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 5}]}}
+    new = {"run_id": 2, "config": {"tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 3, "protocol": "answered"}]}}
+    assert recorded_config(old).rerank_protocol == "all" and recorded_config(new).rerank_protocol == "answered"

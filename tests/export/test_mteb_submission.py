@@ -60,3 +60,25 @@ def test_a_run_exported_as_a_submission_validates_and_loads_through_mteb(tmp_pat
 
     got = model.encode(DataLoader(Dataset.from_dict({"text": TEXTS}), batch_size=2), task_metadata=task.metadata, hf_split="test", hf_subset="default")
     np.testing.assert_allclose(np.asarray(got), _harness_vectors(db), atol=1e-5, rtol=0)
+
+
+def test_an_export_never_overwrites_another_runs_results_nor_exports_a_quick_check(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    runner = CliRunner()
+    run = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)]
+    assert runner.invoke(app, run).exit_code == 0
+    for _ in range(2):
+        assert runner.invoke(app, ["run", "--like", "1", "--db", str(db)]).exit_code == 0  # runs 2 and 3: the same config and seed
+    assert runner.invoke(app, [*run, "--limit", "3"]).exit_code == 0  # run 4
+    out = tmp_path / "mteb"
+    assert runner.invoke(app, ["export", "1", "--mteb", str(out), "--db", str(db)]).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    again = runner.invoke(app, ["export", "2", "--mteb", str(out), "--db", str(db)])  # run 2 would land in run 1's folder
+    assert again.exit_code == 2 and "holds run #1's results" in " ".join(again.output.split())
+    both = runner.invoke(app, ["export", "1", "2", "3", "--mteb", str(tmp_path / "other"), "--db", str(db)])  # 2 and 3: one experiment folder
+    assert both.exit_code == 2 and "runs #2 and #3 would both write" in " ".join(both.output.split())
+    assert not (tmp_path / "other" / "results").exists()  # planned before anything was written
+    quick = runner.invoke(app, ["export", "4", "--mteb", str(tmp_path / "quick"), "--db", str(db)])
+    assert quick.exit_code == 2 and "quick check (--limit 3)" in " ".join(quick.output.split())
+    assert runner.invoke(app, ["export", "1", "--mteb", str(out), "--db", str(db)]).exit_code == 0  # its own folder: written again
+    assert {p for p in out.rglob("*") if p.is_file()} == set(before)  # the same files, none added by run 2

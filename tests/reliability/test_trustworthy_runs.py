@@ -155,7 +155,7 @@ def test_a_cached_hub_backbone_still_runs_when_the_hub_is_unreachable(tmp_path, 
 
 
 # -- 3. interruptions -----------------------------------------------------------------------------
-LONG_RUN_STEPS = 120  # seconds of training with a checkpoint every ~0.1 s: time to be signalled mid-stage
+LONG_RUN_STEPS = 120  # steps: seconds of training with a checkpoint every ~0.1 s, time to be signalled mid-stage
 
 
 def _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file, steps=LONG_RUN_STEPS):
@@ -194,6 +194,7 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_pa
     (state_file,) = (tmp_path / "runs").glob("run-1-*/checkpoints/0-contrastive/state.json")
     saved = json.loads(state_file.read_text())["step"]
     assert recorded == list(range(1, len(recorded) + 1)) and len(recorded) >= saved >= 3  # every step done is recorded
+    assert saved < LONG_RUN_STEPS  # the signal came mid-stage
 
     resumed = subprocess.run([*HARNESS, "run", "--resume", "1", "--db", str(db), "--output-dir", str(tmp_path / "runs")], env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

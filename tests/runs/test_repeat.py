@@ -81,3 +81,28 @@ def test_seeds_run_one_config_per_seed(untrained):
         refused = _run(untrained, "--like", "1", *bad)
         assert refused.exit_code == 2 and message in refused.output, refused.output
     assert len(open_store(untrained).runs(statuses=None)) == 3
+
+
+def test_like_refuses_a_config_this_code_resolves_differently(untrained):
+    import sqlite3
+
+    with sqlite3.connect(untrained) as conn:  # as if the code had resolved something else when run 1 was recorded
+        (config,) = conn.execute("SELECT config FROM runs WHERE id = 1").fetchone()
+        config = json.loads(config)
+        config["backbone_resolved"]["kind"] = "hub"
+        conn.execute("UPDATE runs SET config = ? WHERE id = 1", (json.dumps(config),))
+    result = _run(untrained, "--like", "1")
+    assert result.exit_code == 2 and "resolves run 1's config differently (backbone_resolved.kind: 'hub' then" in " ".join(result.output.split())
+    assert len(open_store(untrained).runs(statuses=None)) == 1
+
+
+def test_seeds_group_as_one_config_in_compare(untrained):
+    from harness.config import UNHASHED
+    from leaderboard.queries import UNGROUPED
+
+    assert set(UNGROUPED) == set(UNHASHED)
+    assert _run(untrained, "--like", "1", "--seeds", "1,2", "--dims", "4").exit_code == 0
+    groups = json.loads(runner.invoke(app, ["compare", "1", "2", "3", "--by-config", "--json", "--db", str(untrained)]).stdout)
+    assert [group["run_ids"] for group in groups] == [[1, 2, 3]]
+    refused = _run(untrained, "--like", "1", "--seeds", "0,4294967296")
+    assert refused.exit_code == 2 and "seed" in refused.output and "Traceback" not in refused.output
