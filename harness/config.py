@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
-from harness.options import check_values, not_empty, option
+from harness.options import check_values, distinct_dims, not_empty, option
 from harness.paths import readable_file
 
 if sys.version_info >= (3, 11):
@@ -59,7 +59,7 @@ class RunConfig:
     instructions: bool = option(False, "e5 style: each task's mteb instruction before its queries and symmetric texts ('Instruct: ...\\nQuery: TEXT', then the template); documents stay bare")
     dims: list[int] = option(
         [], "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
-        minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
+        minimum=1, check=distinct_dims, rule="distinct",
     )
     rerank_protocol: Literal["answered", "clean", "all"] = option(
         "answered", "reranking files: score the questions with a relevant candidate (answered: the answer-selection literature's), "

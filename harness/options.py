@@ -132,3 +132,18 @@ def text_slot_once_or_empty(value: Any) -> str | None:
 
 def not_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
+
+
+def whole_numbers(text: str, option: str, example: str) -> list[int]:
+    """``--option 1,2,3`` as whole numbers (their range is the config's to check); anything else
+    is one message naming ``option``."""
+    parts = [part.strip() for part in text.split(",")]
+    bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
+    if bad:
+        raise HarnessError(f"{option} {text!r}: {bad[0]!r} is not a whole number; give numbers like {example}.")
+    return [int(part) for part in parts]
+
+
+def distinct_dims(dims: Any) -> str | None:
+    """A ``check`` for lists of embedding dims: no dim twice."""
+    return "must not repeat a dim" if len(set(dims)) != len(dims) else None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.errors import HarnessError
 from harness.method import Method, option
-from harness.options import side_template_option, template_option
+from harness.options import distinct_dims, side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.training import TrainConfig
 
@@ -55,7 +55,7 @@ class InfoNCEConfig(TrainConfig):
     )
     matryoshka_dims: list[int] = option(
         [], "Matryoshka: the loss summed over the embedding's first N dims for each N (e.g. [64, 128, 256, 576]); [] = off",
-        minimum=1, check=lambda dims: "must not repeat a dim" if len(set(dims)) != len(dims) else None, rule="distinct",
+        minimum=1, check=distinct_dims, rule="distinct",
     )
     matryoshka_weights: list[float] = option([], "Matryoshka: one weight per dim ([] = 1 each)", minimum=0)
     template: str = template_option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)")

@@ -271,10 +271,6 @@ def eval_command(
 
 def parse_dims(text: str | None) -> list[int] | None:
     """``--dims 64,128,256`` as a list of whole numbers (their range is the config's to check)."""
-    if text is None:
-        return None
-    parts = [part.strip() for part in text.split(",")]
-    bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
-    if bad:
-        raise_usage(f"--dims {text!r}: {bad[0]!r} is not a whole number; give dims like 64,128,256.")
-    return [int(part) for part in parts]
+    from harness.options import whole_numbers
+
+    return None if text is None else whole_numbers(text, "--dims", "64,128,256")

@@ -78,15 +78,14 @@ def plans_per_seed(config: RunConfig, seeds: str | None, *, given_seed: int | No
     """One plan, or one per seed of ``--seeds S,S,...`` (each checked before any runs)."""
     if seeds is None:
         return [plan_run(config)]
-    from harness.options import check_values
+    from harness.options import check_values, whole_numbers
 
     if given_seed is not None:
         raise HarnessError("--seed and --seeds: give one of them.")
-    parts = [part.strip() for part in seeds.split(",")]
-    bad = [part for part in parts if not (part.isascii() and part.isdecimal())]
-    if bad or len(set(parts)) != len(parts):
-        raise HarnessError(f"--seeds {seeds!r}: give distinct whole numbers, e.g. 0,1,2.")
-    configs = [dataclasses.replace(config, seed=int(part)) for part in parts]
+    numbers = whole_numbers(seeds, "--seeds", "0,1,2")
+    if len(set(numbers)) != len(numbers):
+        raise HarnessError(f"--seeds {seeds!r}: give distinct seeds, e.g. 0,1,2.")
+    configs = [dataclasses.replace(config, seed=number) for number in numbers]
     for each in configs:
         check_values(each, "--seeds")
     return [plan_run(each) for each in configs]

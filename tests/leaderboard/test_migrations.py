@@ -282,11 +282,9 @@ def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db)
     assert db_rows(any_db, "SELECT count(*) FROM scores") == [(1,)]
 
 
-def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
-    """Revision 0007: a new nullable column; old rows cannot recover items (the vectors are gone)."""
-
-    _at_revision(any_db, "0006")
-    engine = create_engine(locate(any_db).url)
+def _one_scored_run(db: str) -> None:
+    """Run 1 with one score (task T, 0.5), written by plain SQL into a database at an older revision."""
+    engine = create_engine(locate(db).url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
@@ -295,6 +293,13 @@ def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
         )
         conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
     engine.dispose()
+
+
+def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
+    """Revision 0007: a new nullable column; old rows cannot recover items (the vectors are gone)."""
+
+    _at_revision(any_db, "0006")
+    _one_scored_run(any_db)
     store = open_store(any_db)
     assert store.score_items([1]) == {1: {"T": None}}
     store.close()
@@ -307,15 +312,7 @@ def test_scores_from_before_dims_are_whole_vector_scores_when_upgraded(any_db):
     """Revision 0008: every existing score is of the whole vector (dim 0); a task may then hold a
     score per dim, and going back keeps the whole-vector ones."""
     _at_revision(any_db, "0007")
-    engine = create_engine(locate(any_db).url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
-            "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
-            "'{}', '{}', 'host', 1, 0, 0)"
-        )
-        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
-    engine.dispose()
+    _one_scored_run(any_db)
     store = open_store(any_db)
     assert store.get_run(1)["scores"] == {"T": 0.5} and store.score_dims(1) == [0]
     store.record_score(1, task="T", main_metric="m", main_score=0.25, details={}, dim=8)

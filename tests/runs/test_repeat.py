@@ -76,7 +76,7 @@ def test_seeds_run_one_config_per_seed(untrained):
     runs = open_store(untrained).runs(statuses=None, newest_first=False)
     assert [open_store(untrained).get_run(r["run_id"])["seed"] for r in runs] == [0, 1, 2]
     assert len({r["config_hash"] for r in runs}) == 1  # one config, three seeds: --by-config groups them
-    for bad, message in ((["--seeds", "1,1"], "give distinct whole numbers"), (["--seeds", "1,x"], "give distinct whole numbers"),
+    for bad, message in ((["--seeds", "1,1"], "give distinct seeds"), (["--seeds", "1,x"], "is not a whole number"),
                          (["--seed", "3", "--seeds", "1,2"], "give one of them")):
         refused = _run(untrained, "--like", "1", *bad)
         assert refused.exit_code == 2 and message in refused.output, refused.output
