@@ -9,6 +9,7 @@ run is recorded, instead of transformers' minute of retries when the load begins
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 TIMEOUT_S = 5.0
@@ -49,3 +50,16 @@ def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> s
         _unreachable.append(f"the hub ({constants.ENDPOINT}) cannot be reached ({reason})")
         return _unreachable[0]
     return None
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The hub cache's folder of ``repo_id`` at the commit ``from_pretrained`` would load: offline,
+    the one the cache's ``main`` names; else the commit the hub serves now (one request), if that
+    snapshot is cached. None where it is not, or the hub cannot say."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, snapshot_download
+
+    try:
+        revision = None if offline() else get_hf_file_metadata(hf_hub_url(repo_id, "config.json"), timeout=TIMEOUT_S).commit_hash
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # not cached, the hub unreachable or refusing: the model is loaded the usual way
+        return None

@@ -135,14 +135,19 @@ class RunReads:
             scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
             versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
-            for run_id, task, value, version, kind in session.execute(
-                select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type)
+            seen: dict[int, dict[str, dict]] = {row.id: {} for row in rows}
+            for run_id, task, value, version, kind, overlap in session.execute(
+                select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type, Score.contamination)
                 .where(Score.run_id.in_(wanted.scalar_subquery()), Score.dim == dim).order_by(Score.id)
             ):
                 scores[run_id][task] = value
                 versions[run_id][task] = version
                 types[run_id][task] = kind
-        records = [_summary(row, scores[row.id], versions[row.id], types[row.id]) | ({"dim": dim} if dim else {}) for row in rows]
+                if overlap is not None:
+                    seen[run_id][task] = overlap
+        records = [
+            _summary(row, scores[row.id], versions[row.id], types[row.id], seen[row.id]) | ({"dim": dim} if dim else {}) for row in rows
+        ]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
             if missing:
@@ -161,22 +166,24 @@ def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-SCORE_COLUMNS = ("task", "dim", "task_version", "task_type", "main_metric", "main_score", "details")
+SCORE_COLUMNS = ("task", "dim", "task_version", "task_type", "main_metric", "main_score", "details", "contamination")
 DEV_SCORE_COLUMNS = ("stage", "step", "task", "main_metric", "score", "seconds")
 TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "details")
 
 
 def _summary(
     run: Any, scores: dict[str, float], versions: dict[str, str | None], types: dict[str, str | None],
+    contamination: dict[str, dict],
 ) -> dict[str, Any]:
     """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
-    ``task_versions`` says which data each score was computed on and ``task_types`` mteb's type
-    of each task (None: unknown)."""
+    ``task_versions`` says which data each score was computed on, ``task_types`` mteb's type
+    of each task (None: unknown) and ``contamination`` the measured overlap of each task's texts
+    with the run's training texts (tasks never measured are absent)."""
     return {
         "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
         "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
-        "task_types": types, "config_hash": run.config_hash, "seed": run.seed, "started_at": run.started_at,
-        "ended_at": run.ended_at, "error": run.error,
+        "task_types": types, "contamination": contamination, "config_hash": run.config_hash, "seed": run.seed,
+        "started_at": run.started_at, "ended_at": run.ended_at, "error": run.error,
     }
 
 
@@ -186,6 +193,7 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     whole = [s for s in run.scores if not s.dim]
     record = _summary(
         run, {s.task: s.main_score for s in whole}, {s.task: s.task_version for s in whole}, {s.task: s.task_type for s in whole},
+        {s.task: s.contamination for s in whole if s.contamination is not None},
     )
     if full:
         record.update(_columns(run, FULL_COLUMNS))

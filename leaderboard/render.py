@@ -17,6 +17,7 @@ from rich.table import Table
 
 from leaderboard.efficiency import HEADERS, efficiency_cells
 from leaderboard.intervals import Interval
+from leaderboard.overlap import SEEN_NOTE, overlap_text, seen, seen_mark
 from leaderboard.queries import Comparison, SeedGroup, flatten
 
 
@@ -86,8 +87,7 @@ def _cell(value: float | None, reference: float | None, is_best: bool, first: bo
     text = _pct(value)
     if value is not None and reference is not None and not first:
         text += f" ({100 * (value - reference):+.2f})"
-    # the star marks the best cell where colour is lost (piped output, a copied table)
-    return f"[bold green]{text} *[/]" if is_best and value is not None else text
+    return f"[bold green]{text} *[/]" if is_best and value is not None else text  # the star: for piped output, copied tables
 
 
 def _bounds(found: Interval | str | None) -> str:
@@ -135,14 +135,17 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         reference = comparison.score(0, task)
         cells = [
             _cell(comparison.score(i, task), reference, comparison.score(i, task) == best, i == 0)
+            + seen_mark(run, task)
             + (_bounds(comparison.intervals[i].get(task)) if i and comparison.intervals else "")
-            for i in range(len(comparison.runs))
+            for i, run in enumerate(comparison.runs)
         ]
         table.add_row(task, *cells)
     _mean_row(table, label, comparison.means, comparison.mean_intervals, style="bold", end_section=True)
     for kind, type_label in type_labels.items():
         _mean_row(table, type_label, comparison.type_means[kind])
     captions = [*comparison.notes, *_missing_intervals(comparison)]
+    if any(seen(run, task) for run in comparison.runs for task in comparison.tasks):
+        captions.append(SEEN_NOTE)
     if len(comparison.runs) > 1:
         resamples = next((v.resamples for found in comparison.intervals for v in found.values() if not isinstance(v, str)), None)
         if resamples:
@@ -187,12 +190,13 @@ def leaderboard_table(ranked: Sequence[dict[str, Any]], tasks: Sequence[str]) ->
             str(run["seed"]),
             _pct(run["mean"]),
             *[_pct(run["type_means"][kind]) for kind in types],
-            *[_pct(run["scores"].get(t)) for t in tasks],
+            *[_pct(run["scores"].get(t)) + seen_mark(run, t) for t in tasks],
         )
     marks = {run.get("separable_from_above", True) for run in ranked[1:]}
     notes = [
         *(["=N: not separable from the run above (their Mean's paired bootstrap 95% interval holds 0): its rank"] if False in marks else []),
         *(["N?: whether it is separable from the run above is unknown (no per-item results)"] if None in marks else []),
+        *([SEEN_NOTE] if any(seen(run, t) for run in ranked for t in tasks) else []),
     ]
     if notes:
         table.caption = escape("\n".join(notes))
@@ -245,12 +249,16 @@ def run_detail_tables(run: dict[str, Any]) -> list[Table]:
     scores.add_column("Main metric")
     scores.add_column("Score x100", justify="right")
     scores.add_column("Task version")
+    measured = any(item.get("contamination") is not None for item in run["score_details"])
+    if measured:  # a trained run: how many of each task's texts it trained on
+        scores.add_column("Seen in training")
     order = {task: i for i, task in enumerate(dict.fromkeys(item["task"] for item in run["score_details"]))}
     for item in sorted(run["score_details"], key=lambda item: (order[item["task"]], item.get("dim") or 0)):
         whole = f"all {run.get('embed_dim') or ''}".strip()
         scores.add_row(
             item["task"], *([str(item["dim"]) if item.get("dim") else whole] if dims else []), item.get("task_type") or "unknown",
             item["main_metric"], _pct(item["main_score"]), item.get("task_version") or "unknown",
+            *([overlap_text(item.get("contamination"))] if measured else []),
         )
     timings = Table(title="Timings")
     for name in ("Phase", "Seconds", "Items", "Cached", "Tokens", "Tokens/s", "MFU", "Peak memory (MiB)"):

@@ -72,6 +72,8 @@ class Score(Base):
     task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
     items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0007)
     dim: Mapped[int] = mapped_column(Integer, server_default="0", default=0)  # the embedding's first N dims (--dims); 0: the whole vector
+    #: the share of the task's texts found in the run's training texts (None: untrained, or not measured; 0009)
+    contamination: Mapped[dict | None] = mapped_column(JSON)
     run: Mapped[Run] = relationship(back_populates="scores")
 
 

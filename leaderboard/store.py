@@ -143,12 +143,13 @@ class RunStore(RunReads):
     def record_score(
         self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
         task_result: dict | None = None, task_version: str | None = None, task_type: str | None = None,
-        items: dict | None = None, dim: int = 0,
+        items: dict | None = None, dim: int = 0, contamination: dict | None = None,
     ) -> None:
         """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
         with the version of the task's data (``harness.evaluation.tasks.task_version``) and mteb's
         type of the task (``STS``, ``Retrieval``, ...), and its per-item results (``leaderboard.intervals``);
-        ``dim``: the embedding's first N dims it was computed on (0: the whole vector)."""
+        ``dim``: the embedding's first N dims it was computed on (0: the whole vector);
+        ``contamination``: how many of the task's texts the run trained on (None: not measured)."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
             existing = session.scalar(
@@ -169,6 +170,7 @@ class RunStore(RunReads):
                     task_result=task_result,
                     items=items,
                     dim=dim,
+                    contamination=contamination,
                 )
             )
             run.heartbeat_at = time.time()

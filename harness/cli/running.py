@@ -116,7 +116,7 @@ def run(
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.execute import RunOptions, execute
-        from harness.runs.plan import check_output_root, plan_run, recorded_config, refuse_changed_tasks, refuse_changed_training_data
+        from harness.runs.plan import check_output_root, recorded_config, refuse_changed_tasks, refuse_changed_training_data
         from harness.runs.repeat import like_config, plans_per_seed
         from harness.runs.trackers import check as check_trackers
 
@@ -254,7 +254,7 @@ def eval_command(
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.plan import plan_run, recorded_config, without_dev_tasks
-        from harness.runs.restore import reevaluate
+        from harness.runs.reevaluate import reevaluate
 
         import_plugins(plugins or [])
         store = read_store(db, False, [run_id])

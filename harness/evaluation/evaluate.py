@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
     from rich.console import Console
 
+    from harness.evaluation.contamination import TrainingData, TrainingIndex
+    from harness.evaluation.warm import DeferredBackbone
     from harness.method import Method
     from harness.model.backbones import Backbone
     from harness.telemetry.phases import Phase
@@ -32,11 +34,12 @@ class ScoreSink(Protocol):
 
     def score(
         self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0,
+        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
     ) -> None:
         """One task's scores, with its data's version, mteb's type of the task (``STS``, ``Retrieval``, ...),
-        its per-item results (:mod:`harness.evaluation.items`) and the embedding's first ``dim``
-        dims it was computed on (0: the whole vector)."""
+        its per-item results (:mod:`harness.evaluation.items`), the embedding's first ``dim``
+        dims it was computed on (0: the whole vector) and how many of its texts the run trained on
+        (:mod:`harness.evaluation.contamination`; None: an untrained run, or not measured)."""
 
     def timing(self, phase: Phase, details: dict | None = None) -> None: ...
 
@@ -56,6 +59,8 @@ class Evaluation:
     cache: CacheSettings = field(default_factory=CacheSettings)  # --no-cache, --cache-limit-gb: not part of the config
     keep_items: bool = True  # per-item results (harness.evaluation.items); dev evaluations during training keep none
     dims: tuple[int, ...] = ()  # --dims: each task also scored on the vectors' first N dims, re-normalised
+    training: TrainingData | None = None  # a trained run's data: each task's overlap with it is measured
+    load_key: str | None = None  # the model's load key (harness.evaluation.warm): its fingerprint is kept under it
 
 
 @dataclass
@@ -171,29 +176,67 @@ def encoding_cost(phase: Phase, requested: int, cache_hits: int = 0) -> dict[str
     return cost
 
 
-def open_cache(settings: CacheSettings, encoder: Any, method: Method, method_name: str) -> tuple[EmbeddingCache | None, str]:
+def open_cache(
+    settings: CacheSettings, encoder: Any, method: Method, method_name: str, backbone: Any = None, load_key: str | None = None,
+) -> tuple[EmbeddingCache | None, str]:
     """The run's view of the embedding cache, and what its timings say of it: the key's first 16
-    hex digits, or why the cache is off."""
+    hex digits, or why the cache is off. A deferred backbone's cache is opened under the
+    fingerprint its load key recalls; a loaded encoder's fingerprint is computed (every weight
+    hashed), and kept under ``load_key`` for warm runs to come (:mod:`harness.evaluation.warm`)."""
     from harness.evaluation.fingerprint import fingerprint
+    from harness.evaluation.warm import DeferredBackbone, Known, remember
 
     if not settings.enabled:
         return None, "off (--no-cache)"
-    try:
-        key = fingerprint(encoder, method, method_name)
-    except Exception as exc:  # a plug-in's tensors or options that cannot be hashed: no cache, never a failed run
-        return None, f"off (the encoder could not be fingerprinted: {type(exc).__name__}: {exc})"
+    if isinstance(backbone, DeferredBackbone):
+        key = backbone.known.fingerprint
+    else:
+        try:
+            key = fingerprint(encoder, method, method_name)
+        except Exception as exc:  # a plug-in's tensors or options that cannot be hashed: no cache, never a failed run
+            return None, f"off (the encoder could not be fingerprinted: {type(exc).__name__}: {exc})"
     if key is None:
         return None, f"off ({type(encoder).__name__} does not name the tensors its vectors come from)"
     try:
-        return EmbeddingCache.open(settings, key, encoder.embed_dim), key[:16]
+        cache = EmbeddingCache.open(settings, key, encoder.embed_dim)
     except CacheUnavailable as exc:
         return None, f"off ({exc})"
+    if load_key is not None and not isinstance(backbone, DeferredBackbone):
+        try:
+            remember(cache.store, load_key, Known(key, encoder.embed_dim, backbone.n_parameters))
+        except Exception:  # the cache works; only the next run's shortcut is lost
+            pass
+    return cache, key[:16]
+
+
+def training_index(training: TrainingData, cache: CacheSettings, sink: ScoreSink, console: Console) -> TrainingIndex | None:
+    """The index of the run's training texts (kept beside the embedding cache, unless it is off),
+    its cost recorded; None (with a warning) where the recorded files are gone or changed, or cannot
+    be read: the scores then say nothing of overlap."""
+    from harness.evaluation.contamination import changed_file
+    from harness.evaluation.contamination import training_index as build
+    from harness.telemetry.phases import measure
+
+    with measure("contamination:index") as phase:
+        problem = changed_file(training)
+        try:
+            index = None if problem else build(training, cache.folder / "contamination" if cache.enabled else None)
+        except HarnessError as exc:
+            index, problem = None, str(exc)
+    if index is None:
+        console.print(f"  warning: overlap with the training texts not measured: {problem}", highlight=False, soft_wrap=True)
+        return None
+    phase.items = len(index.exact)
+    sink.timing(phase, details={"training_texts": len(index.exact), "ngrams": len(index.ngrams), "index": index.key[:12]})
+    return index
 
 
 def evaluate(
-    method: Method, backbone: Backbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
+    method: Method, backbone: Backbone | DeferredBackbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
 ) -> None:
     """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``.
+    A :class:`~harness.evaluation.warm.DeferredBackbone` is loaded only if a text is missing
+    from the embedding cache.
 
     In a process group every rank calls this: each encodes its shard of the texts
     (:mod:`harness.evaluation.data_parallel`) on its share of the cores, all compute the same
@@ -204,12 +247,16 @@ def evaluate(
     from rich.console import Console
 
     from harness.encoder import EncodeSettings
+    from harness.evaluation.contamination import Overlap
     from harness.evaluation.data_parallel import ShardedEncoder
     from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
+    from harness.evaluation.warm import DeferredBackbone, DeferredEncoder, StaleLoadKey, forget
     from harness.telemetry.phases import measure
 
     info = ranks.world()
-    encoder = method.build_encoder(backbone, EncodeSettings(batch_size=how.batch_size, max_length=how.max_length))
+    settings = EncodeSettings(batch_size=how.batch_size, max_length=how.max_length)
+    deferred = isinstance(backbone, DeferredBackbone)
+    encoder = DeferredEncoder(backbone, method, how.method, settings) if deferred else method.build_encoder(backbone, settings)
     if any(d > encoder.embed_dim for d in how.dims):
         raise HarnessError(f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that.")
     sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
@@ -220,7 +267,7 @@ def evaluate(
     cache, cache_state = None, "rank 0's"
     if info.is_main:
         with measure("cache:key") as key_phase:  # the fingerprint hashes every weight: its cost is recorded
-            cache, cache_state = open_cache(how.cache, encoder, method, how.method)
+            cache, cache_state = open_cache(how.cache, encoder, method, how.method, backbone, how.load_key)
         if how.cache.enabled:
             sink.timing(key_phase, details={"cache": cache_state})
             if cache is None:
@@ -231,12 +278,21 @@ def evaluate(
             torch.set_num_threads(ranks.cores_per_process())
         if not info.is_main:
             console = Console(quiet=True)
+    index = training_index(how.training, how.cache, sink, console) if info.is_main and how.training is not None else None
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:
             for dim in (None, *how.dims):
                 adapter.dim = dim
+                adapter.overlap = Overlap(index) if index is not None else None
                 _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
+                if deferred and encoder.load_phase is not None:  # the model was loaded for this task's missing texts
+                    sink.timing(encoder.load_phase)
+                    encoder.load_phase = None
+    except StaleLoadKey as exc:
+        if cache is not None:
+            forget(cache.store, exc.key)
+        raise
     finally:
         if cache is not None:
             cache.close()
@@ -286,7 +342,11 @@ def _evaluate_task(
     phase.items = encoder.texts_encoded - before_texts
     phase.tokens = encoder.tokens_encoded - before_tokens
     faults.point("evaluate")
-    sink.score(name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items, dim=dim or 0)
+    overlap = adapter.overlap.result() if adapter.overlap is not None else None
+    sink.score(
+        name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items, dim=dim or 0,
+        contamination=overlap,
+    )
     cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
     if search is not None:
         cost["search"] = search
@@ -301,4 +361,5 @@ def _evaluate_task(
         console.print(f"  {warning}", highlight=False, soft_wrap=True)
     spec = loaded.spec
     left = f"; {spec.left_out} question(s) left out by the {spec.protocol!r} protocol" if spec.left_out else ""
-    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s{left})", highlight=False)
+    seen = f"; {100 * overlap['any']:.1f}% of its texts are in the training texts" if overlap and overlap["any"] else ""
+    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s{left}{seen})", highlight=False)

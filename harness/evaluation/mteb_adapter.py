@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mteb.models.model_meta import ModelMeta
 
     from harness.encoder import Encoder
+    from harness.evaluation.contamination import Overlap
     from harness.evaluation.embedding_cache import EmbeddingCache
 
 
@@ -92,6 +93,7 @@ class MtebEncoder:
         self.requested = 0  # texts mteb asked for
         self.computed = 0  # texts the memo lacked (answered by the cache or the model)
         self.dim: int | None = None  # mteb sees the first ``dim`` dims; None: whole vectors
+        self.overlap: Overlap | None = None  # counts the texts asked for that the run trained on
 
     @property
     def mteb_model_meta(self) -> ModelMeta:
@@ -109,6 +111,8 @@ class MtebEncoder:
     ) -> np.ndarray:
         kind = None if prompt_type is None else str(getattr(prompt_type, "value", prompt_type))
         texts = [text for batch in inputs for text in batch["text"]]
+        if self.overlap is not None:
+            self.overlap.add(texts)
         if self.instructions and kind != "document" and task_metadata is not None:
             instruction = task_instruction(task_metadata, kind)
             if instruction:

@@ -33,8 +33,6 @@ BACKBONE_FACTS: dict[str, dict[str, Any]] = {
     "qwen2.5-0.5b": {"license": "apache-2.0", "languages": None},
     "tinyllama-1.1b": {"license": "apache-2.0", "languages": ["eng-Latn"]},
 }
-# training data the harness can name as mteb tasks (their train splits)
-TRAINING_TASKS = {"sick": "SICK-R", "stsb": "STSBenchmark", "sts-train": "STSBenchmark"}
 
 
 def experiment_options(record: dict[str, Any]) -> dict[str, Any]:
@@ -53,11 +51,15 @@ def experiment_options(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_datasets(record: dict[str, Any]) -> set[str] | None:
-    """mteb task names whose train splits the run trained on, where the source says so."""
-    source = str(record["config"].get("train_data") or "").lower()
-    if not source or record.get("trainable_parameters") == 0:
+    """The evaluated tasks some of whose texts are in the run's training texts, as measured with
+    each score (:mod:`harness.evaluation.contamination`): an empty set where none are (zero-shot
+    on every task); None for an untrained run, or where a score was never measured (unknown)."""
+    if not record["config"].get("train_data") or record.get("trainable_parameters") == 0:
         return None
-    return {task for key, task in TRAINING_TASKS.items() if key in source} or None
+    whole = [score for score in record.get("score_details", []) if not score.get("dim")]
+    if not whole or any(score.get("contamination") is None for score in whole):
+        return None
+    return {score["task"] for score in whole if score["contamination"]["any"]}
 
 
 def run_model_meta(record: dict[str, Any], dim: int = 0, *, experiment: bool = True) -> ModelMeta:

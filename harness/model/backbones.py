@@ -174,6 +174,19 @@ def _copy_folder(spec: BackboneSpec) -> Path:
     return paths.cache_root() / "backbones" / f"{spec.name}-{spec.gguf.sha256[:12]}-{CACHE_FORMAT}"
 
 
+def local_folder(spec: BackboneSpec) -> Path | None:
+    """The folder :func:`load_backbone` would read, where it is on disk already, without making a
+    GGUF copy or downloading anything; None else. A hub id gives the cached snapshot of the commit
+    the hub serves now (offline: the one the cache's ref names)."""
+    if spec.gguf is not None:
+        files = gguf_files(spec.gguf)
+        folder = _copy_folder(spec)
+        return folder if files is not None and _made_from(folder, _stamp(files)) else None
+    if spec.kind == "local":
+        return Path(spec.source)
+    return hub.cached_snapshot(spec.source)
+
+
 def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
     """The backbone's config.json if it can be read without the hub or any work: a local folder's,
     the hub cache's copy, or a GGUF wheel's dequantised copy once made; else None."""

@@ -57,7 +57,7 @@ class _Collected:
 
     def score(
         self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0,
+        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
     ) -> None:
         self.rows.append({"task": task, "main_metric": main_metric, "score": main_score})
 
@@ -79,8 +79,8 @@ class DevEvaluator:
         self.keep_best = bool(getattr(plan.method.config, "keep_best", False))
         self.folder, self.best_file = folder, folder / BEST_FILE
         self.best: Best | None = self._saved_best() if self.keep_best else None
-        self.how = dataclasses.replace(  # weights change at every step: nothing to cache; dev scores keep no items
-            plan.evaluation(plan.resolved(), CacheSettings(enabled=False)), keep_items=False, dims=(),
+        self.how = dataclasses.replace(  # weights change at every step: nothing to cache; dev scores keep no items (nor overlap)
+            plan.evaluation(plan.resolved(), CacheSettings(enabled=False)), keep_items=False, dims=(), training=None,
         )
 
     def __call__(self, stage: str, step: int) -> None:

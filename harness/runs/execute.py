@@ -9,6 +9,8 @@ task through mteb, records scores and timings as they arrive, and ends the run a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,6 +31,7 @@ from harness.runs.recorder import Recorder
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from harness.evaluation.warm import DeferredBackbone
     from harness.model.backbones import Backbone
     from harness.telemetry.phases import Phase
     from leaderboard.store import RunStore
@@ -55,10 +58,11 @@ class _Run:
     main: bool  # rank 0, which records
     tasks: list[LoadedTask]
     dev_tasks: list[LoadedTask]  # --dev-tasks: evaluated during training
-    backbone: Backbone
+    backbone: Backbone | DeferredBackbone  # deferred: untrained, every vector in the cache (harness.evaluation.warm)
     phases: list[Phase]  # loading task data and the backbone, recorded once the row exists
     resolved: dict[str, Any]
     run_uuid: str
+    load_key: str | None = None  # the backbone's load key, kept with the fingerprint it gets
     store: RunStore | None = None
     run_id: int | None = None
     folder: Path | None = None
@@ -118,6 +122,8 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
     """Everything a run needs before it is recorded: task data, the backbone, and (resuming) a
     checkpoint that can be read, on every rank."""
     from harness.runs.backbone_checks import check_against_backbone, family_note
+    from harness.evaluation.warm import DeferredBackbone
+    from harness.runs.load_key import evaluation_backbone
     from harness.runs.restore import loaded_backbone
     from harness.telemetry.phases import measure
     from harness.training.checkpoints import check_resumable
@@ -129,17 +135,21 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
     data_phase.items = len(tasks) + len(dev_tasks)
     seed_everything(plan.config.seed)
     with measure("load") as load_phase:
-        backbone = loaded_backbone(plan, console)
-    load_phase.items = 1
-    check_against_backbone(backbone, plan.config, plan.method.config)
-    plan.method.check_backbone(backbone)
-    note = family_note(backbone)
-    if note and main:
-        console.print(note, style="yellow", highlight=False)
+        if plan.trains:
+            backbone, key = loaded_backbone(plan, console), None
+        else:  # untrained: not loaded at all where the cache holds every vector (harness.evaluation.warm)
+            backbone, key = evaluation_backbone(plan, options.cache, lambda: loaded_backbone(plan, console))
+    load_phase.items = 0 if isinstance(backbone, DeferredBackbone) else 1
+    if not isinstance(backbone, DeferredBackbone):  # a deferred one passed these checks when its key was kept
+        check_against_backbone(backbone, plan.config, plan.method.config)
+        plan.method.check_backbone(backbone)
+        note = family_note(backbone)
+        if note and main:
+            console.print(note, style="yellow", highlight=False)
     resume = options.resume
     resolved = resume["config"] if resume is not None else plan.resolved()  # a resume is named by its record
     run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], resolved,
-               resume["uuid"] if resume is not None else uuid.uuid4().hex)
+               resume["uuid"] if resume is not None else uuid.uuid4().hex, load_key=key)
     if resume is not None and plan.trains:  # every rank: a checkpoint that cannot be read stops them all
         folder = folders.own_folder(resume, options.output_root, purpose="resume")
         if folder is not None:
@@ -193,6 +203,7 @@ def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
 
 
 def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
+    from harness.evaluation.warm import DeferredBackbone
     from harness.runs.restore import trained_backbone
     from harness.runs.training import train
 
@@ -204,9 +215,22 @@ def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
             run.backbone = backbone = None  # sharded in place: freed, to encode from the final checkpoint instead
             run.backbone = backbone = trained_backbone(plan, run.folder, run.console)
     else:
-        plan.method.prepare(backbone)
+        if isinstance(backbone, DeferredBackbone):
+            backbone.load = functools.partial(_prepared, backbone.load, plan)
+        else:
+            plan.method.prepare(backbone)
         recorder.model(trainable_parameters=0)
-    evaluate(plan.method, backbone, run.tasks, plan.evaluation(run.resolved, run.options.cache), recorder, run.console)
+    how = dataclasses.replace(plan.evaluation(run.resolved, run.options.cache), load_key=run.load_key)
+    evaluate(plan.method, backbone, run.tasks, how, recorder, run.console)
+
+
+def _prepared(load: Callable[[], Backbone], plan: RunPlan) -> Backbone:
+    """A deferred untrained backbone, loaded and prepared by its method from the seed, as a cold run
+    loads it."""
+    seed_everything(plan.config.seed)
+    backbone = load()
+    plan.method.prepare(backbone)
+    return backbone
 
 
 def _finish(run: _Run) -> None:

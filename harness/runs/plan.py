@@ -20,6 +20,7 @@ from harness.paths import writable_folder
 from harness.training import TrainConfig
 
 if TYPE_CHECKING:
+    from harness.evaluation.contamination import TrainingData
     from harness.training.sharding import Sharding
 
 
@@ -77,7 +78,19 @@ class RunPlan:
             method=config.method, backbone=self.backbone.name, source=self.backbone.source,
             revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
             instructions=config.instructions, cache=cache or CacheSettings(), dims=tuple(config.dims),
+            training=self.training_data(resolved),
         )
+
+    def training_data(self, resolved: dict[str, Any]) -> TrainingData | None:
+        """What a trained run read, with the file digests of its record ``resolved``: each task's
+        overlap with it is measured (:mod:`harness.evaluation.contamination`)."""
+        from harness.evaluation.contamination import TrainingData
+
+        if not self.trains or not self.config.train_data:
+            return None
+        kinds = tuple(sorted({getattr(stage, "data_kind", "triplets") for stage in self.method.stages()}))
+        files = tuple((entry["source"], entry["sha256"]) for entry in resolved.get("train_data_resolved", []))
+        return TrainingData(self.config.train_data, self.config.seed, kinds, files)
 
     @property
     def task_spec(self) -> str:

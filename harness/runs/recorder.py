@@ -46,12 +46,13 @@ class Recorder(Hooks):
 
     def score(
         self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0,
+        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
     ) -> None:
         if self.store is not None:
             self.store.record_score(
                 self.run_id, task=task, task_version=version, task_type=task_type, main_metric=main_metric,
                 main_score=main_score, details=details, task_result=task_result, items=items, dim=dim,
+                contamination=contamination,
             )
         if self.reporter is not None:
             self.reporter.log({f"score/{task}" + (f"@{dim}" if dim else ""): main_score})

@@ -7,19 +7,16 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import ranks
 from harness.errors import HarnessError
 from harness.runs import folders
-from harness.runs.plan import RunPlan, plan_restore, refuse_known_tasks
-from harness.runs.process import quiet_libraries, seed_everything
+from harness.runs.plan import RunPlan, plan_restore
+from harness.runs.process import quiet_libraries
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.evaluation.embedding_cache import CacheSettings
     from harness.method import Method
     from harness.model.backbones import Backbone
-    from leaderboard.store import RunStore
 
 
 def loaded_backbone(plan: RunPlan, console: Console) -> Backbone:
@@ -71,32 +68,3 @@ def restore_model(record: dict[str, Any], console: Console) -> tuple[Method, Bac
     quiet_libraries()
     plan = plan_restore(record)
     return plan.method, encoding_backbone(plan, record, console, purpose="export")
-
-
-def reevaluate(
-    plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console, *, force: bool = False, cache: CacheSettings | None = None,
-) -> None:
-    """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row.
-    Under ``torchrun`` or ``accelerate launch`` every rank evaluates and rank 0 alone records.
-
-    A task the run has a score for already is refused (before the model is loaded) unless
-    ``force``: the same version would only be computed again, and another version under the same
-    name (another file with the same stem) would replace a score the run's comparisons rest on.
-    """
-    from harness.evaluation.evaluate import evaluate, load_tasks
-    from harness.model.backbones import pick_device
-    from harness.runs.recorder import Recorder
-    from harness.telemetry.phases import measure
-
-    quiet_libraries()
-    info = ranks.init(pick_device(plan.config.device).type)
-    with console.status("Loading task data"):
-        tasks = load_tasks(plan.tasks, plan.config.limit)
-    if not force:
-        refuse_known_tasks(record, [(loaded.spec.name, loaded.version(plan.config.limit)) for loaded in tasks])
-    recorder = Recorder(store if info.is_main else None, record["run_id"])
-    seed_everything(plan.config.seed)
-    with measure("load") as phase:
-        backbone = encoding_backbone(plan, record, console, purpose="evaluate")
-    recorder.timing(phase)
-    evaluate(plan.method, backbone, tasks, plan.evaluation(record["config"], cache), recorder, console)

@@ -28,7 +28,7 @@ BEFORE = (
     "N?: whether it is separable from the run above is unknown (no     \n"
     "per-item results)                                                 \n"
 )
-FIELDS = {"run_id", "status", "method", "backbone", "task_spec", "tasks", "scores", "task_versions", "task_types",
+FIELDS = {"run_id", "status", "method", "backbone", "task_spec", "tasks", "scores", "task_versions", "task_types", "contamination",
           "config_hash", "seed", "started_at", "ended_at", "error", "mean", "rank", "separable_from_above"}
 
 

@@ -241,7 +241,7 @@ def test_a_damaged_entry_is_recomputed_never_returned(tmp_path, tiny_llama_dir, 
     import diskcache
 
     store = diskcache.Cache(str(own_embedding_cache))
-    keys = list(store.iterkeys())
+    keys = [key for key in store.iterkeys() if not store.get(key).startswith(b"{")]  # the vectors; the load key's record aside
     assert len(keys) == len(_distinct_texts(small_sts_file))
     store.set(keys[0], store.get(keys[0])[:-7])  # truncated
     damaged = bytearray(store.get(keys[1]))

@@ -321,3 +321,19 @@ def test_scores_from_before_dims_are_whole_vector_scores_when_upgraded(any_db):
     assert _differences(any_db) == []
     assert "dim" not in _downgraded(any_db, "0007")["scores"]
     assert db_rows(any_db, "SELECT main_score FROM scores") == [(0.5,)]
+
+
+def test_scores_from_before_contamination_read_unmeasured_when_upgraded(any_db):
+    """Revision 0009: old scores were never measured for overlap (None, not zero); a new score
+    keeps what was measured, and going back drops the column and keeps the score."""
+    _at_revision(any_db, "0008")
+    _one_scored_run(any_db)
+    store = open_store(any_db)
+    assert store.get_run(1)["score_details"][0]["contamination"] is None
+    measured = {"texts": 4, "exact_texts": 1, "exact": 0.25}
+    store.record_score(1, task="U", main_metric="m", main_score=0.75, details={}, contamination=measured)
+    assert [s["contamination"] for s in store.get_run(1)["score_details"]] == [None, measured]
+    store.close()
+    assert _differences(any_db) == []
+    assert "contamination" not in _downgraded(any_db, "0008")["scores"]
+    assert sorted(db_rows(any_db, "SELECT main_score FROM scores")) == [(0.5,), (0.75,)]
