@@ -106,7 +106,8 @@ def _code_files(seeds: tuple[str, ...]) -> tuple[Path, ...]:
             continue
         files[name] = path
         package = name.rpartition(".")[0]
-        todo += [other for other in _imports(path) if other.rpartition(".")[0] == package]  # its own package's modules
+        if package:  # its own package's modules (a top-level module, a one-file plug-in, has none: never all of its imports)
+            todo += [other for other in _imports(path) if other.rpartition(".")[0] == package]
     return tuple(sorted(files.values()))
 
 

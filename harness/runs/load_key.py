@@ -71,7 +71,10 @@ def evaluation_backbone(
     from harness import ranks
     from harness.model.backbones import pick_device
 
-    key = load_key(plan, settings, checkpoint) if not ranks.world().enabled else None
+    try:
+        key = load_key(plan, settings, checkpoint) if not ranks.world().enabled else None
+    except Exception:  # files or code that cannot be read: no shortcut, the model is loaded the usual way
+        key = None
     known = recall_in(settings, key)
     if key is not None and known is not None:
         return DeferredBackbone(key, known, pick_device(plan.config.device), load), key
