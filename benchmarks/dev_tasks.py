@@ -1,6 +1,12 @@
-"""Write the development STS tasks as harness task files, from ../shared/data.
+"""Write the development tasks as harness task files, from the public datasets in a local folder.
 
-    .venv/bin/python benchmarks/dev_tasks.py [OUT_DIR]      # default: dev-tasks/
+    .venv/bin/python benchmarks/dev_tasks.py [OUT_DIR] [--from DATA]   # default: dev-tasks/
+
+DATA holds the datasets as released: ``stsb/sts-dev.csv`` and ``stsb/sts-train.csv`` (STS
+Benchmark), ``sick/SICK_trial.txt`` (SICK), ``trecqa/dev.csv`` (TREC QA answer-sentence
+selection, as distributed with its README) and ``msrp/msr-para-val.tsv`` (MSR paraphrase corpus,
+its validation part); the default is the ``shared/data`` folder this project's machines keep beside
+the repository.
 
 Writes OUT_DIR/stsb-dev.tsv (STS Benchmark dev, 1,500 pairs, scores 0-5) and
 OUT_DIR/sick-trial.tsv (SICK trial, 500 pairs, relatedness 1-5), each with the columns sentence1,
@@ -8,7 +14,7 @@ sentence2, score, so that `harness run --tasks dev-tasks/stsb-dev.tsv --tasks
 dev-tasks/sick-trial.tsv` evaluates on them (task names stsb-dev and sick-trial). These are the
 splits to tune and compare on; the test splits are never used here. Also writes
 OUT_DIR/stsb-train.tsv (STS-B train, 5,749 pairs) in the same layout, a source of positive pairs
-for training data such as `random-negatives:../shared/data/sick/SICK_train.txt+dev-tasks/stsb-train.tsv`.
+for training data such as `random-negatives:DATA/sick/SICK_train.txt+dev-tasks/stsb-train.tsv`.
 
 Beyond STS: OUT_DIR/trecqa-dev.csv (TREC QA dev as a reranking file: query, document, label, one
 row per candidate answer sentence), OUT_DIR/trecqa-dev-beir/ (the same as a BEIR retrieval folder:
@@ -19,9 +25,9 @@ sentence2, label).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -76,31 +82,36 @@ def _beir(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
     return folder
 
 
-def write(out: Path) -> list[Path]:
+def write(out: Path, data: Path = SHARED) -> list[Path]:
+    """The task files, from the datasets in ``data``, written under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     sources = {
-        "stsb-dev": _stsb(SHARED / "stsb" / "sts-dev.csv"),
-        "sick-trial": _sick(SHARED / "sick" / "SICK_trial.txt"),
-        "stsb-train": _stsb(SHARED / "stsb" / "sts-train.csv"),
+        "stsb-dev": _stsb(data / "stsb" / "sts-dev.csv"),
+        "sick-trial": _sick(data / "sick" / "SICK_trial.txt"),
+        "stsb-train": _stsb(data / "stsb" / "sts-train.csv"),
     }
     for name, rows in sources.items():
         target = out / f"{name}.tsv"
         lines = ["sentence1\tsentence2\tscore"] + ["\t".join(row) for row in rows]
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(target)
-    trecqa = _trecqa(SHARED / "trecqa" / "dev.csv")
+    trecqa = _trecqa(data / "trecqa" / "dev.csv")
     with (out / "trecqa-dev.csv").open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows([("query", "document", "label"), *trecqa])
     written += [out / "trecqa-dev.csv", _beir(out / "trecqa-dev-beir", trecqa)]
-    written.append(_write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(SHARED / "msrp" / "msr-para-val.tsv")))
+    written.append(_write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(data / "msrp" / "msr-para-val.tsv")))
     return written
 
 
 def main() -> None:
-    if not SHARED.is_dir():
-        sys.exit(f"{SHARED} is absent: the development data lives beside the project.")
-    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "dev-tasks")):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", nargs="?", type=Path, default=Path("dev-tasks"))
+    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="the folder of released datasets (see above)")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        parser.error(f"--from {args.data}: no such folder of datasets (stsb/, sick/, trecqa/, msrp/ as released)")
+    for path in write(args.out, args.data):
         print(path)
 
 
