@@ -1,6 +1,6 @@
 """InfoNCE in the harness against sentence-transformers' trainer on the same work, side by side.
 
-    .venv/bin/python benchmarks/st_trainer.py [--batch 8] [--steps 12]
+    .venv/bin/python benchmarks/st_trainer.py [--batch 8] [--steps 12] [--rounds 2]
     .venv/bin/python benchmarks/st_trainer.py --batch 64 --mini-batch 8 --steps 4   # GradCache vs CachedMNRL
 
 Both sides fully fine-tune SmolLM2-135M (fp32, CPU or the GPU) on the same SICK-train triplets
@@ -18,8 +18,10 @@ linear decay, clipping at 1.0, no weight decay), texts as they are (template ``{
 sentence-transformers 6 renders every text through the tokenizer's chat template when it has one
 (SmolLM2's does: a system prompt and a user turn around each sentence); the benchmark pins its plain
 text modality, so both sides read the same tokens. Each runs in a process of its own; peak memory is that process's peak resident set (weights,
-optimizer and activations). Reported: median step time after the first step, peak memory, their
-ratios, and the losses of the first steps side by side.
+optimizer and activations). The two sides run ``--rounds`` times in turn (harness, ST, harness,
+...), so a machine whose load changes meets both alike; each side's step time is the lowest of its
+rounds' medians (after each round's first step). Reported: step times, peak memory, their ratios,
+and the losses of the first steps side by side (those of the first round).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def ordered_triplets(batch: int, steps: int) -> list[tuple[str, str, str]]:
 def run_harness(work: Path, batch: int, steps: int, mini_batch: int) -> dict:
     import sqlite3
 
+    work.mkdir(parents=True, exist_ok=True)
     task = work / "tiny-sts.tsv"
     task.write_text("sentence1\tsentence2\tscore\na cat\ta cat\t5\na dog\ta car\t1\nthe sun\tthe sky\t3\n")
     db = work / "harness.db"
@@ -141,6 +144,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--mini-batch", type=int, default=0, help="GradCache / CachedMNRL chunk (texts); 0 = the plain losses")
+    parser.add_argument("--rounds", type=int, default=2, help="each side runs this many times, in turn")
     parser.add_argument("--child", choices=["st"])
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
@@ -151,17 +155,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="st-trainer-bench-"))
     triplets = ordered_triplets(args.batch, args.steps)
     (work / "order.json").write_text(json.dumps(triplets))
-    harness = run_harness(work, args.batch, args.steps, args.mini_batch)
-    done = subprocess.run([sys.executable, __file__, "--child", "st", "--work", str(work), "--batch", str(args.batch), "--steps", str(args.steps),
-                           "--mini-batch", str(args.mini_batch)], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"sentence-transformers run failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    st = json.loads(done.stdout.strip().splitlines()[-1])
+    rounds: dict[str, list[dict]] = {"harness": [], "st": []}
+    for round_ in range(args.rounds):
+        rounds["harness"].append(run_harness(work / f"round{round_}", args.batch, args.steps, args.mini_batch))
+        done = subprocess.run([sys.executable, __file__, "--child", "st", "--work", str(work), "--batch", str(args.batch),
+                               "--steps", str(args.steps), "--mini-batch", str(args.mini_batch)], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"sentence-transformers run failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        rounds["st"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    harness, st = rounds["harness"][0], rounds["st"][0]
     kind = f"GradCache mini-batch {args.mini_batch} vs CachedMNRL" if args.mini_batch else "InfoNCE vs MNRL"
     print(f"SmolLM2-135M full fine-tuning, {kind}, batch {args.batch} triplets, {args.steps} steps, lr {LR}, max_length {MAX_LENGTH}")
-    h_step, s_step = statistics.median(harness["step_s"][1:]), statistics.median(st["step_s"][1:])
+    h_step, s_step = (min(statistics.median(r["step_s"][1:]) for r in rounds[side]) for side in ("harness", "st"))
+    print("per round, median step s: harness " + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["harness"])
+          + "; sentence-transformers " + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["st"]))
     print(f"{'':22} {'step s':>8} {'peak MiB':>9}")
-    print(f"{'harness':22} {h_step:8.2f} {harness['peak_bytes'] / 2**20:9.0f}")
+    print(f"{'harness':22} {h_step:8.2f} {max(r['peak_bytes'] for r in rounds['harness']) / 2**20:9.0f}")
     print(f"{'sentence-transformers':22} {s_step:8.2f} {st['peak_bytes'] / 2**20:9.0f}")
     print(f"harness speed / sentence-transformers': {s_step / h_step:.2f}x; peak memory ratio (harness / ST): {harness['peak_bytes'] / st['peak_bytes']:.2f}")
     print("losses, step by step (harness | sentence-transformers | difference):")

@@ -1,6 +1,6 @@
 """A fully warm command against a cold one, on two model sizes, side by side in one run.
 
-    .venv/bin/python benchmarks/warm_eval.py [--pairs 400] [--big FOLDER]
+    .venv/bin/python benchmarks/warm_eval.py [--pairs 400] [--big-pairs 100] [--big FOLDER]
 
 On the first ``--pairs`` pairs of STS-B dev (written from ../shared/data by benchmarks/dev_tasks.py
 into a temporary folder), untrained-mean through the real CLI, each model with an empty cache
@@ -10,9 +10,10 @@ folder and leaderboard of its own:
 2. warm run: the same ``harness run`` again (every vector in the cache: the model is not loaded);
 3. warm eval: ``harness eval 1 --force``.
 
-for SmolLM2-135M and for a larger local safetensors folder (``--big``; by default one is built:
+for SmolLM2-135M, and on the first ``--big-pairs`` pairs (its cold run costs the most) for
+SmolLM2-135M again and a larger local safetensors folder (``--big``; by default one is built:
 SmolLM2's tokenizer and layout at twice the width and 36 layers, random weights, fp32, over 4x the
-bytes). Then the parts of a warm command: the phases it records (data, load, cache:key,
+bytes): their warm times side by side say whether a warm command depends on the model's size. Then the parts of a warm command: the phases it records (data, load, cache:key,
 evaluate) and, measured alone in fresh processes, what its imports cost (``import torch``,
 ``import mteb``, ``import sentence_transformers``, which ``mteb.evaluate`` imports whatever the
 model) and ``harness --help``. Prints wall times, the cold/warm ratio per model, the big/small
@@ -97,21 +98,27 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--big-pairs", type=int, default=100, help="pairs of the model-size comparison")
     parser.add_argument("--big", type=Path, default=None, help="a larger local model folder (default: built in the work folder)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="warm-bench-"))
     write(work / "dev-tasks")
     lines = (work / "dev-tasks" / "stsb-dev.tsv").read_text(encoding="utf-8").splitlines()
-    task = work / f"sts{args.pairs}.tsv"
-    task.write_text("\n".join(lines[: args.pairs + 1]) + "\n", encoding="utf-8")
+    tasks = {}
+    for pairs in (args.pairs, args.big_pairs):
+        tasks[pairs] = work / f"sts{pairs}.tsv"
+        tasks[pairs].write_text("\n".join(lines[: pairs + 1]) + "\n", encoding="utf-8")
     big = args.big or build_big(work / "big-model")
-    models = {"smollm2-135m": gguf_folder(ALIASES["smollm2-135m"]), "big": big}
+    small = gguf_folder(ALIASES["smollm2-135m"])
+    cases = {f"smollm2-135m/{args.pairs}": ("smollm2-135m", small, tasks[args.pairs]),
+             f"smollm2-135m/{args.big_pairs}": ("smollm2-135m", small, tasks[args.big_pairs]),
+             f"big/{args.big_pairs}": (str(big), big, tasks[args.big_pairs])}
     harness = [sys.executable, "-m", "harness"]
     results: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}
-    for name, folder in models.items():
-        db = work / f"{name}.db"
-        env = {**os.environ, "HARNESS_EMBEDDING_CACHE": str(work / f"cache-{name}"), "HF_HUB_OFFLINE": "1"}
-        backbone = "smollm2-135m" if name == "smollm2-135m" else str(folder)
+    for name, (backbone, folder, task) in cases.items():
+        label = name.replace("/", "-")
+        db = work / f"{label}.db"
+        env = {**os.environ, "HARNESS_EMBEDDING_CACHE": str(work / f"cache-{label}"), "HF_HUB_OFFLINE": "1"}
         run = [*harness, "run", "--method", "untrained-mean", "--backbone", backbone, "--tasks", str(task), "--db", str(db)]
         steps = {}
         for step, command in (("cold run", run), ("warm run", run), ("warm eval --force", [*harness, "eval", "1", "--force", "--tasks", str(task), "--db", str(db)])):
@@ -121,15 +128,15 @@ def main() -> None:
         values = scores(db)
         assert max(values) - min(values) <= 1e-6, (name, values)
         print(f"{name} ({weight_bytes(folder) / 2**20:,.0f} MiB of weights): Spearman {values[0]:.6f} in all {len(values)} scores")
-    print(f"\n{'model':14} {'step':18} {'wall s':>7} " + " ".join(f"{p:>9}" for p in ("data", "load", "cache:key", "evaluate")))
+    print(f"\n{'model/pairs':18} {'step':18} {'wall s':>7} " + " ".join(f"{p:>9}" for p in ("data", "load", "cache:key", "evaluate")))
     for name, steps in results.items():
         for step, (wall, found) in steps.items():
-            print(f"{name:14} {step:18} {wall:7.2f} " + " ".join(f"{found.get(p, 0.0):9.2f}" for p in ("data", "load", "cache:key", "evaluate")))
+            print(f"{name:18} {step:18} {wall:7.2f} " + " ".join(f"{found.get(p, 0.0):9.2f}" for p in ("data", "load", "cache:key", "evaluate")))
     for name, steps in results.items():
         cold = steps["cold run"][0]
         print(f"{name}: cold / warm run {cold / steps['warm run'][0]:.1f}x, cold / warm eval {cold / steps['warm eval --force'][0]:.1f}x")
-    small_warm, big_warm = results["smollm2-135m"]["warm run"][0], results["big"]["warm run"][0]
-    print(f"warm run, big / small: {big_warm / small_warm:.2f} (weights {weight_bytes(big) / weight_bytes(models['smollm2-135m']):.1f}x)")
+    small_warm, big_warm = results[f"smollm2-135m/{args.big_pairs}"]["warm run"][0], results[f"big/{args.big_pairs}"]["warm run"][0]
+    print(f"warm run, big / small on {args.big_pairs} pairs: {big_warm / small_warm:.2f} (weights {weight_bytes(big) / weight_bytes(small):.1f}x)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     print("\nwhat a warm command's start-up is made of (fresh processes, median of 3):")
     for label, command in (

@@ -8,7 +8,6 @@ the GGUF.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,6 +23,7 @@ from harness import paths
 from harness import hub
 from harness.errors import HarnessError, sentence, unknown_name
 from harness.model.catalog import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
+from harness.model.file_digests import sha256_of
 
 if TYPE_CHECKING:
     import torch
@@ -132,14 +132,6 @@ def require_available(spec: BackboneSpec) -> None:
         raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}" + (f"; {how}" if how else "")))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
     """The dequantised safetensors copy of a GGUF wheel's model, made on first use."""
     assert spec.gguf is not None
@@ -222,7 +214,7 @@ def _dequantise(spec: BackboneSpec, files: list[Path], folder: Path, stamp: dict
         gguf = _joined(files, staging / wheel.file) if wheel.chunks else files[0]
         if status:
             status.update(f"Verifying the {spec.name} GGUF checksum")
-        actual = _sha256(gguf)
+        actual = sha256_of(gguf)
         if actual != wheel.sha256:
             what = f"{files[0]}" if not wheel.chunks else f"{wheel.distribution}'s {len(files)} chunks joined ({', '.join(map(str, files))})"
             raise HarnessError(

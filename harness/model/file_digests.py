@@ -28,7 +28,8 @@ _SCHEMA = (
 )
 
 
-def _hashed(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -69,7 +70,7 @@ class FileDigests:
         kept = self._kept(key)
         if kept is not None:
             return kept
-        value = _hashed(path)
+        value = sha256_of(path)
         self.hashed += 1
         if _identity(path) == key:  # unchanged while it was read
             self._keep(key, value)
