@@ -94,6 +94,8 @@ def load_tasks(specs: Sequence[TaskSpec], limit: int | None = None, *, dev: bool
             ) from None
         if spec.kind == "mteb":
             spec = _checked_split(spec, task, dev)
+        elif dev and spec.split == "test":  # a task file labelled test: a label is all the harness knows of it
+            raise HarnessError(f"--dev-tasks {spec.data.path if spec.data else spec.name}:test: dev scores never touch a test split.")
         if limit is not None:
             limit_task(task, limit)
         loaded.append(LoadedTask(spec, task))

@@ -87,7 +87,7 @@ class TaskSpec:
     data: LocalData | None = None  # a task file's or folder's data
     protocol: str | None = None  # a reranking file's: which queries are scored (RERANK_PROTOCOLS)
     left_out: int = 0  # queries that protocol leaves out
-    split: str | None = None  # an mteb task's evaluated split (``NAME:split``); None: the task's own eval splits
+    split: str | None = None  # an mteb task's evaluated split (``NAME:split``), a task file's label (``FILE:dev``); None: none given
 
     def record(self) -> dict[str, Any]:
         """What goes into the recorded config: enough to tell two task versions apart (an STS
@@ -150,6 +150,20 @@ LOCAL_KINDS = {
 }
 
 
+#: the split labels a task file takes (``FILE:dev``): recorded, never read from the file
+FILE_SPLITS = ("train", "validation", "val", "dev", "trial", "test")
+
+
+def file_split(item: str) -> tuple[str, str | None]:
+    """A task file item as its path and split label: ``data/sts.tsv:dev`` is ``data/sts.tsv``
+    labelled ``dev``; a path that exists as given (or has no known label after its last colon)
+    has none."""
+    head, colon, label = item.rpartition(":")
+    if colon and label.lower() in FILE_SPLITS and head and not Path(item).exists():
+        return head, label.lower()
+    return item, None
+
+
 def _looks_like_file(item: str) -> bool:
     if item.lower().endswith(SUFFIXES) or "/" in item or "\\" in item or item.startswith("~"):
         return True
@@ -207,11 +221,12 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol
         elif item in OFFLINE_TASKS:  # one task of the offline preset, e.g. to add it to an older run
             specs = [TaskSpec(item, "offline")]
         elif _looks_like_file(item):
-            data = read_task_file(expand(item, "task file"))
-            specs = [TaskSpec(data.name, "file", data=data)]
+            path, split = file_split(item)
+            data = read_task_file(expand(path, "task file"))
+            specs = [TaskSpec(data.name, "file", data=data, split=split)]
             if data.kind == "Reranking":
                 scored, left_out = data.scored_by(rerank_protocol)  # type: ignore[attr-defined]
-                specs = [TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out)]
+                specs = [TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out, split=split)]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
         elif ":" in item and _mteb_task_exists(item.rpartition(":")[0]):  # NAME:split, as lm-evaluation-harness names them
@@ -238,7 +253,7 @@ def task_names(items: Sequence[str]) -> list[str]:
         if item in PRESETS:
             names.extend(spec.name for spec in PRESETS[item][1])
         elif _looks_like_file(item):
-            names.append(_local_name(item))
+            names.append(_local_name(file_split(item)[0]))
         else:
             names.append(item)
     return list(dict.fromkeys(names))
@@ -277,8 +292,12 @@ def task_version(spec: TaskSpec, task: AbsTask) -> str:
 def file_versions(items: Sequence[str]) -> dict[str, str]:
     """Task name -> version of the task files among ``items`` (read now; nothing else resolved), as
     a run given them records it by default (a reranking file's with the default protocol)."""
-    found = [read_task_file(expand(item, "task file")) for item in items if item not in PRESETS and _looks_like_file(item)]
-    return {data.name: data.digest[:REVISION_DIGITS] + (f":{RERANK_PROTOCOLS[0]}" if data.kind == "Reranking" else "") for data in found}
+    found = [(read_task_file(expand(path, "task file")), split) for path, split in
+             (file_split(item) for item in items if item not in PRESETS and _looks_like_file(item))]
+    return {
+        data.name: data.digest[:REVISION_DIGITS] + (f":{RERANK_PROTOCOLS[0]}" if data.kind == "Reranking" else "") + (f"@{split}" if split else "")
+        for data, split in found
+    }
 
 
 def _local_name(item: str) -> str:

@@ -134,3 +134,33 @@ def test_compare_leaderboard_and_the_mteb_export_mark_what_was_measured(trained_
     store = open_store(db)
     assert training_datasets(store.get_run(1)) == {task.stem}  # from the measured overlap, not the file's name
     assert training_datasets(store.get_run(2)) is None  # untrained
+
+
+def test_a_run_trained_on_sick_train_shows_its_overlap_with_sick_trial(tmp_path, tiny_llama_dir, shared_data):
+    """Real data: triplets made in the test from SICK train's pairs, a task file from SICK trial's
+    first 200 pairs; the overlap `harness show` gives equals the count made here."""
+    import csv
+
+    def rows(name):
+        with (shared_data / "sick" / name).open(encoding="utf-8") as handle:
+            return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+    train = rows("SICK_train.txt")
+    triplets = tmp_path / "sick-triplets.jsonl"
+    triplets.write_text("".join(
+        json.dumps({"query": r["sentence_A"], "pos": r["sentence_B"], "neg": train[i - 1]["sentence_B"]}) + "\n" for i, r in enumerate(train)
+    ))
+    trial = rows("SICK_trial.txt")[:200]
+    task = write_sts_tsv(tmp_path / "sick-trial-200.tsv", [(r["sentence_A"], r["sentence_B"], r["relatedness_score"]) for r in trial])
+    db = tmp_path / "h.db"
+    result = runner.invoke(app, ["run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--train-data", str(triplets),
+                                 "--set", "method_args.steps=1", "--set", "method_args.batch_size=2", "--db", str(db), "--output-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    seen = {_plain(r[k]) for r in train for k in ("sentence_A", "sentence_B")}
+    evaluated = {_plain(r[k]) for r in trial for k in ("sentence_A", "sentence_B")}
+    expected = len(evaluated & seen)
+    assert 0 < expected < len(evaluated)  # SICK's splits share sentences: the count can be wrong both ways
+    shown = json.loads(runner.invoke(app, ["show", "1", "--json", "--db", str(db)]).stdout)[0]["contamination"]["sick-trial-200"]
+    assert (shown["texts"], shown["exact_texts"]) == (len(evaluated), expected)
+    text = runner.invoke(app, ["show", "1", "--db", str(db)]).output
+    assert f"{100 * shown['any']:.1f}%" in text  # the share, in the "Seen in training" column

@@ -96,3 +96,24 @@ def test_a_chosen_split_is_its_own_version(tmp_path, tiny_llama_dir, toy_tasks):
     assert list(validation["score_details"][0]["details"]) == ["validation"]  # the split the score is for
     compared = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--json", "--db", str(db)]).stdout)
     assert [row["mean"] for row in compared] == [None, None]  # the two splits share no task: no mean over them
+
+
+def test_a_task_file_takes_a_split_label_recorded_as_its_own_version(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    for item in (str(small_sts_file), f"{small_sts_file}:dev"):
+        result = CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", item, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+    store = open_store(db)
+    plain, labelled = (store.get_run(i) for i in (1, 2))
+    digest = plain["task_versions"]["tiny-sts"]
+    assert labelled["task_versions"]["tiny-sts"] == f"{digest}@dev"  # the same bytes, said to be a dev split: ranked apart
+    assert labelled["scores"]["tiny-sts"] == plain["scores"]["tiny-sts"]
+    assert labelled["config"]["tasks_resolved"][0]["split"] == "dev"
+
+
+def test_dev_tasks_refuse_a_task_file_labelled_test(tmp_path, tiny_llama_dir, small_sts_file):
+    result = _run(tmp_path, tiny_llama_dir, small_sts_file, "--dev-tasks", f"{small_sts_file}:test")
+    assert result.exit_code == 2 and f"--dev-tasks {small_sts_file}:test: dev scores never touch a test split" in " ".join(result.output.split())
+    assert not (tmp_path / "h.db").exists() or open_store(tmp_path / "h.db").runs(statuses=None) == []
+    unknown = _run(tmp_path, tiny_llama_dir, small_sts_file, "--tasks", f"{small_sts_file}:nosuch")
+    assert unknown.exit_code == 2 and "nosuch" in unknown.output
