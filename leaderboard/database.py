@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.pool import NullPool
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -92,10 +91,7 @@ def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -
         isolation = "READ COMMITTED" if write else "REPEATABLE READ"
         return create_engine(location.url, pool_pre_ping=True, isolation_level=isolation)
     begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-    # no pool: a connection lives for one transaction, so none is left open in this process when a
-    # later check opens and closes the file itself (a close() drops every POSIX lock the process holds
-    # on it, and another process could then delete the WAL under a still-open connection)
-    engine = create_engine(location.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, poolclass=NullPool)
+    engine = create_engine(location.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
