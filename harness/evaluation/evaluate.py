@@ -284,9 +284,9 @@ def evaluate(
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:
+            adapter.overlap = Overlap(index) if index is not None else None  # counted on the whole vectors' pass, kept for the dims
             for dim in (None, *how.dims):
                 adapter.dim = dim
-                adapter.overlap = Overlap(index) if index is not None else None
                 _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
                 if deferred and encoder.load_phase is not None:  # the model was loaded for this task's missing texts
                     sink.timing(encoder.load_phase)

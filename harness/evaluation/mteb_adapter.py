@@ -111,7 +111,7 @@ class MtebEncoder:
     ) -> np.ndarray:
         kind = None if prompt_type is None else str(getattr(prompt_type, "value", prompt_type))
         texts = [text for batch in inputs for text in batch["text"]]
-        if self.overlap is not None:
+        if self.overlap is not None and self.dim is None:  # the cut dims ask for the same texts again
             self.overlap.add(texts)
         if self.instructions and kind != "document" and task_metadata is not None:
             instruction = task_instruction(task_metadata, kind)
