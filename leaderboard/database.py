@@ -16,7 +16,6 @@ from sqlalchemy.exc import ArgumentError
 from harness import paths
 from leaderboard.errors import LeaderboardError
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 POSTGRES_DRIVER = "postgresql+psycopg"  # psycopg 3: the `postgres` extra
 SUPPORTED = "a file path, sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
 
@@ -57,8 +56,10 @@ def locate(db: str | os.PathLike[str]) -> Location:
 
 
 def check_sqlite_file(path: Path) -> None:
-    """Refuse, untouched, a path that is a folder, a pipe or device, or a file of another kind;
-    a missing file's folder must exist and be writable."""
+    """Refuse, untouched, a path that is a folder, a pipe or device; a missing file's folder must
+    exist and be writable. The file is never opened here: closing any descriptor of it would drop
+    the POSIX locks this process's SQLite connections hold on it (docs/pitfalls.md), so its header
+    is read through SQLite, by ``leaderboard.store.check_integrity``."""
     info = paths.status(path, "--db")
     if info is None:
         return
@@ -66,14 +67,6 @@ def check_sqlite_file(path: Path) -> None:
         raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
     if not stat.S_ISREG(info.st_mode):
         raise LeaderboardError(f"--db {path} is not a regular file; give a SQLite database file.")
-    if info.st_size > 0:
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_MAGIC))
-        if head != SQLITE_MAGIC:
-            raise LeaderboardError(
-                f"--db {path} is not a SQLite database (its first bytes are not the SQLite "
-                "header); it was left untouched. Point --db or HARNESS_DB at a new file."
-            )
 
 
 BUSY_TIMEOUT_MS = 60_000

@@ -68,12 +68,18 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
 
 
 def check_integrity(path: Path) -> None:
-    """Refuse a SQLite file whose pages are damaged (SQLite's ``quick_check``), naming it, before
-    a command reads a wrong answer from it or fails halfway through a write."""
+    """Refuse a file that is not SQLite, or whose pages are damaged (SQLite's ``quick_check``),
+    naming it, before a command reads a wrong answer from it or fails halfway through a write.
+    Read through SQLite, which shares this process's locks on the file among its connections."""
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)) as conn:
             verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise LeaderboardError(
+                f"--db {path} is not a SQLite database (SQLite finds no database header in it); it was "
+                "left untouched. Point --db or HARNESS_DB at a new file."
+            ) from None
         verdict = [str(exc)]
     if verdict != ["ok"]:
         raise LeaderboardError(

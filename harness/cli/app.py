@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -29,6 +31,20 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
+_closing = contextlib.ExitStack()  # what the running command opened, closed when it ends
+
+
+def close_when_done(close: Callable[[], object]) -> None:
+    """Call ``close`` when the running command ends, however it ends (several commands can run
+    in one process: a test, a notebook)."""
+    _closing.callback(close)
+
+
+@app.callback()
+def _each_command(context: typer.Context) -> None:
+    context.call_on_close(_closing.close)
+
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.cli.app import err_console, raise_usage
+from harness.cli.app import close_when_done, err_console, raise_usage
 
 
 def located(db: str) -> tuple[str, Any]:
@@ -38,9 +38,12 @@ def announce(db: str, *, writes: bool = False) -> None:
 
 
 def open_leaderboard(db: str, *, create: bool) -> Any:
+    """The store at ``db``, stale runs reaped; closed when the command ends, so that no connection
+    outlives the command that opened it (in-process callers run several commands)."""
     from leaderboard.store import open_store
 
     store = open_store(db, create=create)
+    close_when_done(store.close)
     store.reap_stale()
     return store
 
