@@ -4,7 +4,7 @@ follows its dev tasks (`--dev-tasks`, `method_args.eval_every`), printed as a cu
     python benchmarks/ic_curve.py --train-data SOURCE --tasks FILE [--tasks FILE] [--every 100]
         [--set method_args.KEY=VALUE ...] [--seed 0] [--db harness.db] [--output-dir harness-runs] [--out curve.jsonl]
 
-The run is `harness run --method autoregembed --set 'method_args.stages=["ic"]'` with the files as
+The run is `harness run --method autoregembed --set method_args.preset=small --set 'method_args.stages=["ic"]'` with the files as
 both its dev tasks and its test tasks, and `method_args.eval_every=EVERY`; it is recorded in
 `--db` like any run (checkpoints under `--output-dir`). The script then reads that run's (the newest) dev scores and prints one JSON line per
 evaluated step (each file's main score x100), then the held-out IC diagnostics the stage measured
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     files = [item for task in args.tasks for item in ("--tasks", task, "--dev-tasks", task)]
-    sets = [item for value in [*args.sets, 'method_args.stages=["ic"]', f"method_args.eval_every={args.every}"] for item in ("--set", value)]
+    sets = [item for value in ["method_args.preset=small", *args.sets, 'method_args.stages=["ic"]', f"method_args.eval_every={args.every}"] for item in ("--set", value)]
     command = [sys.executable, "-m", "harness", "run", "--method", "autoregembed", "--train-data", args.train_data,
                "--seed", str(args.seed), "--db", args.db, "--output-dir", args.output_dir, *files, *sets]
     subprocess.run(command, check=True)

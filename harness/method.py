@@ -119,6 +119,13 @@ class Method:
         """Training stages in order; none for untrained baselines."""
         return ()
 
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """The training-free run that isolates what this method adds: a method name and its
+        ``method_args`` (the same template and pooling on the same backbone, nothing trained or
+        added). ``harness run`` evaluates it in the same command (unless ``--no-baseline``) and
+        closes with the two compared; None where the method is such a baseline itself."""
+        return None
+
     def closing_notes(self) -> list[str]:
         """Lines printed after a run's results, e.g. what a preset's scores mean; none by default."""
         return []

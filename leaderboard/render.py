@@ -103,8 +103,8 @@ def _mean_row(
     table: Table, label: str, means: Sequence[float | None], found: Sequence[Interval | str | None] = (), **options: Any,
 ) -> None:
     """A row of means, one per run: the difference to the first run's (with its interval where
-    ``found``), the best starred."""
-    best = max((m for m in means if m is not None), default=None)
+    ``found``), the best starred where there are several."""
+    best = max((m for m in means if m is not None), default=None) if len(means) > 1 else None
     bounds = [_bounds(found[i]) if i < len(found) else "" for i in range(len(means))]
     table.add_row(label, *[_cell(m, means[0], m == best, i == 0) + bounds[i] for i, m in enumerate(means)], **options)
 
@@ -124,29 +124,28 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     the best cell starred; Mean(Task), then a mean per task type where the shared tasks have more
     than one."""
     first = f"#{comparison.runs[0]['run_id']}" if comparison.runs else "the first run"
-    table = _table(escape(f"Scores x100 side by side; (+/-) against {first} [its 95% interval; ! excludes 0]; * best"))
+    several = len(comparison.runs) > 1  # one run: nothing to be best of or against
+    table = _table(escape(f"Scores x100 side by side; (+/-) against {first} [its 95% interval; ! excludes 0]; * best" if several else "Scores x100"))
     label = f"Mean(Task) over {len(comparison.shared_tasks)}"
     type_labels = {kind: f"Mean {kind} over {len(tasks)}" for kind, tasks in comparison.type_tasks.items()}
     _identity(table, "Task", [*comparison.tasks, label, *type_labels.values()], style="bold")
     for run in comparison.runs:
         _column(table, f"#{run['run_id']}", justify="right")
     for task in comparison.tasks:
-        best = comparison.best(task)
+        best = comparison.best(task) if several else None
         reference = comparison.score(0, task)
-        cells = [
-            _cell(comparison.score(i, task), reference, comparison.score(i, task) == best, i == 0)
-            + seen_mark(run, task)
+        table.add_row(task, *[
+            _cell(comparison.score(i, task), reference, comparison.score(i, task) == best, i == 0) + seen_mark(run, task)
             + (_bounds(comparison.intervals[i].get(task)) if i and comparison.intervals else "")
             for i, run in enumerate(comparison.runs)
-        ]
-        table.add_row(task, *cells)
+        ])
     _mean_row(table, label, comparison.means, comparison.mean_intervals, style="bold", end_section=True)
     for kind, type_label in type_labels.items():
         _mean_row(table, type_label, comparison.type_means[kind])
     captions = [*comparison.notes, *_missing_intervals(comparison)]
     if any(seen(run, task) for run in comparison.runs for task in comparison.tasks):
         captions.append(SEEN_NOTE)
-    if len(comparison.runs) > 1:
+    if several:
         resamples = next((v.resamples for found in comparison.intervals for v in found.values() if not isinstance(v, str)), None)
         if resamples:
             captions.insert(0, f"[low, high]: paired bootstrap 95% interval of the difference, {resamples} resamples of the items")

@@ -18,7 +18,7 @@ buys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.method import Method, MethodConfig, option
 from harness.options import side_template_option, template_option
@@ -46,6 +46,10 @@ class Echo(Method):
 
     Config = EchoConfig
     summary = "Echo embeddings (Springer et al. 2024): text twice, mean over the second copy; no training"
+
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """The text read once, pooled the same way: what the repetition (with its template) adds."""
+        return f"untrained-{self.config.pooling}", {}
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         from harness.encoder import PooledEncoder

@@ -215,6 +215,12 @@ class InfoNCE(Method):
     def stages(self) -> Sequence[ContrastiveStage]:
         return [ContrastiveStage()]
 
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """The backbone untrained, read and pooled as the trained encoder reads and pools."""
+        from methods.untrained import untrained_twin
+
+        return untrained_twin(self.config.pooling, self.config)
+
     def check_inputs(self, train_data: str, seed: int) -> None:
         super().check_inputs(train_data, seed)
         if self.config.mini_batch:

@@ -193,6 +193,13 @@ class LLM2Vec(Method):
         table = {"mntp": MNTPStage, "simcse": SimCSEStage, "supervised": SupervisedStage}
         return [table[name](self.config) for name in self.config.stages]
 
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """The backbone as it is (causal, untrained: the paper's "Uni" row), pooled as the trained
+        encoder pools: what bidirectional attention and the stages add together."""
+        from methods.untrained import untrained_twin
+
+        return untrained_twin(self.config.pooling, self.config)
+
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
         from harness.encoder import PooledEncoder, encoder_templates
 

@@ -57,6 +57,11 @@ def placeholder_problem(template: Any) -> str | None:
     return None
 
 
+def without_placeholder(template: str) -> str:
+    """``template`` with its placeholder (and the space after it) taken out: PromptEOL's template."""
+    return template.replace(PLACEHOLDER + " ", "", 1).replace(PLACEHOLDER, "", 1)
+
+
 @dataclass
 class TokenPrependingConfig(MethodConfig):
     template: str = option(TP_TEMPLATE, "PromptEOL prompt with the placeholder {pst} before the text", check=placeholder_problem, rule=RULE)
@@ -76,6 +81,12 @@ class TokenPrepending(Method):
 
     Config = TokenPrependingConfig
     summary = "Token prepending (Fu et al. 2024): the last token's state fed back before the text at early layers; no training"
+
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """PromptEOL: the same templates without the placeholder, what the prepended state adds."""
+        c = self.config
+        sides = {"template": c.template, "document_template": c.document_template, "query_template": c.query_template}
+        return "prompteol", {side: without_placeholder(t) for side, t in sides.items() if t}
 
     def check_backbone(self, backbone: Backbone) -> None:
         layers = len(backbone.model.get_decoder().layers)

@@ -42,6 +42,15 @@ class PromptEOLConfig(MethodConfig):
     query_template: str = side_template_option(QUERY_HELP)
 
 
+def untrained_twin(pooling: Literal["mean", "last"], config: Any) -> tuple[str, dict[str, Any]]:
+    """The untrained method that reads texts as ``config`` does (its templates, its pooled span)
+    and pools them as ``pooling``: the baseline of a method that trains that encoder."""
+    args = {side: getattr(config, side) for side in ("template", "document_template", "query_template") if getattr(config, side, "")}
+    if getattr(config, "pool_text_only", False):
+        args["pool_text_only"] = True
+    return f"untrained-{pooling}", args
+
+
 class _Untrained(Method):
     pooling: ClassVar[Literal["mean", "last"]]
 
@@ -88,3 +97,7 @@ class PromptEOL(_Untrained):
     Config = PromptEOLConfig
     summary = "untrained backbone, last token under the PromptEOL one-word prompt"
     pooling = "last"
+
+    def baseline(self) -> tuple[str, dict[str, Any]] | None:
+        """The last token of the bare text: what the one-word prompt adds."""
+        return "untrained-last", {}

@@ -7,6 +7,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `harness run` evaluates a method's baseline beside it; tests of other things run the method
+# alone (tests/runs/test_baseline.py and the README walk-through unset this)
+os.environ["HARNESS_BASELINE"] = "0"
 
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402

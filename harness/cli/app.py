@@ -23,7 +23,7 @@ app = typer.Typer(
         "harness run --method echo            # a training-free method\n"
         "harness compare --baseline 1         # the latest runs against run 1\n```\n\n"
         "With no options, `harness run` runs the offline default: AutoRegEmbed "
-        "(small preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks. "
+        "(quick preset) trained on smollm2-135m with the offline data, evaluated on the offline tasks. "
         "`harness COMMAND --help` shows each command's examples."
     ),
     no_args_is_help=True,

@@ -72,6 +72,13 @@ def compare(
         _print_repeats(store, [run["run_id"] for run in runs])
 
 
+def print_against(store: Any, baseline: int, run_ids: list[int]) -> None:
+    """``harness compare RUN... --baseline BASELINE``'s table (the closing table of `harness run`)."""
+    runs = _compared_runs(store, run_ids, len(run_ids), False, baseline)
+    items = store.score_items([run["run_id"] for run in runs], 0)
+    _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], None, False, 1000)
+
+
 def _print_repeats(store: Any, ids: list[int]) -> None:
     """For each compared run that repeats another compared run (``harness run --like``): whether
     their scores agree within the paired intervals."""

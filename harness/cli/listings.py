@@ -38,26 +38,40 @@ def methods(
         rows = []
         for method in [name] if name is not None else method_names():
             cls = get_method(method)
-            defaults = dataclasses.asdict(method_options(cls, {}, method))  # the default preset applied
+            config = method_options(cls, {}, method)  # the default preset applied
+            defaults = dataclasses.asdict(config)
             options = [{"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()]
-            rows.append({"name": method, "summary": cls.summary, "presets": sorted(cls.presets), "options": options})
+            declared = cls(config).baseline()
+            twin = {"method": declared[0], "method_args": declared[1]} if declared else None
+            rows.append({"name": method, "summary": cls.summary, "presets": sorted(cls.presets), "baseline": twin, "options": options})
     if as_json:
         print_json(rows)
         return
     if name is None:
         listing(rows, False, "Methods (`harness methods NAME` for one method's options)", {
             "Method": lambda r: r["name"],
-            "Summary": lambda r: r["summary"] + (f" Presets: {', '.join(r['presets'])}." if r["presets"] else ""),
+            "Summary": lambda r: r["summary"] + _presets(r),
+            "Baseline": lambda r: r["baseline"]["method"] if r["baseline"] else "-",
             "Options": lambda r: str(len(r["options"])),
         })
         return
     (row,) = rows
-    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'])}" + (f" Presets: {', '.join(row['presets'])}." if row["presets"] else ""), highlight=False)
+    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'] + _presets(row) + _baseline(row))}", highlight=False)
+    if row["baseline"]:
+        console.print(f"Its baseline's options: {escape(repr(row['baseline']['method_args']))}.", highlight=False)
     listing(row["options"], False, "Options (--set method_args.NAME=VALUE)", {
         "Option": lambda o: o["name"],
         "Default": lambda o: repr(o["default"]),
         "What it does (values it accepts)": lambda o: o["help"] + (f" ({o['accepts']})" if o["accepts"] else ""),
     }, widths={"Default": 18})
+
+
+def _presets(row: dict[str, Any]) -> str:
+    return f" Presets: {', '.join(row['presets'])}." if row["presets"] else ""
+
+
+def _baseline(row: dict[str, Any]) -> str:
+    return f" Baseline: {row['baseline']['method']}." if row["baseline"] else ""
 
 
 @app.command()

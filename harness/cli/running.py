@@ -71,6 +71,13 @@ CacheLimitOption = Annotated[
     float,
     typer.Option("--cache-limit-gb", min=0.001, max=1e6, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default HARNESS_CACHE/embeddings): the oldest entries go first."),
 ]
+BaselineOption = Annotated[
+    bool,
+    typer.Option(
+        "--baseline/--no-baseline", envvar="HARNESS_BASELINE",
+        help="Also evaluate the method's training-free baseline (same backbone, template and tasks; `harness methods` names it) and close with the two compared (env HARNESS_BASELINE).",
+    ),
+]
 ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
 OutputDirOption = Annotated[
     Path,
@@ -93,10 +100,11 @@ def run(
     config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
     batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, dims: DimsOption = None,
     like: LikeOption = None, seeds: SeedsOption = None, resume: ResumeOption = None, output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
-    no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
+    no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB, baseline: BaselineOption = True,
     db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
 ) -> None:
-    """Train (if the method has stages) and evaluate one method on one backbone; record the run.
+    """Train (if the method has stages) and evaluate one method on one backbone; record the run,
+    then its method's baseline beside it (a run of its own, from the embedding cache when it can).
 
     Examples:
 
@@ -154,6 +162,11 @@ def run(
                 from harness.runs.repeat import refuse_changes
 
                 refuse_changes(plan, repeated, varied)
+        twin = None
+        if baseline and resume is None and like is None:
+            from harness.runs.baseline import baseline_plan
+
+            twin = baseline_plan(plans[0].config, plans[0].method)
         if is_main and (trackers or plans[0].trains):
             check_output_root(output_dir)
         if is_main:
@@ -172,14 +185,20 @@ def run(
                 raise
             plans[index] = None  # type: ignore[call-overload]  # its model and method go before the next seed's
             finished.append((run_id, run_options.warnings))
+        baseline_id = None
+        if twin is not None:
+            console.print(f"Baseline: {twin.config.method}, the same backbone and tasks, nothing trained.", highlight=False)
+            baseline_id = execute(twin, opener, console, RunOptions(output_dir, cache=CacheSettings(not no_cache, cache_limit_gb)))
         if opener is None:
             return
     for run_id, warnings in finished:
-        _report_finished(opener(), run_id, db)  # the store the run wrote to (opened by execute)
+        _report_finished(opener(), run_id, db, table=baseline_id is None)  # the store the run wrote to (opened by execute)
         if like is not None:
             _report_repeat(opener(), like, run_id)
         for warning in warnings:
             err_console.print(f"Repeated from above: {warning}", highlight=False, soft_wrap=True)
+    if baseline_id is not None:
+        _report_against_baseline(opener(), baseline_id, [run_id for run_id, _ in finished], db)
     for note in notes:
         err_console.print(note, highlight=False, soft_wrap=True)
 
@@ -195,16 +214,32 @@ def _report_repeat(store: Any, original: int, run_id: int) -> None:
         err_console.print(f"Warning: could not compare run #{run_id} with run #{original}: {type(exc).__name__}: {exc}", highlight=False)
 
 
-def _report_finished(store: Any, run_id: int, db: str) -> None:
-    """The finished run's table and where its files went. The run is recorded by now, so a
-    failure to read it back is a warning, never a traceback or a failed exit."""
+def _report_against_baseline(store: Any, baseline_id: int, run_ids: list[int], db: str) -> None:
+    """The closing table: the runs against the baseline evaluated beside them, with intervals."""
+    from harness.cli.comparing import print_against
+
+    try:
+        print_against(store, baseline_id, run_ids)
+    except Exception as exc:  # the runs are recorded; a failed read is a warning
+        err_console.print(f"Warning: could not compare with the baseline, run #{baseline_id}: {type(exc).__name__}: {exc}", highlight=False)
+        return
+    console.print(
+        f"Baseline recorded as run #{baseline_id}; `harness compare {' '.join(map(str, run_ids))} --baseline {baseline_id}` shows this table again.",
+        highlight=False, soft_wrap=True,
+    )
+
+
+def _report_finished(store: Any, run_id: int, db: str, *, table: bool = True) -> None:
+    """The finished run's table (unless a comparison with its baseline follows) and where its
+    files went. The run is recorded by now, so a failure to read it back is a warning, never a
+    traceback or a failed exit."""
     try:
         from leaderboard.queries import compare as compare_runs
         from leaderboard.render import comparison_tables
 
         record = store.get_run(run_id)
-        for table in comparison_tables(compare_runs([record])):
-            console.print(table)
+        for shown in comparison_tables(compare_runs([record])) if table else []:
+            console.print(shown)
     except Exception as exc:  # e.g. sqlite3.OperationalError on a flaky disk
         err_console.print(
             f"Warning: run #{run_id} finished and is recorded in {db_label(db)}, but reading it back failed "

@@ -177,6 +177,6 @@ def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, 
     assert "ic diagnostics: heldout_loss_own" in result.output
     assert ("held-out loss with each text's own slots" in result.output) == bool(ic_warnings(values))
     assert ("Repeated from above: warning: after IC" in result.output) == bool(ic_warnings(values))
-    assert "note: the small preset trains a 135M model" in result.output  # the default preset's caveat
+    assert "note: the quick preset trains a 135M model" in result.output  # the default preset's caveat
     table = CliRunner().invoke(app, ["show", "1", "--db", str(db)], terminal_width=200)
     assert "Stage diagnostics" in table.output and "heldout_loss_shuffled" in table.output
