@@ -1,12 +1,20 @@
-"""Write the development tasks as harness task files, from the public datasets in a local folder.
+"""Write the development tasks as harness task files, from the public datasets on the hub or in a
+local folder.
 
-    .venv/bin/python benchmarks/dev_tasks.py [OUT_DIR] [--from DATA]   # default: dev-tasks/
+    .venv/bin/python benchmarks/dev_tasks.py [OUT_DIR] [--from hub|DATA]   # default: dev-tasks/, hub
 
-DATA holds the datasets as released: ``stsb/sts-dev.csv`` and ``stsb/sts-train.csv`` (STS
+``--from hub`` (the default) reads them with ``datasets.load_dataset``: STS-B's train and validation
+splits from ``mteb/stsbenchmark-sts`` (the revision mteb pins), SICK's validation split (its trial
+pairs) from ``RobZamp/sick`` and MRPC's validation split from ``nyu-mll/glue`` (config ``mrpc``).
+TREC QA's answer-selection dev split has no maintained hub copy that this script knows, so it is
+written only from a local folder. The hub's SICK validation split holds 495 of the trial's 500
+pairs and GLUE's MRPC validation split is 408 pairs cut from MSRP train, not the 500-pair
+validation cut of the local copy below: scores on the two routes are not comparable.
+
+``--from DATA`` reads a local folder that holds the datasets as released: ``stsb/sts-dev.csv`` and ``stsb/sts-train.csv`` (STS
 Benchmark), ``sick/SICK_trial.txt`` (SICK), ``trecqa/dev.csv`` (TREC QA answer-sentence
 selection, as distributed with its README) and ``msrp/msr-para-val.tsv`` (MSR paraphrase corpus,
-its validation part); the default is the ``shared/data`` folder this project's machines keep beside
-the repository.
+its validation part).
 
 Writes OUT_DIR/stsb-dev.tsv (STS Benchmark dev, 1,500 pairs, scores 0-5) and
 OUT_DIR/sick-trial.tsv (SICK trial, 500 pairs, relatedness 1-5), each with the columns sentence1,
@@ -29,9 +37,6 @@ import argparse
 import csv
 import json
 from pathlib import Path
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
 
 def _stsb(path: Path) -> list[tuple[str, str, str]]:
     """STS-B's own layout: no header, tab-separated genre, source, year, id, score, s1, s2 (some
@@ -82,7 +87,7 @@ def _beir(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
     return folder
 
 
-def write(out: Path, data: Path = SHARED) -> list[Path]:
+def write(out: Path, data: Path) -> list[Path]:
     """The task files, from the datasets in ``data``, written under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -104,14 +109,57 @@ def write(out: Path, data: Path = SHARED) -> list[Path]:
     return written
 
 
+#: where this project's own machines keep the released datasets: the other benchmarks' --from default
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+#: task file -> (hub dataset, config, split, its text and score columns)
+HUB = {
+    "stsb-dev": ("mteb/stsbenchmark-sts", None, "validation", ("sentence1", "sentence2", "score")),
+    "sick-trial": ("RobZamp/sick", None, "validation", ("sentence_A", "sentence_B", "relatedness_score")),
+    "stsb-train": ("mteb/stsbenchmark-sts", None, "train", ("sentence1", "sentence2", "score")),
+    "msrp-val": ("nyu-mll/glue", "mrpc", "validation", ("sentence1", "sentence2", "label")),
+}
+REVISIONS = {"mteb/stsbenchmark-sts": "b0fddb56ed78048fa8b90373c8a3cfc37b684831"}  # mteb's STSBenchmark pin
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")  # a TSV field
+
+
+def _number(value: object) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))  # type: ignore[arg-type]
+
+
+def write_from_hub(out: Path) -> list[Path]:
+    """The task files of :data:`HUB`, read from the hub, written under ``out`` (TREC QA: none)."""
+    from datasets import load_dataset
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (path, config, split, columns) in HUB.items():
+        rows = load_dataset(path, config, split=split, revision=REVISIONS.get(path))
+        header = "sentence1\tsentence2\t" + ("label" if columns[2] == "label" else "score")
+        flat = [(_one_line(r[columns[0]]), _one_line(r[columns[1]]), _number(r[columns[2]])) for r in rows]
+        written.append(_write_tsv(out / f"{name}.tsv", header, flat))
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=Path("dev-tasks"))
-    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="the folder of released datasets (see above)")
+    parser.add_argument("--from", dest="data", default="hub", help="hub (the default), or a folder of released datasets (see above)")
     args = parser.parse_args()
-    if not args.data.is_dir():
+    if args.data == "hub":
+        import os
+
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+            parser.error("--from hub: HF_HUB_OFFLINE is set; give --from DATA, a folder of the released datasets (see --help)")
+        written = write_from_hub(args.out)
+    elif not Path(args.data).is_dir():
         parser.error(f"--from {args.data}: no such folder of datasets (stsb/, sick/, trecqa/, msrp/ as released)")
-    for path in write(args.out, args.data):
+    else:
+        written = write(args.out, Path(args.data))
+    for path in written:
         print(path)
 
 

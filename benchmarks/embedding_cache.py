@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/embedding_cache.py [--method untrained-mean] [--backbone smollm2-135m]
 
-On LeeDocSimilarity and TREC QA dev as a reranking file (written from ../shared/data by
+On LeeDocSimilarity and TREC QA dev as a reranking file (written from ``--from DATA`` by
 benchmarks/dev_tasks.py into a temporary folder), through the real CLI, with an empty cache folder
 and leaderboard of its own:
 
@@ -58,14 +58,15 @@ def last_timing(db: Path) -> int:
 
 
 def main() -> None:
-    from benchmarks.dev_tasks import write
+    from benchmarks.dev_tasks import SHARED, write
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="untrained-mean")
     parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="a folder of the released datasets (benchmarks/dev_tasks.py)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cache-bench-"))
-    write(work / "dev-tasks")
+    write(work / "dev-tasks", args.data)
     tasks = ["--tasks", "LeeDocSimilarity", "--tasks", str(work / "dev-tasks" / "trecqa-dev.csv")]
     db = work / "h.db"
     env = {**os.environ, "HARNESS_EMBEDDING_CACHE": str(work / "embeddings"), "HF_HUB_OFFLINE": "1"}

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/warm_eval.py [--pairs 400] [--big-pairs 100] [--big FOLDER]
 
-On the first ``--pairs`` pairs of STS-B dev (written from ../shared/data by benchmarks/dev_tasks.py
+On the first ``--pairs`` pairs of STS-B dev (written from ``--from DATA`` by benchmarks/dev_tasks.py
 into a temporary folder), untrained-mean through the real CLI, each model with an empty cache
 folder and leaderboard of its own:
 
@@ -93,16 +93,17 @@ def median_wall(command: list[str], env: dict[str, str], repeats: int = 3) -> fl
 
 
 def main() -> None:
-    from benchmarks.dev_tasks import write
+    from benchmarks.dev_tasks import SHARED, write
     from harness.model.backbones import ALIASES, gguf_folder
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--big-pairs", type=int, default=100, help="pairs of the model-size comparison")
     parser.add_argument("--big", type=Path, default=None, help="a larger local model folder (default: built in the work folder)")
+    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="a folder of the released datasets (benchmarks/dev_tasks.py)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="warm-bench-"))
-    write(work / "dev-tasks")
+    write(work / "dev-tasks", args.data)
     lines = (work / "dev-tasks" / "stsb-dev.tsv").read_text(encoding="utf-8").splitlines()
     tasks = {}
     for pairs in (args.pairs, args.big_pairs):

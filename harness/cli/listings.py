@@ -52,7 +52,6 @@ def methods(
             "Method": lambda r: r["name"],
             "Summary": lambda r: r["summary"] + _presets(r),
             "Baseline": lambda r: r["baseline"]["method"] if r["baseline"] else "-",
-            "Options": lambda r: str(len(r["options"])),
         })
         return
     (row,) = rows

@@ -264,7 +264,7 @@ def test_the_docs_name_task_files_where_dev_tasks_writes_them(tmp_path, shared_d
     spec = importlib.util.spec_from_file_location("dev_tasks", PROJECT / "benchmarks" / "dev_tasks.py")
     dev_tasks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dev_tasks)
-    written = {path.name for path in dev_tasks.write(tmp_path / "dev-tasks")}
+    written = {path.name for path in dev_tasks.write(tmp_path / "dev-tasks", shared_data)}
     pattern = re.compile(r"[\w./-]*\b(?:" + "|".join(re.escape(name) for name in written) + r")")
     for doc in [PROJECT / "README.md", *(PROJECT / "docs").glob("*.md")]:
         for found in pattern.findall(doc.read_text(encoding="utf-8")):

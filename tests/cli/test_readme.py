@@ -1,5 +1,6 @@
-"""The README's plug-in is complete as written: saved as its file, it registers, lists its option
-and runs with the README's command (on a tiny backbone and task file instead of the defaults)."""
+"""The README as a newcomer follows it: its plug-in is complete as written (saved as its file, it
+registers, lists its option and runs), and every command of its shell blocks runs, in order, in a
+fresh folder (on a tiny backbone and task file instead of the defaults)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,85 @@ def test_the_readmes_plugin_runs_as_written(tmp_path, tiny_llama_dir, small_sts_
     assert result.exit_code == 0, result.output
     record = open_store(db).get_run(1)
     assert record["method"] == "my-echo" and math.isfinite(record["scores"]["tiny-sts"])
+
+
+# what the walk does not run, and why
+NOT_WALKED = {
+    "bash .ci/setup": "builds the environment this test runs in",
+    ".venv/bin/python -m pytest": "the suite this test belongs to",
+    "browse": "serves until Ctrl-C; tests/leaderboard/test_browse.py drives it in a browser",
+}
+
+
+def readme_commands(text: str) -> list[list[str]]:
+    """Every command of the README's bash blocks, in order: variables expanded, comments and the
+    environment assignments in front of a command dropped, `a && b` as two commands."""
+    variables: dict[str, str] = {}
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part, comments=True)
+                if len(words) == 1 and re.fullmatch(r"\w+=\S+", words[0]):
+                    name, value = words[0].split("=", 1)
+                    variables[name] = value
+                    continue
+                words = [variables.get(w[1:], w) if w.startswith("$") else w for w in words]
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                    words = words[1:]
+                if words:
+                    commands.append(words)
+    return commands
+
+
+def wide_tiny_llama(folder):
+    """The tiny Llama with 256-wide embeddings, so that the README's `--dims 64,128` apply."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tests.conftest import make_tokenizer
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2, bos_token_id=None,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_every_readme_command_runs_in_order_in_a_fresh_folder(tmp_path, small_sts_file, monkeypatch):
+    """The README's shell blocks, walked as a newcomer types them into a fresh folder: each command
+    must exit 0 (run numbers the later commands name included). Only the backbone and the tasks of
+    `harness run` are swapped for a tiny local model and task file, so that the walk takes a minute
+    instead of the twenty the real ones take (README: measured figures)."""
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n# (my_echo\.py)\n(.*?)```", text, re.S)
+    (tmp_path / code.group(1)).write_text(code.group(2), encoding="utf-8")
+    backbone = wide_tiny_llama(tmp_path / "wide-tiny-llama")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_BASELINE", raising=False)  # the README's runs score their baselines
+    walked = []
+    for words in readme_commands(text):
+        line = " ".join(words)
+        if any(line.startswith(skipped) or words[1:2] == [skipped] for skipped in NOT_WALKED):
+            continue
+        assert words[0].endswith("harness"), f"a README command this walk does not know how to run: {line}"
+        args = words[1:]
+        if args[0] == "run" and "--like" not in args:
+            if "--tasks" in args:
+                del args[args.index("--tasks") : args.index("--tasks") + 2]
+            args += ["--backbone", str(backbone), "--tasks", str(small_sts_file)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, f"README: `{line}` failed:\n{result.output[-3000:]}"
+        walked.append(args[0])
+    assert walked.count("run") == 5 and {"compare", "leaderboard", "export"} <= set(walked)
+    runs = {r["run_id"]: r["method"] for r in open_store(tmp_path / "harness.db").runs(statuses=None)}
+    # the run numbers the README's comments give
+    assert runs == {
+        1: "autoregembed", 2: "untrained-last", 3: "echo", 4: "untrained-mean", 5: "infonce", 6: "untrained-mean",
+        7: "infonce", 8: "infonce", 9: "my-echo", 10: "untrained-mean",
+    }
+    assert (tmp_path / "results").is_dir() and (tmp_path / "enc").is_dir()

@@ -223,7 +223,10 @@ def test_stage_selection_and_presets():
     assert [s.name for s in AutoRegEmbed(AutoRegEmbedConfig(stages=["ic"])).stages()] == ["ic"]
     with pytest.raises(HarnessError, match="choose from ic, cda"):
         AutoRegEmbed(AutoRegEmbedConfig(stages=["cdaa"]))
-    small = method_options(AutoRegEmbed, {}, "autoregembed")
+    quick = method_options(AutoRegEmbed, {}, "autoregembed")  # the default: both stages, a few steps
+    assert quick.preset == "quick" and quick.finetune == "lora" and (quick.ic_steps, quick.cda_steps, quick.batch_size) == (16, 8, 4)
+    assert AutoRegEmbed(quick).closing_notes() and [s.name for s in AutoRegEmbed(quick).stages()] == ["ic", "cda"]
+    small = method_options(AutoRegEmbed, {"preset": "small"}, "autoregembed")
     assert small.finetune == "lora" and small.ic_steps == 40
     ic, cda = AutoRegEmbed(small).stages()
     assert "max_examples" not in ic.overrides and small.max_examples == 0  # IC reads every text

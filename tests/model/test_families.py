@@ -187,7 +187,7 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
     trained = {
         "untrained-mean": [], "untrained-last": [], "prompteol": [],
         "infonce": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"],
-        "autoregembed": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means"],
+        "autoregembed": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means", "--set", "method_args.max_length=64"],
     }[method]
     db = tmp_path / "h.db"
     args = ["run", "--method", method, "--backbone", str(family_dir), "--tasks", str(small_sts_file), "--db", str(db),
