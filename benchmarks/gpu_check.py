@@ -73,7 +73,7 @@ def harness_run(out: Path, backbone: str, method: str, extra: list[str], bf16: b
         sys.executable, "-m", "harness", "run", "--method", method, "--backbone", backbone,
         "--train-data", triplets, "--tasks", str(out / "tiny-sts.tsv"), "--db", str(out / "check.db"),
         "--output-dir", str(out / "runs"), "--set", f"method_args.bf16={'on' if bf16 else 'off'}",
-        "--set", "method_args.max_length=64", *extra,
+        "--set", "method_args.max_length=64", "--no-baseline", *extra,
     ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -48,7 +48,7 @@ def main() -> None:
     files = [item for task in args.tasks for item in ("--tasks", task, "--dev-tasks", task)]
     sets = [item for value in ["method_args.preset=small", *args.sets, 'method_args.stages=["ic"]', f"method_args.eval_every={args.every}"] for item in ("--set", value)]
     command = [sys.executable, "-m", "harness", "run", "--method", "autoregembed", "--train-data", args.train_data,
-               "--seed", str(args.seed), "--db", args.db, "--output-dir", args.output_dir, *files, *sets]
+               "--seed", str(args.seed), "--db", args.db, "--output-dir", args.output_dir, "--no-baseline", *files, *sets]
     subprocess.run(command, check=True)
     store = open_store(args.db, create=False)
     run_id = store.runs(statuses=None, limit=1)[0]["run_id"]

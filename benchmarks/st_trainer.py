@@ -76,7 +76,7 @@ def run_harness(work: Path, batch: int, steps: int, mini_batch: int) -> dict:
     sets = {"finetune": "full", "steps": steps, "batch_size": batch, "lr": LR, "warmup_ratio": 0.0, "max_length": MAX_LENGTH,
             "template": '"{text}"', "temperature": 1 / SCALE, "mini_batch": mini_batch, "max_grad_norm": 1.0}
     command = [sys.executable, "-m", "harness", "run", "--method", "infonce", "--backbone", "smollm2-135m", "--train-data", source(),
-               "--tasks", str(task), "--db", str(db), "--output-dir", str(work / "runs"), "--no-cache"]
+               "--tasks", str(task), "--db", str(db), "--output-dir", str(work / "runs"), "--no-cache", "--no-baseline"]
     for key, value in sets.items():
         command += ["--set", f"method_args.{key}={value}"]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
