@@ -127,7 +127,14 @@ def _one_line(text: str) -> str:
 
 
 def _number(value: object) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))  # type: ignore[arg-type]
+    """A score or label as its shortest text: 1 for a label, 3.7 for a float32 column's
+    3.700000047683716."""
+    import numpy as np
+
+    number = float(value)  # type: ignore[arg-type]
+    if number.is_integer():
+        return str(int(number))
+    return str(np.float32(number)) if float(np.float32(number)) == number else repr(number)
 
 
 def write_from_hub(out: Path) -> list[Path]:
@@ -150,9 +157,9 @@ def main() -> None:
     parser.add_argument("--from", dest="data", default="hub", help="hub (the default), or a folder of released datasets (see above)")
     args = parser.parse_args()
     if args.data == "hub":
-        import os
+        from huggingface_hub import constants
 
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+        if constants.HF_HUB_OFFLINE:
             parser.error("--from hub: HF_HUB_OFFLINE is set; give --from DATA, a folder of the released datasets (see --help)")
         written = write_from_hub(args.out)
     elif not Path(args.data).is_dir():

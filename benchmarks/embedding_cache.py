@@ -73,7 +73,7 @@ def main() -> None:
     common = ["--db", str(db)]
     steps = {}
     for name, command in (
-        ("cold (run, empty cache)", ["run", "--method", args.method, "--backbone", args.backbone, *tasks, *common]),
+        ("cold (run, empty cache)", ["run", "--method", args.method, "--backbone", args.backbone, *tasks, *common, "--no-baseline"]),
         ("warm (eval --force)", ["eval", "1", "--force", *tasks, *common]),
         ("without (eval --force --no-cache)", ["eval", "1", "--force", "--no-cache", *tasks, *common]),
     ):

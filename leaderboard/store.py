@@ -32,6 +32,7 @@ from leaderboard.reads import RunReads, run_record
 from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 
 STATUSES = ("running", "finished", "failed", "interrupted")
+NOT_A_DATABASE = 26  # SQLITE_NOTADB (sqlite3 names it from Python 3.11)
 
 
 def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
@@ -75,7 +76,7 @@ def check_integrity(path: Path) -> None:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)) as conn:
             verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
-        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+        if getattr(exc, "sqlite_errorcode", None) == NOT_A_DATABASE or "file is not a database" in str(exc):
             raise LeaderboardError(
                 f"--db {path} is not a SQLite database (SQLite finds no database header in it); it was "
                 "left untouched. Point --db or HARNESS_DB at a new file."

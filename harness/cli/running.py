@@ -185,10 +185,7 @@ def run(
                 raise
             plans[index] = None  # type: ignore[call-overload]  # its model and method go before the next seed's
             finished.append((run_id, run_options.warnings))
-        baseline_id = None
-        if twin is not None:
-            console.print(f"Baseline: {twin.config.method}, the same backbone and tasks, nothing trained.", highlight=False)
-            baseline_id = execute(twin, opener, console, RunOptions(output_dir, cache=CacheSettings(not no_cache, cache_limit_gb)))
+        baseline_id = _run_baseline(twin, opener, output_dir, CacheSettings(not no_cache, cache_limit_gb)) if twin is not None else None
         if opener is None:
             return
     for run_id, warnings in finished:
@@ -214,14 +211,33 @@ def _report_repeat(store: Any, original: int, run_id: int) -> None:
         err_console.print(f"Warning: could not compare run #{run_id} with run #{original}: {type(exc).__name__}: {exc}", highlight=False)
 
 
+def _run_baseline(plan: Any, opener: Any, output_dir: Path, cache: Any) -> int | None:
+    """The baseline's run id, or None (with a warning) where it failed: the method's runs are
+    recorded by then, and their report and exit status stand (Ctrl-C still stops the command)."""
+    from harness.runs.execute import RunOptions, execute
+
+    console.print(f"Baseline: {plan.config.method}, the same backbone and tasks, nothing trained.", highlight=False)
+    try:
+        return execute(plan, opener, console, RunOptions(output_dir, cache=cache))
+    except Exception as exc:
+        err_console.print(
+            f"Warning: the baseline ({plan.config.method}) failed: {type(exc).__name__}: {exc}. The runs above are "
+            "recorded; `harness run --method ...` runs the baseline alone.", highlight=False, soft_wrap=True,
+        )
+        return None
+
+
 def _report_against_baseline(store: Any, baseline_id: int, run_ids: list[int], db: str) -> None:
-    """The closing table: the runs against the baseline evaluated beside them, with intervals."""
+    """The closing table: the runs against the baseline evaluated beside them, with intervals
+    (each run's own table where they cannot be read back together)."""
     from harness.cli.comparing import print_against
 
     try:
         print_against(store, baseline_id, run_ids)
     except Exception as exc:  # the runs are recorded; a failed read is a warning
         err_console.print(f"Warning: could not compare with the baseline, run #{baseline_id}: {type(exc).__name__}: {exc}", highlight=False)
+        for run_id in run_ids:
+            _report_finished(store, run_id, db)
         return
     console.print(
         f"Baseline recorded as run #{baseline_id}; `harness compare {' '.join(map(str, run_ids))} --baseline {baseline_id}` shows this table again.",

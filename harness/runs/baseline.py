@@ -23,6 +23,9 @@ def baseline_plan(config: RunConfig, method: Method) -> RunPlan | None:
         config, method=name, method_args=dict(args), train_data=RunConfig().train_data, dev_tasks=[], repeats=None,
     )
     try:
-        return plan_run(twin)
+        plan = plan_run(twin)
     except HarnessError as exc:
         raise HarnessError(f"{config.method}'s baseline ({name}): {exc} Run without it: --no-baseline.") from None
+    if plan.trains:
+        raise HarnessError(f"{config.method}'s baseline ({name}) trains: a baseline must be training-free. Run without it: --no-baseline.")
+    return plan

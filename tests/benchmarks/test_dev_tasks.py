@@ -47,6 +47,8 @@ def test_the_hub_route_writes_what_the_local_route_writes_from_the_same_rows(tmp
     assert sorted(p.name for p in from_hub) == ["msrp-val.tsv", "sick-trial.tsv", "stsb-dev.tsv", "stsb-train.tsv"]
     for path in from_hub:
         assert rows(path) == rows(local[path.name]), path.name
+    labels = {line.rsplit("\t", 1)[1] for line in (tmp_path / "hub" / "msrp-val.tsv").read_text().splitlines()[1:]}
+    assert labels == {"0", "1"}  # labels as the pair-classification reader takes them
     assert ("mteb/stsbenchmark-sts", None, "validation", "b0fddb56ed78048fa8b90373c8a3cfc37b684831") in asked
     assert ("nyu-mll/glue", "mrpc", "validation", None) in asked
 

@@ -77,3 +77,34 @@ def test_a_baseline_itself_gets_none_and_a_table_of_one_run_marks_no_best(with_b
     ])
     assert result.exit_code == 0, result.output
     assert "Baseline" not in result.output and "best" not in result.output
+
+
+def test_a_failed_baseline_leaves_the_recorded_run_reported_and_the_exit_zero(with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+    import harness.runs.execute as running
+
+    real = running.execute
+
+    def failing_baseline(plan, *args, **kwargs):
+        if plan.config.method == "untrained-last":
+            raise RuntimeError("out of memory (a test)")
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(running, "execute", failing_baseline)
+    result = CliRunner().invoke(app, [
+        "run", "--method", "prompteol", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "the baseline (untrained-last) failed: RuntimeError: out of memory (a test)" in " ".join(result.output.split())
+    assert "Recorded as run #1" in result.output and "Scores x100" in result.output
+    assert [r["method"] for r in open_store(tmp_path / "h.db").runs(statuses=None)] == ["prompteol"]
+
+
+def test_a_baseline_that_would_train_is_refused_before_anything_runs(with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+    from methods.untrained import PromptEOL
+
+    monkeypatch.setattr(PromptEOL, "baseline", lambda self: ("infonce", {}))
+    result = CliRunner().invoke(app, [
+        "run", "--method", "prompteol", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"),
+    ])
+    assert result.exit_code == 2 and "a baseline must be training-free" in " ".join(result.output.split())
+    assert not (tmp_path / "h.db").exists()
