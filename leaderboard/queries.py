@@ -167,16 +167,19 @@ UNGROUPED = ("seed", "dims", "repeats")
 
 def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]]) -> list[SeedGroup]:
     """Group ``runs`` (with their resolved ``configs``) by config without ``UNGROUPED``, in first-seen
-    order; std is the sample standard deviation (0 for a single run), and each task's interval
-    the 95% t interval of its mean over the seeds (``leaderboard.intervals.seed_interval``)."""
+    order, one run per seed (the first seen: a repeat of a seed, such as a baseline each `harness
+    run` records again, is not another sample); std is the sample standard deviation (0 for a
+    single run), and each task's interval the 95% t interval of its mean over the seeds
+    (``leaderboard.intervals.seed_interval``)."""
     from statistics import stdev
 
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, dict[Any, dict[str, Any]]] = {}
     for run, config in zip(runs, configs):
         key = repr(sorted((k, repr(v)) for k, v in flatten(config) if k.split(".")[0] not in UNGROUPED))
-        groups.setdefault(key, []).append(run)
+        groups.setdefault(key, {}).setdefault(run["seed"], run)
     result = []
-    for members in groups.values():
+    for by_seed in groups.values():
+        members = list(by_seed.values())
         scores, spans = {}, {}
         for task in _task_union(members):
             values = [run["scores"][task] for run in members if task in run["scores"]]

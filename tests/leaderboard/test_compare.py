@@ -94,6 +94,25 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     assert f"[{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]" in table
 
 
+def test_by_config_counts_a_repeated_seed_once(tmp_path):
+    """A seed run twice (every `harness run` records its baseline again) is one sample, not two."""
+    from leaderboard.store import open_store
+
+    db = tmp_path / "repeats.db"
+    store = open_store(db)
+    for seed, score in ((0, 0.5), (0, 0.5), (1, 0.7)):
+        config = {"method": "untrained-mean", "seed": seed, "method_args": {}}
+        run_id = store.start_run(method="untrained-mean", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash="h", seed=seed, environment={})
+        store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
+        store.finish_run(run_id)
+    store.close()
+    result = CliRunner().invoke(app, ["compare", "1", "2", "3", "--by-config", "--json", "--db", str(db)])
+    (group,) = json.loads(result.stdout)
+    assert group["scores"]["T"]["n"] == 2 and group["scores"]["T"]["mean"] == pytest.approx(0.6)
+    assert group["scores"]["T"]["std"] == pytest.approx(((0.1**2 + 0.1**2) / 1) ** 0.5)
+    assert len(group["run_ids"]) == 2 and 3 in group["run_ids"]
+
+
 def test_tasks_of_one_type_add_no_type_means(tmp_path):
     from leaderboard.store import open_store
 
