@@ -9,7 +9,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import struct
 import subprocess
 import sys
 from pathlib import Path
