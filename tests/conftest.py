@@ -52,16 +52,16 @@ def make_tokenizer():
     )
 
 
-def make_tiny_llama(seed: int = 0):
-    """A randomly initialised 2-layer Llama, small enough for unit tests."""
+def make_tiny_llama(seed: int = 0, hidden_size: int = 32):
+    """A randomly initialised 2-layer Llama, small enough for unit tests (``hidden_size`` wide)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,

@@ -55,9 +55,9 @@ def methods(
         })
         return
     (row,) = rows
-    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'] + _presets(row) + _baseline(row))}", highlight=False)
+    console.print(f"[bold]{row['name']}[/]: {escape(row['summary'] + _presets(row))}", highlight=False)
     if row["baseline"]:
-        console.print(f"Its baseline's options: {escape(repr(row['baseline']['method_args']))}.", highlight=False)
+        console.print(f"Baseline: {row['baseline']['method']} {escape(repr(row['baseline']['method_args']))}.", highlight=False)
     listing(row["options"], False, "Options (--set method_args.NAME=VALUE)", {
         "Option": lambda o: o["name"],
         "Default": lambda o: repr(o["default"]),
@@ -67,10 +67,6 @@ def methods(
 
 def _presets(row: dict[str, Any]) -> str:
     return f" Presets: {', '.join(row['presets'])}." if row["presets"] else ""
-
-
-def _baseline(row: dict[str, Any]) -> str:
-    return f" Baseline: {row['baseline']['method']}." if row["baseline"] else ""
 
 
 @app.command()

@@ -64,17 +64,9 @@ def readme_commands(text: str) -> list[list[str]]:
 
 def wide_tiny_llama(folder):
     """The tiny Llama with 256-wide embeddings, so that the README's `--dims 64,128` apply."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.conftest import make_tiny_llama, make_tokenizer
 
-    from tests.conftest import make_tokenizer
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64, hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, eos_token_id=2, bos_token_id=None,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    make_tiny_llama(hidden_size=256).save_pretrained(folder)
     make_tokenizer().save_pretrained(folder)
     return folder
 
