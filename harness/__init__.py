@@ -5,7 +5,3 @@ the functions that need them, so ``harness --help`` stays fast.
 """
 
 __version__ = "0.1.0"
-
-from harness import moved
-
-moved.install()

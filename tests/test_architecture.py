@@ -7,7 +7,6 @@ import importlib
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ def test_the_core_has_no_flat_modules_beyond_its_contracts():
     concern is a folder."""
     top = sorted(p.stem for p in (ROOT / "harness").glob("*.py"))
     assert top == [
-        "__init__", "__main__", "config", "encoder", "errors", "faults", "hub", "method", "moved", "options", "paths",
+        "__init__", "__main__", "config", "encoder", "errors", "faults", "hub", "method", "options", "paths",
         "prompts", "ranks", "registry", "task_versions",
     ]
 
@@ -70,30 +69,10 @@ def test_every_documented_import_path_works(dotted):
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                target = importlib.import_module(".".join(parts[:cut]))
+            target = importlib.import_module(".".join(parts[:cut]))
         except ModuleNotFoundError:
             continue
         for name in parts[cut:]:
             target = getattr(target, name)
         return
     pytest.fail(f"{dotted} does not import")
-
-
-def test_the_flat_layouts_paths_give_the_moved_modules_with_a_warning():
-    from harness.moved import MOVED
-
-    assert len(MOVED) >= 15
-    for old, new in MOVED.items():
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=re.escape(new)):
-            module = importlib.import_module(old)
-        assert module is importlib.import_module(new)
-        assert module.__spec__.name == new  # the module keeps its own identity
-    sys.modules.pop("harness.packing", None)
-    with pytest.warns(DeprecationWarning):
-        from harness.packing import forward_rows  # noqa: F401  (docs/plugins.md's example, old style)
-    from harness.model.packing import forward_rows as moved
-
-    assert forward_rows is moved
