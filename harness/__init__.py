@@ -4,4 +4,4 @@ Import cost matters here: this package and its CLI import torch, transformers an
 the functions that need them, so ``harness --help`` stays fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

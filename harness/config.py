@@ -190,6 +190,10 @@ def load_run_config(
     return config
 
 
+#: the format of a recorded config: 2 records (and hashes) every option; the leaderboard's schema
+#: revision 0010 rewrote version-1 configs, which left options out while they held their defaults
+CONFIG_VERSION = 2
+
 #: recorded but not hashed: the seed (one setting, many seeds), ``dims`` (extra scores at cut
 #: dims beside the whole vector's, which they do not change) and the run a run repeats
 UNHASHED = ("seed", "dims", "repeats")

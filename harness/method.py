@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 class MethodConfig:
     """Options of a method. Subclasses add fields made with :func:`option`."""
 
-    #: options left out of a run's recorded config (and hash) while they hold these values: options
-    #: added after runs were recorded, so that a run without them keeps the hash it had before
-    unrecorded_at: ClassVar[dict[str, Any]] = {}
-
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str, str]]:
         """(name, default, help, accepted values) for every option, for ``harness methods``."""

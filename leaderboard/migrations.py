@@ -1,14 +1,17 @@
 """Bringing a leaderboard database to this release's schema, by Alembic, under the harness's rules.
 
-- The schema is the chain of revisions in ``leaderboard/schema_versions`` (0001 is the baseline:
-  the schema as it stood at SQLite ``user_version`` 5). A SQLite file written before Alembic is
-  brought to v5 by ``leaderboard.legacy_schema`` and stamped 0001; then Alembic upgrades it.
+- The schema is the chain of revisions in ``leaderboard/schema_versions`` (0001 is the baseline).
+  A SQLite file from before Alembic (``user_version`` 1 to 5, no revision) is refused with the way
+  to re-create it: this release no longer carries the steps that upgraded such files.
+- Who upgrades: ``harness db upgrade`` (SQLite or a server), and the commands that record runs,
+  for a local SQLite file only. Reads never write: a database at an older revision is refused by
+  them with the command that upgrades it (``check_readable``), so that one colleague's newer harness
+  never moves a team's server ahead of everyone else's installed version.
 - One upgrader at a time: SQLite's write lock (``BEGIN IMMEDIATE``), a PostgreSQL advisory lock;
   the whole upgrade is one transaction (both have transactional DDL), so it lands whole or not at
   all. A database already at the head takes no lock.
-- A database at an older revision is backed up first: a SQLite file to ``<name>.v<N>.bak`` (from a
-  pre-Alembic version N) or ``<name>.rev<REV>.bak``; a server's tables into a schema
-  ``harness_backup_<REV>_<unix time>``.
+- A database at an older revision is backed up first: a SQLite file to ``<name>.rev<REV>.bak``; a
+  server's tables into a schema ``harness_backup_<REV>_<unix time>``.
 - A database newer than this release (a revision it does not know), and one holding tables that
   are not the harness's, are refused untouched.
 - SQLite files managed by Alembic carry ``user_version`` 6, which releases before Alembic refuse
@@ -31,13 +34,11 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
 from leaderboard.database import Location, make_engine
-from leaderboard.legacy_schema import FINAL_VERSION, STEPS
 
 SCRIPTS = Path(__file__).with_name("schema_versions")
 BASELINE = "0001"
-ALEMBIC_USER_VERSION = FINAL_VERSION + 1
-BASELINE_TABLES = ("runs", "scores", "timings", "metrics", "diagnostics")  # the tables a pre-Alembic file has
-HARNESS_TABLES = (*BASELINE_TABLES, "dev_scores")
+ALEMBIC_USER_VERSION = 6  # pre-Alembic releases numbered their schemas 1 to 5 in user_version
+HARNESS_TABLES = ("runs", "scores", "timings", "metrics", "diagnostics", "dev_scores")
 SERVER_LOCK = 0x68_61_72_6E  # "harn": the advisory lock one upgrader holds
 
 
@@ -81,8 +82,8 @@ def _state(conn: Connection) -> State:
 
 
 def _plan(state: State, where: Location) -> str:
-    """``current``, ``create``, ``legacy`` (a pre-Alembic SQLite file) or ``alembic`` (an older
-    revision); raises SchemaError for a database this release must not touch."""
+    """``current``, ``create`` or ``upgrade`` (an older revision); raises SchemaError for a database
+    this release must not touch."""
     newer = (
         f"{where} was written by a newer harness (schema revision {{}}; this release knows up to "
         f"{head()}). Upgrade harness, or point --db elsewhere."
@@ -94,13 +95,15 @@ def _plan(state: State, where: Location) -> str:
             _scripts().get_revision(state.revision)
         except CommandError:
             raise SchemaError(newer.format(state.revision)) from None
-        return "current" if state.revision == head() else "alembic"
+        return "current" if state.revision == head() else "upgrade"
     if where.is_sqlite:
-        found = state.user_version or 0
-        if found > FINAL_VERSION:
-            raise SchemaError(newer.format(f"user_version {found}"))
-        if found:
-            return "legacy"
+        if state.user_version:
+            raise SchemaError(
+                f"{where} is a leaderboard from before schema revisions (SQLite user_version "
+                f"{state.user_version}), which this release no longer upgrades; it was left untouched. "
+                "Upgrade it once with harness 0.1 (any of its commands does), or move it aside and let "
+                "`harness run` record into a new file."
+            )
         if state.tables:
             raise SchemaError(
                 f"{where} is a SQLite database but not a harness leaderboard (it has tables "
@@ -116,13 +119,57 @@ def _plan(state: State, where: Location) -> str:
     return "create"
 
 
-def upgrade(where: Location, *, create: bool = True) -> None:
-    """Bring the database at ``where`` to the head revision (creating it unless ``create`` is
-    false: then an empty server database raises NoLeaderboard)."""
+def _older(where: Location, state: State) -> SchemaError:
+    return SchemaError(
+        f"{where} is at schema revision {state.revision}, older than this release's {head()}. Run "
+        f"`harness db upgrade --db {where}` once (it keeps a backup), then this command."
+    )
+
+
+def check_readable(where: Location) -> None:
+    """Read the schema only: nothing is written, locked or created. Raises NoLeaderboard where
+    nothing is recorded yet, SchemaError for a database that is not at this release's head."""
+    engine = make_engine(where, write=False, foreign_keys=False)
+    try:
+        with engine.connect() as conn:
+            state = _state(conn)
+    finally:
+        engine.dispose()
+    plan = _plan(state, where)
+    if plan == "create":
+        raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")
+    if plan == "upgrade":
+        raise _older(where, state)
+
+
+def prepare(where: Location, *, create: bool = True) -> None:
+    """Make ``where`` ready for a command that records runs: a local SQLite file is created or
+    upgraded here; a server is created when empty, but upgraded only by ``harness db upgrade``."""
     if where.is_sqlite:
         _upgrade_sqlite(where)
     else:
-        _upgrade_server(where, create)
+        _upgrade_server(where, create, explicit=False)
+
+
+def upgrade(where: Location) -> str | None:
+    """``harness db upgrade``: bring an existing database to the head revision, backed up first;
+    returns the revision it was at (None: it was current already). NoLeaderboard if empty."""
+    engine = make_engine(where, write=False, foreign_keys=False)
+    try:
+        with engine.connect() as conn:
+            state = _state(conn)
+    finally:
+        engine.dispose()
+    plan = _plan(state, where)
+    if plan == "create":
+        raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")
+    if plan == "current":
+        return None
+    if where.is_sqlite:
+        _upgrade_sqlite(where)
+    else:
+        _upgrade_server(where, False, explicit=True)
+    return state.revision
 
 
 def _upgrade_sqlite(where: Location) -> None:
@@ -135,23 +182,16 @@ def _upgrade_sqlite(where: Location) -> None:
             plan = _plan(state, where)  # refuses before any backup or lock
             if plan == "current" and state.user_version == ALEMBIC_USER_VERSION:
                 return  # the common case takes no lock: readers never wait behind writers
-            if plan in ("legacy", "alembic"):
-                suffix = f"v{state.user_version}" if plan == "legacy" else f"rev{state.revision}"
-                _backup_sqlite(conn.connection.dbapi_connection, path.with_name(f"{path.name}.{suffix}.bak"))
+            if plan == "upgrade":
+                _backup_sqlite(conn.connection.dbapi_connection, path.with_name(f"{path.name}.rev{state.revision}.bak"))
     finally:
         reader.dispose()
     # foreign keys off: a batch-mode rebuild drops and recreates tables, which must cascade nothing
     writer = make_engine(where, write=True, foreign_keys=False)
     try:
         with writer.connect() as conn, conn.begin():  # one upgrader at a time; others wait, then see it done
-            state = _state(conn)
-            plan = _plan(state, where)
+            plan = _plan(_state(conn), where)
             counters = _id_counters(conn)
-            if plan == "legacy":
-                raw = conn.connection.dbapi_connection
-                for step in STEPS[state.user_version :]:
-                    step(raw)
-                _rebuild_as_baseline(conn)
             if plan != "current":
                 command.upgrade(_config(conn), "head")
             _restore_id_counters(conn, counters)
@@ -163,26 +203,6 @@ def _upgrade_sqlite(where: Location) -> None:
         wal.execute("PRAGMA journal_mode = WAL")  # persistent: later connections use WAL too
     finally:
         wal.close()
-
-
-def _rebuild_as_baseline(conn: Connection) -> None:
-    """Move a v5 file's rows into tables made by the baseline revision itself.
-
-    The legacy DDL declares foreign keys inline (``run_id ... REFERENCES runs (id) ON DELETE
-    CASCADE``), which SQLAlchemy's reflection reads without the ``ON DELETE``: a later batch-mode
-    rebuild would copy the table without its cascade. Rebuilt, every file has the baseline's DDL.
-    """
-    legacy = [f"_legacy_{table}" for table in BASELINE_TABLES]
-    for table, old in zip(BASELINE_TABLES, legacy):
-        for index in inspect(conn).get_indexes(table):
-            conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
-        conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-    command.upgrade(_config(conn), BASELINE)
-    for table, old in zip(BASELINE_TABLES, legacy):
-        columns = ", ".join(f'"{c["name"]}"' for c in inspect(conn).get_columns(table))
-        conn.exec_driver_sql(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{old}"')
-    for old in reversed(legacy):
-        conn.exec_driver_sql(f'DROP TABLE "{old}"')
 
 
 def _id_counters(conn: Connection) -> dict[str, int]:
@@ -207,7 +227,9 @@ def _backup_sqlite(conn: sqlite3.Connection, target: Path) -> None:
     copy.close()
 
 
-def _upgrade_server(where: Location, create: bool) -> None:
+def _upgrade_server(where: Location, create: bool, *, explicit: bool) -> None:
+    """Create an empty server database's tables (unless ``create`` is false), or, ``explicit``ly
+    asked, upgrade an older revision; otherwise refuse an older one."""
     engine = make_engine(where, write=True)
     try:
         with engine.connect() as conn:
@@ -220,7 +242,9 @@ def _upgrade_server(where: Location, create: bool) -> None:
             plan = _plan(state, where)
             if plan == "create" and not create:
                 raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")
-            if plan == "alembic":
+            if plan == "upgrade":
+                if not explicit:
+                    raise _older(where, state)
                 _backup_server(conn, state)
             if plan != "current":
                 command.upgrade(_config(conn), "head")

@@ -1,8 +1,13 @@
 """Reading runs from a leaderboard database: one run whole, or listings filtered by id, status,
-method and backbone (two plain SQL queries, so listing thousands of runs stays fast)."""
+method and backbone (two plain SQL queries, so listing thousands of runs stays fast).
+
+Reads never write: a ``running`` run whose process is gone reads as ``failed`` (with the reason)
+here, and is marked so by the next command that records (``RunStore.reap_stale``)."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from leaderboard import liveness
 from leaderboard.database import Location, make_engine
 from leaderboard.efficiency import EVALUATE, RunCost, run_costs
 from leaderboard.errors import LeaderboardError
@@ -122,23 +128,29 @@ class RunReads:
         conditions = []
         if ids is not None:
             conditions.append(Run.id.in_([i for i in ids if storable(i)]))
-        if statuses is not None:
-            conditions.append(Run.status.in_(list(statuses)))
+        # a dead run reads as failed: "failed" also asks for running rows, and both are checked below
+        wanted_statuses = None if statuses is None else {*statuses, *(["running"] if "failed" in statuses else [])}
+        recheck = statuses is not None and "running" in wanted_statuses
+        if wanted_statuses is not None:
+            conditions.append(Run.status.in_(sorted(wanted_statuses)))
         if method is not None:
             conditions.append(Run.method == method)
         if backbone is not None:
             conditions.append(Run.backbone == backbone)
-        chosen = select(*_SUMMARY).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
+        order = Run.id.desc() if newest_first else Run.id
+        sql_limit = None if recheck else limit
         with self._session(write=False) as session:
-            rows = session.execute(chosen).all()
-            wanted = select(Run.id).where(*conditions).order_by(Run.id.desc() if newest_first else Run.id).limit(limit)
+            rows = session.execute(select(*_SUMMARY).where(*conditions).order_by(order).limit(sql_limit)).all()
+            if recheck:
+                rows = [row for row in rows if effective_status(row)[0] in statuses][:limit]
             scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
             versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             seen: dict[int, dict[str, dict]] = {row.id: {} for row in rows}
             for run_id, task, value, version, kind, overlap in session.execute(
                 select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type, Score.contamination)
-                .where(Score.run_id.in_(wanted.scalar_subquery()), Score.dim == dim).order_by(Score.id)
+                .where(Score.run_id.in_(bindparam("ids", list(scores), expanding=True, literal_execute=True)), Score.dim == dim)
+                .order_by(Score.id)
             ):
                 scores[run_id][task] = value
                 versions[run_id][task] = version
@@ -179,12 +191,23 @@ def _summary(
     ``task_versions`` says which data each score was computed on, ``task_types`` mteb's type
     of each task (None: unknown) and ``contamination`` the measured overlap of each task's texts
     with the run's training texts (tasks never measured are absent)."""
+    status, error = effective_status(run)
     return {
-        "run_id": run.id, "status": run.status, "method": run.method, "backbone": run.backbone,
+        "run_id": run.id, "status": status, "method": run.method, "backbone": run.backbone,
         "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
         "task_types": types, "contamination": contamination, "config_hash": run.config_hash, "seed": run.seed,
-        "started_at": run.started_at, "ended_at": run.ended_at, "error": run.error,
+        "started_at": run.started_at, "ended_at": run.ended_at, "error": error,
     }
+
+
+def effective_status(run: Any) -> tuple[str, str | None]:
+    """``run``'s status and error as a read shows them: a ``running`` row whose process is gone
+    is ``failed``, with the reason the next recording command will write."""
+    if run.status == "running":
+        reason = liveness.stale_reason(run, socket.gethostname(), time.time(), liveness.stale_after())
+        if reason:
+            return "failed", reason
+    return run.status, run.error
 
 
 def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
@@ -218,5 +241,5 @@ def storable(run_id: int) -> bool:
 
 _SUMMARY = (
     Run.id, Run.status, Run.method, Run.backbone, Run.task_spec, Run.task_names, Run.config_hash,
-    Run.seed, Run.started_at, Run.ended_at, Run.error,
+    Run.seed, Run.started_at, Run.ended_at, Run.error, Run.host, Run.pid, Run.process_started_at, Run.heartbeat_at,
 )

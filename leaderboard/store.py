@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from harness.paths import writable_file
 from leaderboard.database import Location, check_sqlite_file, locate
 from leaderboard import liveness
 from leaderboard.errors import LeaderboardError, MissingLeaderboard
-from leaderboard.migrations import NoLeaderboard, SchemaError, upgrade
+from leaderboard.migrations import NoLeaderboard, SchemaError, check_readable, prepare, upgrade
 from leaderboard.reads import RunReads, run_record
 from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 
@@ -35,27 +35,49 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 NOT_A_DATABASE = 26  # SQLITE_NOTADB (sqlite3 names it from Python 3.11)
 
 
-def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
-    """Open (and create or upgrade) the leaderboard at ``db``: a SQLite file path or a database
-    URL (see ``leaderboard.database.locate``).
+def open_store(db: str | os.PathLike[str], *, create: bool = True, read_only: bool = False) -> RunStore:
+    """Open the leaderboard at ``db``: a SQLite file path or a database URL (see
+    ``leaderboard.database.locate``).
 
+    A store that records runs (the default) creates the database where ``create`` allows and brings
+    a local SQLite file to this release's schema (``migrations.prepare``); ``read_only`` changes
+    nothing, and refuses a schema other than this release's with the command that upgrades it.
     Raises ``LeaderboardError`` for a database that is not a harness leaderboard or cannot be
     reached, and for a missing one when ``create`` is false (``MissingLeaderboard``). A database
     that is refused is never modified.
     """
     where = locate(db)
     liveness.stale_after()  # a bad HARNESS_STALE_AFTER stops every command before it reads
-    if where.is_sqlite:
-        path = where.path
-        check_sqlite_file(path)
-        if not path.exists() and not create:
-            raise MissingLeaderboard(f"no leaderboard at {path} yet: `harness run` creates it.")
-        if not path.exists():
-            check_new_location(where)
-        elif path.stat().st_size > 0:
-            check_integrity(path)  # before an upgrade could write to a damaged file
+    _check_file(where, create=create)
+    _schema(where, lambda: check_readable(where) if read_only else prepare(where, create=create))
+    return RunStore(where)
+
+
+def upgrade_store(db: str | os.PathLike[str]) -> str | None:
+    """``harness db upgrade``: the revision ``db`` was at before (None: it was current)."""
+    where = locate(db)
+    _check_file(where, create=False)
+    return _schema(where, lambda: upgrade(where))
+
+
+def _check_file(where: Location, *, create: bool) -> None:
+    """A SQLite file's path, existence and integrity, before anything could write to it."""
+    if not where.is_sqlite:
+        return
+    path = where.path
+    check_sqlite_file(path)
+    if not path.exists() and not create:
+        raise MissingLeaderboard(f"no leaderboard at {path} yet: `harness run` creates it.")
+    if not path.exists():
+        check_new_location(where)
+    elif path.stat().st_size > 0:
+        check_integrity(path)  # before an upgrade could write to a damaged file
+
+
+def _schema(where: Location, step: Callable[[], Any]) -> Any:
+    """``step`` (a check or an upgrade of ``where``'s schema), its errors as the harness's own."""
     try:
-        upgrade(where, create=create)
+        return step()
     except NoLeaderboard as exc:
         raise MissingLeaderboard(str(exc)) from None
     except SchemaError as exc:
@@ -65,15 +87,16 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True) -> RunStore:
     except Exception as exc:  # a corrupt or encrypted file, a server that cannot be reached
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LeaderboardError(f"--db {where} cannot be opened as a database: {first_line}") from None
-    return RunStore(where)
 
 
 def check_integrity(path: Path) -> None:
     """Refuse a file that is not SQLite, or whose pages are damaged (SQLite's ``quick_check``),
     naming it, before a command reads a wrong answer from it or fails halfway through a write.
-    Read through SQLite, which shares this process's locks on the file among its connections."""
+    Read through SQLite, which shares this process's locks on the file among its connections, on
+    a read-write connection that only reads: closing it removes the ``-wal``/``-shm`` files it made
+    (a read-only one leaves them beside a damaged file)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)) as conn:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
             verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) == NOT_A_DATABASE or "file is not a database" in str(exc):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import HarnessError
 from harness.method import Method, option
@@ -65,11 +65,6 @@ class InfoNCEConfig(TrainConfig):
     query_template: str = side_template_option(
         "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
     )
-
-    unrecorded_at: ClassVar[dict[str, Any]] = {
-        **TrainConfig.unrecorded_at, "hard_negatives": True, "mini_batch": 0, "query_negatives": False, "document_negatives": False,
-        "false_negative_margin": None, "symmetric": False, "matryoshka_dims": [], "matryoshka_weights": [],
-    }
 
     def inconsistency(self, prefix: str) -> str | None:
         if not self.in_batch and not self.hard_negatives:

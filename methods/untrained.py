@@ -28,7 +28,6 @@ class PoolingConfig(MethodConfig):
         False, "pool over the text's own tokens, instruction excluded (its last {text} as {pool}{text}{/pool}); false = as the template marks, else the whole row",
     )
 
-    unrecorded_at: ClassVar[dict[str, Any]] = {"pool_text_only": False}
 
 
 #: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.

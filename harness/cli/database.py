@@ -37,14 +37,16 @@ def announce(db: str, *, writes: bool = False) -> None:
     err_console.print(f"Leaderboard: {label}{new}", style="dim", highlight=False, soft_wrap=True)
 
 
-def open_leaderboard(db: str, *, create: bool) -> Any:
-    """The store at ``db``, stale runs reaped; closed when the command ends, so that no connection
-    outlives the command that opened it (in-process callers run several commands)."""
+def open_leaderboard(db: str, *, create: bool, read_only: bool = False, reap: bool = True) -> Any:
+    """The store at ``db`` (``read_only``: its schema checked, never upgraded), stale runs reaped
+    where ``reap``; closed when the command ends, so that no connection outlives the command that
+    opened it (in-process callers run several commands)."""
     from leaderboard.store import open_store
 
-    store = open_store(db, create=create)
+    store = open_store(db, create=create, read_only=read_only)
     close_when_done(store.close)
-    store.reap_stale()
+    if reap:
+        store.reap_stale()
     return store
 
 
@@ -66,15 +68,18 @@ def check_db(db: str) -> None:
         pass
 
 
-def read_store(db: str, as_json: bool, ids: list[int] | None = None) -> Any:
-    """The store for a command that reads, or None when no database exists yet. A missing
-    database reads as an empty one: a listing says so (exit 0, ``[]`` with --json), a command that
-    names runs fails with "no run N" (exit 2), as it would on an empty database."""
+def read_store(db: str, as_json: bool, ids: list[int] | None = None, *, upgrade: bool = False, reap: bool = False) -> Any:
+    """The store of an existing leaderboard, or None when no database exists yet. A read (the
+    default) writes nothing: an older schema is refused with ``harness db upgrade``, a dead run
+    reads as failed without being marked so; a command that records (``eval``, ``run --resume``)
+    may ``upgrade`` a local SQLite file and ``reap`` dead runs, one that deletes only ``reap``.
+    A missing database reads as an empty one: a listing says so (exit 0, ``[]`` with --json), a
+    command that names runs fails with "no run N" (exit 2), as it would on an empty database."""
     from leaderboard.errors import MissingLeaderboard
 
     announce(db)
     try:
-        return open_leaderboard(db, create=False)
+        return open_leaderboard(db, create=False, read_only=not upgrade, reap=reap)
     except MissingLeaderboard:
         where = f"No leaderboard at {db_label(db)} yet: `harness run` creates it (or point --db / HARNESS_DB at one)."
         if ids:

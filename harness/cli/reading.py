@@ -1,4 +1,4 @@
-"""Reading and managing recorded runs: runs, show, leaderboard, delete, browse."""
+"""Reading and managing recorded runs: runs, show, leaderboard, delete, browse, db upgrade."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def browse(
             raise_usage(f"--db {where}: harness browse serves a SQLite file; a server's runs: `harness export --csv`, `harness compare`.")
         if not where.path.exists():
             raise_usage(f"--db {db}: no leaderboard there yet (`harness run` creates it).")
-        open_leaderboard(db, create=False).close()  # a harness database, upgraded to this schema
+        open_leaderboard(db, create=False, read_only=True, reap=False).close()  # a harness database at this schema
         browsing.require()
     console.print(f"Serving {db} at http://{host}:{port}/ (dashboard: /-/dashboards/{browsing.DASHBOARD}); Ctrl-C stops.", highlight=False)
     browsing.serve(where.path, host, port)
@@ -225,13 +225,13 @@ def delete(
         wanted = chosen_statuses(status)
         if not run_ids and not wanted:
             raise_usage("name the runs to delete (harness delete 3 7) or select them with --status.")
-        store = read_store(db, False, run_ids)
+        store = read_store(db, False, run_ids, reap=True)
         if store is None:
             return
         chosen = store.runs(ids=run_ids or None, statuses=wanted, method=method)
         busy = [f"#{r['run_id']}" for r in chosen if r["status"] == "running"]
         if busy:
-            raise_usage(f"run {', '.join(busy)} is running; stop it first (a stale one is marked failed by any command).")
+            raise_usage(f"run {', '.join(busy)} is running; stop it first (one whose process has died reads as failed).")
         if not chosen:
             console.print("No runs match.")
             return
@@ -257,3 +257,43 @@ def delete(
 
 def interactive() -> bool:
     return sys.stdin.isatty()
+
+
+db_app = typer.Typer(
+    name="db", no_args_is_help=True, rich_markup_mode="markdown",
+    help="""Manage the leaderboard database itself.
+
+    Examples:
+
+    ```
+    harness db upgrade
+    harness db upgrade --db postgresql://team@host/leaderboard
+    ```
+    """,
+)
+app.add_typer(db_app)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
+    """Bring the leaderboard to this release's schema, backing it up first (a SQLite file to
+    NAME.revREV.bak beside it; a server's tables into a schema harness_backup_REV_TIME). Reads
+    never upgrade; `harness run` and `eval` upgrade a local SQLite file themselves, a server only
+    through this command, so that one user's newer harness never moves a team's database ahead.
+
+    Examples:
+
+    ```
+    harness db upgrade --db runs.db
+    ```
+    """
+    with user_errors():
+        from leaderboard.migrations import head
+        from leaderboard.store import upgrade_store
+
+        announce(db)
+        previous = upgrade_store(db)
+    if previous is None:
+        console.print(f"Already at schema revision {head()}; nothing to do.")
+    else:
+        console.print(f"Upgraded from schema revision {previous} to {head()}; the backup is beside it.", highlight=False)

@@ -140,14 +140,14 @@ def run(
         if resume is not None:
             if any(v not in (None, []) for v in [*options.values(), config, set_, like, seeds]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
-            record = read_store(db, False, [resume]).get_run(resume)
+            record = read_store(db, False, [resume], upgrade=True, reap=True).get_run(resume)
             if record["status"] == "finished":
                 raise_usage(f"run {resume} is already finished; nothing to resume.")
             run_config = recorded_config(record)
         elif like is not None:
             from harness.runs.repeat import varied_keys
 
-            repeated = read_store(db, False, [like]).get_run(like)
+            repeated = read_store(db, False, [like], upgrade=True, reap=True).get_run(like)
             run_config = like_config(repeated, options, config, set_ or [])
             varied = varied_keys(options, set_ or [])
         else:
@@ -308,7 +308,7 @@ def eval_command(
         from harness.runs.reevaluate import reevaluate
 
         import_plugins(plugins or [])
-        store = read_store(db, False, [run_id])
+        store = read_store(db, False, [run_id], upgrade=True, reap=True)
         record = store.get_run(run_id)
         if record["status"] != "finished":
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness import registry
-from harness.config import RunConfig, build_dataclass, config_hash
+from harness.config import CONFIG_VERSION, RunConfig, build_dataclass, config_hash
 from harness.errors import HarnessError, unknown_name
 from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import Evaluation
@@ -46,8 +46,10 @@ class RunPlan:
         """The fully resolved config that is recorded (and hashed, seed aside).
 
         Its ``RunConfig`` keys rebuild the run (``--resume``, ``harness eval``); ``method_args``
-        holds every option with its default filled in, and the ``*_resolved`` keys say what the
-        backbone and tasks were (source, file digests).
+        holds every option with its default filled in, ``attention`` the method's mode, and the
+        ``*_resolved`` keys say what the backbone and tasks were (source, file digests). Every
+        option is recorded; ``config_version`` says which harness config format this is (the
+        leaderboard's migrations rewrite older rows to it).
         """
         values = dataclasses.asdict(self.config)
         values["method_args"] = dataclasses.asdict(self.method.config)
@@ -55,15 +57,9 @@ class RunPlan:
         values["tasks_resolved"] = [spec.record() for spec in self.tasks]
         if self.dev_tasks:
             values["dev_tasks_resolved"] = [spec.record() for spec in self.dev_tasks]
-        for key in ("limit", "instructions", "dev_tasks", "dims", "repeats"):
-            if not values[key]:
-                del values[key]  # a run without them has the config (and hash) it had before they existed
+        values["config_version"] = CONFIG_VERSION
+        values["attention"] = self.method.attention
         del values["rerank_protocol"]  # each reranking file's entry of tasks_resolved says it (none: "all")
-        for key, off in type(self.method.config).unrecorded_at.items():
-            if key in values["method_args"] and values["method_args"][key] == off:
-                del values["method_args"][key]  # ... and so does a run that leaves newer options at their defaults
-        if self.method.attention != "causal":
-            values["attention"] = self.method.attention  # causal runs keep the config they had before modes existed
         if not self.trains:
             values["train_data"] = None  # untrained: the training data cannot change the result
         elif self.training_files:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 from harness.method import MethodConfig
 from harness.options import not_empty, option
@@ -57,8 +57,6 @@ class TrainConfig(MethodConfig):
     sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
     eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)", minimum=1)
     keep_best: bool = option(False, "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)")
-
-    unrecorded_at: ClassVar[dict[str, Any]] = {"eval_every": None, "keep_best": False, "dropout": 0.0, "hidden_dropout": 0.0}
 
     def inconsistency(self, prefix: str) -> str | None:
         """Options that are wrong only together (see ``harness.options.check_values``)."""

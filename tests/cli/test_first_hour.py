@@ -39,7 +39,7 @@ def test_limit_evaluates_the_first_items_and_is_never_ranked_with_full_runs(tmp_
     (record,) = json.loads(_ok("show", "2", "--db", str(db), "--json").stdout)
     assert record["config"]["limit"] == 6 and record["task_spec"].endswith("--limit 6")
     (plain,) = json.loads(_ok("show", "1", "--db", str(db), "--json").stdout)
-    assert "limit" not in plain["config"] and plain["config_hash"] != record["config_hash"]
+    assert plain["config"]["limit"] is None and plain["config_hash"] != record["config_hash"]
     ranked = json.loads(_ok("leaderboard", "--tasks", str(small_sts_file), "--db", str(db), "--json").stdout)
     assert [r["run_id"] for r in ranked] == [1]  # the newest run is the quick check: still the full one ranks
     shown = _ok("compare", "1", "2", "--db", str(db)).stdout

@@ -1,6 +1,6 @@
 """Alembic migrations of the leaderboard on SQLite and PostgreSQL: the revisions build exactly the
-models' tables, pre-Alembic files are stamped and upgraded with nothing lost, older revisions are
-backed up first, and databases this release must not touch are refused untouched."""
+models' tables, older revisions are backed up first and upgraded with nothing lost (a server only by
+`harness db upgrade`), and databases this release must not touch are refused untouched."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from harness.cli import app
-from leaderboard import legacy_schema, migrations
+from leaderboard import migrations
 from leaderboard.database import locate
 from leaderboard.schema import Base
-from leaderboard.store import LeaderboardError, open_store
+from leaderboard.store import LeaderboardError, open_store, upgrade_store
 from tests.conftest import db_rows
 
 LLAMA2_7B_PARAMETERS = 6_738_415_616  # beyond PostgreSQL's INTEGER (2^31 - 1)
@@ -66,52 +66,6 @@ def test_counts_beyond_32_bits_are_recorded(any_db):
     assert record["timings"][0]["peak_memory_bytes"] == H200_BYTES and record["timings"][0]["tokens"] == 3 * 2**31
 
 
-def _v5_file(path) -> None:
-    """A file as releases before Alembic wrote it, with a run in every table."""
-    with sqlite3.connect(path) as conn:
-        for step in legacy_schema.STEPS:
-            step(conn)
-        conn.execute(f"PRAGMA user_version = {legacy_schema.FINAL_VERSION}")
-        conn.execute(
-            "INSERT INTO runs (uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
-            "hardware, host, pid, started_at, heartbeat_at, ended_at, n_parameters) VALUES ('u1', 'finished', 'old', 'b', 't', "
-            "'[\"A\"]', '{\"k\": 1}', 'h', 0, '{}', '{}', 'host', 1, 1.0, 1.0, 2.0, 135)"
-        )
-        conn.execute("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'cosine_spearman', 0.5, '{}')")
-        conn.execute("INSERT INTO timings (run_id, phase, seconds, tokens) VALUES (1, 'load', 1.5, 7)")
-        conn.execute("INSERT INTO metrics (run_id, stage, step, loss, lr, seconds) VALUES (1, 'ic', 1, 2.0, 0.1, 0.5)")
-        conn.execute("INSERT INTO diagnostics (run_id, stage, name, value) VALUES (1, 'ic', 'own', 3.0)")
-        conn.execute(
-            "INSERT INTO runs (uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
-            "hardware, host, pid, started_at, heartbeat_at) SELECT 'u2', status, method, backbone, task_spec, task_names, "
-            "config, config_hash, seed, versions, hardware, host, pid, started_at, heartbeat_at FROM runs WHERE id = 1"
-        )
-        conn.execute("DELETE FROM runs WHERE id = 2")
-
-
-def test_a_file_from_before_alembic_is_stamped_and_upgraded_with_every_row(tmp_path):
-    path = tmp_path / "v5.db"
-    _v5_file(path)
-    store = open_store(path)
-    record = store.get_run(1)
-    assert record["scores"] == {"A": 0.5} and record["config"] == {"k": 1} and record["n_parameters"] == 135
-    assert record["timings"][0]["tokens"] == 7 and store.metrics(1)[0]["loss"] == 2.0 and store.diagnostics(1)[0]["value"] == 3.0
-    with sqlite3.connect(path) as conn:  # the batch rebuild of `runs` cascaded nothing and left no dangling key
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.ALEMBIC_USER_VERSION
-    assert _differences(str(path)) == []
-    with sqlite3.connect(tmp_path / "v5.db.v5.bak") as conn:  # the backup is the file as it was
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
-        assert "alembic_version" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
-    assert _run(store) == 3  # AUTOINCREMENT survived the rebuild: the deleted run's id is not reused
-    with sqlite3.connect(path) as conn:
-        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")} | {n for (n,) in conn.execute("SELECT name FROM sqlite_sequence")}
-    assert not [n for n in names if n.startswith("_")]
-    store.delete_run(1)  # ON DELETE CASCADE kept: no score, timing, metric or diagnostic left behind
-    for table in ("scores", "timings", "metrics", "diagnostics"):
-        assert db_rows(str(path), f"SELECT count(*) FROM {table}") == [(0,)]
-
-
 def _at_revision(db: str, revision: str) -> None:
     engine = create_engine(locate(db).url)
     try:
@@ -121,9 +75,20 @@ def _at_revision(db: str, revision: str) -> None:
         engine.dispose()
 
 
-def test_an_older_revision_on_a_server_is_backed_up_then_upgraded(postgres_url):
+def _upgraded(db: str):
+    """``harness db upgrade``, then the store."""
+    upgrade_store(db)
+    return open_store(db)
+
+
+def test_an_older_revision_on_a_server_is_upgraded_only_when_asked_and_backed_up(postgres_url):
     _at_revision(postgres_url, migrations.BASELINE)
-    open_store(postgres_url).close()  # refuses nothing, upgrades to the head
+    for refused in ({}, {"read_only": True}):  # a command that records, and a read
+        with pytest.raises(LeaderboardError, match="harness db upgrade"):
+            open_store(postgres_url, **refused)
+    assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [(migrations.BASELINE,)]
+    result = CliRunner().invoke(app, ["db", "upgrade", "--db", postgres_url])
+    assert result.exit_code == 0 and f"from schema revision {migrations.BASELINE}" in result.output, result.output
     assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
     (schema,) = db_rows(postgres_url, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'harness_backup_%'")
     assert schema[0].startswith(f"harness_backup_{migrations.BASELINE}_")
@@ -136,8 +101,10 @@ def test_an_older_revision_in_a_file_is_backed_up_then_upgraded(tmp_path):
     _at_revision(str(path), migrations.BASELINE)
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {migrations.ALEMBIC_USER_VERSION}")
-    open_store(path).close()
+    open_store(path).close()  # a command that records upgrades a local file itself
     assert (tmp_path / f"h.db.rev{migrations.BASELINE}.bak").exists() and _differences(str(path)) == []
+    again = CliRunner().invoke(app, ["db", "upgrade", "--db", str(path)])
+    assert again.exit_code == 0 and "nothing to do" in again.output
 
 
 def test_a_newer_or_foreign_server_database_is_refused_untouched(postgres_url):
@@ -171,13 +138,19 @@ def test_a_database_url_that_cannot_be_used_is_exit_2_without_its_password(db, m
 
 
 def test_an_emptied_file_keeps_retiring_the_ids_it_gave(tmp_path):
-    """Every run deleted before the upgrade: the rebuilt, empty tables still count on from there."""
+    """Every run deleted before an upgrade that rebuilds tables: the rebuilt, empty tables still
+    count on from there."""
     path = tmp_path / "emptied.db"
-    _v5_file(path)
+    _at_revision(str(path), migrations.BASELINE)
     with sqlite3.connect(path) as conn:
+        for run_id in (1, 2):
+            conn.execute(
+                "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, "
+                "versions, hardware, host, pid, started_at, heartbeat_at) VALUES "
+                f"({run_id}, 'u{run_id}', 'finished', 'm', 'b', 't', '[]', '{{}}', 'h', 0, '{{}}', '{{}}', 'host', 1, 0, 0)"
+            )
         conn.execute("DELETE FROM runs")
-        conn.execute("DELETE FROM scores")
-    assert _run(open_store(path)) == 3
+    assert _run(_upgraded(str(path))) == 3
 
 
 def test_scores_recover_their_task_version_when_upgraded(any_db):
@@ -199,7 +172,7 @@ def test_scores_recover_their_task_version_when_upgraded(any_db):
                 % (f"'{task}'", "NULL" if result is None else f"'{json.dumps(result)}'")
             )
     engine.dispose()
-    open_store(any_db).close()
+    _upgraded(any_db).close()
     versions = dict(db_rows(any_db, "SELECT task, task_version FROM scores"))
     assert versions == {"mteb-task": "rev123", "file-task": "ab" * 6, "lost": None}
     assert _differences(any_db) == []
@@ -239,7 +212,7 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
                 f"({run_id}, '{task}', {'NULL' if version is None else repr(version)}, 'cosine_spearman', 0.5, '{{}}')"
             )
     engine.dispose()
-    open_store(any_db).close()
+    _upgraded(any_db).close()
     types = {(run, task): kind for run, task, kind in db_rows(any_db, "SELECT run_id, task, task_type FROM scores")}
     assert types == {
         (1, "LeeDocSimilarity"): "STS", (1, "sts-file"): "STS", (1, "quick"): "STS", (1, "msrp"): "PairClassification",
@@ -265,7 +238,7 @@ def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db)
         )
         conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'm', 0.5, '{}')")
     engine.dispose()
-    store = open_store(any_db)
+    store = _upgraded(any_db)
     assert _differences(any_db) == [] and store.get_run(1)["scores"] == {"A": 0.5}
     run_id = _run(store)
     store.record_dev_scores(run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.25, "seconds": 1.5}])
@@ -300,7 +273,7 @@ def test_scores_from_before_per_item_results_keep_none_when_upgraded(any_db):
 
     _at_revision(any_db, "0006")
     _one_scored_run(any_db)
-    store = open_store(any_db)
+    store = _upgraded(any_db)
     assert store.score_items([1]) == {1: {"T": None}}
     store.close()
     assert _differences(any_db) == []
@@ -313,7 +286,7 @@ def test_scores_from_before_dims_are_whole_vector_scores_when_upgraded(any_db):
     score per dim, and going back keeps the whole-vector ones."""
     _at_revision(any_db, "0007")
     _one_scored_run(any_db)
-    store = open_store(any_db)
+    store = _upgraded(any_db)
     assert store.get_run(1)["scores"] == {"T": 0.5} and store.score_dims(1) == [0]
     store.record_score(1, task="T", main_metric="m", main_score=0.25, details={}, dim=8)
     assert store.runs(ids=[1], dim=8)[0]["scores"] == {"T": 0.25} and store.get_run(1)["scores"] == {"T": 0.5}
@@ -328,7 +301,7 @@ def test_scores_from_before_contamination_read_unmeasured_when_upgraded(any_db):
     keeps what was measured, and going back drops the column and keeps the score."""
     _at_revision(any_db, "0008")
     _one_scored_run(any_db)
-    store = open_store(any_db)
+    store = _upgraded(any_db)
     assert store.get_run(1)["score_details"][0]["contamination"] is None
     measured = {"texts": 4, "exact_texts": 1, "exact": 0.25}
     store.record_score(1, task="U", main_metric="m", main_score=0.75, details={}, contamination=measured)
@@ -337,3 +310,64 @@ def test_scores_from_before_contamination_read_unmeasured_when_upgraded(any_db):
     assert _differences(any_db) == []
     assert "contamination" not in _downgraded(any_db, "0008")["scores"]
     assert sorted(db_rows(any_db, "SELECT main_score FROM scores")) == [(0.5,), (0.75,)]
+
+
+#: what a version-1 recorded config left out (written out here, not taken from the revision)
+V1_LEFT_OUT_RUN = ("limit", "instructions", "dev_tasks", "dims", "repeats", "attention", "config_version")
+V1_LEFT_OUT_OPTIONS = {
+    "infonce": ("eval_every", "keep_best", "dropout", "hidden_dropout", "hard_negatives", "mini_batch", "query_negatives",
+                "document_negatives", "false_negative_margin", "symmetric", "matryoshka_dims", "matryoshka_weights"),
+    "untrained-mean": ("pool_text_only",),
+}
+
+
+def _v1_hash(config: dict) -> str:
+    import hashlib
+    import json
+
+    material = {k: v for k, v in config.items() if k not in ("seed", "dims", "repeats")}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_configs_from_before_config_versions_hash_as_the_same_config_does_now(any_db, tiny_llama_dir, small_sts_file):
+    """Revision 0010: a version-1 config gets the options it left out and the hash this code gives
+    the same run; a plug-in's options stay as recorded; going back restores both."""
+    import json
+
+    from harness.config import RunConfig, config_hash
+    from harness.runs.plan import plan_run
+
+    now = {
+        name: plan_run(RunConfig(method=name, backbone=str(tiny_llama_dir), tasks=[str(small_sts_file)])).resolved()
+        for name in V1_LEFT_OUT_OPTIONS
+    }
+    assert all(now[name]["config_version"] == 2 for name in now)
+    before = {}
+    for name, config in now.items():
+        old = {k: v for k, v in config.items() if k not in V1_LEFT_OUT_RUN}
+        old["method_args"] = {k: v for k, v in config["method_args"].items() if k not in V1_LEFT_OUT_OPTIONS[name]}
+        before[name] = old
+    before["my-plugin"] = {"method": "my-plugin", "method_args": {"x": 1}, "seed": 0}
+    _at_revision(any_db, "0009")
+    engine = create_engine(locate(any_db).url)
+    with engine.begin() as conn:
+        for run_id, (name, config) in enumerate(before.items(), start=1):
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, uuid, status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
+                f"hardware, host, pid, started_at, heartbeat_at) VALUES ({run_id}, 'u{run_id}', 'finished', '{name}', 'b', 't', "
+                f"'[]', '{json.dumps(config)}', '{_v1_hash(config)}', 0, '{{}}', '{{}}', 'host', 1, 0, 0)"
+            )
+    engine.dispose()
+    store = _upgraded(any_db)
+    for run_id, name in enumerate(now, start=1):
+        record = store.get_run(run_id)
+        assert record["config"] == now[name] and record["config_hash"] == config_hash(now[name])
+    plugin = store.get_run(3)["config"]
+    assert plugin["method_args"] == {"x": 1} and plugin["config_version"] == 2 and plugin["attention"] == "causal"
+    store.close()
+    assert _differences(any_db) == []
+
+    _downgraded(any_db, "0009")
+    for run_id, config in enumerate(before.values(), start=1):
+        (recorded, digest), = db_rows(any_db, f"SELECT config, config_hash FROM runs WHERE id = {run_id}")
+        assert (json.loads(recorded) if isinstance(recorded, str) else recorded) == config and digest == _v1_hash(config)

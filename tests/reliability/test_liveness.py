@@ -54,7 +54,11 @@ def test_a_live_run_with_an_old_heartbeat_is_neither_reaped_nor_deleted(tmp_path
     finally:
         live.kill()
         live.wait()
-    _harness("runs", "--db", str(db))  # the process is gone: now it is reaped
+    listed = _harness("runs", "--status", "failed", "--db", str(db), "--json")  # the process is gone
+    (shown,) = json.loads(listed.stdout)
+    assert shown["status"] == "failed" and "ended without finishing" in shown["error"]
+    assert _status(db, run_id) == "running"  # a read shows it, never writes it
+    _harness("delete", "999", "--yes", "--db", str(db))  # a command that records marks it
     assert _status(db, run_id) == "failed"
 
 

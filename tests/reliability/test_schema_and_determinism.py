@@ -1,4 +1,4 @@
-"""Schema upgrades with a backup, refusal of newer schemas, deterministic runs, training faults
+"""Refusal of schemas too old or too new, deterministic runs, training faults
 reported cleanly, and nothing a user writes evaluated as code."""
 
 from __future__ import annotations
@@ -11,50 +11,28 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from leaderboard import legacy_schema, migrations
+from leaderboard import migrations
 from leaderboard.store import LeaderboardError, open_store
 from tests.training_fixtures import TRIPLETS
 
 runner = CliRunner()
 
 
-def _v1_database(path):
-    with sqlite3.connect(path) as conn:
-        legacy_schema.STEPS[0](conn)
-        conn.execute("PRAGMA user_version = 1")
-        conn.execute(
-            "INSERT INTO runs (status, method, backbone, task_spec, task_names, config, config_hash, seed, "
-            "versions, hardware, host, pid, started_at, heartbeat_at, ended_at) VALUES "
-            "('finished', 'old-method', 'b', 't', '[\"A\"]', '{}', 'h', 0, '{}', '{}', 'old-host', 1, 1.0, 1.0, 2.0)"
-        )
-        conn.execute("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'cosine_spearman', 0.5, '{}')")
-        conn.execute(
-            "INSERT INTO runs (status, method, backbone, task_spec, task_names, config, config_hash, seed, versions, "
-            "hardware, host, pid, started_at, heartbeat_at) SELECT 'failed', method, backbone, task_spec, task_names, "
-            "config, config_hash, seed, versions, hardware, host, pid, started_at, heartbeat_at FROM runs WHERE id = 1"
-        )
-
-
-def test_a_previous_version_database_is_backed_up_then_upgraded_in_place(tmp_path):
+def test_a_database_from_before_schema_revisions_is_refused_untouched(tmp_path):
+    """SQLite files of the first releases (user_version 1 to 5, no Alembic revision) are no longer
+    upgraded: every command refuses them, says how to re-create them, and leaves them as they were."""
     path = tmp_path / "old.db"
-    _v1_database(path)
-    store = open_store(path)
-    record = store.get_run(1)
-    assert record["scores"] == {"A": 0.5} and record["output_dir"] is None
-    uuids = {store.get_run(run_id)["uuid"] for run_id in (1, 2)}  # v3: every old run gets its own
-    assert len(uuids) == 2 and all(len(u) == 32 and int(u, 16) >= 0 for u in uuids)
-    store.record_metrics(1, "s", [{"step": 1, "loss": 1.0, "lr": 0.1, "seconds": 0.5}])  # a v2 table
-    assert record["n_parameters"] is None and record["embed_dim"] is None  # v4: unknown for old runs
-    store.record_model(1, n_parameters=10, trainable_parameters=2, embed_dim=4)
-    assert [store.get_run(1)[k] for k in ("n_parameters", "trainable_parameters", "embed_dim")] == [10, 2, 4]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.ALEMBIC_USER_VERSION
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
-    backup = tmp_path / "old.db.v1.bak"
-    with sqlite3.connect(backup) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-        assert conn.execute("SELECT method FROM runs").fetchall() == [("old-method",)] * 2
-        assert "metrics" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, method TEXT)")
+        conn.execute("INSERT INTO runs (method) VALUES ('old-method')")
+        conn.execute("PRAGMA user_version = 3")
+    before = path.read_bytes()
+    with pytest.raises(LeaderboardError, match="before schema revisions"):
+        open_store(path)
+    for args in (["runs"], ["db", "upgrade"], ["run", "--method", "untrained-mean"]):
+        result = runner.invoke(app, [*args, "--db", str(path)])
+        assert result.exit_code == 2 and "user_version 3" in result.output and "harness 0.1" in result.output, result.output
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
 
 
 def test_a_newer_database_is_refused_untouched(tmp_path):

@@ -33,8 +33,8 @@ def test_like_gives_identical_scores_and_records_what_it_repeats(untrained):
     store = open_store(untrained)
     first, again = store.get_run(1), store.get_run(2)
     assert again["scores"] == first["scores"] and again["config_hash"] == first["config_hash"]
-    assert again["config"]["repeats"] == 1 and "repeats" not in first["config"]
-    assert {k: v for k, v in again["config"].items() if k != "repeats"} == first["config"]
+    assert again["config"]["repeats"] == 1 and first["config"]["repeats"] is None
+    assert {k: v for k, v in again["config"].items() if k != "repeats"} == {k: v for k, v in first["config"].items() if k != "repeats"}
     compared = runner.invoke(app, ["compare", "1", "2", "--db", str(untrained)]).output
     assert "Run #2 repeats run #1" in " ".join(compared.split())
 
@@ -45,7 +45,7 @@ def test_like_varies_what_it_is_told_and_nothing_else(untrained):
     store = open_store(untrained)
     first, again = store.get_run(1)["config"], store.get_run(2)["config"]
     assert again["seed"] == 5 and again["method_args"]["template"] == "q : {text}"
-    assert {k: v for k, v in again.items() if k not in ("seed", "method_args", "repeats")} == {k: v for k, v in first.items() if k not in ("seed", "method_args")}
+    assert {k: v for k, v in again.items() if k not in ("seed", "method_args", "repeats")} == {k: v for k, v in first.items() if k not in ("seed", "method_args", "repeats")}
 
 
 def test_like_refuses_a_changed_task_file_and_other_run_options(untrained, small_sts_file):

@@ -2,8 +2,8 @@
 
 Revision ID: 0001
 Revises:
-SQLite files written before Alembic are brought to v5 by leaderboard.legacy_schema and stamped
-with this revision; new databases (SQLite or a server) are created by it.
+New databases (SQLite or a server) are created by it; SQLite files written before Alembic were
+brought to v5 and stamped with it by harness 0.1.
 """
 
 import sqlalchemy as sa
