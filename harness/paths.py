@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,7 +122,26 @@ def writable_folder(path: str | os.PathLike[str], label: str) -> Path:
         raise HarnessError(f"{label} {target} {what} {_kind(info.st_mode)}, not a folder.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise HarnessError(f"{label} {target}: {probe} is not a writable folder.")
+    _try_writing(target, probe, label)
     return target
+
+
+def _try_writing(target: Path, existing: Path, label: str) -> None:
+    """Make the folders ``target`` lacks below ``existing`` and a file in it, then remove what was
+    made: permissions do not tell (root may write anywhere; ``/proc`` refuses new entries even so)."""
+    made: list[Path] = []
+    try:
+        for folder in reversed([target, *target.parents][: len(target.parts) - len(existing.parts)]):
+            folder.mkdir()
+            made.append(folder)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"{label} {target}: cannot be written there ({exc.strerror or exc}).") from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def cache_root() -> Path:

@@ -316,11 +316,14 @@ def load_backbone(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
-    except OSError as exc:
-        raise HarnessError(
-            sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {exc}")
-            + f" On a machine with hub access run `hf download {spec.source}`, or pass a local folder."
-        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: transformers' tokenizer conversion, a folder without a usable tokenizer
+        local = Path(str(source)).is_dir()
+        hint = (
+            " A local folder needs the model's weights (model.safetensors or pytorch_model.bin) and its tokenizer (tokenizer.json)."
+            if local else f" On a machine with hub access run `hf download {spec.source}`, or pass a local folder."
+        )
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {first}") + hint) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(target).eval()

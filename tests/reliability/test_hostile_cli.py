@@ -190,6 +190,7 @@ PATH_KINDS: dict[str, Callable[[Path, str], Path]] = {
     "unknown user": lambda folder, name: Path(f"~no-such-user-{folder.name}/{name}"),
     "a folder": _folder_named,
     "dangling link": lambda folder, name: (folder / name).symlink_to(folder / "gone") or folder / name,
+    "under /proc": lambda folder, name: Path("/proc") / f"harness-{folder.name}" / name,  # permissions say yes, mkdir no
 }
 # option -> (file name, arguments around the path; RUN = a fast untrained run)
 RUN = ["run", "--method", "untrained-mean"]
@@ -211,7 +212,7 @@ PATH_OPTIONS["export --model"] = ("e", lambda p, f: ["export", "1", "--model", p
 FOLDER_OPTIONS = {"--output-dir", "export --mteb", "export --model"}  # a folder is what they want
 
 
-@settings(max_examples=120, **FAST)
+@settings(max_examples=140, **FAST)
 @given(st.sampled_from(sorted(PATH_OPTIONS)), st.sampled_from(sorted(PATH_KINDS)))
 def test_paths(option, kind):
     if option in FOLDER_OPTIONS and kind == "a folder":
