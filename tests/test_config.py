@@ -83,4 +83,8 @@ def test_hash_ignores_the_seed_only():
 
 
 def test_run_config_fields_all_have_defaults():
-    RunConfig()  # every field is optional, so a config file may set any subset
+    """Every field is optional, so a config file may set any subset."""
+    import dataclasses
+
+    missing = [f.name for f in dataclasses.fields(RunConfig) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    assert missing == []
