@@ -38,6 +38,7 @@ import csv
 import json
 from pathlib import Path
 
+
 def _stsb(path: Path) -> list[tuple[str, str, str]]:
     """STS-B's own layout: no header, tab-separated genre, source, year, id, score, s1, s2 (some
     rows carry extra trailing fields)."""
@@ -105,7 +106,9 @@ def write(out: Path, data: Path) -> list[Path]:
     with (out / "trecqa-dev.csv").open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows([("query", "document", "label"), *trecqa])
     written += [out / "trecqa-dev.csv", _beir(out / "trecqa-dev-beir", trecqa)]
-    written.append(_write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(data / "msrp" / "msr-para-val.tsv")))
+    written.append(
+        _write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(data / "msrp" / "msr-para-val.tsv"))
+    )
     return written
 
 
@@ -154,13 +157,17 @@ def write_from_hub(out: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=Path("dev-tasks"))
-    parser.add_argument("--from", dest="data", default="hub", help="hub (the default), or a folder of released datasets (see above)")
+    parser.add_argument(
+        "--from", dest="data", default="hub", help="hub (the default), or a folder of released datasets (see above)"
+    )
     args = parser.parse_args()
     if args.data == "hub":
         from huggingface_hub import constants
 
         if constants.HF_HUB_OFFLINE:
-            parser.error("--from hub: HF_HUB_OFFLINE is set; give --from DATA, a folder of the released datasets (see --help)")
+            parser.error(
+                "--from hub: HF_HUB_OFFLINE is set; give --from DATA, a folder of the released datasets (see --help)"
+            )
         written = write_from_hub(args.out)
     elif not Path(args.data).is_dir():
         parser.error(f"--from {args.data}: no such folder of datasets (stsb/, sick/, trecqa/, msrp/ as released)")

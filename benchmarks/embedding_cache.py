@@ -48,8 +48,13 @@ def evaluation(db: Path, since: int) -> tuple[float, float, int, int, dict[str, 
         scores = dict(conn.execute("SELECT task, main_score FROM scores WHERE run_id = 1"))
     evaluate = [(s, items, json.loads(d or "{}")) for phase, s, items, d in rows if phase.startswith("evaluate:")]
     key = sum(s for phase, s, _, _ in rows if phase == "cache:key")
-    return (sum(s for s, _, _ in evaluate), key, sum(items for _, items, _ in evaluate),
-            sum(d.get("cache_hits", 0) for _, _, d in evaluate), scores)
+    return (
+        sum(s for s, _, _ in evaluate),
+        key,
+        sum(items for _, items, _ in evaluate),
+        sum(d.get("cache_hits", 0) for _, _, d in evaluate),
+        scores,
+    )
 
 
 def last_timing(db: Path) -> int:
@@ -63,7 +68,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="untrained-mean")
     parser.add_argument("--backbone", default="smollm2-135m")
-    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="a folder of the released datasets (benchmarks/dev_tasks.py)")
+    parser.add_argument(
+        "--from",
+        dest="data",
+        type=Path,
+        default=SHARED,
+        help="a folder of the released datasets (benchmarks/dev_tasks.py)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cache-bench-"))
     write(work / "dev-tasks", args.data)
@@ -73,7 +84,10 @@ def main() -> None:
     common = ["--db", str(db)]
     steps = {}
     for name, command in (
-        ("cold (run, empty cache)", ["run", "--method", args.method, "--backbone", args.backbone, *tasks, *common, "--no-baseline"]),
+        (
+            "cold (run, empty cache)",
+            ["run", "--method", args.method, "--backbone", args.backbone, *tasks, *common, "--no-baseline"],
+        ),
         ("warm (eval --force)", ["eval", "1", "--force", *tasks, *common]),
         ("without (eval --force --no-cache)", ["eval", "1", "--force", "--no-cache", *tasks, *common]),
     ):
@@ -85,11 +99,16 @@ def main() -> None:
     for name, (wall, seconds, key, encoded, hits, _) in steps.items():
         print(f"{name:36} {wall:8.1f} {seconds:8.2f} {key:6.2f} {encoded:8d} {hits:7d}")
     (cold, warm, without) = steps.values()
-    print(f"cold / warm: evaluation {cold[1] / warm[1]:.1f}x (with the key's phase: {(cold[1] + cold[2]) / (warm[1] + warm[2]):.1f}x), "
-          f"whole command {cold[0] / warm[0]:.1f}x")
+    print(
+        f"cold / warm: evaluation {cold[1] / warm[1]:.1f}x (with the key's phase: {(cold[1] + cold[2]) / (warm[1] + warm[2]):.1f}x), "
+        f"whole command {cold[0] / warm[0]:.1f}x"
+    )
     print(f"without / warm: evaluation {without[1] / warm[1]:.1f}x")
     for task, score in cold[5].items():
-        assert all(abs(step[5][task] - score) <= 1e-6 for step in (warm, without)), (task, [step[5][task] for step in steps.values()])
+        assert all(abs(step[5][task] - score) <= 1e-6 for step in (warm, without)), (
+            task,
+            [step[5][task] for step in steps.values()],
+        )
     print("scores (equal to 1e-6 in all three):", {task: round(score, 6) for task, score in cold[5].items()})
 
 

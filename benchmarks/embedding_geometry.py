@@ -40,13 +40,13 @@ def geometry(embeddings, pairs: int, gold) -> dict[str, float]:
 
 def main() -> None:
     import numpy as np
+    from rich.console import Console
 
+    from harness.data.task_files import read_sts_file
     from harness.encoder import EncodeSettings
     from harness.runs.plan import plan_run, recorded_config
     from harness.runs.restore import encoding_backbone
-    from harness.data.task_files import read_sts_file
     from leaderboard.store import open_store
-    from rich.console import Console
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=int, nargs="+")
@@ -63,11 +63,14 @@ def main() -> None:
         plan = plan_run(recorded_config(record))
         method = plan.method
         backbone = encoding_backbone(plan, record, console, purpose="evaluate")
-        encoder = method.build_encoder(backbone, EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length))
+        encoder = method.build_encoder(
+            backbone, EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length)
+        )
         figures = geometry(encoder.encode(texts), len(gold), gold)
         print(
             f"| #{run_id} | {record['method']} | {figures['unrelated_cos']:.3f} | {figures['pair_cos']:.3f} "
-            f"| {figures['spearman']:.2f} | {figures['spearman_centred']:.2f} |", flush=True,
+            f"| {figures['spearman']:.2f} | {figures['spearman_centred']:.2f} |",
+            flush=True,
         )
 
 

@@ -63,14 +63,16 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.model.backbones import _smollm2_folder
     from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.model.backbones import _smollm2_folder
 
     folder = str(_smollm2_folder())
     texts = sentences(args.texts)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    harness_encoder = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=args.batch, max_length=512))
+    harness_encoder = PooledEncoder(
+        model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=args.batch, max_length=512)
+    )
     body = model.get_decoder()
 
     def plain() -> np.ndarray:
@@ -83,7 +85,9 @@ def main() -> None:
                 out.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
         return np.concatenate(out)
 
-    st_model = SentenceTransformer(modules=[models.Transformer(_without_chat_template(folder)), models.Pooling(576, "mean")], device="cpu")
+    st_model = SentenceTransformer(
+        modules=[models.Transformer(_without_chat_template(folder)), models.Pooling(576, "mean")], device="cpu"
+    )
 
     def sbert() -> np.ndarray:
         return st_model.encode(texts, batch_size=args.batch, convert_to_numpy=True, show_progress_bar=False)

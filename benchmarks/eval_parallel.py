@@ -38,16 +38,42 @@ def _free_port() -> int:
 
 def run_once(processes: int, task: Path, backbone: str, db: Path) -> dict[str, float]:
     """One ``harness run`` of the task: its wall time, recorded evaluation time, score and counts."""
-    harness = ["-m", "harness", "run", "--method", "untrained-mean", "--backbone", backbone, "--tasks", str(task), "--db", str(db), "--no-cache"]
-    launcher = [] if processes == 1 else [
-        "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--master-addr=127.0.0.1", f"--master-port={_free_port()}",
+    harness = [
+        "-m",
+        "harness",
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        backbone,
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        "--no-cache",
     ]
+    launcher = (
+        []
+        if processes == 1
+        else [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={processes}",
+            "--master-addr=127.0.0.1",
+            f"--master-port={_free_port()}",
+        ]
+    )
     began = time.perf_counter()
-    subprocess.run([sys.executable, *launcher, *harness], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, *launcher, *harness],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - began
     with sqlite3.connect(db) as conn:
-        (seconds, items), = conn.execute("SELECT seconds, items FROM timings WHERE phase LIKE 'evaluate:%'")
-        (score,), = conn.execute("SELECT main_score FROM scores")
+        ((seconds, items),) = conn.execute("SELECT seconds, items FROM timings WHERE phase LIKE 'evaluate:%'")
+        ((score,),) = conn.execute("SELECT main_score FROM scores")
     return {"wall": wall, "evaluate": seconds, "texts": items, "score": score}
 
 
@@ -67,14 +93,22 @@ def main() -> None:
     for round_ in range(args.rounds):
         for processes in results:  # in turn, so both settings see the same machine load
             results[processes].append(run_once(processes, task, args.backbone, out / f"p{processes}-r{round_}.db"))
-    median = {p: {k: statistics.median(r[k] for r in runs) for k in ("wall", "evaluate")} for p, runs in results.items()}
+    median = {
+        p: {k: statistics.median(r[k] for r in runs) for k in ("wall", "evaluate")} for p, runs in results.items()
+    }
     one, two = median[1], median[2]
     cores = len(os.sched_getaffinity(0))
-    print(f"{task.name}: {results[1][0]['texts']:.0f} texts, {args.backbone}, untrained-mean, {cores} cores, medians of {args.rounds}")
+    print(
+        f"{task.name}: {results[1][0]['texts']:.0f} texts, {args.backbone}, untrained-mean, {cores} cores, medians of {args.rounds}"
+    )
     print(f"{'processes':<10} {'evaluate s':>11} {'wall s':>8}  score")
     for processes, runs in results.items():
-        print(f"{processes:<10} {median[processes]['evaluate']:>11.2f} {median[processes]['wall']:>8.2f}  {runs[0]['score']:.6f}")
-    print(f"1 process / 2 processes: evaluate {one['evaluate'] / two['evaluate']:.2f}x, wall {one['wall'] / two['wall']:.2f}x")
+        print(
+            f"{processes:<10} {median[processes]['evaluate']:>11.2f} {median[processes]['wall']:>8.2f}  {runs[0]['score']:.6f}"
+        )
+    print(
+        f"1 process / 2 processes: evaluate {one['evaluate'] / two['evaluate']:.2f}x, wall {one['wall'] / two['wall']:.2f}x"
+    )
     gap = max(abs(a["score"] - b["score"]) for a, b in zip(results[1], results[2]))
     print(f"max score difference: {gap:.1e}")
 

@@ -37,8 +37,8 @@ def texts(count: int) -> list[str]:
 def main() -> None:
     import torch
 
-    from harness.model.backbones import load_backbone, backbone_spec
     from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.model.backbones import backbone_spec, load_backbone
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=400)
@@ -57,7 +57,9 @@ def main() -> None:
             encoder.encode(sample)
             seconds[threads].append(time.perf_counter() - start)
     one, every = statistics.median(seconds[1]), statistics.median(seconds[cores])
-    print(f"{len(sample)} texts, {args.rounds} rounds: 1 thread {one:.2f} s, {cores} threads {every:.2f} s, speed-up {one / every:.2f}x")
+    print(
+        f"{len(sample)} texts, {args.rounds} rounds: 1 thread {one:.2f} s, {cores} threads {every:.2f} s, speed-up {one / every:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -70,10 +70,28 @@ def parameter_estimate(config: dict) -> float:
 def harness_run(out: Path, backbone: str, method: str, extra: list[str], bf16: bool) -> None:
     triplets = str(SICK) if SICK.exists() else "offline"
     command = [
-        sys.executable, "-m", "harness", "run", "--method", method, "--backbone", backbone,
-        "--train-data", triplets, "--tasks", str(out / "tiny-sts.tsv"), "--db", str(out / "check.db"),
-        "--output-dir", str(out / "runs"), "--set", f"method_args.bf16={'on' if bf16 else 'off'}",
-        "--set", "method_args.max_length=64", "--no-baseline", *extra,
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--method",
+        method,
+        "--backbone",
+        backbone,
+        "--train-data",
+        triplets,
+        "--tasks",
+        str(out / "tiny-sts.tsv"),
+        "--db",
+        str(out / "check.db"),
+        "--output-dir",
+        str(out / "runs"),
+        "--set",
+        f"method_args.bf16={'on' if bf16 else 'off'}",
+        "--set",
+        "method_args.max_length=64",
+        "--no-baseline",
+        *extra,
     ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -89,18 +107,35 @@ def stage_rows(out: Path) -> list[dict]:
         for timing in run["timings"]:
             if timing["phase"].startswith("train:"):
                 details = timing["details"] or {}
-                rows.append({
-                    "method": run["method"], "stage": timing["phase"][6:], "seconds": timing["seconds"],
-                    "tokens_per_s": details.get("tokens_per_s"), "mfu": details.get("mfu"),
-                    "peak_memory_gib": (timing["peak_memory_bytes"] or 0) / 2**30,
-                })
+                rows.append(
+                    {
+                        "method": run["method"],
+                        "stage": timing["phase"][6:],
+                        "seconds": timing["seconds"],
+                        "tokens_per_s": details.get("tokens_per_s"),
+                        "mfu": details.get("mfu"),
+                        "peak_memory_gib": (timing["peak_memory_bytes"] or 0) / 2**30,
+                    }
+                )
     return rows
 
 
 def memory_ratio(backbone: str) -> float | None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--backbone", backbone, "--batch", "8", "--steps", "2"],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "train_step.py"),
+            "--backbone",
+            backbone,
+            "--batch",
+            "8",
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     print(done.stdout, flush=True)
     for line in done.stdout.splitlines():
@@ -117,7 +152,9 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="run the same path on a CPU in fp32")
     parser.add_argument("--backbone", default="", help="default: the largest available offline")
     parser.add_argument("--steps", type=int, default=0, help="steps per stage (default 20; 2 with --dry-run)")
-    parser.add_argument("--out", default="", help="folder for the database and gpu_check.json (default: a new temporary one)")
+    parser.add_argument(
+        "--out", default="", help="folder for the database and gpu_check.json (default: a new temporary one)"
+    )
     args = parser.parse_args()
     on_gpu = torch.cuda.is_available()
     if not on_gpu and not args.dry_run:
@@ -126,23 +163,47 @@ def main() -> None:
     backbone = args.backbone or largest_offline()
     out = Path(args.out or tempfile.mkdtemp(prefix="gpu-check-"))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tiny-sts.tsv").write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in STS_PAIRS))
+    (out / "tiny-sts.tsv").write_text(
+        "sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in STS_PAIRS)
+    )
     bf16 = on_gpu and not args.dry_run
     device = torch.cuda.get_device_name(0) if on_gpu else "cpu"
-    print(f"gpu_check: {device}, backbone {backbone}, {steps} steps per stage, bf16 {'on' if bf16 else 'off'}, out {out}", flush=True)
+    print(
+        f"gpu_check: {device}, backbone {backbone}, {steps} steps per stage, bf16 {'on' if bf16 else 'off'}, out {out}",
+        flush=True,
+    )
     harness_run(out, backbone, "infonce", ["--set", f"method_args.steps={steps}"], bf16)
-    harness_run(out, backbone, "autoregembed", [
-        "--set", f"method_args.ic_steps={steps}", "--set", f"method_args.cda_steps={steps}",
-        "--set", f"method_args.cda_max_examples={8 * steps}",
-    ], bf16)
+    harness_run(
+        out,
+        backbone,
+        "autoregembed",
+        [
+            "--set",
+            f"method_args.ic_steps={steps}",
+            "--set",
+            f"method_args.cda_steps={steps}",
+            "--set",
+            f"method_args.cda_max_examples={8 * steps}",
+        ],
+        bf16,
+    )
     rows = stage_rows(out)
     ratio = memory_ratio(backbone)
-    report = {"device": device, "backbone": backbone, "steps": steps, "bf16": bf16, "stages": rows, "shared_vs_copy_peak_memory": ratio}
+    report = {
+        "device": device,
+        "backbone": backbone,
+        "steps": steps,
+        "bf16": bf16,
+        "stages": rows,
+        "shared_vs_copy_peak_memory": ratio,
+    }
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     print(f"{'method':13} {'stage':12} {'seconds':>8} {'tokens/s':>9} {'MFU':>6} {'peak GiB':>9}")
     for r in rows:
         mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
-        print(f"{r['method']:13} {r['stage']:12} {r['seconds']:8.1f} {r['tokens_per_s'] or 0:9.0f} {mfu:>6} {r['peak_memory_gib']:9.2f}")
+        print(
+            f"{r['method']:13} {r['stage']:12} {r['seconds']:8.1f} {r['tokens_per_s'] or 0:9.0f} {mfu:>6} {r['peak_memory_gib']:9.2f}"
+        )
     print(f"shared-decoder / frozen-copy peak memory: {ratio}")
     print(f"written: {out / 'gpu_check.json'}")
 

@@ -27,23 +27,76 @@ from pathlib import Path
 
 STS = "sentence1\tsentence2\tscore\na cat sits\ta cat is sitting\t5\na dog runs\tthe sky is blue\t0\nbirds fly\tbirds are flying\t4\n"
 TRAIN = "".join(json.dumps({"query": f"q{i}", "pos": f"p{i}", "neg": f"n{i}"}) + "\n" for i in range(8))
-SMALL = ["--tasks", "{sts}", "--set", "method_args.steps=1", "--set", "method_args.max_examples=8",
-         "--set", "method_args.ic_steps=1", "--set", "method_args.cda_steps=1", "--train-data", "{train}"]
+SMALL = [
+    "--tasks",
+    "{sts}",
+    "--set",
+    "method_args.steps=1",
+    "--set",
+    "method_args.max_examples=8",
+    "--set",
+    "method_args.ic_steps=1",
+    "--set",
+    "method_args.cda_steps=1",
+    "--train-data",
+    "{train}",
+]
 
 
 def _option_cases() -> list[tuple[str, list[str]]]:
     values = {
-        "infonce": ["batch_size=0", "lr=nan", "lr=inf", "lora_r=0", "lora_dropout=1.5", "max_length=1", "temperature=0",
-                    "template='Q: {tex}'", 'lora_targets=["no_such_module"]', "lora_targets=[]", "steps=-1", "grad_accum=0",
-                    "epochs=0", "warmup_ratio=2.0", "steps=1000000000000000000000000000000", "lora_alpha=0",
-                    "checkpoint_every=-3", "weight_decay=-1.0"],
-        "autoregembed": ["slots=-1", "slots=0", "beta=0", "tau=-1.0", "ic_lr=-1.0", "instruction='{text}'", 'stages=[]'],
+        "infonce": [
+            "batch_size=0",
+            "lr=nan",
+            "lr=inf",
+            "lora_r=0",
+            "lora_dropout=1.5",
+            "max_length=1",
+            "temperature=0",
+            "template='Q: {tex}'",
+            'lora_targets=["no_such_module"]',
+            "lora_targets=[]",
+            "steps=-1",
+            "grad_accum=0",
+            "epochs=0",
+            "warmup_ratio=2.0",
+            "steps=1000000000000000000000000000000",
+            "lora_alpha=0",
+            "checkpoint_every=-3",
+            "weight_decay=-1.0",
+        ],
+        "autoregembed": [
+            "slots=-1",
+            "slots=0",
+            "beta=0",
+            "tau=-1.0",
+            "ic_lr=-1.0",
+            "instruction='{text}'",
+            "stages=[]",
+        ],
         "untrained-mean": ["template='no slot'", "template='{text}{text}'"],
     }
-    cases = [(f"{m} method_args.{v}", ["run", "--method", m, *SMALL, "--set", f"method_args.{v}"]) for m, vs in values.items() for v in vs]
-    for setting in ("seed=99999999999", "seed=-1", "device=meta", "device=cuda", "batch_size=0", "max_length=2", "batch_size=99999999999999"):
+    cases = [
+        (f"{m} method_args.{v}", ["run", "--method", m, *SMALL, "--set", f"method_args.{v}"])
+        for m, vs in values.items()
+        for v in vs
+    ]
+    for setting in (
+        "seed=99999999999",
+        "seed=-1",
+        "device=meta",
+        "device=cuda",
+        "batch_size=0",
+        "max_length=2",
+        "batch_size=99999999999999",
+    ):
         cases.append((f"--set {setting}", ["run", "--method", "untrained-mean", "--tasks", "{sts}", "--set", setting]))
-    cases.append(("untrained-last max_length vs template", ["run", "--method", "prompteol", "--tasks", "{sts}", "--set", "max_length=8"]))
+    cases.append(
+        (
+            "untrained-last max_length vs template",
+            ["run", "--method", "prompteol", "--tasks", "{sts}", "--set", "max_length=8"],
+        )
+    )
     return cases
 
 
@@ -85,8 +138,11 @@ def _make_path(folder: Path, kind: str, name: str) -> Path:
 FILE_TEXT = {
     "scores +-1e300": ("s.tsv", "sentence1\tsentence2\tscore\na\tb\t1e300\nc\td\t-1e300\n"),
     "duplicate columns": ("d.tsv", "sentence1\tsentence2\tscore\tscore\na\tb\t1\t2\nc\td\t2\t1\n"),
-    "score of 400 digits": ("big.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n'
-                            '{"sentence1": "c", "sentence2": "d", "score": 1' + "0" * 400 + "}\n"),
+    "score of 400 digits": (
+        "big.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "score": 1}\n'
+        '{"sentence1": "c", "sentence2": "d", "score": 1' + "0" * 400 + "}\n",
+    ),
 }
 
 
@@ -97,12 +153,22 @@ def cases() -> list[tuple[str, list[str], str | None]]:
         for kind in KINDS:
             if not (option == "--output-dir" and kind == "a folder"):
                 found.append((f"{option} {kind}", args, kind))
-    for command in (["show", "{big}"], ["compare", "{big}"], ["delete", "{big}", "--yes"], ["eval", "{big}", "--tasks", "{sts}"],
-                    ["export", "{big}", "--csv", "-"], ["run", "--resume", "{big}"], ["runs", "--limit", "-1"],
-                    ["leaderboard", "--limit", "-1"], ["compare", "--last", "-1"]):
+    for command in (
+        ["show", "{big}"],
+        ["compare", "{big}"],
+        ["delete", "{big}", "--yes"],
+        ["eval", "{big}", "--tasks", "{sts}"],
+        ["export", "{big}", "--csv", "-"],
+        ["run", "--resume", "{big}"],
+        ["runs", "--limit", "-1"],
+        ["leaderboard", "--limit", "-1"],
+        ["compare", "--last", "-1"],
+    ):
         found.append((" ".join(command), [*command, "--db", "{existing_db}"], None))
     found.append(("HARNESS_STALE_AFTER=abc", ["runs", "--db", "{existing_db}", "ENV:HARNESS_STALE_AFTER=abc"], None))
-    found.append(("corrupted database", ["run", "--method", "untrained-mean", "--tasks", "{sts}", "--db", "{corrupt_db}"], None))
+    found.append(
+        ("corrupted database", ["run", "--method", "untrained-mean", "--tasks", "{sts}", "--db", "{corrupt_db}"], None)
+    )
     for label in FILE_TEXT:
         found.append((label, ["run", "--method", "untrained-mean", "--tasks", f"{{file:{label}}}"], None))
     return found
@@ -111,13 +177,23 @@ def cases() -> list[tuple[str, list[str], str | None]]:
 def _prepare(folder: Path, source: Path, python: str) -> dict[str, str]:
     (folder / "sts.tsv").write_text(STS)
     (folder / "train.jsonl").write_text(TRAIN)
-    subprocess.run([python, "-c", "from leaderboard.store import open_store; open_store('existing.db').close()"],
-                   cwd=folder, env={**os.environ, "PYTHONPATH": str(source)}, check=True, capture_output=True)
+    subprocess.run(
+        [python, "-c", "from leaderboard.store import open_store; open_store('existing.db').close()"],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(source)},
+        check=True,
+        capture_output=True,
+    )
     data = bytearray((folder / "existing.db").read_bytes())
     data[4096:8192] = os.urandom(4096)
     (folder / "corrupt.db").write_bytes(bytes(data))
-    return {"{sts}": str(folder / "sts.tsv"), "{train}": str(folder / "train.jsonl"), "{existing_db}": str(folder / "existing.db"),
-            "{corrupt_db}": str(folder / "corrupt.db"), "{big}": str(2**63)}
+    return {
+        "{sts}": str(folder / "sts.tsv"),
+        "{train}": str(folder / "train.jsonl"),
+        "{existing_db}": str(folder / "existing.db"),
+        "{corrupt_db}": str(folder / "corrupt.db"),
+        "{big}": str(2**63),
+    }
 
 
 def _snapshot(folder: Path) -> dict[str, int]:
@@ -151,7 +227,12 @@ def probe(source: Path, python: str, timeout: float) -> tuple[Counter[str], list
         names = _prepare(folder, source, python)
         if kind is not None:
             names["{path}"] = str(_make_path(folder, kind, _option_name(label)))
-        env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "HARNESS_CACHE": os.environ.get("HARNESS_CACHE", str(Path.home() / ".cache" / "harness"))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(source),
+            "HF_HUB_OFFLINE": "1",
+            "HARNESS_CACHE": os.environ.get("HARNESS_CACHE", str(Path.home() / ".cache" / "harness")),
+        }
         argv = []
         for arg in args:
             if arg.startswith("ENV:"):
@@ -169,10 +250,15 @@ def probe(source: Path, python: str, timeout: float) -> tuple[Counter[str], list
         before = _snapshot(folder)
         started = time.time()
         try:
-            done = subprocess.run([python, "-m", "harness", *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(
+                [python, "-m", "harness", *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout
+            )
             code, stderr = done.returncode, done.stderr
         except subprocess.TimeoutExpired as exc:
-            code, stderr = "timeout", (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            code, stderr = (
+                "timeout",
+                (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or ""),
+            )
         after = _snapshot(folder)
         counts["cases"] += 1
         wrong = []

@@ -36,7 +36,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-data", required=True)
-    parser.add_argument("--tasks", action="append", required=True, help="task files (STS .tsv: sentence1, sentence2, score)")
+    parser.add_argument(
+        "--tasks", action="append", required=True, help="task files (STS .tsv: sentence1, sentence2, score)"
+    )
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE, as harness run --set")
     parser.add_argument("--every", type=int, default=100, help="evaluate the files every this many steps")
     parser.add_argument("--seed", type=int, default=0)
@@ -46,9 +48,35 @@ def main() -> None:
     args = parser.parse_args()
 
     files = [item for task in args.tasks for item in ("--tasks", task, "--dev-tasks", task)]
-    sets = [item for value in ["method_args.preset=small", *args.sets, 'method_args.stages=["ic"]', f"method_args.eval_every={args.every}"] for item in ("--set", value)]
-    command = [sys.executable, "-m", "harness", "run", "--method", "autoregembed", "--train-data", args.train_data,
-               "--seed", str(args.seed), "--db", args.db, "--output-dir", args.output_dir, "--no-baseline", *files, *sets]
+    sets = [
+        item
+        for value in [
+            "method_args.preset=small",
+            *args.sets,
+            'method_args.stages=["ic"]',
+            f"method_args.eval_every={args.every}",
+        ]
+        for item in ("--set", value)
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--method",
+        "autoregembed",
+        "--train-data",
+        args.train_data,
+        "--seed",
+        str(args.seed),
+        "--db",
+        args.db,
+        "--output-dir",
+        args.output_dir,
+        "--no-baseline",
+        *files,
+        *sets,
+    ]
     subprocess.run(command, check=True)
     store = open_store(args.db, create=False)
     run_id = store.runs(statuses=None, limit=1)[0]["run_id"]

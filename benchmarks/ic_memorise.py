@@ -37,7 +37,9 @@ def first_sentences(path: Path, count: int) -> list[str]:
     kind = "SICK file"
     table = read_rows(path, (".txt", ".tsv"), kind)
     table.require(path, ("sentence_a", "sentence_b"), kind)
-    texts = dict.fromkeys(text_cell(path, line, row, column, kind) for line, row in table.rows for column in ("sentence_a", "sentence_b"))
+    texts = dict.fromkeys(
+        text_cell(path, line, row, column, kind) for line, row in table.rows for column in ("sentence_a", "sentence_b")
+    )
     return list(texts)[:count]
 
 
@@ -67,7 +69,9 @@ class Memorisation(Hooks):
                 handle.write(json.dumps(point) + "\n")
 
 
-def memorise(backbone: Any, texts: Sequence[str], options: dict[str, Any], seed: int, out: str = "") -> list[dict[str, float]]:
+def memorise(
+    backbone: Any, texts: Sequence[str], options: dict[str, Any], seed: int, out: str = ""
+) -> list[dict[str, float]]:
     """Train AutoRegEmbed's IC stage (``options`` on its preset) on ``texts`` and measure it on them
     at step 0 and every ``eval_every`` steps."""
     from harness.runs.plan import method_options
@@ -79,7 +83,9 @@ def memorise(backbone: Any, texts: Sequence[str], options: dict[str, Any], seed:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "ic.jsonl"
         data.write_text("".join(json.dumps({"context": t, "answer": t}) + "\n" for t in texts))
-        method = AutoRegEmbed(method_options(AutoRegEmbed, {**options, "stages": ["ic"], "ic_data": str(data)}, "autoregembed"))
+        method = AutoRegEmbed(
+            method_options(AutoRegEmbed, {**options, "stages": ["ic"], "ic_data": str(data)}, "autoregembed")
+        )
         seed_everything(seed)
         prepare_model(backbone, method.config)
         method.prepare(backbone)

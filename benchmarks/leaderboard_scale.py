@@ -38,15 +38,30 @@ def seed(path: Path, runs: int, tasks: int) -> None:
             "git_sha, git_dirty, versions, hardware, host, pid, started_at, heartbeat_at, ended_at) "
             "VALUES (?, 'finished', ?, ?, 'bench', ?, ?, ?, ?, 'abc', 0, '{}', '{}', 'bench', 1, ?, ?, ?)",
             [
-                (i, f"method{i % 7}", f"backbone{i % 3}", json.dumps(names), json.dumps({"i": i, "lr": 1e-4}),
-                 f"{i:064x}", i % 5, 1e9 + i, 1e9 + i, 1e9 + i + 60)
+                (
+                    i,
+                    f"method{i % 7}",
+                    f"backbone{i % 3}",
+                    json.dumps(names),
+                    json.dumps({"i": i, "lr": 1e-4}),
+                    f"{i:064x}",
+                    i % 5,
+                    1e9 + i,
+                    1e9 + i,
+                    1e9 + i + 60,
+                )
                 for i in range(1, runs + 1)
             ],
         )
         conn.executemany(
             "INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (?, ?, 'cosine_spearman', ?, ?)",
             [
-                (i, name, rng.random(), json.dumps({"test": [{"main_score": 0.5, "cosine_spearman": 0.5, "hf_subset": "default"}]}))
+                (
+                    i,
+                    name,
+                    rng.random(),
+                    json.dumps({"test": [{"main_score": 0.5, "cosine_spearman": 0.5, "hf_subset": "default"}]}),
+                )
                 for i in range(1, runs + 1)
                 for name in names
             ],
@@ -92,16 +107,29 @@ def main() -> None:
             console.print(leaderboard_table(rank(store.runs(), names)[:20], names))
 
         def do_record() -> None:
-            run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=names, config={}, config_hash="h", seed=0, environment={})
+            run_id = store.start_run(
+                method="m",
+                backbone="b",
+                task_spec="t",
+                task_names=names,
+                config={},
+                config_hash="h",
+                seed=0,
+                environment={},
+            )
             for name in names:
-                store.record_score(run_id, task=name, main_metric="cosine_spearman", main_score=0.5, details={"test": []})
+                store.record_score(
+                    run_id, task=name, main_metric="cosine_spearman", main_score=0.5, details={"test": []}
+                )
             store.finish_run(run_id)
 
         cli = [sys.executable, "-m", "harness"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
         def cli_compare() -> None:
-            subprocess.run([*cli, "compare", *map(str, ids), "--db", str(db)], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [*cli, "compare", *map(str, ids), "--db", str(db)], env=env, check=True, capture_output=True
+            )
 
         def cli_leaderboard() -> None:
             subprocess.run([*cli, "leaderboard", "--db", str(db)], env=env, check=True, capture_output=True)

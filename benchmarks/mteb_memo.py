@@ -20,14 +20,21 @@ def main() -> None:
     import mteb
     import numpy as np
 
-    from harness.model.backbones import load_backbone, backbone_spec
     from harness.encoder import EncodeSettings, PooledEncoder
     from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
     from harness.evaluation.tasks import build_mteb_task, resolve_tasks
+    from harness.model.backbones import backbone_spec, load_backbone
 
     backbone = load_backbone(backbone_spec("smollm2-135m"))
     encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
-    meta = model_meta(name="harness/bench__smollm2", revision="bench", n_parameters=backbone.n_parameters, embed_dim=576, max_tokens=512, source="bench")
+    meta = model_meta(
+        name="harness/bench__smollm2",
+        revision="bench",
+        n_parameters=backbone.n_parameters,
+        embed_dim=576,
+        max_tokens=512,
+        source="bench",
+    )
 
     class Unmemoised(MtebEncoder):
         def encode(self, inputs, **kwargs):  # every text through the model, as without the memo
@@ -42,9 +49,16 @@ def main() -> None:
         start = time.perf_counter()
         result = mteb.evaluate(adapter, build_mteb_task(spec), cache=None, show_progress_bar=False)
         seconds = time.perf_counter() - start
-        results[name] = (seconds, result.task_results[0].scores["test"][0]["main_score"], adapter.computed, adapter.requested)
+        results[name] = (
+            seconds,
+            result.task_results[0].scores["test"][0]["main_score"],
+            adapter.computed,
+            adapter.requested,
+        )
     for name, (seconds, score, computed, requested) in results.items():
-        print(f"  {name:8} {seconds:7.1f} s  cosine_spearman {score:.6f}  encoded {computed} of {requested} requested texts")
+        print(
+            f"  {name:8} {seconds:7.1f} s  cosine_spearman {score:.6f}  encoded {computed} of {requested} requested texts"
+        )
     (fast, a, *_), (slow, b, *_) = results["memo"], results["no memo"]
     assert np.isclose(a, b, atol=1e-6), (a, b)
     print(f"speed-up from the memo: {slow / fast:.1f}x")

@@ -65,8 +65,14 @@ def _release_freed_memory() -> None:
 
 
 # ZeRO-3 as the transformers docs recommend it: bucket sizes "auto" (filled from the hidden size)
-ZERO3 = {"zero_optimization": {"stage": 3, **dict.fromkeys(
-    ("reduce_bucket_size", "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold"), "auto")}}
+ZERO3 = {
+    "zero_optimization": {
+        "stage": 3,
+        **dict.fromkeys(
+            ("reduce_bucket_size", "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold"), "auto"
+        ),
+    }
+}
 ENGINES = {"replicated": ("none", None), "fsdp": ("fsdp", None), "zero3": ("deepspeed", ZERO3)}
 
 
@@ -75,13 +81,12 @@ def worker(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from benchmarks.train_step import _memory, _reset_peak
-    from harness.training import distributed
-    from harness.training import engines
-    from harness.model.backbones import load_backbone, backbone_spec
-    from harness.training.sharding import for_training
     from harness.data.train_data import load_triplets
+    from harness.model.backbones import backbone_spec, load_backbone
+    from harness.training import distributed, engines
     from harness.training.order import batch_indices
     from harness.training.parameters import prepare_model
+    from harness.training.sharding import for_training
     from methods.infonce import ContrastiveStage, InfoNCEConfig
 
     info = distributed.init("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,7 +95,14 @@ def worker(args: argparse.Namespace) -> None:
     if ds is not None:
         config_file = str(Path(args.out) / "ds.json")
         Path(config_file).write_text(json.dumps(ds))
-    config = InfoNCEConfig(finetune="full", batch_size=args.batch, lr=1e-5, max_length=64, sharding=engine_name, sharding_config=config_file)
+    config = InfoNCEConfig(
+        finetune="full",
+        batch_size=args.batch,
+        lr=1e-5,
+        max_length=64,
+        sharding=engine_name,
+        sharding_config=config_file,
+    )
     torch.manual_seed(0)
     backbone = load_backbone(backbone_spec(args.backbone))
     prepare_model(backbone, config)
@@ -106,7 +118,7 @@ def worker(args: argparse.Namespace) -> None:
             _reset_peak(device)
         batch = [data[i] for i in batch_indices(len(data), seed=0, step=step, micro=0, config=config, world=info)]
         began = time.perf_counter()
-        loss, _ = engine(lambda model: stage.loss(model, backbone.tokenizer, batch, config))
+        loss, _ = engine(lambda model, batch=batch: stage.loss(model, backbone.tokenizer, batch, config))
         engine.backward(loss, accum=1, last=True)
         engine.step()
         if device.type == "cuda":
@@ -118,7 +130,12 @@ def worker(args: argparse.Namespace) -> None:
     dist.all_gather_object(peaks, _memory(device))
     dist.all_gather_object(live, _live_tensor_bytes())
     if info.is_main:
-        result = {"peak_bytes": max(peaks), "live_bytes": max(live), "step_s": statistics.median(times), "losses": losses}
+        result = {
+            "peak_bytes": max(peaks),
+            "live_bytes": max(live),
+            "step_s": statistics.median(times),
+            "losses": losses,
+        }
         (Path(args.out) / f"{args.worker}.json").write_text(json.dumps(result))
     distributed.exit_process(0)
 
@@ -139,15 +156,30 @@ def main() -> None:
     results = {}
     for name in ["replicated", *[e for e in args.engines.split(",") if e != "replicated"]]:
         command = [
-            sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={args.nproc}", "--master-port=29533",
-            __file__, "--worker", name, "--out", out, "--backbone", args.backbone,
-            "--batch", str(args.batch), "--steps", str(args.steps),
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={args.nproc}",
+            "--master-port=29533",
+            __file__,
+            "--worker",
+            name,
+            "--out",
+            out,
+            "--backbone",
+            args.backbone,
+            "--batch",
+            str(args.batch),
+            "--steps",
+            str(args.steps),
         ]
         subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         results[name] = json.loads((Path(out) / f"{name}.json").read_text())
     base = results["replicated"]
     print(f"{args.backbone}, full fine-tuning, {args.nproc} processes x batch {args.batch}, {args.steps} timed steps")
-    print(f"{'engine':<11} {'tensors/rank MiB':>17} {'x repl.':>8} {'peak/rank MiB':>14} {'x repl.':>8} {'step s':>7} {'x repl.':>8}  max |loss diff|")
+    print(
+        f"{'engine':<11} {'tensors/rank MiB':>17} {'x repl.':>8} {'peak/rank MiB':>14} {'x repl.':>8} {'step s':>7} {'x repl.':>8}  max |loss diff|"
+    )
     for name, r in results.items():
         diff = max(abs(a - b) for a, b in zip(r["losses"], base["losses"]))
         print(

@@ -62,7 +62,11 @@ def ordered_triplets(batch: int, steps: int) -> list[tuple[str, str, str]]:
 
     examples = list(ContrastiveStage().examples(source(), 0))
     config = InfoNCE.Config(batch_size=batch, steps=steps)
-    order = [i for step in range(steps) for i in batch_indices(len(examples), seed=0, step=step, micro=0, config=config, world=DistInfo())]
+    order = [
+        i
+        for step in range(steps)
+        for i in batch_indices(len(examples), seed=0, step=step, micro=0, config=config, world=DistInfo())
+    ]
     return [(examples[i].query, examples[i].pos, examples[i].neg) for i in order]
 
 
@@ -73,10 +77,38 @@ def run_harness(work: Path, batch: int, steps: int, mini_batch: int) -> dict:
     task = work / "tiny-sts.tsv"
     task.write_text("sentence1\tsentence2\tscore\na cat\ta cat\t5\na dog\ta car\t1\nthe sun\tthe sky\t3\n")
     db = work / "harness.db"
-    sets = {"finetune": "full", "steps": steps, "batch_size": batch, "lr": LR, "warmup_ratio": 0.0, "max_length": MAX_LENGTH,
-            "template": '"{text}"', "temperature": 1 / SCALE, "mini_batch": mini_batch, "max_grad_norm": 1.0}
-    command = [sys.executable, "-m", "harness", "run", "--method", "infonce", "--backbone", "smollm2-135m", "--train-data", source(),
-               "--tasks", str(task), "--db", str(db), "--output-dir", str(work / "runs"), "--no-cache", "--no-baseline"]
+    sets = {
+        "finetune": "full",
+        "steps": steps,
+        "batch_size": batch,
+        "lr": LR,
+        "warmup_ratio": 0.0,
+        "max_length": MAX_LENGTH,
+        "template": '"{text}"',
+        "temperature": 1 / SCALE,
+        "mini_batch": mini_batch,
+        "max_grad_norm": 1.0,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        "smollm2-135m",
+        "--train-data",
+        source(),
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(work / "runs"),
+        "--no-cache",
+        "--no-baseline",
+    ]
     for key, value in sets.items():
         command += ["--set", f"method_args.{key}={value}"]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -86,13 +118,21 @@ def run_harness(work: Path, batch: int, steps: int, mini_batch: int) -> dict:
         rows = conn.execute("SELECT step, loss, seconds FROM metrics ORDER BY step").fetchall()
         peak = conn.execute("SELECT peak_memory_bytes FROM timings WHERE phase LIKE 'train:%'").fetchone()[0]
     ends = [seconds for _, _, seconds in rows]
-    return {"losses": [loss for _, loss, _ in rows], "step_s": [b - a for a, b in zip([0.0, *ends], ends)], "peak_bytes": peak}
+    return {
+        "losses": [loss for _, loss, _ in rows],
+        "step_s": [b - a for a, b in zip([0.0, *ends], ends)],
+        "peak_bytes": peak,
+    }
 
 
 def run_st(triplets: list[tuple[str, str, str]], batch: int, steps: int, mini_batch: int) -> dict:
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.modules.pooling import Pooling
@@ -103,16 +143,34 @@ def run_st(triplets: list[tuple[str, str, str]], batch: int, steps: int, mini_ba
 
     torch.manual_seed(0)
     folder = gguf_folder(ALIASES["smollm2-135m"])
-    plain = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}  # no chat template around each text
-    transformer = Transformer(str(folder), max_seq_length=MAX_LENGTH, model_kwargs={"dtype": torch.float32}, modality_config=plain,
-                              module_output_name="token_embeddings")
+    plain = {
+        "text": {"method": "forward", "method_output_name": "last_hidden_state"}
+    }  # no chat template around each text
+    transformer = Transformer(
+        str(folder),
+        max_seq_length=MAX_LENGTH,
+        model_kwargs={"dtype": torch.float32},
+        modality_config=plain,
+        module_output_name="token_embeddings",
+    )
     if transformer.tokenizer.pad_token is None:  # as the harness loads it: padding with the end-of-text token
         transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")], device=device)
-    loss = (losses.CachedMultipleNegativesRankingLoss(model, scale=SCALE, mini_batch_size=mini_batch) if mini_batch
-            else losses.MultipleNegativesRankingLoss(model, scale=SCALE))
-    data = Dataset.from_dict({"anchor": [t[0] for t in triplets], "positive": [t[1] for t in triplets], "negative": [t[2] for t in triplets]})
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")], device=device
+    )
+    loss = (
+        losses.CachedMultipleNegativesRankingLoss(model, scale=SCALE, mini_batch_size=mini_batch)
+        if mini_batch
+        else losses.MultipleNegativesRankingLoss(model, scale=SCALE)
+    )
+    data = Dataset.from_dict(
+        {
+            "anchor": [t[0] for t in triplets],
+            "positive": [t[1] for t in triplets],
+            "negative": [t[2] for t in triplets],
+        }
+    )
     ends: list[float] = []
     logged: list[float] = []
 
@@ -129,9 +187,20 @@ def run_st(triplets: list[tuple[str, str, str]], batch: int, steps: int, mini_ba
             return BatchSampler(SequentialSampler(dataset), batch_size, drop_last)
 
     arguments = SentenceTransformerTrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="st-bench-"), max_steps=steps, per_device_train_batch_size=batch, learning_rate=LR,
-        warmup_steps=0, lr_scheduler_type="linear", weight_decay=0.0, max_grad_norm=1.0, logging_steps=1, save_strategy="no",
-        report_to=[], seed=0, dataloader_drop_last=True, use_cpu=not torch.cuda.is_available(),
+        output_dir=tempfile.mkdtemp(prefix="st-bench-"),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=LR,
+        warmup_steps=0,
+        lr_scheduler_type="linear",
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        dataloader_drop_last=True,
+        use_cpu=not torch.cuda.is_available(),
     )
     trainer = InOrder(model=model, args=arguments, train_dataset=data, loss=loss, callbacks=[Timing()])
     start = time.perf_counter()
@@ -143,7 +212,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--mini-batch", type=int, default=0, help="GradCache / CachedMNRL chunk (texts); 0 = the plain losses")
+    parser.add_argument(
+        "--mini-batch", type=int, default=0, help="GradCache / CachedMNRL chunk (texts); 0 = the plain losses"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="each side runs this many times, in turn")
     parser.add_argument("--child", choices=["st"])
     parser.add_argument("--work", type=Path)
@@ -158,21 +229,45 @@ def main() -> None:
     rounds: dict[str, list[dict]] = {"harness": [], "st": []}
     for round_ in range(args.rounds):
         rounds["harness"].append(run_harness(work / f"round{round_}", args.batch, args.steps, args.mini_batch))
-        done = subprocess.run([sys.executable, __file__, "--child", "st", "--work", str(work), "--batch", str(args.batch),
-                               "--steps", str(args.steps), "--mini-batch", str(args.mini_batch)], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "st",
+                "--work",
+                str(work),
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--mini-batch",
+                str(args.mini_batch),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             sys.exit(f"sentence-transformers run failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         rounds["st"].append(json.loads(done.stdout.strip().splitlines()[-1]))
     harness, st = rounds["harness"][0], rounds["st"][0]
     kind = f"GradCache mini-batch {args.mini_batch} vs CachedMNRL" if args.mini_batch else "InfoNCE vs MNRL"
-    print(f"SmolLM2-135M full fine-tuning, {kind}, batch {args.batch} triplets, {args.steps} steps, lr {LR}, max_length {MAX_LENGTH}")
+    print(
+        f"SmolLM2-135M full fine-tuning, {kind}, batch {args.batch} triplets, {args.steps} steps, lr {LR}, max_length {MAX_LENGTH}"
+    )
     h_step, s_step = (min(statistics.median(r["step_s"][1:]) for r in rounds[side]) for side in ("harness", "st"))
-    print("per round, median step s: harness " + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["harness"])
-          + "; sentence-transformers " + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["st"]))
+    print(
+        "per round, median step s: harness "
+        + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["harness"])
+        + "; sentence-transformers "
+        + ", ".join(f"{statistics.median(r['step_s'][1:]):.2f}" for r in rounds["st"])
+    )
     print(f"{'':22} {'step s':>8} {'peak MiB':>9}")
     print(f"{'harness':22} {h_step:8.2f} {max(r['peak_bytes'] for r in rounds['harness']) / 2**20:9.0f}")
     print(f"{'sentence-transformers':22} {s_step:8.2f} {st['peak_bytes'] / 2**20:9.0f}")
-    print(f"harness speed / sentence-transformers': {s_step / h_step:.2f}x; peak memory ratio (harness / ST): {harness['peak_bytes'] / st['peak_bytes']:.2f}")
+    print(
+        f"harness speed / sentence-transformers': {s_step / h_step:.2f}x; peak memory ratio (harness / ST): {harness['peak_bytes'] / st['peak_bytes']:.2f}"
+    )
     print("losses, step by step (harness | sentence-transformers | difference):")
     for step, (a, b) in enumerate(zip(harness["losses"], st["losses"]), start=1):
         print(f"  {step:3d}  {a:.6f}  {b:.6f}  {a - b:+.2e}")

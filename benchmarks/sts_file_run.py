@@ -38,8 +38,8 @@ def independent_score(task: Path) -> float:
     from scipy.stats import spearmanr
     from transformers import AutoModel, AutoTokenizer
 
-    from harness.model.backbones import _smollm2_folder
     from harness.data.task_files import read_sts_file
+    from harness.model.backbones import _smollm2_folder
 
     folder = _smollm2_folder()
     model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
@@ -74,15 +74,33 @@ def main() -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         start = time.perf_counter()
         subprocess.run(
-            [*harness, "run", "--method", "untrained-mean", "--backbone", "smollm2-135m", "--tasks", str(task), "--db", str(db)],
-            check=True, env=env,
+            [
+                *harness,
+                "run",
+                "--method",
+                "untrained-mean",
+                "--backbone",
+                "smollm2-135m",
+                "--tasks",
+                str(task),
+                "--db",
+                str(db),
+            ],
+            check=True,
+            env=env,
         )
         wall = time.perf_counter() - start
-        record = json.loads(subprocess.run([*harness, "show", "1", "--db", str(db), "--json"], check=True, capture_output=True, text=True, env=env).stdout)[0]
+        record = json.loads(
+            subprocess.run(
+                [*harness, "show", "1", "--db", str(db), "--json"], check=True, capture_output=True, text=True, env=env
+            ).stdout
+        )[0]
         harness_score = record["scores"][task.stem]
         reference = independent_score(task)
     print(f"pairs={args.pairs} wall_s={wall:.1f} cpu_count={os.cpu_count()}")
-    print(f"harness cosine_spearman={harness_score:.6f} independent={reference:.6f} |diff|={abs(harness_score - reference):.2e}")
+    print(
+        f"harness cosine_spearman={harness_score:.6f} independent={reference:.6f} |diff|={abs(harness_score - reference):.2e}"
+    )
     for timing in record["timings"]:
         print(f"  {timing['phase']}: {timing['seconds']:.1f} s, {timing['items']} texts, {timing['tokens']} tokens")
 

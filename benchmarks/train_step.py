@@ -70,8 +70,8 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int, mini_ba
 
     import torch
 
-    from harness.model.backbones import load_backbone, backbone_spec
     from harness.data.train_data import load_triplets
+    from harness.model.backbones import backbone_spec, load_backbone
     from harness.training.parameters import prepare_model, trainable_parameters
     from methods.autoregembed import AutoRegEmbed, CDAExample, CDAStage, ICExample, ICStage
     from methods.infonce import ContrastiveStage, InfoNCE
@@ -95,7 +95,9 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int, mini_ba
         if variant == "are-cda-copy":  # the authors' layout: a second, frozen model as decoder
             base = backbone.model.get_base_model()
             method.frozen = copy.deepcopy(base).eval().requires_grad_(False)
-        batch = stage.begin(backbone.model, backbone.tokenizer, [CDAExample(t.query, t.pos, t.neg) for t in triplets], method.config)
+        batch = stage.begin(
+            backbone.model, backbone.tokenizer, [CDAExample(t.query, t.pos, t.neg) for t in triplets], method.config
+        )
         backbone.model.train()
     params = [p for _, p in trainable_parameters(backbone.model)]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
@@ -119,8 +121,12 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int, mini_ba
         times.append(time.perf_counter() - start)
     peak = _memory(device)
     return {
-        "variant": variant, "device": str(device), "step_s": statistics.median(times[1:]),  # first = warm-up
-        "peak_bytes": peak, "activation_bytes": peak - before, "tokens": tokens,
+        "variant": variant,
+        "device": str(device),
+        "step_s": statistics.median(times[1:]),  # first = warm-up
+        "peak_bytes": peak,
+        "activation_bytes": peak - before,
+        "tokens": tokens,
     }
 
 
@@ -130,7 +136,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--mini-batch", type=int, default=8, help="texts per GradCache chunk (infonce-gradcache)")
-    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, infonce first; of {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, infonce first; of {', '.join(VARIANTS)}"
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -144,14 +152,32 @@ def main() -> None:
     results = {}
     for variant in variants:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", variant, "--backbone", args.backbone, "--batch", str(args.batch),
-             "--steps", str(args.steps), "--mini-batch", str(args.mini_batch)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                variant,
+                "--backbone",
+                args.backbone,
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--mini-batch",
+                str(args.mini_batch),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
     base = results["infonce"]
-    print(f"backbone={args.backbone} batch={args.batch} triplets steps={args.steps} mini-batch={args.mini_batch} device={base['device']}")
-    print(f"{'variant':14} {'step s':>8} {'x InfoNCE':>10} {'peak MiB':>9} {'x InfoNCE':>10} {'activ MiB':>10} {'x InfoNCE':>10}")
+    print(
+        f"backbone={args.backbone} batch={args.batch} triplets steps={args.steps} mini-batch={args.mini_batch} device={base['device']}"
+    )
+    print(
+        f"{'variant':14} {'step s':>8} {'x InfoNCE':>10} {'peak MiB':>9} {'x InfoNCE':>10} {'activ MiB':>10} {'x InfoNCE':>10}"
+    )
     for name, r in results.items():
         print(
             f"{name:14} {r['step_s']:8.2f} {r['step_s'] / base['step_s']:10.2f} {r['peak_bytes'] / 2**20:9.0f} "
@@ -160,7 +186,9 @@ def main() -> None:
         )
     if "are-cda" in results and "are-cda-copy" in results:
         shared, copied = results["are-cda"], results["are-cda-copy"]
-        print(f"shared-base decoder / frozen-copy layout, peak memory: {shared['peak_bytes'] / copied['peak_bytes']:.2f}")
+        print(
+            f"shared-base decoder / frozen-copy layout, peak memory: {shared['peak_bytes'] / copied['peak_bytes']:.2f}"
+        )
     if "infonce-gradcache" in results:
         cached = results["infonce-gradcache"]
         print(

@@ -55,8 +55,8 @@ def build(stage_name: str, backbone_name: str, batch: int, steps: int):
     """(backbone, stage, config, batches) for one stage on the small preset's settings."""
     import torch
 
-    from harness.model.backbones import load_backbone, backbone_spec
     from harness.data.train_data import load_triplets
+    from harness.model.backbones import backbone_spec, load_backbone
     from harness.training.parameters import prepare_model
     from methods.autoregembed import PRESETS, AutoRegEmbed, CDAExample, CDAStage, ICExample, ICStage
     from methods.infonce import ContrastiveStage, InfoNCE
@@ -64,14 +64,20 @@ def build(stage_name: str, backbone_name: str, batch: int, steps: int):
     torch.manual_seed(0)
     backbone = load_backbone(backbone_spec(backbone_name))
     triplets = load_triplets(str(SICK) if SICK.exists() else "offline", 0)[: batch * steps]
-    small = {k: v for k, v in PRESETS["small"].items() if k in ("finetune", "lora_r", "lora_alpha", "lr", "max_length")}
+    small = {
+        k: v for k, v in PRESETS["small"].items() if k in ("finetune", "lora_r", "lora_alpha", "lr", "max_length")
+    }
     if stage_name == "infonce":
         method = InfoNCE(InfoNCE.Config(batch_size=batch, **small))
         stage, examples = ContrastiveStage(), triplets
     else:
         method = AutoRegEmbed(AutoRegEmbed.Config(batch_size=batch, **small))
         stage = ICStage(method) if stage_name == "ic" else CDAStage(method)
-        examples = [ICExample(t.query, "", t.query) for t in triplets] if stage_name == "ic" else [CDAExample(t.query, t.pos, t.neg) for t in triplets]
+        examples = (
+            [ICExample(t.query, "", t.query) for t in triplets]
+            if stage_name == "ic"
+            else [CDAExample(t.query, t.pos, t.neg) for t in triplets]
+        )
     prepare_model(backbone, method.config)
     method.prepare(backbone)
     if stage_name == "cda":
@@ -97,7 +103,9 @@ def child(stage_name: str, variant: str, args: argparse.Namespace) -> dict:
         first_loss = float(stage.loss(model, backbone.tokenizer, batches[0], config)[0])
     model.train()
     optimizer = torch.optim.AdamW([p for _, p in trainable_parameters(model)], lr=config.lr)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_wanted(device, config) else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if bf16_wanted(device, config) else contextlib.nullcontext()
+    )
     times, counted = [], []
     for batch in batches:
         meter = _meter()
@@ -136,8 +144,16 @@ def _tree_at(ref: str) -> Path:
 
 def _run_child(tree: Path, stage_name: str, variant: str, args: argparse.Namespace) -> dict:
     command = [
-        sys.executable, __file__, "--child", f"{stage_name}:{variant}", "--backbone", args.backbone,
-        "--batch", str(args.batch), "--steps", str(args.steps),
+        sys.executable,
+        __file__,
+        "--child",
+        f"{stage_name}:{variant}",
+        "--backbone",
+        args.backbone,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
     ]
     env = {**os.environ, "HARNESS_TREE": str(tree)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
@@ -171,9 +187,13 @@ def main() -> None:
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     peak = matmul_peak(device, dtype)
     print(f"device {device}, torch threads {torch.get_num_threads()}, matmul peak {peak / 1e9:.1f} GFLOP/s ({dtype})")
-    print(f"backbone {args.backbone}, batch {args.batch}, {args.rounds} rounds x {args.steps} timed steps per variant; before = {args.before}")
+    print(
+        f"backbone {args.backbone}, batch {args.batch}, {args.rounds} rounds x {args.steps} timed steps per variant; before = {args.before}"
+    )
     trees = {"before": _tree_at(args.before), "padded": ROOT, "packed": ROOT}
-    print(f"{'stage':8} {'variant':8} {'median s':>9} {'x before':>9} {'GFLOP/step':>11} {'MFU':>6} {'first loss':>12}")
+    print(
+        f"{'stage':8} {'variant':8} {'median s':>9} {'x before':>9} {'GFLOP/step':>11} {'MFU':>6} {'first loss':>12}"
+    )
     for stage_name in args.stages.split(","):
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         for _ in range(args.rounds):

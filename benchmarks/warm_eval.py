@@ -76,7 +76,11 @@ def build_big(folder: Path) -> Path:
 
     small = gguf_folder(ALIASES["smollm2-135m"])
     config = AutoConfig.from_pretrained(small)
-    config.hidden_size, config.intermediate_size, config.num_hidden_layers = 2 * config.hidden_size, 2 * config.intermediate_size, 36
+    config.hidden_size, config.intermediate_size, config.num_hidden_layers = (
+        2 * config.hidden_size,
+        2 * config.intermediate_size,
+        36,
+    )
     config.head_dim = config.hidden_size // config.num_attention_heads
     torch.manual_seed(0)
     LlamaForCausalLM(config).to(torch.float32).save_pretrained(folder)
@@ -99,8 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--big-pairs", type=int, default=100, help="pairs of the model-size comparison")
-    parser.add_argument("--big", type=Path, default=None, help="a larger local model folder (default: built in the work folder)")
-    parser.add_argument("--from", dest="data", type=Path, default=SHARED, help="a folder of the released datasets (benchmarks/dev_tasks.py)")
+    parser.add_argument(
+        "--big", type=Path, default=None, help="a larger local model folder (default: built in the work folder)"
+    )
+    parser.add_argument(
+        "--from",
+        dest="data",
+        type=Path,
+        default=SHARED,
+        help="a folder of the released datasets (benchmarks/dev_tasks.py)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="warm-bench-"))
     write(work / "dev-tasks", args.data)
@@ -111,33 +123,65 @@ def main() -> None:
         tasks[pairs].write_text("\n".join(lines[: pairs + 1]) + "\n", encoding="utf-8")
     big = args.big or build_big(work / "big-model")
     small = gguf_folder(ALIASES["smollm2-135m"])
-    cases = {f"smollm2-135m/{args.pairs}": ("smollm2-135m", small, tasks[args.pairs]),
-             f"smollm2-135m/{args.big_pairs}": ("smollm2-135m", small, tasks[args.big_pairs]),
-             f"big/{args.big_pairs}": (str(big), big, tasks[args.big_pairs])}
+    cases = {
+        f"smollm2-135m/{args.pairs}": ("smollm2-135m", small, tasks[args.pairs]),
+        f"smollm2-135m/{args.big_pairs}": ("smollm2-135m", small, tasks[args.big_pairs]),
+        f"big/{args.big_pairs}": (str(big), big, tasks[args.big_pairs]),
+    }
     harness = [sys.executable, "-m", "harness"]
     results: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}
     for name, (backbone, folder, task) in cases.items():
         label = name.replace("/", "-")
         db = work / f"{label}.db"
         env = {**os.environ, "HARNESS_EMBEDDING_CACHE": str(work / f"cache-{label}"), "HF_HUB_OFFLINE": "1"}
-        run = [*harness, "run", "--method", "untrained-mean", "--backbone", backbone, "--tasks", str(task), "--db", str(db)]
+        run = [
+            *harness,
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            backbone,
+            "--tasks",
+            str(task),
+            "--db",
+            str(db),
+        ]
         steps = {}
-        for step, command in (("cold run", run), ("warm run", run), ("warm eval --force", [*harness, "eval", "1", "--force", "--tasks", str(task), "--db", str(db)])):
+        for step, command in (
+            ("cold run", run),
+            ("warm run", run),
+            ("warm eval --force", [*harness, "eval", "1", "--force", "--tasks", str(task), "--db", str(db)]),
+        ):
             since = last_timing(db)
             steps[step] = (timed(command, env), phases(db, since))
         results[name] = steps
         values = scores(db)
         assert max(values) - min(values) <= 1e-6, (name, values)
-        print(f"{name} ({weight_bytes(folder) / 2**20:,.0f} MiB of weights): Spearman {values[0]:.6f} in all {len(values)} scores")
-    print(f"\n{'model/pairs':18} {'step':18} {'wall s':>7} " + " ".join(f"{p:>9}" for p in ("data", "load", "cache:key", "evaluate")))
+        print(
+            f"{name} ({weight_bytes(folder) / 2**20:,.0f} MiB of weights): Spearman {values[0]:.6f} in all {len(values)} scores"
+        )
+    print(
+        f"\n{'model/pairs':18} {'step':18} {'wall s':>7} "
+        + " ".join(f"{p:>9}" for p in ("data", "load", "cache:key", "evaluate"))
+    )
     for name, steps in results.items():
         for step, (wall, found) in steps.items():
-            print(f"{name:18} {step:18} {wall:7.2f} " + " ".join(f"{found.get(p, 0.0):9.2f}" for p in ("data", "load", "cache:key", "evaluate")))
+            print(
+                f"{name:18} {step:18} {wall:7.2f} "
+                + " ".join(f"{found.get(p, 0.0):9.2f}" for p in ("data", "load", "cache:key", "evaluate"))
+            )
     for name, steps in results.items():
         cold = steps["cold run"][0]
-        print(f"{name}: cold / warm run {cold / steps['warm run'][0]:.1f}x, cold / warm eval {cold / steps['warm eval --force'][0]:.1f}x")
-    small_warm, big_warm = results[f"smollm2-135m/{args.big_pairs}"]["warm run"][0], results[f"big/{args.big_pairs}"]["warm run"][0]
-    print(f"warm run, big / small on {args.big_pairs} pairs: {big_warm / small_warm:.2f} (weights {weight_bytes(big) / weight_bytes(small):.1f}x)")
+        print(
+            f"{name}: cold / warm run {cold / steps['warm run'][0]:.1f}x, cold / warm eval {cold / steps['warm eval --force'][0]:.1f}x"
+        )
+    small_warm, big_warm = (
+        results[f"smollm2-135m/{args.big_pairs}"]["warm run"][0],
+        results[f"big/{args.big_pairs}"]["warm run"][0],
+    )
+    print(
+        f"warm run, big / small on {args.big_pairs} pairs: {big_warm / small_warm:.2f} (weights {weight_bytes(big) / weight_bytes(small):.1f}x)"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     print("\nwhat a warm command's start-up is made of (fresh processes, median of 3):")
     for label, command in (

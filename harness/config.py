@@ -10,11 +10,11 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,24 +49,47 @@ class RunConfig:
 
     method: str = option(DEFAULT_METHOD, "registered method name (harness methods)")
     backbone: str = option(DEFAULT_BACKBONE, "alias, hub id or local path (harness backbones)")
-    tasks: list[str] = option(list(DEFAULT_TASKS), "presets, mteb task names or task files", check=not_empty, rule="not empty")
+    tasks: list[str] = option(
+        list(DEFAULT_TASKS), "presets, mteb task names or task files", check=not_empty, rule="not empty"
+    )
     seed: int = option(0, "seeds python, numpy and torch", minimum=0, maximum=SEED_MAX)
     device: str = option("auto", "auto | cpu | cuda | cuda:N | mps", check=_device_name, rule="a device name")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "auto = bf16 on GPUs that have it")
-    batch_size: int = option(32, "texts per forward pass when encoding (training: method_args.batch_size)", minimum=1, maximum=65536)
-    max_length: int = option(512, "tokens per text when encoding, template included; the text is cut, never the template (training: method_args.max_length)", minimum=8, maximum=1048576)
-    limit: int | None = option(None, "evaluate on the first N items of each task split: a quick check, never ranked with full runs", minimum=1)
-    instructions: bool = option(False, "e5 style: each task's mteb instruction before its queries and symmetric texts ('Instruct: ...\\nQuery: TEXT', then the template); documents stay bare")
+    batch_size: int = option(
+        32, "texts per forward pass when encoding (training: method_args.batch_size)", minimum=1, maximum=65536
+    )
+    max_length: int = option(
+        512,
+        "tokens per text when encoding, template included; the text is cut, never the template (training: method_args.max_length)",
+        minimum=8,
+        maximum=1048576,
+    )
+    limit: int | None = option(
+        None, "evaluate on the first N items of each task split: a quick check, never ranked with full runs", minimum=1
+    )
+    instructions: bool = option(
+        False,
+        "e5 style: each task's mteb instruction before its queries and symmetric texts ('Instruct: ...\\nQuery: TEXT', then the template); documents stay bare",
+    )
     dims: list[int] = option(
-        [], "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
-        minimum=1, check=distinct_dims, rule="distinct",
+        [],
+        "also score each task on the vectors' first N dims, for each N (Matryoshka evaluation; one encoding serves all; recorded, not hashed)",
+        minimum=1,
+        check=distinct_dims,
+        rule="distinct",
     )
     rerank_protocol: Literal["answered", "clean", "all"] = option(
-        "answered", "reranking files: score the questions with a relevant candidate (answered: the answer-selection literature's), "
+        "answered",
+        "reranking files: score the questions with a relevant candidate (answered: the answer-selection literature's), "
         "also with an irrelevant one (clean), or every question (all: mteb's, an unanswered one scores 0); hub tasks keep mteb's",
     )
-    repeats: int | None = option(None, "the run this one repeats (harness run --like N); recorded, not hashed", minimum=1)
-    dev_tasks: list[str] = option([], "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores")
+    repeats: int | None = option(
+        None, "the run this one repeats (harness run --like N); recorded, not hashed", minimum=1
+    )
+    dev_tasks: list[str] = option(
+        [],
+        "tasks evaluated during training, every method_args.eval_every steps (items as in tasks); recorded as dev scores, never as test scores",
+    )
     train_data: str = option("offline", "triplet/NLI file, a hub set (all-nli, simcse-nli) or offline")
     method_args: dict[str, Any] = option({}, "the method's own options (harness methods)")
 
@@ -106,7 +129,9 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         try:
             return float(value)
         except OverflowError:
-            raise HarnessError(f"{where}: the number {str(value)[:20]}... ({len(str(value))} digits) is too large.") from None
+            raise HarnessError(
+                f"{where}: the number {str(value)[:20]}... ({len(str(value))} digits) is too large."
+            ) from None
     if hint is int and isinstance(value, bool):
         raise HarnessError(f"{where}: expected an integer, got {value!r}.")
     if isinstance(hint, type) and not isinstance(value, hint):
@@ -120,7 +145,12 @@ def build_dataclass(cls: type, values: Mapping[str, Any], where: str, prefix: st
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, known, n=1)) else repr(name) for name in unknown]
+        hints = [
+            f"{name!r} (did you mean {close[0]!r}?)"
+            if (close := difflib.get_close_matches(name, known, n=1))
+            else repr(name)
+            for name in unknown
+        ]
         raise HarnessError(f"{where}: unknown option(s) {', '.join(hints)}. Known: {', '.join(sorted(known))}.")
     checked = {key: coerce(value, hints[key], f"{where} {prefix}{key}") for key, value in values.items()}
     return cls(**checked)
@@ -181,9 +211,7 @@ def load_run_config(
                 raise HarnessError(f"--set {item!r}: method options are method_args.NAME=VALUE.")
             config.method_args[path[1]] = value
         elif len(path) == 1:
-            config = build_dataclass(
-                RunConfig, {**dataclasses.asdict(config), path[0]: value}, f"--set {item!r}"
-            )
+            config = build_dataclass(RunConfig, {**dataclasses.asdict(config), path[0]: value}, f"--set {item!r}")
         else:
             raise HarnessError(f"--set {item!r}: {'.'.join(path)} is not a config key.")
     check_values(config, "config")

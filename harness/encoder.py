@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.options import POOL_END, POOL_START, TEXT_SLOT, template_problem
 from harness.model.packing import TokenRow, span_of
+from harness.options import POOL_END, POOL_START, TEXT_SLOT, template_problem
 
 if TYPE_CHECKING:
     import torch
@@ -78,8 +78,11 @@ def encoder_templates(template: str, document: str, query: str, *, text_only: bo
     """A pooled encoder's three templates from a method's options ('' = the symmetric template
     stands in), each pooling the text's own tokens where ``text_only``."""
     span = text_span if text_only else (lambda t: t)
-    return {"template": span(template), "document_template": span(document) if document else None,
-            "query_template": span(query) if query else None}
+    return {
+        "template": span(template),
+        "document_template": span(document) if document else None,
+        "query_template": span(query) if query else None,
+    }
 
 
 def plain_template(template: str) -> str:
@@ -96,9 +99,7 @@ def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int]
     return with_special[:start], with_special[start + len(bare) :]
 
 
-def pad_batch(
-    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id lists into (input_ids, attention_mask)."""
     import torch
 
@@ -180,9 +181,7 @@ class PromptTokenizer:
             if len(row) <= self.max_length:
                 return row
             if keep == 0:
-                raise HarnessError(
-                    f"max_length={self.max_length} cannot hold the template {self.template!r}."
-                )
+                raise HarnessError(f"max_length={self.max_length} cannot hold the template {self.template!r}.")
             keep = max(0, keep - (len(row) - self.max_length))
 
 
@@ -211,8 +210,15 @@ def model_facts(model: PreTrainedModel) -> dict[str, Any]:
 
     peft = getattr(model, "peft_config", None) or {}
     layers = [
-        [name, layer.disable_adapters, list(layer.merged_adapters), list(layer.active_adapters), dict(getattr(layer, "scaling", {}))]
-        for name, layer in model.named_modules() if hasattr(layer, "merged_adapters") and hasattr(layer, "disable_adapters")
+        [
+            name,
+            layer.disable_adapters,
+            list(layer.merged_adapters),
+            list(layer.active_adapters),
+            dict(getattr(layer, "scaling", {})),
+        ]
+        for name, layer in model.named_modules()
+        if hasattr(layer, "merged_adapters") and hasattr(layer, "disable_adapters")
     ]
     return {
         "model_config": model.config.to_json_string(use_diff=False),
@@ -236,7 +242,7 @@ def named_tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
 ProgressHook = Callable[[int], None]
 
 
-class TokenEncoder(ABC):
+class TokenEncoder(ABC):  # noqa: B024 (abstract in effect: a subclass implements embed_rows or embed_batch)
     """Template, truncation, length-sorted batching; subclasses implement :meth:`embed_batch`."""
 
     def __init__(

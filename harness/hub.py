@@ -8,7 +8,7 @@ run is recorded, instead of transformers' minute of retries when the load begins
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +22,7 @@ def offline() -> bool:
     return is_offline_mode()
 
 
-@lru_cache(maxsize=None)
+@cache
 def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> str | None:
     """None when ``repo_id`` can be fetched from the hub; else why not, as a clause."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
@@ -59,7 +59,11 @@ def cached_snapshot(repo_id: str) -> Path | None:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url, snapshot_download
 
     try:
-        revision = None if offline() else get_hf_file_metadata(hf_hub_url(repo_id, "config.json"), timeout=TIMEOUT_S).commit_hash
+        revision = (
+            None
+            if offline()
+            else get_hf_file_metadata(hf_hub_url(repo_id, "config.json"), timeout=TIMEOUT_S).commit_hash
+        )
         return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
     except Exception:  # not cached, the hub unreachable or refusing: the model is loaded the usual way
         return None

@@ -25,9 +25,9 @@ from harness.options import bounds_of, option
 __all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option", "set_only"]
 
 if TYPE_CHECKING:
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.attention import Attention
     from harness.model.backbones import Backbone
-    from harness.encoder import EncodeSettings, Encoder
 
 
 @dataclass
@@ -156,15 +156,24 @@ class Method:
         from harness.errors import HarnessError
 
         if not isinstance(encoder, PooledEncoder):
-            raise HarnessError(f"{type(self).__name__} encodes with {type(encoder).__name__}, which has no export format.")
+            raise HarnessError(
+                f"{type(self).__name__} encodes with {type(encoder).__name__}, which has no export format."
+            )
         return {"kind": "pooled", "pooling": encoder.pooling}
 
     @classmethod
-    def load_exported(cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings) -> Encoder:
+    def load_exported(
+        cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
+    ) -> Encoder:
         """The encoder :meth:`export_encoder` described in ``spec``, over the exported model."""
         from harness.encoder import PooledEncoder
 
         return PooledEncoder(
-            model, tokenizer, pooling=spec["pooling"], settings=settings, template=spec["template"],
-            document_template=spec.get("document_template"), query_template=spec.get("query_template"),
+            model,
+            tokenizer,
+            pooling=spec["pooling"],
+            settings=settings,
+            template=spec["template"],
+            document_template=spec.get("document_template"),
+            query_template=spec.get("query_template"),
         )

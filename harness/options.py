@@ -32,19 +32,37 @@ class Bounds:
     rule: str = ""  # how ``check`` reads in ``harness methods``
 
     def describe(self) -> str:
-        low = f">= {_num(self.minimum)}" if self.minimum is not None else f"> {_num(self.above)}" if self.above is not None else ""
-        high = f"<= {_num(self.maximum)}" if self.maximum is not None else f"< {_num(self.below)}" if self.below is not None else ""
+        low = (
+            f">= {_num(self.minimum)}"
+            if self.minimum is not None
+            else f"> {_num(self.above)}"
+            if self.above is not None
+            else ""
+        )
+        high = (
+            f"<= {_num(self.maximum)}"
+            if self.maximum is not None
+            else f"< {_num(self.below)}"
+            if self.below is not None
+            else ""
+        )
         return " and ".join(part for part in (low, high, self.rule) if part)
 
     def problem(self, value: Any) -> str | None:
-        numbers = [value] if _is_number(value) else [v for v in value if _is_number(v)] if isinstance(value, list) else []
+        numbers = (
+            [value] if _is_number(value) else [v for v in value if _is_number(v)] if isinstance(value, list) else []
+        )
         for number in numbers:
             if isinstance(number, float) and not math.isfinite(number):
                 return "must be a finite number"
             if self.maximum is None and self.below is None and abs(number) > INT_LIMIT:
                 return f"is out of range (numbers are at most {INT_LIMIT} in magnitude)"
-            if (self.minimum is not None and number < self.minimum) or (self.above is not None and number <= self.above) \
-                    or (self.maximum is not None and number > self.maximum) or (self.below is not None and number >= self.below):
+            if (
+                (self.minimum is not None and number < self.minimum)
+                or (self.above is not None and number <= self.above)
+                or (self.maximum is not None and number > self.maximum)
+                or (self.below is not None and number >= self.below)
+            ):
                 return f"must be {self.describe()}"
         return self.check(value) if self.check is not None else None
 
@@ -58,8 +76,15 @@ def _num(value: float | None) -> str:
 
 
 def option(
-    default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,  # noqa: A002
-    above: float | None = None, below: float | None = None, check: Check | None = None, rule: str = "",
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,  # noqa: A002
+    above: float | None = None,
+    below: float | None = None,
+    check: Check | None = None,
+    rule: str = "",
 ) -> Any:
     """A documented dataclass field with the values it accepts; lists and dicts get a fresh copy
     per instance. ``above``/``below`` are exclusive bounds, ``check`` a custom test (say it in
@@ -114,7 +139,12 @@ def template_option(default: str, help: str) -> Any:  # noqa: A002
 
 def side_template_option(help: str, default: str = "") -> Any:  # noqa: A002
     """A retrieval side's template ('' = the symmetric template stands in)."""
-    return option(default, help, check=lambda value: None if value == "" else template_problem(value), rule=f"'' or {TEMPLATE_RULE}")
+    return option(
+        default,
+        help,
+        check=lambda value: None if value == "" else template_problem(value),
+        rule=f"'' or {TEMPLATE_RULE}",
+    )
 
 
 def text_slot_once(value: Any) -> str | None:

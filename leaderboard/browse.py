@@ -20,7 +20,9 @@ from leaderboard.efficiency import EVALUATE, HEADERS, efficiency, efficiency_cel
 
 TITLE = "harness leaderboard"
 DASHBOARD = "runs"
-TEMPLATES = Path(__file__).parent / "templates"  # the home page: latest runs (with their evaluation cost) and canned queries
+TEMPLATES = (
+    Path(__file__).parent / "templates"
+)  # the home page: latest runs (with their evaluation cost) and canned queries
 HOME_RUNS = 20
 HIDDEN = ("sqlite_sequence", "alembic_version")  # SQLite's and Alembic's bookkeeping
 
@@ -156,7 +158,12 @@ FILTERED = """[[ AND r.method = :method ]] [[ AND r.backbone = :backbone ]]
 
 def _filters(db: str) -> dict[str, Any]:
     def select(name: str, column: str) -> dict[str, Any]:
-        return {"name": name, "type": "select", "db": db, "query": f"SELECT DISTINCT {column} FROM runs ORDER BY {column}"}
+        return {
+            "name": name,
+            "type": "select",
+            "db": db,
+            "query": f"SELECT DISTINCT {column} FROM runs ORDER BY {column}",
+        }
 
     return {
         "method": select("Method", "method"),
@@ -175,41 +182,73 @@ def _charts(db: str) -> dict[str, Any]:
         "scores": chart(
             "Main score (x100) by task, per run (method / backbone)",
             f"SELECT {label} AS run, {TASK} AS task, ROUND(100 * s.main_score, 2) AS score FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0 WHERE TRUE {FILTERED} ORDER BY r.id",
-            {"mark": {"type": "bar", "tooltip": True}, "encoding": {
-                "x": {"field": "task", "type": "nominal"}, "xOffset": {"field": "run"},
-                "y": {"field": "score", "type": "quantitative"}, "color": {"field": "run", "type": "nominal"}}},
+            {
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "x": {"field": "task", "type": "nominal"},
+                    "xOffset": {"field": "run"},
+                    "y": {"field": "score", "type": "quantitative"},
+                    "color": {"field": "run", "type": "nominal"},
+                },
+            },
         ),
         "losses": chart(
             "Training loss per run and stage",
             f"SELECT '#' || r.id || ' ' || m.stage AS series, m.step, m.loss FROM metrics m JOIN runs r ON r.id = m.run_id WHERE TRUE {FILTERED} ORDER BY r.id, m.stage, m.step",
-            {"mark": {"type": "line", "tooltip": True}, "encoding": {
-                "x": {"field": "step", "type": "quantitative"}, "y": {"field": "loss", "type": "quantitative"},
-                "color": {"field": "series", "type": "nominal"}}},
+            {
+                "mark": {"type": "line", "tooltip": True},
+                "encoding": {
+                    "x": {"field": "step", "type": "quantitative"},
+                    "y": {"field": "loss", "type": "quantitative"},
+                    "color": {"field": "series", "type": "nominal"},
+                },
+            },
         ),
         "throughput": chart(
             "Training throughput (tokens/s) per stage; MFU in the tooltip",
             "SELECT '#' || r.id AS run, t.phase, ROUND(json_extract(t.details, '$.tokens_per_s'), 1) AS tokens_per_s, "
             "ROUND(100 * json_extract(t.details, '$.mfu'), 1) AS mfu_percent FROM timings t JOIN runs r ON r.id = t.run_id "
             f"WHERE t.phase LIKE 'train:%' {FILTERED} ORDER BY r.id",
-            {"mark": {"type": "bar", "tooltip": True}, "encoding": {
-                "x": {"field": "run", "type": "nominal"}, "xOffset": {"field": "phase"},
-                "y": {"field": "tokens_per_s", "type": "quantitative"}, "color": {"field": "phase", "type": "nominal"},
-                "tooltip": [{"field": "run"}, {"field": "phase"}, {"field": "tokens_per_s"}, {"field": "mfu_percent", "title": "MFU %"}]}},
+            {
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "x": {"field": "run", "type": "nominal"},
+                    "xOffset": {"field": "phase"},
+                    "y": {"field": "tokens_per_s", "type": "quantitative"},
+                    "color": {"field": "phase", "type": "nominal"},
+                    "tooltip": [
+                        {"field": "run"},
+                        {"field": "phase"},
+                        {"field": "tokens_per_s"},
+                        {"field": "mfu_percent", "title": "MFU %"},
+                    ],
+                },
+            },
         ),
         "wall_time": chart(
             "Wall time per phase (seconds)",
             f"SELECT '#' || r.id AS run, t.phase, ROUND(t.seconds, 2) AS seconds FROM timings t JOIN runs r ON r.id = t.run_id WHERE TRUE {FILTERED} ORDER BY r.id",
-            {"mark": {"type": "bar", "tooltip": True}, "encoding": {
-                "x": {"field": "run", "type": "nominal"}, "y": {"field": "seconds", "type": "quantitative", "stack": True},
-                "color": {"field": "phase", "type": "nominal"}}},
+            {
+                "mark": {"type": "bar", "tooltip": True},
+                "encoding": {
+                    "x": {"field": "run", "type": "nominal"},
+                    "y": {"field": "seconds", "type": "quantitative", "stack": True},
+                    "color": {"field": "phase", "type": "nominal"},
+                },
+            },
         ),
         "size": chart(
             "Mean score (x100) against model size",
             "SELECT '#' || r.id AS run, r.method, r.n_parameters, r.trainable_parameters, ROUND(100 * AVG(s.main_score), 2) AS mean_score "
             f"FROM runs r JOIN scores s ON s.run_id = r.id AND s.dim = 0 WHERE r.n_parameters IS NOT NULL {FILTERED} GROUP BY r.id",
-            {"mark": {"type": "point", "filled": True, "size": 80, "tooltip": True}, "encoding": {
-                "x": {"field": "n_parameters", "type": "quantitative", "scale": {"type": "log"}},
-                "y": {"field": "mean_score", "type": "quantitative"}, "color": {"field": "method", "type": "nominal"}}},
+            {
+                "mark": {"type": "point", "filled": True, "size": 80, "tooltip": True},
+                "encoding": {
+                    "x": {"field": "n_parameters", "type": "quantitative", "scale": {"type": "log"}},
+                    "y": {"field": "mean_score", "type": "quantitative"},
+                    "color": {"field": "method", "type": "nominal"},
+                },
+            },
         ),
     }
 
@@ -264,9 +303,13 @@ HOME_SQL = f"""SELECT r.id, r.status, r.method, r.backbone, r.task_spec, ROUND(1
        datetime(r.started_at, 'unixepoch') || ' UTC'
 FROM runs r LEFT JOIN scores s ON s.run_id = r.id AND s.dim = 0 GROUP BY r.id ORDER BY r.id DESC LIMIT {HOME_RUNS}"""
 # what leaderboard.efficiency reads for the runs listed ({ids}), as RunReads.evaluation_costs reads it
-COST_SQL = """SELECT r.id, r.n_parameters, r.embed_dim, t.phase, t.seconds, t.items, t.tokens, t.peak_memory_bytes, t.details
-FROM runs r LEFT JOIN timings t ON t.run_id = r.id AND t.phase LIKE '""" + EVALUATE + """%'
+COST_SQL = (
+    """SELECT r.id, r.n_parameters, r.embed_dim, t.phase, t.seconds, t.items, t.tokens, t.peak_memory_bytes, t.details
+FROM runs r LEFT JOIN timings t ON t.run_id = r.id AND t.phase LIKE '"""
+    + EVALUATE
+    + """%'
 WHERE r.id IN ({ids}) ORDER BY r.id, t.id"""
+)
 SCORED_SQL = "SELECT run_id, task FROM scores WHERE run_id IN ({ids}) AND dim = 0 ORDER BY id"
 
 
@@ -278,7 +321,9 @@ def home_rows(runs: list[tuple], costs: list[tuple], scored: list[tuple]) -> lis
     for run_id, task in scored:
         tasks.setdefault(run_id, []).append(task)
     cut = HOME_COLUMNS.index("mean_x100") + 1
-    return [(*row[:cut], *efficiency_cells(efficiency(by_run[row[0]], tasks.get(row[0], []))), *row[cut:]) for row in runs]
+    return [
+        (*row[:cut], *efficiency_cells(efficiency(by_run[row[0]], tasks.get(row[0], []))), *row[cut:]) for row in runs
+    ]
 
 
 class _HomePlugin:
@@ -294,12 +339,24 @@ class _HomePlugin:
             database = datasette.get_database(name)
             latest = [tuple(row) for row in (await database.execute(HOME_SQL)).rows]
             ids = ", ".join(str(int(row[0])) for row in latest)
-            costs, scored = [[tuple(row) for row in (await database.execute(sql.format(ids=ids))).rows] for sql in (COST_SQL, SCORED_SQL)]
+            costs, scored = [
+                [tuple(row) for row in (await database.execute(sql.format(ids=ids))).rows]
+                for sql in (COST_SQL, SCORED_SQL)
+            ]
             runs = home_rows(latest, costs, scored)
             total = (await database.execute("SELECT COUNT(*) FROM runs")).rows[0][0]
             queries = [{"name": key, **value} for key, value in QUERIES.items()]
-            return {"harness_home": {"db": name, "columns": HOME_COLUMNS, "runs": runs, "shown": len(runs), "total": total,
-                                     "queries": queries, "dashboard": DASHBOARD}}
+            return {
+                "harness_home": {
+                    "db": name,
+                    "columns": HOME_COLUMNS,
+                    "runs": runs,
+                    "shown": len(runs),
+                    "total": total,
+                    "queries": queries,
+                    "dashboard": DASHBOARD,
+                }
+            }
 
         return home
 
@@ -317,7 +374,7 @@ def app(db_path: Path) -> Any:
         hookimpl(_HomePlugin.extra_template_vars)
         pm.register(_HomePlugin, name="harness-home")
     return Datasette(
-        [str(db_path)], metadata=metadata(db_path), settings={"default_page_size": 50}, template_dir=str(TEMPLATES),
+        [str(db_path)], metadata=metadata(db_path), settings={"default_page_size": 50}, template_dir=str(TEMPLATES)
     )
 
 

@@ -3,7 +3,9 @@ database server named by a SQLAlchemy URL (PostgreSQL), for a team or a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +61,7 @@ def check_sqlite_file(path: Path) -> None:
     """Refuse, untouched, a path that is a folder, a pipe or device; a missing file's folder must
     exist and be writable. The file is never opened here: closing any descriptor of it would drop
     the POSIX locks this process's SQLite connections hold on it (docs/pitfalls.md), so its header
-    is read through SQLite, by ``leaderboard.store.check_integrity``."""
+    is read through SQLite, by ``check_integrity``."""
     info = paths.status(path, "--db")
     if info is None:
         return
@@ -67,6 +69,32 @@ def check_sqlite_file(path: Path) -> None:
         raise LeaderboardError(f"--db {path} is a directory, not a SQLite database file.")
     if not stat.S_ISREG(info.st_mode):
         raise LeaderboardError(f"--db {path} is not a regular file; give a SQLite database file.")
+
+
+NOT_A_DATABASE = 26  # SQLITE_NOTADB (sqlite3 names it from Python 3.11)
+
+
+def check_integrity(path: Path) -> None:
+    """Refuse a file that is not SQLite, or whose pages are damaged (SQLite's ``quick_check``),
+    naming it, before a command reads a wrong answer from it or fails halfway through a write.
+    Read through SQLite, which shares this process's locks on the file among its connections, on
+    a read-write connection that only reads: closing it removes the ``-wal``/``-shm`` files it made
+    (a read-only one leaves them beside a damaged file)."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
+            verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == NOT_A_DATABASE or "file is not a database" in str(exc):
+            raise LeaderboardError(
+                f"--db {path} is not a SQLite database (SQLite finds no database header in it); it was "
+                "left untouched. Point --db or HARNESS_DB at a new file."
+            ) from None
+        verdict = [str(exc)]
+    if verdict != ["ok"]:
+        raise LeaderboardError(
+            f"--db {path} is damaged ({'; '.join(verdict)}); it was left untouched. Restore a backup "
+            "(a NAME.v*.bak / NAME.rev*.bak copy if one is beside it), or point --db at a new file."
+        )
 
 
 BUSY_TIMEOUT_MS = 60_000

@@ -35,7 +35,9 @@ def run_costs(rows: Iterable[Sequence[Any]]) -> dict[int, RunCost]:
         if phase is not None and phase.startswith(EVALUATE):
             details = details or {}
             requested = details.get("texts_requested")
-            cache_hits = details.get("cache_hits", 0 if requested is not None else None)  # rows from before the cache: none
+            cache_hits = details.get(
+                "cache_hits", 0 if requested is not None else None
+            )  # rows from before the cache: none
             values = (seconds, items, tokens, peak, requested, details.get("memo_hits"), cache_hits)
             cost.tasks[phase.removeprefix(EVALUATE)] = dict(zip(FIELDS, values))
     return costs
@@ -66,9 +68,14 @@ def efficiency(cost: RunCost, tasks: Sequence[str]) -> dict[str, float | None]:
     seconds, items, tokens, requested, hits, cached = (_total(_values(rows, name)) for name in names)
     peaks = _values(rows, "peak_memory_bytes")
     return {
-        "eval_seconds": seconds, "texts_per_s": _ratio(items or None, seconds), "tokens_per_s": _ratio(tokens if items else None, seconds),
-        "memo_hit_rate": _ratio(hits, requested), "cache_hit_rate": _ratio(cached, requested), "peak_memory_bytes": None if peaks is None else max(peaks),
-        "embed_dim": cost.embed_dim, "n_parameters": cost.n_parameters,
+        "eval_seconds": seconds,
+        "texts_per_s": _ratio(items or None, seconds),
+        "tokens_per_s": _ratio(tokens if items else None, seconds),
+        "memo_hit_rate": _ratio(hits, requested),
+        "cache_hit_rate": _ratio(cached, requested),
+        "peak_memory_bytes": None if peaks is None else max(peaks),
+        "embed_dim": cost.embed_dim,
+        "n_parameters": cost.n_parameters,
     }
 
 
@@ -91,8 +98,12 @@ def efficiency_cells(numbers: dict[str, float | None]) -> list[str]:
     """``efficiency``'s numbers as shown, under ``HEADERS``."""
     peak = numbers["peak_memory_bytes"]
     return [
-        _number(numbers["eval_seconds"], ".2f"), _number(numbers["texts_per_s"], ".1f"), _number(numbers["tokens_per_s"], ".0f"),
-        _percent(numbers["memo_hit_rate"]), _percent(numbers["cache_hit_rate"]), "-" if peak is None else f"{peak / 2**20:.0f}",
+        _number(numbers["eval_seconds"], ".2f"),
+        _number(numbers["texts_per_s"], ".1f"),
+        _number(numbers["tokens_per_s"], ".0f"),
+        _percent(numbers["memo_hit_rate"]),
+        _percent(numbers["cache_hit_rate"]),
+        "-" if peak is None else f"{peak / 2**20:.0f}",
         _number(numbers["embed_dim"], "d"),
         parameters_label(numbers["n_parameters"]),
     ]

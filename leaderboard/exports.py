@@ -19,7 +19,11 @@ TIMES = ("started_at", "ended_at")  # unix seconds in the database; ISO 8601 (UT
 
 
 def _iso(seconds: float | None) -> str:
-    return "" if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+    return (
+        ""
+        if seconds is None
+        else datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+    )
 
 
 def as_csv(runs: Sequence[dict[str, Any]]) -> str:
@@ -31,7 +35,9 @@ def as_csv(runs: Sequence[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*FIELDS, *tasks])
     for run in runs:
-        writer.writerow([*(_iso(run[f]) if f in TIMES else run[f] for f in FIELDS), *(run["scores"].get(t, "") for t in tasks)])
+        writer.writerow(
+            [*(_iso(run[f]) if f in TIMES else run[f] for f in FIELDS), *(run["scores"].get(t, "") for t in tasks)]
+        )
     return out.getvalue()
 
 

@@ -62,8 +62,14 @@ def subset(split: str, hf_subset: str, statistic: str, ids: str, **arrays: Any) 
     lengths = {len(np.asarray(a)) for a in arrays.values()}
     if len(lengths) != 1:
         raise ValueError(f"arrays of different lengths: {lengths}")
-    return {"split": split, "subset": hf_subset, "statistic": statistic, "n": lengths.pop(), "ids": ids,
-            "arrays": {name: pack(values) for name, values in arrays.items()}}
+    return {
+        "split": split,
+        "subset": hf_subset,
+        "statistic": statistic,
+        "n": lengths.pop(),
+        "ids": ids,
+        "arrays": {name: pack(values) for name, values in arrays.items()},
+    }
 
 
 # -- statistics on resamples: rows of indices into a subset's items ------------------------------
@@ -124,15 +130,24 @@ def _intact(entry: Any) -> bool:
     """A stored subset whose arrays decode to its ``n`` items, for a statistic this release knows."""
     try:
         arrays = _arrays(entry)
-        return (entry["statistic"] in STATISTICS and isinstance(entry["n"], int) and entry["n"] > 0
-                and all(len(a) == entry["n"] for a in arrays.values()))
+        return (
+            entry["statistic"] in STATISTICS
+            and isinstance(entry["n"], int)
+            and entry["n"] > 0
+            and all(len(a) == entry["n"] for a in arrays.values())
+        )
     except Exception:  # anything unreadable in a stored record: not usable, never a traceback
         return False
 
 
 def usable(items: Any) -> bool:
-    return (isinstance(items, dict) and items.get("format") == FORMAT and isinstance(items.get("subsets"), list)
-            and bool(items["subsets"]) and all(_intact(e) for e in items["subsets"]))
+    return (
+        isinstance(items, dict)
+        and items.get("format") == FORMAT
+        and isinstance(items.get("subsets"), list)
+        and bool(items["subsets"])
+        and all(_intact(e) for e in items["subsets"])
+    )
 
 
 def why_missing(items: Any) -> str:
@@ -143,7 +158,6 @@ def why_missing(items: Any) -> str:
     if items.get("unavailable"):
         return str(items["unavailable"])
     return "per-item results damaged"
-
 
 
 def summary(items: Any) -> dict[str, Any]:
@@ -191,8 +205,14 @@ class Interval:
         return self.low > 0 or self.high < 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"difference": self.difference, "low": self.low, "high": self.high, "resamples": self.resamples,
-                "level": LEVEL, "separable": self.separable}
+        return {
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "resamples": self.resamples,
+            "level": LEVEL,
+            "separable": self.separable,
+        }
 
 
 def interval(differences: np.ndarray, point: float) -> Interval:
@@ -203,8 +223,13 @@ def interval(differences: np.ndarray, point: float) -> Interval:
 
 
 def paired_intervals(
-    runs: Sequence[Mapping[str, Mapping[str, Any] | None]], scores: Sequence[Mapping[str, float]], tasks: Sequence[str],
-    mean_over: Sequence[str], resamples: int = RESAMPLES, keys: Sequence[int] = (), memo: dict | None = None,
+    runs: Sequence[Mapping[str, Mapping[str, Any] | None]],
+    scores: Sequence[Mapping[str, float]],
+    tasks: Sequence[str],
+    mean_over: Sequence[str],
+    resamples: int = RESAMPLES,
+    keys: Sequence[int] = (),
+    memo: dict | None = None,
 ) -> tuple[list[dict[str, Interval | str]], list[Interval | str | None]]:
     """Per run after the first: per task of ``tasks`` both runs have, the interval of its
     difference to the first run (or why there is none); and the interval of the difference of

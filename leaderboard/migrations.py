@@ -183,7 +183,9 @@ def _upgrade_sqlite(where: Location) -> None:
             if plan == "current" and state.user_version == ALEMBIC_USER_VERSION:
                 return  # the common case takes no lock: readers never wait behind writers
             if plan == "upgrade":
-                _backup_sqlite(conn.connection.dbapi_connection, path.with_name(f"{path.name}.rev{state.revision}.bak"))
+                _backup_sqlite(
+                    conn.connection.dbapi_connection, path.with_name(f"{path.name}.rev{state.revision}.bak")
+                )
     finally:
         reader.dispose()
     # foreign keys off: a batch-mode rebuild drops and recreates tables, which must cascade nothing
@@ -209,14 +211,20 @@ def _id_counters(conn: Connection) -> dict[str, int]:
     """SQLite's AUTOINCREMENT counters (the largest id ever given, deleted rows included)."""
     if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first():
         return {}
-    return {name: seq for name, seq in conn.exec_driver_sql("SELECT name, seq FROM sqlite_sequence") if name in HARNESS_TABLES}
+    return {
+        name: seq
+        for name, seq in conn.exec_driver_sql("SELECT name, seq FROM sqlite_sequence")
+        if name in HARNESS_TABLES
+    }
 
 
 def _restore_id_counters(conn: Connection, counters: dict[str, int]) -> None:
     """A rebuilt table restarts its counter at its largest id (an empty one has none): the ids
     of deleted runs stay retired."""
     for table, seq in counters.items():
-        if not conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table)).rowcount:
+        if not conn.exec_driver_sql(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table)
+        ).rowcount:
             conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, seq))
 
 

@@ -21,7 +21,9 @@ def check_output(out: Path) -> None:
 
 
 def draw_losses(
-    runs: Sequence[tuple[str, list[dict[str, Any]]]], out: Path, dev: Sequence[tuple[str, list[dict[str, Any]]]] | None = None,
+    runs: Sequence[tuple[str, list[dict[str, Any]]]],
+    out: Path,
+    dev: Sequence[tuple[str, list[dict[str, Any]]]] | None = None,
 ) -> list[str]:
     """Write the loss of every (label, step metrics) run to ``out``, and with ``dev`` (label, dev
     score rows) a second row of panels with each dev task's score per step; return the stages drawn."""
@@ -41,7 +43,13 @@ def draw_losses(
         for index, (label, metrics) in enumerate(runs):
             points = sorted((m["step"], m["loss"]) for m in metrics if m["stage"] == stage)
             if points:  # gid: the line's id in an SVG, so readers (and tests) can find it
-                axis.plot([p[0] for p in points], [p[1] for p in points], label=label, linewidth=1.2, gid=f"loss-{stage}-{index}")
+                axis.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    label=label,
+                    linewidth=1.2,
+                    gid=f"loss-{stage}-{index}",
+                )
         _finish(axis, f"stage {stage}", "training loss")
     if dev is not None:
         for axis, stage in zip(axes[1], stages):
@@ -58,8 +66,15 @@ def _draw_dev(axis: Any, stage: str, dev: Sequence[tuple[str, list[dict[str, Any
     for index, (label, rows) in enumerate(dev):
         for task in dict.fromkeys(r["task"] for r in rows if r["stage"] == stage):
             points = sorted((r["step"], 100 * r["score"]) for r in rows if r["stage"] == stage and r["task"] == task)
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, linewidth=1.2,
-                      label=f"{label} {task}", gid=f"dev-{stage}-{index}-{task}")
+            axis.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                label=f"{label} {task}",
+                gid=f"dev-{stage}-{index}-{task}",
+            )
     _finish(axis, f"stage {stage}: dev scores", "main score x100")
 
 

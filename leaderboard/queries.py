@@ -24,7 +24,9 @@ def version_label(version: str | None) -> str:
     return version[:cut][:8] + version[cut:]
 
 
-def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def separate_versions(
+    runs: Sequence[dict[str, Any]], keep: dict[str, str | None] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """``runs`` with the scores of one task name computed on different data told apart.
 
     Where the runs' scores for a task name come from more than one version of its data (two
@@ -42,7 +44,9 @@ def separate_versions(runs: Sequence[dict[str, Any]], keep: dict[str, str | None
     keep = keep or {}
     notes = [
         f"{task}: {len(versions[task])} versions of its data, shown apart ("
-        + "; ".join(f"{task}@{version_label(v)}: run {', '.join(f'#{i}' for i in ids)}" for v, ids in versions[task].items())
+        + "; ".join(
+            f"{task}@{version_label(v)}: run {', '.join(f'#{i}' for i in ids)}" for v, ids in versions[task].items()
+        )
         + ")"
         for task in sorted(split)
     ]
@@ -90,8 +94,12 @@ class Comparison:
     notes: tuple[str, ...] = ()  # why some tasks are shown apart (see ``separate_versions``)
     type_tasks: dict[str, list[str]] = field(default_factory=dict)  # the shared tasks by type (``type_groups``)
     type_means: dict[str, list[float]] = field(default_factory=dict)  # type -> each run's mean over its tasks
-    intervals: list[dict[str, Interval | str]] = field(default_factory=list)  # per run: task -> its paired interval against the first run, or why none
-    mean_intervals: list[Interval | str | None] = field(default_factory=list)  # per run: that of Mean(Task) (None: the first run)
+    intervals: list[dict[str, Interval | str]] = field(
+        default_factory=list
+    )  # per run: task -> its paired interval against the first run, or why none
+    mean_intervals: list[Interval | str | None] = field(
+        default_factory=list
+    )  # per run: that of Mean(Task) (None: the first run)
 
     def score(self, run_index: int, task: str) -> float | None:
         return self.runs[run_index]["scores"].get(task)
@@ -109,7 +117,9 @@ def _task_union(runs: Sequence[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None, resamples: int = RESAMPLES) -> Comparison:
+def compare(
+    runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None, resamples: int = RESAMPLES
+) -> Comparison:
     """Line up ``runs`` per task (all their tasks, or only ``tasks``) with Mean(Task), and the
     mean per task type of the shared tasks where they are of more than one type; scores of one
     name computed on different data are separate tasks (``separate_versions``). Where the runs
@@ -121,12 +131,23 @@ def compare(runs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None, 
     means = [fmean(run["scores"][t] for t in shared) if shared else None for run in runs]
     groups = type_groups(runs, shared)
     type_means = {kind: [fmean(run["scores"][t] for t in group) for run in runs] for kind, group in groups.items()}
-    found, mean_found = paired_intervals(
-        [run.get("items", {}) for run in runs], [run["scores"] for run in runs], names, shared, resamples,
-    ) if runs else ([], [])
+    found, mean_found = (
+        paired_intervals(
+            [run.get("items", {}) for run in runs], [run["scores"] for run in runs], names, shared, resamples
+        )
+        if runs
+        else ([], [])
+    )
     return Comparison(
-        runs=list(runs), tasks=names, shared_tasks=shared, means=means, notes=tuple(notes),
-        type_tasks=groups, type_means=type_means, intervals=found, mean_intervals=mean_found,
+        runs=list(runs),
+        tasks=names,
+        shared_tasks=shared,
+        means=means,
+        notes=tuple(notes),
+        type_tasks=groups,
+        type_means=type_means,
+        intervals=found,
+        mean_intervals=mean_found,
     )
 
 
@@ -157,7 +178,9 @@ class SeedGroup:
     run_ids: list[int]
     label: str
     scores: dict[str, tuple[float, float, int]]  # task -> (mean, std, runs with a score)
-    intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # task -> 95% t interval of the mean (None: one run)
+    intervals: dict[str, tuple[float, float] | None] = field(
+        default_factory=dict
+    )  # task -> 95% t interval of the mean (None: one run)
 
 
 #: recorded keys that do not make another config (harness.config.UNHASHED: the seed, extra scores
@@ -187,11 +210,15 @@ def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]
                 scores[task] = (fmean(values), stdev(values) if len(values) > 1 else 0.0, len(values))
                 spans[task] = seed_interval(values)
         first = members[0]
-        result.append(SeedGroup([r["run_id"] for r in members], f"{first['method']} {first['backbone']}", scores, spans))
+        result.append(
+            SeedGroup([r["run_id"] for r in members], f"{first['method']} {first['backbone']}", scores, spans)
+        )
     return result
 
 
-def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], given: dict[str, str]) -> dict[str, str | None]:
+def reference_versions(
+    runs: Sequence[dict[str, Any]], tasks: Sequence[str], given: dict[str, str]
+) -> dict[str, str | None]:
     """The version of each task a ranking is over: the one ``given`` (a task file named on the
     command line), else that of the first run (the newest) with a score for it on all of its data
     (a quick check's, ``--limit``, only where no run has more)."""
@@ -204,7 +231,9 @@ def reference_versions(runs: Sequence[dict[str, Any]], tasks: Sequence[str], giv
     return {task: version for task, version in versions.items() if task in tasks}
 
 
-def tie_unseparable(ranked: list[dict[str, Any]], items: dict[int, dict[str, Any]], tasks: Sequence[str], resamples: int = RESAMPLES) -> None:
+def tie_unseparable(
+    ranked: list[dict[str, Any]], items: dict[int, dict[str, Any]], tasks: Sequence[str], resamples: int = RESAMPLES
+) -> None:
     """Give each ranked run whose Mean(Task) is not separable from the run above it (its paired
     bootstrap 95% interval holds 0) that run's rank, and say so in ``separable_from_above``
     (None where either lacks per-item results, so it keeps its own rank; and for the first run)."""
@@ -213,8 +242,13 @@ def tie_unseparable(ranked: list[dict[str, Any]], items: dict[int, dict[str, Any
         ranked[0]["separable_from_above"] = None
     for above, run in zip(ranked, ranked[1:]):
         _, means = paired_intervals(
-            [items.get(above["run_id"], {}), items.get(run["run_id"], {})], [above["scores"], run["scores"]], tasks, tasks,
-            resamples, keys=[above["run_id"], run["run_id"]], memo=memo,
+            [items.get(above["run_id"], {}), items.get(run["run_id"], {})],
+            [above["scores"], run["scores"]],
+            tasks,
+            tasks,
+            resamples,
+            keys=[above["run_id"], run["run_id"]],
+            memo=memo,
         )
         found = means[1]
         run["separable_from_above"] = None if isinstance(found, str) or found is None else found.separable
@@ -222,7 +256,9 @@ def tie_unseparable(ranked: list[dict[str, Any]], items: dict[int, dict[str, Any
             run["rank"] = above["rank"]
 
 
-def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+def rank(
+    runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[str, str | None] | None = None
+) -> list[dict[str, Any]]:
     """Runs that have a score on every task in ``tasks``, best Mean(Task) first; a task's score
     counts only when computed on the version ``versions`` names for it (where it names one).
 
@@ -230,7 +266,11 @@ def rank(runs: Sequence[dict[str, Any]], tasks: Sequence[str], versions: dict[st
     of more than one type (``type_groups``), ``type_means``: type -> its mean over that type's tasks.
     """
     if versions:
-        runs = [run for run in runs if all(run.get("task_versions", {}).get(t, versions[t]) == versions[t] for t in versions)]
+        runs = [
+            run
+            for run in runs
+            if all(run.get("task_versions", {}).get(t, versions[t]) == versions[t] for t in versions)
+        ]
     eligible = [run for run in runs if tasks and all(t in run["scores"] for t in tasks)]
     groups = type_groups(eligible, tasks)
     ranked = sorted(

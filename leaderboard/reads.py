@@ -42,7 +42,9 @@ class RunReads:
                 yield session
 
     def _get(self, session: Session, run_id: int, *, lock: bool = False) -> Run:
-        run = session.get(Run, run_id, with_for_update=lock) if storable(run_id) else None  # FOR UPDATE on a server; SQLite locked already
+        run = (
+            session.get(Run, run_id, with_for_update=lock) if storable(run_id) else None
+        )  # FOR UPDATE on a server; SQLite locked already
         if run is None:
             raise LeaderboardError(f"no run {run_id} in {self.location}.")
         return run
@@ -52,7 +54,9 @@ class RunReads:
         whole embedding (``dim`` 0) or its first ``dim`` dims."""
         with self._session(write=False) as session:
             rows = session.execute(
-                select(Score.task, Score.task_result).where(Score.run_id == run_id, Score.dim == dim).order_by(Score.id)
+                select(Score.task, Score.task_result)
+                .where(Score.run_id == run_id, Score.dim == dim)
+                .order_by(Score.id)
             )
             return {task: result for task, result in rows}
 
@@ -67,7 +71,9 @@ class RunReads:
         ids = bindparam("ids", [i for i in run_ids if storable(i)], expanding=True, literal_execute=True)
         found: dict[int, dict[str, dict | None]] = {run_id: {} for run_id in run_ids}
         with self._session(write=False) as session:
-            for run_id, task, items in session.execute(select(Score.run_id, Score.task, Score.items).where(Score.run_id.in_(ids), Score.dim == dim)):
+            for run_id, task, items in session.execute(
+                select(Score.run_id, Score.task, Score.items).where(Score.run_id.in_(ids), Score.dim == dim)
+            ):
                 found[run_id][task] = items
         return found
 
@@ -95,10 +101,20 @@ class RunReads:
         the ids go in as literals, so any number of runs fits in it."""
         ids = bindparam("ids", [i for i in run_ids if storable(i)], expanding=True, literal_execute=True)
         query = (
-            select(Run.id, Run.n_parameters, Run.embed_dim, Timing.phase, Timing.seconds, Timing.items, Timing.tokens,
-                   Timing.peak_memory_bytes, Timing.details)
+            select(
+                Run.id,
+                Run.n_parameters,
+                Run.embed_dim,
+                Timing.phase,
+                Timing.seconds,
+                Timing.items,
+                Timing.tokens,
+                Timing.peak_memory_bytes,
+                Timing.details,
+            )
             .outerjoin(Timing, (Timing.run_id == Run.id) & Timing.phase.startswith(EVALUATE))
-            .where(Run.id.in_(ids)).order_by(Run.id, Timing.id)
+            .where(Run.id.in_(ids))
+            .order_by(Run.id, Timing.id)
         )
         with self._session(write=False) as session:
             return run_costs(session.execute(query))
@@ -148,8 +164,18 @@ class RunReads:
             types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             seen: dict[int, dict[str, dict]] = {row.id: {} for row in rows}
             for run_id, task, value, version, kind, overlap in session.execute(
-                select(Score.run_id, Score.task, Score.main_score, Score.task_version, Score.task_type, Score.contamination)
-                .where(Score.run_id.in_(bindparam("ids", list(scores), expanding=True, literal_execute=True)), Score.dim == dim)
+                select(
+                    Score.run_id,
+                    Score.task,
+                    Score.main_score,
+                    Score.task_version,
+                    Score.task_type,
+                    Score.contamination,
+                )
+                .where(
+                    Score.run_id.in_(bindparam("ids", list(scores), expanding=True, literal_execute=True)),
+                    Score.dim == dim,
+                )
                 .order_by(Score.id)
             ):
                 scores[run_id][task] = value
@@ -158,7 +184,9 @@ class RunReads:
                 if overlap is not None:
                     seen[run_id][task] = overlap
         records = [
-            _summary(row, scores[row.id], versions[row.id], types[row.id], seen[row.id]) | ({"dim": dim} if dim else {}) for row in rows
+            _summary(row, scores[row.id], versions[row.id], types[row.id], seen[row.id])
+            | ({"dim": dim} if dim else {})
+            for row in rows
         ]
         if ids is not None:
             missing = sorted(set(ids) - {r["run_id"] for r in records})
@@ -184,7 +212,10 @@ TIMING_COLUMNS = ("phase", "seconds", "items", "tokens", "peak_memory_bytes", "d
 
 
 def _summary(
-    run: Any, scores: dict[str, float], versions: dict[str, str | None], types: dict[str, str | None],
+    run: Any,
+    scores: dict[str, float],
+    versions: dict[str, str | None],
+    types: dict[str, str | None],
     contamination: dict[str, dict],
 ) -> dict[str, Any]:
     """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
@@ -193,10 +224,21 @@ def _summary(
     with the run's training texts (tasks never measured are absent)."""
     status, error = effective_status(run)
     return {
-        "run_id": run.id, "status": status, "method": run.method, "backbone": run.backbone,
-        "task_spec": run.task_spec, "tasks": list(run.task_names), "scores": scores, "task_versions": versions,
-        "task_types": types, "contamination": contamination, "config_hash": run.config_hash, "seed": run.seed,
-        "started_at": run.started_at, "ended_at": run.ended_at, "error": error,
+        "run_id": run.id,
+        "status": status,
+        "method": run.method,
+        "backbone": run.backbone,
+        "task_spec": run.task_spec,
+        "tasks": list(run.task_names),
+        "scores": scores,
+        "task_versions": versions,
+        "task_types": types,
+        "contamination": contamination,
+        "config_hash": run.config_hash,
+        "seed": run.seed,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "error": error,
     }
 
 
@@ -215,19 +257,36 @@ def run_record(run: Run, *, full: bool = False) -> dict[str, Any]:
     environment and score details (every dim's, each with its ``dim``, 0 for the whole vector)."""
     whole = [s for s in run.scores if not s.dim]
     record = _summary(
-        run, {s.task: s.main_score for s in whole}, {s.task: s.task_version for s in whole}, {s.task: s.task_type for s in whole},
+        run,
+        {s.task: s.main_score for s in whole},
+        {s.task: s.task_version for s in whole},
+        {s.task: s.task_type for s in whole},
         {s.task: s.contamination for s in whole if s.contamination is not None},
     )
     if full:
         record.update(_columns(run, FULL_COLUMNS))
-        record.update(score_details=[{**_columns(s, SCORE_COLUMNS), "items": summary(s.items)} for s in run.scores], timings=[_columns(t, TIMING_COLUMNS) for t in run.timings])
+        record.update(
+            score_details=[{**_columns(s, SCORE_COLUMNS), "items": summary(s.items)} for s in run.scores],
+            timings=[_columns(t, TIMING_COLUMNS) for t in run.timings],
+        )
     return record
 
 
 #: the columns of a run that ``full`` records add, under their own names
 FULL_COLUMNS = (
-    "uuid", "config", "git_sha", "git_dirty", "versions", "hardware", "host", "pid", "heartbeat_at", "output_dir",
-    "n_parameters", "trainable_parameters", "embed_dim",
+    "uuid",
+    "config",
+    "git_sha",
+    "git_dirty",
+    "versions",
+    "hardware",
+    "host",
+    "pid",
+    "heartbeat_at",
+    "output_dir",
+    "n_parameters",
+    "trainable_parameters",
+    "embed_dim",
 )
 
 
@@ -240,6 +299,19 @@ def storable(run_id: int) -> bool:
 
 
 _SUMMARY = (
-    Run.id, Run.status, Run.method, Run.backbone, Run.task_spec, Run.task_names, Run.config_hash,
-    Run.seed, Run.started_at, Run.ended_at, Run.error, Run.host, Run.pid, Run.process_started_at, Run.heartbeat_at,
+    Run.id,
+    Run.status,
+    Run.method,
+    Run.backbone,
+    Run.task_spec,
+    Run.task_names,
+    Run.config_hash,
+    Run.seed,
+    Run.started_at,
+    Run.ended_at,
+    Run.error,
+    Run.host,
+    Run.pid,
+    Run.process_started_at,
+    Run.heartbeat_at,
 )

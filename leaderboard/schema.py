@@ -21,7 +21,9 @@ class Run(Base):
     __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True, index=True, nullable=True)  # names the output folder (nullable in the v3 DDL; always set)
+    uuid: Mapped[str] = mapped_column(
+        String(32), unique=True, index=True, nullable=True
+    )  # names the output folder (nullable in the v3 DDL; always set)
     status: Mapped[str] = mapped_column(String(16), index=True)  # running | finished | failed | interrupted
     error: Mapped[str | None] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(128), index=True)
@@ -37,7 +39,9 @@ class Run(Base):
     hardware: Mapped[dict] = mapped_column(JSON)
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
-    process_started_at: Mapped[float | None] = mapped_column(Float)  # with pid, names the live process (None before 0003)
+    process_started_at: Mapped[float | None] = mapped_column(
+        Float
+    )  # with pid, names the live process (None before 0003)
     started_at: Mapped[float] = mapped_column(Float)  # unix seconds
     heartbeat_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
@@ -46,9 +50,7 @@ class Run(Base):
     trainable_parameters: Mapped[int | None] = mapped_column(BigInteger)  # 0 for untrained methods
     embed_dim: Mapped[int | None] = mapped_column(Integer)
 
-    scores: Mapped[list[Score]] = relationship(
-        back_populates="run", cascade="all, delete-orphan", order_by="Score.id"
-    )
+    scores: Mapped[list[Score]] = relationship(back_populates="run", cascade="all, delete-orphan", order_by="Score.id")
     timings: Mapped[list[Timing]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Timing.id"
     )
@@ -64,14 +66,20 @@ class Score(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     task: Mapped[str] = mapped_column(String(256), index=True)
-    task_version: Mapped[str | None] = mapped_column(String(256))  # the data's identity (task_version()); None: unknown
+    task_version: Mapped[str | None] = mapped_column(
+        String(256)
+    )  # the data's identity (task_version()); None: unknown
     task_type: Mapped[str | None] = mapped_column(String(64))  # mteb's task type (STS, Retrieval, ...); None: unknown
     main_metric: Mapped[str] = mapped_column(String(64))
     main_score: Mapped[float] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSON)  # split -> subset -> metric -> value
     task_result: Mapped[dict | None] = mapped_column(JSON)  # mteb's whole TaskResult (schema v5)
-    items: Mapped[dict | None] = mapped_column(JSON, deferred=True)  # per-item results (leaderboard.intervals; None before 0007)
-    dim: Mapped[int] = mapped_column(Integer, server_default="0", default=0)  # the embedding's first N dims (--dims); 0: the whole vector
+    items: Mapped[dict | None] = mapped_column(
+        JSON, deferred=True
+    )  # per-item results (leaderboard.intervals; None before 0007)
+    dim: Mapped[int] = mapped_column(
+        Integer, server_default="0", default=0
+    )  # the embedding's first N dims (--dims); 0: the whole vector
     #: the share of the task's texts found in the run's training texts (None: untrained, or not measured; 0009)
     contamination: Mapped[dict | None] = mapped_column(JSON)
     run: Mapped[Run] = relationship(back_populates="scores")
@@ -127,7 +135,10 @@ class DevScore(Base):
     ``method_args.eval_every``): a training curve, never a test score."""
 
     __tablename__ = "dev_scores"
-    __table_args__ = (Index("ix_dev_scores_run_stage_step_task", "run_id", "stage", "step", "task", unique=True), AUTOINCREMENT)
+    __table_args__ = (
+        Index("ix_dev_scores_run_stage_step_task", "run_id", "stage", "step", "task", unique=True),
+        AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -8,31 +8,27 @@ leaves either the whole write or none of it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from harness import faults
 from harness.paths import writable_file
-from leaderboard.database import Location, check_sqlite_file, locate
 from leaderboard import liveness
+from leaderboard.database import Location, check_integrity, check_sqlite_file, locate
 from leaderboard.errors import LeaderboardError, MissingLeaderboard
 from leaderboard.migrations import NoLeaderboard, SchemaError, check_readable, prepare, upgrade
 from leaderboard.reads import RunReads, run_record
 from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 
 STATUSES = ("running", "finished", "failed", "interrupted")
-NOT_A_DATABASE = 26  # SQLITE_NOTADB (sqlite3 names it from Python 3.11)
 
 
 def open_store(db: str | os.PathLike[str], *, create: bool = True, read_only: bool = False) -> RunStore:
@@ -83,33 +79,12 @@ def _schema(where: Location, step: Callable[[], Any]) -> Any:
     except SchemaError as exc:
         raise LeaderboardError(str(exc)) from None
     except ModuleNotFoundError as exc:
-        raise LeaderboardError(f"--db {where}: {exc.name} is not installed: pip install 'harness[postgres]'.") from None
+        raise LeaderboardError(
+            f"--db {where}: {exc.name} is not installed: pip install 'harness[postgres]'."
+        ) from None
     except Exception as exc:  # a corrupt or encrypted file, a server that cannot be reached
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LeaderboardError(f"--db {where} cannot be opened as a database: {first_line}") from None
-
-
-def check_integrity(path: Path) -> None:
-    """Refuse a file that is not SQLite, or whose pages are damaged (SQLite's ``quick_check``),
-    naming it, before a command reads a wrong answer from it or fails halfway through a write.
-    Read through SQLite, which shares this process's locks on the file among its connections, on
-    a read-write connection that only reads: closing it removes the ``-wal``/``-shm`` files it made
-    (a read-only one leaves them beside a damaged file)."""
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
-            verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
-    except sqlite3.DatabaseError as exc:
-        if getattr(exc, "sqlite_errorcode", None) == NOT_A_DATABASE or "file is not a database" in str(exc):
-            raise LeaderboardError(
-                f"--db {path} is not a SQLite database (SQLite finds no database header in it); it was "
-                "left untouched. Point --db or HARNESS_DB at a new file."
-            ) from None
-        verdict = [str(exc)]
-    if verdict != ["ok"]:
-        raise LeaderboardError(
-            f"--db {path} is damaged ({'; '.join(verdict)}); it was left untouched. Restore a backup "
-            "(a NAME.v*.bak / NAME.rev*.bak copy if one is beside it), or point --db at a new file."
-        )
 
 
 def check_new_location(where: Location) -> None:
@@ -171,9 +146,19 @@ class RunStore(RunReads):
             self._get(session, run_id).heartbeat_at = time.time()
 
     def record_score(
-        self, run_id: int, *, task: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, task_version: str | None = None, task_type: str | None = None,
-        items: dict | None = None, dim: int = 0, contamination: dict | None = None,
+        self,
+        run_id: int,
+        *,
+        task: str,
+        main_metric: str,
+        main_score: float,
+        details: dict,
+        task_result: dict | None = None,
+        task_version: str | None = None,
+        task_type: str | None = None,
+        items: dict | None = None,
+        dim: int = 0,
+        contamination: dict | None = None,
     ) -> None:
         """Store (or replace) one task's scores of a run (and mteb's whole TaskResult, as a dict),
         with the version of the task's data (``harness.evaluation.tasks.task_version``) and mteb's
@@ -246,7 +231,14 @@ class RunStore(RunReads):
                 session.delete(old)
             session.flush()
             session.add_all(
-                Metric(run_id=run_id, stage=stage, step=int(r["step"]), loss=float(r["loss"]), lr=float(r["lr"]), seconds=float(r["seconds"]))
+                Metric(
+                    run_id=run_id,
+                    stage=stage,
+                    step=int(r["step"]),
+                    loss=float(r["loss"]),
+                    lr=float(r["lr"]),
+                    seconds=float(r["seconds"]),
+                )
                 for r in rows
             )
             run.heartbeat_at = time.time()
@@ -255,10 +247,14 @@ class RunStore(RunReads):
         """Store (or replace) a stage's diagnostics, one transaction."""
         with self._session(write=True) as session:
             run = self._get(session, run_id)
-            for old in session.scalars(select(Diagnostic).where(Diagnostic.run_id == run_id, Diagnostic.stage == stage)):
+            for old in session.scalars(
+                select(Diagnostic).where(Diagnostic.run_id == run_id, Diagnostic.stage == stage)
+            ):
                 session.delete(old)
             session.flush()
-            session.add_all(Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items())
+            session.add_all(
+                Diagnostic(run_id=run_id, stage=stage, name=name, value=float(v)) for name, v in values.items()
+            )
             run.heartbeat_at = time.time()
 
     def record_dev_scores(self, run_id: int, stage: str, step: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -268,13 +264,22 @@ class RunStore(RunReads):
             run = self._get(session, run_id)
             tasks = [str(r["task"]) for r in rows]
             for old in session.scalars(
-                select(DevScore).where(DevScore.run_id == run_id, DevScore.stage == stage, DevScore.step == step, DevScore.task.in_(tasks))
+                select(DevScore).where(
+                    DevScore.run_id == run_id, DevScore.stage == stage, DevScore.step == step, DevScore.task.in_(tasks)
+                )
             ):
                 session.delete(old)
             session.flush()
             session.add_all(
-                DevScore(run_id=run_id, stage=stage, step=int(step), task=str(r["task"]), main_metric=str(r["main_metric"]),
-                         score=float(r["score"]), seconds=float(r["seconds"]))
+                DevScore(
+                    run_id=run_id,
+                    stage=stage,
+                    step=int(step),
+                    task=str(r["task"]),
+                    main_metric=str(r["main_metric"]),
+                    score=float(r["score"]),
+                    seconds=float(r["seconds"]),
+                )
                 for r in rows
             )
             run.heartbeat_at = time.time()
@@ -299,7 +304,9 @@ class RunStore(RunReads):
             run = self._get(session, run_id, lock=True)
             if run.status == "finished":
                 raise LeaderboardError(f"run {run_id} is already finished; nothing to resume.")
-            if run.status == "running" and not liveness.stale_reason(run, socket.gethostname(), time.time(), liveness.stale_after()):
+            if run.status == "running" and not liveness.stale_reason(
+                run, socket.gethostname(), time.time(), liveness.stale_after()
+            ):
                 raise LeaderboardError(f"run {run_id} is still running (process {run.pid} on {run.host}).")
             run.status, run.error, run.ended_at = "running", None, None
             run.host, run.pid, run.process_started_at = liveness.this_process()
@@ -344,7 +351,9 @@ class RunStore(RunReads):
             return []  # a read command takes no write lock unless there is something to reap
         with self._session(write=True) as session:
             reaped = []
-            for run in session.scalars(select(Run).where(Run.status == "running", Run.id.in_(suspects)).with_for_update()):
+            for run in session.scalars(
+                select(Run).where(Run.status == "running", Run.id.in_(suspects)).with_for_update()
+            ):
                 reason = liveness.stale_reason(run, host, now, limit)
                 if reason:
                     run.status, run.ended_at, run.error = "failed", now, reason
@@ -370,5 +379,3 @@ class RunStore(RunReads):
         finally:
             stop.set()
             thread.join()
-
-

@@ -24,7 +24,7 @@ from harness.method import Method, MethodConfig, option
 from harness.options import side_template_option, template_option
 
 if TYPE_CHECKING:
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
 
 ECHO_TEMPLATE = "Rewrite the sentence: {text}, rewritten sentence: {pool}{text}{/pool}"
@@ -35,9 +35,11 @@ ECHO_DOCUMENT_TEMPLATE = "Document: {text}\nDocument again: {pool}{text}{/pool}"
 class EchoConfig(MethodConfig):
     template: str = template_option(ECHO_TEMPLATE, "the text twice; {pool}...{/pool} marks the pooled (second) copy")
     document_template: str = side_template_option(
-        "prompt around the documents of retrieval and reranking tasks ('' = template)", ECHO_DOCUMENT_TEMPLATE,
+        "prompt around the documents of retrieval and reranking tasks ('' = template)", ECHO_DOCUMENT_TEMPLATE
     )
-    query_template: str = side_template_option("prompt around the queries of retrieval and reranking tasks ('' = template)")
+    query_template: str = side_template_option(
+        "prompt around the queries of retrieval and reranking tasks ('' = template)"
+    )
     pooling: Literal["mean", "last"] = option("mean", "mean over the pooled copy (the paper's), or its last token")
 
 
@@ -55,7 +57,11 @@ class Echo(Method):
         from harness.encoder import PooledEncoder
 
         return PooledEncoder(
-            backbone.model, backbone.tokenizer, pooling=self.config.pooling, settings=settings,
-            template=self.config.template, document_template=self.config.document_template or None,
+            backbone.model,
+            backbone.tokenizer,
+            pooling=self.config.pooling,
+            settings=settings,
+            template=self.config.template,
+            document_template=self.config.document_template or None,
             query_template=self.config.query_template or None,
         )

@@ -28,47 +28,62 @@ from harness.training import TrainConfig
 if TYPE_CHECKING:
     import torch
 
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
-    from harness.encoder import EncodeSettings, Encoder
 
 
 @dataclass
 class InfoNCEConfig(TrainConfig):
     pooling: Literal["mean", "last"] = option("mean", "mean (-M) or last-token (-L) pooling")
     in_batch: bool = option(True, "also use every other document of the global batch as a negative")
-    hard_negatives: bool = option(True, "score each query against its triplet's negative; false = in-batch negatives only (needs in_batch)")
+    hard_negatives: bool = option(
+        True, "score each query against its triplet's negative; false = in-batch negatives only (needs in_batch)"
+    )
     mini_batch: int = option(
-        0, "GradCache: embed each batch this many texts at a time without activations, then re-run and back-propagate "
-        "each chunk (the gradients of the whole batch in the memory of a chunk); 0 = off", minimum=0,
+        0,
+        "GradCache: embed each batch this many texts at a time without activations, then re-run and back-propagate "
+        "each chunk (the gradients of the whole batch in the memory of a chunk); 0 = off",
+        minimum=0,
     )
     temperature: float = option(0.05, "softmax temperature of the cosine scores", above=0)
-    query_negatives: bool = option(False, "the batch's other queries are further negatives of each query (GTE, Qwen3-Embedding; needs in_batch)")
+    query_negatives: bool = option(
+        False, "the batch's other queries are further negatives of each query (GTE, Qwen3-Embedding; needs in_batch)"
+    )
     document_negatives: bool = option(
-        False, "the batch's other documents, scored against a query's positive, are further negatives of it (GTE, Qwen3-Embedding; needs in_batch)",
+        False,
+        "the batch's other documents, scored against a query's positive, are further negatives of it (GTE, Qwen3-Embedding; needs in_batch)",
     )
     false_negative_margin: float | None = option(
-        None, "leave out a negative whose cosine exceeds the positive's by more than this (Qwen3-Embedding: 0.1); None = off", minimum=0,
+        None,
+        "leave out a negative whose cosine exceeds the positive's by more than this (Qwen3-Embedding: 0.1); None = off",
+        minimum=0,
     )
     symmetric: bool = option(
-        False, "also each positive picks its query among the batch's queries; the two directions averaged "
+        False,
+        "also each positive picks its query among the batch's queries; the two directions averaged "
         "(sentence-transformers' MultipleNegativesSymmetricRankingLoss; needs in_batch)",
     )
     matryoshka_dims: list[int] = option(
-        [], "Matryoshka: the loss summed over the embedding's first N dims for each N (e.g. [64, 128, 256, 576]); [] = off",
-        minimum=1, check=distinct_dims, rule="distinct",
+        [],
+        "Matryoshka: the loss summed over the embedding's first N dims for each N (e.g. [64, 128, 256, 576]); [] = off",
+        minimum=1,
+        check=distinct_dims,
+        rule="distinct",
     )
     matryoshka_weights: list[float] = option([], "Matryoshka: one weight per dim ([] = 1 each)", minimum=0)
     template: str = template_option(INSTRUCTION_TEMPLATE, "prompt around each text (shared with AutoRegEmbed)")
     document_template: str = side_template_option(
-        "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)",
+        "prompt around the documents of retrieval and reranking tasks (evaluation only; '' = template, which training reads)"
     )
     query_template: str = side_template_option(
-        "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)",
+        "prompt around the queries of retrieval and reranking tasks (evaluation only; '' = template)"
     )
 
     def inconsistency(self, prefix: str) -> str | None:
         if not self.in_batch and not self.hard_negatives:
-            return f"{prefix}in_batch=false and {prefix}hard_negatives=false leave a query no negative; keep one of them"
+            return (
+                f"{prefix}in_batch=false and {prefix}hard_negatives=false leave a query no negative; keep one of them"
+            )
         needs_batch = [name for name in ("query_negatives", "document_negatives", "symmetric") if getattr(self, name)]
         if needs_batch and not self.in_batch:
             return f"{prefix}{needs_batch[0]}=true scores the batch's other texts, which {prefix}in_batch=false leaves out"
@@ -77,8 +92,14 @@ class InfoNCEConfig(TrainConfig):
         return super().inconsistency(prefix)
 
     def loss_options(self) -> LossOptions:
-        return LossOptions(self.temperature, self.in_batch, self.query_negatives, self.document_negatives,
-                           self.false_negative_margin, self.symmetric)
+        return LossOptions(
+            self.temperature,
+            self.in_batch,
+            self.query_negatives,
+            self.document_negatives,
+            self.false_negative_margin,
+            self.symmetric,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,9 @@ class LossOptions:
     symmetric: bool = False
 
 
-def infonce_loss(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, options: LossOptions) -> torch.Tensor:
+def infonce_loss(
+    query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, options: LossOptions
+) -> torch.Tensor:
     """Cross-entropy of each query picking its positive; inputs are L2-normalised embeddings.
 
     Hard-negative only (``in_batch`` false): candidates are (positive, negative). In-batch: the
@@ -111,8 +134,10 @@ def infonce_loss(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | Non
     o = options
     if not o.in_batch:
         scores = torch.stack([(query * pos).sum(-1), (query * neg).sum(-1)], dim=1)
-        return F.cross_entropy(_masked(scores, torch.zeros_like(scores, dtype=torch.bool), 0, o) / o.temperature,
-                               torch.zeros(query.shape[0], dtype=torch.long, device=query.device))
+        return F.cross_entropy(
+            _masked(scores, torch.zeros_like(scores, dtype=torch.bool), 0, o) / o.temperature,
+            torch.zeros(query.shape[0], dtype=torch.long, device=query.device),
+        )
     own = torch.arange(query.shape[0], device=query.device) + world().rank * query.shape[0]
     docs = torch.cat([gather_with_grad(pos)] + ([gather_with_grad(neg)] if neg is not None else []))
     queries = gather_with_grad(query) if o.query_negatives or o.symmetric else None
@@ -126,12 +151,16 @@ def infonce_loss(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | Non
     scores = _masked(torch.cat(blocks, dim=1), torch.cat(excluded, dim=1), own, o)
     loss = F.cross_entropy(scores / o.temperature, own)
     if o.symmetric:
-        back = _masked(pos @ queries.T, torch.zeros(len(own), len(queries), dtype=torch.bool, device=query.device), own, o)
+        back = _masked(
+            pos @ queries.T, torch.zeros(len(own), len(queries), dtype=torch.bool, device=query.device), own, o
+        )
         loss = (loss + F.cross_entropy(back / o.temperature, own)) / 2
     return loss
 
 
-def _masked(scores: torch.Tensor, excluded: torch.Tensor, label: torch.Tensor | int, options: LossOptions) -> torch.Tensor:
+def _masked(
+    scores: torch.Tensor, excluded: torch.Tensor, label: torch.Tensor | int, options: LossOptions
+) -> torch.Tensor:
     """Cosine ``scores`` with excluded entries, and (under a margin) false negatives, set to -inf;
     the label column (each row's positive) is never dropped."""
     import torch
@@ -155,7 +184,9 @@ class ContrastiveStage:
         return load_triplets(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: InfoNCEConfig) -> tuple[Any, int]:
-        sides = [[t.query for t in batch], [t.pos for t in batch]] + ([[t.neg for t in batch]] if config.hard_negatives else [])
+        sides = [[t.query for t in batch], [t.pos for t in batch]] + (
+            [[t.neg for t in batch]] if config.hard_negatives else []
+        )
         rows = self.rows(tokenizer, [text for side in sides for text in side], config)
         query, pos, *neg = self.embed(model, rows, config).split(len(batch))
         return self.objective(query, pos, neg[0] if neg else None, config), sum(len(row) for row in rows)
@@ -185,11 +216,15 @@ class ContrastiveStage:
         return cached_embeddings(embed, rows, config.mini_batch, device) if config.mini_batch else embed(rows)
 
     @staticmethod
-    def loss_from_embeddings(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
+    def loss_from_embeddings(
+        query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig
+    ) -> torch.Tensor:
         """The loss of embedded sides alone."""
         return infonce_loss(query, pos, neg, config.loss_options())
 
-    def objective(self, query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
+    def objective(
+        self, query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig
+    ) -> torch.Tensor:
         """``loss_from_embeddings`` under the config's loss wrappers (Matryoshka dims)."""
         from harness.training.losses import matryoshka_loss
 
@@ -232,7 +267,11 @@ class InfoNCE(Method):
         from harness.encoder import PooledEncoder
 
         return PooledEncoder(
-            backbone.model, backbone.tokenizer, pooling=self.config.pooling, settings=settings,
-            template=self.config.template, document_template=self.config.document_template or None,
+            backbone.model,
+            backbone.tokenizer,
+            pooling=self.config.pooling,
+            settings=settings,
+            template=self.config.template,
+            document_template=self.config.document_template or None,
             query_template=self.config.query_template or None,
         )

@@ -39,7 +39,7 @@ from methods.infonce import ContrastiveStage, InfoNCEConfig, infonce_loss
 if TYPE_CHECKING:
     import torch
 
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
 
 STAGES = ("mntp", "simcse", "supervised")
@@ -49,17 +49,25 @@ STAGES = ("mntp", "simcse", "supervised")
 class LLM2VecConfig(InfoNCEConfig):
     template: str = template_option("{text}", "prompt around each text (an instruction, for supervised training)")
     stages: list[str] = option(
-        ["mntp", "simcse"], "stages in order: mntp, then simcse (unsupervised, on texts) or supervised (InfoNCE on triplets); "
+        ["mntp", "simcse"],
+        "stages in order: mntp, then simcse (unsupervised, on texts) or supervised (InfoNCE on triplets); "
         "[] = the bidirectional backbone, untrained",
     )
     pool_text_only: bool = option(True, "mean over the text's own tokens, instruction excluded; false = the whole row")
-    mask_probability: float = option(0.2, "mntp: fraction of tokens masked (the reference: 0.2 for Llama, 0.8 for Mistral)", above=0, below=1)
-    mask_token: str = option("_", "mntp: the token a masked position reads (the reference's blank '_'; the tokenizer's unk, else pad, when unknown)")
+    mask_probability: float = option(
+        0.2, "mntp: fraction of tokens masked (the reference: 0.2 for Llama, 0.8 for Mistral)", above=0, below=1
+    )
+    mask_token: str = option(
+        "_",
+        "mntp: the token a masked position reads (the reference's blank '_'; the tokenizer's unk, else pad, when unknown)",
+    )
     mntp_steps: int = option(0, "mntp: optimizer steps (0 = steps)", minimum=0)
     mntp_lr: float = option(5e-5, "mntp: learning rate (the reference's)", above=0)
     simcse_steps: int = option(0, "simcse: optimizer steps (0 = steps)", minimum=0)
     simcse_lr: float = option(3e-5, "simcse: learning rate (the reference's)", above=0)
-    simcse_dropout: float = option(0.3, "simcse: attention dropout making the two views (the reference's)", minimum=0, below=1)
+    simcse_dropout: float = option(
+        0.3, "simcse: attention dropout making the two views (the reference's)", minimum=0, below=1
+    )
     supervised_steps: int = option(0, "supervised: optimizer steps (0 = steps)", minimum=0)
     supervised_lr: float = option(2e-4, "supervised: learning rate (the reference's)", above=0)
 
@@ -96,8 +104,13 @@ class MNTPStage:
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
         rows = [row[: config.max_length] for row in tokenizer(list(batch), add_special_tokens=True)["input_ids"]]
         rows = [row + [eos] * (2 - len(row)) for row in rows]  # a one-token text predicts EOS after it
-        masked, targets, positions = mask_rows(rows, config.mask_probability, mask_id(tokenizer, config.mask_token),
-                                               len(tokenizer), special_ids(tokenizer))
+        masked, targets, positions = mask_rows(
+            rows,
+            config.mask_probability,
+            mask_id(tokenizer, config.mask_token),
+            len(tokenizer),
+            special_ids(tokenizer),
+        )
         ids = torch.tensor([t for row in masked for t in row], device=device)
         lengths = [len(row) for row in rows]
         hidden = forward_rows(model.get_decoder(), model.get_input_embeddings()(ids), lengths, pack=config.pack)
@@ -120,7 +133,7 @@ def mask_id(tokenizer: Any, token: str) -> int:
 
 
 def mask_rows(
-    rows: Sequence[Sequence[int]], probability: float, mask: int, vocab: int, specials: set[int],
+    rows: Sequence[Sequence[int]], probability: float, mask: int, vocab: int, specials: set[int]
 ) -> tuple[list[list[int]], list[int], list[tuple[int, int]]]:
     """(rows with chosen tokens replaced, the chosen tokens, their (row, position)).
 
@@ -154,7 +167,11 @@ class SimCSEStage(ContrastiveStage):
     data_kind = "texts"
 
     def __init__(self, config: LLM2VecConfig) -> None:
-        self.overrides = {**set_only(steps=config.simcse_steps), "lr": config.simcse_lr, "dropout": config.simcse_dropout}
+        self.overrides = {
+            **set_only(steps=config.simcse_steps),
+            "lr": config.simcse_lr,
+            "dropout": config.simcse_dropout,
+        }
 
     def examples(self, source: str, seed: int) -> Sequence[str]:
         from harness.data.texts import load_texts
@@ -167,7 +184,9 @@ class SimCSEStage(ContrastiveStage):
         return self.objective(first, second, None, config), sum(len(row) for row in rows)
 
     @staticmethod
-    def loss_from_embeddings(query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig) -> torch.Tensor:
+    def loss_from_embeddings(
+        query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig
+    ) -> torch.Tensor:
         """Each first view picks its own second view among every text's second view (under the
         config's loss options; in-batch whatever ``in_batch`` says, as SimCSE has no hard negative)."""
         return infonce_loss(query, pos, None, dataclasses.replace(config.loss_options(), in_batch=True))
@@ -205,7 +224,9 @@ class LLM2Vec(Method):
 
         c = self.config
         return PooledEncoder(
-            backbone.model, backbone.tokenizer, pooling=c.pooling, settings=settings,
+            backbone.model,
+            backbone.tokenizer,
+            pooling=c.pooling,
+            settings=settings,
             **encoder_templates(c.template, c.document_template, c.query_template, text_only=c.pool_text_only),
         )
-

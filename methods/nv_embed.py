@@ -36,7 +36,7 @@ from methods.infonce import InfoNCE, InfoNCEConfig
 if TYPE_CHECKING:
     import torch
 
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
 
 HEAD_FILE = "latent_attention.safetensors"
@@ -45,14 +45,19 @@ HEAD_FILE = "latent_attention.safetensors"
 @dataclass
 class NVEmbedConfig(InfoNCEConfig):
     template: str = template_option("{text}", "prompt around each text (an instruction, for instruction tuning)")
-    pool_text_only: bool = option(True, "mean over the text's own tokens, instruction excluded (the reference's pool_mask); false = the whole row")
+    pool_text_only: bool = option(
+        True,
+        "mean over the text's own tokens, instruction excluded (the reference's pool_mask); false = the whole row",
+    )
     latents: int = option(512, "latent array size (the paper's 512)", minimum=1)
     latent_heads: int = option(8, "cross-attention heads (the paper's 8)", minimum=1)
     latent_head_dim: int = option(0, "width of each head (0 = the hidden size, as the reference)", minimum=0)
 
     def inconsistency(self, prefix: str) -> str | None:
         if self.pooling != "mean":
-            return f"{prefix}pooling={self.pooling!r}: NV-Embed mean-pools the latent-attention layer's output; keep mean"
+            return (
+                f"{prefix}pooling={self.pooling!r}: NV-Embed mean-pools the latent-attention layer's output; keep mean"
+            )
         return super().inconsistency(prefix)
 
 
@@ -81,7 +86,10 @@ class NVEmbed(InfoNCE):
 
         c = self.config
         return PooledEncoder(
-            backbone.model, backbone.tokenizer, pooling="mean", settings=settings,
+            backbone.model,
+            backbone.tokenizer,
+            pooling="mean",
+            settings=settings,
             **encoder_templates(c.template, c.document_template, c.query_template, text_only=c.pool_text_only),
         )
 
@@ -94,12 +102,17 @@ class NVEmbed(InfoNCE):
         head = getattr(model, TOKEN_HEAD, None)
         if head is None:
             raise HarnessError("the model has no latent-attention layer to export.")
-        save_file({name: tensor.detach().float().contiguous().cpu() for name, tensor in head.state_dict().items()}, str(folder / HEAD_FILE))
+        save_file(
+            {name: tensor.detach().float().contiguous().cpu() for name, tensor in head.state_dict().items()},
+            str(folder / HEAD_FILE),
+        )
         delattr(model, TOKEN_HEAD)
         return {"kind": "latent-attention", "pooling": "mean", **head.layout()}
 
     @classmethod
-    def load_exported(cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings) -> Encoder:
+    def load_exported(
+        cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
+    ) -> Encoder:
         from safetensors.torch import load_file
 
         from harness.encoder import PooledEncoder
@@ -110,8 +123,13 @@ class NVEmbed(InfoNCE):
         weight = model.get_input_embeddings().weight
         model.add_module(TOKEN_HEAD, head.to(device=weight.device, dtype=weight.dtype))
         return PooledEncoder(
-            model, tokenizer, pooling="mean", settings=settings, template=spec["template"],
-            document_template=spec.get("document_template"), query_template=spec.get("query_template"),
+            model,
+            tokenizer,
+            pooling="mean",
+            settings=settings,
+            template=spec["template"],
+            document_template=spec.get("document_template"),
+            query_template=spec.get("query_template"),
         )
 
 
@@ -140,7 +158,12 @@ def _layer_class() -> type:
             self.ff_out = nn.Linear(4 * hidden, hidden)
 
         def layout(self) -> dict[str, int]:
-            return {"hidden": self.hidden, "latents": self.latents.shape[0], "heads": self.heads, "head_dim": self.head_dim}
+            return {
+                "hidden": self.hidden,
+                "latents": self.latents.shape[0],
+                "heads": self.heads,
+                "head_dim": self.head_dim,
+            }
 
         def extra_repr(self) -> str:
             return ", ".join(f"{key}={value}" for key, value in self.layout().items())

@@ -37,7 +37,7 @@ from harness.options import POOL_START, TEXT_SLOT, template_problem
 if TYPE_CHECKING:
     import torch
 
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
 
 PLACEHOLDER = "{pst}"
@@ -52,7 +52,11 @@ def placeholder_problem(template: Any) -> str | None:
     problem = template_problem(template)
     if problem:
         return problem
-    if template.count(PLACEHOLDER) != 1 or template.find(PLACEHOLDER) > template.find(TEXT_SLOT) or POOL_START in template:
+    if (
+        template.count(PLACEHOLDER) != 1
+        or template.find(PLACEHOLDER) > template.find(TEXT_SLOT)
+        or POOL_START in template
+    ):
         return f"must hold {RULE}"
     return None
 
@@ -64,10 +68,21 @@ def without_placeholder(template: str) -> str:
 
 @dataclass
 class TokenPrependingConfig(MethodConfig):
-    template: str = option(TP_TEMPLATE, "PromptEOL prompt with the placeholder {pst} before the text", check=placeholder_problem, rule=RULE)
-    document_template: str = option("", "prompt around retrieval documents ('' = template)", check=placeholder_problem, rule=f"'' or {RULE}")
-    query_template: str = option("", "prompt around retrieval queries ('' = template)", check=placeholder_problem, rule=f"'' or {RULE}")
-    layers_from: int = option(1, "first layer whose input placeholder carries the last token's state (the reference's 1)", minimum=0)
+    template: str = option(
+        TP_TEMPLATE,
+        "PromptEOL prompt with the placeholder {pst} before the text",
+        check=placeholder_problem,
+        rule=RULE,
+    )
+    document_template: str = option(
+        "", "prompt around retrieval documents ('' = template)", check=placeholder_problem, rule=f"'' or {RULE}"
+    )
+    query_template: str = option(
+        "", "prompt around retrieval queries ('' = template)", check=placeholder_problem, rule=f"'' or {RULE}"
+    )
+    layers_from: int = option(
+        1, "first layer whose input placeholder carries the last token's state (the reference's 1)", minimum=0
+    )
     layers_to: int = option(7, "the layer after the last one that does (the reference's 7 for Llama-2-7B)", minimum=1)
 
     def inconsistency(self, prefix: str) -> str | None:
@@ -95,7 +110,11 @@ class TokenPrepending(Method):
                 f"method_args.layers_to={self.config.layers_to}: {backbone.spec.name} has {layers} layers; give at most {layers}."
             )
         c = self.config
-        for side, template in (("template", c.template), ("document_template", c.document_template), ("query_template", c.query_template)):
+        for side, template in (
+            ("template", c.template),
+            ("document_template", c.document_template),
+            ("query_template", c.query_template),
+        ):
             if template:
                 check_placeholder(backbone.tokenizer, template, f"method_args.{side}")
 
@@ -103,9 +122,18 @@ class TokenPrepending(Method):
         c = self.config
         marker = backbone.tokenizer.eos_token
         return PrependingEncoder(
-            backbone.model, backbone.tokenizer, settings=settings, layers=(c.layers_from, c.layers_to),
-            **{side: template.replace(PLACEHOLDER, marker) if template else None
-               for side, template in (("template", c.template), ("document_template", c.document_template), ("query_template", c.query_template))},
+            backbone.model,
+            backbone.tokenizer,
+            settings=settings,
+            layers=(c.layers_from, c.layers_to),
+            **{
+                side: template.replace(PLACEHOLDER, marker) if template else None
+                for side, template in (
+                    ("template", c.template),
+                    ("document_template", c.document_template),
+                    ("query_template", c.query_template),
+                )
+            },
         )
 
     def export_encoder(self, encoder: Encoder, model: Any, folder: Path) -> dict[str, Any]:
@@ -113,10 +141,17 @@ class TokenPrepending(Method):
         return {"kind": "token-prepending", "pooling": "last", "layers": list(encoder.layers)}
 
     @classmethod
-    def load_exported(cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings) -> Encoder:
+    def load_exported(
+        cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
+    ) -> Encoder:
         return PrependingEncoder(
-            model, tokenizer, settings=settings, layers=tuple(spec["layers"]), template=spec["template"],
-            document_template=spec.get("document_template"), query_template=spec.get("query_template"),
+            model,
+            tokenizer,
+            settings=settings,
+            layers=tuple(spec["layers"]),
+            template=spec["template"],
+            document_template=spec.get("document_template"),
+            query_template=spec.get("query_template"),
         )
 
 
@@ -142,10 +177,26 @@ def check_placeholder(tokenizer: Any, template: str, where: str) -> None:
 class PrependingEncoder(PooledEncoder):
     """Last-token pooling, the row's placeholder (its first EOS) overwritten before ``layers``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, settings: EncodeSettings, layers: tuple[int, int], template: str,
-                 document_template: str | None = None, query_template: str | None = None) -> None:
-        super().__init__(model, tokenizer, pooling="last", settings=settings, template=template,
-                         document_template=document_template, query_template=query_template)
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        settings: EncodeSettings,
+        layers: tuple[int, int],
+        template: str,
+        document_template: str | None = None,
+        query_template: str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            tokenizer,
+            pooling="last",
+            settings=settings,
+            template=template,
+            document_template=document_template,
+            query_template=query_template,
+        )
         from harness.encoder import special_tokens_around
 
         self.layers = layers
@@ -165,7 +216,9 @@ class PrependingEncoder(PooledEncoder):
         from harness.model.packing import forward_rows, offsets, pool_rows
 
         lengths = [len(row) for row in rows]
-        places = [list(row).index(self.placeholder, self.start) for row in rows]  # the template's: it comes before the text
+        places = [
+            list(row).index(self.placeholder, self.start) for row in rows
+        ]  # the template's: it comes before the text
         ids = torch.tensor([token for row in rows for token in row], dtype=torch.long, device=self.device)
         embeds = self.model.get_input_embeddings()(ids)
         starts = offsets(lengths)
@@ -185,7 +238,9 @@ def prepending(decoder: Any, layers: tuple[int, int], places: Sequence[int], las
         states = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         rows = torch.arange(states.shape[0], device=states.device)
         carried = states.clone()
-        carried[rows, torch.tensor(list(places), device=states.device)] = states[rows, torch.tensor(list(lasts), device=states.device)]
+        carried[rows, torch.tensor(list(places), device=states.device)] = states[
+            rows, torch.tensor(list(lasts), device=states.device)
+        ]
         if "hidden_states" in kwargs:
             return args, {**kwargs, "hidden_states": carried}
         return (carried, *args[1:]), kwargs

@@ -10,24 +10,28 @@ from harness.options import side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
 
 if TYPE_CHECKING:
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
-    from harness.encoder import EncodeSettings, Encoder
 
 PROMPTEOL_TEMPLATE = 'This sentence : "{text}" means in one word:"'
-DOCUMENT_HELP = "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)"
+DOCUMENT_HELP = (
+    "prompt around the documents of retrieval and reranking tasks ('' = template, which symmetric tasks read)"
+)
 QUERY_HELP = "prompt around the queries of retrieval and reranking tasks ('' = template, which symmetric tasks read)"
 
 
 @dataclass
 class PoolingConfig(MethodConfig):
-    preset: str = option("plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)")
+    preset: str = option(
+        "plain", "plain (the bare text) or autoregembed (its instruction template: the paper's -L/-M untrained rows)"
+    )
     template: str = template_option("{text}", "prompt around each text")
     document_template: str = side_template_option(DOCUMENT_HELP)
     query_template: str = side_template_option(QUERY_HELP)
     pool_text_only: bool = option(
-        False, "pool over the text's own tokens, instruction excluded (its last {text} as {pool}{text}{/pool}); false = as the template marks, else the whole row",
+        False,
+        "pool over the text's own tokens, instruction excluded (its last {text} as {pool}{text}{/pool}); false = as the template marks, else the whole row",
     )
-
 
 
 #: The paper's untrained LLaMA2-L / -M rows read the text under AutoRegEmbed's instruction.
@@ -44,7 +48,11 @@ class PromptEOLConfig(MethodConfig):
 def untrained_twin(pooling: Literal["mean", "last"], config: Any) -> tuple[str, dict[str, Any]]:
     """The untrained method that reads texts as ``config`` does (its templates, its pooled span)
     and pools them as ``pooling``: the baseline of a method that trains that encoder."""
-    args = {side: getattr(config, side) for side in ("template", "document_template", "query_template") if getattr(config, side, "")}
+    args = {
+        side: getattr(config, side)
+        for side in ("template", "document_template", "query_template")
+        if getattr(config, side, "")
+    }
     if getattr(config, "pool_text_only", False):
         args["pool_text_only"] = True
     return f"untrained-{pooling}", args
@@ -57,11 +65,7 @@ class _Untrained(Method):
         from harness.encoder import PooledEncoder
 
         return PooledEncoder(
-            backbone.model,
-            backbone.tokenizer,
-            pooling=self.pooling,
-            settings=settings,
-            **self.templates(),
+            backbone.model, backbone.tokenizer, pooling=self.pooling, settings=settings, **self.templates()
         )
 
     def templates(self) -> dict[str, str | None]:
@@ -69,7 +73,9 @@ class _Untrained(Method):
         from harness.encoder import encoder_templates
 
         c = self.config
-        return encoder_templates(c.template, c.document_template, c.query_template, text_only=getattr(c, "pool_text_only", False))
+        return encoder_templates(
+            c.template, c.document_template, c.query_template, text_only=getattr(c, "pool_text_only", False)
+        )
 
 
 class UntrainedMean(_Untrained):

@@ -28,10 +28,11 @@ def own_embedding_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HARNESS_EMBEDDING_CACHE", str(folder))
     return folder
 
+
 WORDS = (
     "the a cat dog sat on mat ran in park bird flew over house car drove down road man woman "
     "ate food drank water read book wrote letter sky is blue green grass sun shines rain falls "
-    "this sentence means one word : \" quick brown fox jumps lazy"
+    'this sentence means one word : " quick brown fox jumps lazy'
 ).split()
 
 
@@ -47,9 +48,7 @@ def make_tokenizer():
         vocab.setdefault(word, len(vocab))
     core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     core.pre_tokenizer = WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
 
 
 def make_tiny_llama(seed: int = 0, hidden_size: int = 32):

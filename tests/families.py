@@ -20,7 +20,15 @@ from typing import Any
 
 from tests.conftest import WORDS
 
-SIZES = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+SIZES = dict(
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
 QWEN_VOCAB = 256  # byte-level BPE: the characters of WORDS, then their merges
 CHATML = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
 
@@ -64,12 +72,16 @@ class Family:
         core.pre_tokenizer = WhitespaceSplit()
         if self.adds_bos:
             core.post_processor = processors.TemplateProcessing(
-                single=f"{self.bos} $A", pair=f"{self.bos} $A {self.bos} $B", special_tokens=[(self.bos, vocab[self.bos])]
+                single=f"{self.bos} $A",
+                pair=f"{self.bos} $A {self.bos} $B",
+                special_tokens=[(self.bos, vocab[self.bos])],
             )
         named = {"bos_token": self.bos, "eos_token": self.eos, "pad_token": self.pad, "unk_token": "<unk>"}
         return PreTrainedTokenizerFast(
-            tokenizer_object=core, **{k: v for k, v in named.items() if v is not None},
-            additional_special_tokens=list(self.extra_tokens), padding_side=self.padding_side,
+            tokenizer_object=core,
+            **{k: v for k, v in named.items() if v is not None},
+            additional_special_tokens=list(self.extra_tokens),
+            padding_side=self.padding_side,
         )
 
     def _qwen_bpe(self) -> Any:
@@ -84,18 +96,29 @@ class Family:
 
         core = Tokenizer(BPE())
         core.normalizer = normalizers.NFC()
-        core.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ])
+        core.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
         corpus = [" ".join(WORDS), *WORDS, *(f" {w}" for w in WORDS), "\n"]
-        alphabet = sorted({c for text in corpus for piece, _ in core.pre_tokenizer.pre_tokenize_str(text) for c in piece})
-        trainer = trainers.BpeTrainer(vocab_size=QWEN_VOCAB, special_tokens=self.specials(), initial_alphabet=alphabet, show_progress=False)
+        alphabet = sorted(
+            {c for text in corpus for piece, _ in core.pre_tokenizer.pre_tokenize_str(text) for c in piece}
+        )
+        trainer = trainers.BpeTrainer(
+            vocab_size=QWEN_VOCAB, special_tokens=self.specials(), initial_alphabet=alphabet, show_progress=False
+        )
         core.train_from_iterator(corpus, trainer)
         model = json.loads(core.to_str())["model"]
         return Qwen2Tokenizer(
-            vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], eos_token=self.eos, pad_token=self.pad,
-            unk_token="<unk>", additional_special_tokens=list(self.extra_tokens), padding_side=self.padding_side,
+            vocab=model["vocab"],
+            merges=[tuple(m) for m in model["merges"]],
+            eos_token=self.eos,
+            pad_token=self.pad,
+            unk_token="<unk>",
+            additional_special_tokens=list(self.extra_tokens),
+            padding_side=self.padding_side,
         )
 
     def model(self, seed: int = 0) -> Any:
@@ -103,7 +126,10 @@ class Family:
         from transformers import AutoModelForCausalLM
 
         tokenizer = self.tokenizer()
-        ids = {f"{kind}_token_id": tokenizer.convert_tokens_to_ids(token) if token else None for kind, token in (("pad", self.pad), ("eos", self.eos), ("bos", self.bos))}
+        ids = {
+            f"{kind}_token_id": tokenizer.convert_tokens_to_ids(token) if token else None
+            for kind, token in (("pad", self.pad), ("eos", self.eos), ("bos", self.bos))
+        }
         vocab_size = QWEN_VOCAB if self.config.model_type.startswith("qwen") else SIZES["vocab_size"]
         assert len(tokenizer) <= vocab_size, len(tokenizer)
         config = self.config(**{**SIZES, "vocab_size": vocab_size}, **ids, **self.options)
@@ -121,26 +147,57 @@ def _families() -> dict[str, Family]:
     import transformers as t
 
     llama2_tokens = dict(bos="<s>", adds_bos=True, eos="</s>")
-    qwen_tokens = dict(eos="<|endoftext|>", pad="<|endoftext|>", extra_tokens=("<|im_start|>", "<|im_end|>"), chat_template=CHATML)
+    qwen_tokens = dict(
+        eos="<|endoftext|>", pad="<|endoftext|>", extra_tokens=("<|im_start|>", "<|im_end|>"), chat_template=CHATML
+    )
     families = [
         Family("llama", t.LlamaConfig, **llama2_tokens),
         Family(
-            "llama3", t.LlamaConfig, bos="<|begin_of_text|>", adds_bos=True, eos="<|end_of_text|>",
-            options=dict(rope_parameters={
-                "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                "high_freq_factor": 4.0, "original_max_position_embeddings": 16,
-            }),
+            "llama3",
+            t.LlamaConfig,
+            bos="<|begin_of_text|>",
+            adds_bos=True,
+            eos="<|end_of_text|>",
+            options=dict(
+                rope_parameters={
+                    "rope_type": "llama3",
+                    "rope_theta": 500000.0,
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                }
+            ),
         ),
         Family("mistral", t.MistralConfig, **llama2_tokens, options=dict(sliding_window=4)),
         Family("qwen2", t.Qwen2Config, **qwen_tokens, options=dict(tie_word_embeddings=True)),
         Family("qwen3", t.Qwen3Config, **qwen_tokens, options=dict(tie_word_embeddings=True, head_dim=8)),
         Family(
-            "gemma3", t.Gemma3TextConfig, bos="<bos>", adds_bos=True, eos="<eos>", pad="<pad>",
-            extra_tokens=("<start_of_turn>", "<end_of_turn>"), padding_side="left",
+            "gemma3",
+            t.Gemma3TextConfig,
+            bos="<bos>",
+            adds_bos=True,
+            eos="<eos>",
+            pad="<pad>",
+            extra_tokens=("<start_of_turn>", "<end_of_turn>"),
+            padding_side="left",
             chat_template="{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}",
-            options=dict(head_dim=8, sliding_window=4, layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=8, tie_word_embeddings=True),
+            options=dict(
+                head_dim=8,
+                sliding_window=4,
+                layer_types=["sliding_attention", "full_attention"],
+                query_pre_attn_scalar=8,
+                tie_word_embeddings=True,
+            ),
         ),
-        Family("phi3", t.Phi3Config, bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>", options=dict(sliding_window=None, tie_word_embeddings=False)),
+        Family(
+            "phi3",
+            t.Phi3Config,
+            bos="<s>",
+            eos="<|endoftext|>",
+            pad="<|endoftext|>",
+            options=dict(sliding_window=None, tie_word_embeddings=False),
+        ),
     ]
     return {family.name: family for family in families}
 

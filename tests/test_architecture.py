@@ -30,11 +30,21 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path):
     for package in PACKAGES:
         subprocess.run(["cp", "-r", str(ROOT / package), str(tmp_path / package)], check=True)
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
-    (tmp_path / "leaderboard" / "errors.py").write_text((ROOT / "leaderboard" / "errors.py").read_text() + "\nimport torch\n")
+    (tmp_path / "leaderboard" / "errors.py").write_text(
+        (ROOT / "leaderboard" / "errors.py").read_text() + "\nimport torch\n"
+    )
     lint = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 1 and "leaderboard is not allowed to import torch" in result.stdout, result.stdout[-3000:]
+    result = subprocess.run(
+        [str(lint), "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1 and "leaderboard is not allowed to import torch" in result.stdout, result.stdout[
+        -3000:
+    ]
 
 
 def _modules() -> list[Path]:
@@ -52,8 +62,20 @@ def test_the_core_has_no_flat_modules_beyond_its_contracts():
     concern is a folder."""
     top = sorted(p.stem for p in (ROOT / "harness").glob("*.py"))
     assert top == [
-        "__init__", "__main__", "config", "encoder", "errors", "faults", "hub", "method", "options", "paths",
-        "prompts", "ranks", "registry", "task_versions",
+        "__init__",
+        "__main__",
+        "config",
+        "encoder",
+        "errors",
+        "faults",
+        "hub",
+        "method",
+        "options",
+        "paths",
+        "prompts",
+        "ranks",
+        "registry",
+        "task_versions",
     ]
 
 

@@ -86,5 +86,9 @@ def test_run_config_fields_all_have_defaults():
     """Every field is optional, so a config file may set any subset."""
     import dataclasses
 
-    missing = [f.name for f in dataclasses.fields(RunConfig) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in dataclasses.fields(RunConfig)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     assert missing == []

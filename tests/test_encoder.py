@@ -69,12 +69,15 @@ def test_truncation_cuts_the_text_and_keeps_the_template(tiny_llama):
     assert row[len(prefix) : -len(suffix)] == tokenizer("cat")["input_ids"] * (10 - len(prefix) - len(suffix))
 
 
-@pytest.mark.parametrize("template, problem", [
-    ("no slot", "must contain"),
-    ("{pool}{text}", "one pooled span"),
-    ("{/pool}{text}{pool}", "one pooled span"),
-    ("{pool}{text}{/pool}{pool}{/pool}", "one pooled span"),
-])
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("no slot", "must contain"),
+        ("{pool}{text}", "one pooled span"),
+        ("{/pool}{text}{pool}", "one pooled span"),
+        ("{pool}{text}{/pool}{pool}{/pool}", "one pooled span"),
+    ],
+)
 def test_template_needs_the_text_and_at_most_one_span(tiny_llama, template, problem):
     model, tokenizer = tiny_llama
     with pytest.raises(HarnessError, match=problem):
@@ -84,7 +87,9 @@ def test_template_needs_the_text_and_at_most_one_span(tiny_llama, template, prob
 def _adapter(tiny_llama):
     model, tokenizer = tiny_llama
     encoder = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(batch_size=4))
-    meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=32, max_tokens=512, source="tiny")
+    meta = model_meta(
+        name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=32, max_tokens=512, source="tiny"
+    )
     return encoder, MtebEncoder(encoder, meta)
 
 
@@ -132,7 +137,9 @@ def test_untrained_baselines_with_the_autoregembed_preset_read_its_instruction(t
     config = method_options(cls, {"preset": "autoregembed"}, name)
     assert config.template == "{text}\n" + STS_INSTRUCTION
     assert method_options(cls, {}, name).template == "{text}"  # plain stays the default
-    encoder = cls(config).build_encoder(Backbone(BackboneSpec("tiny", "tiny", "local"), model, tokenizer), EncodeSettings(batch_size=2))
+    encoder = cls(config).build_encoder(
+        Backbone(BackboneSpec("tiny", "tiny", "local"), model, tokenizer), EncodeSettings(batch_size=2)
+    )
     got = encoder.encode(TEXTS[:3])
     expected = np.stack([pool(_alone(model, tokenizer, t + "\n" + STS_INSTRUCTION)).numpy() for t in TEXTS[:3]])
     np.testing.assert_allclose(got, expected, atol=1e-5)

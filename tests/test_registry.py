@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import subprocess
 import sys
 import textwrap
@@ -71,7 +70,9 @@ def test_out_of_tree_entry_point_is_found_and_builtins_win(installed_plugin):
     assert echo.__module__ == "repeat_plugin" and issubclass(echo, Method)
     assert "repeat" in registry.method_names()
     assert registry.provenance(echo) == {
-        "module": "repeat_plugin", "distribution": "repeat-plugin", "version": "0.1",
+        "module": "repeat_plugin",
+        "distribution": "repeat-plugin",
+        "version": "0.1",
         "source_sha256": hashlib.sha256((installed_plugin / "repeat_plugin.py").read_bytes()).hexdigest(),
     }
     assert registry.get_method("prompteol") is PromptEOL  # the clash goes to the built-in

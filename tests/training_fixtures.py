@@ -33,7 +33,9 @@ def write_ic_triplets(path):
 
     subjects = ["the cat", "the dog", "the bird", "the man", "the woman"]
     actions = ["sat on the mat", "ran in the park", "flew over the house"]
-    rows = [{"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions]
+    rows = [
+        {"query": f"{s} {a}", "pos": f"{s} {a} in the sun", "neg": "rain falls"} for s in subjects for a in actions
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -60,8 +62,15 @@ def lora_model(seed: int = 0, dropout: float = 0.0):
 
 def stage_for(*, in_batch: bool, batch_size: int, grad_accum: int = 1, **kwargs):
     config = InfoNCEConfig(
-        in_batch=in_batch, batch_size=batch_size, grad_accum=grad_accum, lora_r=4, lora_alpha=8,
-        lora_dropout=0.0, temperature=0.1, template="this sentence : {text}", **kwargs,
+        in_batch=in_batch,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        temperature=0.1,
+        template="this sentence : {text}",
+        **kwargs,
     )
     return ContrastiveStage(), config
 
@@ -94,8 +103,13 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     if not triplets.exists():
         write_triplets(triplets)
     common = dict(
-        finetune="full", batch_size=8 // world_size, lr=1e-3, checkpoint_every=1, max_length=32,
-        sharding=engine, **options,
+        finetune="full",
+        batch_size=8 // world_size,
+        lr=1e-3,
+        checkpoint_every=1,
+        max_length=32,
+        sharding=engine,
+        **options,
     )
     if method == "infonce":
         config = InfoNCEConfig(steps=3, in_batch=True, temperature=0.1, template="this sentence : {text}", **common)
@@ -104,7 +118,9 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
     elif method == "nv-embed":  # a method with a module of its own outside the decoder: the latent-attention layer
         from methods.nv_embed import NVEmbed, NVEmbedConfig
 
-        config = NVEmbedConfig(steps=3, in_batch=True, temperature=0.1, latents=4, latent_heads=2, latent_head_dim=8, **common)
+        config = NVEmbedConfig(
+            steps=3, in_batch=True, temperature=0.1, latents=4, latent_heads=2, latent_head_dim=8, **common
+        )
         stages, prepare = [ContrastiveStage()], NVEmbed(config).prepare
     else:
         config = AutoRegEmbedConfig(slots=2, ic_steps=2, cda_steps=2, **common)
@@ -124,13 +140,26 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
 #: (pooling, hard_negatives) of the GradCache equality tests, one and two processes
 GRAD_CACHE_CASES = [("mean", True), ("mean", False), ("last", True), ("last", False)]
 # every loss option and Matryoshka dims at once: the wrappers compose with GradCache and the gathers
-IMPROVED_LOSS = {"query_negatives": True, "document_negatives": True, "symmetric": True, "false_negative_margin": 0.1,
-                 "matryoshka_dims": [8, 16, 32], "matryoshka_weights": [1.0, 0.5, 0.25]}
+IMPROVED_LOSS = {
+    "query_negatives": True,
+    "document_negatives": True,
+    "symmetric": True,
+    "false_negative_margin": 0.1,
+    "matryoshka_dims": [8, 16, 32],
+    "matryoshka_weights": [1.0, 0.5, 0.25],
+}
 
 
 def contrastive_grads(
-    triplets, *, pooling: str, hard_negatives: bool, mini_batch: int = 0, dropout: float = 0.0, seed: int = 0,
-    checkpointing: bool = False, **options,
+    triplets,
+    *,
+    pooling: str,
+    hard_negatives: bool,
+    mini_batch: int = 0,
+    dropout: float = 0.0,
+    seed: int = 0,
+    checkpointing: bool = False,
+    **options,
 ):
     """(loss, trainable gradients) of one InfoNCE step with in-batch negatives on ``triplets``
     (gradients averaged over ranks when a process group is up); dropout masks drawn from ``seed``;
@@ -145,7 +174,12 @@ def contrastive_grads(
         enable_checkpointing(model, lora=True)
     model.train(dropout > 0 or checkpointing)
     stage, config = stage_for(
-        in_batch=True, batch_size=len(triplets), pooling=pooling, hard_negatives=hard_negatives, mini_batch=mini_batch, **options,
+        in_batch=True,
+        batch_size=len(triplets),
+        pooling=pooling,
+        hard_negatives=hard_negatives,
+        mini_batch=mini_batch,
+        **options,
     )
     torch.manual_seed(seed)
     loss, _ = stage.loss(model, tokenizer, triplets, config)

@@ -53,12 +53,16 @@ ROW_LIMIT = 2**31 - 1  # --last / --limit beyond this would overflow the query
 DbOption = Annotated[
     str,
     typer.Option(
-        "--db", envvar="HARNESS_DB", show_default=True,
+        "--db",
+        envvar="HARNESS_DB",
+        show_default=True,
         help="Leaderboard: a SQLite file on a local disk, or a URL such as postgresql://user@host/db (env HARNESS_DB).",
     ),
 ]
 # metavar "": shown as a flag in help, not as "--json <bool>"
-JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print a JSON list of objects instead of a table.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", metavar="", help="Print a JSON list of objects instead of a table.")
+]
 PluginsOption = Annotated[
     Optional[list[str]],
     typer.Option("--plugins", help="Import this plug-in module by name (repeatable; env HARNESS_PLUGINS)."),
@@ -69,6 +73,7 @@ def split_items(items: list[str] | None) -> list[str] | None:
     """``--tasks a,b`` as ``--tasks a --tasks b``; an existing path keeps its commas."""
     if not items:
         return items
+
     def whole(item: str) -> bool:
         try:
             return "," not in item or Path(item).exists()

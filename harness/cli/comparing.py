@@ -10,30 +10,47 @@ from harness.cli.app import DEFAULT_DB, ROW_LIMIT, DbOption, JsonOption, app, co
 from harness.cli.database import read_store
 from harness.cli.errors import user_errors
 
-
 DimOption = Annotated[
-    int, typer.Option("--dim", min=0, max=2**31 - 1, help="Scores of the vectors' first N dims (runs made with --dims N); 0 = whole vectors (default)."),
+    int,
+    typer.Option(
+        "--dim",
+        min=0,
+        max=2**31 - 1,
+        help="Scores of the vectors' first N dims (runs made with --dims N); 0 = whole vectors (default).",
+    ),
 ]
 
 
 def dim_note(dim: int) -> str | None:
     """What a table of scores at ``dim`` is about (None for whole vectors)."""
-    return f"Scores of the vectors' first {dim} dims, re-normalised (harness run --dims); runs without them show none." if dim else None
+    return (
+        f"Scores of the vectors' first {dim} dims, re-normalised (harness run --dims); runs without them show none."
+        if dim
+        else None
+    )
 
 
 @app.command()
 def compare(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to compare (default: the latest).")] = None,
-    last: Annotated[int, typer.Option(min=1, max=ROW_LIMIT, help="With no run ids: compare this many latest runs.")] = 5,
+    last: Annotated[
+        int, typer.Option(min=1, max=ROW_LIMIT, help="With no run ids: compare this many latest runs.")
+    ] = 5,
     include_unfinished: Annotated[
-        bool, typer.Option("--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores.")
+        bool,
+        typer.Option(
+            "--include-unfinished", metavar="", help="Also show failed, interrupted or running runs' partial scores."
+        ),
     ] = False,
-    diff: Annotated[bool, typer.Option("--diff", metavar="", help="Also show the config keys that differ between the runs.")] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", metavar="", help="Also show the config keys that differ between the runs.")
+    ] = False,
     by_config: Annotated[
         bool, typer.Option("--by-config", metavar="", help="One column per config: mean +- std over its seeds.")
     ] = False,
     baseline: Annotated[
-        Optional[int], typer.Option("--baseline", min=1, help="Put this run first: the others' differences are against it.")
+        Optional[int],
+        typer.Option("--baseline", min=1, help="Put this run first: the others' differences are against it."),
     ] = None,
     resamples: Annotated[
         int, typer.Option(min=1000, max=100_000, help="Paired bootstrap resamples behind each 95% interval.")
@@ -67,7 +84,9 @@ def compare(
     if by_config:
         _print_seed_groups(runs, configs, as_json)
         return
-    _print_comparison([{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples)
+    _print_comparison(
+        [{**run, "items": items[run["run_id"]]} for run in runs], configs if diff else None, as_json, resamples
+    )
     if not as_json and not dim:
         _print_repeats(store, [run["run_id"] for run in runs])
 
@@ -92,7 +111,7 @@ def _print_repeats(store: Any, ids: list[int]) -> None:
 
 
 def _compared_runs(
-    store: Any, run_ids: list[int] | None, last: int, include_unfinished: bool, baseline: int | None, dim: int = 0,
+    store: Any, run_ids: list[int] | None, last: int, include_unfinished: bool, baseline: int | None, dim: int = 0
 ) -> list[dict]:
     """The runs ``compare`` shows, the baseline (if any) first, with their scores at ``dim``."""
     if run_ids:
@@ -108,7 +127,9 @@ def _compared_runs(
     if baseline is not None:
         (reference,) = store.runs(ids=[baseline], statuses=None, dim=dim)
         if reference["status"] != "finished" and not include_unfinished:
-            raise_usage(f"--baseline {baseline}: run #{baseline} is {reference['status']}; add --include-unfinished to compare against it.")
+            raise_usage(
+                f"--baseline {baseline}: run #{baseline} is {reference['status']}; add --include-unfinished to compare against it."
+            )
         runs = [reference, *(run for run in runs if run["run_id"] != baseline)]
     return runs
 
@@ -118,11 +139,19 @@ def _print_seed_groups(runs: list[dict], configs: list[dict], as_json: bool) -> 
 
     groups = group_seeds(separate_versions(runs)[0], configs)
     if as_json:
-        print_json([
-            {"run_ids": g.run_ids, "label": g.label,
-             "scores": {t: {"mean": m, "std": s, "n": n, "interval": g.intervals.get(t)} for t, (m, s, n) in g.scores.items()}}
-            for g in groups
-        ])
+        print_json(
+            [
+                {
+                    "run_ids": g.run_ids,
+                    "label": g.label,
+                    "scores": {
+                        t: {"mean": m, "std": s, "n": n, "interval": g.intervals.get(t)}
+                        for t, (m, s, n) in g.scores.items()
+                    },
+                }
+                for g in groups
+            ]
+        )
         return
     from leaderboard.render import seed_groups_table
 
@@ -167,5 +196,3 @@ def _without_items(run: dict) -> dict:
 def _interval_json(found: Any) -> dict:
     """An interval as --json gives it, or why there is none."""
     return found.as_dict() if not isinstance(found, str) else {"unavailable": found}
-
-

@@ -54,9 +54,8 @@ def check_db(db: str) -> None:
     """Refuse an unusable ``--db`` before a run does any work; an existing database is opened
     (and upgraded), a missing one is only checked, so that a refused run creates no file."""
     from leaderboard.database import locate
-    from leaderboard.store import check_new_location
-
     from leaderboard.errors import MissingLeaderboard
+    from leaderboard.store import check_new_location
 
     where = locate(db)
     check_new_location(where)
@@ -68,7 +67,9 @@ def check_db(db: str) -> None:
         pass
 
 
-def read_store(db: str, as_json: bool, ids: list[int] | None = None, *, upgrade: bool = False, reap: bool = False) -> Any:
+def read_store(
+    db: str, as_json: bool, ids: list[int] | None = None, *, upgrade: bool = False, reap: bool = False
+) -> Any:
     """The store of an existing leaderboard, or None when no database exists yet. A read (the
     default) writes nothing: an older schema is refused with ``harness db upgrade``, a dead run
     reads as failed without being marked so; a command that records (``eval``, ``run --resume``)

@@ -32,7 +32,8 @@ def user_errors(db: str | None = None) -> Iterator[None]:
         err_console.print(
             f"Run #{exc.run_id} {exc}: recorded as interrupted with the steps done so far; continue "
             f"it with `harness run --resume {exc.run_id}{where}`.",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(RunInterrupted.exit_code) from None
     except KeyboardInterrupt:
@@ -46,6 +47,7 @@ def user_errors(db: str | None = None) -> Iterator[None]:
         err_console.print(
             f"[bold red]Error:[/] the leaderboard {db_label(db) if db else ''} stayed locked by another writer for "
             "60 s; nothing was changed by this command. Try again, or check for a stuck process.",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None

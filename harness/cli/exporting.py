@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from harness.cli.app import (
-    DEFAULT_DB, DbOption, PluginsOption, StatusOption, app, chosen_statuses, console, err_console, raise_usage,
+    DEFAULT_DB,
+    DbOption,
+    PluginsOption,
+    StatusOption,
+    app,
+    chosen_statuses,
+    console,
+    err_console,
+    raise_usage,
 )
 from harness.cli.database import read_store
 from harness.cli.errors import user_errors
@@ -18,7 +26,14 @@ from harness.cli.errors import user_errors
 def plot(
     run_ids: Annotated[list[int], typer.Argument(help="The runs to draw.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Image file: .png, .svg or .pdf.")] = Path("loss.png"),
-    scores: Annotated[bool, typer.Option("--scores", metavar="", help="Also draw the dev scores recorded during training (--dev-tasks), a row of panels below the losses.")] = False,
+    scores: Annotated[
+        bool,
+        typer.Option(
+            "--scores",
+            metavar="",
+            help="Also draw the dev scores recorded during training (--dev-tasks), a row of panels below the losses.",
+        ),
+    ] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Draw the recorded training loss of runs, one panel per stage (needs the plot extra).
@@ -46,16 +61,31 @@ def plot(
             )
         stages = draw_losses(runs, out, dev)
     what = "loss and dev scores" if scores else "loss"
-    console.print(f"Drew the {', '.join(stages)} {what} of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False)
+    console.print(
+        f"Drew the {', '.join(stages)} {what} of run {', '.join(f'#{i}' for i in run_ids)} in {out}.", highlight=False
+    )
 
 
 @app.command()
 def export(
-    run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to export (default: every run the filters keep).", show_default=False)] = None,
+    run_ids: Annotated[
+        Optional[list[int]],
+        typer.Argument(help="Runs to export (default: every run the filters keep).", show_default=False),
+    ] = None,
     csv_file: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file (- for stdout).")] = None,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file (- for stdout).")] = None,
-    mteb_dir: Annotated[Optional[Path], typer.Option("--mteb", help="Write the runs' mteb TaskResults in mteb's ResultCache layout under this folder.")] = None,
-    model_dir: Annotated[Optional[Path], typer.Option("--model", help="Write one run's encoder (merged model, peft adapter, slots) into this new folder.")] = None,
+    mteb_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mteb", help="Write the runs' mteb TaskResults in mteb's ResultCache layout under this folder."
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--model", help="Write one run's encoder (merged model, peft adapter, slots) into this new folder."
+        ),
+    ] = None,
     status: StatusOption = None,
     method: Annotated[Optional[str], typer.Option(help="Only this method.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Only this backbone.")] = None,
@@ -84,8 +114,10 @@ def export(
             import_plugins(plugins)
         formats = sum(x is not None for x in (csv_file, json_file, mteb_dir, model_dir))
         if formats != 1 and not (formats == 2 and mteb_dir is not None and model_dir is not None):
-            raise_usage("harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR "
-                        "(or --mteb DIR --model DIR for one run: a submission with its encoder and model_meta.py).")
+            raise_usage(
+                "harness export writes one format: give --csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR "
+                "(or --mteb DIR --model DIR for one run: a submission with its encoder and model_meta.py)."
+            )
         if model_dir is not None:
             if mteb_dir is not None:  # checked before the encoder is written
                 from harness.export.mteb import check_exportable
@@ -127,7 +159,9 @@ def _export_mteb(run_ids: list[int] | None, folder: Path, db: str) -> None:
     written = export(read_store(db, False, list(run_ids)), list(run_ids), folder)
     err_console.print(
         f"Wrote {len(written)} mteb result file(s) under {folder}; read them with "
-        f"`mteb.ResultCache({str(folder)!r}).load_results(load_experiments=\"match_name\")`.", highlight=False, soft_wrap=True,
+        f'`mteb.ResultCache({str(folder)!r}).load_results(load_experiments="match_name")`.',
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -149,5 +183,6 @@ def _export_model(run_ids: list[int] | None, folder: Path, db: str, *, with_meta
         written.append("model_meta.py (mteb's ModelMeta, its loader reading this folder)")
     err_console.print(
         f"Wrote run #{run_ids[0]}'s encoder to {folder} ({', '.join(written)}); "
-        f"`harness.export.model.load_encoder({str(folder)!r}).encode(texts)` encodes with it.", highlight=False,
+        f"`harness.export.model.load_encoder({str(folder)!r}).encode(texts)` encodes with it.",
+        highlight=False,
     )

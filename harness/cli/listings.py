@@ -40,29 +40,52 @@ def methods(
             cls = get_method(method)
             config = method_options(cls, {}, method)  # the default preset applied
             defaults = dataclasses.asdict(config)
-            options = [{"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()]
+            options = [
+                {"name": n, "default": defaults[n], "help": h, "accepts": a} for n, _, h, a in cls.Config.describe()
+            ]
             declared = cls(config).baseline()
             twin = {"method": declared[0], "method_args": declared[1]} if declared else None
-            rows.append({"name": method, "summary": cls.summary, "presets": sorted(cls.presets), "baseline": twin, "options": options})
+            rows.append(
+                {
+                    "name": method,
+                    "summary": cls.summary,
+                    "presets": sorted(cls.presets),
+                    "baseline": twin,
+                    "options": options,
+                }
+            )
     if as_json:
         print_json(rows)
         return
     if name is None:
-        listing(rows, False, "Methods (`harness methods NAME` for one method's options)", {
-            "Method": lambda r: r["name"],
-            "Summary": lambda r: r["summary"] + _presets(r),
-            "Baseline": lambda r: r["baseline"]["method"] if r["baseline"] else "-",
-        })
+        listing(
+            rows,
+            False,
+            "Methods (`harness methods NAME` for one method's options)",
+            {
+                "Method": lambda r: r["name"],
+                "Summary": lambda r: r["summary"] + _presets(r),
+                "Baseline": lambda r: r["baseline"]["method"] if r["baseline"] else "-",
+            },
+        )
         return
     (row,) = rows
     console.print(f"[bold]{row['name']}[/]: {escape(row['summary'] + _presets(row))}", highlight=False)
     if row["baseline"]:
-        console.print(f"Baseline: {row['baseline']['method']} {escape(repr(row['baseline']['method_args']))}.", highlight=False)
-    listing(row["options"], False, "Options (--set method_args.NAME=VALUE)", {
-        "Option": lambda o: o["name"],
-        "Default": lambda o: repr(o["default"]),
-        "What it does (values it accepts)": lambda o: o["help"] + (f" ({o['accepts']})" if o["accepts"] else ""),
-    }, widths={"Default": 18})
+        console.print(
+            f"Baseline: {row['baseline']['method']} {escape(repr(row['baseline']['method_args']))}.", highlight=False
+        )
+    listing(
+        row["options"],
+        False,
+        "Options (--set method_args.NAME=VALUE)",
+        {
+            "Option": lambda o: o["name"],
+            "Default": lambda o: repr(o["default"]),
+            "What it does (values it accepts)": lambda o: o["help"] + (f" ({o['accepts']})" if o["accepts"] else ""),
+        },
+        widths={"Default": 18},
+    )
 
 
 def _presets(row: dict[str, Any]) -> str:
@@ -89,25 +112,49 @@ def backbones(as_json: JsonOption = False) -> None:
     for spec in ALIASES.values():
         ok, how = availability(spec)
         assert spec.facts is not None  # every alias has its facts
-        rows.append({
-            "alias": spec.name, "source": spec.source, "kind": spec.kind, "family": spec.facts.family,
-            "family_tested": spec.facts.family in TESTED_FAMILIES, "facts": spec.facts.describe(),
-            "facts_check": facts_check(spec.facts, offline_config(spec)), "available": ok, "how": how, "note": spec.note,
-        })
-    listing(rows, as_json, "Backbones (any hub id or local folder works too)", {
-        "Alias": lambda r: r["alias"],
-        "Source": lambda r: r["source"],
-        "Family": lambda r: r["family"] + ("" if r["family_tested"] else " [red](untested)[/]"),
-        "Facts": lambda r: r["facts"] + (" [yellow](unchecked)[/]" if r["facts_check"] == "unchecked" else f" [red]({escape(r['facts_check'])})[/]" if r["facts_check"] != "checked" else " [green](checked)[/]"),
-        "Here": lambda r: "[green]yes[/]" if r["available"] else "[red]no[/]",
-        "Note": lambda r: r["note"],
-    })
+        rows.append(
+            {
+                "alias": spec.name,
+                "source": spec.source,
+                "kind": spec.kind,
+                "family": spec.facts.family,
+                "family_tested": spec.facts.family in TESTED_FAMILIES,
+                "facts": spec.facts.describe(),
+                "facts_check": facts_check(spec.facts, offline_config(spec)),
+                "available": ok,
+                "how": how,
+                "note": spec.note,
+            }
+        )
+    listing(
+        rows,
+        as_json,
+        "Backbones (any hub id or local folder works too)",
+        {
+            "Alias": lambda r: r["alias"],
+            "Source": lambda r: r["source"],
+            "Family": lambda r: r["family"] + ("" if r["family_tested"] else " [red](untested)[/]"),
+            "Facts": lambda r: (
+                r["facts"]
+                + (
+                    " [yellow](unchecked)[/]"
+                    if r["facts_check"] == "unchecked"
+                    else f" [red]({escape(r['facts_check'])})[/]"
+                    if r["facts_check"] != "checked"
+                    else " [green](checked)[/]"
+                )
+            ),
+            "Here": lambda r: "[green]yes[/]" if r["available"] else "[red]no[/]",
+            "Note": lambda r: r["note"],
+        },
+    )
     if as_json:
         return
     console.print(
         f"Family: transformers' model_type; the test matrix runs every method on a tiny model of each of "
         f"{', '.join(TESTED_FAMILIES)}. Facts are from the published configs, checked against a config only "
-        "where one can be read offline (hub cache, local copy).", highlight=False,
+        "where one can be read offline (hub cache, local copy).",
+        highlight=False,
     )
     reasons: dict[str, list[str]] = {}
     for row in rows:  # why each is (un)available, said once for the aliases that share it
@@ -118,8 +165,14 @@ def backbones(as_json: JsonOption = False) -> None:
 
 @app.command("tasks")
 def tasks_command(
-    type_: Annotated[Optional[str], typer.Option("--type", help="Only mteb tasks of this type, e.g. Retrieval, STS, Classification.")] = None,
-    search: Annotated[Optional[str], typer.Option("--search", help="Only mteb tasks whose name, type or a language (eng) contains this.")] = None,
+    type_: Annotated[
+        Optional[str],
+        typer.Option("--type", help="Only mteb tasks of this type, e.g. Retrieval, STS, Classification."),
+    ] = None,
+    search: Annotated[
+        Optional[str],
+        typer.Option("--search", help="Only mteb tasks whose name, type or a language (eng) contains this."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """What --tasks takes: presets, task files, and mteb's tasks with their type and languages.
@@ -137,8 +190,12 @@ def tasks_command(
 
         chosen = matching(type_, search)
     presets = [
-        {"kind": "preset", "name": name, "description": text,
-         "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs]}
+        {
+            "kind": "preset",
+            "name": name,
+            "description": text,
+            "tasks": [s.name + (f" ({','.join(s.subsets)})" if s.subsets else "") for s in specs],
+        }
         for name, (text, specs) in PRESETS.items()
     ]
     files = [{"kind": "file", "name": name, "description": text} for name, text in LOCAL_KINDS.items()]
@@ -147,13 +204,28 @@ def tasks_command(
         print_json([*presets, *files, *found] if type_ is None and search is None else found)
         return
     if type_ is None and search is None:
-        listing(presets, False, "Presets", {"Preset": lambda r: r["name"], "Tasks": lambda r: ", ".join(r["tasks"]), "About": lambda r: r["description"]})
-        listing(files, False, "Task files (--tasks PATH)", {"Kind": lambda r: r["name"], "Format": lambda r: r["description"]})
+        listing(
+            presets,
+            False,
+            "Presets",
+            {
+                "Preset": lambda r: r["name"],
+                "Tasks": lambda r: ", ".join(r["tasks"]),
+                "About": lambda r: r["description"],
+            },
+        )
+        listing(
+            files,
+            False,
+            "Task files (--tasks PATH)",
+            {"Kind": lambda r: r["name"], "Format": lambda r: r["description"]},
+        )
         counts = {kind: sum(t.type == kind for t in chosen) for kind in catalog().types}
         console.print(
             f"mteb has {len(chosen)} text tasks (names work with --tasks; most read their data from the hub): "
             + ", ".join(f"{kind} {n}" for kind, n in counts.items())
-            + ". List them with --type TYPE or --search WORD.", highlight=False,
+            + ". List them with --type TYPE or --search WORD.",
+            highlight=False,
         )
         return
 
@@ -161,11 +233,19 @@ def tasks_command(
         shown = row["languages"][:4]
         return ", ".join(shown) + (f" +{len(row['languages']) - 4}" if len(row["languages"]) > 4 else "")
 
-    listing(found, False, f"mteb tasks ({len(found)})", {"Task": lambda r: r["name"], "Type": lambda r: r["type"], "Languages": languages})
+    listing(
+        found,
+        False,
+        f"mteb tasks ({len(found)})",
+        {"Task": lambda r: r["name"], "Type": lambda r: r["type"], "Languages": languages},
+    )
 
 
 def listing(
-    rows: list[dict[str, Any]], as_json: bool, title: str, columns: dict[str, Callable[[dict], str]],
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: dict[str, Callable[[dict], str]],
     widths: dict[str, int] | None = None,
 ) -> None:
     """Print ``rows`` as JSON or as a rich table with one column per ``columns`` entry (``widths``:
@@ -175,4 +255,6 @@ def listing(
         return
     from leaderboard.render import listing_table
 
-    console.print(listing_table(title, list(columns), [[cell(row) for cell in columns.values()] for row in rows], widths or {}))
+    console.print(
+        listing_table(title, list(columns), [[cell(row) for cell in columns.values()] for row in rows], widths or {})
+    )

@@ -9,10 +9,20 @@ from typing import Annotated, Any, Optional
 import typer
 
 from harness.cli.app import (
-    DEFAULT_DB, ROW_LIMIT, DbOption, JsonOption, StatusOption, app, chosen_statuses, console, print_json, raise_usage, split_items,
+    DEFAULT_DB,
+    ROW_LIMIT,
+    DbOption,
+    JsonOption,
+    StatusOption,
+    app,
+    chosen_statuses,
+    console,
+    print_json,
+    raise_usage,
+    split_items,
 )
-from harness.cli.database import announce, open_leaderboard, read_store
 from harness.cli.comparing import DimOption, dim_note
+from harness.cli.database import announce, open_leaderboard, read_store
 from harness.cli.errors import user_errors
 
 
@@ -25,10 +35,16 @@ def leaderboard(
         typer.Option("--tasks", help="Rank over these presets/task names (default: the latest run's)."),
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option(min=0, max=ROW_LIMIT, help="Rows to show: default 20 in the table, all with --json; 0 = all.")
+        Optional[int],
+        typer.Option(min=0, max=ROW_LIMIT, help="Rows to show: default 20 in the table, all with --json; 0 = all."),
     ] = None,
     efficiency: Annotated[
-        bool, typer.Option("--efficiency", metavar="", help="Also show what evaluating the ranked tasks cost each run: seconds, texts/s, tokens/s, memo hits, peak memory, model size.")
+        bool,
+        typer.Option(
+            "--efficiency",
+            metavar="",
+            help="Also show what evaluating the ranked tasks cost each run: seconds, texts/s, tokens/s, memo hits, peak memory, model size.",
+        ),
     ] = False,
     dim: DimOption = 0,
     db: DbOption = DEFAULT_DB,
@@ -59,7 +75,9 @@ def leaderboard(
 
     versions = reference_versions(runs, names, given)
     ranked = rank(runs, names, versions)
-    left_out = [r for r in runs if all(t in r["scores"] for t in names) and r["run_id"] not in {x["run_id"] for x in ranked}]
+    left_out = [
+        r for r in runs if all(t in r["scores"] for t in names) and r["run_id"] not in {x["run_id"] for x in ranked}
+    ]
     shown = limit if limit is not None else (0 if as_json else 20)
     listed = ranked[:shown] if shown else ranked
     with user_errors():
@@ -71,7 +89,10 @@ def leaderboard(
         print_json(listed)
         return
     if not ranked:
-        console.print("No finished runs match." + (f" (--dim {dim}: runs made with --dims {dim} have scores at it.)" if dim else ""))
+        console.print(
+            "No finished runs match."
+            + (f" (--dim {dim}: runs made with --dims {dim} have scores at it.)" if dim else "")
+        )
         return
     if dim:
         console.print(dim_note(dim), highlight=False)
@@ -83,7 +104,8 @@ def leaderboard(
     if hidden:
         console.print(
             f"Mean over all {len(names)} tasks; not shown at this width: {', '.join(hidden)} "
-            "(`harness compare RUNS` has a row per task, --json has every score).", highlight=False,
+            "(`harness compare RUNS` has a row per task, --json has every score).",
+            highlight=False,
         )
     if efficiency:
         from leaderboard.render import efficiency_table
@@ -92,7 +114,11 @@ def leaderboard(
     if left_out:
         ids = ", ".join(f"#{r['run_id']}" for r in left_out)
         shown_versions = ", ".join(f"{t}@{version_label(v)}" for t, v in versions.items())
-        console.print(f"{len(left_out)} run(s) left out ({ids}): computed on other data than {shown_versions}.", highlight=False, soft_wrap=True)
+        console.print(
+            f"{len(left_out)} run(s) left out ({ids}): computed on other data than {shown_versions}.",
+            highlight=False,
+            soft_wrap=True,
+        )
     if shown and len(ranked) > shown:
         console.print(f"{shown} of {len(ranked)} ranked runs shown; --limit 0 shows all.")
 
@@ -130,7 +156,7 @@ def show(
     if as_json:
         print_json([record])
         return
-    from leaderboard.render import run_detail_tables
+    from leaderboard.render_run import run_detail_tables
 
     for table in run_detail_tables(record):
         console.print(table)
@@ -159,12 +185,17 @@ def browse(
         announce(db)
         where = locate(db)
         if not where.is_sqlite:
-            raise_usage(f"--db {where}: harness browse serves a SQLite file; a server's runs: `harness export --csv`, `harness compare`.")
+            raise_usage(
+                f"--db {where}: harness browse serves a SQLite file; a server's runs: `harness export --csv`, `harness compare`."
+            )
         if not where.path.exists():
             raise_usage(f"--db {db}: no leaderboard there yet (`harness run` creates it).")
         open_leaderboard(db, create=False, read_only=True, reap=False).close()  # a harness database at this schema
         browsing.require()
-    console.print(f"Serving {db} at http://{host}:{port}/ (dashboard: /-/dashboards/{browsing.DASHBOARD}); Ctrl-C stops.", highlight=False)
+    console.print(
+        f"Serving {db} at http://{host}:{port}/ (dashboard: /-/dashboards/{browsing.DASHBOARD}); Ctrl-C stops.",
+        highlight=False,
+    )
     browsing.serve(where.path, host, port)
 
 
@@ -231,12 +262,18 @@ def delete(
         chosen = store.runs(ids=run_ids or None, statuses=wanted, method=method)
         busy = [f"#{r['run_id']}" for r in chosen if r["status"] == "running"]
         if busy:
-            raise_usage(f"run {', '.join(busy)} is running; stop it first (one whose process has died reads as failed).")
+            raise_usage(
+                f"run {', '.join(busy)} is running; stop it first (one whose process has died reads as failed)."
+            )
         if not chosen:
             console.print("No runs match.")
             return
         records = [store.get_run(r["run_id"]) for r in chosen]
-        folders = {r["run_id"]: Path(r["output_dir"]) for r in records if r.get("output_dir") and Path(r["output_dir"]).is_dir()}
+        folders = {
+            r["run_id"]: Path(r["output_dir"])
+            for r in records
+            if r.get("output_dir") and Path(r["output_dir"]).is_dir()
+        }
         freed = sum(run_folders.size_bytes(f) for f in folders.values())
         listing = ", ".join(f"#{r['run_id']} ({r['status']} {r['method']})" for r in records)
         where = "".join(f"\n  {folder}" for folder in folders.values())
@@ -260,7 +297,9 @@ def interactive() -> bool:
 
 
 db_app = typer.Typer(
-    name="db", no_args_is_help=True, rich_markup_mode="markdown",
+    name="db",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
     help="""Manage the leaderboard database itself.
 
     Examples:
@@ -296,4 +335,6 @@ def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
     if previous is None:
         console.print(f"Already at schema revision {head()}; nothing to do.")
     else:
-        console.print(f"Upgraded from schema revision {previous} to {head()}; the backup is beside it.", highlight=False)
+        console.print(
+            f"Upgraded from schema revision {previous} to {head()}; the backup is beside it.", highlight=False
+        )

@@ -4,104 +4,64 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from harness.cli.app import (
-    DEFAULT_DB, ROW_LIMIT, DbOption, PluginsOption, app, console, err_console, raise_usage, split_items,
-)
+from harness.cli.app import DEFAULT_DB, DbOption, PluginsOption, app, console, err_console, raise_usage, split_items
 from harness.cli.database import announce, check_db, db_label, open_leaderboard, read_store
 from harness.cli.errors import user_errors
-
-DEFAULT_LIMIT_GB = 20.0  # the embedding cache's size cap (harness.evaluation.embedding_cache.DEFAULT_LIMIT_GB)
-
-
-MethodOption = Annotated[Optional[str], typer.Option(help="Method name (see `harness methods`).")]
-BackboneOption = Annotated[Optional[str], typer.Option(help="Alias, hub id or local folder.")]
-TasksOption = Annotated[
-    Optional[list[str]], typer.Option("--tasks", help="Preset, mteb task name or .tsv/.csv/.jsonl file (repeatable, or a,b).")
-]
-DevTasksOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--dev-tasks", help="Tasks (as --tasks) evaluated during training every method_args.eval_every steps and at each stage's end: dev scores, never test scores (repeatable)."),
-]
-TrainDataOption = Annotated[
-    Optional[str], typer.Option("--train-data", help=(
-        "What the method's stages read: triplets (triplet or NLI file, all-nli, simcse-nli, offline = default) "
-        "or texts (.txt one a line, a file with a text column, wiki1m, wikitext-103, or a triplet source's texts); "
-        "join sources with +."
-    ))
-]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]
-SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.lr=1e-4).")
-]
-SeedOption = Annotated[Optional[int], typer.Option(help="Random seed (default 0).")]
-DeviceOption = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda, cuda:N, mps, ...")]
-BatchSizeOption = Annotated[
-    Optional[int],
-    typer.Option("--batch-size", help="Texts per forward pass when encoding (default 32; training: method_args.batch_size)."),
-]
-LimitOption = Annotated[
-    Optional[int],
-    typer.Option("--limit", min=1, max=ROW_LIMIT, help="Evaluate on the first N items of each task: a quick check, recorded as such and never ranked with full runs."),
-]
-InstructionsOption = Annotated[
-    Optional[bool],
-    typer.Option("--instructions", help="e5 style: put each task's mteb instruction before its queries and symmetric texts (documents stay bare)."),
-]
-DimsOption = Annotated[
-    Optional[str],
-    typer.Option("--dims", metavar="N,N,...", help="Also score each task on the vectors' first N dims (e.g. 64,128,256: Matryoshka evaluation); each is a score of its own, from the same encoding."),
-]
-LikeOption = Annotated[
-    Optional[int],
-    typer.Option("--like", min=1, help="Run again exactly what run N ran (its recorded config, tasks and data; a changed file is refused); vary one thing with --seed, --seeds, --tasks, --dims or --set."),
-]
-SeedsOption = Annotated[
-    Optional[str],
-    typer.Option("--seeds", metavar="S,S,...", help="Run the config once per seed (e.g. 0,1,2): one run each, grouped by `compare --by-config`."),
-]
-NoCacheOption = Annotated[
-    bool,
-    typer.Option("--no-cache", metavar="", help="Compute every vector: neither read nor fill the embedding cache kept across runs."),
-]
-CacheLimitOption = Annotated[
-    float,
-    typer.Option("--cache-limit-gb", min=0.001, max=1e6, help="Size cap of the embedding cache (HARNESS_EMBEDDING_CACHE, default HARNESS_CACHE/embeddings): the oldest entries go first."),
-]
-BaselineOption = Annotated[
-    bool,
-    typer.Option(
-        "--baseline/--no-baseline", envvar="HARNESS_BASELINE",
-        help="Also evaluate the method's training-free baseline (same backbone, template and tasks; `harness methods` names it) and close with the two compared (env HARNESS_BASELINE).",
-    ),
-]
-ResumeOption = Annotated[Optional[int], typer.Option("--resume", help="Continue this failed/interrupted run from its last checkpoint.")]
-OutputDirOption = Annotated[
-    Path,
-    typer.Option(
-        "--output-dir",
-        help="Where trained runs keep checkpoints: a new run-ID-UUID/ folder per run. With "
-        "--resume: where to look for the run's folder if it was moved.",
-    ),
-]
-ReportToOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--report-to", help="Also log to tensorboard, mlflow or wandb (repeatable; each an extra). Files go under --output-dir."),
-]
+from harness.cli.run_options import (
+    DEFAULT_LIMIT_GB,
+    BackboneOption,
+    BaselineOption,
+    BatchSizeOption,
+    CacheLimitOption,
+    ConfigOption,
+    DeviceOption,
+    DevTasksOption,
+    DimsOption,
+    InstructionsOption,
+    LikeOption,
+    LimitOption,
+    MethodOption,
+    NoCacheOption,
+    OutputDirOption,
+    ReportToOption,
+    ResumeOption,
+    SeedOption,
+    SeedsOption,
+    SetOption,
+    TasksOption,
+    TrainDataOption,
+)
 
 
 @app.command()
 def run(
-    method: MethodOption = None, backbone: BackboneOption = None, tasks: TasksOption = None, dev_tasks: DevTasksOption = None,
+    method: MethodOption = None,
+    backbone: BackboneOption = None,
+    tasks: TasksOption = None,
+    dev_tasks: DevTasksOption = None,
     train_data: TrainDataOption = None,
-    config: ConfigOption = None, set_: SetOption = None, seed: SeedOption = None, device: DeviceOption = None,
-    batch_size: BatchSizeOption = None, limit: LimitOption = None, instructions: InstructionsOption = None, dims: DimsOption = None,
-    like: LikeOption = None, seeds: SeedsOption = None, resume: ResumeOption = None, output_dir: OutputDirOption = Path("harness-runs"), report_to: ReportToOption = None,
-    no_cache: NoCacheOption = False, cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB, baseline: BaselineOption = True,
-    db: DbOption = DEFAULT_DB, plugins: PluginsOption = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    limit: LimitOption = None,
+    instructions: InstructionsOption = None,
+    dims: DimsOption = None,
+    like: LikeOption = None,
+    seeds: SeedsOption = None,
+    resume: ResumeOption = None,
+    output_dir: OutputDirOption = Path("harness-runs"),
+    report_to: ReportToOption = None,
+    no_cache: NoCacheOption = False,
+    cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
+    baseline: BaselineOption = True,
+    db: DbOption = DEFAULT_DB,
+    plugins: PluginsOption = None,
 ) -> None:
     """Train (if the method has stages) and evaluate one method on one backbone; record the run,
     then its method's baseline beside it (a run of its own, from the embedding cache when it can).
@@ -124,7 +84,12 @@ def run(
         from harness.evaluation.embedding_cache import CacheSettings
         from harness.registry import import_plugins
         from harness.runs.execute import RunOptions, execute
-        from harness.runs.plan import check_output_root, recorded_config, refuse_changed_tasks, refuse_changed_training_data
+        from harness.runs.plan import (
+            check_output_root,
+            recorded_config,
+            refuse_changed_tasks,
+            refuse_changed_training_data,
+        )
         from harness.runs.repeat import like_config, plans_per_seed
         from harness.runs.trackers import check as check_trackers
 
@@ -134,9 +99,19 @@ def run(
         record = None
         if is_main and resume is None:
             announce(db, writes=True)
-        options = {"method": method, "backbone": backbone, "tasks": split_items(tasks), "dev_tasks": split_items(dev_tasks),
-                   "seed": seed, "train_data": train_data, "device": device, "batch_size": batch_size, "limit": limit,
-                   "instructions": instructions, "dims": parse_dims(dims)}
+        options = {
+            "method": method,
+            "backbone": backbone,
+            "tasks": split_items(tasks),
+            "dev_tasks": split_items(dev_tasks),
+            "seed": seed,
+            "train_data": train_data,
+            "device": device,
+            "batch_size": batch_size,
+            "limit": limit,
+            "instructions": instructions,
+            "dims": parse_dims(dims),
+        }
         if resume is not None:
             if any(v not in (None, []) for v in [*options.values(), config, set_, like, seeds]):
                 raise_usage("--resume takes the run's recorded config; give no other run options.")
@@ -175,21 +150,32 @@ def run(
         finished: list[tuple[int, list[str]]] = []
         notes = plans[-1].method.closing_notes()
         for index in range(len(plans)):
-            run_options = RunOptions(output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb))
+            run_options = RunOptions(
+                output_dir, resume=record, report_to=trackers, cache=CacheSettings(not no_cache, cache_limit_gb)
+            )
             try:
                 run_id = execute(plans[index], opener, console, run_options)
             except BaseException:
                 left = [str(plan.config.seed) for plan in plans[index + 1 :]]
                 if left and is_main:
-                    err_console.print(f"Seeds {','.join(left)} were not run: `harness run ... --seeds {','.join(left)}` runs them.", highlight=False)
+                    err_console.print(
+                        f"Seeds {','.join(left)} were not run: `harness run ... --seeds {','.join(left)}` runs them.",
+                        highlight=False,
+                    )
                 raise
             plans[index] = None  # type: ignore[call-overload]  # its model and method go before the next seed's
             finished.append((run_id, run_options.warnings))
-        baseline_id = _run_baseline(twin, opener, output_dir, CacheSettings(not no_cache, cache_limit_gb)) if twin is not None else None
+        baseline_id = (
+            _run_baseline(twin, opener, output_dir, CacheSettings(not no_cache, cache_limit_gb))
+            if twin is not None
+            else None
+        )
         if opener is None:
             return
     for run_id, warnings in finished:
-        _report_finished(opener(), run_id, db, table=baseline_id is None)  # the store the run wrote to (opened by execute)
+        _report_finished(
+            opener(), run_id, db, table=baseline_id is None
+        )  # the store the run wrote to (opened by execute)
         if like is not None:
             _report_repeat(opener(), like, run_id)
         for warning in warnings:
@@ -208,7 +194,10 @@ def _report_repeat(store: Any, original: int, run_id: int) -> None:
     try:
         console.print(agreement(store, original, run_id), highlight=False, soft_wrap=True)
     except Exception as exc:  # the runs are recorded; a failed read is a warning
-        err_console.print(f"Warning: could not compare run #{run_id} with run #{original}: {type(exc).__name__}: {exc}", highlight=False)
+        err_console.print(
+            f"Warning: could not compare run #{run_id} with run #{original}: {type(exc).__name__}: {exc}",
+            highlight=False,
+        )
 
 
 def _run_baseline(plan: Any, opener: Any, output_dir: Path, cache: Any) -> int | None:
@@ -222,7 +211,9 @@ def _run_baseline(plan: Any, opener: Any, output_dir: Path, cache: Any) -> int |
     except Exception as exc:
         err_console.print(
             f"Warning: the baseline ({plan.config.method}) failed: {type(exc).__name__}: {exc}. The runs above are "
-            "recorded; `harness run --method ...` runs the baseline alone.", highlight=False, soft_wrap=True,
+            "recorded; `harness run --method ...` runs the baseline alone.",
+            highlight=False,
+            soft_wrap=True,
         )
         return None
 
@@ -235,13 +226,17 @@ def _report_against_baseline(store: Any, baseline_id: int, run_ids: list[int], d
     try:
         print_against(store, baseline_id, run_ids)
     except Exception as exc:  # the runs are recorded; a failed read is a warning
-        err_console.print(f"Warning: could not compare with the baseline, run #{baseline_id}: {type(exc).__name__}: {exc}", highlight=False)
+        err_console.print(
+            f"Warning: could not compare with the baseline, run #{baseline_id}: {type(exc).__name__}: {exc}",
+            highlight=False,
+        )
         for run_id in run_ids:
             _report_finished(store, run_id, db)
         return
     console.print(
         f"Baseline recorded as run #{baseline_id}; `harness compare {' '.join(map(str, run_ids))} --baseline {baseline_id}` shows this table again.",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -260,7 +255,8 @@ def _report_finished(store: Any, run_id: int, db: str, *, table: bool = True) ->
         err_console.print(
             f"Warning: run #{run_id} finished and is recorded in {db_label(db)}, but reading it back failed "
             f"({type(exc).__name__}: {exc}); `harness show {run_id}` shows it later.",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         return
     console.print(f"Recorded as run #{run_id} in {db_label(db)}. `harness show {run_id}` for details.")
@@ -271,7 +267,8 @@ def _report_finished(store: Any, run_id: int, db: str, *, table: bool = True) ->
         size = human_size(size_bytes(folder)) if folder.is_dir() else "gone"
         console.print(
             f"Checkpoints: {folder} ({size}); `harness delete {run_id}` removes the run and them.",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -280,7 +277,10 @@ def eval_command(
     run_id: Annotated[int, typer.Argument(help="A finished run whose encoder to evaluate again.")],
     tasks: Annotated[list[str], typer.Option("--tasks", help="Presets, mteb task names or task files (repeatable).")],
     force: Annotated[
-        bool, typer.Option("--force", metavar="", help="Evaluate tasks the run has a score for already, and replace those scores.")
+        bool,
+        typer.Option(
+            "--force", metavar="", help="Evaluate tasks the run has a score for already, and replace those scores."
+        ),
     ] = False,
     no_cache: NoCacheOption = False,
     cache_limit_gb: CacheLimitOption = DEFAULT_LIMIT_GB,
@@ -314,7 +314,14 @@ def eval_command(
             raise_usage(f"run {run_id} is {record['status']}; only finished runs can be evaluated again.")
         run_config = recorded_config(record)
         run_config.tasks = split_items(tasks)
-        reevaluate(plan_run(without_dev_tasks(run_config)), store, record, console, force=force, cache=CacheSettings(not no_cache, cache_limit_gb))
+        reevaluate(
+            plan_run(without_dev_tasks(run_config)),
+            store,
+            record,
+            console,
+            force=force,
+            cache=CacheSettings(not no_cache, cache_limit_gb),
+        )
         if not ranks.world().is_main:
             return
     console.print(f"Scores added to run #{run_id}. `harness show {run_id}` for all of them.")

@@ -59,7 +59,12 @@ def _qrels(path: Path, queries: dict[str, str], corpus: dict[str, tuple[str, str
         query, document = (_ident(path, line, row, c, KIND) for c in ("query-id", "corpus-id"))
         for ident, known, column in ((query, queries, "query-id"), (document, corpus, "corpus-id")):
             if ident not in known:
-                raise fail(path, f", line {line}, column {column}", f"{ident!r} is not an id of the folder's {column[:-3]} file.", KIND)
+                raise fail(
+                    path,
+                    f", line {line}, column {column}",
+                    f"{ident!r} is not an id of the folder's {column[:-3]} file.",
+                    KIND,
+                )
         raw = str(cell(path, line, row, "score", KIND)).strip()
         if not raw.lstrip("-").isdigit() or len(raw) > 9:
             raise fail(path, f", line {line}, column score", f"{raw!r} is not a whole-number relevance.", KIND)

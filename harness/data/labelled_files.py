@@ -15,8 +15,16 @@ from harness.data.local_data import LocalData, TextPairs, file_digest
 from harness.data.records import Table, cell, fail, text_cell
 
 KIND = "task file"
-PAIR_COLUMNS = {"sentence1": ("sentence1", "#1 string"), "sentence2": ("sentence2", "#2 string"), "label": ("label", "quality")}
-RERANK_COLUMNS = {"query": ("query", "qtext", "question"), "document": ("document", "atext", "candidate", "passage"), "label": ("label",)}
+PAIR_COLUMNS = {
+    "sentence1": ("sentence1", "#1 string"),
+    "sentence2": ("sentence2", "#2 string"),
+    "label": ("label", "quality"),
+}
+RERANK_COLUMNS = {
+    "query": ("query", "qtext", "question"),
+    "document": ("document", "atext", "candidate", "passage"),
+    "label": ("label",),
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,11 @@ class Rerankings(LocalData):
         candidate scores 0)."""
         import dataclasses
 
-        keep = [i for i, (p, n) in enumerate(zip(self.positives, self.negatives))
-                if protocol == "all" or (p and (n or protocol == "answered"))]
+        keep = [
+            i
+            for i, (p, n) in enumerate(zip(self.positives, self.negatives))
+            if protocol == "all" or (p and (n or protocol == "answered"))
+        ]
         chosen = {name: [getattr(self, name)[i] for i in keep] for name in ("queries", "positives", "negatives")}
         return dataclasses.replace(self, **chosen), len(self.queries) - len(keep)
 
@@ -76,7 +87,12 @@ def labelled_pairs(path: Path, table: Table, columns: set[str]) -> LabelledPairs
     s2 = [text_cell(path, line, row, names["sentence2"], KIND) for line, row in rows]
     labels = [_label(path, line, row, names["label"]) for line, row in rows]
     if len(set(labels)) < 2:
-        raise fail(path, "", f"{len(rows)} pair(s), all labelled {labels[0] if labels else '-'}: a pair task needs both labels.", KIND)
+        raise fail(
+            path,
+            "",
+            f"{len(rows)} pair(s), all labelled {labels[0] if labels else '-'}: a pair task needs both labels.",
+            KIND,
+        )
     return LabelledPairs(path.stem, path.resolve(), file_digest(path), s1, s2, labels)
 
 
@@ -111,5 +127,7 @@ def _listed(path: Path, table: Table) -> Rerankings:
 def _checked(path: Path, queries: list[str], positives: list[list[str]], negatives: list[list[str]]) -> Rerankings:
     scored = sum(1 for p, n in zip(positives, negatives) if p and n)
     if scored == 0:
-        raise fail(path, "", "no query has both a relevant and an irrelevant candidate, so there is nothing to rank.", KIND)
+        raise fail(
+            path, "", "no query has both a relevant and an irrelevant candidate, so there is nothing to rank.", KIND
+        )
     return Rerankings(path.stem, path.resolve(), file_digest(path), queries, positives, negatives)

@@ -58,12 +58,19 @@ def _column(columns: set[str], names: tuple[str, ...]) -> str | None:
 def _label(path: Path, line: int, row: dict[str, object], column: str) -> str:
     value = cell(path, line, row, column, KIND)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise fail(path, f", line {line}, column {column}", f"{value!r} is not a label: use a class name or a whole number.", KIND)
+        raise fail(
+            path,
+            f", line {line}, column {column}",
+            f"{value!r} is not a label: use a class name or a whole number.",
+            KIND,
+        )
     return str(value).strip()
 
 
 def _read(path: Path, rows: list[Row], text: str, label: str) -> tuple[list[str], list[str]]:
-    return [text_cell(path, line, row, text, KIND) for line, row in rows], [_label(path, line, row, label) for line, row in rows]
+    return [text_cell(path, line, row, text, KIND) for line, row in rows], [
+        _label(path, line, row, label) for line, row in rows
+    ]
 
 
 def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | None:
@@ -78,7 +85,9 @@ def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | N
     if "split" not in columns:
         texts, labels = _read(path, table.rows, text, label)
         if len(set(labels)) < 2:
-            raise fail(path, "", f"{len(texts)} text(s), all of one label: a clustering task needs two labels or more.", KIND)
+            raise fail(
+                path, "", f"{len(texts)} text(s), all of one label: a clustering task needs two labels or more.", KIND
+            )
         return LabelledTexts(path.stem, path.resolve(), digest, texts, labels)
     parts: dict[str, list[Row]] = {split: [] for split in SPLITS}
     for line, row in table.rows:
@@ -91,16 +100,32 @@ def labelled_texts(path: Path, table: Table, columns: set[str]) -> LocalData | N
     return _classified(path, path, path.stem, digest, (train, train_labels), (test, test_labels, parts["test"]))
 
 
-def _classified(where: Path, test_path: Path, name: str, digest: str, train: tuple[list[str], list[str]],
-                test: tuple[list[str], list[str], list[Row]]) -> ClassifiedTexts:
+def _classified(
+    where: Path,
+    test_path: Path,
+    name: str,
+    digest: str,
+    train: tuple[list[str], list[str]],
+    test: tuple[list[str], list[str], list[Row]],
+) -> ClassifiedTexts:
     (train_texts, train_labels), (test_texts, test_labels, test_rows) = train, test
     if len(set(train_labels)) < 2:
-        raise fail(where, "", f"{len(train_texts)} training text(s) of {len(set(train_labels))} label(s): a classifier needs two labels or more to learn.", KIND)
+        raise fail(
+            where,
+            "",
+            f"{len(train_texts)} training text(s) of {len(set(train_labels))} label(s): a classifier needs two labels or more to learn.",
+            KIND,
+        )
     if not test_texts:
         raise fail(where, "", "no test texts, so there is nothing to score the classifier on.", KIND)
     for label, (line, _) in zip(test_labels, test_rows):
         if label not in set(train_labels):
-            raise fail(test_path, f", line {line}", f"the test label {label!r} never occurs in training, so no classifier can predict it.", KIND)
+            raise fail(
+                test_path,
+                f", line {line}",
+                f"the test label {label!r} never occurs in training, so no classifier can predict it.",
+                KIND,
+            )
     return ClassifiedTexts(name, where.resolve(), digest, train_texts, train_labels, test_texts, test_labels)
 
 
@@ -118,7 +143,9 @@ def _split_file(folder: Path, split: str) -> Path:
     found = _split_files(folder, split)
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
-        raise HarnessError(f"classification folder {folder}: {what} {split} file; it needs one {split}.tsv, {split}.csv or {split}.jsonl.")
+        raise HarnessError(
+            f"classification folder {folder}: {what} {split} file; it needs one {split}.tsv, {split}.csv or {split}.jsonl."
+        )
     return found[0]
 
 
@@ -131,7 +158,12 @@ def read_classification_folder(folder: Path) -> ClassifiedTexts:
         columns = table.names()
         text, label = _column(columns, TEXT_COLUMNS), _column(columns, LABEL_COLUMNS)
         if text is None or label is None:
-            raise fail(path, ", line 1", f"needs a text column ({' or '.join(TEXT_COLUMNS)}) and a label column ({' or '.join(LABEL_COLUMNS)}).", KIND)
+            raise fail(
+                path,
+                ", line 1",
+                f"needs a text column ({' or '.join(TEXT_COLUMNS)}) and a label column ({' or '.join(LABEL_COLUMNS)}).",
+                KIND,
+            )
         parts.append((*_read(path, table.rows, text, label), table.rows))
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return _classified(folder, paths[1], folder.name, digest.hexdigest(), parts[0][:2], parts[1])

@@ -56,7 +56,7 @@ class Mined:
 
 
 def mine_negatives(
-    pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray], margins: Margins = Margins(),
+    pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray], margins: Margins = Margins()
 ) -> Mined:
     """Triplets from ``pairs`` (duplicates dropped), each negative the best-ranked candidate that
     the margins allow; ``embed`` maps texts to vectors (normalised here)."""
@@ -98,10 +98,17 @@ def write_mined(mined: Mined, output: Path, provenance: dict[str, Any]) -> str:
     the file's sha256) beside it as ``OUTPUT.provenance.json``; each appears whole or not at all,
     neither replaces a file, and the triplets never stay without their provenance. Returns the
     sha256."""
-    lines = "".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}, ensure_ascii=False) + "\n" for t in mined.triplets)
+    lines = "".join(
+        json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}, ensure_ascii=False) + "\n" for t in mined.triplets
+    )
     digest = hashlib.sha256(lines.encode("utf-8")).hexdigest()
-    record = {**provenance, "triplets": len(mined.triplets), "dropped_pairs": len(mined.dropped),
-              "skipped_candidates": mined.skipped, "sha256": digest}
+    record = {
+        **provenance,
+        "triplets": len(mined.triplets),
+        "dropped_pairs": len(mined.dropped),
+        "skipped_candidates": mined.skipped,
+        "sha256": digest,
+    }
     _create(output, lines)
     try:
         _create(provenance_path(output), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
@@ -119,4 +126,6 @@ def _create(path: Path, text: str) -> None:
     try:
         paths.create_text(path, text)
     except FileExistsError:
-        raise HarnessError(f"{path} appeared while the negatives were mined; mined negatives never replace a file.") from None
+        raise HarnessError(
+            f"{path} appeared while the negatives were mined; mined negatives never replace a file."
+        ) from None

@@ -26,7 +26,9 @@ GENSIM_INSTALL = "pip install 'gensim>=4.3'"
 def test_data_dir() -> Path:
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
-        raise HarnessError(f"the offline tasks read gensim's test data, and gensim is not installed: {GENSIM_INSTALL}.")
+        raise HarnessError(
+            f"the offline tasks read gensim's test data, and gensim is not installed: {GENSIM_INSTALL}."
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data"
     if not folder.is_dir():
         raise HarnessError(f"gensim is installed without its test data ({folder}); reinstall it: {GENSIM_INSTALL}.")
@@ -86,7 +88,9 @@ def polarity_texts() -> ClassifiedTexts:
         texts.append(text.strip())
         labels.append(label.removeprefix("__label__"))
     (train, train_labels), (test, test_labels) = parts[True], parts[False]
-    return ClassifiedTexts("PangLeePolarityClassification", path, hashlib.sha256(raw).hexdigest(), train, train_labels, test, test_labels)
+    return ClassifiedTexts(
+        "PangLeePolarityClassification", path, hashlib.sha256(raw).hexdigest(), train, train_labels, test, test_labels
+    )
 
 
 class _NewsgroupsUnpickler(pickle.Unpickler):
@@ -98,9 +102,11 @@ class _NewsgroupsUnpickler(pickle.Unpickler):
 
         allowed = {
             ("copy_reg", "_reconstructor"): lambda cls, base, state: dict(state),
-            ("__builtin__", "dict"): dict, ("sklearn.datasets.base", "Bunch"): dict,
+            ("__builtin__", "dict"): dict,
+            ("sklearn.datasets.base", "Bunch"): dict,
             ("numpy.core.multiarray", "_reconstruct"): np.ndarray((0,)).__reduce__()[0],
-            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
         }
         if (module, name) not in allowed:
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed in this file")
@@ -116,11 +122,24 @@ def newsgroup_texts() -> LabelledTexts:
     try:
         bunch = _NewsgroupsUnpickler(io.BytesIO(zlib.decompress(raw)), encoding="latin-1").load()
         posts, groups = list(bunch["data"]), [bunch["target_names"][int(i)] for i in bunch["target"]]
-    except (zlib.error, pickle.UnpicklingError, EOFError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise HarnessError(f"{path}: not gensim's mini_newsgroup file ({exc}); reinstall gensim: {GENSIM_INSTALL}.") from None
+    except (
+        zlib.error,
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise HarnessError(
+            f"{path}: not gensim's mini_newsgroup file ({exc}); reinstall gensim: {GENSIM_INSTALL}."
+        ) from None
     subjects = [_subject(post) for post in posts]
     kept = [(subject, group) for subject, group in zip(subjects, groups) if subject]
-    return LabelledTexts("MiniNewsgroupsClustering", path, hashlib.sha256(raw).hexdigest(), [s for s, _ in kept], [g for _, g in kept])
+    return LabelledTexts(
+        "MiniNewsgroupsClustering", path, hashlib.sha256(raw).hexdigest(), [s for s, _ in kept], [g for _, g in kept]
+    )
 
 
 def _subject(post: str) -> str:

@@ -37,7 +37,12 @@ class Table:
             return
         missing = [c for c in needed if c not in self.columns]
         if missing:
-            raise fail(path, ", line 1", f"missing column(s) {', '.join(missing)} (header has: {', '.join(self.columns)}).", kind)
+            raise fail(
+                path,
+                ", line 1",
+                f"missing column(s) {', '.join(missing)} (header has: {', '.join(self.columns)}).",
+                kind,
+            )
 
 
 def fail(path: Path, where: str, what: str, kind: str = "file") -> HarnessError:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import stat
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from harness.data.local_data import LocalData, TextPairs, file_digest
 from harness.data.records import Table, cell, fail, read_rows, text_cell
@@ -46,7 +46,12 @@ def _score(path: Path, line: int, row: dict[str, object]) -> float:
     except OverflowError:
         value = math.inf
     if not math.isfinite(value) or abs(value) > MAX_SCORE:
-        raise fail(path, where, f"{shown} is not a finite number of magnitude at most {MAX_SCORE:g}, so it cannot be a score.", KIND)
+        raise fail(
+            path,
+            where,
+            f"{shown} is not a finite number of magnitude at most {MAX_SCORE:g}, so it cannot be a score.",
+            KIND,
+        )
     return value
 
 
@@ -66,12 +71,7 @@ def sts_pairs(path: Path, table: Table) -> StsPairs:
     if min(scores) == max(scores):
         raise fail(path, "", "every score is equal, so a correlation is undefined.", KIND)
     return StsPairs(
-        name=path.stem,
-        path=path.resolve(),
-        digest=file_digest(path),
-        sentence1=s1,
-        sentence2=s2,
-        scores=scores,
+        name=path.stem, path=path.resolve(), digest=file_digest(path), sentence1=s1, sentence2=s2, scores=scores
     )
 
 
@@ -102,4 +102,3 @@ KINDS = (
     "or query, positive, negative as JSON lists; clustering text, label; classification text, label, split "
     "(train/test), or a folder of train and test files; retrieval is a BEIR folder (docs/tasks.md)."
 )
-

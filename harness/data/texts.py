@@ -59,21 +59,31 @@ def check_data(source: str, seed: int, kinds: set[str]) -> None:
     """Read ``--train-data`` once as each kind the method's stages declare."""
     unknown = sorted(kinds - set(DATA_KINDS))
     if unknown:
-        raise HarnessError(f"a stage declares data kind(s) {', '.join(unknown)}; the kinds are {', '.join(DATA_KINDS)}.")
+        raise HarnessError(
+            f"a stage declares data kind(s) {', '.join(unknown)}; the kinds are {', '.join(DATA_KINDS)}."
+        )
     checks = {"triplets": train_data.check_source, "texts": check_texts}
     for kind in sorted(kinds):
         try:
             checks[kind](source, seed)
         except HarnessError as exc:
-            raise HarnessError(f"{str(exc).rstrip('.')}; the method's stages read {kind}: {DATA_KINDS[kind]}.") from None
+            raise HarnessError(
+                f"{str(exc).rstrip('.')}; the method's stages read {kind}: {DATA_KINDS[kind]}."
+            ) from None
 
 
 def _single(source: str, seed: int) -> list[str]:
     if source in HUB_TEXTS:
         return _hub_texts(source)
     path = paths.expand(source, "--train-data")
-    if source == "offline" or source in train_data.HUB_SETS or path.suffix.lower() not in (".txt", ".jsonl", ".csv", ".tsv"):
-        return _distinct(t for triplet in train_data.load_triplets(source, seed) for t in (triplet.query, triplet.pos, triplet.neg))
+    if (
+        source == "offline"
+        or source in train_data.HUB_SETS
+        or path.suffix.lower() not in (".txt", ".jsonl", ".csv", ".tsv")
+    ):
+        return _distinct(
+            t for triplet in train_data.load_triplets(source, seed) for t in (triplet.query, triplet.pos, triplet.neg)
+        )
     if path.suffix.lower() == ".txt" and not _tabular(path):
         return _lines(path)
     table = read_rows(path, train_data.SUFFIXES, KIND)
@@ -81,15 +91,20 @@ def _single(source: str, seed: int) -> list[str]:
         if not table.rows:
             raise fail(path, "", "no data rows.", KIND)
         return [text_cell(path, line, row, TEXT_COLUMN, KIND).strip() for line, row in table.rows]
-    return _distinct(t for triplet in train_data.read_triplet_file(path) for t in (triplet.query, triplet.pos, triplet.neg))
+    return _distinct(
+        t for triplet in train_data.read_triplet_file(path) for t in (triplet.query, triplet.pos, triplet.neg)
+    )
 
 
 def _tabular(path: Path) -> bool:
     """Whether a .txt file's first line is a tab-separated header of a table this reader knows."""
     first = file_text(path, KIND).splitlines()[0]
     names = {name.strip().lower() for name in first.split("\t")}
-    known = {TEXT_COLUMN, *(a for aliases in train_data.TRIPLET_ALIASES.values() for a in aliases),
-             *(a for aliases in train_data.NLI_ALIASES.values() for a in aliases)}
+    known = {
+        TEXT_COLUMN,
+        *(a for aliases in train_data.TRIPLET_ALIASES.values() for a in aliases),
+        *(a for aliases in train_data.NLI_ALIASES.values() for a in aliases),
+    }
     return "\t" in first and bool(names & known)
 
 
@@ -111,5 +126,7 @@ def _hub_texts(name: str) -> list[str]:
     try:
         data = load_dataset(repo, **kwargs)
     except (ConnectionError, OSError) as exc:
-        raise HarnessError(f"--train-data {name} loads {repo} from the hub, which failed here: {exc}. Use a local text file.") from None
+        raise HarnessError(
+            f"--train-data {name} loads {repo} from the hub, which failed here: {exc}. Use a local text file."
+        ) from None
     return [t.strip() for t in data[TEXT_COLUMN] if t and t.strip()]

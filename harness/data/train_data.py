@@ -40,13 +40,10 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-from harness import paths
-
-from harness import hub
-
+from harness import hub, paths
 from harness.data import offline_data
-from harness.errors import HarnessError
 from harness.data.records import cell, fail, read_rows, text_cell
+from harness.errors import HarnessError
 
 KIND = "training-data file"
 SUFFIXES = (".jsonl", ".csv", ".tsv", ".txt")
@@ -64,10 +61,7 @@ ENTAILMENT = {"entailment", "0"}
 CONTRADICTION = {"contradiction", "2"}
 HUB_SETS = {
     "all-nli": ("sentence-transformers/all-nli", {"name": "triplet", "split": "train"}),
-    "simcse-nli": (
-        "princeton-nlp/datasets-for-simcse",
-        {"data_files": "nli_for_simcse.csv", "split": "train"},
-    ),
+    "simcse-nli": ("princeton-nlp/datasets-for-simcse", {"data_files": "nli_for_simcse.csv", "split": "train"}),
 }
 
 
@@ -179,7 +173,9 @@ def parse_source(source: str) -> tuple[str | None, list[str]]:
     if sep and mode in NEGATIVE_MODES:
         return mode, _split(rest)
     if sep:
-        raise HarnessError(f"--train-data {source!r}: unknown negatives {mode!r}; use {' or '.join(m + '-negatives:' for m in NEGATIVE_MODES)}.")
+        raise HarnessError(
+            f"--train-data {source!r}: unknown negatives {mode!r}; use {' or '.join(m + '-negatives:' for m in NEGATIVE_MODES)}."
+        )
     return None, _split(source)
 
 
@@ -218,7 +214,10 @@ def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
     nli = _resolve_columns(columns, NLI_ALIASES)
     if nli is not None:
         return [
-            (text_cell(path, line, row, nli["premise"], KIND).strip(), text_cell(path, line, row, nli["hypothesis"], KIND).strip())
+            (
+                text_cell(path, line, row, nli["premise"], KIND).strip(),
+                text_cell(path, line, row, nli["hypothesis"], KIND).strip(),
+            )
             for line, row in table.rows
             if str(cell(path, line, row, nli["label"], KIND)).strip().lower() in ENTAILMENT
         ]
@@ -296,7 +295,9 @@ def _mined(pairs: list[tuple[str, str]], texts: list[str], partners: dict[str, s
 def source_files(source: str) -> list[tuple[str, Path]]:
     """The files ``--train-data`` reads (the parts that exist on disk): (part as given, path), in order."""
     parts = parse_source(source)[1]
-    return [(p, paths.expand(p, "--train-data")) for p in parts if p != "offline" and p not in HUB_SETS and _present(p)]
+    return [
+        (p, paths.expand(p, "--train-data")) for p in parts if p != "offline" and p not in HUB_SETS and _present(p)
+    ]
 
 
 def require_hub_data(repo: str, what: str) -> None:

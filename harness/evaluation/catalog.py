@@ -46,7 +46,10 @@ def _from_mteb() -> dict:
     import mteb
 
     registry = importlib.import_module("mteb.get_tasks")  # where mteb keeps every name it accepts
-    tasks = [[t.metadata.name, t.metadata.type, list(t.metadata.languages), list(t.metadata.modalities)] for t in mteb.get_tasks()]
+    tasks = [
+        [t.metadata.name, t.metadata.type, list(t.metadata.languages), list(t.metadata.modalities)]
+        for t in mteb.get_tasks()
+    ]
     accepted = {*getattr(registry, "_TASKS_REGISTRY", {}), *getattr(registry, "_TASK_RENAMES", {})}
     return {"tasks": tasks, "accepted": sorted(accepted | {task[0] for task in tasks})}
 
@@ -74,7 +77,10 @@ def catalog() -> Catalog:
 
 
 def _parse(data: dict) -> Catalog:
-    tasks = (MtebTask(name, kind, tuple(languages), tuple(modalities)) for name, kind, languages, modalities in data["tasks"])
+    tasks = (
+        MtebTask(name, kind, tuple(languages), tuple(modalities))
+        for name, kind, languages, modalities in data["tasks"]
+    )
     return Catalog(tuple(task for task in tasks if set(task.modalities) == {"text"}), frozenset(data["accepted"]))
 
 

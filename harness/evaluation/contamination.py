@@ -82,7 +82,9 @@ class TrainingIndex:
     @classmethod
     def build(cls, texts: Iterable[str], key: str) -> TrainingIndex:
         texts = list(texts)
-        return cls(_sorted_unique(text_hash(t) for t in texts), _sorted_unique(h for t in texts for h in ngram_hashes(t)), key)
+        return cls(
+            _sorted_unique(text_hash(t) for t in texts), _sorted_unique(h for t in texts for h in ngram_hashes(t)), key
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ def training_texts(data: TrainingData) -> list[str]:
 
     texts: list[str] = []
     if "triplets" in data.kinds:
-        texts += [text for triplet in load_triplets(data.source, data.seed) for text in (triplet.query, triplet.pos, triplet.neg)]
+        texts += [
+            text
+            for triplet in load_triplets(data.source, data.seed)
+            for text in (triplet.query, triplet.pos, triplet.neg)
+        ]
     if "texts" in data.kinds:
         texts += load_texts(data.source, data.seed)
     return texts
@@ -208,6 +214,13 @@ class Overlap:
         ngram = sum(hit for _, hit in self.seen.values())
         either = sum(a or b for a, b in self.seen.values())
         return {
-            "texts": total, "exact_texts": exact, "ngram_texts": ngram, "any_texts": either, "exact": exact / total,
-            "ngram": ngram / total, "any": either / total, "n": NGRAM, "index": self.index.key[:12],
+            "texts": total,
+            "exact_texts": exact,
+            "ngram_texts": ngram,
+            "any_texts": either,
+            "exact": exact / total,
+            "ngram": ngram / total,
+            "any": either / total,
+            "n": NGRAM,
+            "index": self.index.key[:12],
         }

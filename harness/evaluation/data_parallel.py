@@ -64,7 +64,9 @@ class ShardedEncoder:
         self.embed_dim, self.max_length = encoder.embed_dim, encoder.max_length
         self.texts_per_rank = [0] * self.world_size
         self.tokens_per_rank = [0] * self.world_size
-        self.progress: ProgressHook | None = None  # called with texts done, this rank's as they go, the others' once gathered
+        self.progress: ProgressHook | None = (
+            None  # called with texts done, this rank's as they go, the others' once gathered
+        )
 
     @property
     def texts_encoded(self) -> int:

@@ -82,9 +82,13 @@ class EmbeddingCache:
             import diskcache
 
             settings.folder.mkdir(parents=True, exist_ok=True)
-            store = diskcache.Cache(str(settings.folder), size_limit=int(settings.limit_gb * 2**30), timeout=60, disk=_bytes_only_disk())
+            store = diskcache.Cache(
+                str(settings.folder), size_limit=int(settings.limit_gb * 2**30), timeout=60, disk=_bytes_only_disk()
+            )
         except Exception as exc:  # the cache only saves time: whatever stops it, the run goes on without it
-            raise CacheUnavailable(f"the embedding cache in {settings.folder} cannot be opened ({type(exc).__name__}: {exc})") from None
+            raise CacheUnavailable(
+                f"the embedding cache in {settings.folder} cannot be opened ({type(exc).__name__}: {exc})"
+            ) from None
         return cls(store, fingerprint, dim)
 
     @property

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from harness import faults, ranks
 from harness.errors import HarnessError
 from harness.evaluation.embedding_cache import CacheSettings, CacheUnavailable, EmbeddingCache
-from harness.evaluation.quick_check import limit_task, texts_to_encode
-from harness.evaluation.tasks import TaskSpec, build_mteb_task, task_version
-from harness.task_versions import limited_version
+from harness.evaluation.quick_check import texts_to_encode
+from harness.evaluation.task_loading import LoadedTask
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -33,8 +32,17 @@ class ScoreSink(Protocol):
     def model(self, **facts: int) -> None: ...
 
     def score(
-        self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
+        self,
+        task: str,
+        version: str,
+        task_type: str,
+        main_metric: str,
+        main_score: float,
+        details: dict,
+        task_result: dict | None = None,
+        items: dict | None = None,
+        dim: int = 0,
+        contamination: dict | None = None,
     ) -> None:
         """One task's scores, with its data's version, mteb's type of the task (``STS``, ``Retrieval``, ...),
         its per-item results (:mod:`harness.evaluation.items`), the embedding's first ``dim``
@@ -63,81 +71,6 @@ class Evaluation:
     load_key: str | None = None  # the model's load key (harness.evaluation.warm): its fingerprint is kept under it
 
 
-@dataclass
-class LoadedTask:
-    spec: TaskSpec
-    task: AbsTask
-
-    def version(self, limit: int | None) -> str:
-        """The version a score of this task is recorded under: its data's, marked when ``--limit`` cut it."""
-        return limited_version(task_version(self.spec, self.task), limit)
-
-
-DEV_SPLITS = ("validation", "dev")  # what --dev-tasks evaluates of an mteb task, where it has one
-
-
-def load_tasks(specs: Sequence[TaskSpec], limit: int | None = None, *, dev: bool = False) -> list[LoadedTask]:
-    """Build every mteb task and load its data, so a missing dataset or split fails before
-    recording; with ``limit``, keep the first ``limit`` items of each evaluated split. ``dev``
-    (``--dev-tasks``): an mteb task evaluates its validation or dev split, and a test split is refused."""
-    loaded = []
-    for spec in specs:
-        task = build_mteb_task(spec)
-        try:
-            task.load_data()
-        except (ConnectionError, OSError) as exc:
-            path = task.metadata.dataset.get("path", spec.name)
-            raise HarnessError(
-                f"task {spec.name} reads its data ({path}) from the hub, which failed here: {exc}. "
-                "Run it where the hub is reachable (or its data is cached), or use the 'offline' "
-                "preset or a task file."
-            ) from None
-        if spec.kind == "mteb":
-            spec = _checked_split(spec, task, dev)
-        elif dev and spec.split == "test":  # a task file labelled test: a label is all the harness knows of it
-            raise HarnessError(f"--dev-tasks {spec.data.path if spec.data else spec.name}:test: dev scores never touch a test split.")
-        if limit is not None:
-            limit_task(task, limit)
-        loaded.append(LoadedTask(spec, task))
-    return loaded
-
-
-def dataset_splits(task: AbsTask) -> list[str]:
-    """The splits an mteb task's loaded data holds (of its first subset, for a multilingual one)."""
-    data = getattr(task, "dataset", None) or {}
-    first = next(iter(data.values()), None) if isinstance(data, dict) else None
-    nested = isinstance(first, dict) and not hasattr(first, "column_names")  # subset -> split -> data
-    return list(first if nested else data)
-
-
-def _checked_split(spec: TaskSpec, task: AbsTask, dev: bool) -> TaskSpec:
-    """``spec`` with the split it evaluates: a ``NAME:split`` must exist; under ``dev`` the task's
-    validation or dev split is chosen and a test split refused (never tune on test)."""
-    import dataclasses
-
-    have = dataset_splits(task)
-    option = "--dev-tasks" if dev else "--tasks"
-    if spec.split is not None and have and spec.split not in have:
-        raise HarnessError(f"{option} {spec.name}:{spec.split}: the task has no split {spec.split!r}; it has {', '.join(have)}.")
-    if not dev:
-        return spec
-    if spec.split is None:
-        found = next((split for split in DEV_SPLITS if split in have), None)
-        if found is None and "test" in task.eval_splits:
-            raise HarnessError(
-                f"--dev-tasks {spec.name}: its evaluated split is test ({', '.join(task.eval_splits)}), and dev scores never touch "
-                f"test; it has no {' or '.join(DEV_SPLITS)} split (it has {', '.join(have) or 'none'}). Give a dev task file, or "
-                f"{spec.name}:SPLIT with another split."
-            )
-        if found is not None:
-            task.filter_eval_splits([found])
-            return dataclasses.replace(spec, split=found)
-        return spec
-    if spec.split == "test":
-        raise HarnessError(f"--dev-tasks {spec.name}:test: dev scores never touch a test split; give {spec.name}:validation or another.")
-    return spec
-
-
 def task_scores(task_result: Any) -> tuple[float, dict, dict]:
     """(main score, all numbers, the whole result) from one mteb ``TaskResult``: the main score
     is mteb's own ``get_score()`` (the mean of the main score over evaluated splits and subsets)."""
@@ -146,7 +79,9 @@ def task_scores(task_result: Any) -> tuple[float, dict, dict]:
         raise HarnessError(f"mteb returned no scores for task {task_result.task_name}.")
     main = float(task_result.get_score())
     if not math.isfinite(main):
-        raise HarnessError(f"task {task_result.task_name}: the main score is {main} (e.g. every embedding equal); it was not recorded.")
+        raise HarnessError(
+            f"task {task_result.task_name}: the main score is {main} (e.g. every embedding equal); it was not recorded."
+        )
     return main, whole["scores"], whole
 
 
@@ -157,7 +92,10 @@ def search_model(adapter: Any, task: AbsTask) -> tuple[Any, str | None]:
     adapter, and None."""
     from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-    if not isinstance(task, AbsTaskRetrieval) and task.metadata.type not in ("Retrieval", "Reranking"):  # an aggregate of them too
+    if not isinstance(task, AbsTaskRetrieval) and task.metadata.type not in (
+        "Retrieval",
+        "Reranking",
+    ):  # an aggregate of them too
         return adapter, None
     if importlib.util.find_spec("faiss") is None:
         return adapter, "exact"
@@ -171,7 +109,9 @@ def encoding_cost(phase: Phase, requested: int, cache_hits: int = 0) -> dict[str
     """What a task's encoding cost beside its time: the texts mteb asked for, how many of them the
     run's memo and the embedding cache answered, and the texts and tokens encoded per second."""
     cost: dict[str, float] = {
-        "texts_requested": requested, "memo_hits": requested - cache_hits - (phase.items or 0), "cache_hits": cache_hits,
+        "texts_requested": requested,
+        "memo_hits": requested - cache_hits - (phase.items or 0),
+        "cache_hits": cache_hits,
     }
     if phase.seconds > 0 and phase.items:  # none encoded (all from the memo or cache): no rate to tell
         cost.update(texts_per_s=(phase.items or 0) / phase.seconds, tokens_per_s=(phase.tokens or 0) / phase.seconds)
@@ -179,7 +119,12 @@ def encoding_cost(phase: Phase, requested: int, cache_hits: int = 0) -> dict[str
 
 
 def open_cache(
-    settings: CacheSettings, encoder: Any, method: Method, method_name: str, backbone: Any = None, load_key: str | None = None,
+    settings: CacheSettings,
+    encoder: Any,
+    method: Method,
+    method_name: str,
+    backbone: Any = None,
+    load_key: str | None = None,
 ) -> tuple[EmbeddingCache | None, str]:
     """The run's view of the embedding cache, and what its timings say of it: the key's first 16
     hex digits, or why the cache is off. A deferred backbone's cache is opened under the
@@ -211,7 +156,9 @@ def open_cache(
     return cache, key[:16]
 
 
-def training_index(training: TrainingData, cache: CacheSettings, sink: ScoreSink, console: Console) -> TrainingIndex | None:
+def training_index(
+    training: TrainingData, cache: CacheSettings, sink: ScoreSink, console: Console
+) -> TrainingIndex | None:
     """The index of the run's training texts (kept beside the embedding cache, unless it is off),
     its cost recorded; None (with a warning) where the recorded files are gone or changed, or cannot
     be read: the scores then say nothing of overlap."""
@@ -226,15 +173,24 @@ def training_index(training: TrainingData, cache: CacheSettings, sink: ScoreSink
         except HarnessError as exc:
             index, problem = None, str(exc)
     if index is None:
-        console.print(f"  warning: overlap with the training texts not measured: {problem}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  warning: overlap with the training texts not measured: {problem}", highlight=False, soft_wrap=True
+        )
         return None
     phase.items = len(index.exact)
-    sink.timing(phase, details={"training_texts": len(index.exact), "ngrams": len(index.ngrams), "index": index.key[:12]})
+    sink.timing(
+        phase, details={"training_texts": len(index.exact), "ngrams": len(index.ngrams), "index": index.key[:12]}
+    )
     return index
 
 
 def evaluate(
-    method: Method, backbone: Backbone | DeferredBackbone, tasks: Sequence[LoadedTask], how: Evaluation, sink: ScoreSink, console: Console,
+    method: Method,
+    backbone: Backbone | DeferredBackbone,
+    tasks: Sequence[LoadedTask],
+    how: Evaluation,
+    sink: ScoreSink,
+    console: Console,
 ) -> None:
     """Evaluate ``method``'s encoder on ``tasks`` through mteb and give each task's scores to ``sink``.
     A :class:`~harness.evaluation.warm.DeferredBackbone` is loaded only if a text is missing
@@ -258,13 +214,24 @@ def evaluate(
     info = ranks.world()
     settings = EncodeSettings(batch_size=how.batch_size, max_length=how.max_length)
     deferred = isinstance(backbone, DeferredBackbone)
-    encoder = DeferredEncoder(backbone, method, how.method, settings) if deferred else method.build_encoder(backbone, settings)
+    encoder = (
+        DeferredEncoder(backbone, method, how.method, settings)
+        if deferred
+        else method.build_encoder(backbone, settings)
+    )
     if any(d > encoder.embed_dim for d in how.dims):
-        raise HarnessError(f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that.")
+        raise HarnessError(
+            f"--dims {','.join(map(str, how.dims))}: the encoder's vectors have {encoder.embed_dim} dims; each dim must be at most that."
+        )
     sink.model(n_parameters=backbone.n_parameters, embed_dim=encoder.embed_dim)
     meta = model_meta(
-        name=model_name(how.method, how.backbone), revision=how.revision, n_parameters=backbone.n_parameters,
-        embed_dim=encoder.embed_dim, max_tokens=how.max_length, source=how.source, use_instructions=how.instructions,
+        name=model_name(how.method, how.backbone),
+        revision=how.revision,
+        n_parameters=backbone.n_parameters,
+        embed_dim=encoder.embed_dim,
+        max_tokens=how.max_length,
+        source=how.source,
+        use_instructions=how.instructions,
     )
     cache, cache_state = None, "rank 0's"
     if info.is_main:
@@ -280,11 +247,15 @@ def evaluate(
             torch.set_num_threads(ranks.cores_per_process())
         if not info.is_main:
             console = Console(quiet=True)
-    index = training_index(how.training, how.cache, sink, console) if info.is_main and how.training is not None else None
+    index = (
+        training_index(how.training, how.cache, sink, console) if info.is_main and how.training is not None else None
+    )
     adapter = MtebEncoder(encoder, meta, instructions=how.instructions, cache=cache)
     try:
         for loaded in tasks:
-            adapter.overlap = Overlap(index) if index is not None else None  # counted on the whole vectors' pass, kept for the dims
+            adapter.overlap = (
+                Overlap(index) if index is not None else None
+            )  # counted on the whole vectors' pass, kept for the dims
             for dim in (None, *how.dims):
                 adapter.dim = dim
                 _evaluate_task(loaded, adapter, backbone, how, sink, console, cache_state)
@@ -301,7 +272,13 @@ def evaluate(
 
 
 def _evaluate_task(
-    loaded: LoadedTask, adapter: Any, backbone: Backbone, how: Evaluation, sink: ScoreSink, console: Console, cache_state: str,
+    loaded: LoadedTask,
+    adapter: Any,
+    backbone: Backbone,
+    how: Evaluation,
+    sink: ScoreSink,
+    console: Console,
+    cache_state: str,
 ) -> None:
     import tempfile
     from pathlib import Path
@@ -310,8 +287,8 @@ def _evaluate_task(
     import torch
 
     from harness.evaluation.items import task_items
-    from harness.telemetry.progress import encoding_progress
     from harness.telemetry.phases import measure
+    from harness.telemetry.progress import encoding_progress
 
     info = ranks.world()
     encoder, cache, dim = adapter.encoder, adapter.cache, adapter.dim
@@ -328,7 +305,11 @@ def _evaluate_task(
                     encoder.progress = advance
                     model, search = search_model(adapter, task)
                     result = mteb.evaluate(
-                        model, task, cache=None, encode_kwargs={"batch_size": how.batch_size}, show_progress_bar=False,
+                        model,
+                        task,
+                        cache=None,
+                        encode_kwargs={"batch_size": how.batch_size},
+                        show_progress_bar=False,
                         prediction_folder=predictions if how.keep_items else None,
                     )
             if result.exceptions:
@@ -346,14 +327,24 @@ def _evaluate_task(
     faults.point("evaluate")
     overlap = adapter.overlap.result() if adapter.overlap is not None else None
     sink.score(
-        name, loaded.version(how.limit), task.metadata.type, main_metric, main_score, details, whole, items, dim=dim or 0,
+        name,
+        loaded.version(how.limit),
+        task.metadata.type,
+        main_metric,
+        main_score,
+        details,
+        whole,
+        items,
+        dim=dim or 0,
         contamination=overlap,
     )
     cost = {"threads": torch.get_num_threads()} if backbone.device.type == "cpu" else {}
     if search is not None:
         cost["search"] = search
     if info.enabled:
-        cost.update(world_size=info.world_size, texts_per_rank=[a - b for a, b in zip(encoder.texts_per_rank, before_ranks)])
+        cost.update(
+            world_size=info.world_size, texts_per_rank=[a - b for a, b in zip(encoder.texts_per_rank, before_ranks)]
+        )
     hits = (cache.hits - before_hits) if cache is not None else 0
     cost["cache"] = cache_state if cache is None or cache.usable else "off (failed during the run)"
     if cache is not None and cache.corrupt > before_corrupt:
@@ -363,5 +354,9 @@ def _evaluate_task(
         console.print(f"  {warning}", highlight=False, soft_wrap=True)
     spec = loaded.spec
     left = f"; {spec.left_out} question(s) left out by the {spec.protocol!r} protocol" if spec.left_out else ""
-    seen = f"; {100 * overlap['any']:.1f}% of its texts are in the training texts" if overlap and overlap["any"] else ""
-    console.print(f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s{left}{seen})", highlight=False)
+    seen = (
+        f"; {100 * overlap['any']:.1f}% of its texts are in the training texts" if overlap and overlap["any"] else ""
+    )
+    console.print(
+        f"  {shown}: {main_metric} = {100 * main_score:.2f}  ({phase.seconds:.1f} s{left}{seen})", highlight=False
+    )

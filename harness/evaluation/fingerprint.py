@@ -65,15 +65,20 @@ def _hooked(encoder: Any) -> bool:
     models = [value for value in vars(encoder).values() if isinstance(value, torch.nn.Module)]
     return any(
         m._forward_hooks or any(not is_attention_hook(hook) for hook in m._forward_pre_hooks.values())
-        for model in models for m in model.modules()
+        for model in models
+        for m in model.modules()
     )
 
 
 def _imports(path: Path) -> Iterator[str]:
     """Modules a source file imports, at its top or inside functions (not under TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                   for n in ast.walk(node)}
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
@@ -92,7 +97,10 @@ def _source(name: str) -> Path | None:
     if not parts:
         return Path(top.__file__)  # a package's __init__ or a single-file module
     base = Path(top.__file__).parent
-    return next((c for c in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")) if c.is_file()), None)
+    return next(
+        (c for c in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")) if c.is_file()),
+        None,
+    )
 
 
 @functools.cache
@@ -106,7 +114,9 @@ def _code_files(seeds: tuple[str, ...]) -> tuple[Path, ...]:
             continue
         files[name] = path
         package = name.rpartition(".")[0]
-        if package:  # its own package's modules (a top-level module, a one-file plug-in, has none: never all of its imports)
+        if (
+            package
+        ):  # its own package's modules (a top-level module, a one-file plug-in, has none: never all of its imports)
             todo += [other for other in _imports(path) if other.rpartition(".")[0] == package]
     return tuple(sorted(files.values()))
 
@@ -117,8 +127,13 @@ def code_digest(*objects: Any) -> str:
     with the modules of the same package those modules import (at their top or inside functions).
     Any edit there, a plug-in's included, is another key."""
     seeds = {obj.__name__ for obj in objects if isinstance(obj, types.ModuleType)}
-    seeds |= {klass.__module__ for obj in objects if not isinstance(obj, types.ModuleType)
-              for klass in type(obj).__mro__ if klass.__module__ not in ("builtins", "abc")}
+    seeds |= {
+        klass.__module__
+        for obj in objects
+        if not isinstance(obj, types.ModuleType)
+        for klass in type(obj).__mro__
+        if klass.__module__ not in ("builtins", "abc")
+    }
     digest = hashlib.blake2b(digest_size=16)
     for path in _code_files(tuple(sorted(seeds))):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -131,11 +146,23 @@ def tokenizer_digest(tokenizer: Any) -> str:
     ``clean_up_tokenization_spaces``: truncation decodes and encodes again)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    settings = {key: value for key, value in getattr(tokenizer, "init_kwargs", {}).items() if not key.endswith("file") and key != "name_or_path"}
-    head = json.dumps([
-        type(tokenizer).__name__, tokenizer.special_tokens_map, tokenizer.pad_token_id, settings,
-        getattr(tokenizer, "clean_up_tokenization_spaces", None), getattr(tokenizer, "split_special_tokens", None),
-    ], default=str, sort_keys=True)
+    settings = {
+        key: value
+        for key, value in getattr(tokenizer, "init_kwargs", {}).items()
+        if not key.endswith("file") and key != "name_or_path"
+    }
+    head = json.dumps(
+        [
+            type(tokenizer).__name__,
+            tokenizer.special_tokens_map,
+            tokenizer.pad_token_id,
+            settings,
+            getattr(tokenizer, "clean_up_tokenization_spaces", None),
+            getattr(tokenizer, "split_special_tokens", None),
+        ],
+        default=str,
+        sort_keys=True,
+    )
     digest = hashlib.blake2b((head + body).encode(), digest_size=16)
     sentencepiece = getattr(tokenizer, "sp_model", None)
     if sentencepiece is not None and hasattr(sentencepiece, "serialized_model_proto"):
@@ -170,7 +197,9 @@ def _token_head(encoder: Any) -> dict[str, str]:
 
     model = getattr(encoder, "model", None)
     head = token_head(model) if model is not None else None
-    return {} if head is None else {"token_head": repr(head), "token_head_tensors": tensors_digest(named_tensors(head))}
+    return (
+        {} if head is None else {"token_head": repr(head), "token_head_tensors": tensors_digest(named_tensors(head))}
+    )
 
 
 def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
@@ -186,7 +215,9 @@ def fingerprint(encoder: Any, method: Method, method_name: str) -> str | None:
         "transformers": transformers.__version__,
         "method": method_name,
         "options": dataclasses.asdict(method.config),
-        "code": code_digest(encoder, encoder.tokenize, encoder.tokenize_query, encoder.tokenize_document, method, *_shared_code()),
+        "code": code_digest(
+            encoder, encoder.tokenize, encoder.tokenize_query, encoder.tokenize_document, method, *_shared_code()
+        ),
         "encoder": encoder.encoding_facts(),
         "tokenizer": tokenizer_digest(encoder.tokenizer),
         "tensors": tensors_digest(encoder.cache_tensors()),

@@ -63,7 +63,9 @@ def _pairs(task: AbsTask, main: str, data: Any, predicted: dict) -> tuple[str, s
     names = [n for n in (*SIMILARITIES, *DISTANCES) if predicted.get(n) is not None]
     if main == "cosine_ap":
         names = ["cosine_scores"]
-    arrays = {f"s{i}": np.asarray(predicted[n], dtype=float) * (-1 if n in DISTANCES else 1) for i, n in enumerate(names)}
+    arrays = {
+        f"s{i}": np.asarray(predicted[n], dtype=float) * (-1 if n in DISTANCES else 1) for i, n in enumerate(names)
+    }
     return "max_ap", intervals.digest(labels), {"labels": labels, **arrays}
 
 
@@ -78,7 +80,9 @@ def _retrieval(task: AbsTask, main: str, data: Any, predicted: dict) -> tuple[st
     if task.ignore_identical_ids:
         for qid, docs in results.items():
             docs.pop(qid, None)
-    scored = calculate_retrieval_scores(results, data["relevant_docs"], list(task.k_values), task.skip_first_result).all_scores
+    scored = calculate_retrieval_scores(
+        results, data["relevant_docs"], list(task.k_values), task.skip_first_result
+    ).all_scores
     queries = sorted(scored)
     return "mean", intervals.digest(queries), {"values": np.array([scored[q][name] for q in queries], dtype=float)}
 
@@ -131,8 +135,16 @@ def task_items(task: AbsTask, folder: Path, scores: dict) -> dict[str, Any]:
             raise NoItems("mteb saved no predictions for this task")
         predictions = json.loads(path.read_text(encoding="utf-8"))
         subsets = [
-            _subset_items(task, task.metadata.main_score, split, entry["hf_subset"], predictions[entry["hf_subset"]][split], entry)
-            for split, entries in scores.items() for entry in entries
+            _subset_items(
+                task,
+                task.metadata.main_score,
+                split,
+                entry["hf_subset"],
+                predictions[entry["hf_subset"]][split],
+                entry,
+            )
+            for split, entries in scores.items()
+            for entry in entries
         ]
     except NoItems as exc:
         return {"format": intervals.FORMAT, "unavailable": str(exc)}

@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 REVISION_DIGITS = 12  # a local task's version: this many hex digits of its sha256
 #: mteb's main score of each type, as its own tasks of that type use
 MAIN_SCORES = {
-    "STS": "cosine_spearman", "PairClassification": "max_ap", "Reranking": "map_at_1000", "Retrieval": "ndcg_at_10",
-    "Classification": "accuracy", "Clustering": "v_measure",
+    "STS": "cosine_spearman",
+    "PairClassification": "max_ap",
+    "Reranking": "map_at_1000",
+    "Retrieval": "ndcg_at_10",
+    "Classification": "accuracy",
+    "Clustering": "v_measure",
 }
 
 
@@ -46,15 +50,31 @@ def _metadata(about: About, base: type) -> Any:
     from mteb.abstasks.task_metadata import TaskMetadata
 
     return TaskMetadata(
-        name=about.name, prompt=getattr(base, "abstask_prompt", None) or None, description=about.description, reference=about.reference,
+        name=about.name,
+        prompt=getattr(base, "abstask_prompt", None) or None,
+        description=about.description,
+        reference=about.reference,
         dataset={"path": f"harness-local/{about.name}", "revision": about.revision},
-        type=about.kind, category="t2t", modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
-        main_score=MAIN_SCORES[about.kind], date=None, domains=None, task_subtypes=None, license=None,
-        annotations_creators="human-annotated", dialect=None, sample_creation="found", bibtex_citation="",
+        type=about.kind,
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score=MAIN_SCORES[about.kind],
+        date=None,
+        domains=None,
+        task_subtypes=None,
+        license=None,
+        annotations_creators="human-annotated",
+        dialect=None,
+        sample_creation="found",
+        bibtex_citation="",
     )
 
 
-def sts_task(about: About, pairs: tuple[list[str], list[str], list[float]], score_range: tuple[float, float]) -> AbsTask:
+def sts_task(
+    about: About, pairs: tuple[list[str], list[str], list[float]], score_range: tuple[float, float]
+) -> AbsTask:
     """An mteb STS task over ``pairs`` (sentence1, sentence2, scores within ``score_range``)."""
     from datasets import Dataset, DatasetDict
     from mteb.abstasks.sts import AbsTaskSTS
@@ -66,7 +86,12 @@ def sts_task(about: About, pairs: tuple[list[str], list[str], list[float]], scor
         self.dataset = DatasetDict({"test": Dataset.from_dict(data)})
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about, AbsTaskSTS), "min_score": score_range[0], "max_score": score_range[1], "load_data": load_data}
+    attributes = {
+        "metadata": _metadata(about, AbsTaskSTS),
+        "min_score": score_range[0],
+        "max_score": score_range[1],
+        "load_data": load_data,
+    }
     return type(f"HarnessSTS_{about.name}", (AbsTaskSTS,), attributes)()
 
 
@@ -91,13 +116,21 @@ def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
 
     # the test part's labels first: where it holds two, mteb scores AP, which needs them as 0 and 1
     test_classes = sorted(set(data.test_labels))
-    number = {label: index for index, label in enumerate([*test_classes, *(c for c in data.classes if c not in test_classes)])}
+    number = {
+        label: index
+        for index, label in enumerate([*test_classes, *(c for c in data.classes if c not in test_classes)])
+    }
 
     def load_data(self: AbsTaskClassification, num_proc: int | None = None, **kwargs: Any) -> None:
-        self.dataset = DatasetDict({
-            split: Dataset.from_dict({"text": texts, "label": [number[y] for y in labels]})
-            for split, texts, labels in (("train", data.train_texts, data.train_labels), ("test", data.test_texts, data.test_labels))
-        })
+        self.dataset = DatasetDict(
+            {
+                split: Dataset.from_dict({"text": texts, "label": [number[y] for y in labels]})
+                for split, texts, labels in (
+                    ("train", data.train_texts, data.train_labels),
+                    ("test", data.test_texts, data.test_labels),
+                )
+            }
+        )
         self.data_loaded = True
 
     attributes = {"metadata": _metadata(about, AbsTaskClassification), "load_data": load_data}
@@ -118,18 +151,26 @@ def _clustering_task(about: About, data: LabelledTexts) -> AbsTask:
         self.data_loaded = True
 
     attributes = {
-        "metadata": _metadata(about, AbsTaskClustering), "load_data": load_data, "max_fraction_of_documents_to_embed": None,
+        "metadata": _metadata(about, AbsTaskClustering),
+        "load_data": load_data,
+        "max_fraction_of_documents_to_embed": None,
         "max_documents_per_cluster": data.size,
     }
     return type(f"HarnessClustering_{about.name}", (AbsTaskClustering,), attributes)()
 
 
-def _split(corpus: dict[str, tuple[str, str]], queries: dict[str, str], qrels: dict[str, dict[str, int]],
-           top_ranked: dict[str, list[str]] | None) -> dict[str, Any]:
+def _split(
+    corpus: dict[str, tuple[str, str]],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    top_ranked: dict[str, list[str]] | None,
+) -> dict[str, Any]:
     from datasets import Dataset
 
     return {
-        "corpus": Dataset.from_dict({"id": list(corpus), "title": [t for t, _ in corpus.values()], "text": [x for _, x in corpus.values()]}),
+        "corpus": Dataset.from_dict(
+            {"id": list(corpus), "title": [t for t, _ in corpus.values()], "text": [x for _, x in corpus.values()]}
+        ),
         "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
         "relevant_docs": qrels,
         "top_ranked": top_ranked,
@@ -157,14 +198,20 @@ def reranking_split(data: Rerankings) -> dict[str, Any]:
         queries[qid] = query
         candidates = [ids.setdefault(text, f"d{len(ids)}") for text in [*positives, *negatives]]
         top_ranked[qid] = list(dict.fromkeys(candidates))
-        qrels[qid] = {ids[text]: 1 for text in positives} | {ids[text]: 0 for text in negatives if text not in positives}
+        qrels[qid] = {ids[text]: 1 for text in positives} | {
+            ids[text]: 0 for text in negatives if text not in positives
+        }
     corpus = {ident: ("", text) for text, ident in ids.items()}
     return _split(corpus, queries, qrels, top_ranked)
 
 
 def file_task(data: LocalData) -> AbsTask:
     """The mteb task that evaluates a user's task file or folder."""
-    described = f"User STS file {data.path} ({data.size} pairs)." if data.kind == "STS" else f"User {data.kind} data {data.path} ({data.size} items)."
+    described = (
+        f"User STS file {data.path} ({data.size} pairs)."
+        if data.kind == "STS"
+        else f"User {data.kind} data {data.path} ({data.size} items)."
+    )
     return local_task(About(data.name, data.kind, described, data.digest[:REVISION_DIGITS]), data)
 
 
@@ -172,7 +219,9 @@ def local_task(about: About, data: LocalData) -> AbsTask:
     """The mteb task of ``data``'s kind over it, described by ``about``."""
     if data.kind == "STS":
         pairs: StsPairs = data  # type: ignore[assignment]
-        return sts_task(about, (pairs.sentence1, pairs.sentence2, pairs.scores), (min(pairs.scores), max(pairs.scores)))
+        return sts_task(
+            about, (pairs.sentence1, pairs.sentence2, pairs.scores), (min(pairs.scores), max(pairs.scores))
+        )
     if data.kind == "PairClassification":
         return _pair_task(about, data)  # type: ignore[arg-type]
     if data.kind == "Reranking":

@@ -42,9 +42,18 @@ def model_name(method: str, backbone: str) -> str:
 
 
 def model_meta(
-    *, name: str, revision: str, n_parameters: int | None, embed_dim: int | None, max_tokens: int | None,
-    source: str, license: str | None = None, languages: list[str] | None = None,
-    training_datasets: set[str] | None = None, experiment_kwargs: dict[str, Any] | None = None, use_instructions: bool = False,
+    *,
+    name: str,
+    revision: str,
+    n_parameters: int | None,
+    embed_dim: int | None,
+    max_tokens: int | None,
+    source: str,
+    license: str | None = None,
+    languages: list[str] | None = None,
+    training_datasets: set[str] | None = None,
+    experiment_kwargs: dict[str, Any] | None = None,
+    use_instructions: bool = False,
     release_date: str | None = None,
 ) -> ModelMeta:
     """A real ``ModelMeta``: name from method and backbone, revision from the config hash."""
@@ -52,9 +61,22 @@ def model_meta(
 
     unknown = dict.fromkeys(("loader", "memory_usage_mb", "public_training_code", "public_training_data"))
     return ModelMeta(
-        **unknown, release_date=release_date, name=name, revision=revision, languages=languages, n_parameters=n_parameters, max_tokens=max_tokens,
-        embed_dim=embed_dim, license=license, open_weights=True, framework=["PyTorch"], similarity_fn_name="cosine",
-        use_instructions=use_instructions, training_datasets=training_datasets, adapted_from=source, experiment_kwargs=experiment_kwargs,
+        **unknown,
+        release_date=release_date,
+        name=name,
+        revision=revision,
+        languages=languages,
+        n_parameters=n_parameters,
+        max_tokens=max_tokens,
+        embed_dim=embed_dim,
+        license=license,
+        open_weights=True,
+        framework=["PyTorch"],
+        similarity_fn_name="cosine",
+        use_instructions=use_instructions,
+        training_datasets=training_datasets,
+        adapted_from=source,
+        experiment_kwargs=experiment_kwargs,
     )
 
 
@@ -82,7 +104,7 @@ class MtebEncoder:
     """mteb ``EncoderProtocol`` over a harness encoder, with a per-run memo by text."""
 
     def __init__(
-        self, encoder: Encoder, meta: ModelMeta, *, instructions: bool = False, cache: EmbeddingCache | None = None,
+        self, encoder: Encoder, meta: ModelMeta, *, instructions: bool = False, cache: EmbeddingCache | None = None
     ) -> None:
         self.encoder = encoder
         self._meta = meta
@@ -138,7 +160,9 @@ class MtebEncoder:
     def _fill(self, kind: str | None, todo: list[str]) -> dict[str, np.ndarray]:
         """The vectors of ``todo``: from the cache where it has them, else computed (and cached); memoised."""
         found = self.cache.lookup(kind, todo) if self.cache is not None else {}
-        if getattr(self.encoder, "distributed", False):  # rank 0 reads the cache; every rank must encode the same texts
+        if getattr(
+            self.encoder, "distributed", False
+        ):  # rank 0 reads the cache; every rank must encode the same texts
             found = broadcast_from_main(found)
         missing = [t for t in todo if t not in found]
         if missing:

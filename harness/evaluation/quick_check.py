@@ -13,6 +13,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
+
 def _evaluated_splits(task: AbsTask) -> Iterator[tuple[MutableMapping[str, Any], str, Any]]:
     """(holder, split name, data) of every split ``task`` evaluates, in every subset."""
     splits = set(task.metadata.eval_splits)
@@ -44,7 +45,9 @@ def limit_task(task: AbsTask, limit: int) -> None:
         holder[key] = value.select(range(min(limit, len(value))))
         found += 1
     if not found:
-        raise HarnessError(f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit.")
+        raise HarnessError(
+            f"--limit: task {task.metadata.name} has no evaluation split to cut; run it without --limit."
+        )
 
 
 TEXTS_PER_ITEM = {"STS": 2, "PairClassification": 2, "Clustering": 1}  # texts encoded per item of an evaluated split

@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data import offline_data
-from harness.errors import HarnessError
-from harness.paths import expand
-from harness.registry import IMPORTED_PLUGINS
-from harness.evaluation.catalog import catalog
 from harness.data.local_data import LocalData
 from harness.data.task_files import SUFFIXES, read_task_file
+from harness.errors import HarnessError
+from harness.evaluation.catalog import catalog
 from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, local_task, sts_task
+from harness.paths import expand
+from harness.registry import IMPORTED_PLUGINS
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
-
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,9 @@ class TaskSpec:
     data: LocalData | None = None  # a task file's or folder's data
     protocol: str | None = None  # a reranking file's: which queries are scored (RERANK_PROTOCOLS)
     left_out: int = 0  # queries that protocol leaves out
-    split: str | None = None  # an mteb task's evaluated split (``NAME:split``), a task file's label (``FILE:dev``); None: none given
+    split: str | None = (
+        None  # an mteb task's evaluated split (``NAME:split``), a task file's label (``FILE:dev``); None: none given
+    )
 
     def record(self) -> dict[str, Any]:
         """What goes into the recorded config: enough to tell two task versions apart (an STS
@@ -101,7 +102,10 @@ class TaskSpec:
                 out["pairs"] = self.data.size
             else:
                 out.update(type=self.data.kind, items=self.data.size)
-        if self.protocol not in (None, "all"):  # "all" (mteb's) is how every reranking file was scored before protocols
+        if self.protocol not in (
+            None,
+            "all",
+        ):  # "all" (mteb's) is how every reranking file was scored before protocols
             out.update(protocol=self.protocol, left_out=self.left_out)
         if self.split is not None:
             out["split"] = self.split
@@ -215,7 +219,9 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol
     resolved: dict[str, TaskSpec] = {}
     for position, item in enumerate(items, start=1):
         if not item.strip():
-            raise HarnessError(f"{option} item {position} is blank ({item!r}); give a preset, an mteb task name or a task file.")
+            raise HarnessError(
+                f"{option} item {position} is blank ({item!r}); give a preset, an mteb task name or a task file."
+            )
         if item in PRESETS:
             specs = PRESETS[item][1]
         elif item in OFFLINE_TASKS:  # one task of the offline preset, e.g. to add it to an older run
@@ -226,10 +232,14 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol
             specs = [TaskSpec(data.name, "file", data=data, split=split)]
             if data.kind == "Reranking":
                 scored, left_out = data.scored_by(rerank_protocol)  # type: ignore[attr-defined]
-                specs = [TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out, split=split)]
+                specs = [
+                    TaskSpec(data.name, "file", data=scored, protocol=rerank_protocol, left_out=left_out, split=split)
+                ]
         elif _mteb_task_exists(item):
             specs = [TaskSpec(item, "mteb")]
-        elif ":" in item and _mteb_task_exists(item.rpartition(":")[0]):  # NAME:split, as lm-evaluation-harness names them
+        elif ":" in item and _mteb_task_exists(
+            item.rpartition(":")[0]
+        ):  # NAME:split, as lm-evaluation-harness names them
             name, _, split = item.rpartition(":")
             if not split.strip():
                 raise HarnessError(f"{option} {item!r}: name the split after the colon, e.g. {name}:validation.")
@@ -239,9 +249,7 @@ def resolve_tasks(items: Sequence[str], option: str = "--tasks", rerank_protocol
         for spec in specs:
             other = resolved.get(spec.name)
             if other is not None and other != spec:
-                raise HarnessError(
-                    f"{option}: two different tasks are both named {spec.name!r}; rename one file."
-                )
+                raise HarnessError(f"{option}: two different tasks are both named {spec.name!r}; rename one file.")
             resolved[spec.name] = spec
     return list(resolved.values())
 
@@ -265,7 +273,9 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
         task = OFFLINE_TASKS[spec.name]
         if task.min_score is None or task.max_score is None:
             data = task.loader()
-            return local_task(About(spec.name, data.kind, task.description, data.digest[:REVISION_DIGITS], task.reference), data)
+            return local_task(
+                About(spec.name, data.kind, task.description, data.digest[:REVISION_DIGITS], task.reference), data
+            )
         about = About(spec.name, "STS", task.description, "gensim-4.4", task.reference)
         return sts_task(about, task.loader(), (task.min_score, task.max_score))
     if spec.kind == "file":
@@ -273,7 +283,11 @@ def build_mteb_task(spec: TaskSpec) -> AbsTask:
         return file_task(spec.data)
     import mteb
 
-    return mteb.get_task(spec.name, hf_subsets=list(spec.subsets) if spec.subsets else None, eval_splits=[spec.split] if spec.split else None)
+    return mteb.get_task(
+        spec.name,
+        hf_subsets=list(spec.subsets) if spec.subsets else None,
+        eval_splits=[spec.split] if spec.split else None,
+    )
 
 
 def task_version(spec: TaskSpec, task: AbsTask) -> str:
@@ -282,7 +296,9 @@ def task_version(spec: TaskSpec, task: AbsTask) -> str:
     queries, unless every query; a split chosen with ``NAME:split`` after ``@``), then the evaluated subsets
     where only some were."""
     revision = str(task.metadata.revision)
-    if spec.protocol is not None and spec.protocol != "all":  # mteb's protocol keeps the version scores had before protocols
+    if (
+        spec.protocol is not None and spec.protocol != "all"
+    ):  # mteb's protocol keeps the version scores had before protocols
         revision = f"{revision}:{spec.protocol}"
     if spec.split is not None:  # another split is other data: never ranked with the task's own eval splits
         revision = f"{revision}@{spec.split}"
@@ -292,10 +308,14 @@ def task_version(spec: TaskSpec, task: AbsTask) -> str:
 def file_versions(items: Sequence[str]) -> dict[str, str]:
     """Task name -> version of the task files among ``items`` (read now; nothing else resolved), as
     a run given them records it by default (a reranking file's with the default protocol)."""
-    found = [(read_task_file(expand(path, "task file")), split) for path, split in
-             (file_split(item) for item in items if item not in PRESETS and _looks_like_file(item))]
+    found = [
+        (read_task_file(expand(path, "task file")), split)
+        for path, split in (file_split(item) for item in items if item not in PRESETS and _looks_like_file(item))
+    ]
     return {
-        data.name: data.digest[:REVISION_DIGITS] + (f":{RERANK_PROTOCOLS[0]}" if data.kind == "Reranking" else "") + (f"@{split}" if split else "")
+        data.name: data.digest[:REVISION_DIGITS]
+        + (f":{RERANK_PROTOCOLS[0]}" if data.kind == "Reranking" else "")
+        + (f"@{split}" if split else "")
         for data, split in found
     }
 

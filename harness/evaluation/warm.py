@@ -29,11 +29,12 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     import torch
 
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
     from harness.evaluation.embedding_cache import CacheSettings
     from harness.method import Method
     from harness.model.backbones import Backbone
     from harness.telemetry.phases import Phase
+
 
 @dataclass(frozen=True)
 class Known:

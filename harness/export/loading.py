@@ -21,7 +21,9 @@ def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 3
     folder = Path(folder)
     spec = json.loads((folder / ENCODER_FILE).read_text())
     method_cls = get_method(spec["method"])
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
+    model = (
+        AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").to(device).eval()
+    )
     attend(model, spec.get("attention", "causal"), f"the exported model in {folder}")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     settings = EncodeSettings(batch_size=batch_size, max_length=spec["max_length"])

@@ -55,8 +55,11 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
         raise HarnessError(f"--model {folder}: the folder is not empty; give a new one.")
     method, backbone = restore_model(record, console)
     encoder = method.build_encoder(backbone, EncodeSettings(max_length=record["config"]["max_length"]))
-    templates = {"template": encoder.tokenize.template, "query_template": encoder.tokenize_query.template,
-                 "document_template": encoder.tokenize_document.template}
+    templates = {
+        "template": encoder.tokenize.template,
+        "query_template": encoder.tokenize_query.template,
+        "document_template": encoder.tokenize_document.template,
+    }
     sides = {"query": templates["query_template"], "document": templates["document_template"]}
     rendered = chat_template(backbone.tokenizer, templates["template"], sides)  # checked before anything is written
     made = [parent for parent in reversed(folder.parents) if not parent.exists()]
@@ -73,7 +76,13 @@ def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str
 
 
 def _write(
-    record: dict[str, Any], method: Any, backbone: Any, encoder: Any, templates: dict[str, str], rendered: str, folder: Path,
+    record: dict[str, Any],
+    method: Any,
+    backbone: Any,
+    encoder: Any,
+    templates: dict[str, str],
+    rendered: str,
+    folder: Path,
 ) -> list[str]:
     """Every file of the export, written into a scratch folder beside ``folder`` and renamed to it."""
     from harness.model.attention import attention_mode
@@ -94,7 +103,9 @@ def _write(
         except HarnessError:
             raise
         except Exception as exc:  # a plug-in's hook: one message; the scratch folder goes with it
-            raise HarnessError(f"method {record['method']!r} could not export its encoder: {type(exc).__name__}: {exc}") from None
+            raise HarnessError(
+                f"method {record['method']!r} could not export its encoder: {type(exc).__name__}: {exc}"
+            ) from None
         written += sorted(set(os.listdir(scratch)) - {"adapter"})
         model.save_pretrained(scratch)
         tokenizer.chat_template = rendered
@@ -103,9 +114,16 @@ def _write(
         tokenizer.save_pretrained(scratch)
         written.append("model (merged) + tokenizer")
         spec = {
-            **encoding, **templates, "attention": mode, "max_length": max_length,
-            "method": record["method"], "backbone": record["backbone"], "run_id": record["run_id"],
-            "run_uuid": record["uuid"], "config_hash": record["config_hash"], "finetune": getattr(method.config, "finetune", None),
+            **encoding,
+            **templates,
+            "attention": mode,
+            "max_length": max_length,
+            "method": record["method"],
+            "backbone": record["backbone"],
+            "run_id": record["run_id"],
+            "run_uuid": record["uuid"],
+            "config_hash": record["config_hash"],
+            "finetune": getattr(method.config, "finetune", None),
         }
         (scratch / ENCODER_FILE).write_text(json.dumps(spec, indent=2) + "\n")
         written.append(ENCODER_FILE)
@@ -131,8 +149,10 @@ def plain_sentence_transformers(spec: dict[str, Any]) -> bool:
     """Whether sentence-transformers' own modules reproduce the encoder: pooled whole rows of one
     text under causal attention."""
     templates = [spec["template"], spec["query_template"], spec["document_template"]]
-    return spec["kind"] == "pooled" and spec.get("attention", "causal") == "causal" and all(
-        template == plain_template(template) and template.count(TEXT_SLOT) == 1 for template in templates
+    return (
+        spec["kind"] == "pooled"
+        and spec.get("attention", "causal") == "causal"
+        and all(template == plain_template(template) and template.count(TEXT_SLOT) == 1 for template in templates)
     )
 
 
@@ -147,6 +167,7 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     before_ids, after_ids = special_tokens_around(tokenizer)
     before = "".join(tokenizer.convert_ids_to_tokens(before_ids))
     after = "".join(tokenizer.convert_ids_to_tokens(after_ids))
+
     def render(side_template: str) -> str:
         parts = plain_template(side_template).split(TEXT_SLOT)
         parts[0], parts[-1] = before + parts[0], parts[-1] + after
@@ -156,7 +177,10 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     branches = [(task, side) for task, side in (sides or {}).items() if side != template]
     if not branches:
         return render(template)
-    tests = "".join(f"{{% {'el' * (i > 0)}if task == {json.dumps(task)} %}}{render(side)}" for i, (task, side) in enumerate(branches))
+    tests = "".join(
+        f"{{% {'el' * (i > 0)}if task == {json.dumps(task)} %}}{render(side)}"
+        for i, (task, side) in enumerate(branches)
+    )
     return f"{tests}{{% else %}}{render(template)}{{% endif %}}"
 
 
@@ -175,7 +199,12 @@ def _write_sentence_transformers(folder: Path, spec: dict[str, Any], embed_dim: 
         modules = [body, Pooling(body.get_embedding_dimension(), pooling_mode=ST_POOLING[spec["pooling"]])]
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
         SentenceTransformer(modules=modules, device="cpu").save(scratch, create_model_card=False)
-        for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", HARNESS_MODULE_CONFIG):
+        for name in (
+            "modules.json",
+            "config_sentence_transformers.json",
+            "sentence_bert_config.json",
+            HARNESS_MODULE_CONFIG,
+        ):
             if (Path(scratch) / name).exists():
                 shutil.copy2(Path(scratch) / name, folder / name)
         modules = json.loads((folder / "modules.json").read_text())

@@ -69,8 +69,12 @@ def run_model_meta(record: dict[str, Any], dim: int = 0, *, experiment: bool = T
     from harness.evaluation.mteb_adapter import model_meta, model_name
 
     return model_meta(
-        name=model_name(record["method"], record["backbone"]), revision=record["config_hash"][:12], embed_dim=dim or record["embed_dim"],
-        experiment_kwargs={**experiment_options(record), **({"embed_dim": dim} if dim else {})} if experiment else None,
+        name=model_name(record["method"], record["backbone"]),
+        revision=record["config_hash"][:12],
+        embed_dim=dim or record["embed_dim"],
+        experiment_kwargs={**experiment_options(record), **({"embed_dim": dim} if dim else {})}
+        if experiment
+        else None,
         **meta_facts(record),
     )
 
@@ -83,15 +87,22 @@ def meta_facts(record: dict[str, Any]) -> dict[str, Any]:
     facts = BACKBONE_FACTS.get(record["backbone"], {})
     ended = record.get("ended_at")
     return {
-        "n_parameters": record["n_parameters"], "max_tokens": record["config"].get("max_length"),
+        "n_parameters": record["n_parameters"],
+        "max_tokens": record["config"].get("max_length"),
         "source": record["config"].get("backbone_resolved", {}).get("source", record["backbone"]),
-        "license": facts.get("license"), "languages": facts.get("languages"), "training_datasets": training_datasets(record),
+        "license": facts.get("license"),
+        "languages": facts.get("languages"),
+        "training_datasets": training_datasets(record),
         "use_instructions": bool(record["config"].get("instructions")),
-        "release_date": datetime.datetime.fromtimestamp(ended, datetime.timezone.utc).date().isoformat() if ended else None,
+        "release_date": datetime.datetime.fromtimestamp(ended, datetime.timezone.utc).date().isoformat()
+        if ended
+        else None,
     }
 
 
-PROVENANCE = ".harness-run"  # in each folder written: the run whose results it holds (JSON; not a *.json, which mteb reads)
+PROVENANCE = (
+    ".harness-run"  # in each folder written: the run whose results it holds (JSON; not a *.json, which mteb reads)
+)
 
 
 def check_exportable(store: Any, run_ids: list[int]) -> list[dict[str, Any]]:
@@ -106,7 +117,9 @@ def check_exportable(store: Any, run_ids: list[int]) -> list[dict[str, Any]]:
                 "--tasks ...` evaluates it again and records them."
             )
         if record["status"] != "finished":
-            raise HarnessError(f"run #{record['run_id']} is {record['status']}: only finished runs are exported to mteb.")
+            raise HarnessError(
+                f"run #{record['run_id']} is {record['status']}: only finished runs are exported to mteb."
+            )
         if record["config"].get("limit") is not None:
             raise HarnessError(
                 f"run #{record['run_id']} is a quick check (--limit {record['config']['limit']}): its scores are of each task's first "
@@ -153,7 +166,9 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
         for result in results:
             cache.save_to_cache(result, meta)
             path = cache.get_task_result_path(result.task_name, meta)
-            (path.parent / PROVENANCE).write_text(json.dumps({"run_id": record["run_id"], "run_uuid": record["uuid"], "seed": record["seed"]}) + "\n")
+            (path.parent / PROVENANCE).write_text(
+                json.dumps({"run_id": record["run_id"], "run_uuid": record["uuid"], "seed": record["seed"]}) + "\n"
+            )
             written.append(path)
     return written
 
@@ -190,16 +205,31 @@ def model_meta_source(record: dict[str, Any]) -> str:
     written into: mteb validates it on import, and ``meta.load_model()`` encodes as the run did."""
     meta = run_model_meta(record, experiment=False)
     fields = {
-        "name": meta.name, "revision": meta.revision, "release_date": meta.release_date, "languages": meta.languages,
-        "n_parameters": meta.n_parameters, "memory_usage_mb": None, "max_tokens": meta.max_tokens, "embed_dim": meta.embed_dim,
-        "license": meta.license, "open_weights": True, "public_training_code": None, "public_training_data": None,
-        "framework": ["PyTorch", "Sentence Transformers"], "reference": None, "similarity_fn_name": "cosine",
+        "name": meta.name,
+        "revision": meta.revision,
+        "release_date": meta.release_date,
+        "languages": meta.languages,
+        "n_parameters": meta.n_parameters,
+        "memory_usage_mb": None,
+        "max_tokens": meta.max_tokens,
+        "embed_dim": meta.embed_dim,
+        "license": meta.license,
+        "open_weights": True,
+        "public_training_code": None,
+        "public_training_data": None,
+        "framework": ["PyTorch", "Sentence Transformers"],
+        "reference": None,
+        "similarity_fn_name": "cosine",
         "use_instructions": meta.use_instructions,
-        "training_datasets": sorted(meta.training_datasets) if meta.training_datasets else None, "adapted_from": meta.adapted_from,
+        "training_datasets": sorted(meta.training_datasets) if meta.training_datasets else None,
+        "adapted_from": meta.adapted_from,
     }
     arguments = "".join(f"    {key}={value!r},\n" for key, value in fields.items())
     if meta.training_datasets:
-        arguments = arguments.replace(f"training_datasets={fields['training_datasets']!r}", f"training_datasets=set({fields['training_datasets']!r})")
+        arguments = arguments.replace(
+            f"training_datasets={fields['training_datasets']!r}",
+            f"training_datasets=set({fields['training_datasets']!r})",
+        )
     header = (
         f'"""mteb model implementation of harness run #{record["run_id"]}, written by `harness export --mteb --model`.\n\n'
         "The encoder is the folder this file is in. For a pull request to mteb, upload the folder to the hub and set\n"

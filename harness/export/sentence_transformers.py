@@ -43,7 +43,9 @@ class HarnessModule(InputModule):
             self._encoder = load_encoder(self.folder, device="cuda" if torch.cuda.is_available() else "cpu")
         return self._encoder
 
-    def preprocess(self, inputs: Any, prompt: str | None = None, task: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def preprocess(
+        self, inputs: Any, prompt: str | None = None, task: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         texts = [prompt + text for text in inputs] if prompt else list(inputs)
         return {"texts": texts, "task": task}
 

@@ -66,25 +66,39 @@ def set_attention(model: Any, mode: Attention) -> None:
         setattr(stack, _HANDLE, stack.register_forward_pre_hook(_bidirectional_hook, with_kwargs=True))
 
 
-def _bidirectional_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _bidirectional_hook(
+    module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Replace the call's mask with the bidirectional 4D mask of its rows."""
     inputs = kwargs.get("inputs_embeds")
     if inputs is None:
         inputs = kwargs.get("input_ids", args[0] if args else None)
     if inputs is None or kwargs.get("past_key_values") is not None:
-        raise HarnessError("bidirectional attention: the body was called without inputs or with a cache (generation is causal).")
+        raise HarnessError(
+            "bidirectional attention: the body was called without inputs or with a cache (generation is causal)."
+        )
     batch, length = inputs.shape[:2]
     dtype = inputs.dtype if inputs.is_floating_point() else module.get_input_embeddings().weight.dtype
     kwargs["attention_mask"] = bidirectional_mask(
-        kwargs.get("attention_mask"), kwargs.get("position_ids"), batch, length, inputs.device,
-        dtype, module.config._attn_implementation,
+        kwargs.get("attention_mask"),
+        kwargs.get("position_ids"),
+        batch,
+        length,
+        inputs.device,
+        dtype,
+        module.config._attn_implementation,
     )
     return args, kwargs
 
 
 def bidirectional_mask(
-    padding: torch.Tensor | None, positions: torch.Tensor | None, batch: int, length: int,
-    device: torch.device, dtype: torch.dtype, implementation: str,
+    padding: torch.Tensor | None,
+    positions: torch.Tensor | None,
+    batch: int,
+    length: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    implementation: str,
 ) -> torch.Tensor:
     """[batch, 1, length, length]: query i sees key j when both are real tokens of one row.
 
@@ -102,7 +116,11 @@ def bidirectional_mask(
         segment = torch.zeros((batch, length), dtype=torch.long, device=device)
     else:
         real = torch.ones((batch, length), dtype=torch.bool, device=device)
-        starts = (positions == 0) if positions is not None else torch.zeros((batch, length), dtype=torch.bool, device=device)
+        starts = (
+            (positions == 0)
+            if positions is not None
+            else torch.zeros((batch, length), dtype=torch.bool, device=device)
+        )
         segment = starts.to(device=device).expand(batch, length).long().cumsum(dim=1)
     allowed = (segment.unsqueeze(2) == segment.unsqueeze(1)) & real.unsqueeze(1) & real.unsqueeze(2)
     allowed |= torch.eye(length, dtype=torch.bool, device=device).unsqueeze(0)

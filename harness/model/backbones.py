@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import paths
-
-from harness import hub
+from harness import hub, paths
 from harness.errors import HarnessError, sentence, unknown_name
 from harness.model.catalog import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
 from harness.model.file_digests import sha256_of
@@ -53,9 +51,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise HarnessError(f"--backbone {name}: is not a folder; give the model's folder or a hub id.")
     if _hub_shaped(name):
         return BackboneSpec(name, name, "hub")
-    raise unknown_name(
-        "backbone", name, ALIASES, " Give an alias, a hub id like org/name, or a local folder."
-    )
+    raise unknown_name("backbone", name, ALIASES, " Give an alias, a hub id like org/name, or a local folder.")
 
 
 def _hub_shaped(name: str) -> bool:
@@ -129,7 +125,11 @@ def require_available(spec: BackboneSpec) -> None:
             if spec.kind == "hub"
             else ""
         )
-        raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}" + (f"; {how}" if how else "")))
+        raise HarnessError(
+            sentence(
+                f"backbone {spec.name!r} ({spec.source}) is unavailable here: {status}" + (f"; {how}" if how else "")
+            )
+        )
 
 
 def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
@@ -216,7 +216,11 @@ def _dequantise(spec: BackboneSpec, files: list[Path], folder: Path, stamp: dict
             status.update(f"Verifying the {spec.name} GGUF checksum")
         actual = sha256_of(gguf)
         if actual != wheel.sha256:
-            what = f"{files[0]}" if not wheel.chunks else f"{wheel.distribution}'s {len(files)} chunks joined ({', '.join(map(str, files))})"
+            what = (
+                f"{files[0]}"
+                if not wheel.chunks
+                else f"{wheel.distribution}'s {len(files)} chunks joined ({', '.join(map(str, files))})"
+            )
             raise HarnessError(
                 f"{what}: sha256 {actual} does not match the expected {wheel.sha256}; reinstall with "
                 f"`{wheel.install} --force-reinstall`."
@@ -301,9 +305,7 @@ class Backbone:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def load_backbone(
-    spec: BackboneSpec, device: str = "auto", dtype: str = "auto", status: Any = None
-) -> Backbone:
+def load_backbone(spec: BackboneSpec, device: str = "auto", dtype: str = "auto", status: Any = None) -> Backbone:
     """Load ``spec`` as a causal LM with SDPA attention; a pad token is always set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -316,14 +318,20 @@ def load_backbone(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
-    except (OSError, ValueError) as exc:  # ValueError: transformers' tokenizer conversion, a folder without a usable tokenizer
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # ValueError: transformers' tokenizer conversion, a folder without a usable tokenizer
         local = Path(str(source)).is_dir()
         hint = (
             " A local folder needs the model's weights (model.safetensors or pytorch_model.bin) and its tokenizer (tokenizer.json)."
-            if local else f" On a machine with hub access run `hf download {spec.source}`, or pass a local folder."
+            if local
+            else f" On a machine with hub access run `hf download {spec.source}`, or pass a local folder."
         )
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {first}") + hint) from None
+        raise HarnessError(
+            sentence(f"backbone {spec.name!r} ({spec.source}) could not be loaded: {first}") + hint
+        ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(target).eval()

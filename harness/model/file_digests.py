@@ -81,7 +81,8 @@ class FileDigests:
             return None
         try:
             row = self._db.execute(
-                "SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=? AND device=? AND hub_blob=?", key,
+                "SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=? AND device=? AND hub_blob=?",
+                key,
             ).fetchone()
         except sqlite3.Error:
             return None

@@ -61,7 +61,9 @@ def row_index(lengths: Sequence[int], device: Any) -> torch.Tensor:
     """For each flat token, the row it belongs to."""
     import torch
 
-    return torch.repeat_interleave(torch.arange(len(lengths), device=device), torch.tensor(list(lengths), device=device))
+    return torch.repeat_interleave(
+        torch.arange(len(lengths), device=device), torch.tensor(list(lengths), device=device)
+    )
 
 
 def row_sums(values: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
@@ -81,15 +83,21 @@ def forward_rows(stack: Any, embeds: torch.Tensor, lengths: Sequence[int], *, pa
 
     if flops.metering():
         causal = attention_mode(stack) == CAUSAL
-        flops.add(flops.transformer_flops(flops.Shape.of(stack.config), lengths, pass_kind(stack, embeds), causal=causal))
+        flops.add(
+            flops.transformer_flops(flops.Shape.of(stack.config), lengths, pass_kind(stack, embeds), causal=causal)
+        )
     if pack:
         positions = torch.cat([torch.arange(n, device=embeds.device) for n in lengths]).unsqueeze(0)
         return stack(inputs_embeds=embeds.unsqueeze(0), position_ids=positions, use_cache=False).last_hidden_state[0]
     width = max(lengths)
-    mask = torch.arange(width, device=embeds.device).unsqueeze(0) < torch.tensor(list(lengths), device=embeds.device).unsqueeze(1)
+    mask = torch.arange(width, device=embeds.device).unsqueeze(0) < torch.tensor(
+        list(lengths), device=embeds.device
+    ).unsqueeze(1)
     padded = embeds.new_zeros((len(lengths), width, embeds.shape[-1])).index_put((mask,), embeds)
     attention = mask.long()
-    hidden = stack(inputs_embeds=padded, attention_mask=attention, position_ids=position_ids(attention), use_cache=False).last_hidden_state
+    hidden = stack(
+        inputs_embeds=padded, attention_mask=attention, position_ids=position_ids(attention), use_cache=False
+    ).last_hidden_state
     return hidden[mask]
 
 
@@ -115,13 +123,16 @@ def pass_kind(stack: Any, embeds: torch.Tensor) -> flops.Pass:
     layers, base = _structure(stack)
     lora = sum(
         module.r[name] * (module.in_features + module.out_features)
-        for module in layers if not module.disable_adapters and not module.merged
-        for name in module.active_adapters if name in module.lora_A
+        for module in layers
+        if not module.disable_adapters and not module.merged
+        for name in module.active_adapters
+        if name in module.lora_A
     )
     if not torch.is_grad_enabled():
         return flops.Pass(inputs=False, lora=lora)
     weights = any(p.requires_grad for p in base)
     return flops.Pass(inputs=bool(embeds.requires_grad or weights or lora), weights=weights, lora=lora)
+
 
 def lm_head(model: Any, states: torch.Tensor) -> torch.Tensor:
     """Logits of ``model``'s LM head at flat states [M, d] (only the positions that are scored)."""
@@ -131,12 +142,19 @@ def lm_head(model: Any, states: torch.Tensor) -> torch.Tensor:
     if flops.metering():
         grad = torch.is_grad_enabled()
         shape = flops.Shape.of(model.get_decoder().config)
-        flops.add(flops.head_flops(shape, states.shape[0], inputs=grad and states.requires_grad, weights=grad and head.weight.requires_grad))
+        flops.add(
+            flops.head_flops(
+                shape,
+                states.shape[0],
+                inputs=grad and states.requires_grad,
+                weights=grad and head.weight.requires_grad,
+            )
+        )
     return head(states)
 
 
 def pool_rows(
-    hidden: torch.Tensor, lengths: Sequence[int], pooling: str, spans: Sequence[tuple[int, int]] | None = None,
+    hidden: torch.Tensor, lengths: Sequence[int], pooling: str, spans: Sequence[tuple[int, int]] | None = None
 ) -> torch.Tensor:
     """Per-row mean of flat states [N, d] over each row's span [start, end) (default: the whole
     row), or the span's last state: [B, d]."""

@@ -9,9 +9,9 @@ from harness.training import TrainConfig
 from harness.training.parameters import lora_targets
 
 if TYPE_CHECKING:
-    from harness.model.backbones import Backbone
     from harness.config import RunConfig
     from harness.method import MethodConfig
+    from harness.model.backbones import Backbone
 
 
 def template_tokens(backbone: Backbone, template: str) -> int:
@@ -40,9 +40,14 @@ def check_against_backbone(backbone: Backbone, config: RunConfig, options: Metho
     least one token of text after the method's template, and Matryoshka dims must fit the
     backbone's hidden size."""
     width = backbone.model.get_input_embeddings().embedding_dim
-    for name, dims in (("method_args.matryoshka_dims", getattr(options, "matryoshka_dims", None) or []), ("--dims", config.dims)):
+    for name, dims in (
+        ("method_args.matryoshka_dims", getattr(options, "matryoshka_dims", None) or []),
+        ("--dims", config.dims),
+    ):
         if dims and max(dims) > width:
-            raise HarnessError(f"{name} {','.join(map(str, dims))}: {backbone.spec.name}'s embeddings have {width} dims; each dim must be at most {width}.")
+            raise HarnessError(
+                f"{name} {','.join(map(str, dims))}: {backbone.spec.name}'s embeddings have {width} dims; each dim must be at most {width}."
+            )
     limits = [("max_length", config.max_length)]
     if isinstance(options, TrainConfig):
         limits.append(("method_args.max_length", options.max_length))

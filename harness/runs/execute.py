@@ -22,7 +22,8 @@ from harness import faults, ranks
 from harness.config import config_hash
 from harness.errors import HarnessError, RunFailed, RunInterrupted
 from harness.evaluation.embedding_cache import CacheSettings
-from harness.evaluation.evaluate import LoadedTask, evaluate, load_tasks
+from harness.evaluation.evaluate import evaluate
+from harness.evaluation.task_loading import LoadedTask, load_tasks
 from harness.runs import folders
 from harness.runs.plan import RunPlan
 from harness.runs.process import Terminated, ctrl_c_held_off, quiet_libraries, seed_everything, sigterm_interrupts
@@ -121,8 +122,8 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
 def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -> _Run:
     """Everything a run needs before it is recorded: task data, the backbone, and (resuming) a
     checkpoint that can be read, on every rank."""
-    from harness.runs.backbone_checks import check_against_backbone, family_note
     from harness.evaluation.warm import DeferredBackbone
+    from harness.runs.backbone_checks import check_against_backbone, family_note
     from harness.runs.load_key import evaluation_backbone
     from harness.runs.restore import loaded_backbone
     from harness.telemetry.phases import measure
@@ -148,8 +149,19 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
             console.print(note, style="yellow", highlight=False)
     resume = options.resume
     resolved = resume["config"] if resume is not None else plan.resolved()  # a resume is named by its record
-    run = _Run(plan, options, console, main, tasks, dev_tasks, backbone, [data_phase, load_phase], resolved,
-               resume["uuid"] if resume is not None else uuid.uuid4().hex, load_key=key)
+    run = _Run(
+        plan,
+        options,
+        console,
+        main,
+        tasks,
+        dev_tasks,
+        backbone,
+        [data_phase, load_phase],
+        resolved,
+        resume["uuid"] if resume is not None else uuid.uuid4().hex,
+        load_key=key,
+    )
     if resume is not None and plan.trains:  # every rank: a checkpoint that cannot be read stops them all
         folder = folders.own_folder(resume, options.output_root, purpose="resume")
         if folder is not None:
@@ -167,9 +179,15 @@ def _open_row(run: _Run) -> int:
         store.reopen_run(resume["run_id"])
         return resume["run_id"]
     return store.start_run(
-        method=plan.config.method, backbone=plan.backbone.name, task_spec=plan.task_spec,
-        task_names=[t.name for t in plan.tasks], config=run.resolved, config_hash=config_hash(run.resolved),
-        seed=plan.config.seed, environment=environment.collect(type(plan.method)), run_uuid=run.run_uuid,
+        method=plan.config.method,
+        backbone=plan.backbone.name,
+        task_spec=plan.task_spec,
+        task_names=[t.name for t in plan.tasks],
+        config=run.resolved,
+        config_hash=config_hash(run.resolved),
+        seed=plan.config.seed,
+        environment=environment.collect(type(plan.method)),
+        run_uuid=run.run_uuid,
     )
 
 
@@ -183,7 +201,9 @@ def _record(run: _Run) -> None:
     recorder = Recorder(run.store if run.main else None, run.run_id, console, run.options.warnings)
     if run.main:
         verb = "Resuming" if run.options.resume is not None else "Run"
-        console.print(f"[bold]{verb} #{run.run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}")
+        console.print(
+            f"[bold]{verb} #{run.run_id}[/]: {plan.config.method} on {plan.backbone.name}, tasks {plan.task_spec}"
+        )
     with contextlib.ExitStack() as stack:
         if run.main:
             stack.enter_context(run.store.heartbeat_while(run.run_id))
@@ -210,7 +230,15 @@ def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
     plan, backbone = run.plan, run.backbone
     if plan.trains:
         assert run.folder is not None
-        train(plan, backbone, recorder, run.console, run.folder, resume=run.options.resume is not None, dev_tasks=run.dev_tasks)
+        train(
+            plan,
+            backbone,
+            recorder,
+            run.console,
+            run.folder,
+            resume=run.options.resume is not None,
+            dev_tasks=run.dev_tasks,
+        )
         if plan.sharding.sharded:  # on every rank: each encodes its shard of the texts
             run.backbone = backbone = None  # sharded in place: freed, to encode from the final checkpoint instead
             run.backbone = backbone = trained_backbone(plan, run.folder, run.console)

@@ -41,12 +41,20 @@ def load_key(plan: RunPlan, cache: CacheSettings, checkpoint: Path | None = None
     digests = FileDigests(cache.folder)
     try:
         facts = {
-            "format": KEY_FORMAT, "encoding_version": ENCODING_VERSION, "torch": torch.__version__, "transformers": transformers.__version__,
-            "method": config.method, "options": dataclasses.asdict(plan.method.config), "attention": plan.method.attention,
+            "format": KEY_FORMAT,
+            "encoding_version": ENCODING_VERSION,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "method": config.method,
+            "options": dataclasses.asdict(plan.method.config),
+            "attention": plan.method.attention,
             "code": code_digest(plan.method, *_loading_code(), attention, backbones, packing),
-            "backbone": [plan.backbone.name, plan.backbone.source, plan.backbone.kind], "files": digests.folder(folder),
+            "backbone": [plan.backbone.name, plan.backbone.source, plan.backbone.kind],
+            "files": digests.folder(folder),
             "checkpoint": digests.folder(checkpoint) if checkpoint is not None else None,
-            "device": device.type, "dtype": str(backbones.pick_dtype(config.dtype, device)), "max_length": config.max_length,
+            "device": device.type,
+            "dtype": str(backbones.pick_dtype(config.dtype, device)),
+            "max_length": config.max_length,
             "seed": config.seed,
         }
     finally:
@@ -64,7 +72,7 @@ def _loading_code() -> tuple[Any, ...]:
 
 
 def evaluation_backbone(
-    plan: RunPlan, settings: CacheSettings, load: Callable[[], Backbone], *, checkpoint: Path | None = None,
+    plan: RunPlan, settings: CacheSettings, load: Callable[[], Backbone], *, checkpoint: Path | None = None
 ) -> tuple[Backbone | DeferredBackbone, str | None]:
     """The backbone to evaluate with and its load key: deferred where the cache knows the key (one
     process; ``load`` is called if a text is missing), else ``load()`` now."""

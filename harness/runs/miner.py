@@ -14,7 +14,7 @@ from harness.model.backbones import backbone_spec, load_backbone
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.encoder import EncodeSettings, Encoder
+    from harness.encoder import Encoder, EncodeSettings
 
 
 def run_id_of(miner: str) -> int | None:
@@ -27,7 +27,9 @@ def run_id_of(miner: str) -> int | None:
     return int(value)
 
 
-def untrained_miner(method: str, backbone: str, device: str, settings: EncodeSettings, console: Console) -> tuple[Encoder, dict[str, Any]]:
+def untrained_miner(
+    method: str, backbone: str, device: str, settings: EncodeSettings, console: Console
+) -> tuple[Encoder, dict[str, Any]]:
     """``method`` (one without training stages, with its default options) on ``backbone``."""
     from harness.runs.plan import method_options
 
@@ -43,20 +45,31 @@ def untrained_miner(method: str, backbone: str, device: str, settings: EncodeSet
         loaded = load_backbone(spec, device, "auto", status)
     attend(loaded.model, built.attention, f"--backbone {spec.name}")
     built.prepare(loaded)
-    described = {"miner": method, "backbone": spec.name, "backbone_source": spec.source, "method_args": dataclasses.asdict(built.config)}
+    described = {
+        "miner": method,
+        "backbone": spec.name,
+        "backbone_source": spec.source,
+        "method_args": dataclasses.asdict(built.config),
+    }
     return built.build_encoder(loaded, settings), described
 
 
-def recorded_miner(record: dict[str, Any], settings: EncodeSettings, console: Console) -> tuple[Encoder, dict[str, Any]]:
+def recorded_miner(
+    record: dict[str, Any], settings: EncodeSettings, console: Console
+) -> tuple[Encoder, dict[str, Any]]:
     """A finished run's encoder, with its trained weights."""
     from harness.runs.restore import restore_model
 
     if record["status"] != "finished":
-        raise HarnessError(f"--miner run:{record['run_id']}: the run is {record['status']}; only a finished run's encoder can mine.")
+        raise HarnessError(
+            f"--miner run:{record['run_id']}: the run is {record['status']}; only a finished run's encoder can mine."
+        )
     method, backbone = restore_model(record, console)
     described = {
-        "miner": f"run:{record['run_id']}", "run_uuid": record["uuid"], "config_hash": record["config_hash"],
-        "method": record["method"], "backbone": record["backbone"],
+        "miner": f"run:{record['run_id']}",
+        "run_uuid": record["uuid"],
+        "config_hash": record["config_hash"],
+        "method": record["method"],
+        "backbone": record["backbone"],
     }
     return method.build_encoder(backbone, settings), described
-

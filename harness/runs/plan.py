@@ -71,9 +71,16 @@ class RunPlan:
         the embedding cache of ``cache`` (default: on, in its default folder)."""
         config = self.config
         return Evaluation(
-            method=config.method, backbone=self.backbone.name, source=self.backbone.source,
-            revision=config_hash(resolved)[:12], batch_size=config.batch_size, max_length=config.max_length, limit=config.limit,
-            instructions=config.instructions, cache=cache or CacheSettings(), dims=tuple(config.dims),
+            method=config.method,
+            backbone=self.backbone.name,
+            source=self.backbone.source,
+            revision=config_hash(resolved)[:12],
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            limit=config.limit,
+            instructions=config.instructions,
+            cache=cache or CacheSettings(),
+            dims=tuple(config.dims),
             training=self.training_data(resolved),
         )
 
@@ -100,7 +107,11 @@ def recorded_config(record: dict[str, Any]) -> RunConfig:
     stored = record["config"]
     names = {f.name for f in dataclasses.fields(RunConfig)}
     values = {k: v for k, v in stored.items() if k in names and v is not None}
-    reranking = [spec for spec in [*stored.get("tasks_resolved", []), *stored.get("dev_tasks_resolved", [])] if spec.get("type") == "Reranking"]
+    reranking = [
+        spec
+        for spec in [*stored.get("tasks_resolved", []), *stored.get("dev_tasks_resolved", [])]
+        if spec.get("type") == "Reranking"
+    ]
     if reranking:  # the protocol its reranking files were scored under; none recorded: every question (mteb's)
         values["rerank_protocol"] = reranking[0].get("protocol", "all")
     return build_dataclass(RunConfig, values, f"the recorded config of run {record['run_id']}")
@@ -156,7 +167,9 @@ def check_dev_tasks(config: RunConfig, method: Method, sharding: Sharding | None
     model stays whole while it trains (a sharded one cannot encode mid-training)."""
     every = getattr(method.config, "eval_every", None)
     if config.dev_tasks and not method.stages():
-        raise HarnessError(f"--dev-tasks: method {config.method!r} does not train; dev tasks are evaluated during training.")
+        raise HarnessError(
+            f"--dev-tasks: method {config.method!r} does not train; dev tasks are evaluated during training."
+        )
     if config.dev_tasks and every is None:
         raise HarnessError("--dev-tasks needs method_args.eval_every=N: evaluate them every N optimizer steps.")
     if every is not None and not config.dev_tasks:
@@ -211,7 +224,9 @@ def training_files(train_data: str) -> list[dict[str, str]]:
     return [{"source": source, "sha256": file_digest(path)} for source, path in source_files(train_data)]
 
 
-def refuse_changed_training_data(plan: RunPlan, record: dict[str, Any], doing: str = "a resumed run trains on") -> None:
+def refuse_changed_training_data(
+    plan: RunPlan, record: dict[str, Any], doing: str = "a resumed run trains on"
+) -> None:
     """``--resume`` and ``--like`` train on the recorded data: a training file whose content
     changed since (another sha256) would train on other data under the recorded config."""
     now = {entry["source"]: entry["sha256"] for entry in plan.training_files}

@@ -25,7 +25,7 @@ class Recorder(Hooks):
     ``--report-to``; on other ranks (no store) it does nothing."""
 
     def __init__(
-        self, store: RunStore | None, run_id: int, console: Console | None = None, warnings: list[str] | None = None,
+        self, store: RunStore | None, run_id: int, console: Console | None = None, warnings: list[str] | None = None
     ) -> None:
         self.store, self.run_id, self.console = store, run_id, console
         self.reporter: Reporter | None = None  # set by the run for --report-to
@@ -45,13 +45,30 @@ class Recorder(Hooks):
             self.reporter.timing(phase.phase, phase.seconds, details)
 
     def score(
-        self, task: str, version: str, task_type: str, main_metric: str, main_score: float, details: dict,
-        task_result: dict | None = None, items: dict | None = None, dim: int = 0, contamination: dict | None = None,
+        self,
+        task: str,
+        version: str,
+        task_type: str,
+        main_metric: str,
+        main_score: float,
+        details: dict,
+        task_result: dict | None = None,
+        items: dict | None = None,
+        dim: int = 0,
+        contamination: dict | None = None,
     ) -> None:
         if self.store is not None:
             self.store.record_score(
-                self.run_id, task=task, task_version=version, task_type=task_type, main_metric=main_metric,
-                main_score=main_score, details=details, task_result=task_result, items=items, dim=dim,
+                self.run_id,
+                task=task,
+                task_version=version,
+                task_type=task_type,
+                main_metric=main_metric,
+                main_score=main_score,
+                details=details,
+                task_result=task_result,
+                items=items,
+                dim=dim,
                 contamination=contamination,
             )
         if self.reporter is not None:
@@ -87,8 +104,12 @@ class Recorder(Hooks):
         from harness.runs.trackers import Reporter, flat_config
 
         assert self.store is not None
-        identity = {"harness.run_id": self.run_id, "harness.run_uuid": run_uuid, "harness.config_hash": config_hash(resolved),
-                    "harness.leaderboard": str(self.store.location)}
+        identity = {
+            "harness.run_id": self.run_id,
+            "harness.run_uuid": run_uuid,
+            "harness.config_hash": config_hash(resolved),
+            "harness.leaderboard": str(self.store.location),
+        }
         folder = folders.folder_name(self.run_id, run_uuid)
         self.reporter = Reporter(names, folder, output_root, {**flat_config(resolved), **identity}, self.note)
         return self.reporter
@@ -101,4 +122,3 @@ class Recorder(Hooks):
             if self.console is not None:
                 shown = ", ".join(f"{name} {value:.3f}" for name, value in values.items())
                 self.console.print(f"  {stage} diagnostics: {shown}", highlight=False, soft_wrap=True)
-

@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 
 
 def reevaluate(
-    plan: RunPlan, store: RunStore, record: dict[str, Any], console: Console, *, force: bool = False, cache: CacheSettings | None = None,
+    plan: RunPlan,
+    store: RunStore,
+    record: dict[str, Any],
+    console: Console,
+    *,
+    force: bool = False,
+    cache: CacheSettings | None = None,
 ) -> None:
     """Evaluate a finished run's encoder on ``plan.tasks`` without retraining; scores join its row.
     Under ``torchrun`` or ``accelerate launch`` every rank evaluates and rank 0 alone records.
@@ -32,10 +38,11 @@ def reevaluate(
     ``force``: the same version would only be computed again, and another version under the same
     name (another file with the same stem) would replace a score the run's comparisons rest on.
     """
-    from harness.evaluation.evaluate import evaluate, load_tasks
+    from harness.evaluation.evaluate import evaluate
+    from harness.evaluation.task_loading import load_tasks
     from harness.evaluation.warm import DeferredBackbone
-    from harness.runs.load_key import evaluation_backbone
     from harness.model.backbones import pick_device
+    from harness.runs.load_key import evaluation_backbone
     from harness.runs.recorder import Recorder
     from harness.telemetry.phases import measure
 
@@ -51,7 +58,10 @@ def reevaluate(
     seed_everything(plan.config.seed)
     with measure("load") as phase:  # not loaded at all where the cache holds every vector (harness.evaluation.warm)
         backbone, key = evaluation_backbone(
-            plan, how.cache, lambda: _seeded(plan, lambda: encoding_backbone(plan, record, console, purpose="evaluate")), checkpoint=checkpoint,
+            plan,
+            how.cache,
+            lambda: _seeded(plan, lambda: encoding_backbone(plan, record, console, purpose="evaluate")),
+            checkpoint=checkpoint,
         )
     phase.items = 0 if isinstance(backbone, DeferredBackbone) else 1
     recorder.timing(phase)

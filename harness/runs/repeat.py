@@ -10,7 +10,14 @@ from typing import Any
 
 from harness.config import RunConfig, load_run_config
 from harness.errors import HarnessError
-from harness.runs.plan import RunPlan, plan_run, recorded_config, refuse_changed_backbone, refuse_changed_tasks, refuse_changed_training_data
+from harness.runs.plan import (
+    RunPlan,
+    plan_run,
+    recorded_config,
+    refuse_changed_backbone,
+    refuse_changed_tasks,
+    refuse_changed_training_data,
+)
 
 VARIED = ("seed", "tasks", "dims")  # what --like lets the command vary besides --set
 
@@ -27,7 +34,9 @@ def varied_keys(options: Mapping[str, Any], sets: Iterable[str]) -> set[str]:
     return keys
 
 
-def like_config(record: dict[str, Any], options: Mapping[str, Any], config_file: Path | None, sets: Iterable[str]) -> RunConfig:
+def like_config(
+    record: dict[str, Any], options: Mapping[str, Any], config_file: Path | None, sets: Iterable[str]
+) -> RunConfig:
     """Run ``record``'s recorded config again, with the command's ``--seed``, ``--tasks``, ``--dims``
     and ``--set`` on top; it records which run it repeats."""
     others = sorted(key for key, value in options.items() if value not in (None, []) and key not in VARIED)
@@ -38,7 +47,9 @@ def like_config(record: dict[str, Any], options: Mapping[str, Any], config_file:
             "Vary it with --seed, --seeds, --tasks, --dims or --set KEY=VALUE."
         )
     if record["status"] == "running":
-        raise HarnessError(f"--like {record['run_id']}: run {record['run_id']} is still running; repeat it once it has ended.")
+        raise HarnessError(
+            f"--like {record['run_id']}: run {record['run_id']} is still running; repeat it once it has ended."
+        )
     chosen = {key: value for key, value in options.items() if key in VARIED}
     return load_run_config(None, {**chosen, "repeats": record["run_id"]}, sets, base=recorded_config(record))
 
@@ -59,9 +70,13 @@ def refuse_changes(plan: RunPlan, record: dict[str, Any], varied: set[str]) -> N
 
     def kept(config: dict[str, Any]) -> dict[str, Any]:
         out = {key: value for key, value in config.items() if key not in ignored}
-        out["method_args"] = {k: v for k, v in config.get("method_args", {}).items() if f"method_args.{k}" not in ignored}
+        out["method_args"] = {
+            k: v for k, v in config.get("method_args", {}).items() if f"method_args.{k}" not in ignored
+        }
         if "dev_tasks_resolved" in out:  # the dev split is chosen when the data loads, after this check
-            out["dev_tasks_resolved"] = [{k: v for k, v in spec.items() if k != "split"} for spec in out["dev_tasks_resolved"]]
+            out["dev_tasks_resolved"] = [
+                {k: v for k, v in spec.items() if k != "split"} for spec in out["dev_tasks_resolved"]
+            ]
         return out
 
     differences = config_differences([kept(recorded), kept(plan.resolved())])
@@ -106,9 +121,13 @@ def agreement(store: Any, original: int, run_id: int) -> str:
     if not comparison.shared_tasks:
         return f"Run #{run_id} repeats run #{original} but shares no task with it."
     if apart:
-        return (f"Run #{run_id} repeats run #{original}: its scores differ beyond their paired 95% interval on "
-                f"{', '.join(apart)} (`harness compare {original} {run_id}`).")
+        return (
+            f"Run #{run_id} repeats run #{original}: its scores differ beyond their paired 95% interval on "
+            f"{', '.join(apart)} (`harness compare {original} {run_id}`)."
+        )
     tail = f"; no interval for {', '.join(unknown)}" if unknown else ""
     identical = " (identical)" if len(same) == len(comparison.shared_tasks) else ""
-    return (f"Run #{run_id} repeats run #{original}: its scores agree within their paired 95% intervals on "
-            f"{len(comparison.shared_tasks)} shared task(s){identical}{tail}.")
+    return (
+        f"Run #{run_id} repeats run #{original}: its scores agree within their paired 95% intervals on "
+        f"{len(comparison.shared_tasks)} shared task(s){identical}{tail}."
+    )

@@ -27,7 +27,12 @@ def loaded_backbone(plan: RunPlan, console: Console) -> Backbone:
 
     with console.status("Loading backbone") as status:
         backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
-    attend(backbone.model, plan.method.attention, f"backbone {plan.backbone.name!r}", packed=bool(getattr(plan.method.config, "pack", False)))
+    attend(
+        backbone.model,
+        plan.method.attention,
+        f"backbone {plan.backbone.name!r}",
+        packed=bool(getattr(plan.method.config, "pack", False)),
+    )
     return backbone
 
 

@@ -84,7 +84,9 @@ def _start(name: str, run_name: str, output_root: Path) -> Any:
 class Reporter:
     """The trackers of one run; every call reaches each tracker that still works."""
 
-    def __init__(self, names: Sequence[str], run_name: str, output_root: Path, hyperparameters: dict[str, Any], warn: Any) -> None:
+    def __init__(
+        self, names: Sequence[str], run_name: str, output_root: Path, hyperparameters: dict[str, Any], warn: Any
+    ) -> None:
         self.warn = warn
         self.step = 0
         self.trackers = {name: _start(name, run_name, output_root) for name in names}

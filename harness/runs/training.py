@@ -11,14 +11,20 @@ from harness.training import StageReport, distributed
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.evaluation.evaluate import LoadedTask
+    from harness.evaluation.task_loading import LoadedTask
     from harness.model.backbones import Backbone
     from harness.runs.plan import RunPlan
     from harness.runs.recorder import Recorder
 
 
 def train(
-    plan: RunPlan, backbone: Backbone, recorder: Recorder, console: Console, output_dir: Path, *, resume: bool,
+    plan: RunPlan,
+    backbone: Backbone,
+    recorder: Recorder,
+    console: Console,
+    output_dir: Path,
+    *,
+    resume: bool,
     dev_tasks: Sequence[LoadedTask] = (),
 ) -> None:
     """Train the plan's method on ``backbone`` in place, checkpointing under ``output_dir``; with

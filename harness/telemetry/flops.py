@@ -41,8 +41,12 @@ class Shape:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         return cls(
-            layers=config.num_hidden_layers, hidden=config.hidden_size, q_dim=heads * head_dim,
-            kv_dim=kv_heads * head_dim, ffn=config.intermediate_size, vocab=config.vocab_size,
+            layers=config.num_hidden_layers,
+            hidden=config.hidden_size,
+            q_dim=heads * head_dim,
+            kv_dim=kv_heads * head_dim,
+            ffn=config.intermediate_size,
+            vocab=config.vocab_size,
         )
 
     @property

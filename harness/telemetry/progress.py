@@ -8,7 +8,14 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 PLAIN_LINES_PER_STAGE = 10  # piped output: a line every tenth of a stage...
@@ -60,7 +67,10 @@ def training_progress(console: Console, enabled: bool = True) -> Iterator[Callab
     if enabled and not console.is_terminal:
         yield _plain_lines(console)
         return
-    columns = _bar(TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[tps]:.0f} tok/s"), TimeElapsedColumn())
+    columns = _bar(
+        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[tps]:.0f} tok/s"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True, disable=not enabled) as progress:
         tasks: dict[str, object] = {}
 
@@ -83,7 +93,8 @@ def _plain_lines(console: Console) -> Callable[..., None]:
         if step == 1 or step == total or step % every == 0 or quiet_too_long:
             console.print(
                 f"  {stage} step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {tps:.0f} tok/s",
-                highlight=False, soft_wrap=True,
+                highlight=False,
+                soft_wrap=True,
             )
             last_line[stage] = now
 

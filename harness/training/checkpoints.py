@@ -89,7 +89,11 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     state_file = checkpoint / "state.json"
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or not isinstance(state.get("stage_index"), int) or not isinstance(state.get("step"), int):
+        if (
+            not isinstance(state, dict)
+            or not isinstance(state.get("stage_index"), int)
+            or not isinstance(state.get("step"), int)
+        ):
             raise ValueError("no stage_index and step")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise HarnessError(f"checkpoint {state_file} is unreadable ({exc}); the run cannot resume from it.") from None
@@ -107,7 +111,9 @@ def check_resumable(output_dir: Path) -> None:
         try:
             torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         except Exception as exc:  # torch raises many kinds for a missing, truncated or foreign file
-            raise HarnessError(f"checkpoint {path} is unreadable ({type(exc).__name__}); the run cannot resume from it.") from None
+            raise HarnessError(
+                f"checkpoint {path} is unreadable ({type(exc).__name__}); the run cannot resume from it."
+            ) from None
 
 
 def read_trainable(folder: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -9,7 +9,6 @@ from typing import Literal
 from harness.method import MethodConfig
 from harness.options import not_empty, option
 
-
 ALL_LINEAR = "all-linear"  # peft's: every linear layer of the transformer blocks, never the LM head
 LORA_TARGETS = [ALL_LINEAR]
 LORA_TARGETS_HELP = (
@@ -25,10 +24,14 @@ class TrainConfig(MethodConfig):
 
     steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs", minimum=0)
     epochs: float = option(1.0, "passes over the stage's data when steps is 0", minimum=0)
-    batch_size: int = option(8, "training examples per device per micro-batch (encoding for evaluation: --batch-size)", minimum=1)
+    batch_size: int = option(
+        8, "training examples per device per micro-batch (encoding for evaluation: --batch-size)", minimum=1
+    )
     grad_accum: int = option(1, "micro-batches per optimizer step", minimum=1)
     lr: float = option(2e-4, "peak learning rate (AdamW)", above=0)
-    warmup_ratio: float = option(0.05, "fraction of steps of linear warm-up, then linear decay to 0", minimum=0, maximum=1)
+    warmup_ratio: float = option(
+        0.05, "fraction of steps of linear warm-up, then linear decay to 0", minimum=0, maximum=1
+    )
     weight_decay: float = option(0.0, "AdamW weight decay", minimum=0)
     max_grad_norm: float = option(1.0, "gradient clipping norm; 0 = off", minimum=0)
     finetune: Literal["lora", "full", "frozen"] = option(
@@ -38,25 +41,47 @@ class TrainConfig(MethodConfig):
     lora_alpha: int = option(32, "LoRA alpha", above=0)
     lora_dropout: float = option(0.05, "LoRA dropout", minimum=0, below=1)
     dropout: float = option(
-        0.0, "attention dropout while training (SimCSE's two views of a text); 0 = the backbone's own (none)", minimum=0, below=1,
+        0.0,
+        "attention dropout while training (SimCSE's two views of a text); 0 = the backbone's own (none)",
+        minimum=0,
+        below=1,
     )
     hidden_dropout: float = option(
-        0.0, "dropout of every attention and MLP sublayer's output while training (BERT's hidden dropout); 0 = none", minimum=0, below=1,
+        0.0,
+        "dropout of every attention and MLP sublayer's output while training (BERT's hidden dropout); 0 = none",
+        minimum=0,
+        below=1,
     )
     lora_targets: list[str] = option(LORA_TARGETS, LORA_TARGETS_HELP, check=not_empty, rule="not empty")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
     bf16: Literal["auto", "on", "off"] = option("auto", "bf16 autocast; auto = on GPUs that support it")
     checkpoint_every: int = option(0, "save a checkpoint every N steps (0 = only at stage ends)", minimum=0)
-    checkpoint_minutes: float = option(10.0, "also save one when this many minutes passed since the last (0 = off)", minimum=0)
-    max_length: int = option(128, "tokens per training text, template included (encoding for evaluation: the top-level max_length)", minimum=8)
-    pack: bool = option(False, "run each pass's rows as one packed sequence (no padding; pays with variable-length attention kernels); false = pad to the longest")
+    checkpoint_minutes: float = option(
+        10.0, "also save one when this many minutes passed since the last (0 = off)", minimum=0
+    )
+    max_length: int = option(
+        128,
+        "tokens per training text, template included (encoding for evaluation: the top-level max_length)",
+        minimum=8,
+    )
+    pack: bool = option(
+        False,
+        "run each pass's rows as one packed sequence (no padding; pays with variable-length attention kernels); false = pad to the longest",
+    )
     max_examples: int = option(0, "use at most this many examples per stage (seeded choice); 0 = all", minimum=0)
     sharding: Literal["auto", "none", "fsdp", "deepspeed"] = option(
         "auto", "shard a full fine-tune with FSDP2 or DeepSpeed; auto = as accelerate launch says, else none"
     )
     sharding_config: str = option("", "FSDP (JSON/YAML, accelerate or Trainer keys) or DeepSpeed (JSON) config file")
-    eval_every: int | None = option(None, "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)", minimum=1)
-    keep_best: bool = option(False, "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)")
+    eval_every: int | None = option(
+        None,
+        "evaluate the run's --dev-tasks every N optimizer steps and at each stage's end (None = off; needs --dev-tasks)",
+        minimum=1,
+    )
+    keep_best: bool = option(
+        False,
+        "the checkpoint with the best mean dev score (the earliest of equals) becomes the run's encoder (needs eval_every)",
+    )
 
     def inconsistency(self, prefix: str) -> str | None:
         """Options that are wrong only together (see ``harness.options.check_values``)."""

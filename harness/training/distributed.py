@@ -15,14 +15,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.ranks import DistInfo, barrier, collective_device, exit_process, from_environment, init, init_single, world
+from harness.ranks import (
+    DistInfo,
+    barrier,
+    collective_device,
+    exit_process,
+    from_environment,
+    init,
+    init_single,
+    world,
+)
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "DistInfo", "average_gradients", "barrier", "exit_process", "from_environment", "gather_with_grad", "init",
-    "init_single", "mean_across_ranks", "means_across_ranks", "world",
+    "DistInfo",
+    "average_gradients",
+    "barrier",
+    "exit_process",
+    "from_environment",
+    "gather_with_grad",
+    "init",
+    "init_single",
+    "mean_across_ranks",
+    "means_across_ranks",
+    "world",
 ]
 
 
@@ -100,4 +118,3 @@ def means_across_ranks(*values: float) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return [v / info.world_size for v in tensor.tolist()]
-

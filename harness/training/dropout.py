@@ -18,7 +18,12 @@ from typing import Any
 def _sublayers(model: Any) -> list[Any]:
     """The attention and MLP sublayers of ``model``'s transformer blocks."""
     layers = getattr(model.get_decoder(), "layers", None) or []
-    return [part for block in layers for part in (getattr(block, "self_attn", None), getattr(block, "mlp", None)) if part is not None]
+    return [
+        part
+        for block in layers
+        for part in (getattr(block, "self_attn", None), getattr(block, "mlp", None))
+        if part is not None
+    ]
 
 
 @contextlib.contextmanager
@@ -26,7 +31,11 @@ def training_dropout(model: Any, attention: float, hidden: float = 0.0) -> Itera
     """Attention dropout ``attention`` and sublayer-output dropout ``hidden`` inside the block."""
     import torch.nn.functional as F
 
-    attentions = [m for m in model.modules() if hasattr(m, "attention_dropout") and hasattr(m, "o_proj")] if attention > 0 else []
+    attentions = (
+        [m for m in model.modules() if hasattr(m, "attention_dropout") and hasattr(m, "o_proj")]
+        if attention > 0
+        else []
+    )
     before = [m.attention_dropout for m in attentions]
 
     def drop(module: Any, args: Any, output: Any) -> Any:

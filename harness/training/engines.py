@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.training import distributed
 from harness.errors import HarnessError
-from harness.training.sharding import Sharding, deepspeed_config
+from harness.training import distributed
 from harness.training.checkpoints import copy_trainable
 from harness.training.parameters import bf16_wanted, trainable_parameters
+from harness.training.sharding import Sharding, deepspeed_config
 
 if TYPE_CHECKING:
     from harness.training.config import TrainConfig
@@ -229,7 +229,10 @@ class DeepSpeed(Replicated):
         params = self.params()
         optimizer = None if "optimizer" in ds_config else adamw(params, config)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=self.root, model_parameters=params, optimizer=optimizer, config=ds_config,
+            model=self.root,
+            model_parameters=params,
+            optimizer=optimizer,
+            config=ds_config,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
             dist_init_required=False,
         )
@@ -262,7 +265,7 @@ class DeepSpeed(Replicated):
 
     def load_optimizer(self, folder: Path) -> None:
         self.engine.load_checkpoint(
-            str(folder / "deepspeed"), tag="state", load_optimizer_states=True, load_lr_scheduler_states=True,
+            str(folder / "deepspeed"), tag="state", load_optimizer_states=True, load_lr_scheduler_states=True
         )
 
 

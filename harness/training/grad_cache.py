@@ -27,7 +27,7 @@ from harness.telemetry import flops
 
 
 def cached_embeddings(
-    embed: Callable[[Sequence[Any]], torch.Tensor], items: Sequence[Any], mini_batch: int, device: torch.device,
+    embed: Callable[[Sequence[Any]], torch.Tensor], items: Sequence[Any], mini_batch: int, device: torch.device
 ) -> torch.Tensor:
     """``embed(items)`` computed ``mini_batch`` items at a time, with the gradient of the whole.
 
@@ -56,7 +56,11 @@ class _RandomState:
 class _CachedEmbeddings(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, embed: Callable[[Sequence[Any]], torch.Tensor], chunks: list[Sequence[Any]], device: torch.device, anchor: torch.Tensor,
+        ctx: Any,
+        embed: Callable[[Sequence[Any]], torch.Tensor],
+        chunks: list[Sequence[Any]],
+        device: torch.device,
+        anchor: torch.Tensor,
     ) -> torch.Tensor:
         ctx.embed, ctx.chunks, ctx.device, ctx.states = embed, chunks, device, []
         ctx.autocast = (torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type))

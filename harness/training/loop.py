@@ -25,7 +25,14 @@ from harness import faults
 from harness.errors import HarnessError, RunFailed, is_out_of_memory
 from harness.method import Stage
 from harness.training import distributed
-from harness.training.checkpoints import latest_checkpoint, read_state, read_trainable, restore_rng_state, rng_state, save_checkpoint
+from harness.training.checkpoints import (
+    latest_checkpoint,
+    read_state,
+    read_trainable,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from harness.training.config import Hooks, StageReport, StepLog, TrainConfig
 from harness.training.order import batch_indices, schedule, total_steps
 from harness.training.parameters import bf16_wanted, enable_checkpointing, trainable_parameters
@@ -96,7 +103,7 @@ def stage_config(config: TrainConfig, stage: Stage) -> TrainConfig:
 
 
 def run_stages(
-    backbone: Backbone, stages: Sequence[Stage], config: TrainConfig, job: TrainJob, hooks: Hooks, progress: Any = None,
+    backbone: Backbone, stages: Sequence[Stage], config: TrainConfig, job: TrainJob, hooks: Hooks, progress: Any = None
 ) -> list[StageReport]:
     """Train ``stages`` in order on ``backbone`` (call :func:`prepare_model` first). With
     ``job.resume``, continue from the latest checkpoint in ``job.output_dir``; without it, a
@@ -138,7 +145,9 @@ def _resume_point(session: _Session, stages: Sequence[Stage]) -> Path | None:
                 f"checkpoint {found} was written by the {state.get('engine', 'none')} engine; "
                 f"resume with the same method_args.sharding (now {engine.name})."
             )
-        engine.load_trainable(read_trainable(found, [name for name, _ in trainable_parameters(session.backbone.model)]))
+        engine.load_trainable(
+            read_trainable(found, [name for name, _ in trainable_parameters(session.backbone.model)])
+        )
     return found
 
 
@@ -152,7 +161,7 @@ def _start_step(state: dict[str, Any] | None, index: int) -> int | None:
 
 
 def _train_stage(
-    session: _Session, stage: Stage, config: TrainConfig, index: int, start_step: int, found: Path | None,
+    session: _Session, stage: Stage, config: TrainConfig, index: int, start_step: int, found: Path | None
 ) -> StageReport:
     import torch
 
@@ -168,25 +177,38 @@ def _train_stage(
         engine.load_optimizer(found)
         restore_rng_state(torch.load(found / "rng.pt", weights_only=False))
     run = _StageRun(stage, config, index, examples, start_step, steps)
-    with measure(f"train:{stage.name}", device) as phase, flops.meter() as counted, \
-            training_dropout(session.backbone.model, config.dropout, config.hidden_dropout):
+    with (
+        measure(f"train:{stage.name}", device) as phase,
+        flops.meter() as counted,
+        training_dropout(session.backbone.model, config.dropout, config.hidden_dropout),
+    ):
         samples, tokens = _loop(session, run)
     phase.seconds -= run.dev_seconds
     peak = matmul_peak(device, torch.bfloat16 if bf16_wanted(device, config) else torch.float32)
     model_flops, peak = (v * world.world_size for v in distributed.means_across_ranks(counted[0], peak))
     _diagnose(session, stage, config)
     return StageReport(
-        stage=stage.name, steps=steps - start_step, seconds=phase.seconds, samples=samples,
-        tokens=tokens, peak_memory_bytes=phase.peak_memory_bytes or 0, world_size=world.world_size,
+        stage=stage.name,
+        steps=steps - start_step,
+        seconds=phase.seconds,
+        samples=samples,
+        tokens=tokens,
+        peak_memory_bytes=phase.peak_memory_bytes or 0,
+        world_size=world.world_size,
         per_device_batch=config.batch_size,
-        effective_batch=config.batch_size * config.grad_accum * world.world_size, engine=engine.name,
-        model_flops=model_flops or None, peak_flops_per_s=peak, dev_seconds=run.dev_seconds,
+        effective_batch=config.batch_size * config.grad_accum * world.world_size,
+        engine=engine.name,
+        model_flops=model_flops or None,
+        peak_flops_per_s=peak,
+        dev_seconds=run.dev_seconds,
     )
 
 
 def _resume_note(state: dict[str, Any] | None, stages: Sequence[Stage]) -> str:
     if state is None:
-        return f"no checkpoint was saved before the interruption: training starts again at stage {stages[0].name}, step 0"
+        return (
+            f"no checkpoint was saved before the interruption: training starts again at stage {stages[0].name}, step 0"
+        )
     if state["done"]:
         later = [s.name for s in stages[state["stage_index"] + 1 :]]
         then = f"; resuming stage {later[0]} at step 0" if later else "; training is complete"
@@ -213,7 +235,9 @@ def _diagnose(session: _Session, stage: Stage, config: TrainConfig) -> None:
             session.hooks.note(note)
 
 
-def _stage_examples(session: _Session, stage: Stage, index: int, config: TrainConfig, *, resumed: bool) -> Sequence[Any]:
+def _stage_examples(
+    session: _Session, stage: Stage, index: int, config: TrainConfig, *, resumed: bool
+) -> Sequence[Any]:
     """The stage's examples; for a :class:`PreparedStage`, prepared once from the model as it is at
     the stage's start and kept beside the checkpoints for a resume."""
     import torch
@@ -261,7 +285,9 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
             # rank 0's clock decides when a timed checkpoint is due; it rides on the step's one
             # all-reduce, so every rank saves at the same step
             due = bool(config.checkpoint_minutes) and time.perf_counter() - last_save >= 60 * config.checkpoint_minutes
-            global_loss, mean_tokens, due_votes = distributed.means_across_ranks(total, step_tokens, float(due and world.is_main))
+            global_loss, mean_tokens, due_votes = distributed.means_across_ranks(
+                total, step_tokens, float(due and world.is_main)
+            )
             tokens += round(mean_tokens * world.world_size)
             if not math.isfinite(global_loss):
                 raise NonFiniteLoss(
@@ -273,7 +299,9 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
             logs.append(StepLog(name, step + 1, global_loss, lr, time.perf_counter() - began))
             faults.point("train-step")
             if session.progress is not None:
-                session.progress(name, step + 1, run.steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began))
+                session.progress(
+                    name, step + 1, run.steps, global_loss, lr, tokens / max(1e-9, time.perf_counter() - began)
+                )
             done = step + 1 == run.steps
             save = done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0) or due_votes > 0
             if save or len(logs) >= STEP_LOGS_PER_WRITE:
@@ -281,7 +309,9 @@ def _loop(session: _Session, run: _StageRun) -> tuple[int, int]:
                     hooks.steps(name, logs)
                 logs = []
             if config.eval_every and (done or (step + 1) % config.eval_every == 0):
-                run.dev_seconds += _dev_evaluation(session, name, step + 1)  # before the checkpoint: a resume from it has it
+                run.dev_seconds += _dev_evaluation(
+                    session, name, step + 1
+                )  # before the checkpoint: a resume from it has it
             if save and session.job.output_dir is not None:
                 _save(session, run, step + 1, done)
                 last_save = time.perf_counter()
@@ -316,11 +346,13 @@ def _accumulate(session: _Session, run: _StageRun, step: int, autocast: Callable
     tokenizer = session.backbone.tokenizer
     total, samples, tokens = 0.0, 0, 0
     for micro in range(config.grad_accum):
-        picked = batch_indices(len(run.examples), seed=session.job.seed, step=step, micro=micro, config=config, world=world)
+        picked = batch_indices(
+            len(run.examples), seed=session.job.seed, step=step, micro=micro, config=config, world=world
+        )
         batch = [run.examples[i] for i in picked]
         try:
             with autocast():
-                loss, batch_tokens = engine(lambda model: stage.loss(model, tokenizer, batch, config))
+                loss, batch_tokens = engine(lambda model, batch=batch: stage.loss(model, tokenizer, batch, config))
             engine.backward(loss, accum=config.grad_accum, last=micro + 1 == config.grad_accum)
         except (RuntimeError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or is_out_of_memory(exc):
@@ -334,6 +366,8 @@ def _accumulate(session: _Session, run: _StageRun, step: int, autocast: Callable
 
 def _save(session: _Session, run: _StageRun, step: int, done: bool) -> None:
     state = {"stage_index": run.index, "stage": run.stage.name, "step": step, "done": done}
-    folder = save_checkpoint(session.job.output_dir / "checkpoints" / f"{run.index}-{run.stage.name}", session.engine, state)
+    folder = save_checkpoint(
+        session.job.output_dir / "checkpoints" / f"{run.index}-{run.stage.name}", session.engine, state
+    )
     if session.world.is_main:
         session.hooks.checkpoint(folder)

@@ -13,7 +13,7 @@ EmbeddingLoss = Callable[..., "torch.Tensor"]  # loss(side, side, ...) of L2-nor
 
 
 def matryoshka_loss(
-    loss: EmbeddingLoss, sides: Sequence[torch.Tensor | None], dims: Sequence[int], weights: Sequence[float] = (),
+    loss: EmbeddingLoss, sides: Sequence[torch.Tensor | None], dims: Sequence[int], weights: Sequence[float] = ()
 ) -> torch.Tensor:
     """Matryoshka representation learning (Kusupati et al. 2022, arXiv 2205.13147), as
     sentence-transformers' ``MatryoshkaLoss``: ``sum_k weights[k] * loss(sides cut to dims[k])``,

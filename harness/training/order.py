@@ -21,7 +21,9 @@ def schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
     return factor
 
 
-def batch_indices(n: int, *, seed: int, step: int, micro: int, config: TrainConfig, world: distributed.DistInfo) -> list[int]:
+def batch_indices(
+    n: int, *, seed: int, step: int, micro: int, config: TrainConfig, world: distributed.DistInfo
+) -> list[int]:
     """The examples of one rank's micro-batch: a seeded permutation per epoch, cut in global batches.
 
     The global batch of a step holds ``grad_accum x world x batch_size`` examples; micro-batch m

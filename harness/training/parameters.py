@@ -31,7 +31,7 @@ def lora_targets(backbone: Backbone, config: TrainConfig) -> list[str] | str:
         raise HarnessError(
             f"method_args.lora_targets: {', '.join(missing)} match no linear layer of {backbone.spec.name}"
             + (" (all-linear stands alone)" if ALL_LINEAR in missing else "")
-            + f"; its linear layers are {', '.join(kinds)}, or give [\"all-linear\"]."
+            + f'; its linear layers are {", ".join(kinds)}, or give ["all-linear"].'
         )
     return list(targets)
 
@@ -53,7 +53,9 @@ def prepare_model(backbone: Backbone, config: TrainConfig) -> None:
         from peft import LoraConfig, get_peft_model
 
         targets = lora_targets(backbone, config)
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets)
+        lora = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+        )
         model = get_peft_model(model, lora)
     else:
         for parameter in model.parameters():

@@ -32,12 +32,24 @@ ENGINES = ("none", "fsdp", "deepspeed")
 #: FSDP keys that make sense for FSDP1 but not for the per-layer FSDP2 sharding used here:
 #: accepted so that existing configs load, and ignored (docs/pitfalls.md says why).
 FSDP_IGNORED = {
-    "auto_wrap_policy", "backward_prefetch", "forward_prefetch", "cpu_ram_efficient_loading",
-    "state_dict_type", "sync_module_states", "use_orig_params", "min_num_params", "limit_all_gathers",
+    "auto_wrap_policy",
+    "backward_prefetch",
+    "forward_prefetch",
+    "cpu_ram_efficient_loading",
+    "state_dict_type",
+    "sync_module_states",
+    "use_orig_params",
+    "min_num_params",
+    "limit_all_gathers",
 }
 FSDP_KEYS = {
-    "version", "reshard_after_forward", "sharding_strategy", "offload_params",
-    "transformer_layer_cls_to_wrap", "activation_checkpointing", "mixed_precision",
+    "version",
+    "reshard_after_forward",
+    "sharding_strategy",
+    "offload_params",
+    "transformer_layer_cls_to_wrap",
+    "activation_checkpointing",
+    "mixed_precision",
 } | FSDP_IGNORED
 
 
@@ -103,7 +115,9 @@ def fsdp_options(raw: dict[str, Any], where: str) -> FSDPOptions:
             raise HarnessError(f"{where}: unknown FSDP option {key!r} (known: {', '.join(sorted(FSDP_KEYS))}).")
         values[name] = value
     if str(values.get("version", 2)) != "2":
-        raise HarnessError(f"{where}: fsdp_version {values['version']}: the harness shards with FSDP2 (fully_shard); set fsdp_version: 2.")
+        raise HarnessError(
+            f"{where}: fsdp_version {values['version']}: the harness shards with FSDP2 (fully_shard); set fsdp_version: 2."
+        )
     reshard = _truthy(values.get("reshard_after_forward", True))
     strategy = str(values.get("sharding_strategy", "")).upper()
     if strategy in ("SHARD_GRAD_OP", "2"):
@@ -114,7 +128,9 @@ def fsdp_options(raw: dict[str, Any], where: str) -> FSDPOptions:
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",") if c.strip()]
     if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
-        raise HarnessError(f"{where}: transformer_layer_cls_to_wrap must be a class name or a list of them, not {classes!r}.")
+        raise HarnessError(
+            f"{where}: transformer_layer_cls_to_wrap must be a class name or a list of them, not {classes!r}."
+        )
     dtype = str(values.get("mixed_precision", "") or "").lower()
     if dtype in ("no", "none"):
         dtype = ""
@@ -195,7 +211,7 @@ def _fill(ds: dict[str, Any], key: str, value: Any) -> None:
     if given == "auto":
         ds[key] = value
     elif given != value:
-        raise HarnessError(f"DeepSpeed config {key}={given} but the harness uses {value}; set it to \"auto\".")
+        raise HarnessError(f'DeepSpeed config {key}={given} but the harness uses {value}; set it to "auto".')
 
 
 def _table(ds: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
@@ -231,7 +247,12 @@ def deepspeed_config(
             section["enabled"] = value
     if "optimizer" in ds:
         optimizer = _table(_table(ds, "optimizer"), "params", "optimizer.")
-        for key, value in (("lr", config.lr), ("weight_decay", config.weight_decay), ("betas", [0.9, 0.999]), ("eps", 1e-8)):
+        for key, value in (
+            ("lr", config.lr),
+            ("weight_decay", config.weight_decay),
+            ("betas", [0.9, 0.999]),
+            ("eps", 1e-8),
+        ):
             if optimizer.get(key) == "auto":
                 optimizer[key] = value
     zero = _table(ds, "zero_optimization")
@@ -244,7 +265,7 @@ def deepspeed_config(
             zero[key] = value
     left = _auto_paths(ds)
     if left:
-        raise HarnessError(f"DeepSpeed config: the harness cannot fill \"auto\" for {', '.join(left)}; give values.")
+        raise HarnessError(f'DeepSpeed config: the harness cannot fill "auto" for {", ".join(left)}; give values.')
     return ds
 
 

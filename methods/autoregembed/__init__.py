@@ -20,13 +20,39 @@ start of CDA (kept beside the checkpoints for a resume).
 from methods.autoregembed.config import PRESETS, SLOTS_FILE, SLOTS_PARAMETER, AutoRegEmbedConfig
 from methods.autoregembed.data import CDAExample, ICExample, ic_examples, split_held_out, unique_contexts
 from methods.autoregembed.maths import (
-    Scored, cda_loss, cda_scores, compress, compress_padded, score_targets, slots_of, token_divergence,
+    Scored,
+    cda_loss,
+    cda_scores,
+    compress,
+    compress_padded,
+    score_targets,
+    slots_of,
+    token_divergence,
 )
 from methods.autoregembed.method import AutoRegEmbed, SlotEncoder
 from methods.autoregembed.stages import CDAStage, ICStage, ic_warnings
 
 __all__ = [
-    "PRESETS", "SLOTS_FILE", "SLOTS_PARAMETER", "AutoRegEmbed", "AutoRegEmbedConfig", "CDAExample", "CDAStage", "ICExample",
-    "ICStage", "Scored", "SlotEncoder", "cda_loss", "cda_scores", "compress", "compress_padded", "ic_examples", "ic_warnings",
-    "score_targets", "slots_of", "split_held_out", "token_divergence", "unique_contexts",
+    "PRESETS",
+    "SLOTS_FILE",
+    "SLOTS_PARAMETER",
+    "AutoRegEmbed",
+    "AutoRegEmbedConfig",
+    "CDAExample",
+    "CDAStage",
+    "ICExample",
+    "ICStage",
+    "Scored",
+    "SlotEncoder",
+    "cda_loss",
+    "cda_scores",
+    "compress",
+    "compress_padded",
+    "ic_examples",
+    "ic_warnings",
+    "score_targets",
+    "slots_of",
+    "split_held_out",
+    "token_divergence",
+    "unique_contexts",
 ]

@@ -10,7 +10,6 @@ from harness.options import text_slot_once_or_empty
 from harness.prompts import PASSAGE_TEMPLATE, STS_INSTRUCTION
 from harness.training import TrainConfig
 
-
 SLOTS_PARAMETER = "autoregembed_slots"
 
 
@@ -32,13 +31,23 @@ def _known_stages(value: list[str]) -> str | None:
 
 @dataclass
 class AutoRegEmbedConfig(TrainConfig):
-    preset: str = option("quick", "quick (the default: minutes on 2 CPU cores), small (a quarter of an hour there) or paper (the paper's settings, for GPUs)")
-    stages: list[str] = option(["ic", "cda"], "stages to run in order: ic, cda, or both", check=_known_stages, rule="ic and/or cda")
+    preset: str = option(
+        "quick",
+        "quick (the default: minutes on 2 CPU cores), small (a quarter of an hour there) or paper (the paper's settings, for GPUs)",
+    )
+    stages: list[str] = option(
+        ["ic", "cda"], "stages to run in order: ic, cda, or both", check=_known_stages, rule="ic and/or cda"
+    )
     slots: int = option(5, "number k of compression slots", minimum=1, maximum=256)
-    instruction: str = option(STS_INSTRUCTION, "instruction between the text and the slots", check=_no_text_slot, rule="no {text}")
+    instruction: str = option(
+        STS_INSTRUCTION, "instruction between the text and the slots", check=_no_text_slot, rule="no {text}"
+    )
     document_template: str = option(
-        PASSAGE_TEMPLATE + "\n", "template of retrieval and reranking documents before the slots (the authors' passage "
-        "prompt; '' = the STS template, which queries and symmetric tasks read)", check=text_slot_once_or_empty, rule="'' or {text} once, no span",
+        PASSAGE_TEMPLATE + "\n",
+        "template of retrieval and reranking documents before the slots (the authors' passage "
+        "prompt; '' = the STS template, which queries and symmetric tasks read)",
+        check=text_slot_once_or_empty,
+        rule="'' or {text} once, no span",
     )
     beta: float = option(0.1, "CDA beta (scale of log-probability differences)", above=0)
     tau: float = option(0.1, "CDA temperature", above=0)
@@ -49,7 +58,9 @@ class AutoRegEmbedConfig(TrainConfig):
         "paper", "form of s1: sigmoid or log-sigmoid of beta|a-self|, or token-level KL / JS"
     )
     negatives: Literal["joint", "pairwise"] = option("joint", "several negatives: one denominator or mean of pairs")
-    ic_data: str = option("", "IC data: context/prompt/answer file, 'pwc' (hub), or '' = autoencode --train-data texts")
+    ic_data: str = option(
+        "", "IC data: context/prompt/answer file, 'pwc' (hub), or '' = autoencode --train-data texts"
+    )
     ic_steps: int = option(0, "IC steps (0 = steps)", minimum=0)
     ic_lr: float = option(0.0, "IC learning rate (0 = lr)", minimum=0)
     ic_epochs: float = option(0.0, "IC epochs when steps are 0 (0 = epochs)", minimum=0)
@@ -72,8 +83,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # small preset's tokens (batch 4 of 48 tokens; 16 IC steps, 8 CDA steps on 64 triplets): far
     # too little to compress, so the closing table shows the method trailing its baseline.
     "quick": {
-        "finetune": "lora", "lora_r": 16, "lora_alpha": 32, "lr": 2e-4, "batch_size": 4,
-        "ic_steps": 16, "cda_steps": 8, "cda_max_examples": 64, "max_length": 48,
+        "finetune": "lora",
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lr": 2e-4,
+        "batch_size": 4,
+        "ic_steps": 16,
+        "cda_steps": 8,
+        "cda_max_examples": 64,
+        "max_length": 48,
     },
     # 2 CPU cores, SmolLM2-135M: the embedded default must finish within 15 minutes. IC reads
     # every text it is given; CDA's reference pass is capped at 240 triplets. CDA runs at the IC
@@ -81,15 +99,32 @@ PRESETS: dict[str, dict[str, Any]] = {
     # STS-B dev / SICK trial and the full rate gained 3.1 / 1.3; over three seeds the full rate
     # neither gains nor loses (docs/results.md, "Seeds").
     "small": {
-        "finetune": "lora", "lora_r": 16, "lora_alpha": 32, "lr": 2e-4, "batch_size": 8,
-        "ic_steps": 40, "cda_steps": 30, "cda_max_examples": 240, "max_length": 64,
+        "finetune": "lora",
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lr": 2e-4,
+        "batch_size": 8,
+        "ic_steps": 40,
+        "cda_steps": 30,
+        "cda_max_examples": 240,
+        "max_length": 64,
     },
     # The doc's reference settings: full fine-tuning, IC lr 1e-5 for 1 epoch, CDA lr 5e-6 for
     # 4 epochs, 5% warm-up, bf16 and gradient checkpointing; global batch 32 for IC (8 x 4
     # accumulation on one GPU) and 128 for CDA (8 x 16); on N GPUs divide the accumulation by N.
     "paper": {
-        "finetune": "full", "ic_lr": 1e-5, "ic_epochs": 1.0, "cda_lr": 5e-6, "cda_epochs": 4.0,
-        "batch_size": 8, "ic_grad_accum": 4, "cda_grad_accum": 16, "warmup_ratio": 0.05,
-        "gradient_checkpointing": True, "bf16": "auto", "max_length": 512, "ic_data": "pwc",
+        "finetune": "full",
+        "ic_lr": 1e-5,
+        "ic_epochs": 1.0,
+        "cda_lr": 5e-6,
+        "cda_epochs": 4.0,
+        "batch_size": 8,
+        "ic_grad_accum": 4,
+        "cda_grad_accum": 16,
+        "warmup_ratio": 0.05,
+        "gradient_checkpointing": True,
+        "bf16": "auto",
+        "max_length": 512,
+        "ic_data": "pwc",
     },
 }

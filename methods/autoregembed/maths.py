@@ -14,8 +14,16 @@ if TYPE_CHECKING:
 
 # -- the maths, as plain functions ------------------------------------------------------------
 def cda_scores(
-    a: torch.Tensor, self_lp: torch.Tensor, n: torch.Tensor, ra: torch.Tensor, rn: torch.Tensor,
-    *, beta: float, sign: str, s1_form: str = "paper", divergence: torch.Tensor | None = None,
+    a: torch.Tensor,
+    self_lp: torch.Tensor,
+    n: torch.Tensor,
+    ra: torch.Tensor,
+    rn: torch.Tensor,
+    *,
+    beta: float,
+    sign: str,
+    s1_form: str = "paper",
+    divergence: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(s1 [B], s2 [B, N]) from summed log-probabilities; ``n``/``rn`` are [B, N].
 
@@ -70,7 +78,9 @@ def compress(model: Any, slots: torch.Tensor, rows: Sequence[Sequence[int]], *, 
     return hidden[first_slot.unsqueeze(1) + torch.arange(k, device=hidden.device)]
 
 
-def compress_padded(model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def compress_padded(
+    model: Any, slots: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """:func:`compress` of a padded batch (either padding side), run padded."""
     rows = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
     return compress(model, slots, rows, pack=False)
@@ -116,7 +126,9 @@ class Scored:
     mask: torch.Tensor  # [B, T]
 
 
-def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequence[int]], *, pack: bool, full: bool = False) -> Scored:
+def score_targets(
+    decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequence[int]], *, pack: bool, full: bool = False
+) -> Scored:
     """log p(y | E) for each row: the decoder reads E (no BOS) then y; only y's tokens (incl. EOS)
     are scored, never the slot positions, and the LM head runs at those positions only."""
     import torch
@@ -128,11 +140,15 @@ def score_targets(decoder: Any, compressed: torch.Tensor, targets: Sequence[Sequ
     flat = torch.tensor([t for row in targets for t in row], device=device)
     embedded = decoder.get_input_embeddings()(flat)
     prefixes = compressed.to(embedded.dtype)
-    pieces = [part for prefix, row in zip(prefixes, embedded.split([len(t) for t in targets])) for part in (prefix, row)]
+    pieces = [
+        part for prefix, row in zip(prefixes, embedded.split([len(t) for t in targets])) for part in (prefix, row)
+    ]
     lengths = [k + len(row) for row in targets]
     hidden = forward_rows(decoder.get_decoder(), torch.cat(pieces), lengths, pack=pack)
     # position k-1+t of a row predicts its target token t
-    predicting = torch.cat([torch.arange(o + k - 1, o + k - 1 + len(row)) for o, row in zip(offsets(lengths), targets)])
+    predicting = torch.cat(
+        [torch.arange(o + k - 1, o + k - 1 + len(row)) for o, row in zip(offsets(lengths), targets)]
+    )
     log_probs = torch.log_softmax(lm_head(decoder, hidden[predicting.to(device)]).float(), dim=-1)
     counts = [len(row) for row in targets]
     sums = row_sums(log_probs.gather(-1, flat.unsqueeze(-1)).squeeze(-1), counts)
@@ -155,7 +171,9 @@ def token_divergence(p_self: Scored, p_query: Scored, form: str) -> torch.Tensor
     return (per_token * p_self.mask).sum(1) / p_self.mask.sum(1)
 
 
-def heldout_loss(decoder: Any, prefixes: torch.Tensor, targets: Sequence[Sequence[int]], step: int, *, pack: bool) -> float:
+def heldout_loss(
+    decoder: Any, prefixes: torch.Tensor, targets: Sequence[Sequence[int]], step: int, *, pack: bool
+) -> float:
     """Token-mean negative log-likelihood of ``targets`` after ``prefixes``, in batches of ``step``."""
     total = tokens = 0.0
     for i in range(0, len(targets), step):

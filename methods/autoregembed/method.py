@@ -19,8 +19,8 @@ from methods.autoregembed.stages import CDAStage, ICStage
 if TYPE_CHECKING:
     import torch
 
+    from harness.encoder import Encoder, EncodeSettings
     from harness.model.backbones import Backbone
-    from harness.encoder import EncodeSettings, Encoder
 
 
 # -- the encoder and the method -----------------------------------------------------------------
@@ -28,11 +28,20 @@ class SlotEncoder(TokenEncoder):
     """Mean of the k compressed tokens, L2-normalised."""
 
     def __init__(
-        self, backbone: Backbone, slots: torch.Tensor, settings: EncodeSettings, template: str, document_template: str | None = None,
+        self,
+        backbone: Backbone,
+        slots: torch.Tensor,
+        settings: EncodeSettings,
+        template: str,
+        document_template: str | None = None,
     ) -> None:
         super().__init__(
-            backbone.tokenizer, embed_dim=backbone.model.config.hidden_size, device=backbone.device,
-            settings=settings, template=template, document_template=document_template,
+            backbone.tokenizer,
+            embed_dim=backbone.model.config.hidden_size,
+            device=backbone.device,
+            settings=settings,
+            template=template,
+            document_template=document_template,
         )
         self.model, self.slots = backbone.model, slots
 
@@ -46,7 +55,9 @@ class SlotEncoder(TokenEncoder):
     def embed_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        return F.normalize(compress_padded(self.model, self.slots, input_ids, attention_mask).float().mean(dim=1), dim=-1)
+        return F.normalize(
+            compress_padded(self.model, self.slots, input_ids, attention_mask).float().mean(dim=1), dim=-1
+        )
 
 
 class AutoRegEmbed(Method):
@@ -61,7 +72,7 @@ class AutoRegEmbed(Method):
         super().__init__(config)
         unknown = [s for s in config.stages if s not in ("ic", "cda")]
         if unknown or not config.stages:
-            raise HarnessError(f"method_args.stages {config.stages}: choose from ic, cda (e.g. [\"ic\", \"cda\"]).")
+            raise HarnessError(f'method_args.stages {config.stages}: choose from ic, cda (e.g. ["ic", "cda"]).')
         self.slots: Any = None
         self.frozen: Any = None
 
@@ -148,7 +159,9 @@ class AutoRegEmbed(Method):
         return {"kind": "slots", "slots": int(encoder.slots.shape[0])}
 
     @classmethod
-    def load_exported(cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings) -> Encoder:
+    def load_exported(
+        cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
+    ) -> Encoder:
         from safetensors.torch import load_file
 
         from harness.model.backbones import Backbone, BackboneSpec

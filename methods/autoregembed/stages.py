@@ -11,7 +11,15 @@ from harness.training.distributed import mean_across_ranks
 from methods.autoregembed.config import PROMPTED_TEMPLATE, AutoRegEmbedConfig
 from methods.autoregembed.data import CDAExample, ICExample, ic_examples, split_held_out
 from methods.autoregembed.maths import (
-    Scored, cda_loss, cda_scores, compress, heldout_loss, score_targets, slots_of, token_divergence, without_adapter_dropout,
+    Scored,
+    cda_loss,
+    cda_scores,
+    compress,
+    heldout_loss,
+    score_targets,
+    slots_of,
+    token_divergence,
+    without_adapter_dropout,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +39,12 @@ class SlotStage:
         self.method = method
 
     def encode(
-        self, model: Any, tokenizer: Any, texts: Sequence[str], config: AutoRegEmbedConfig, templates: Sequence[str] | None = None,
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        config: AutoRegEmbedConfig,
+        templates: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """E for each text under the method's template (or, per row, ``templates``)."""
         from harness.encoder import PromptTokenizer
@@ -64,7 +77,13 @@ class ICStage(SlotStage):
     def overrides(self) -> dict[str, Any]:
         """The IC stage's own training options, where set (0 keeps the method's)."""
         c = self.method.config
-        return set_only(steps=c.ic_steps, lr=c.ic_lr, epochs=c.ic_epochs, grad_accum=c.ic_grad_accum, max_examples=c.ic_max_examples)
+        return set_only(
+            steps=c.ic_steps,
+            lr=c.ic_lr,
+            epochs=c.ic_epochs,
+            grad_accum=c.ic_grad_accum,
+            max_examples=c.ic_max_examples,
+        )
 
     def examples(self, source: str, seed: int) -> Sequence[ICExample]:
         self.held_out, kept = split_held_out(ic_examples(self.method.config.ic_data, source, seed), seed)
@@ -82,12 +101,17 @@ class ICStage(SlotStage):
         texts, templates = self.inputs(rows, config)
         targets = self.targets(tokenizer, [e.answer for e in rows], config)
         step = config.batch_size
-        compressed = torch.cat([
-            self.encode(model, tokenizer, texts[i : i + step], config, templates[i : i + step]) for i in range(0, len(rows), step)
-        ])
+        compressed = torch.cat(
+            [
+                self.encode(model, tokenizer, texts[i : i + step], config, templates[i : i + step])
+                for i in range(0, len(rows), step)
+            ]
+        )
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         with self.method.decoding(model) as decoder:
-            empty = decoder.get_input_embeddings()(torch.tensor([[start]], device=compressed.device)).expand(len(rows), 1, -1)
+            empty = decoder.get_input_embeddings()(torch.tensor([[start]], device=compressed.device)).expand(
+                len(rows), 1, -1
+            )
             values = {
                 f"heldout_loss_{name}": heldout_loss(decoder, prefix, targets, step, pack=config.pack)
                 for name, prefix in (("own", compressed), ("shuffled", compressed.roll(1, dims=0)), ("empty", empty))
@@ -105,7 +129,9 @@ class ICStage(SlotStage):
         texts, templates = self.inputs(batch, config)
         compressed = self.encode(model, tokenizer, texts, config, templates)
         with self.method.decoding(model) as decoder:
-            scored = score_targets(decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), pack=config.pack)
+            scored = score_targets(
+                decoder, compressed, self.targets(tokenizer, [e.answer for e in batch], config), pack=config.pack
+            )
         tokens = int(scored.tokens.sum())
         # per token over the global batch: divide by the ranks' mean token count, so that the
         # mean over ranks of this loss is the global token mean (1 process: its own count)
@@ -130,7 +156,13 @@ class CDAStage(SlotStage):
     def overrides(self) -> dict[str, Any]:
         """The CDA stage's own training options, where set (0 keeps the method's)."""
         c = self.method.config
-        return set_only(steps=c.cda_steps, lr=c.cda_lr, epochs=c.cda_epochs, grad_accum=c.cda_grad_accum, max_examples=c.cda_max_examples)
+        return set_only(
+            steps=c.cda_steps,
+            lr=c.cda_lr,
+            epochs=c.cda_epochs,
+            grad_accum=c.cda_grad_accum,
+            max_examples=c.cda_max_examples,
+        )
 
     def examples(self, source: str, seed: int) -> Sequence[CDAExample]:
         from harness.data.train_data import load_triplets
@@ -176,10 +208,23 @@ class CDAStage(SlotStage):
         a, self_lp, n = scored.sums[:b], scored.sums[b : 2 * b], scored.sums[2 * b :]
         divergence = None
         if full:
-            halves = [Scored(scored.sums[s], scored.tokens[s], scored.log_probs[s], scored.mask[s]) for s in (slice(b, 2 * b), slice(0, b))]
+            halves = [
+                Scored(scored.sums[s], scored.tokens[s], scored.log_probs[s], scored.mask[s])
+                for s in (slice(b, 2 * b), slice(0, b))
+            ]
             divergence = token_divergence(halves[0], halves[1], c.positive_score)
         ref = torch.tensor([[e.ref_pos, e.ref_neg] for e in batch], dtype=a.dtype, device=a.device)
-        s1, s2 = cda_scores(a, self_lp, n.unsqueeze(-1), ref[:, 0], ref[:, 1:], beta=c.beta, sign=c.reference_sign, s1_form=c.positive_score, divergence=divergence)
+        s1, s2 = cda_scores(
+            a,
+            self_lp,
+            n.unsqueeze(-1),
+            ref[:, 0],
+            ref[:, 1:],
+            beta=c.beta,
+            sign=c.reference_sign,
+            s1_form=c.positive_score,
+            divergence=divergence,
+        )
         return s1, s2, int(scored.tokens.sum())
 
 

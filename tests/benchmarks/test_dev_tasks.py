@@ -37,8 +37,12 @@ def test_the_hub_route_writes_what_the_local_route_writes_from_the_same_rows(tmp
     def hub_rows(path, config, split, revision=None):
         """The local files' rows under the hub datasets' column names."""
         asked.append((path, config, split, revision))
-        name = {("mteb/stsbenchmark-sts", "validation"): "stsb-dev.tsv", ("mteb/stsbenchmark-sts", "train"): "stsb-train.tsv",
-                ("RobZamp/sick", "validation"): "sick-trial.tsv", ("nyu-mll/glue", "validation"): "msrp-val.tsv"}[(path, split)]
+        name = {
+            ("mteb/stsbenchmark-sts", "validation"): "stsb-dev.tsv",
+            ("mteb/stsbenchmark-sts", "train"): "stsb-train.tsv",
+            ("RobZamp/sick", "validation"): "sick-trial.tsv",
+            ("nyu-mll/glue", "validation"): "msrp-val.tsv",
+        }[(path, split)]
         columns = dev_tasks.HUB[name.removesuffix(".tsv")][3]
         return [dict(zip(columns, (a, b, score))) for a, b, score in rows(local[name])[1]]
 
@@ -53,11 +57,16 @@ def test_the_hub_route_writes_what_the_local_route_writes_from_the_same_rows(tmp
     assert ("nyu-mll/glue", "mrpc", "validation", None) in asked
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--from", "hub"], "HF_HUB_OFFLINE is set"),
-    (["--from", "no-such-folder"], "--from no-such-folder: no such folder"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--from", "hub"], "HF_HUB_OFFLINE is set"),
+        (["--from", "no-such-folder"], "--from no-such-folder: no such folder"),
+    ],
+)
 def test_a_source_it_cannot_read_stops_with_a_message(tmp_path, args, says):
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "out"), *args], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "out"), *args], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 2 and says in done.stderr
     assert not (tmp_path / "out").exists()

@@ -16,8 +16,21 @@ SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 def test_dry_run_reports_every_stage(tmp_path, tiny_llama_dir):
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dry-run", "--backbone", str(tiny_llama_dir), "--steps", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--dry-run",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())

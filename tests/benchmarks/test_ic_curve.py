@@ -23,21 +23,56 @@ def test_the_curve_is_the_runs_dev_scores_and_its_training_a_plain_runs(tmp_path
     data = write_ic_triplets(tmp_path / "ic.jsonl")  # 30 distinct IC texts: 3 held out
     options = ["--set", "method_args.ic_steps=4", "--set", "method_args.batch_size=2", "--set", "method_args.lr=5e-3"]
     plain = tmp_path / "plain.db"
-    result = CliRunner().invoke(app, [
-        "run", "--method", "autoregembed", "--backbone", str(tiny_llama_dir), "--train-data", str(data),
-        "--tasks", str(small_sts_file), "--db", str(plain), "--output-dir", str(tmp_path / "runs"),
-        "--set", 'method_args.stages=["ic"]', *options,
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "autoregembed",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--train-data",
+            str(data),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(plain),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            'method_args.stages=["ic"]',
+            *options,
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(CliRunner().invoke(app, ["show", "1", "--db", str(plain), "--json"]).stdout)
     recorded = {d["name"].removeprefix("heldout_loss_"): round(d["value"], 4) for d in record["diagnostics"]}
 
     curve, followed = tmp_path / "curve.jsonl", tmp_path / "followed.db"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--train-data", str(data), "--tasks", str(small_sts_file), "--every", "2",
-         "--set", f"backbone={tiny_llama_dir}", *options, "--db", str(followed), "--output-dir", str(tmp_path / "curve-runs"),
-         "--out", str(curve)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--train-data",
+            str(data),
+            "--tasks",
+            str(small_sts_file),
+            "--every",
+            "2",
+            "--set",
+            f"backbone={tiny_llama_dir}",
+            *options,
+            "--db",
+            str(followed),
+            "--output-dir",
+            str(tmp_path / "curve-runs"),
+            "--out",
+            str(curve),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     points = [json.loads(line) for line in curve.read_text().splitlines()]

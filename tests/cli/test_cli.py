@@ -33,7 +33,17 @@ def recorded(tmp_path, tiny_llama_dir, small_sts_file):
     """Two finished runs of the tiny local model on the small task file."""
     db = tmp_path / "h.db"
     for method in ("untrained-mean", "untrained-last"):
-        result = invoke("run", "--method", method, "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db))
+        result = invoke(
+            "run",
+            "--method",
+            method,
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        )
         assert result.exit_code == 0, result.output
     return db
 
@@ -56,11 +66,13 @@ def test_a_score_keeps_each_pairs_cosine_and_gold(recorded, tiny_llama_dir, smal
     from leaderboard.intervals import unpack
 
     with sqlite3.connect(recorded) as conn:
-        (items,), = conn.execute("SELECT items FROM scores WHERE run_id = 1")
+        ((items,),) = conn.execute("SELECT items FROM scores WHERE run_id = 1")
     (entry,) = json.loads(items)["subsets"]
     cosine, gold = independent_cosines(tiny_llama_dir, small_sts_file)
     assert (entry["split"], entry["statistic"], entry["n"]) == ("test", "spearman", 12)
-    assert np.allclose(unpack(entry["arrays"]["gold"]), gold) and np.allclose(unpack(entry["arrays"]["pred"]), cosine, atol=1e-4)
+    assert np.allclose(unpack(entry["arrays"]["gold"]), gold) and np.allclose(
+        unpack(entry["arrays"]["pred"]), cosine, atol=1e-4
+    )
     (shown,) = json.loads(invoke("show", "1", "--db", str(recorded), "--json").stdout)[0]["score_details"]
     assert shown["items"] == {"kept": [{"split": "test", "subset": "default", "statistic": "spearman", "n": 12}]}
 
@@ -80,15 +92,26 @@ def test_compare_and_leaderboard_json_fields(recorded):
     only = json.loads(invoke("leaderboard", "--db", str(recorded), "--method", "untrained-last", "--json").stdout)
     assert [r["method"] for r in only] == ["untrained-last"]
     for row in json.loads(invoke("leaderboard", "--db", str(recorded), "--efficiency", "--json").stdout):
-        (timing,) = [t for t in json.loads(invoke("show", str(row["run_id"]), "--db", str(recorded), "--json").stdout)[0]["timings"]
-                     if t["phase"] == "evaluate:tiny-sts"]
+        (timing,) = [
+            t
+            for t in json.loads(invoke("show", str(row["run_id"]), "--db", str(recorded), "--json").stdout)[0][
+                "timings"
+            ]
+            if t["phase"] == "evaluate:tiny-sts"
+        ]
         cost = timing["details"]
-        assert row["efficiency"] == pytest.approx({
-            "eval_seconds": timing["seconds"], "texts_per_s": timing["items"] / timing["seconds"],
-            "tokens_per_s": timing["tokens"] / timing["seconds"], "memo_hit_rate": cost["memo_hits"] / cost["texts_requested"],
-            "cache_hit_rate": cost["cache_hits"] / cost["texts_requested"],
-            "peak_memory_bytes": timing["peak_memory_bytes"], "embed_dim": 32, "n_parameters": 22_688,
-        })
+        assert row["efficiency"] == pytest.approx(
+            {
+                "eval_seconds": timing["seconds"],
+                "texts_per_s": timing["items"] / timing["seconds"],
+                "tokens_per_s": timing["tokens"] / timing["seconds"],
+                "memo_hit_rate": cost["memo_hits"] / cost["texts_requested"],
+                "cache_hit_rate": cost["cache_hits"] / cost["texts_requested"],
+                "peak_memory_bytes": timing["peak_memory_bytes"],
+                "embed_dim": 32,
+                "n_parameters": 22_688,
+            }
+        )
 
 
 def test_compare_table_shows_difference_and_mean(recorded):
@@ -104,11 +127,25 @@ def test_read_commands_on_a_missing_database(tmp_path):
     db = str(tmp_path / "none.db")
     listed = invoke("compare", "--db", db, "--json")
     assert listed.exit_code == 0 and listed.stdout.strip() == "[]" and f"No leaderboard at {db}" in listed.stderr
-    for command in (["leaderboard"], ["runs"], ["compare"], ["export", "--json", "-"], ["delete", "--status", "failed", "--yes"]):
+    for command in (
+        ["leaderboard"],
+        ["runs"],
+        ["compare"],
+        ["export", "--json", "-"],
+        ["delete", "--status", "failed", "--yes"],
+    ):
         result = invoke(*command, "--db", db)
         assert result.exit_code == 0 and f"No leaderboard at {db}" in result.stderr, command
-    for command in (["show", "3"], ["compare", "3"], ["plot", "3"], ["eval", "3", "--tasks", "offline"], ["delete", "3", "--yes"],
-                    ["export", "3", "--csv", "-"], ["export", "3", "--mteb", str(tmp_path / "m")], ["run", "--resume", "3"]):
+    for command in (
+        ["show", "3"],
+        ["compare", "3"],
+        ["plot", "3"],
+        ["eval", "3", "--tasks", "offline"],
+        ["delete", "3", "--yes"],
+        ["export", "3", "--csv", "-"],
+        ["export", "3", "--mteb", str(tmp_path / "m")],
+        ["run", "--resume", "3"],
+    ):
         result = invoke(*command, "--db", db)
         assert result.exit_code == 2 and "no run 3" in result.stderr and "Traceback" not in result.output, command
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -116,7 +153,12 @@ def test_read_commands_on_a_missing_database(tmp_path):
 
 def test_db_location_from_environment(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
     monkeypatch.setenv("HARNESS_DB", str(tmp_path / "env.db"))
-    assert invoke("run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)).exit_code == 0
+    assert (
+        invoke(
+            "run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)
+        ).exit_code
+        == 0
+    )
     assert _statuses(tmp_path / "env.db") == ["finished"]
 
 
@@ -136,7 +178,10 @@ BAD_INPUTS = {
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),
     "empty task item": (["--tasks", ""], ["--tasks item 1 is blank ('')"]),
     "blank task item": (["--tasks", "offline", "--tasks", " "], ["--tasks item 2 is blank"]),
-    "unknown method option": (["--method", "untrained-mean", "--set", "method_args.pooling=max"], ["unknown option(s) 'pooling'", "template"]),
+    "unknown method option": (
+        ["--method", "untrained-mean", "--set", "method_args.pooling=max"],
+        ["unknown option(s) 'pooling'", "template"],
+    ),
 }
 
 
@@ -188,7 +233,20 @@ def test_a_run_that_breaks_is_marked_failed(tmp_path, tiny_llama_dir, small_sts_
 
     monkeypatch.setattr(registry, "_registered", {"broken": Broken})
     db = tmp_path / "h.db"
-    result = runner.invoke(app, ["run", "--method", "broken", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "broken",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     record = json.loads(invoke("show", "1", "--db", str(db), "--json").stdout)[0]
     assert record["status"] == "failed" and "encoder exploded" in record["error"]
@@ -212,4 +270,10 @@ def test_listing_commands():
     assert backbones["llama2-7b"]["source"] == "meta-llama/Llama-2-7b-hf"
     assert backbones["llama2-7b"]["available"] is False  # HF_HUB_OFFLINE=1 and not cached
     presets = {p["name"]: p for p in json.loads(invoke("tasks", "--json").stdout) if p["kind"] == "preset"}
-    assert presets["offline"]["tasks"] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "PangLeePolarityClassification", "MiniNewsgroupsClustering"]
+    assert presets["offline"]["tasks"] == [
+        "LeeDocSimilarity",
+        "WordSim353",
+        "SimLex999",
+        "PangLeePolarityClassification",
+        "MiniNewsgroupsClustering",
+    ]

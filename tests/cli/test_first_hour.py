@@ -21,7 +21,9 @@ def _ok(*args: str):
 
 
 def _untrained(db, backbone, task, *extra: str):
-    return _ok("run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db), *extra)
+    return _ok(
+        "run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db), *extra
+    )
 
 
 def test_limit_evaluates_the_first_items_and_is_never_ranked_with_full_runs(tmp_path, tiny_llama_dir, small_sts_file):
@@ -53,8 +55,22 @@ def test_limit_evaluates_the_first_items_and_is_never_ranked_with_full_runs(tmp_
 
 def test_limit_is_checked_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir),
-                                 "--tasks", str(small_sts_file), "--limit", "0", "--db", str(db)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--limit",
+            "0",
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 2 and "--limit" in result.output and not db.exists()
 
 
@@ -63,7 +79,7 @@ def test_a_piped_evaluation_says_what_it_encodes(tmp_path, tiny_llama_dir, small
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if f"evaluating {small_sts_file.stem}" in line)
     assert "24 texts to encode" in lines[start]  # 12 pairs, two sides each
-    assert any(line.strip().startswith(f"{small_sts_file.stem}: cosine_spearman") for line in lines[start + 1:])
+    assert any(line.strip().startswith(f"{small_sts_file.stem}: cosine_spearman") for line in lines[start + 1 :])
 
 
 def test_piped_encoding_speaks_at_least_once_a_minute(monkeypatch):
@@ -115,7 +131,9 @@ def test_tasks_lists_mteb_tasks_by_type_and_word(monkeypatch, tmp_path):
 
     _fresh_catalog(monkeypatch, tmp_path)
     listed = json.loads(_ok("tasks", "--type", "retrieval", "--json").stdout)
-    expected = {t.metadata.name for t in mteb.get_tasks(task_types=["Retrieval"]) if set(t.metadata.modalities) == {"text"}}
+    expected = {
+        t.metadata.name for t in mteb.get_tasks(task_types=["Retrieval"]) if set(t.metadata.modalities) == {"text"}
+    }
     assert {row["name"] for row in listed} == expected and "SciFact" in expected
     sick = json.loads(_ok("tasks", "--search", "SICK", "--json").stdout)
     assert sick and all("sick" in row["name"].lower() for row in sick) and "SICK-R" in {row["name"] for row in sick}
@@ -153,9 +171,17 @@ def test_every_command_names_its_leaderboard_first(tmp_path, tiny_llama_dir, sma
     first = _untrained(db, tiny_llama_dir, small_sts_file)
     assert first.stderr.splitlines()[0] == f"Leaderboard: {db} (a new file)"
     commands = [
-        ["runs"], ["runs", "--json"], ["compare"], ["compare", "1", "--json"], ["leaderboard"], ["show", "1"],
-        ["export", "--csv", "-"], ["export", "1", "--mteb", str(tmp_path / "mteb")], ["delete", "1"],
-        ["eval", "1", "--tasks", str(small_sts_file)], ["plot", "1", "--out", str(tmp_path / "loss.png")],
+        ["runs"],
+        ["runs", "--json"],
+        ["compare"],
+        ["compare", "1", "--json"],
+        ["leaderboard"],
+        ["show", "1"],
+        ["export", "--csv", "-"],
+        ["export", "1", "--mteb", str(tmp_path / "mteb")],
+        ["delete", "1"],
+        ["eval", "1", "--tasks", str(small_sts_file)],
+        ["plot", "1", "--out", str(tmp_path / "loss.png")],
         ["mine", str(small_sts_file), "--miner", "run:1", "-o", str(tmp_path / "mined.jsonl")],
     ]
     for command in commands:
@@ -172,10 +198,12 @@ def _column(table: str, header: str) -> str:
     lines = table.splitlines()
     head = next(i for i, line in enumerate(lines) if f" {header} " in line)
     start = lines[head].index(f" {header} ") + 1
-    after = lines[head][start + len(header):]
+    after = lines[head][start + len(header) :]
     end = start + len(header) + len(after) - len(after.lstrip()) - 1 if after.strip() else None
-    rows = lines[head + 2:]
-    rows = rows[:next((i for i, line in enumerate(rows) if not line.strip()), len(rows))]  # the table ends at a blank line
+    rows = lines[head + 2 :]
+    rows = rows[
+        : next((i for i, line in enumerate(rows) if not line.strip()), len(rows))
+    ]  # the table ends at a blank line
     return "".join(line[start:end].strip() for line in rows)
 
 
@@ -194,29 +222,63 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
     second.write_text(small_sts_file.read_text())
     methods = ["untrained-mean", "untrained-last", "prompteol"]
     for method in methods:
-        _ok("run", "--method", method, "--backbone", str(backbone), "--tasks", str(small_sts_file), "--tasks", str(second), "--db", str(db))
+        _ok(
+            "run",
+            "--method",
+            method,
+            "--backbone",
+            str(backbone),
+            "--tasks",
+            str(small_sts_file),
+            "--tasks",
+            str(second),
+            "--db",
+            str(db),
+        )
 
     def shown(*args: str) -> str:
         out = _ok(*args).stdout
         assert "…" not in out and max(map(cell_len, out.splitlines())) <= 80, out
         return out
 
-    for command in (["runs"], ["compare"], ["compare", "--diff"], ["leaderboard"], ["methods"], ["backbones"], ["tasks"]):
-        out = shown(*command, "--db", str(db)) if command[0] not in ("methods", "backbones", "tasks") else shown(*command)
+    for command in (
+        ["runs"],
+        ["compare"],
+        ["compare", "--diff"],
+        ["leaderboard"],
+        ["methods"],
+        ["backbones"],
+        ["tasks"],
+    ):
+        out = (
+            shown(*command, "--db", str(db))
+            if command[0] not in ("methods", "backbones", "tasks")
+            else shown(*command)
+        )
         if command[0] in ("runs", "compare", "leaderboard", "methods"):
             assert all(any(m in line for line in out.splitlines()) for m in methods), (command, out)  # never folded
         if command[0] in ("runs", "leaderboard"):
             assert _column(out, "Backbone") == str(backbone) * len(methods), command  # folded, but whole
     board = shown("leaderboard", "--db", str(db))
-    assert second.stem in board.replace("\n", "") or f"not shown at this width: {second.stem}" in " ".join(board.split())
+    assert second.stem in board.replace("\n", "") or f"not shown at this width: {second.stem}" in " ".join(
+        board.split()
+    )
     costs = shown("leaderboard", "--efficiency", "--db", str(db))
-    assert "Evaluation cost over the 2 ranked task(s)" in costs and "Memo %" in costs and "Cache %" in costs and "22.7K" in costs
+    assert (
+        "Evaluation cost over the 2 ranked task(s)" in costs
+        and "Memo %" in costs
+        and "Cache %" in costs
+        and "22.7K" in costs
+    )
     diff = shown("compare", "--diff", "--db", str(db))
     assert "method_args:" in diff and any(line.strip().startswith("template") for line in diff.splitlines())
     one = shown("methods", "infonce")
     assert "temperature" in one and "0.05" in one and "> 0" in one
     listing = shown("methods")
-    assert "temperature" not in listing and len([line for line in listing.splitlines() if line.strip().startswith(tuple(methods))]) == 3
+    assert (
+        "temperature" not in listing
+        and len([line for line in listing.splitlines() if line.strip().startswith(tuple(methods))]) == 3
+    )
 
 
 def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, small_sts_file):
@@ -228,7 +290,10 @@ def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, s
     _untrained(db, tiny_llama_dir, small_sts_file)
     done = subprocess.run(  # a fresh process: the libraries' import-time warnings happen there
         [sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", str(db)],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     said = (done.stdout + done.stderr).strip().splitlines()
@@ -239,7 +304,17 @@ def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, s
 def test_compare_baseline_puts_that_run_first_and_differences_against_it(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
     for method in ("untrained-mean", "untrained-last", "prompteol"):
-        _ok("run", "--method", method, "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db))
+        _ok(
+            "run",
+            "--method",
+            method,
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        )
     runs = json.loads(_ok("compare", "1", "2", "--baseline", "3", "--db", str(db), "--json").stdout)
     assert [r["run_id"] for r in runs] == [3, 1, 2]
     stem = small_sts_file.stem

@@ -32,4 +32,6 @@ def test_help_opens_with_examples_within_80_columns(command):
 
 
 def test_every_command_is_checked():
-    assert {"run", "eval", "compare", "leaderboard", "show", "export", "methods", "mine"} <= set(COMMANDS) and len(COMMANDS) >= 14
+    assert {"run", "eval", "compare", "leaderboard", "show", "export", "methods", "mine"} <= set(COMMANDS) and len(
+        COMMANDS
+    ) >= 14

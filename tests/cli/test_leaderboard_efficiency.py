@@ -28,8 +28,26 @@ BEFORE = (
     "N?: whether it is separable from the run above is unknown (no     \n"
     "per-item results)                                                 \n"
 )
-FIELDS = {"run_id", "status", "method", "backbone", "task_spec", "tasks", "scores", "task_versions", "task_types", "contamination",
-          "config_hash", "seed", "started_at", "ended_at", "error", "mean", "rank", "separable_from_above"}
+FIELDS = {
+    "run_id",
+    "status",
+    "method",
+    "backbone",
+    "task_spec",
+    "tasks",
+    "scores",
+    "task_versions",
+    "task_types",
+    "contamination",
+    "config_hash",
+    "seed",
+    "started_at",
+    "ended_at",
+    "error",
+    "mean",
+    "rank",
+    "separable_from_above",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +66,7 @@ PARAMETERS = {134_515_008: "134.5M", 22_688: "22.7K", 1_000_000: "1.0M", None: "
 
 def _shown(numbers: dict) -> list[str]:
     """``expected``'s numbers as the table should print them, formatted here."""
+
     def fixed(value, spec):
         return "-" if value is None else format(value, spec)
 
@@ -56,9 +75,14 @@ def _shown(numbers: dict) -> list[str]:
 
     peak = numbers["peak_memory_bytes"]
     return [
-        fixed(numbers["eval_seconds"], ".2f"), fixed(numbers["texts_per_s"], ".1f"), fixed(numbers["tokens_per_s"], ".0f"),
-        percent(numbers["memo_hit_rate"]), percent(numbers["cache_hit_rate"]), fixed(None if peak is None else peak / 2**20, ".0f"),
-        fixed(numbers["embed_dim"], "d"), PARAMETERS[numbers["n_parameters"]],
+        fixed(numbers["eval_seconds"], ".2f"),
+        fixed(numbers["texts_per_s"], ".1f"),
+        fixed(numbers["tokens_per_s"], ".0f"),
+        percent(numbers["memo_hit_rate"]),
+        percent(numbers["cache_hit_rate"]),
+        fixed(None if peak is None else peak / 2**20, ".0f"),
+        fixed(numbers["embed_dim"], "d"),
+        PARAMETERS[numbers["n_parameters"]],
     ]
 
 
@@ -76,7 +100,7 @@ def test_json_has_each_runs_efficiency_over_the_ranked_tasks(board, tasks):
 def test_the_table_shows_the_efficiency_columns(board):
     output = _leaderboard(board, "--efficiency", "--tasks", "A,B")
     assert output.startswith(BEFORE)  # the scores as before, the cost beneath
-    cost = output[len(BEFORE):].splitlines()
+    cost = output[len(BEFORE) :].splitlines()
     assert cost[0].strip() == "Evaluation cost over the 2 ranked task(s)"
     assert cost[2].split() == ["Tokens/", "Peak"]  # two header lines, to keep within 80 columns
     assert cost[3].split() == ["Run", "Eval", "s", "Texts/s", "s", "Memo", "%", "Cache", "%", "MiB", "Dim", "Params"]

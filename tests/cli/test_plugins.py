@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 
-PLUGIN = '''
+PLUGIN = """
 from dataclasses import dataclass
 
 from harness.method import Method, MethodConfig
@@ -45,7 +45,7 @@ class Broken(Twice):
 
 register("{name}", Twice)
 register("{name}-broken", Broken)
-'''
+"""
 
 
 @pytest.fixture
@@ -63,7 +63,9 @@ def _invoke(*args):
     return result.exit_code, " ".join(result.output.split())
 
 
-def test_a_plugin_is_listed_run_evaluated_exported_and_reloaded_by_name(tmp_path, plugin, tiny_llama_dir, small_sts_file):
+def test_a_plugin_is_listed_run_evaluated_exported_and_reloaded_by_name(
+    tmp_path, plugin, tiny_llama_dir, small_sts_file
+):
     from harness.export.model import load_encoder
     from leaderboard.store import open_store
     from tests.export.test_model_export import _harness_vectors
@@ -73,7 +75,19 @@ def test_a_plugin_is_listed_run_evaluated_exported_and_reloaded_by_name(tmp_path
     db = str(tmp_path / "h.db")
     code, out = _invoke("methods", "--plugins", module)
     assert code == 0 and method in out
-    code, out = _invoke("run", "--method", method, "--plugins", module, "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", db)
+    code, out = _invoke(
+        "run",
+        "--method",
+        method,
+        "--plugins",
+        module,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        db,
+    )
     assert code == 0, out
     versions = open_store(db).get_run(1)["versions"]
     assert versions["method.module"] == module and versions["method.distribution"] == "-"
@@ -85,25 +99,48 @@ def test_a_plugin_is_listed_run_evaluated_exported_and_reloaded_by_name(tmp_path
     code, out = _invoke("export", "1", "--model", str(tmp_path / "encoder"), "--plugins", module, "--db", db)
     assert code == 0, out
     texts = ["the cat sat on the mat", "rain falls"]
-    np.testing.assert_allclose(load_encoder(tmp_path / "encoder").encode(texts), _harness_vectors(db, texts), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        load_encoder(tmp_path / "encoder").encode(texts), _harness_vectors(db, texts), atol=1e-5, rtol=0
+    )
 
 
 def test_without_the_plugin_an_export_says_so_and_leaves_nothing(tmp_path, plugin, tiny_llama_dir, small_sts_file):
     module, _ = plugin
     db = str(tmp_path / "h.db")
-    code, out = _invoke("run", "--method", module.replace("_", "-"), "--plugins", module, "--backbone", str(tiny_llama_dir),
-                        "--tasks", str(small_sts_file), "--db", db)
+    code, out = _invoke(
+        "run",
+        "--method",
+        module.replace("_", "-"),
+        "--plugins",
+        module,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        db,
+    )
     assert code == 0, out
     env = {k: v for k, v in os.environ.items() if k != "HARNESS_PLUGINS"}
-    done = subprocess.run([sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", db],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", db],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "--plugins" in " ".join(done.stderr.split())
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("h.db")) == ["plugins", "tiny-sts.tsv"]
     env["HARNESS_PLUGINS"] = module
     env["PYTHONPATH"] = str(tmp_path / "plugins")
-    done = subprocess.run([sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", db],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", db],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "encoder" / "harness-encoder.json").exists()
 
@@ -111,8 +148,19 @@ def test_without_the_plugin_an_export_says_so_and_leaves_nothing(tmp_path, plugi
 def test_a_failing_export_hook_is_one_message_and_leaves_no_folder(tmp_path, plugin, tiny_llama_dir, small_sts_file):
     module, _ = plugin
     db = str(tmp_path / "h.db")
-    code, out = _invoke("run", "--method", module.replace("_", "-") + "-broken", "--plugins", module, "--backbone", str(tiny_llama_dir),
-                        "--tasks", str(small_sts_file), "--db", db)
+    code, out = _invoke(
+        "run",
+        "--method",
+        module.replace("_", "-") + "-broken",
+        "--plugins",
+        module,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        db,
+    )
     assert code == 0, out
     code, out = _invoke("export", "1", "--model", str(tmp_path / "encoder"), "--plugins", module, "--db", db)
     assert code == 2 and "the hook fell over" in out and "Traceback" not in out

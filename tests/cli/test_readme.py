@@ -101,7 +101,15 @@ def test_every_readme_command_runs_in_order_in_a_fresh_folder(tmp_path, small_st
     runs = {r["run_id"]: r["method"] for r in open_store(tmp_path / "harness.db").runs(statuses=None)}
     # the run numbers the README's comments give
     assert runs == {
-        1: "autoregembed", 2: "untrained-last", 3: "echo", 4: "untrained-mean", 5: "infonce", 6: "untrained-mean",
-        7: "infonce", 8: "infonce", 9: "my-echo", 10: "untrained-mean",
+        1: "autoregembed",
+        2: "untrained-last",
+        3: "echo",
+        4: "untrained-mean",
+        5: "infonce",
+        6: "untrained-mean",
+        7: "infonce",
+        8: "infonce",
+        9: "my-echo",
+        10: "untrained-mean",
     }
     assert (tmp_path / "results").is_dir() and (tmp_path / "enc").is_dir()

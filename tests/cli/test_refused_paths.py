@@ -30,10 +30,25 @@ def _partial(tiny_llama_dir: Path, tmp_path: Path, shape: str) -> Path:
 
 
 @pytest.mark.parametrize("shape", ["no weights", "slow tokenizer only"])
-def test_a_model_folder_without_weights_or_tokenizer_is_refused_by_name(tmp_path, tiny_llama_dir, small_sts_file, shape):
+def test_a_model_folder_without_weights_or_tokenizer_is_refused_by_name(
+    tmp_path, tiny_llama_dir, small_sts_file, shape
+):
     folder = _partial(tiny_llama_dir, tmp_path, shape)
     db = tmp_path / "h.db"
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(folder), "--tasks", str(small_sts_file), "--db", str(db)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(folder),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert str(folder) in said and "could not be loaded" in said and "model.safetensors" in said
@@ -44,10 +59,26 @@ def test_an_output_dir_that_cannot_be_made_is_refused_before_a_row(tmp_path, tin
     triplets = tmp_path / "t.jsonl"
     triplets.write_text('{"query": "the cat", "pos": "a cat", "neg": "the dog"}\n' * 2)
     db = tmp_path / "h.db"
-    result = runner.invoke(app, [
-        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
-        "--tasks", str(small_sts_file), "--output-dir", UNMAKEABLE, "--db", str(db), "--set", "method_args.steps=1",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "infonce",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--train-data",
+            str(triplets),
+            "--tasks",
+            str(small_sts_file),
+            "--output-dir",
+            UNMAKEABLE,
+            "--db",
+            str(db),
+            "--set",
+            "method_args.steps=1",
+        ],
+    )
     assert result.exit_code == 2 and f"--output-dir {UNMAKEABLE}" in " ".join(result.output.split()), result.output
     assert not db.exists()
 
@@ -63,7 +94,20 @@ def test_a_writable_output_dir_is_left_as_it_was_by_the_check(tmp_path):
 @pytest.mark.parametrize("target", ["--mteb", "--model"])
 def test_an_export_target_that_cannot_be_made_is_refused_by_name(tmp_path, tiny_llama_dir, small_sts_file, target):
     db = tmp_path / "h.db"
-    ran = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
+    ran = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     assert ran.exit_code == 0, ran.output
     result = runner.invoke(app, ["export", "1", target, UNMAKEABLE, "--db", str(db)])
     assert result.exit_code == 2 and f"{target} {UNMAKEABLE}" in " ".join(result.output.split()), result.output

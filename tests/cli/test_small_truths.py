@@ -18,9 +18,19 @@ def _board(tmp_path, seeds=(0,)):
     db = tmp_path / "h.db"
     store = open_store(db)
     for seed in seeds:
-        run = store.start_run(method="m", backbone="b", task_spec="t", task_names=["T"], config={"seed": seed, "x": 1},
-                              config_hash="h", seed=seed, environment={"versions": {"torch": "9.9"}, "hardware": {"cpus": 2}})
-        store.record_score(run, task="T", main_metric="cosine_spearman", main_score=0.5 + seed / 10, details={}, task_version="v1")
+        run = store.start_run(
+            method="m",
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config={"seed": seed, "x": 1},
+            config_hash="h",
+            seed=seed,
+            environment={"versions": {"torch": "9.9"}, "hardware": {"cpus": 2}},
+        )
+        store.record_score(
+            run, task="T", main_metric="cosine_spearman", main_score=0.5 + seed / 10, details={}, task_version="v1"
+        )
         store.finish_run(run)
     store.close()
     return db
@@ -31,7 +41,17 @@ def test_one_seed_shows_no_spread(tmp_path):
     shown = runner.invoke(app, ["compare", "1", "--by-config", "--db", str(db)]).stdout
     row = next(line for line in shown.splitlines() if "50.00" in line)
     assert "50.00 (n=1)" in row and "+-" not in row
-    two = runner.invoke(app, ["compare", "1", "2", "--by-config", "--db", str(_board(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, seeds=(0, 1)))]).stdout
+    two = runner.invoke(
+        app,
+        [
+            "compare",
+            "1",
+            "2",
+            "--by-config",
+            "--db",
+            str(_board(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, seeds=(0, 1))),
+        ],
+    ).stdout
     assert "+- 7.07 (n=2)" in two
 
 
@@ -59,9 +79,13 @@ def test_tasks_take_commas_or_repeats(tmp_path):
 
 
 def test_run_takes_device_and_batch_size_flags(tmp_path):
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--device", "meta", "--db", str(tmp_path / "h.db")])
+    result = runner.invoke(
+        app, ["run", "--method", "untrained-mean", "--device", "meta", "--db", str(tmp_path / "h.db")]
+    )
     assert result.exit_code == 2 and "device='meta'" in result.output
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--batch-size", "0", "--db", str(tmp_path / "h.db")])
+    result = runner.invoke(
+        app, ["run", "--method", "untrained-mean", "--batch-size", "0", "--db", str(tmp_path / "h.db")]
+    )
     assert result.exit_code == 2 and "batch_size=0" in result.output
 
 

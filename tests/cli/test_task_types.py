@@ -43,13 +43,27 @@ def board(tmp_path_factory, tiny_llama_dir):
     folder = tmp_path_factory.mktemp("types")
     files = [
         write_sts_tsv(folder / "sts-a.tsv", STS_ROWS),
-        write_sts_tsv(folder / "sts-b.tsv", [(a, d, s) for (a, _, s), (_, d, _) in zip(STS_ROWS, STS_ROWS[1:] + STS_ROWS[:1])]),
+        write_sts_tsv(
+            folder / "sts-b.tsv", [(a, d, s) for (a, _, s), (_, d, _) in zip(STS_ROWS, STS_ROWS[1:] + STS_ROWS[:1])]
+        ),
         folder / "pairs.tsv",
     ]
-    files[2].write_text("sentence1\tsentence2\tlabel\n" + "".join(f"{a}\t{b}\t{int(s > 2.5)}\n" for a, b, s in STS_ROWS))
+    files[2].write_text(
+        "sentence1\tsentence2\tlabel\n" + "".join(f"{a}\t{b}\t{int(s > 2.5)}\n" for a, b, s in STS_ROWS)
+    )
     db = folder / "h.db"
     for method in ("untrained-mean", "untrained-last"):
-        _invoke("run", "--method", method, "--backbone", str(tiny_llama_dir), "--tasks", ",".join(map(str, files)), "--db", str(db))
+        _invoke(
+            "run",
+            "--method",
+            method,
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            ",".join(map(str, files)),
+            "--db",
+            str(db),
+        )
     return db
 
 
@@ -63,15 +77,15 @@ def _recorded(db) -> dict[int, dict[str, tuple[str, float]]]:
 
 
 def _expected(scores: dict[str, tuple[str, float]]) -> dict[str, float]:
-    return {
-        "PairClassification": scores["pairs"][1],
-        "STS": (scores["sts-a"][1] + scores["sts-b"][1]) / 2,
-    }
+    return {"PairClassification": scores["pairs"][1], "STS": (scores["sts-a"][1] + scores["sts-b"][1]) / 2}
 
 
 def test_a_run_records_each_task_type_and_show_lists_them(board):
     recorded = _recorded(board)
-    assert {run: {task: kind for task, (kind, _) in scores.items()} for run, scores in recorded.items()} == {1: TASKS, 2: TASKS}
+    assert {run: {task: kind for task, (kind, _) in scores.items()} for run, scores in recorded.items()} == {
+        1: TASKS,
+        2: TASKS,
+    }
     shown = _invoke("show", "1", "--db", str(board)).output
     assert "Task type" in shown
     for task, kind in TASKS.items():

@@ -110,11 +110,13 @@ def plain_mean_vectors(folder, texts):
     model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
-        return np.stack([model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0).numpy() for t in texts])
+        return np.stack(
+            [model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0).numpy() for t in texts]
+        )
 
 
 def test_harness_mine_writes_the_negatives_the_encoder_ranks_first_and_a_run_records_their_digest(
-    tmp_path, tiny_llama_dir, small_sts_file,
+    tmp_path, tiny_llama_dir, small_sts_file
 ):
     source = write_triplets(tmp_path / "pairs.jsonl")
     out = tmp_path / "mined.jsonl"
@@ -135,13 +137,34 @@ def test_harness_mine_writes_the_negatives_the_encoder_ranks_first_and_a_run_rec
     provenance = json.loads((tmp_path / "mined.jsonl.provenance.json").read_text())
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     assert provenance["sha256"] == digest and provenance["miner"] == "untrained-mean"
-    assert provenance["source_files"] == [{"source": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
-    assert (provenance["triplets"], provenance["dropped_pairs"], provenance["relative_margin"]) == (len(expected), 0, None)
+    assert provenance["source_files"] == [
+        {"source": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    ]
+    assert (provenance["triplets"], provenance["dropped_pairs"], provenance["relative_margin"]) == (
+        len(expected),
+        0,
+        None,
+    )
 
     db = tmp_path / "h.db"
     result = invoke(
-        "run", "--method", "infonce", "--backbone", tiny_llama_dir, "--train-data", out, "--tasks", small_sts_file,
-        "--set", "method_args.steps=1", "--set", "method_args.mini_batch=4", "--db", db, "--output-dir", tmp_path / "runs",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        tiny_llama_dir,
+        "--train-data",
+        out,
+        "--tasks",
+        small_sts_file,
+        "--set",
+        "method_args.steps=1",
+        "--set",
+        "method_args.mini_batch=4",
+        "--db",
+        db,
+        "--output-dir",
+        tmp_path / "runs",
     )
     assert result.exit_code == 0, result.output
     record = json.loads(invoke("show", "1", "--db", db, "--json").stdout)[0]
@@ -157,11 +180,14 @@ def test_harness_mine_writes_the_negatives_the_encoder_ranks_first_and_a_run_rec
     assert provenance["relative_margin"] == 0.05
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--miner", "infonce"], "this method trains before it encodes"),
-    (["--miner", "run:three"], "give a recorded run as run:ID"),
-    (["--miner", "no-such-method"], "no-such-method"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--miner", "infonce"], "this method trains before it encodes"),
+        (["--miner", "run:three"], "give a recorded run as run:ID"),
+        (["--miner", "no-such-method"], "no-such-method"),
+    ],
+)
 def test_bad_miners_are_refused_with_exit_2(tmp_path, tiny_llama_dir, args, fragment):
     source = write_triplets(tmp_path / "pairs.jsonl")
     result = invoke("mine", source, "--backbone", tiny_llama_dir, "-o", tmp_path / "out.jsonl", *args)
@@ -195,7 +221,9 @@ def test_a_resume_refuses_a_training_file_that_changed(tmp_path, tiny_llama_dir,
     from harness.runs.plan import plan_run, refuse_changed_training_data
 
     data = write_triplets(tmp_path / "train.jsonl")
-    config = RunConfig(method="infonce", backbone=str(tiny_llama_dir), train_data=str(data), tasks=[str(small_sts_file)])
+    config = RunConfig(
+        method="infonce", backbone=str(tiny_llama_dir), train_data=str(data), tasks=[str(small_sts_file)]
+    )
     record = {"run_id": 7, "config": plan_run(config).resolved()}
     refuse_changed_training_data(plan_run(config), record)  # unchanged: accepted
     data.write_text(data.read_text().replace("cat", "dog"))

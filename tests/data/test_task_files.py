@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
 from harness.data.task_files import read_sts_file
+from harness.errors import HarnessError
 from harness.evaluation.tasks import resolve_tasks, task_names
 from tests.conftest import refused_naming
 
@@ -25,7 +25,7 @@ def _write(path, text: str | bytes):
 def test_tsv_with_extra_columns_and_ragged_trailing_fields(tmp_path):
     path = _write(
         tmp_path / "my-sts.tsv",
-        "id\tscore\tsentence1\tsentence2\n1\t4.5\tA \"quoted\" cat.\tA cat.\n2\t0\tDog.\tCar.\textra\tfields\n",
+        'id\tscore\tsentence1\tsentence2\n1\t4.5\tA "quoted" cat.\tA cat.\n2\t0\tDog.\tCar.\textra\tfields\n',
     )
     pairs = read_sts_file(path)
     assert pairs.name == "my-sts"
@@ -52,22 +52,55 @@ def test_jsonl(tmp_path):
     [
         ("e.tsv", "", ["the file is empty"]),
         ("m.tsv", "sentence1\tscore\na\t1\n", ["line 1", "missing column(s) sentence2"]),
-        ("n.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\thigh\n", ["line 3", "column score", "'high' is not a number"]),
+        (
+            "n.tsv",
+            "sentence1\tsentence2\tscore\na\tb\t1\nc\td\thigh\n",
+            ["line 3", "column score", "'high' is not a number"],
+        ),
         ("f.csv", "sentence1,sentence2,score\na,b,1\nc,d\n", ["line 3", "too few fields", "column score"]),
         ("i.tsv", "sentence1\tsentence2\tscore\na\tb\tinf\nc\td\t1\n", ["line 2", "not a finite number"]),
         ("h.tsv", "sentence1\tsentence2\tscore\n", ["0 data row(s)"]),
         ("s.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\t1\n", ["every score is equal"]),
         ("t.tsv", "sentence1\tsentence2\tscore\n \tb\t1\nc\td\t2\n", ["line 2", "column sentence1", "empty"]),
-        ("j.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a",\n', ["line 2", "column", "invalid JSON"]),
-        ("k.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "score": 2}\n', ["line 2", "missing key sentence2"]),
+        (
+            "j.jsonl",
+            '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a",\n',
+            ["line 2", "column", "invalid JSON"],
+        ),
+        (
+            "k.jsonl",
+            '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "score": 2}\n',
+            ["line 2", "missing key sentence2"],
+        ),
         ("b.tsv", b"sentence1\tsentence2\tscore\n\xff\xfe\tb\t1\n", ["line 2", "not UTF-8"]),
         ("z.tsv", b"sentence1\tsentence2\tscore\na\x00\tb\t1\n", ["line 2", "NUL byte"]),
         ("x.txt", "sentence1\tsentence2\tscore\n", ["unsupported file type .txt"]),
-        ("big.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "c", "sentence2": "d", "score": 1%s}\n' % ("0" * 400), ["line 2", "column score", "not a finite number"]),
-        ("wide.tsv", "sentence1\tsentence2\tscore\na\tb\t1e300\nc\td\t-1e300\n", ["line 2", "column score", "cannot be a score"]),
-        ("long.tsv", "sentence1\tsentence2\tscore\na\tb\t1\nc\td\t%s\n" % ("9" * 400), ["line 3", "not a finite number"]),
-        ("dup.tsv", "sentence1\tsentence2\tscore\tScore\na\tb\t1\t2\nc\td\t2\t1\n", ["line 1", "score more than once"]),
-        ("dup.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1, "score": 2}\n', ["line 1", "score appear more than once"]),
+        (
+            "big.jsonl",
+            '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "c", "sentence2": "d", "score": 1%s}\n'
+            % ("0" * 400),
+            ["line 2", "column score", "not a finite number"],
+        ),
+        (
+            "wide.tsv",
+            "sentence1\tsentence2\tscore\na\tb\t1e300\nc\td\t-1e300\n",
+            ["line 2", "column score", "cannot be a score"],
+        ),
+        (
+            "long.tsv",
+            "sentence1\tsentence2\tscore\na\tb\t1\nc\td\t%s\n" % ("9" * 400),
+            ["line 3", "not a finite number"],
+        ),
+        (
+            "dup.tsv",
+            "sentence1\tsentence2\tscore\tScore\na\tb\t1\t2\nc\td\t2\t1\n",
+            ["line 1", "score more than once"],
+        ),
+        (
+            "dup.jsonl",
+            '{"sentence1": "a", "sentence2": "b", "score": 1, "score": 2}\n',
+            ["line 1", "score appear more than once"],
+        ),
     ],
 )
 def test_bad_files_name_file_line_and_column(tmp_path, name, content, fragments):
@@ -81,7 +114,14 @@ def test_missing_file(tmp_path):
 
 def test_presets_and_files_mix_and_deduplicate(small_sts_file):
     specs = resolve_tasks(["offline", str(small_sts_file), "offline"])
-    assert [s.name for s in specs] == ["LeeDocSimilarity", "WordSim353", "SimLex999", "PangLeePolarityClassification", "MiniNewsgroupsClustering", "tiny-sts"]
+    assert [s.name for s in specs] == [
+        "LeeDocSimilarity",
+        "WordSim353",
+        "SimLex999",
+        "PangLeePolarityClassification",
+        "MiniNewsgroupsClustering",
+        "tiny-sts",
+    ]
     assert specs[-1].record()["pairs"] == 12
     assert task_names(["sts7"])[0] == "SICK-R" and len(task_names(["sts10"])) == 10
 
@@ -113,8 +153,14 @@ def test_offline_tasks_have_the_published_sizes():
     assert not set(polarity.train_texts) & set(polarity.test_texts)
     assert any("\u2014" in text for text in polarity.train_texts + polarity.test_texts)  # its dashes are cp1252
     news = offline_data.newsgroup_texts()
-    assert news.size == 200 and sorted(set(news.labels)) == ["alt.atheism", "sci.space"] and news.labels.count("sci.space") == 100
-    assert news.texts[:2] == ["Re: Biblical Rape", "Space Calendar - 04/27/93"] and not any("\n" in text for text in news.texts)
+    assert (
+        news.size == 200
+        and sorted(set(news.labels)) == ["alt.atheism", "sci.space"]
+        and news.labels.count("sci.space") == 100
+    )
+    assert news.texts[:2] == ["Re: Biblical Rape", "Space Calendar - 04/27/93"] and not any(
+        "\n" in text for text in news.texts
+    )
 
 
 def test_the_newsgroups_pickle_builds_nothing_but_data(tmp_path, monkeypatch):
@@ -133,7 +179,9 @@ def test_the_newsgroups_pickle_builds_nothing_but_data(tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="posix.system is not allowed|os.system is not allowed"):
         offline_data.newsgroup_texts()
     assert not (tmp_path / "ran").exists()
-    (tmp_path / "mini_newsgroup").write_bytes(zlib.compress(b"c__builtin__\ndict\n)R}(S'a'\nI1\ndb."))  # BUILD on a dict
+    (tmp_path / "mini_newsgroup").write_bytes(
+        zlib.compress(b"c__builtin__\ndict\n)R}(S'a'\nI1\ndb.")
+    )  # BUILD on a dict
     with pytest.raises(HarnessError, match="not gensim's mini_newsgroup file"):
         offline_data.newsgroup_texts()
     (tmp_path / "mini_newsgroup").write_bytes(b"not zlib")
@@ -173,14 +221,17 @@ def _through_a_file(tmp_path):
     return tmp_path / "plain" / "t.tsv"
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (_loop, "loop of symbolic links"),
-    (_fifo, "named pipe"),
-    (_through_a_file, "a part of the path is a file"),
-    (lambda tmp: tmp / ("n" * 300 + ".tsv"), "longer than the operating system allows"),
-    (lambda tmp: Path("~no-such-user-here/t.tsv"), "there is no user 'no-such-user-here'"),
-    (lambda tmp: (tmp / "folder.tsv").mkdir() or tmp / "folder.tsv", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (_loop, "loop of symbolic links"),
+        (_fifo, "named pipe"),
+        (_through_a_file, "a part of the path is a file"),
+        (lambda tmp: tmp / ("n" * 300 + ".tsv"), "longer than the operating system allows"),
+        (lambda tmp: Path("~no-such-user-here/t.tsv"), "there is no user 'no-such-user-here'"),
+        (lambda tmp: (tmp / "folder.tsv").mkdir() or tmp / "folder.tsv", "is a folder"),
+    ],
+)
 def test_unusable_paths_are_one_message(tmp_path, make, fragment):
     """Never a hang (a FIFO is refused before it is opened), never an OSError."""
     with pytest.raises(HarnessError, match=fragment):

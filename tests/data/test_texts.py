@@ -36,16 +36,19 @@ def test_a_text_column_and_a_triplet_source(tmp_path):
     assert load_texts(str(table)) == expected
 
 
-@pytest.mark.parametrize("name, content, where", [
-    ("empty.txt", b"", "the file is empty"),
-    ("blank.txt", b"\n  \n\t\n", "the file is empty"),
-    ("latin.txt", "ok\nna\u00efve\n".encode("latin-1"), "line 2: not UTF-8"),
-    ("nul.txt", b"ok\nbad\x00line\n", "line 2: contains a NUL byte"),
-    ("nokey.jsonl", b'{"text": "ok"}\n{"body": "x"}\n', "line 2: missing key text"),
-    ("number.jsonl", b'{"text": "ok"}\n{"text": 3}\n', "line 2, column text: 3 is not text"),
-    ("empty-text.csv", b'id,text\n1,ok\n2,"  "\n', "line 3, column text: the text is empty"),
-    ("broken.jsonl", b'{"text": "ok"}\n{"text": \n', "line 2, column 10: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "name, content, where",
+    [
+        ("empty.txt", b"", "the file is empty"),
+        ("blank.txt", b"\n  \n\t\n", "the file is empty"),
+        ("latin.txt", "ok\nna\u00efve\n".encode("latin-1"), "line 2: not UTF-8"),
+        ("nul.txt", b"ok\nbad\x00line\n", "line 2: contains a NUL byte"),
+        ("nokey.jsonl", b'{"text": "ok"}\n{"body": "x"}\n', "line 2: missing key text"),
+        ("number.jsonl", b'{"text": "ok"}\n{"text": 3}\n', "line 2, column text: 3 is not text"),
+        ("empty-text.csv", b'id,text\n1,ok\n2,"  "\n', "line 3, column text: the text is empty"),
+        ("broken.jsonl", b'{"text": "ok"}\n{"text": \n', "line 2, column 10: invalid JSON"),
+    ],
+)
 def test_malformed_text_files_name_the_file_and_line(tmp_path, name, content, where):
     path = tmp_path / name
     path.write_bytes(content)
@@ -57,8 +60,24 @@ def test_a_bad_text_file_is_refused_before_a_run_is_recorded(tmp_path, tiny_llam
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "fine"}\n{"text": ""}\n')
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(app, ["run", "--method", "llm2vec", "--backbone", str(tiny_llama_dir), "--train-data", str(path),
-                                      "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "llm2vec",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--train-data",
+            str(path),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+            "--output-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "bad.jsonl, line 2" in " ".join(result.output.split())
     assert not db.exists() or "llm2vec" not in db.read_bytes().decode("latin-1")
@@ -72,8 +91,27 @@ def test_a_text_file_is_hashed_with_the_run(tmp_path, tiny_llama_dir, small_sts_
     path = tmp_path / "texts.txt"
     path.write_text("the cat sat on the mat\nrain falls\nthe dog ran\n")
     db = tmp_path / "h.db"
-    args = ["run", "--method", "llm2vec", "--backbone", str(tiny_llama_dir), "--train-data", str(path), "--tasks", str(small_sts_file),
-            "--db", str(db), "--output-dir", str(tmp_path / "runs"), "--set", "method_args.steps=1", "--set", "method_args.batch_size=2", "--set", "method_args.stages=[\"mntp\"]"]
+    args = [
+        "run",
+        "--method",
+        "llm2vec",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(path),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=1",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        'method_args.stages=["mntp"]',
+    ]
     assert CliRunner().invoke(app, args).exit_code == 0
     resolved = open_store(db).get_run(1)["config"]["train_data_resolved"]
     assert json.dumps(resolved).count(hashlib.sha256(path.read_bytes()).hexdigest()) == 1

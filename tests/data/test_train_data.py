@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.errors import HarnessError
 from harness.data.train_data import Triplet, load_triplets, offline_triplets
+from harness.errors import HarnessError
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,11 @@ def test_sick_file_is_read_as_nli(shared_data):
 @pytest.mark.parametrize(
     ("name", "content", "fragments"),
     [
-        ("x.tsv", "query\tpositive\tbanana\nq\tp\tn\n", ["line 1", "expected triplet columns", "found: banana, positive, query"]),
+        (
+            "x.tsv",
+            "query\tpositive\tbanana\nq\tp\tn\n",
+            ["line 1", "expected triplet columns", "found: banana, positive, query"],
+        ),
         ("y.tsv", "query\tpos\tneg\nq\tp\n", ["line 2", "too few fields", "column neg"]),
         ("z.jsonl", '{"query": "q", "pos": "p", "neg": 3}\n', ["line 1", "column neg", "is not text"]),
         ("w.tsv", "premise\thypothesis\tlabel\na\tb\tneutral\n", ["no premise has both"]),
@@ -115,8 +119,14 @@ def test_positive_pairs_come_from_entailments_and_sts_pairs_scoring_four_or_more
     from harness.data.train_data import read_pairs
 
     nli, sts = _pair_files(tmp_path)
-    assert read_pairs(str(nli)) == [("a man plays a guitar", "a person plays a guitar"), ("a dog runs in a field", "an animal runs outside")]
-    assert read_pairs(str(sts)) == [("a woman slices an onion", "a woman cuts an onion"), ("a boy rides a bike", "a child rides a bicycle")]
+    assert read_pairs(str(nli)) == [
+        ("a man plays a guitar", "a person plays a guitar"),
+        ("a dog runs in a field", "an animal runs outside"),
+    ]
+    assert read_pairs(str(sts)) == [
+        ("a woman slices an onion", "a woman cuts an onion"),
+        ("a boy rides a bike", "a child rides a bicycle"),
+    ]
 
 
 def test_random_negatives_are_other_pairs_texts_and_seeded(tmp_path):
@@ -124,8 +134,10 @@ def test_random_negatives_are_other_pairs_texts_and_seeded(tmp_path):
     source = f"random-negatives:{nli}+{sts}"
     triplets = load_triplets(source, seed=1)
     assert [(t.query, t.pos) for t in triplets] == [
-        ("a man plays a guitar", "a person plays a guitar"), ("a dog runs in a field", "an animal runs outside"),
-        ("a woman slices an onion", "a woman cuts an onion"), ("a boy rides a bike", "a child rides a bicycle"),
+        ("a man plays a guitar", "a person plays a guitar"),
+        ("a dog runs in a field", "an animal runs outside"),
+        ("a woman slices an onion", "a woman cuts an onion"),
+        ("a boy rides a bike", "a child rides a bicycle"),
     ]
     texts = {x for t in triplets for x in (t.query, t.pos)}
     assert all(t.neg in texts and t.neg not in (t.query, t.pos) for t in triplets)

@@ -15,8 +15,17 @@ TOLERANCE = 1e-4
 
 
 def _scores(db, tiny_llama_dir, tasks, *extra) -> dict[str, float]:
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--db", str(db),
-            *(x for task in tasks for x in ("--tasks", task)), *extra]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--db",
+        str(db),
+        *(x for task in tasks for x in ("--tasks", task)),
+        *extra,
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     store = open_store(db)
@@ -35,10 +44,14 @@ def test_scores_do_not_depend_on_batching_memo_or_cache(tmp_path, tiny_llama_dir
         "batch 7, every vector from the cache": _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "7"),
     }
     monkeypatch.setattr(mteb_adapter, "MEMO_LIMIT_BYTES", 1)  # no vector stays in the memo
-    variants["batch 32, no memo, no cache"] = _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "32", "--no-cache")
+    variants["batch 32, no memo, no cache"] = _scores(
+        db, tiny_llama_dir, three_tasks, "--batch-size", "32", "--no-cache"
+    )
     for name, scores in variants.items():
         assert scores.keys() == reference.keys(), name
         for task, score in reference.items():
             assert scores[task] == pytest.approx(score, abs=TOLERANCE), (name, task)
     cached = open_store(db).get_run(4)["timings"]
-    assert all(t["details"]["cache_hits"] > 0 and t["items"] == 0 for t in cached if t["phase"].startswith("evaluate:"))
+    assert all(
+        t["details"]["cache_hits"] > 0 and t["items"] == 0 for t in cached if t["phase"].startswith("evaluate:")
+    )

@@ -51,7 +51,11 @@ def test_overlap_counts_match_a_count_written_here():
     train_grams = set().union(*(_grams(x) for x in training))
     gram = {t for t, raw in distinct.items() if _grams(raw) & train_grams}
     assert result["texts"] == len(distinct) == 5
-    assert (result["exact_texts"], result["ngram_texts"], result["any_texts"]) == (len(exact), len(gram), len(exact | gram)) == (2, 1, 3)
+    assert (
+        (result["exact_texts"], result["ngram_texts"], result["any_texts"])
+        == (len(exact), len(gram), len(exact | gram))
+        == (2, 1, 3)
+    )
     assert result["exact"] == pytest.approx(2 / 5) and result["any"] == pytest.approx(3 / 5) and result["n"] == 13
     assert Overlap(TrainingIndex.build(training, "k")).result() is None  # no text evaluated: nothing to say
 
@@ -84,7 +88,9 @@ def trained_on_sts(tmp_path, tiny_llama_dir):
     """An InfoNCE run trained on TRIPLETS and evaluated on a task file of which a known share of
     texts are training texts, and an untrained run on the same file."""
     triplets = tmp_path / "triplets.jsonl"
-    triplets.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
+    triplets.write_text(
+        "\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n"
+    )
     rows = [
         ("the cat sat on the mat", "a cat sat on a mat", 4.8),  # both in training
         ("The  Dog ran in the park", "the dog ran", 3.0),  # the first in training (case, spaces)
@@ -96,8 +102,23 @@ def trained_on_sts(tmp_path, tiny_llama_dir):
     task = write_sts_tsv(tmp_path / "seen-sts.tsv", rows)
     db = tmp_path / "h.db"
     common = ["--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)]
-    trained = runner.invoke(app, ["run", "--method", "infonce", *common, "--train-data", str(triplets), "--set", "method_args.steps=1",
-                                  "--set", "method_args.batch_size=2", "--output-dir", str(tmp_path / "runs")])
+    trained = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "infonce",
+            *common,
+            "--train-data",
+            str(triplets),
+            "--set",
+            "method_args.steps=1",
+            "--set",
+            "method_args.batch_size=2",
+            "--output-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     untrained = runner.invoke(app, ["run", "--method", "untrained-mean", *common])
     assert untrained.exit_code == 0, untrained.output
@@ -111,12 +132,18 @@ def test_a_trained_run_records_and_shows_its_overlap(trained_on_sts):
     assert (hits, total) == (8, 12)  # the file was built for this count
     record = open_store(db).get_run(1)
     measured = record["score_details"][0]["contamination"]
-    assert (measured["texts"], measured["exact_texts"], measured["ngram_texts"]) == (total, hits, 0)  # short texts: no 13-gram
+    assert (measured["texts"], measured["exact_texts"], measured["ngram_texts"]) == (
+        total,
+        hits,
+        0,
+    )  # short texts: no 13-gram
     assert measured["exact"] == pytest.approx(hits / total)
     assert f"{100 * hits / total:.1f}% of its texts are in the training texts" in " ".join(output.split())
     assert open_store(db).get_run(2)["score_details"][0]["contamination"] is None  # untrained: not measured
     shown = runner.invoke(app, ["show", "1", "--db", str(db)])
-    assert shown.exit_code == 0 and "Seen in" in shown.output and f"{100 * hits / total:.1f}% of {total}" in shown.output
+    assert (
+        shown.exit_code == 0 and "Seen in" in shown.output and f"{100 * hits / total:.1f}% of {total}" in shown.output
+    )
     shown_json = json.loads(runner.invoke(app, ["show", "1", "--json", "--db", str(db)]).stdout)
     assert shown_json[0]["contamination"] == {task.stem: measured}
 
@@ -147,20 +174,47 @@ def test_a_run_trained_on_sick_train_shows_its_overlap_with_sick_trial(tmp_path,
 
     train = rows("SICK_train.txt")
     triplets = tmp_path / "sick-triplets.jsonl"
-    triplets.write_text("".join(
-        json.dumps({"query": r["sentence_A"], "pos": r["sentence_B"], "neg": train[i - 1]["sentence_B"]}) + "\n" for i, r in enumerate(train)
-    ))
+    triplets.write_text(
+        "".join(
+            json.dumps({"query": r["sentence_A"], "pos": r["sentence_B"], "neg": train[i - 1]["sentence_B"]}) + "\n"
+            for i, r in enumerate(train)
+        )
+    )
     trial = rows("SICK_trial.txt")[:200]
-    task = write_sts_tsv(tmp_path / "sick-trial-200.tsv", [(r["sentence_A"], r["sentence_B"], r["relatedness_score"]) for r in trial])
+    task = write_sts_tsv(
+        tmp_path / "sick-trial-200.tsv", [(r["sentence_A"], r["sentence_B"], r["relatedness_score"]) for r in trial]
+    )
     db = tmp_path / "h.db"
-    result = runner.invoke(app, ["run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--train-data", str(triplets),
-                                 "--set", "method_args.steps=1", "--set", "method_args.batch_size=2", "--db", str(db), "--output-dir", str(tmp_path / "runs")])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "infonce",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(task),
+            "--train-data",
+            str(triplets),
+            "--set",
+            "method_args.steps=1",
+            "--set",
+            "method_args.batch_size=2",
+            "--db",
+            str(db),
+            "--output-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     seen = {_plain(r[k]) for r in train for k in ("sentence_A", "sentence_B")}
     evaluated = {_plain(r[k]) for r in trial for k in ("sentence_A", "sentence_B")}
     expected = len(evaluated & seen)
     assert 0 < expected < len(evaluated)  # SICK's splits share sentences: the count can be wrong both ways
-    shown = json.loads(runner.invoke(app, ["show", "1", "--json", "--db", str(db)]).stdout)[0]["contamination"]["sick-trial-200"]
+    shown = json.loads(runner.invoke(app, ["show", "1", "--json", "--db", str(db)]).stdout)[0]["contamination"][
+        "sick-trial-200"
+    ]
     assert (shown["texts"], shown["exact_texts"]) == (len(evaluated), expected)
     text = runner.invoke(app, ["show", "1", "--db", str(db)]).output
     assert f"{100 * shown['any']:.1f}%" in text  # the share, in the "Seen in training" column

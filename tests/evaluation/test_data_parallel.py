@@ -32,37 +32,72 @@ def three_tasks(tmp_path, small_sts_file) -> list[str]:
     (beir / "qrels").mkdir(parents=True)
     corpus = {f"d{i}": _sentence(rng) for i in range(21)}
     queries = {f"q{i}": _sentence(rng) for i in range(7)}
-    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items()))
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items())
+    )
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
-    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{3 * i + j}\t1\n" for i in range(7) for j in range(2)))
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{3 * i + j}\t1\n" for i in range(7) for j in range(2))
+    )
     groups = [WORDS[i * 10 : (i + 1) * 10] for i in range(3)]
     labels = rng.integers(0, 3, size=45)
     classes = tmp_path / "groups.tsv"
-    classes.write_text("text\tlabel\tsplit\n" + "".join(
-        f"{' '.join(rng.choice(groups[y], size=int(rng.integers(3, 7))))}\tgroup {y}\t{'train' if i < 30 else 'test'}\n"
-        for i, y in enumerate(labels)
-    ))
+    classes.write_text(
+        "text\tlabel\tsplit\n"
+        + "".join(
+            f"{' '.join(rng.choice(groups[y], size=int(rng.integers(3, 7))))}\tgroup {y}\t{'train' if i < 30 else 'test'}\n"
+            for i, y in enumerate(labels)
+        )
+    )
     return [str(small_sts_file), str(beir), str(classes)]
 
 
 def _run_args(tiny_llama_dir, tasks: list[str], db, method: str = "untrained-mean", *extra: str) -> list[str]:
-    return ["run", "--method", method, "--backbone", str(tiny_llama_dir), "--db", str(db), "--batch-size", "4",
-            *(x for task in tasks for x in ("--tasks", task)), *extra]
+    return [
+        "run",
+        "--method",
+        method,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--db",
+        str(db),
+        "--batch-size",
+        "4",
+        *(x for task in tasks for x in ("--tasks", task)),
+        *extra,
+    ]
 
 
 def _torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-               f"--master-port={_free_port()}", "-m", "harness", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        "--master-addr=127.0.0.1",
+        f"--master-port={_free_port()}",
+        "-m",
+        "harness",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, **(env or {})})
 
 
 def _evaluations(store) -> dict[str, dict]:
-    return {t["phase"].removeprefix("evaluate:"): t for t in store.get_run(1)["timings"] if t["phase"].startswith("evaluate:")}
+    return {
+        t["phase"].removeprefix("evaluate:"): t
+        for t in store.get_run(1)["timings"]
+        if t["phase"].startswith("evaluate:")
+    }
 
 
 def test_shards_are_contiguous_and_near_equal():
     assert shard_bounds(7, 2) == [0, 3, 7] and shard_bounds(1, 2) == [0, 0, 1] and shard_bounds(0, 3) == [0, 0, 0, 0]
-    assert all(max(np.diff(shard_bounds(n, w))) - min(np.diff(shard_bounds(n, w))) <= 1 for n in range(20) for w in (1, 2, 3, 5))
+    assert all(
+        max(np.diff(shard_bounds(n, w))) - min(np.diff(shard_bounds(n, w))) <= 1
+        for n in range(20)
+        for w in (1, 2, 3, 5)
+    )
 
 
 def test_two_processes_score_as_one_each_encoding_half(tmp_path, tiny_llama_dir, three_tasks):
@@ -92,15 +127,23 @@ def test_two_processes_score_as_one_each_encoding_half(tmp_path, tiny_llama_dir,
         assert details["memo_hits"] == single[task]["details"]["memo_hits"], task
 
 
-@pytest.mark.parametrize("method, extra", [
-    ("echo", ()),  # the text twice, pooled over a span; documents with their own template
-    ("llm2vec", ("--set", "method_args.stages=[]")),  # bidirectional attention, the text's own tokens
-])
-def test_spans_and_bidirectional_attention_score_on_two_processes_as_on_one(tmp_path, tiny_llama_dir, three_tasks, method, extra):
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("echo", ()),  # the text twice, pooled over a span; documents with their own template
+        ("llm2vec", ("--set", "method_args.stages=[]")),  # bidirectional attention, the text's own tokens
+    ],
+)
+def test_spans_and_bidirectional_attention_score_on_two_processes_as_on_one(
+    tmp_path, tiny_llama_dir, three_tasks, method, extra
+):
     one, two = tmp_path / "one.db", tmp_path / "two.db"
     result = CliRunner().invoke(app, _run_args(tiny_llama_dir, three_tasks, one, method, *extra))
     assert result.exit_code == 0, result.output
-    done = _torchrun(*_run_args(tiny_llama_dir, three_tasks, two, method, *extra), env={"HARNESS_EMBEDDING_CACHE": str(tmp_path / "cold")})
+    done = _torchrun(
+        *_run_args(tiny_llama_dir, three_tasks, two, method, *extra),
+        env={"HARNESS_EMBEDDING_CACHE": str(tmp_path / "cold")},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     expected, got = open_store(one).get_run(1)["scores"], open_store(two).get_run(1)["scores"]
     assert set(got) == set(expected) == {"tiny-sts", "mini-beir", "groups"}
@@ -118,7 +161,9 @@ def test_a_rank_that_fails_fails_the_run_once(tmp_path, tiny_llama_dir, small_st
     assert open_store(db).get_run(1)["scores"] == {}
 
 
-def test_harness_eval_under_torchrun_scores_as_the_run_did_from_rank_0s_cache(tmp_path, tiny_llama_dir, small_sts_file):
+def test_harness_eval_under_torchrun_scores_as_the_run_did_from_rank_0s_cache(
+    tmp_path, tiny_llama_dir, small_sts_file
+):
     db = tmp_path / "h.db"
     result = CliRunner().invoke(app, _run_args(tiny_llama_dir, [str(small_sts_file)], db))
     assert result.exit_code == 0, result.output
@@ -159,4 +204,6 @@ def test_the_vectors_are_gathered_in_pieces_in_shard_order(tmp_path):
 
     mp.spawn(_gather_in_pieces, args=(_free_port(), str(tmp_path / "got")), nprocs=2)
     for rank in range(2):
-        np.testing.assert_array_equal(np.load(tmp_path / f"got-{rank}.npy"), np.arange(21, dtype=np.float32).reshape(7, 3))
+        np.testing.assert_array_equal(
+            np.load(tmp_path / f"got-{rank}.npy"), np.arange(21, dtype=np.float32).reshape(7, 3)
+        )

@@ -24,7 +24,9 @@ def _mean_vectors(folder, texts):
     model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
-        return np.stack([model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0).numpy() for t in texts])
+        return np.stack(
+            [model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0).numpy() for t in texts]
+        )
 
 
 def _spearman_at(a, b, gold, dim):
@@ -36,8 +38,19 @@ def _spearman_at(a, b, gold, dim):
 @pytest.fixture
 def dims_run(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file),
-            "--dims", "4,16", "--db", str(db)]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--dims",
+        "4,16",
+        "--db",
+        str(db),
+    ]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return db
@@ -53,7 +66,11 @@ def test_each_dim_is_scored_on_cut_renormalised_vectors_from_one_encoding(dims_r
     record = store.get_run(1)
     by_dim = {item["dim"]: item["main_score"] for item in record["score_details"]}
     assert sorted(by_dim) == [0, 4, 16] and store.score_dims(1) == [0, 4, 16]
-    for dim, expected in ((0, _spearman_at(a, b, gold, 32)), (4, _spearman_at(a, b, gold, 4)), (16, _spearman_at(a, b, gold, 16))):
+    for dim, expected in (
+        (0, _spearman_at(a, b, gold, 32)),
+        (4, _spearman_at(a, b, gold, 4)),
+        (16, _spearman_at(a, b, gold, 16)),
+    ):
         assert by_dim[dim] == pytest.approx(expected, abs=1e-6), dim
     assert len({round(v, 6) for v in by_dim.values()}) == 3  # the cut changes the score here, so the test can fail
     assert list(record["scores"].values()) == [by_dim[0]]  # listings read whole vectors
@@ -68,11 +85,25 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
 
     store = open_store(dims_run)
     at_4 = next(i["main_score"] for i in store.get_run(1)["score_details"] if i["dim"] == 4)
-    whole_run = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks",
-                                    str(small_sts_file), "--db", str(dims_run)])
+    whole_run = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(dims_run),
+        ],
+    )
     assert whole_run.exit_code == 0, whole_run.output
     assert store.get_run(1)["config_hash"] == store.get_run(2)["config_hash"]  # --dims is recorded, not hashed
-    compared = json.loads(runner.invoke(app, ["compare", "1", "2", "--dim", "4", "--json", "--db", str(dims_run)]).stdout)
+    compared = json.loads(
+        runner.invoke(app, ["compare", "1", "2", "--dim", "4", "--json", "--db", str(dims_run)]).stdout
+    )
     assert [row["dim"] for row in compared] == [4, 4] and list(compared[0]["scores"].values()) == [at_4]
     assert compared[1]["scores"] == {}  # run 2 was not evaluated at 4 dims
     ranked = json.loads(runner.invoke(app, ["leaderboard", "--dim", "4", "--json", "--db", str(dims_run)]).stdout)
@@ -93,16 +124,33 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
     assert scores == sorted(round(i["main_score"], 6) for i in store.get_run(1)["score_details"])
 
 
-@pytest.mark.parametrize("dims, message", [
-    ("4,x", "--dims '4,x': 'x' is not a whole number"),
-    ("4,4", "dims=[4, 4] must not repeat a dim"),
-    ("0", "dims=[0] must be >= 1"),
-    ("64", "embeddings have 32 dims; each dim must be at most 32"),
-])
+@pytest.mark.parametrize(
+    "dims, message",
+    [
+        ("4,x", "--dims '4,x': 'x' is not a whole number"),
+        ("4,4", "dims=[4, 4] must not repeat a dim"),
+        ("0", "dims=[0] must be >= 1"),
+        ("64", "embeddings have 32 dims; each dim must be at most 32"),
+    ],
+)
 def test_bad_dims_are_refused_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file, dims, message):
     db = tmp_path / "h.db"
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks",
-                                 str(small_sts_file), "--dims", dims, "--db", str(db)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--dims",
+            dims,
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert not db.exists() or open_store(db).runs(statuses=None) == []
 
@@ -111,8 +159,19 @@ def test_a_cut_at_the_full_width_scores_as_the_whole_vector_on_a_classifier(tmp_
     """Classifiers read cut vectors as they read whole ones (unnormalised): the full-width cut is
     the whole vector, so its score is the whole vector's; a narrower cut is not."""
     db = tmp_path / "h.db"
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", "PangLeePolarityClassification",
-            "--dims", "8,32", "--db", str(db)]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        "PangLeePolarityClassification",
+        "--dims",
+        "8,32",
+        "--db",
+        str(db),
+    ]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     by_dim = {item["dim"]: item["main_score"] for item in open_store(db).get_run(1)["score_details"]}

@@ -26,7 +26,18 @@ TEXTS = ["the cat sat on the mat", "a dog ran in the park", "the sky is blue"]
 
 
 def _run(tiny_llama_dir, task, db, *extra):
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db), *extra]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        *extra,
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return result
@@ -34,10 +45,10 @@ def _run(tiny_llama_dir, task, db, *extra):
 
 def _evaluation(db, run_id):
     with sqlite3.connect(db) as conn:
-        (items, details), = conn.execute(
+        ((items, details),) = conn.execute(
             "SELECT items, details FROM timings WHERE run_id = ? AND phase LIKE 'evaluate:%'", (run_id,)
         )
-        (score,), = conn.execute("SELECT main_score FROM scores WHERE run_id = ?", (run_id,))
+        ((score,),) = conn.execute("SELECT main_score FROM scores WHERE run_id = ?", (run_id,))
     return items, json.loads(details), score
 
 
@@ -60,7 +71,9 @@ def test_a_second_run_reads_every_vector_from_the_cache_and_scores_the_same(tmp_
     assert first["cache"] == second["cache"] and len(first["cache"]) == 16  # the key's digits, same encoder
 
 
-def test_no_cache_computes_everything_and_writes_nothing(tmp_path, tiny_llama_dir, small_sts_file, own_embedding_cache):
+def test_no_cache_computes_everything_and_writes_nothing(
+    tmp_path, tiny_llama_dir, small_sts_file, own_embedding_cache
+):
     db = tmp_path / "h.db"
     _run(tiny_llama_dir, small_sts_file, db, "--no-cache")
     items, details, _ = _evaluation(db, 1)
@@ -73,7 +86,11 @@ def test_no_cache_computes_everything_and_writes_nothing(tmp_path, tiny_llama_di
 def _encoder(model=None, tokenizer=None, *, pooling="mean", max_length=64, **templates):
     model = model if model is not None else make_tiny_llama()
     return PooledEncoder(
-        model, tokenizer or make_tokenizer(), pooling=pooling, settings=EncodeSettings(batch_size=4, max_length=max_length), **templates
+        model,
+        tokenizer or make_tokenizer(),
+        pooling=pooling,
+        settings=EncodeSettings(batch_size=4, max_length=max_length),
+        **templates,
     )
 
 
@@ -85,7 +102,9 @@ def _with_lora(model):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(1)
-    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     return peft_model
 
 
@@ -206,8 +225,13 @@ def test_an_encoder_that_does_not_name_its_tensors_is_never_cached():
     model, tokenizer, settings = make_tiny_llama(), make_tokenizer(), EncodeSettings()
     assert fingerprintable(PooledEncoder(model, tokenizer, pooling="mean", settings=settings))
     assert not fingerprintable(Projected(model, tokenizer, pooling="mean", settings=settings))
-    assert not fingerprintable(Named(model, tokenizer, pooling="mean", settings=settings))  # embed_rows is still Projected's
-    assert fingerprint(Projected(model, tokenizer, pooling="mean", settings=settings), _method(), "untrained-mean") is None
+    assert not fingerprintable(
+        Named(model, tokenizer, pooling="mean", settings=settings)
+    )  # embed_rows is still Projected's
+    assert (
+        fingerprint(Projected(model, tokenizer, pooling="mean", settings=settings), _method(), "untrained-mean")
+        is None
+    )
 
 
 # -- damage ----------------------------------------------------------------------------------------
@@ -241,7 +265,9 @@ def test_a_damaged_entry_is_recomputed_never_returned(tmp_path, tiny_llama_dir, 
     import diskcache
 
     store = diskcache.Cache(str(own_embedding_cache))
-    keys = [key for key in store.iterkeys() if not store.get(key).startswith(b"{")]  # the vectors; the load key's record aside
+    keys = [
+        key for key in store.iterkeys() if not store.get(key).startswith(b"{")
+    ]  # the vectors; the load key's record aside
     assert len(keys) == len(_distinct_texts(small_sts_file))
     store.set(keys[0], store.get(keys[0])[:-7])  # truncated
     damaged = bytearray(store.get(keys[1]))
@@ -258,7 +284,9 @@ def test_a_damaged_entry_is_recomputed_never_returned(tmp_path, tiny_llama_dir, 
     assert _evaluation(db, 3)[:2][0] == 0
 
 
-def test_a_cache_that_cannot_be_read_is_switched_off_and_the_run_goes_on(tmp_path, tiny_llama_dir, small_sts_file, own_embedding_cache):
+def test_a_cache_that_cannot_be_read_is_switched_off_and_the_run_goes_on(
+    tmp_path, tiny_llama_dir, small_sts_file, own_embedding_cache
+):
     (own_embedding_cache / "cache.db").write_bytes(b"this is not a SQLite database" * 100)
     db = tmp_path / "h.db"
     result = _run(tiny_llama_dir, small_sts_file, db)
@@ -311,8 +339,10 @@ def test_the_pooled_span_is_part_of_the_key():
     keys = {
         fingerprint(_encoder(template=template, document_template=document), method, "untrained-mean")
         for template, document in [
-            ("{text} again {text}", None), ("{text} again {pool}{text}{/pool}", None),
-            ("{pool}{text}{/pool} again {text}", None), ("{text} again {pool}{text}{/pool}", "{pool}{text}{/pool}"),
+            ("{text} again {text}", None),
+            ("{text} again {pool}{text}{/pool}", None),
+            ("{pool}{text}{/pool} again {text}", None),
+            ("{text} again {pool}{text}{/pool}", "{pool}{text}{/pool}"),
         ]
     }
     assert None not in keys and len(keys) == 4

@@ -13,15 +13,41 @@ from harness.cli import app
 
 
 def test_an_sts_task_records_its_requests_memo_hits_and_rates(tmp_path, tiny_llama_dir):
-    pairs = [("the cat sat", "a dog ran"), ("the cat sat", "the sun shines"), ("a dog ran", "the cat sat"), ("rain falls", "sky is blue")]
+    pairs = [
+        ("the cat sat", "a dog ran"),
+        ("the cat sat", "the sun shines"),
+        ("a dog ran", "the cat sat"),
+        ("rain falls", "sky is blue"),
+    ]
     task = tmp_path / "repeats.tsv"
     task.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{i}\n" for i, (a, b) in enumerate(pairs)))
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(task),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
-        (seconds, items, tokens, details), = conn.execute("SELECT seconds, items, tokens, details FROM timings WHERE phase = 'evaluate:repeats'")
+        ((seconds, items, tokens, details),) = conn.execute(
+            "SELECT seconds, items, tokens, details FROM timings WHERE phase = 'evaluate:repeats'"
+        )
     cost = json.loads(details)
     distinct = {text for pair in pairs for text in pair}
-    assert (items, cost["texts_requested"], cost["memo_hits"]) == (len(distinct), 2 * len(pairs), 2 * len(pairs) - len(distinct))
-    assert cost["texts_per_s"] == pytest.approx(items / seconds) and cost["tokens_per_s"] == pytest.approx(tokens / seconds)
+    assert (items, cost["texts_requested"], cost["memo_hits"]) == (
+        len(distinct),
+        2 * len(pairs),
+        2 * len(pairs) - len(distinct),
+    )
+    assert cost["texts_per_s"] == pytest.approx(items / seconds) and cost["tokens_per_s"] == pytest.approx(
+        tokens / seconds
+    )

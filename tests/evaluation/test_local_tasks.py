@@ -27,10 +27,23 @@ def _sentence(rng: np.random.Generator) -> str:
 
 
 def _scores(db, tiny_llama_dir, task) -> dict:
-    result = runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(task), "--db", str(db)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(task),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
-        (main, details, items), = conn.execute("SELECT main_score, details, items FROM scores")
+        ((main, details, items),) = conn.execute("SELECT main_score, details, items FROM scores")
     return {"main": main, **json.loads(details)["test"][0], "items": json.loads(items)}
 
 
@@ -76,7 +89,9 @@ def test_pair_classification_file_scores_ap_and_best_threshold_accuracy(tmp_path
     rows = [(_sentence(rng), _sentence(rng), int(rng.integers(0, 2))) for _ in range(40)]
     task = tmp_path / "pairs.tsv"
     # MSRP's layout: a BOM, CRLF lines, its column names, a quote inside a tab-separated text
-    lines = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + [f"{y}\t{i}\t{i}\t{a}\t{b}" for i, (a, b, y) in enumerate(rows)]
+    lines = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + [
+        f"{y}\t{i}\t{i}\t{a}\t{b}" for i, (a, b, y) in enumerate(rows)
+    ]
     lines[1] = lines[1].replace(rows[0][0], rows[0][0] + ' "quoted')
     task.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
     got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
@@ -95,12 +110,18 @@ def test_pair_classification_file_scores_ap_and_best_threshold_accuracy(tmp_path
     euclidean_ap = _average_precision(-np.linalg.norm(a - b, axis=1), np.array(labels) == 1)
     manhattan_ap = _average_precision(-np.abs(a - b).sum(1), np.array(labels) == 1)
     dot_ap = _average_precision((a * b).sum(1), np.array(labels) == 1)
-    assert got["main"] == got["max_ap"] == pytest.approx(max(_average_precision(cosine, np.array(labels) == 1), euclidean_ap, manhattan_ap, dot_ap), abs=1e-5)
+    assert (
+        got["main"]
+        == got["max_ap"]
+        == pytest.approx(
+            max(_average_precision(cosine, np.array(labels) == 1), euclidean_ap, manhattan_ap, dot_ap), abs=1e-5
+        )
+    )
 
 
 def _reranking_rows(rng):
     rows = []
-    for q in range(12):
+    for _ in range(12):
         query = _sentence(rng)
         labels = [1] + [int(v) for v in rng.integers(0, 2, size=5)]
         rows += [(query, _sentence(rng), label) for label in labels]
@@ -131,7 +152,7 @@ def test_reranking_file_scores_map_and_mrr(tmp_path, tiny_llama_dir):
 
 def _search(db) -> str | None:
     with sqlite3.connect(db) as conn:
-        (details,), = conn.execute("SELECT details FROM timings WHERE phase LIKE 'evaluate:%'")
+        ((details,),) = conn.execute("SELECT details FROM timings WHERE phase LIKE 'evaluate:%'")
     return json.loads(details).get("search")
 
 
@@ -152,9 +173,15 @@ def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir, backend, monkey
     qrels = {q: {f"doc{j}": 1 for j in rng.choice(30, size=int(rng.integers(1, 4)), replace=False)} for q in queries}
     folder = tmp_path / "mini-beir"
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items()))
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, ds in qrels.items() for d in ds))
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in corpus.items())
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, ds in qrels.items() for d in ds)
+    )
     got = _scores(tmp_path / "h.db", tiny_llama_dir, folder)
     encoder = _encoder(tiny_llama_dir)
     ids = list(corpus)
@@ -168,13 +195,15 @@ def test_beir_folder_scores_ndcg_at_10(tmp_path, tiny_llama_dir, backend, monkey
         ndcgs.append(dcg / ideal)
     assert got["main"] == got["ndcg_at_10"] == pytest.approx(float(np.mean(ndcgs)), abs=1e-4)
     statistic, arrays = _arrays(got)  # per query, in sorted id order, its nDCG@10
-    assert statistic == "mean" and np.allclose(arrays["values"], [ndcgs[list(queries).index(q)] for q in sorted(queries)], atol=1e-4)
+    assert statistic == "mean" and np.allclose(
+        arrays["values"], [ndcgs[list(queries).index(q)] for q in sorted(queries)], atol=1e-4
+    )
     assert _search(tmp_path / "h.db") == backend
 
 
 def _labelled_rows(rng, n: int) -> list[tuple[str, str]]:
     """Texts drawn from one of three word groups each, labelled by the group (so learnable)."""
-    groups = [WORDS[i * 10:(i + 1) * 10] for i in range(3)]
+    groups = [WORDS[i * 10 : (i + 1) * 10] for i in range(3)]
     labels = rng.integers(0, 3, size=n)
     return [(" ".join(rng.choice(groups[y], size=5)), f"group {y}") for y in labels]
 
@@ -184,7 +213,10 @@ def test_classification_file_scores_accuracy(tmp_path, tiny_llama_dir):
 
     rows = _labelled_rows(np.random.default_rng(3), 60)
     task = tmp_path / "groups.tsv"
-    task.write_text("text\tlabel\tsplit\n" + "".join(f"{t}\t{y}\t{'train' if i < 40 else 'test'}\n" for i, (t, y) in enumerate(rows)))
+    task.write_text(
+        "text\tlabel\tsplit\n"
+        + "".join(f"{t}\t{y}\t{'train' if i < 40 else 'test'}\n" for i, (t, y) in enumerate(rows))
+    )
     got = _scores(tmp_path / "h.db", tiny_llama_dir, task)
     encoder = _encoder(tiny_llama_dir)
     train, test = rows[:40], rows[40:]
@@ -264,12 +296,31 @@ def test_each_side_of_a_retrieval_task_reads_its_own_template(tiny_llama_dir):
             self.side = prompt_type
             return super().encode(texts, prompt_type=prompt_type)
 
-    encoder = Recording(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings(),
-                        template="this sentence : {text}", document_template="read book : {text}")
+    encoder = Recording(
+        backbone.model,
+        backbone.tokenizer,
+        pooling="mean",
+        settings=EncodeSettings(),
+        template="this sentence : {text}",
+        document_template="read book : {text}",
+    )
     shared = "the cat sat"
-    data = RetrievalData("sides", tiny_llama_dir, "0" * 64, {"d0": ("", shared), "d1": ("", "a dog ran")},
-                         {"q0": shared}, {"q0": {"d0": 1}})
-    meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=encoder.embed_dim, max_tokens=512, source="local")
+    data = RetrievalData(
+        "sides",
+        tiny_llama_dir,
+        "0" * 64,
+        {"d0": ("", shared), "d1": ("", "a dog ran")},
+        {"q0": shared},
+        {"q0": {"d0": 1}},
+    )
+    meta = model_meta(
+        name="harness/test__tiny",
+        revision="0" * 12,
+        n_parameters=1,
+        embed_dim=encoder.embed_dim,
+        max_tokens=512,
+        source="local",
+    )
     adapter = MtebEncoder(encoder, meta)
     mteb.evaluate(adapter, file_task(data), cache=None, show_progress_bar=False)
     tokenize = backbone.tokenizer
@@ -305,13 +356,26 @@ def test_instructions_go_before_queries_and_symmetric_texts_never_documents(tiny
             return super().encode(texts, prompt_type=prompt_type)
 
     encoder = Recording(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
-    retrieval = RetrievalData("instructed", tiny_llama_dir, "0" * 64, {"d0": ("", "the cat sat"), "d1": ("", "a dog ran")},
-                              {"q0": "who sat"}, {"q0": {"d0": 1}})
+    retrieval = RetrievalData(
+        "instructed",
+        tiny_llama_dir,
+        "0" * 64,
+        {"d0": ("", "the cat sat"), "d1": ("", "a dog ran")},
+        {"q0": "who sat"},
+        {"q0": {"d0": 1}},
+    )
     sts = StsPairs("instructed-sts", tiny_llama_dir, "1" * 64, ["a cat", "a dog"], ["the cat", "the sun"], [1.0, 0.0])
     for instructions in (True, False):
         seen.clear()
-        meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=encoder.embed_dim,
-                          max_tokens=512, source="local", use_instructions=instructions)
+        meta = model_meta(
+            name="harness/test__tiny",
+            revision="0" * 12,
+            n_parameters=1,
+            embed_dim=encoder.embed_dim,
+            max_tokens=512,
+            source="local",
+            use_instructions=instructions,
+        )
         adapter = MtebEncoder(encoder, meta, instructions=instructions)
         for data in (retrieval, sts):
             mteb.evaluate(adapter, file_task(data), cache=None, show_progress_bar=False)
@@ -328,7 +392,9 @@ def test_progress_totals_count_a_retrieval_corpus_and_its_queries(tiny_llama_dir
     from harness.evaluation.quick_check import texts_to_encode
 
     corpus = {f"d{i}": ("", f"text {i}") for i in range(7)}
-    retrieval = file_task(RetrievalData("total", tiny_llama_dir, "0" * 64, corpus, {"q0": "a", "q1": "b"}, {"q0": {"d0": 1}}))
+    retrieval = file_task(
+        RetrievalData("total", tiny_llama_dir, "0" * 64, corpus, {"q0": "a", "q1": "b"}, {"q0": {"d0": 1}})
+    )
     clusters = file_task(LabelledTexts("total-c", tiny_llama_dir, "1" * 64, ["a", "b", "c"], ["x", "y", "x"]))
     classes = file_task(ClassifiedTexts("total-k", tiny_llama_dir, "2" * 64, ["a", "b"], ["x", "y"], ["c"], ["x"]))
     for task in (retrieval, clusters, classes):

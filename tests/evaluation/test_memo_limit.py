@@ -30,7 +30,9 @@ def test_the_memo_keeps_its_limit_and_drops_the_least_recently_used():
     adapter = MtebEncoder(encoder, meta=None)
     adapter.memo_limit = 3
     texts = ["a", "bb", "ccc", "dddd", "eeeee"]
-    got = adapter.encode(_batches(texts + texts[:2]))  # more distinct texts than the memo holds, repeats within the call
+    got = adapter.encode(
+        _batches(texts + texts[:2])
+    )  # more distinct texts than the memo holds, repeats within the call
     np.testing.assert_array_equal(got[:, 0], [len(t) for t in texts + texts[:2]])
     assert encoder.encoded == texts and len(adapter._memo) == 3
     adapter.encode(_batches(["ccc"]))  # in the memo: not encoded again, and now the most recent

@@ -32,20 +32,40 @@ def _average_precision(question_vector, relevant, irrelevant):
 
 @pytest.mark.parametrize("protocol, kept, left_out", [("answered", 3, 2), ("clean", 2, 3), ("all", 5, 0)])
 def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, kept, left_out):
-    rows = ["query,document,label"] + [f"{q},{d},{label}" for q, (pos, neg) in QUESTIONS.items()
-                                       for d, label in [*((d, 1) for d in pos), *((d, 0) for d in neg)]]
+    rows = ["query,document,label"] + [
+        f"{q},{d},{label}"
+        for q, (pos, neg) in QUESTIONS.items()
+        for d, label in [*((d, 1) for d in pos), *((d, 0) for d in neg)]
+    ]
     (tmp_path / "rr.csv").write_text("\n".join(rows) + "\n")
     db = tmp_path / "h.db"
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(tmp_path / "rr.csv"), "--db", str(db),
-            "--set", f"rerank_protocol={protocol}"]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(tmp_path / "rr.csv"),
+        "--db",
+        str(db),
+        "--set",
+        f"rerank_protocol={protocol}",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert (f"{left_out} question(s) left out by the '{protocol}' protocol" in " ".join(result.output.split())) == bool(left_out)
+    assert (
+        f"{left_out} question(s) left out by the '{protocol}' protocol" in " ".join(result.output.split())
+    ) == bool(left_out)
     record = open_store(db).get_run(1)
     (spec,) = record["config"]["tasks_resolved"]
-    assert spec["items"] == kept and (spec.get("protocol"), spec.get("left_out")) == ((protocol, left_out) if protocol != "all" else (None, None))
+    assert spec["items"] == kept and (spec.get("protocol"), spec.get("left_out")) == (
+        (protocol, left_out) if protocol != "all" else (None, None)
+    )
     assert record["task_versions"]["rr"].endswith(f":{protocol}") == (protocol != "all")
-    chosen = [q for q, (pos, neg) in QUESTIONS.items() if protocol == "all" or (pos and (neg or protocol == "answered"))]
+    chosen = [
+        q for q, (pos, neg) in QUESTIONS.items() if protocol == "all" or (pos and (neg or protocol == "answered"))
+    ]
     assert len(chosen) == kept
     aps = []
     for question in chosen:
@@ -55,8 +75,12 @@ def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, 
     assert record["scores"]["rr"] == pytest.approx(float(np.mean(aps)), abs=1e-5)
     import json
 
-    ranked = json.loads(CliRunner().invoke(app, ["leaderboard", "--tasks", str(tmp_path / "rr.csv"), "--json", "--db", str(db)]).stdout)
-    assert [run["run_id"] for run in ranked] == ([1] if protocol == "answered" else [])  # the file ranks on its default protocol
+    ranked = json.loads(
+        CliRunner().invoke(app, ["leaderboard", "--tasks", str(tmp_path / "rr.csv"), "--json", "--db", str(db)]).stdout
+    )
+    assert [run["run_id"] for run in ranked] == (
+        [1] if protocol == "answered" else []
+    )  # the file ranks on its default protocol
 
 
 def test_a_run_recorded_before_protocols_is_rerun_under_its_own():
@@ -64,6 +88,14 @@ def test_a_run_recorded_before_protocols_is_rerun_under_its_own():
     --resume, --like and eval rebuild that, not today's default."""
     from harness.runs.plan import recorded_config
 
-    old = {"run_id": 1, "config": {"tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 5}]}}
-    new = {"run_id": 2, "config": {"tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 3, "protocol": "answered"}]}}
+    old = {
+        "run_id": 1,
+        "config": {"tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 5}]},
+    }
+    new = {
+        "run_id": 2,
+        "config": {
+            "tasks_resolved": [{"name": "rr", "kind": "file", "type": "Reranking", "items": 3, "protocol": "answered"}]
+        },
+    }
     assert recorded_config(old).rerank_protocol == "all" and recorded_config(new).rerank_protocol == "answered"

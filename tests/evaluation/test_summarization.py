@@ -34,13 +34,34 @@ def test_a_summarization_task_scores_the_spearman_of_best_summary_similarity(tin
 
     rng = np.random.default_rng(5)
     say = lambda n: " ".join(rng.choice(WORDS, size=n))  # noqa: E731
-    rows = [{"text": say(12), "human_summaries": [say(4), say(5)], "machine_summaries": [say(4) for _ in range(5)],
-             "relevance": [float(v) for v in rng.integers(1, 6, size=5)]} for _ in range(4)]
+    rows = [
+        {
+            "text": say(12),
+            "human_summaries": [say(4), say(5)],
+            "machine_summaries": [say(4) for _ in range(5)],
+            "relevance": [float(v) for v in rng.integers(1, 6, size=5)],
+        }
+        for _ in range(4)
+    ]
     metadata = TaskMetadata(
-        name="HarnessTestSummaries", description="summaries", reference=None, dataset={"path": "local/summaries", "revision": "0"},
-        type="Summarization", category="t2t", modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
-        main_score="cosine_spearman", date=None, domains=None, task_subtypes=None, license=None, annotations_creators="human-annotated",
-        dialect=None, sample_creation="found", bibtex_citation="",
+        name="HarnessTestSummaries",
+        description="summaries",
+        reference=None,
+        dataset={"path": "local/summaries", "revision": "0"},
+        type="Summarization",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="cosine_spearman",
+        date=None,
+        domains=None,
+        task_subtypes=None,
+        license=None,
+        annotations_creators="human-annotated",
+        dialect=None,
+        sample_creation="found",
+        bibtex_citation="",
     )
 
     class Summaries(AbsTaskSummarization):
@@ -53,7 +74,14 @@ def test_a_summarization_task_scores_the_spearman_of_best_summary_similarity(tin
     Summaries.metadata = metadata
     backbone = load_backbone(backbone_spec(str(tiny_llama_dir)))
     encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings())
-    meta = model_meta(name="harness/test__tiny", revision="0" * 12, n_parameters=1, embed_dim=encoder.embed_dim, max_tokens=512, source="local")
+    meta = model_meta(
+        name="harness/test__tiny",
+        revision="0" * 12,
+        n_parameters=1,
+        embed_dim=encoder.embed_dim,
+        max_tokens=512,
+        source="local",
+    )
     result = mteb.evaluate(MtebEncoder(encoder, meta), Summaries(), cache=None, show_progress_bar=False)
     got = result.task_results[0].get_score()
 

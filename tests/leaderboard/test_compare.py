@@ -18,7 +18,16 @@ def _two_runs(tmp_path):
     base = {"method": "infonce", "backbone": "b", "method_args": {"lr": 2e-4, "steps": 80, "pooling": "mean"}}
     configs = [base, {**base, "method_args": {"lr": 1e-3, "steps": 80, "pooling": "last"}, "seed": 1}]
     for config, score in zip(configs, (0.5, 0.625)):
-        run_id = store.start_run(method="infonce", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash="h", seed=0, environment={})
+        run_id = store.start_run(
+            method="infonce",
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config=config,
+            config_hash="h",
+            seed=0,
+            environment={},
+        )
         store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
         store.finish_run(run_id)
     store.close()
@@ -31,7 +40,9 @@ def test_diff_lists_only_the_keys_that_differ(tmp_path):
     assert result.exit_code == 0, result.output
     table = result.output.split("Config keys that differ", 1)[1]
     rows = [line.strip() for line in table.splitlines()]
-    grouped = rows[rows.index(next(r for r in rows if r.startswith("method_args:"))) + 1:]  # the option's keys follow it
+    grouped = rows[
+        rows.index(next(r for r in rows if r.startswith("method_args:"))) + 1 :
+    ]  # the option's keys follow it
     assert any(r.startswith("lr ") and "0.0002" in r and "0.001" in r for r in grouped)
     assert any(r.startswith("pooling ") and "'mean'" in r and "'last'" in r for r in grouped)
     assert "seed" in table  # present in one config only: shown with "-" for the other
@@ -56,7 +67,10 @@ def test_export_csv_and_json_hold_the_recorded_scores(tmp_path):
     result = CliRunner().invoke(app, ["export", "--csv", str(out), "--db", db])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    assert [(r["run_id"], r["method"], float(r["T"])) for r in rows] == [("1", "infonce", 0.5), ("2", "infonce", 0.625)]
+    assert [(r["run_id"], r["method"], float(r["T"])) for r in rows] == [
+        ("1", "infonce", 0.5),
+        ("2", "infonce", 0.625),
+    ]
     assert not list(tmp_path.glob(".*partial"))
     piped = CliRunner().invoke(app, ["export", "2", "--json", "-", "--db", db])
     (record,) = json.loads(piped.stdout)
@@ -67,7 +81,10 @@ def test_export_needs_exactly_one_format(tmp_path):
     db = _two_runs(tmp_path)
     for args in ([], ["--csv", "a.csv", "--json", "b.json"]):
         result = CliRunner().invoke(app, ["export", *args, "--db", db])
-        assert result.exit_code == 2 and "--csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR" in result.output
+        assert (
+            result.exit_code == 2
+            and "--csv FILE, --json FILE (- for stdout), --mteb DIR or --model DIR" in result.output
+        )
 
 
 def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
@@ -77,7 +94,16 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     store = open_store(db)
     for seed, lr, score in ((0, 2e-4, 0.5), (1, 2e-4, 0.7), (2, 2e-4, 0.6), (0, 1e-3, 0.4)):
         config = {"method": "infonce", "seed": seed, "method_args": {"lr": lr}}
-        run_id = store.start_run(method="infonce", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash=str(seed), seed=seed, environment={})
+        run_id = store.start_run(
+            method="infonce",
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config=config,
+            config_hash=str(seed),
+            seed=seed,
+            environment={},
+        )
         store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
         store.finish_run(run_id)
     store.close()
@@ -87,9 +113,13 @@ def test_by_config_gives_mean_and_sample_std_over_seeds(tmp_path):
     assert first["scores"]["T"]["mean"] == pytest.approx(0.6) and first["scores"]["T"]["n"] == 3
     assert first["scores"]["T"]["std"] == pytest.approx(0.1)  # sqrt(((-.1)^2 + .1^2 + 0) / 2)
     assert second["scores"]["T"] == {"mean": 0.4, "std": 0.0, "n": 1, "interval": None}  # one run: no interval
-    half = 4.302652729911275 * 0.1 / 3 ** 0.5  # Student's t, 97.5% quantile at 2 degrees of freedom (from tables)
+    half = 4.302652729911275 * 0.1 / 3**0.5  # Student's t, 97.5% quantile at 2 degrees of freedom (from tables)
     assert first["scores"]["T"]["interval"] == pytest.approx([0.6 - half, 0.6 + half])
-    table = CliRunner().invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200).output
+    table = (
+        CliRunner()
+        .invoke(app, ["compare", "1", "2", "3", "4", "--by-config", "--db", str(db)], terminal_width=200)
+        .output
+    )
     assert "60.00 +- 10.00 (n=3)" in table and "40.00 (n=1)" in table and "+- 0.00" not in table  # one run: no spread
     assert f"[{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]" in table
 
@@ -102,7 +132,16 @@ def test_by_config_counts_a_repeated_seed_once(tmp_path):
     store = open_store(db)
     for seed, score in ((0, 0.5), (0, 0.5), (1, 0.7)):
         config = {"method": "untrained-mean", "seed": seed, "method_args": {}}
-        run_id = store.start_run(method="untrained-mean", backbone="b", task_spec="t", task_names=["T"], config=config, config_hash="h", seed=seed, environment={})
+        run_id = store.start_run(
+            method="untrained-mean",
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config=config,
+            config_hash="h",
+            seed=seed,
+            environment={},
+        )
         store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=score, details={})
         store.finish_run(run_id)
     store.close()
@@ -119,9 +158,20 @@ def test_tasks_of_one_type_add_no_type_means(tmp_path):
     db = tmp_path / "sts.db"
     store = open_store(db)
     for scores in ({"S1": 0.5, "S2": 0.7}, {"S1": 0.6, "S2": 0.2}):
-        run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=list(scores), config={}, config_hash="h", seed=0, environment={})
+        run_id = store.start_run(
+            method="m",
+            backbone="b",
+            task_spec="t",
+            task_names=list(scores),
+            config={},
+            config_hash="h",
+            seed=0,
+            environment={},
+        )
         for task, score in scores.items():
-            store.record_score(run_id, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_type="STS")
+            store.record_score(
+                run_id, task=task, main_metric="cosine_spearman", main_score=score, details={}, task_type="STS"
+            )
         store.finish_run(run_id)
     store.close()
     rows = json.loads(CliRunner().invoke(app, ["compare", "1", "2", "--db", str(db), "--json"]).stdout)

@@ -16,13 +16,32 @@ MiB = 2**20
 # peak bytes, texts requested, memo hits, cache hits; None: an older row without them, and cache hits
 # None: a row from before the embedding cache, which had none), model size and width
 RUNS = {
-    "fast": ({"A": 0.5, "B": 0.7, "C": 0.9}, [
-        ("A", 2.0, 100, 1200, 300 * MiB, 150, 50, None), ("B", 6.0, 300, 2400, 500 * MiB, 300, 0, 0), ("C", 1.0, 10, 100, 900 * MiB, 10, 0, None),
-    ], 134_515_008, 576),
-    "resumed": ({"A": 0.6, "B": 0.4, "C": 0.1}, [
-        ("A", 99.0, 1, 1, 999 * MiB, 1, 1, 0), ("A", 3.0, 150, 1500, 200 * MiB, 150, 0, 0), ("B", 1.0, 50, 600, 250 * MiB, 300, 200, 50),
-    ], 22_688, 32),
-    "old": ({"A": 0.3, "B": 0.3, "C": 0.3}, [("A", 4.0, 40, 400, 100 * MiB, None, None, None), ("B", 4.0, 60, 600, 120 * MiB, None, None, None)], None, None),
+    "fast": (
+        {"A": 0.5, "B": 0.7, "C": 0.9},
+        [
+            ("A", 2.0, 100, 1200, 300 * MiB, 150, 50, None),
+            ("B", 6.0, 300, 2400, 500 * MiB, 300, 0, 0),
+            ("C", 1.0, 10, 100, 900 * MiB, 10, 0, None),
+        ],
+        134_515_008,
+        576,
+    ),
+    "resumed": (
+        {"A": 0.6, "B": 0.4, "C": 0.1},
+        [
+            ("A", 99.0, 1, 1, 999 * MiB, 1, 1, 0),
+            ("A", 3.0, 150, 1500, 200 * MiB, 150, 0, 0),
+            ("B", 1.0, 50, 600, 250 * MiB, 300, 200, 50),
+        ],
+        22_688,
+        32,
+    ),
+    "old": (
+        {"A": 0.3, "B": 0.3, "C": 0.3},
+        [("A", 4.0, 40, 400, 100 * MiB, None, None, None), ("B", 4.0, 60, 600, 120 * MiB, None, None, None)],
+        None,
+        None,
+    ),
     "missing": ({"A": 0.8, "B": 0.8, "C": 0.8}, [("A", 5.0, 50, 500, 100 * MiB, 50, 10, None)], 1_000_000, 64),
 }
 IDS = {method: number for number, method in enumerate(RUNS, start=1)}
@@ -33,17 +52,45 @@ def build_board(path: Path) -> Path:
     training timing that no evaluation sum may count."""
     store = open_store(path)
     for method, (scores, timings, n_parameters, embed_dim) in RUNS.items():
-        run = store.start_run(method=method, backbone="b", task_spec="t", task_names=list(scores), config={"method": method},
-                              config_hash="h" * 64, seed=0, environment={})
+        run = store.start_run(
+            method=method,
+            backbone="b",
+            task_spec="t",
+            task_names=list(scores),
+            config={"method": method},
+            config_hash="h" * 64,
+            seed=0,
+            environment={},
+        )
         store.record_timing(run, phase="load", seconds=50.0, items=1, tokens=None, peak_memory_bytes=4000 * MiB)
         store.record_timing(run, phase="train:main", seconds=70.0, items=9, tokens=9000, peak_memory_bytes=5000 * MiB)
         for task, value in scores.items():
-            store.record_score(run, task=task, main_metric="cosine_spearman", main_score=value, details={}, task_version="r1", task_type="STS")
+            store.record_score(
+                run,
+                task=task,
+                main_metric="cosine_spearman",
+                main_score=value,
+                details={},
+                task_version="r1",
+                task_type="STS",
+            )
         for task, seconds, items, tokens, peak, requested, hits, cached in timings:
-            details = None if requested is None else {"texts_requested": requested, "memo_hits": hits, "texts_per_s": items / seconds}
+            details = (
+                None
+                if requested is None
+                else {"texts_requested": requested, "memo_hits": hits, "texts_per_s": items / seconds}
+            )
             if cached is not None:
                 details["cache_hits"] = cached
-            store.record_timing(run, phase=f"evaluate:{task}", seconds=seconds, items=items, tokens=tokens, peak_memory_bytes=peak, details=details)
+            store.record_timing(
+                run,
+                phase=f"evaluate:{task}",
+                seconds=seconds,
+                items=items,
+                tokens=tokens,
+                peak_memory_bytes=peak,
+                details=details,
+            )
         if n_parameters is not None:
             store.record_model(run, n_parameters=n_parameters, trainable_parameters=0, embed_dim=embed_dim)
         store.finish_run(run)
@@ -57,16 +104,27 @@ def expected(method: str, tasks: tuple[str, ...]) -> dict:
     last = {row[0]: row for row in timings}
     size = {"embed_dim": embed_dim, "n_parameters": n_parameters}
     if any(task not in last for task in tasks):
-        return {"eval_seconds": None, "texts_per_s": None, "tokens_per_s": None, "memo_hit_rate": None, "cache_hit_rate": None,
-                "peak_memory_bytes": None, **size}
+        return {
+            "eval_seconds": None,
+            "texts_per_s": None,
+            "tokens_per_s": None,
+            "memo_hit_rate": None,
+            "cache_hit_rate": None,
+            "peak_memory_bytes": None,
+            **size,
+        }
     rows = [last[task] for task in tasks]
     seconds = sum(row[1] for row in rows)
     memo = None if rows[0][5] is None else sum(row[6] for row in rows) / sum(row[5] for row in rows)
     cached = None if rows[0][5] is None else sum(row[7] or 0 for row in rows) / sum(row[5] for row in rows)
     return {
-        "eval_seconds": seconds, "texts_per_s": sum(row[2] for row in rows) / seconds,
-        "tokens_per_s": sum(row[3] for row in rows) / seconds, "memo_hit_rate": memo, "cache_hit_rate": cached,
-        "peak_memory_bytes": max(row[4] for row in rows), **size,
+        "eval_seconds": seconds,
+        "texts_per_s": sum(row[2] for row in rows) / seconds,
+        "tokens_per_s": sum(row[3] for row in rows) / seconds,
+        "memo_hit_rate": memo,
+        "cache_hit_rate": cached,
+        "peak_memory_bytes": max(row[4] for row in rows),
+        **size,
     }
 
 
@@ -84,7 +142,11 @@ def test_the_evaluate_timings_of_many_runs_are_read_in_one_query(board):
     assert sorted(costs) == [1, 2, 3, 4]  # an unknown run has no cost
     assert costs[2].tasks["A"]["seconds"] == 3.0  # the resumed run's second evaluation of A
     assert set(costs[1].tasks) == {"A", "B", "C"}  # load and train:main are no evaluation
-    assert (costs[3].n_parameters, costs[3].embed_dim, costs[3].tasks["A"]["memo_hits"]) == (None, None, None)  # an older run
+    assert (costs[3].n_parameters, costs[3].embed_dim, costs[3].tasks["A"]["memo_hits"]) == (
+        None,
+        None,
+        None,
+    )  # an older run
 
 
 @pytest.mark.parametrize("tasks", [("A", "B"), ("A",), ("A", "B", "C")])

@@ -22,10 +22,20 @@ def _record(db, runs: list[dict[str, tuple[float, dict | None]]]) -> None:
     """Finished runs with these (main score, items) per task."""
     store = open_store(db)
     for seed, tasks in enumerate(runs):
-        run = store.start_run(method="m", backbone=f"b{seed}", task_spec="t", task_names=list(tasks), config={"seed": seed},
-                              config_hash=str(seed), seed=seed, environment={})
+        run = store.start_run(
+            method="m",
+            backbone=f"b{seed}",
+            task_spec="t",
+            task_names=list(tasks),
+            config={"seed": seed},
+            config_hash=str(seed),
+            seed=seed,
+            environment={},
+        )
         for task, (score, items) in tasks.items():
-            store.record_score(run, task=task, main_metric="x", main_score=score, details={}, task_version="v1", items=items)
+            store.record_score(
+                run, task=task, main_metric="x", main_score=score, details={}, task_version="v1", items=items
+            )
         store.finish_run(run)
     store.close()
 
@@ -93,7 +103,10 @@ def test_intervals_equal_an_independent_bootstrap(tmp_path):
     kinds = {"sts": "spearman", "ret": "mean", "pair": "max_ap"}
     full = lambda kind, arrays, n: float(_statistic(kind, arrays, np.arange(n)[None, :])[0])  # noqa: E731
     sizes = {"sts": 30, "ret": 20, "pair": 25}
-    runs = [{t: (full(kinds[t], arrays, sizes[t]), _items(kinds[t], **arrays)) for t, arrays in run.items()} for run in made]
+    runs = [
+        {t: (full(kinds[t], arrays, sizes[t]), _items(kinds[t], **arrays)) for t, arrays in run.items()}
+        for run in made
+    ]
     db = tmp_path / "h.db"
     _record(db, runs)
     result = runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)])
@@ -121,7 +134,12 @@ def test_identical_vectors_give_an_interval_of_exactly_zero(tmp_path):
     _record(db, [{"sts": (score, items)}, {"sts": (score, items)}])
     second = json.loads(runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)]).stdout)[1]
     assert second["intervals"]["sts"] == {
-        "difference": 0.0, "low": 0.0, "high": 0.0, "resamples": RESAMPLES, "level": 0.95, "separable": False,
+        "difference": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "resamples": RESAMPLES,
+        "level": 0.95,
+        "separable": False,
     }
     table = runner.invoke(app, ["compare", "1", "2", "--db", str(db)], terminal_width=120).output
     assert "[+0.00, +0.00]" in table and "] !" not in table
@@ -136,24 +154,66 @@ def test_a_known_shift_on_a_large_task_is_separable(tmp_path):
     noise = rng.normal(0, 0.05, 5000)
     shifted = base + 0.02 + noise - noise.mean()  # the observed difference is the shift exactly
     db = tmp_path / "h.db"
-    _record(db, [{"ret": (base.mean(), _items("mean", values=base))}, {"ret": (shifted.mean(), _items("mean", values=shifted))}])
-    got = json.loads(runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)]).stdout)[1]["intervals"]["ret"]
+    _record(
+        db,
+        [
+            {"ret": (base.mean(), _items("mean", values=base))},
+            {"ret": (shifted.mean(), _items("mean", values=shifted))},
+        ],
+    )
+    got = json.loads(runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)]).stdout)[1]["intervals"][
+        "ret"
+    ]
     assert got["separable"] and 0 < got["low"] < 0.02 < got["high"] and got["high"] - got["low"] < 0.01
     assert "] !" in runner.invoke(app, ["compare", "1", "2", "--db", str(db)], terminal_width=120).output
     ranked = json.loads(runner.invoke(app, ["leaderboard", "--json", "--db", str(db)]).stdout)
     assert [(r["run_id"], r["rank"]) for r in ranked] == [(2, 1), (1, 2)] and ranked[1]["separable_from_above"] is True
 
 
-@pytest.mark.parametrize("items, reason", [
-    (None, "recorded before per-item results were kept"),
-    ({"format": 1, "unavailable": "Summarization tasks keep no per-item results yet"}, "Summarization tasks keep no per-item results yet"),
-    ({"format": 9, "subsets": []}, "a form this release does not know"),
-    ({"format": 1, "subsets": [{"split": "test", "subset": "default", "statistic": "mean", "n": 3, "ids": "i",
-                                "arrays": {"values": "not base64!"}}]}, "damaged"),
-    ({"format": 1, "subsets": [{**intervals.subset("test", "default", "mean", "i", values=[1.0, 2.0]), "n": 5}]}, "damaged"),
-    ({"format": 1, "subsets": [{**intervals.subset("test", "default", "mean", "i", values=[1.0, 2.0]), "statistic": "median"}]}, "damaged"),
-    (["not", "a", "record"], "a form this release does not know"),
-])
+@pytest.mark.parametrize(
+    "items, reason",
+    [
+        (None, "recorded before per-item results were kept"),
+        (
+            {"format": 1, "unavailable": "Summarization tasks keep no per-item results yet"},
+            "Summarization tasks keep no per-item results yet",
+        ),
+        ({"format": 9, "subsets": []}, "a form this release does not know"),
+        (
+            {
+                "format": 1,
+                "subsets": [
+                    {
+                        "split": "test",
+                        "subset": "default",
+                        "statistic": "mean",
+                        "n": 3,
+                        "ids": "i",
+                        "arrays": {"values": "not base64!"},
+                    }
+                ],
+            },
+            "damaged",
+        ),
+        (
+            {
+                "format": 1,
+                "subsets": [{**intervals.subset("test", "default", "mean", "i", values=[1.0, 2.0]), "n": 5}],
+            },
+            "damaged",
+        ),
+        (
+            {
+                "format": 1,
+                "subsets": [
+                    {**intervals.subset("test", "default", "mean", "i", values=[1.0, 2.0]), "statistic": "median"}
+                ],
+            },
+            "damaged",
+        ),
+        (["not", "a", "record"], "a form this release does not know"),
+    ],
+)
 def test_scores_without_usable_items_say_why_and_never_fail(tmp_path, items, reason):
     good = _items("mean", values=[0.1, 0.5, 0.9])
     db = tmp_path / "h.db"
@@ -161,7 +221,10 @@ def test_scores_without_usable_items_say_why_and_never_fail(tmp_path, items, rea
     result = runner.invoke(app, ["compare", "1", "2", "--json", "--db", str(db)])
     assert result.exit_code == 0, result.output
     second = json.loads(result.stdout)[1]
-    assert reason in second["intervals"]["T"]["unavailable"] and "without paired items" in second["mean_interval"]["unavailable"]
+    assert (
+        reason in second["intervals"]["T"]["unavailable"]
+        and "without paired items" in second["mean_interval"]["unavailable"]
+    )
     table = runner.invoke(app, ["compare", "1", "2", "--db", str(db)], terminal_width=160).output
     assert "[n/a]" in table and reason in " ".join(table.split())
     board = runner.invoke(app, ["leaderboard", "--db", str(db)], terminal_width=160)
@@ -182,5 +245,7 @@ def test_fewer_than_a_thousand_resamples_are_refused(tmp_path):
     _record(db, [{"T": (0.5, _items("mean", values=[0.1, 0.9]))}, {"T": (0.4, _items("mean", values=[0.2, 0.6]))}])
     result = runner.invoke(app, ["compare", "1", "2", "--resamples", "999", "--db", str(db)])
     assert result.exit_code == 2 and "--resamples" in result.output
-    wider = json.loads(runner.invoke(app, ["compare", "1", "2", "--resamples", "2000", "--json", "--db", str(db)]).stdout)[1]
+    wider = json.loads(
+        runner.invoke(app, ["compare", "1", "2", "--resamples", "2000", "--json", "--db", str(db)]).stdout
+    )[1]
     assert wider["intervals"]["T"]["resamples"] == 2000

@@ -18,8 +18,14 @@ ENV = {"git_sha": "abc", "git_dirty": False, "versions": {"torch": "x"}, "hardwa
 
 def _start(store, method="m", tasks=("A", "B"), seed=0) -> int:
     return store.start_run(
-        method=method, backbone="b", task_spec="t", task_names=list(tasks), config={"method": method},
-        config_hash="h" * 64, seed=seed, environment=ENV,
+        method=method,
+        backbone="b",
+        task_spec="t",
+        task_names=list(tasks),
+        config={"method": method},
+        config_hash="h" * 64,
+        seed=seed,
+        environment=ENV,
     )
 
 
@@ -96,7 +102,9 @@ def test_another_apps_sqlite_database_is_refused(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("change", ["UPDATE alembic_version SET version_num = '9999'", f"PRAGMA user_version = {ALEMBIC_USER_VERSION + 1}"])
+@pytest.mark.parametrize(
+    "change", ["UPDATE alembic_version SET version_num = '9999'", f"PRAGMA user_version = {ALEMBIC_USER_VERSION + 1}"]
+)
 def test_a_newer_schema_is_refused(tmp_path, change):
     path = tmp_path / "new.db"
     open_store(path).close()
@@ -121,7 +129,15 @@ def test_unknown_run_ids_are_named(tmp_path):
 
 
 def _run(run_id, scores, method="m"):
-    return {"run_id": run_id, "method": method, "backbone": "b", "tasks": list(scores), "scores": scores, "seed": 0, "ended_at": None}
+    return {
+        "run_id": run_id,
+        "method": method,
+        "backbone": "b",
+        "tasks": list(scores),
+        "scores": scores,
+        "seed": 0,
+        "ended_at": None,
+    }
 
 
 def test_compare_means_over_shared_tasks_and_best():
@@ -135,7 +151,12 @@ def test_compare_means_over_shared_tasks_and_best():
 
 
 def test_rank_orders_by_mean_shares_ties_and_drops_incomplete():
-    runs = [_run(1, {"A": 0.5, "B": 0.5}), _run(2, {"A": 0.9, "B": 0.7}), _run(3, {"A": 0.4, "B": 0.6}), _run(4, {"A": 1.0})]
+    runs = [
+        _run(1, {"A": 0.5, "B": 0.5}),
+        _run(2, {"A": 0.9, "B": 0.7}),
+        _run(3, {"A": 0.4, "B": 0.6}),
+        _run(4, {"A": 1.0}),
+    ]
     ranked = rank(runs, ["A", "B"])
     assert [(r["run_id"], r["rank"]) for r in ranked] == [(2, 1), (1, 2), (3, 2)]
     assert ranked[0]["mean"] == pytest.approx(0.8)
@@ -170,17 +191,31 @@ def test_compare_and_rank_mean_each_task_type_of_the_shared_tasks():
     first = _typed(1, {"S1": 0.5, "S2": 0.7, "R": 0.2, "old": 0.9, "own": 0.4}, {**types, "own": "Reranking"})
     second = _typed(2, {"S1": 0.6, "S2": 0.6, "R": 0.4, "old": 0.1}, types)
     comparison = compare([first, second])
-    assert comparison.type_tasks == {"Retrieval": ["R"], "STS": ["S1", "S2"], "unknown": ["old"]}  # "own" is not shared
-    assert comparison.type_means == {"Retrieval": [0.2, 0.4], "STS": [pytest.approx(0.6), pytest.approx(0.6)], "unknown": [0.9, 0.1]}
+    assert comparison.type_tasks == {
+        "Retrieval": ["R"],
+        "STS": ["S1", "S2"],
+        "unknown": ["old"],
+    }  # "own" is not shared
+    assert comparison.type_means == {
+        "Retrieval": [0.2, 0.4],
+        "STS": [pytest.approx(0.6), pytest.approx(0.6)],
+        "unknown": [0.9, 0.1],
+    }
     assert comparison.means == [pytest.approx((0.5 + 0.7 + 0.2 + 0.9) / 4), pytest.approx((0.6 + 0.6 + 0.4 + 0.1) / 4)]
     ranked = rank([first, second], ["S1", "S2", "R"])
-    assert [(r["run_id"], r["mean"]) for r in ranked] == [(2, pytest.approx(1.6 / 3)), (1, pytest.approx(1.4 / 3))]  # as before
+    assert [(r["run_id"], r["mean"]) for r in ranked] == [
+        (2, pytest.approx(1.6 / 3)),
+        (1, pytest.approx(1.4 / 3)),
+    ]  # as before
     assert ranked[0]["type_means"] == {"Retrieval": 0.4, "STS": pytest.approx(0.6)}
     assert ranked[1]["type_means"] == {"Retrieval": 0.2, "STS": pytest.approx(0.6)}
 
 
 def test_one_task_type_adds_no_type_means():
-    runs = [_typed(1, {"A": 0.5, "B": 0.7}, {"A": "STS", "B": "STS"}), _typed(2, {"A": 0.6, "B": 0.2}, {"A": "STS", "B": None})]
+    runs = [
+        _typed(1, {"A": 0.5, "B": 0.7}, {"A": "STS", "B": "STS"}),
+        _typed(2, {"A": 0.6, "B": 0.2}, {"A": "STS", "B": None}),
+    ]
     assert compare(runs[:1]).type_means == {} and "type_means" not in rank(runs[:1], ["A", "B"])[0]
     assert compare(runs).type_means == {}  # B is STS: run 1 recorded it
     assert all("type_means" not in run for run in rank(runs, ["A", "B"]))
@@ -191,6 +226,9 @@ def test_one_task_type_adds_no_type_means():
 def test_a_task_shown_apart_by_version_keeps_its_type():
     from leaderboard.queries import separate_versions
 
-    runs = [{**_typed(i, {"A": 0.5}, {"A": kind}), "task_versions": {"A": version}} for i, kind, version in ((1, "STS", "v1"), (2, "Retrieval", "v2"))]
+    runs = [
+        {**_typed(i, {"A": 0.5}, {"A": kind}), "task_versions": {"A": version}}
+        for i, kind, version in ((1, "STS", "v1"), (2, "Retrieval", "v2"))
+    ]
     separated, _ = separate_versions(runs)
     assert [run["task_types"] for run in separated] == [{"A@v1": "STS"}, {"A@v2": "Retrieval"}]

@@ -41,13 +41,25 @@ def _downgraded(db: str, revision: str) -> dict[str, set[str]]:
     try:
         with engine.begin() as conn:
             command.downgrade(migrations._config(conn), revision)
-            return {table: {c["name"] for c in inspect(conn).get_columns(table)} for table in inspect(conn).get_table_names()}
+            return {
+                table: {c["name"] for c in inspect(conn).get_columns(table)}
+                for table in inspect(conn).get_table_names()
+            }
     finally:
         engine.dispose()
 
 
 def _run(store, method="m") -> int:
-    return store.start_run(method=method, backbone="b", task_spec="t", task_names=["A"], config={}, config_hash="h", seed=0, environment={})
+    return store.start_run(
+        method=method,
+        backbone="b",
+        task_spec="t",
+        task_names=["A"],
+        config={},
+        config_hash="h",
+        seed=0,
+        environment={},
+    )
 
 
 def test_the_revisions_build_exactly_the_models_tables(any_db):
@@ -59,7 +71,9 @@ def test_the_revisions_build_exactly_the_models_tables(any_db):
 def test_counts_beyond_32_bits_are_recorded(any_db):
     store = open_store(any_db)
     run_id = _run(store)
-    store.record_model(run_id, n_parameters=LLAMA2_7B_PARAMETERS, trainable_parameters=LLAMA2_7B_PARAMETERS, embed_dim=4096)
+    store.record_model(
+        run_id, n_parameters=LLAMA2_7B_PARAMETERS, trainable_parameters=LLAMA2_7B_PARAMETERS, embed_dim=4096
+    )
     store.record_timing(run_id, phase="train:ic", seconds=1.0, tokens=3 * 2**31, peak_memory_bytes=H200_BYTES)
     record = store.get_run(run_id)
     assert record["n_parameters"] == LLAMA2_7B_PARAMETERS
@@ -90,7 +104,9 @@ def test_an_older_revision_on_a_server_is_upgraded_only_when_asked_and_backed_up
     result = CliRunner().invoke(app, ["db", "upgrade", "--db", postgres_url])
     assert result.exit_code == 0 and f"from schema revision {migrations.BASELINE}" in result.output, result.output
     assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
-    (schema,) = db_rows(postgres_url, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'harness_backup_%'")
+    (schema,) = db_rows(
+        postgres_url, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'harness_backup_%'"
+    )
     assert schema[0].startswith(f"harness_backup_{migrations.BASELINE}_")
     assert db_rows(postgres_url, f'SELECT version_num FROM "{schema[0]}".alembic_version') == [(migrations.BASELINE,)]
     assert _differences(postgres_url) == []
@@ -123,14 +139,19 @@ def test_a_newer_or_foreign_server_database_is_refused_untouched(postgres_url):
 def test_reading_an_empty_server_creates_nothing(postgres_url):
     result = CliRunner().invoke(app, ["runs", "--db", postgres_url])
     assert result.exit_code == 0 and "No leaderboard at" in result.output
-    assert db_rows(postgres_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+    assert db_rows(postgres_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [
+        (0,)
+    ]
 
 
-@pytest.mark.parametrize("db,message", [
-    ("mysql://user@host/db", "records into SQLite or PostgreSQL"),
-    ("sqlite://", "in-memory database keeps nothing"),
-    ("postgresql://user:secret@127.0.0.1:1/none", "cannot be opened as a database"),
-])
+@pytest.mark.parametrize(
+    "db,message",
+    [
+        ("mysql://user@host/db", "records into SQLite or PostgreSQL"),
+        ("sqlite://", "in-memory database keeps nothing"),
+        ("postgresql://user:secret@127.0.0.1:1/none", "cannot be opened as a database"),
+    ],
+)
 def test_a_database_url_that_cannot_be_used_is_exit_2_without_its_password(db, message):
     result = CliRunner().invoke(app, ["runs", "--db", db])
     assert result.exit_code == 2, result.output
@@ -166,10 +187,15 @@ def test_scores_recover_their_task_version_when_upgraded(any_db):
             "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', "
             f"'{json.dumps(config)}', 'h', 0, '{{}}', '{{}}', 'host', 1, 0, 0)"
         )
-        for task, result in (("mteb-task", {"dataset_revision": "rev123", "task_name": "mteb-task"}), ("file-task", None), ("lost", None)):
+        for task, result in (
+            ("mteb-task", {"dataset_revision": "rev123", "task_name": "mteb-task"}),
+            ("file-task", None),
+            ("lost", None),
+        ):
+            kept = "NULL" if result is None else f"'{json.dumps(result)}'"
             conn.exec_driver_sql(
-                "INSERT INTO scores (run_id, task, main_metric, main_score, details, task_result) VALUES (1, %s, 'm', 0.5, '{}', %s)"
-                % (f"'{task}'", "NULL" if result is None else f"'{json.dumps(result)}'")
+                "INSERT INTO scores (run_id, task, main_metric, main_score, details, task_result) "
+                f"VALUES (1, '{task}', 'm', 0.5, '{{}}', {kept})"
             )
     engine.dispose()
     _upgraded(any_db).close()
@@ -182,20 +208,33 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     """Revision 0005: only what the run's recorded config says for certain; never from the metric."""
     import json
 
-
     _at_revision(any_db, "0004")
     sts_file, other_file = "ab" * 32, "cd" * 32
-    config = {"tasks_resolved": [
-        {"name": "LeeDocSimilarity", "kind": "offline"},
-        {"name": "sts-file", "kind": "file", "path": "sts-file.tsv", "sha256": sts_file, "pairs": 9},
-        {"name": "quick", "kind": "file", "path": "quick.tsv", "sha256": sts_file, "pairs": 9},
-        {"name": "msrp", "kind": "file", "path": "msrp.tsv", "sha256": other_file, "type": "PairClassification", "items": 9},
-        {"name": "replaced", "kind": "file", "path": "replaced.tsv", "sha256": sts_file, "pairs": 9},
-        {"name": "STS12", "kind": "mteb"},
-    ]}
+    config = {
+        "tasks_resolved": [
+            {"name": "LeeDocSimilarity", "kind": "offline"},
+            {"name": "sts-file", "kind": "file", "path": "sts-file.tsv", "sha256": sts_file, "pairs": 9},
+            {"name": "quick", "kind": "file", "path": "quick.tsv", "sha256": sts_file, "pairs": 9},
+            {
+                "name": "msrp",
+                "kind": "file",
+                "path": "msrp.tsv",
+                "sha256": other_file,
+                "type": "PairClassification",
+                "items": 9,
+            },
+            {"name": "replaced", "kind": "file", "path": "replaced.tsv", "sha256": sts_file, "pairs": 9},
+            {"name": "STS12", "kind": "mteb"},
+        ]
+    }
     scores = [  # (run, task, task_version)
-        (1, "LeeDocSimilarity", "gensim-4.4"), (1, "sts-file", sts_file[:12]), (1, "quick", f"{sts_file[:12]}+first6"),
-        (1, "msrp", None), (1, "replaced", other_file[:12]), (1, "STS12", "rev12"), (1, "evaluated-later", None),
+        (1, "LeeDocSimilarity", "gensim-4.4"),
+        (1, "sts-file", sts_file[:12]),
+        (1, "quick", f"{sts_file[:12]}+first6"),
+        (1, "msrp", None),
+        (1, "replaced", other_file[:12]),
+        (1, "STS12", "rev12"),
+        (1, "evaluated-later", None),
         (2, "LeeDocSimilarity", None),  # run 2 recorded no tasks_resolved: its own config says nothing
     ]
     engine = create_engine(locate(any_db).url)
@@ -215,8 +254,14 @@ def test_scores_recover_their_task_type_when_upgraded(any_db):
     _upgraded(any_db).close()
     types = {(run, task): kind for run, task, kind in db_rows(any_db, "SELECT run_id, task, task_type FROM scores")}
     assert types == {
-        (1, "LeeDocSimilarity"): "STS", (1, "sts-file"): "STS", (1, "quick"): "STS", (1, "msrp"): "PairClassification",
-        (1, "replaced"): None, (1, "STS12"): None, (1, "evaluated-later"): None, (2, "LeeDocSimilarity"): None,
+        (1, "LeeDocSimilarity"): "STS",
+        (1, "sts-file"): "STS",
+        (1, "quick"): "STS",
+        (1, "msrp"): "PairClassification",
+        (1, "replaced"): None,
+        (1, "STS12"): None,
+        (1, "evaluated-later"): None,
+        (2, "LeeDocSimilarity"): None,
     }
     assert _differences(any_db) == []
 
@@ -236,15 +281,26 @@ def test_dev_scores_arrive_as_a_table_of_their_own_and_go_with_their_run(any_db)
             "hardware, host, pid, started_at, heartbeat_at) VALUES ('u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
             "'{}', '{}', 'host', 1, 0, 0)"
         )
-        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'm', 0.5, '{}')")
+        conn.exec_driver_sql(
+            "INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'A', 'm', 0.5, '{}')"
+        )
     engine.dispose()
     store = _upgraded(any_db)
     assert _differences(any_db) == [] and store.get_run(1)["scores"] == {"A": 0.5}
     run_id = _run(store)
-    store.record_dev_scores(run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.25, "seconds": 1.5}])
-    store.record_dev_scores(run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.75, "seconds": 2.0}])
-    store.record_dev_scores(run_id, "cda", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.5, "seconds": 1.0}])
-    assert [(d["stage"], d["step"], d["score"], d["seconds"]) for d in store.dev_scores(run_id)] == [("ic", 10, 0.75, 2.0), ("cda", 10, 0.5, 1.0)]
+    store.record_dev_scores(
+        run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.25, "seconds": 1.5}]
+    )
+    store.record_dev_scores(
+        run_id, "ic", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.75, "seconds": 2.0}]
+    )
+    store.record_dev_scores(
+        run_id, "cda", 10, [{"task": "dev", "main_metric": "cosine_spearman", "score": 0.5, "seconds": 1.0}]
+    )
+    assert [(d["stage"], d["step"], d["score"], d["seconds"]) for d in store.dev_scores(run_id)] == [
+        ("ic", 10, 0.75, 2.0),
+        ("cda", 10, 0.5, 1.0),
+    ]
     assert store.get_run(run_id)["scores"] == {}  # never a test score
     store.finish_run(run_id)
     store.delete_run(run_id)
@@ -264,7 +320,9 @@ def _one_scored_run(db: str) -> None:
             "hardware, host, pid, started_at, heartbeat_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[]', '{}', 'h', 0, "
             "'{}', '{}', 'host', 1, 0, 0)"
         )
-        conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
+        conn.exec_driver_sql(
+            "INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')"
+        )
     engine.dispose()
 
 
@@ -315,8 +373,20 @@ def test_scores_from_before_contamination_read_unmeasured_when_upgraded(any_db):
 #: what a version-1 recorded config left out (written out here, not taken from the revision)
 V1_LEFT_OUT_RUN = ("limit", "instructions", "dev_tasks", "dims", "repeats", "attention", "config_version")
 V1_LEFT_OUT_OPTIONS = {
-    "infonce": ("eval_every", "keep_best", "dropout", "hidden_dropout", "hard_negatives", "mini_batch", "query_negatives",
-                "document_negatives", "false_negative_margin", "symmetric", "matryoshka_dims", "matryoshka_weights"),
+    "infonce": (
+        "eval_every",
+        "keep_best",
+        "dropout",
+        "hidden_dropout",
+        "hard_negatives",
+        "mini_batch",
+        "query_negatives",
+        "document_negatives",
+        "false_negative_margin",
+        "symmetric",
+        "matryoshka_dims",
+        "matryoshka_weights",
+    ),
     "untrained-mean": ("pool_text_only",),
 }
 
@@ -369,5 +439,7 @@ def test_configs_from_before_config_versions_hash_as_the_same_config_does_now(an
 
     _downgraded(any_db, "0009")
     for run_id, config in enumerate(before.values(), start=1):
-        (recorded, digest), = db_rows(any_db, f"SELECT config, config_hash FROM runs WHERE id = {run_id}")
-        assert (json.loads(recorded) if isinstance(recorded, str) else recorded) == config and digest == _v1_hash(config)
+        ((recorded, digest),) = db_rows(any_db, f"SELECT config, config_hash FROM runs WHERE id = {run_id}")
+        assert (json.loads(recorded) if isinstance(recorded, str) else recorded) == config and digest == _v1_hash(
+            config
+        )

@@ -18,9 +18,24 @@ def _db_with_losses(tmp_path):
     db = tmp_path / "plot.db"
     store = open_store(db)
     for method, scale in (("first", 1.0), ("second", 2.0)):
-        run_id = store.start_run(method=method, backbone="b", task_spec="t", task_names=["T"], config={}, config_hash="h", seed=0, environment={})
-        store.record_metrics(run_id, "ic", [{"step": s, "loss": scale * math.exp(-s / 10), "lr": 1e-3, "seconds": 1.0} for s in range(1, 41)])
-        store.record_metrics(run_id, "cda", [{"step": s, "loss": scale * 0.7, "lr": 5e-4, "seconds": 1.0} for s in range(1, 11)])
+        run_id = store.start_run(
+            method=method,
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config={},
+            config_hash="h",
+            seed=0,
+            environment={},
+        )
+        store.record_metrics(
+            run_id,
+            "ic",
+            [{"step": s, "loss": scale * math.exp(-s / 10), "lr": 1e-3, "seconds": 1.0} for s in range(1, 41)],
+        )
+        store.record_metrics(
+            run_id, "cda", [{"step": s, "loss": scale * 0.7, "lr": 5e-4, "seconds": 1.0} for s in range(1, 11)]
+        )
         store.finish_run(run_id)
     store.close()
     return db
@@ -51,10 +66,9 @@ def test_png_shows_both_runs_colours(tmp_path):
         assert close.sum() > 100, colour
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["1", "--out", "loss.txt"], "--out loss.txt"),
-    (["7", "--out", "loss.png"], "no run 7"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"), [(["1", "--out", "loss.txt"], "--out loss.txt"), (["7", "--out", "loss.png"], "no run 7")]
+)
 def test_bad_plot_requests_exit_2(tmp_path, monkeypatch, args, fragment):
     db = _db_with_losses(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -17,8 +17,17 @@ from tests.conftest import db_rows
 
 REVISIONS = [f"{n:04d}" for n in range(1, int(migrations.head()) + 1)]
 READS = [
-    ["runs"], ["runs", "--status", "failed"], ["show", "1"], ["show", "999"], ["compare"], ["compare", "1"],
-    ["leaderboard"], ["export", "--csv", "-"], ["export", "1", "--json", "-"], ["plot", "1", "--out", "loss.png"], ["browse"],
+    ["runs"],
+    ["runs", "--status", "failed"],
+    ["show", "1"],
+    ["show", "999"],
+    ["compare"],
+    ["compare", "1"],
+    ["leaderboard"],
+    ["export", "--csv", "-"],
+    ["export", "1", "--json", "-"],
+    ["plot", "1", "--out", "loss.png"],
+    ["browse"],
 ]
 
 
@@ -34,7 +43,9 @@ def _database_at(db: str, revision: str) -> None:
                 "hardware, host, pid, started_at, heartbeat_at, ended_at) VALUES (1, 'u1', 'finished', 'm', 'b', 't', '[\"T\"]', "
                 "'{}', 'h', 0, '{}', '{}', 'host', 1, 0, 0, 1)"
             )
-            conn.exec_driver_sql("INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')")
+            conn.exec_driver_sql(
+                "INSERT INTO scores (run_id, task, main_metric, main_score, details) VALUES (1, 'T', 'm', 0.5, '{}')"
+            )
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql(f"PRAGMA user_version = {migrations.ALEMBIC_USER_VERSION}")
     finally:
@@ -69,7 +80,11 @@ def test_reads_leave_an_older_server_database_as_it_was(postgres_url):
     for args in READS[:-1]:
         result = CliRunner().invoke(app, [*args, "--db", postgres_url])
         assert result.exit_code == 2 and "harness db upgrade" in result.output, (args, result.output)
-    for writer in (["run", "--method", "untrained-mean"], ["eval", "1", "--tasks", "offline"], ["delete", "1", "--yes"]):
+    for writer in (
+        ["run", "--method", "untrained-mean"],
+        ["eval", "1", "--tasks", "offline"],
+        ["delete", "1", "--yes"],
+    ):
         result = CliRunner().invoke(app, [*writer, "--db", postgres_url])
         assert result.exit_code == 2 and "harness db upgrade" in result.output, (writer, result.output)
     assert db_rows(postgres_url, "SELECT version_num FROM alembic_version") == [(migrations.BASELINE,)]

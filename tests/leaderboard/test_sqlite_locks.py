@@ -55,7 +55,11 @@ def test_read_commands_leave_no_connection_open_when_they_end(tmp_path):
     open_store(path).close()
 
     def descriptors() -> list[str]:
-        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if Path(f"/proc/self/fd/{fd}").exists()]
+        return [
+            os.readlink(f"/proc/self/fd/{fd}")
+            for fd in os.listdir("/proc/self/fd")
+            if Path(f"/proc/self/fd/{fd}").exists()
+        ]
 
     for command in (["runs"], ["leaderboard"], ["compare"], ["show", "1"]):
         CliRunner().invoke(app, [*command, "--db", str(path)])

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from harness.model.backbones import Backbone, BackboneSpec
 from harness.encoder import EncodeSettings, pad_batch
+from harness.model.backbones import Backbone, BackboneSpec
 from harness.training.parameters import prepare_model
 from methods.autoregembed import (
     AutoRegEmbed,
@@ -38,7 +38,13 @@ def sigmoid(x: float) -> float:
 
 
 def test_cda_loss_on_fixed_log_probabilities():
-    a, self_lp, n, ra, rn = torch.tensor([-10.0]), torch.tensor([-4.0]), torch.tensor([[-20.0]]), torch.tensor([-12.0]), torch.tensor([[-15.0]])
+    a, self_lp, n, ra, rn = (
+        torch.tensor([-10.0]),
+        torch.tensor([-4.0]),
+        torch.tensor([[-20.0]]),
+        torch.tensor([-12.0]),
+        torch.tensor([[-15.0]]),
+    )
     s1, s2 = cda_scores(a, self_lp, n, ra, rn, beta=0.1, sign="paper")
     assert float(s1) == pytest.approx(sigmoid(0.1 * 6))  # |a - self| = 6
     assert float(s2) == pytest.approx(sigmoid(0.1 * ((-10 + 20) - (-12 + 15))))  # m = 10 - 3 = 7
@@ -57,14 +63,18 @@ def test_several_negatives_joint_and_pairwise():
     assert float(cda_loss(s1, s2, tau=0.1, negatives="joint")) == pytest.approx(joint, rel=1e-6)
     assert float(cda_loss(s1, s2, tau=0.1, negatives="pairwise")) == pytest.approx(pairwise, rel=1e-6)
     one = torch.tensor([[0.7]])
-    assert float(cda_loss(s1, one, tau=0.1, negatives="joint")) == pytest.approx(float(cda_loss(s1, one, tau=0.1, negatives="pairwise")))
+    assert float(cda_loss(s1, one, tau=0.1, negatives="joint")) == pytest.approx(
+        float(cda_loss(s1, one, tau=0.1, negatives="pairwise"))
+    )
 
 
 def _method(finetune="lora", seed=0, **options):
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(seed), make_tokenizer())
     original = copy.deepcopy(backbone.model)
     options = {"lora_dropout": 0.0, **options}
-    config = AutoRegEmbedConfig(instruction=INSTRUCTION, lora_r=4, lora_alpha=8, finetune=finetune, batch_size=3, max_length=32, **options)
+    config = AutoRegEmbedConfig(
+        instruction=INSTRUCTION, lora_r=4, lora_alpha=8, finetune=finetune, batch_size=3, max_length=32, **options
+    )
     method = AutoRegEmbed(config)
     torch.manual_seed(seed)
     prepare_model(backbone, config)
@@ -94,7 +104,9 @@ def test_slot_positions_follow_each_rows_last_real_token():
     left_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
     left_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     with torch.no_grad():
-        torch.testing.assert_close(compress_padded(backbone.model, method.slots, left_ids, left_mask), batched, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            compress_padded(backbone.model, method.slots, left_ids, left_mask), batched, atol=1e-5, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("pack", [True, False])
@@ -179,7 +191,9 @@ def test_reusing_the_query_compression_equals_recomputing_it():
     e_pos = stage.encode(model, tok, [e.pos for e in batch], config)
     with method.decoding(model) as decoder:
         a = score_targets(decoder, e_q1, stage.targets(tok, [e.pos for e in batch], config), pack=config.pack).sums
-        self_lp = score_targets(decoder, e_pos, stage.targets(tok, [e.pos for e in batch], config), pack=config.pack).sums
+        self_lp = score_targets(
+            decoder, e_pos, stage.targets(tok, [e.pos for e in batch], config), pack=config.pack
+        ).sums
         n = score_targets(decoder, e_q2, stage.targets(tok, [e.neg for e in batch], config), pack=config.pack).sums
     ra = torch.tensor([e.ref_pos for e in batch])
     rn = torch.tensor([[e.ref_neg] for e in batch])
@@ -224,7 +238,11 @@ def test_stage_selection_and_presets():
     with pytest.raises(HarnessError, match="choose from ic, cda"):
         AutoRegEmbed(AutoRegEmbedConfig(stages=["cdaa"]))
     quick = method_options(AutoRegEmbed, {}, "autoregembed")  # the default: both stages, a few steps
-    assert quick.preset == "quick" and quick.finetune == "lora" and (quick.ic_steps, quick.cda_steps, quick.batch_size) == (16, 8, 4)
+    assert (
+        quick.preset == "quick"
+        and quick.finetune == "lora"
+        and (quick.ic_steps, quick.cda_steps, quick.batch_size) == (16, 8, 4)
+    )
     assert AutoRegEmbed(quick).closing_notes() and [s.name for s in AutoRegEmbed(quick).stages()] == ["ic", "cda"]
     small = method_options(AutoRegEmbed, {"preset": "small"}, "autoregembed")
     assert small.finetune == "lora" and small.ic_steps == 40
@@ -244,7 +262,10 @@ def test_ic_data_from_a_file_from_triplets_and_pwc_offline(tmp_path):
 
     path = tmp_path / "ic.tsv"
     path.write_text("context\tprompt\tanswer\nthe cat sat\twhat sat?\tthe cat\nrain falls\t\train\n")
-    assert ic_examples(str(path), "offline", 0) == [ICExample("the cat sat", "what sat?", "the cat"), ICExample("rain falls", "", "rain")]
+    assert ic_examples(str(path), "offline", 0) == [
+        ICExample("the cat sat", "what sat?", "the cat"),
+        ICExample("rain falls", "", "rain"),
+    ]
     triplets = tmp_path / "t.tsv"
     triplets.write_text("query\tpos\tneg\nq1\tp1\tn1\nq1\tp2\tn2\n")
     assert ic_examples("", str(triplets), 0) == [ICExample(t, "", t) for t in ("q1", "p1", "p2")]
@@ -271,7 +292,9 @@ def test_gradient_checkpointing_leaves_autoregembed_gradients_unchanged(stage_cl
         backbone.model.train()
         loss, _ = stage.loss(backbone.model, backbone.tokenizer, batch, method.config)
         loss.backward()
-        results.append((float(loss), {n: p.grad.clone() for n, p in backbone.model.named_parameters() if p.grad is not None}))
+        results.append(
+            (float(loss), {n: p.grad.clone() for n, p in backbone.model.named_parameters() if p.grad is not None})
+        )
     (plain_loss, plain), (ckpt_loss, ckpt) = results
     assert ckpt_loss == pytest.approx(plain_loss, abs=1e-6)
     for name, grad in plain.items():
@@ -290,7 +313,9 @@ def test_s2_is_one_half_at_the_first_cda_step_in_training_mode_despite_lora_drop
         stage.loss(backbone.model, backbone.tokenizer, batch, method.config)
         _, s2, _ = stage.scores(backbone.model, backbone.tokenizer, batch, method.config)
     torch.testing.assert_close(s2, torch.full_like(s2, 0.5), atol=1e-5, rtol=0)
-    dropouts = [m for n, m in backbone.model.named_modules() if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)]
+    dropouts = [
+        m for n, m in backbone.model.named_modules() if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)
+    ]
     assert dropouts and all(m.p == 0.0 for m in dropouts)
 
 
@@ -312,7 +337,9 @@ def test_divergence_forms_are_per_token_means():
         return (kl(a, m) + kl(b, m)) / 2
 
     expected_js = [(js(p[0, 0], q[0, 0]) + js(p[0, 1], q[0, 1])) / 2, js(p[1, 0], q[1, 0])]
-    torch.testing.assert_close(token_divergence(as_scored(p), as_scored(q), "js"), torch.tensor(expected_js), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        token_divergence(as_scored(p), as_scored(q), "js"), torch.tensor(expected_js), atol=1e-6, rtol=0
+    )
 
 
 def test_slots_start_as_the_mean_token_embedding():
@@ -333,7 +360,7 @@ def test_slots_start_as_the_mean_of_what_a_scaling_embedding_module_outputs():
     method = AutoRegEmbed(AutoRegEmbedConfig(finetune="frozen"))
     method.prepare(backbone)
     weight = model.get_input_embeddings().weight.detach()
-    expected = weight.double().mean(0) * model.config.hidden_size ** 0.5
+    expected = weight.double().mean(0) * model.config.hidden_size**0.5
     assert expected.norm() > 2 * weight.double().mean(0).norm()  # the scale is not 1 (sqrt(32))
     for row in method.slots.detach():
         torch.testing.assert_close(row.double(), expected, atol=1e-6, rtol=1e-5)
@@ -357,7 +384,13 @@ def test_prompted_ic_rows_read_context_and_prompt_without_the_sts_instruction():
 def test_pwc_keeps_the_first_row_of_each_context():
     from methods.autoregembed import ICExample, unique_contexts
 
-    rows = [ICExample("c1", "p1", "a1"), ICExample("c2", "p1", "a2"), ICExample("c1", "p2", "a3"), ICExample("c3", "p1", "a4"), ICExample("c2", "p9", "a5")]
+    rows = [
+        ICExample("c1", "p1", "a1"),
+        ICExample("c2", "p1", "a2"),
+        ICExample("c1", "p2", "a3"),
+        ICExample("c3", "p1", "a4"),
+        ICExample("c2", "p9", "a5"),
+    ]
     assert unique_contexts(rows) == [rows[0], rows[1], rows[3]]
 
 
@@ -394,7 +427,13 @@ def test_ic_diagnostics_match_a_plain_computation_with_the_untouched_model():
 
     method, backbone, original = _method()
     stage = ICStage(method)
-    texts = ["the cat sat on the mat", "rain falls", "the dog ran in the park", "a bird flew over a house", "the man read a book"]
+    texts = [
+        "the cat sat on the mat",
+        "rain falls",
+        "the dog ran in the park",
+        "a bird flew over a house",
+        "the man read a book",
+    ]
     stage.held_out = [ICExample(t, "", t) for t in texts]
     config = method.config
     backbone.model.eval()
@@ -407,7 +446,10 @@ def test_ic_diagnostics_match_a_plain_computation_with_the_untouched_model():
         for name, prefixes in (
             ("own", own_e),
             ("shuffled", [own_e[i - 1] for i in range(len(texts))]),
-            ("empty", [original.get_input_embeddings()(torch.tensor([[tok.eos_token_id]]))] * len(texts)),  # no BOS in this tokenizer
+            (
+                "empty",
+                [original.get_input_embeddings()(torch.tensor([[tok.eos_token_id]]))] * len(texts),
+            ),  # no BOS in this tokenizer
         ):
             pairs = [_plain_nll(original, p, t) for p, t in zip(prefixes, targets)]
             expected[name] = sum(n for n, _ in pairs) / sum(c for _, c in pairs)
@@ -420,7 +462,9 @@ def test_ic_diagnostics_match_a_plain_computation_with_the_untouched_model():
 def test_ic_warns_unless_its_own_slots_beat_both_baselines_clearly():
     from methods.autoregembed import ic_warnings
 
-    values = lambda own, shuffled, empty: {"heldout_loss_own": own, "heldout_loss_shuffled": shuffled, "heldout_loss_empty": empty}  # noqa: E731
+    def values(own: float, shuffled: float, empty: float) -> dict[str, float]:
+        return {"heldout_loss_own": own, "heldout_loss_shuffled": shuffled, "heldout_loss_empty": empty}
+
     assert ic_warnings(values(6.01, 6.04, 5.70))  # the measurement: worse than no prefix
     assert ic_warnings(values(5.00, 5.04, 6.00))  # below both, but not by the 0.05 margin
     assert ic_warnings(values(4.90, 5.00, 6.00)) == []
@@ -434,7 +478,9 @@ def test_frozen_finetune_trains_the_slots_alone_and_other_methods_refuse_it():
     trainable = [n for n, p in backbone.model.named_parameters() if p.requires_grad]
     assert trainable == ["autoregembed_slots"]
     assert method.frozen is None  # no second copy: the model itself is the (unchanged) decoder
-    loss, _ = ICStage(method).loss(backbone.model, backbone.tokenizer, [method_example() for _ in range(2)], method.config)
+    loss, _ = ICStage(method).loss(
+        backbone.model, backbone.tokenizer, [method_example() for _ in range(2)], method.config
+    )
     loss.backward()
     assert method.slots.grad.abs().sum() > 0
     assert all(p.grad is None for n, p in backbone.model.named_parameters() if n != "autoregembed_slots")
@@ -453,7 +499,9 @@ def test_the_slot_encoders_fingerprint_holds_its_slots():
     method, backbone, _ = _method()
     encoder = method.build_encoder(backbone, EncodeSettings(batch_size=2))
     before = fingerprint(encoder, method, "autoregembed")
-    assert before is not None and before == fingerprint(method.build_encoder(backbone, EncodeSettings(batch_size=2)), method, "autoregembed")
+    assert before is not None and before == fingerprint(
+        method.build_encoder(backbone, EncodeSettings(batch_size=2)), method, "autoregembed"
+    )
     with torch.no_grad():
         method.slots[0, 0] += 1e-3  # trained slots: another encoder
     assert fingerprint(encoder, method, "autoregembed") != before

@@ -40,7 +40,9 @@ def test_echo_is_the_mean_over_the_second_copy(family):
     encoder = Echo(EchoConfig()).build_encoder(_Backbone(model, tokenizer), EncodeSettings(batch_size=2))
     got = encoder.encode(TEXTS)
     for text, vector in zip(TEXTS, got):
-        bos, (head, first, middle, second) = _pieces(tokenizer, text, "Rewrite the sentence: ", None, ", rewritten sentence: ", None)
+        bos, (head, first, middle, second) = _pieces(
+            tokenizer, text, "Rewrite the sentence: ", None, ", rewritten sentence: ", None
+        )
         assert first == second
         ids = bos + head + first + middle + second
         start = len(ids) - len(second)
@@ -52,8 +54,11 @@ def test_echo_differs_from_the_whole_row_mean_of_its_template():
     model, tokenizer = fam.model(), fam.tokenizer()
     settings = EncodeSettings()
     echo = Echo(EchoConfig()).build_encoder(_Backbone(model, tokenizer), settings).encode(TEXTS)
-    whole = Echo(EchoConfig(template=ECHO_TEMPLATE.replace("{pool}", "").replace("{/pool}", ""))).build_encoder(
-        _Backbone(model, tokenizer), settings).encode(TEXTS)
+    whole = (
+        Echo(EchoConfig(template=ECHO_TEMPLATE.replace("{pool}", "").replace("{/pool}", "")))
+        .build_encoder(_Backbone(model, tokenizer), settings)
+        .encode(TEXTS)
+    )
     assert np.abs(echo - whole).max() > 1e-3
 
 
@@ -71,8 +76,11 @@ def test_text_only_mean_pools_the_texts_own_tokens():
 def test_last_pooling_takes_the_spans_last_token():
     fam = FAMILIES["llama"]
     model, tokenizer = fam.model(), fam.tokenizer()
-    got = Echo(EchoConfig(template="{pool}{text}{/pool} again {text}", pooling="last")).build_encoder(
-        _Backbone(model, tokenizer), EncodeSettings()).encode(TEXTS[:1])
+    got = (
+        Echo(EchoConfig(template="{pool}{text}{/pool} again {text}", pooling="last"))
+        .build_encoder(_Backbone(model, tokenizer), EncodeSettings())
+        .encode(TEXTS[:1])
+    )
     bos, (first, middle, second) = _pieces(tokenizer, TEXTS[0], None, " again ", None)
     np.testing.assert_allclose(got[0], _hidden(model, bos + first + middle + second)[len(bos + first) - 1], atol=1e-5)
 
@@ -115,7 +123,17 @@ def test_an_echo_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, s
     from tests.export.test_model_export import _harness_vectors
 
     db = tmp_path / "h.db"
-    args = ["run", "--method", "echo", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)]
+    args = [
+        "run",
+        "--method",
+        "echo",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+    ]
     assert CliRunner().invoke(app, args).exit_code == 0
     out = tmp_path / "encoder"
     result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
@@ -137,19 +155,33 @@ def test_a_text_of_no_tokens_reads_eos():
     assert PromptTokenizer(tokenizer, "{pool}{text}{/pool}", 16)([""]) == [[tokenizer.eos_token_id]]
 
 
-def test_a_max_length_that_cannot_hold_both_copies_is_refused_before_recording(tmp_path, tiny_llama_dir, small_sts_file):
+def test_a_max_length_that_cannot_hold_both_copies_is_refused_before_recording(
+    tmp_path, tiny_llama_dir, small_sts_file
+):
+    from transformers import AutoTokenizer
     from typer.testing import CliRunner
 
     from harness.cli import app
-
-    from transformers import AutoTokenizer
 
     template = "the cat sat on the mat and {text} then the dog ran in the park : {pool}{text}{/pool}"
     fixed = PromptTokenizer(AutoTokenizer.from_pretrained(tiny_llama_dir), template, 512).fixed_tokens
     assert fixed == 15
     db = tmp_path / "h.db"
-    args = ["run", "--method", "echo", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db),
-            "--set", f"method_args.template='{template}'", "--set", f"max_length={fixed + 1}"]
+    args = [
+        "run",
+        "--method",
+        "echo",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--set",
+        f"method_args.template='{template}'",
+        "--set",
+        f"max_length={fixed + 1}",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and f"must be at least {fixed + 2}" in " ".join(result.output.split())
     assert not db.exists()

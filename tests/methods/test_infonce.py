@@ -22,8 +22,10 @@ def test_infonce_loss_by_hand():
     tau = 0.5
     s = 1 / math.sqrt(2)
     # hard negative only: row 0 scores (s, -1), row 1 scores (1, 0)
-    hard = (-math.log(math.exp(s / tau) / (math.exp(s / tau) + math.exp(-1 / tau)))
-            - math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0)))) / 2
+    hard = (
+        -math.log(math.exp(s / tau) / (math.exp(s / tau) + math.exp(-1 / tau)))
+        - math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0)))
+    ) / 2
     assert float(infonce_loss(q, p, n, LossOptions(tau, in_batch=False))) == pytest.approx(hard, rel=1e-6)
     # in-batch: candidates p0, p1, n0, n1; row 0 scores (s, 0, -1, 1), row 1 scores (s, 1, 0, 0)
     row0 = -math.log(math.exp(s / tau) / sum(math.exp(v / tau) for v in (s, 0, -1, 1)))
@@ -39,18 +41,26 @@ BATCH = [
 
 
 @pytest.mark.parametrize(
-    "pooling, in_batch, temperature, hard", [("last", False, 0.3, True), ("mean", True, 0.05, True), ("last", True, 0.1, False)],
+    "pooling, in_batch, temperature, hard",
+    [("last", False, 0.3, True), ("mean", True, 0.05, True), ("last", True, 0.1, False)],
 )
 def test_the_stage_reads_every_option_from_the_config_it_is_given(pooling, in_batch, temperature, hard):
     """The loss of a batch equals InfoNCE recomputed in numpy over the encoder's own vectors, with
     the given pooling, template, temperature and negatives: no option comes from anywhere else."""
     model, tokenizer = make_tiny_llama(0).eval(), make_tokenizer()
     config = InfoNCEConfig(
-        pooling=pooling, in_batch=in_batch, temperature=temperature, hard_negatives=hard, template="q: {text} !", max_length=32,
+        pooling=pooling,
+        in_batch=in_batch,
+        temperature=temperature,
+        hard_negatives=hard,
+        template="q: {text} !",
+        max_length=32,
     )
     with torch.no_grad():
         loss, tokens = ContrastiveStage().loss(model, tokenizer, BATCH, config)
-    encoder = PooledEncoder(model, tokenizer, pooling=pooling, settings=EncodeSettings(max_length=32), template="q: {text} !")
+    encoder = PooledEncoder(
+        model, tokenizer, pooling=pooling, settings=EncodeSettings(max_length=32), template="q: {text} !"
+    )
     unit = [encoder.encode([getattr(t, side) for t in BATCH]) for side in ("query", "pos", "neg")]
     q, p, n = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in unit)
     candidates = (np.concatenate([p, n]) if hard else p) if in_batch else None
@@ -87,11 +97,15 @@ def test_the_training_path_gives_the_encoders_vectors(pack):
     texts = [t.query for t in BATCH] + [t.pos for t in BATCH]
     with torch.no_grad():
         trained = ContrastiveStage.embed(model, ContrastiveStage.rows(tokenizer, texts, config), config).numpy()
-    encoded = PooledEncoder(model, tokenizer, pooling="mean", settings=EncodeSettings(max_length=32), template=template).encode(texts)
+    encoded = PooledEncoder(
+        model, tokenizer, pooling="mean", settings=EncodeSettings(max_length=32), template=template
+    ).encode(texts)
     np.testing.assert_allclose(trained, encoded / np.linalg.norm(encoded, axis=1, keepdims=True), atol=1e-5)
 
 
-def reference_loss(q, p, n, tau, *, in_batch=True, query_negatives=False, document_negatives=False, margin=None, symmetric=False):
+def reference_loss(
+    q, p, n, tau, *, in_batch=True, query_negatives=False, document_negatives=False, margin=None, symmetric=False
+):
     """The improved contrastive loss written from GTE's and Qwen3-Embedding's formulas, one query at
     a time: -log e^{s+/tau} / (e^{s+/tau} + sum of e^{s-/tau} over the kept negatives)."""
     docs = (np.concatenate([p, n]) if n is not None else p) if in_batch else None
@@ -125,7 +139,10 @@ def unit(rng, rows, dim=6):
 
 
 IMPROVED = [
-    {"query_negatives": True}, {"document_negatives": True}, {"symmetric": True}, {"false_negative_margin": 0.1},
+    {"query_negatives": True},
+    {"document_negatives": True},
+    {"symmetric": True},
+    {"false_negative_margin": 0.1},
     {"query_negatives": True, "document_negatives": True, "symmetric": True, "false_negative_margin": 0.0},
 ]
 
@@ -139,15 +156,30 @@ def test_the_improved_loss_equals_numpy(options, hard):
     q, p, n = unit(rng, 5), unit(rng, 5), unit(rng, 5) if hard else None
     got = infonce_loss(*(torch.tensor(v) if v is not None else None for v in (q, p, n)), LossOptions(0.2, **options))
     margin = options.get("false_negative_margin")
-    expected = reference_loss(q, p, n, 0.2, query_negatives=options.get("query_negatives", False),
-                              document_negatives=options.get("document_negatives", False), margin=margin,
-                              symmetric=options.get("symmetric", False))
+    expected = reference_loss(
+        q,
+        p,
+        n,
+        0.2,
+        query_negatives=options.get("query_negatives", False),
+        document_negatives=options.get("document_negatives", False),
+        margin=margin,
+        symmetric=options.get("symmetric", False),
+    )
     assert float(got) == pytest.approx(expected, rel=1e-6)
     if margin is not None:  # the margin left something out here, so the mask was tested
         docs = np.concatenate([p, n]) if hard else p
         assert any(q[i] @ d > q[i] @ p[i] + margin for i in range(5) for j, d in enumerate(docs) if j != i)
-        assert float(got) != pytest.approx(float(infonce_loss(torch.tensor(q), torch.tensor(p), None if n is None else torch.tensor(n),
-                                                              LossOptions(0.2, **{**options, "false_negative_margin": None}))))
+        assert float(got) != pytest.approx(
+            float(
+                infonce_loss(
+                    torch.tensor(q),
+                    torch.tensor(p),
+                    None if n is None else torch.tensor(n),
+                    LossOptions(0.2, **{**options, "false_negative_margin": None}),
+                )
+            )
+        )
 
 
 def test_the_margin_also_masks_a_hard_negative_without_in_batch_negatives():
@@ -156,7 +188,9 @@ def test_the_margin_also_masks_a_hard_negative_without_in_batch_negatives():
     q = np.array([[1.0, 0.0], [0.0, 1.0]])
     p = np.array([[0.6, 0.8], [0.0, 1.0]])
     n = np.array([[1.0, 0.0], [1.0, 0.0]])  # row 0: the negative (1.0) beats the positive (0.6) by 0.4
-    got = infonce_loss(torch.tensor(q), torch.tensor(p), torch.tensor(n), LossOptions(0.5, in_batch=False, false_negative_margin=0.1))
+    got = infonce_loss(
+        torch.tensor(q), torch.tensor(p), torch.tensor(n), LossOptions(0.5, in_batch=False, false_negative_margin=0.1)
+    )
     expected = reference_loss(q, p, n, 0.5, in_batch=False, margin=0.1)
     assert float(got) == pytest.approx(expected, rel=1e-6) and expected == pytest.approx(np.log(1 + np.exp(-2.0)) / 2)
 
@@ -165,14 +199,19 @@ def test_matryoshka_sums_the_loss_over_prefixes_renormalised():
     """sum_k w_k * loss(prefix_k), each prefix re-normalised, against numpy."""
     rng = np.random.default_rng(4)
     q, p, n = (rng.standard_normal((4, 8)) for _ in range(3))
-    config = InfoNCEConfig(temperature=0.1, matryoshka_dims=[2, 4, 8], matryoshka_weights=[1.0, 0.5, 2.0], symmetric=True)
+    config = InfoNCEConfig(
+        temperature=0.1, matryoshka_dims=[2, 4, 8], matryoshka_weights=[1.0, 0.5, 2.0], symmetric=True
+    )
     normed = [torch.nn.functional.normalize(torch.tensor(v), dim=-1) for v in (q, p, n)]
     got = ContrastiveStage().objective(*normed, config)
 
     def cut(v, d):
         return v[:, :d] / np.linalg.norm(v[:, :d], axis=1, keepdims=True)
 
-    expected = sum(w * reference_loss(cut(q, d), cut(p, d), cut(n, d), 0.1, symmetric=True) for d, w in ((2, 1.0), (4, 0.5), (8, 2.0)))
+    expected = sum(
+        w * reference_loss(cut(q, d), cut(p, d), cut(n, d), 0.1, symmetric=True)
+        for d, w in ((2, 1.0), (4, 0.5), (8, 2.0))
+    )
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
 

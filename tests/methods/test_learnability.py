@@ -43,8 +43,8 @@ HEAD_SCALE = 10.0
 def cut(request, monkeypatch) -> bool:
     """True: the training code's gradient path is cut (its measurements here are not touched)."""
     if request.param:
-        import methods.autoregembed.stages as stages
         import harness.model.packing as packing
+        import methods.autoregembed.stages as stages
 
         def cut_off(function):
             return lambda *args, **kwargs: function(*args, **kwargs).detach().requires_grad_()
@@ -84,7 +84,9 @@ def slot_method(**options) -> tuple[AutoRegEmbed, Backbone]:
     return method, backbone
 
 
-def decoder_log_probs(method: AutoRegEmbed, backbone: Backbone, inputs: list[str], targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def decoder_log_probs(
+    method: AutoRegEmbed, backbone: Backbone, inputs: list[str], targets: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(summed log p(target + EOS | E(input)), token count) per pair: E from the slots after the
     evaluation encoder's tokens of each input, the frozen decoder scoring each target."""
     tok = backbone.tokenizer

@@ -53,7 +53,9 @@ def test_mntp_loss_is_next_token_cross_entropy_from_the_previous_state(monkeypat
         loss, tokens = MNTPStage(config).loss(model, tokenizer, TEXTS, config)
     torch.manual_seed(3)
     rows = tokenizer(TEXTS, add_special_tokens=True)["input_ids"]
-    masked, targets, positions = mask_rows(rows, config.mask_probability, tokenizer.unk_token_id, len(tokenizer), set(tokenizer.all_special_ids))
+    masked, targets, positions = mask_rows(
+        rows, config.mask_probability, tokenizer.unk_token_id, len(tokenizer), set(tokenizer.all_special_ids)
+    )
     expected = []
     for (r, i), target in zip(positions, targets):
         with torch.no_grad():  # each row alone, bidirectional through transformers' own route: is_causal off, no mask
@@ -79,7 +81,9 @@ def test_simcse_views_differ_only_under_dropout_and_the_loss_matches_numpy():
     assert config.dropout == 0.3 and config.lr == 3e-5
     with torch.no_grad():
         quiet, _ = stage.loss(model, tokenizer, TEXTS, config)
-    vectors = method.build_encoder(type("B", (), {"model": model, "tokenizer": tokenizer})(), EncodeSettings(max_length=32)).encode(TEXTS)
+    vectors = method.build_encoder(
+        type("B", (), {"model": model, "tokenizer": tokenizer})(), EncodeSettings(max_length=32)
+    ).encode(TEXTS)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     scores = unit @ unit.T / 0.1
     expected = np.mean([np.log(np.exp(row).sum()) - row[i] for i, row in enumerate(scores)])
@@ -98,7 +102,9 @@ def test_the_training_path_gives_the_encoders_vectors():
     model, tokenizer = _model("qwen2")
     config = LLM2VecConfig(max_length=32, template="Given a claim, find it: {text}")
     method = LLM2Vec(config)
-    encoder = method.build_encoder(type("B", (), {"model": model, "tokenizer": tokenizer})(), EncodeSettings(max_length=32))
+    encoder = method.build_encoder(
+        type("B", (), {"model": model, "tokenizer": tokenizer})(), EncodeSettings(max_length=32)
+    )
     stage = SimCSEStage(config)
     rows = stage.rows(tokenizer, TEXTS, stage_config(config, stage))
     assert all(row.span != (0, len(row)) for row in rows)  # the instruction is not pooled
@@ -127,22 +133,49 @@ def test_a_run_exports_and_reloads_bidirectional_from_its_folder(tmp_path, tiny_
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS * 3) + "\n")
     db = tmp_path / "h.db"
-    run = ["run", "--method", "llm2vec", "--backbone", str(tiny_llama_dir), "--train-data", str(texts), "--tasks", str(small_sts_file),
-           "--db", str(db), "--output-dir", str(tmp_path / "runs"), "--set", "method_args.steps=2", "--set", "method_args.batch_size=4",
-           "--set", "method_args.mntp_lr=0.01", "--set", "method_args.simcse_lr=0.01"]
+    run = [
+        "run",
+        "--method",
+        "llm2vec",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(texts),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=2",
+        "--set",
+        "method_args.batch_size=4",
+        "--set",
+        "method_args.mntp_lr=0.01",
+        "--set",
+        "method_args.simcse_lr=0.01",
+    ]
     result = CliRunner().invoke(app, run, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = open_store(db).get_run(1)
     assert record["config"]["attention"] == "bidirectional"
-    assert record["versions"]["method.module"] == "methods.llm2vec" and record["versions"]["method.distribution"] == "harness"
+    assert (
+        record["versions"]["method.module"] == "methods.llm2vec"
+        and record["versions"]["method.distribution"] == "harness"
+    )
     out = tmp_path / "encoder"
     result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
     assert result.exit_code == 0, result.output
     spec = json.loads((out / "harness-encoder.json").read_text())
     assert spec["attention"] == "bidirectional" and spec["template"] == "{pool}{text}{/pool}"
     expected = _harness_vectors(db)
-    np.testing.assert_allclose(load_encoder(out).encode(llm2vec_texts := ["the cat sat on the mat", "a dog ran in a park", "rain falls"]),
-                               expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        load_encoder(out).encode(llm2vec_texts := ["the cat sat on the mat", "a dog ran in a park", "rain falls"]),
+        expected,
+        atol=1e-4,
+        rtol=0,
+    )
     st = SentenceTransformer(str(out), device="cpu", trust_remote_code=True)
     np.testing.assert_allclose(st.encode(llm2vec_texts), expected, atol=1e-4, rtol=0)
     untrained = _harness_vectors_untrained(tiny_llama_dir, llm2vec_texts)

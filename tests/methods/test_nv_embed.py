@@ -26,6 +26,7 @@ SMALL_HEAD = {"latents": 6, "latent_heads": 2, "latent_head_dim": 8}
 def _by_hand(layer, states):
     """The layer written out with explicit loops over heads: layer norms, softmax(q k^T / sqrt(e)) v,
     the residual, then x W1 split into values and gates, values * gelu(gates), W2, the residual."""
+
     def norm(x, ln):
         mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
         return (x - mean) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
@@ -105,7 +106,11 @@ def test_a_trained_run_restores_and_exports_its_head(tmp_path, tiny_llama_dir, s
     from harness.export.model import load_encoder
     from tests.export.test_model_export import TEXTS, _harness_vectors, _trained_run
 
-    extra = ["--set", "method_args.steps=2", *(x for k, v in SMALL_HEAD.items() for x in ("--set", f"method_args.{k}={v}"))]
+    extra = [
+        "--set",
+        "method_args.steps=2",
+        *(x for k, v in SMALL_HEAD.items() for x in ("--set", f"method_args.{k}={v}")),
+    ]
     db = _trained_run(tmp_path, tiny_llama_dir, small_sts_file, "nv-embed", *extra)
     (state,) = (tmp_path / "runs").glob("run-1-*/checkpoints/*/trainable.pt")
     saved = torch.load(state, weights_only=False)

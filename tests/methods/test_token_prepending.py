@@ -49,7 +49,9 @@ def test_vectors_equal_a_hand_run_of_the_layers(family, layers):
     got = encoder.encode(TEXTS)  # one padded batch of three rows
     for text, vector in zip(TEXTS, got):
         ids = tokenizer(config.template.replace("{pst}", tokenizer.eos_token).replace("{text}", text))["input_ids"]
-        place = len(tokenizer("This sentence : ")["input_ids"])  # the prefix's tokens (and BOS where the family adds one)
+        place = len(
+            tokenizer("This sentence : ")["input_ids"]
+        )  # the prefix's tokens (and BOS where the family adds one)
         assert ids[place] == tokenizer.eos_token_id and 0 < place < len(ids) - 1
         expected = _by_hand(model, ids, place, layers)
         np.testing.assert_allclose(vector, expected, atol=1e-5)
@@ -59,10 +61,12 @@ def test_vectors_equal_a_hand_run_of_the_layers(family, layers):
 def test_the_placeholder_is_cut_from_the_text_as_an_added_token_is():
     """The template's literal EOS splits the string where the reference's added <PST> would."""
     tokenizer = FAMILIES["llama"].tokenizer()
-    encoder = TokenPrepending(TokenPrependingConfig()).build_encoder(_Backbone(FAMILIES["llama"].model(), tokenizer), EncodeSettings())
+    encoder = TokenPrepending(TokenPrependingConfig()).build_encoder(
+        _Backbone(FAMILIES["llama"].model(), tokenizer), EncodeSettings()
+    )
     (row,) = encoder.tokenize(["the cat"])
     place = list(row).index(tokenizer.eos_token_id)
-    head = tokenizer('This sentence : ')["input_ids"]
+    head = tokenizer("This sentence : ")["input_ids"]
     tail = tokenizer(' "the cat" means in one word:"', add_special_tokens=False)["input_ids"]
     assert list(row) == head + [tokenizer.eos_token_id] + tail and place == len(head)
 
@@ -78,9 +82,24 @@ def test_a_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, small_s
     from tests.export.test_model_export import _harness_vectors
 
     db = tmp_path / "h.db"
-    args = ["run", "--method", "token-prepending", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)]
+    args = [
+        "run",
+        "--method",
+        "token-prepending",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+    ]
     refused = CliRunner().invoke(app, args)
-    assert refused.exit_code == 2 and "layers_to=7" in refused.output and "has 2 layers" in refused.output and not db.exists()
+    assert (
+        refused.exit_code == 2
+        and "layers_to=7" in refused.output
+        and "has 2 layers" in refused.output
+        and not db.exists()
+    )
     assert CliRunner().invoke(app, [*args, "--set", "method_args.layers_to=2"]).exit_code == 0
     out = tmp_path / "encoder"
     result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
@@ -91,13 +110,16 @@ def test_a_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, small_s
     np.testing.assert_allclose(st.encode(TEXTS), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"template": 'This sentence : "{text}" means'}, "{pst} once, before the first {text}"),
-    ({"template": 'This sentence : "{text}" {pst}'}, "{pst} once, before the first {text}"),
-    ({"template": "{pst} {pool}{text}{/pool}"}, "no {pool} span"),
-    ({"document_template": "Passage {text}"}, "{pst} once"),
-    ({"layers_from": 3, "layers_to": 3}, "layers_from=3 must be below"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"template": 'This sentence : "{text}" means'}, "{pst} once, before the first {text}"),
+        ({"template": 'This sentence : "{text}" {pst}'}, "{pst} once, before the first {text}"),
+        ({"template": "{pst} {pool}{text}{/pool}"}, "no {pool} span"),
+        ({"document_template": "Passage {text}"}, "{pst} once"),
+        ({"layers_from": 3, "layers_to": 3}, "layers_from=3 must be below"),
+    ],
+)
 def test_bad_options_are_refused(options, message):
     with pytest.raises(HarnessError, match=message.replace("{", r"\{").replace("}", r"\}")):
         check_values(TokenPrependingConfig(**options), "method 'token-prepending'", prefix="method_args.")
@@ -121,7 +143,9 @@ def test_a_text_holding_the_eos_string_does_not_move_the_placeholder():
     """The placeholder is the template's EOS before the text; the text's own come later."""
     fam = FAMILIES["llama"]
     model, tokenizer = fam.model(), fam.tokenizer()
-    encoder = TokenPrepending(TokenPrependingConfig(layers_from=0, layers_to=2)).build_encoder(_Backbone(model, tokenizer), EncodeSettings())
+    encoder = TokenPrepending(TokenPrependingConfig(layers_from=0, layers_to=2)).build_encoder(
+        _Backbone(model, tokenizer), EncodeSettings()
+    )
     text = f"the cat {tokenizer.eos_token} sat"
     ids = tokenizer(f'This sentence : {tokenizer.eos_token} "{text}" means in one word:"')["input_ids"]
     place = len(tokenizer("This sentence : ")["input_ids"])

@@ -25,7 +25,11 @@ def _flat(model, rows, *, pack):
 def _full_attention_reference(model, row):
     """One unpadded row with every attention module's own ``is_causal`` off and no mask: SDPA
     then attends to the whole row (transformers' route, not the harness's hook)."""
-    modules = [m for m in model.modules() if hasattr(m, "is_causal") and hasattr(m, "q_proj" if hasattr(m, "q_proj") else "qkv_proj")]
+    modules = [
+        m
+        for m in model.modules()
+        if hasattr(m, "is_causal") and hasattr(m, "q_proj" if hasattr(m, "q_proj") else "qkv_proj")
+    ]
     assert modules
     for module in modules:
         module.is_causal = False
@@ -56,7 +60,9 @@ def test_bidirectional_rows_equal_full_attention_padded_and_packed(family):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_the_guard_fails_when_the_mechanism_is_cut(family, monkeypatch):
     model = FAMILIES[family].model()
-    monkeypatch.setattr(attention, "bidirectional_mask", lambda padding, *rest: padding)  # the hook passes masks through
+    monkeypatch.setattr(
+        attention, "bidirectional_mask", lambda padding, *rest: padding
+    )  # the hook passes masks through
     set_attention(model, "bidirectional")
     with pytest.raises(HarnessError, match=r"set to run bidirectional, but padded: .*packed: .*transformers \d"):
         check_attention(model, family)

@@ -40,8 +40,12 @@ def _chunked_wheel(tmp_path, monkeypatch, sha256: str):
 
     for name, data in (("m.part00", b"abc"), ("m.part01", b"def")):
         (tmp_path / name).write_bytes(data)
-    monkeypatch.setattr(backbones, "_save_fp32", lambda gguf, staging: (staging / "joined").write_bytes(gguf.read_bytes()))
-    wheel = GgufWheel("fake", "fake", "1", "m.gguf", sha256, "0 s", (("fake_part1", "m.part00"), ("fake_part2", "m.part01")))
+    monkeypatch.setattr(
+        backbones, "_save_fp32", lambda gguf, staging: (staging / "joined").write_bytes(gguf.read_bytes())
+    )
+    wheel = GgufWheel(
+        "fake", "fake", "1", "m.gguf", sha256, "0 s", (("fake_part1", "m.part00"), ("fake_part2", "m.part01"))
+    )
     return BackboneSpec("fake", "fake/m.gguf", "gguf-wheel", gguf=wheel)
 
 
@@ -67,7 +71,10 @@ def test_a_chunked_wheel_whose_join_has_another_checksum_is_refused_and_leaves_n
     spec = _chunked_wheel(tmp_path, monkeypatch, hashlib.sha256(b"defabc").hexdigest())  # the chunks swapped
     folder = tmp_path / "cache" / "fake"
     folder.parent.mkdir()
-    with pytest.raises(HarnessError, match="fake's 2 chunks joined .* does not match the expected .*`pip install fake==1 --force-reinstall`"):
+    with pytest.raises(
+        HarnessError,
+        match="fake's 2 chunks joined .* does not match the expected .*`pip install fake==1 --force-reinstall`",
+    ):
         backbones._dequantise(spec, [tmp_path / "m.part00", tmp_path / "m.part01"], folder, {"gguf": "x"}, None)
     assert list(folder.parent.iterdir()) == []
 

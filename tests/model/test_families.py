@@ -55,7 +55,9 @@ def test_the_tokenizer_keeps_the_familys_special_tokens_and_gets_a_pad(family, f
     tokenizer = _backbone(family_dir).tokenizer
     ids = tokenizer("the cat")["input_ids"]
     assert (ids[0] == tokenizer.bos_token_id) == family.adds_bos and len(ids) == 2 + family.adds_bos
-    assert tokenizer.pad_token_id == (tokenizer.convert_tokens_to_ids(family.pad) if family.pad else tokenizer.eos_token_id)
+    assert tokenizer.pad_token_id == (
+        tokenizer.convert_tokens_to_ids(family.pad) if family.pad else tokenizer.eos_token_id
+    )
     assert (tokenizer.chat_template is not None) == (family.chat_template is not None)  # the export must replace it
 
 
@@ -72,7 +74,13 @@ def test_pooled_encoding_equals_one_unpadded_text_at_a_time(family, family_dir, 
 def test_truncation_cuts_the_text_and_keeps_the_template(family, family_dir):
     tokenizer = _backbone(family_dir).tokenizer
     template = "this sentence : {text} means one word"
-    encoder = PooledEncoder(_backbone(family_dir).model, tokenizer, pooling="mean", settings=EncodeSettings(max_length=12), template=template)
+    encoder = PooledEncoder(
+        _backbone(family_dir).model,
+        tokenizer,
+        pooling="mean",
+        settings=EncodeSettings(max_length=12),
+        template=template,
+    )
     (row,) = encoder.tokenize([" ".join(["the cat sat"] * 10)])
     text = tokenizer.decode(row, skip_special_tokens=True).strip()
     assert len(row) == 12 and (row[0] == tokenizer.bos_token_id) == family.adds_bos
@@ -154,26 +162,39 @@ def test_a_training_step_changes_the_encoder_and_autoregembed_decodes_with_the_u
     assert len(losses) == (2 if method == "infonce" else 4) and all(np.isfinite(loss) for _, _, loss in losses)
     if runner is not None:  # IC's held-out diagnostics, the empty prefix being BOS or (Qwen, Phi-3) EOS
         ic = hooks.measured["ic"]
-        assert ic["heldout_texts"] == 3 and all(np.isfinite(ic[f"heldout_loss_{n}"]) for n in ("own", "shuffled", "empty"))
+        assert ic["heldout_texts"] == 3 and all(
+            np.isfinite(ic[f"heldout_loss_{n}"]) for n in ("own", "shuffled", "empty")
+        )
     ids = torch.tensor([backbone.tokenizer("the cat sat on the mat")["input_ids"]])
     model = backbone.model.eval()
     with torch.no_grad():
-        before, after = original.get_decoder()(input_ids=ids).last_hidden_state, model.get_decoder()(input_ids=ids).last_hidden_state
+        before, after = (
+            original.get_decoder()(input_ids=ids).last_hidden_state,
+            model.get_decoder()(input_ids=ids).last_hidden_state,
+        )
         assert not torch.allclose(before, after, atol=1e-4)  # the encoder trained
         if runner is not None:
             with runner.decoding(model) as decoder:
-                torch.testing.assert_close(decoder(input_ids=ids).logits, original(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(
+                    decoder(input_ids=ids).logits, original(input_ids=ids).logits, atol=1e-5, rtol=1e-5
+                )
 
 
-@pytest.mark.parametrize("method,finetune,stop_at", [("autoregembed", "lora", ("cda", 1)), ("infonce", "full", ("contrastive", 2))])
-def test_a_killed_run_resumes_from_its_checkpoint_on_the_same_trajectory(family, family_dir, tmp_path, method, finetune, stop_at):
+@pytest.mark.parametrize(
+    "method,finetune,stop_at", [("autoregembed", "lora", ("cda", 1)), ("infonce", "full", ("contrastive", 2))]
+)
+def test_a_killed_run_resumes_from_its_checkpoint_on_the_same_trajectory(
+    family, family_dir, tmp_path, method, finetune, stop_at
+):
     """AutoRegEmbed with LoRA killed during CDA's first step (IC's last checkpoint survives), and
     InfoNCE fully fine-tuned killed during its second step."""
     straight = _train(family_dir, tmp_path / "straight", method, finetune)[0].losses
     with pytest.raises(KeyboardInterrupt):
         _train(family_dir, tmp_path / "resumed", method, finetune, stop_at=stop_at)
     resumed = _train(family_dir, tmp_path / "resumed", method, finetune, resume=True)[0].losses
-    assert [(stage, step) for stage, step, _ in resumed] == [(stop_at[0], step) for step in range(stop_at[1], 3)]  # 2 steps a stage
+    assert [(stage, step) for stage, step, _ in resumed] == [
+        (stop_at[0], step) for step in range(stop_at[1], 3)
+    ]  # 2 steps a stage
     expected = {(stage, step): loss for stage, step, loss in straight}
     for stage, step, loss in resumed:
         assert loss == pytest.approx(expected[stage, step], abs=1e-5)
@@ -185,13 +206,49 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
 ):
     triplets = write_triplets(tmp_path / "triplets.jsonl")
     trained = {
-        "untrained-mean": [], "untrained-last": [], "prompteol": [],
-        "infonce": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.steps=2", "--set", "method_args.template='this sentence : {text}'"],
-        "autoregembed": ["--train-data", str(triplets), "--set", "method_args.batch_size=2", "--set", "method_args.ic_steps=2", "--set", "method_args.cda_steps=2", "--set", "method_args.instruction=means", "--set", "method_args.max_length=64"],
+        "untrained-mean": [],
+        "untrained-last": [],
+        "prompteol": [],
+        "infonce": [
+            "--train-data",
+            str(triplets),
+            "--set",
+            "method_args.batch_size=2",
+            "--set",
+            "method_args.steps=2",
+            "--set",
+            "method_args.template='this sentence : {text}'",
+        ],
+        "autoregembed": [
+            "--train-data",
+            str(triplets),
+            "--set",
+            "method_args.batch_size=2",
+            "--set",
+            "method_args.ic_steps=2",
+            "--set",
+            "method_args.cda_steps=2",
+            "--set",
+            "method_args.instruction=means",
+            "--set",
+            "method_args.max_length=64",
+        ],
     }[method]
     db = tmp_path / "h.db"
-    args = ["run", "--method", method, "--backbone", str(family_dir), "--tasks", str(small_sts_file), "--db", str(db),
-            "--output-dir", str(tmp_path / "runs"), *trained]
+    args = [
+        "run",
+        "--method",
+        method,
+        "--backbone",
+        str(family_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        *trained,
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "do not cover" not in result.output  # the family note is for untested families only
@@ -212,7 +269,13 @@ def test_the_exported_folder_gives_the_harness_vectors_in_sentence_transformers_
             spec = json.loads((out / "harness-encoder.json").read_text())
             tokenizer = AutoTokenizer.from_pretrained(family_dir)
             tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-            encoder = PooledEncoder(adapted, tokenizer, pooling=spec["pooling"], settings=EncodeSettings(max_length=spec["max_length"]), template=spec["template"])
+            encoder = PooledEncoder(
+                adapted,
+                tokenizer,
+                pooling=spec["pooling"],
+                settings=EncodeSettings(max_length=spec["max_length"]),
+                template=spec["template"],
+            )
             np.testing.assert_allclose(encoder.encode(TEXTS), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -225,8 +288,14 @@ def test_a_lora_target_is_matched_as_peft_matches_it_and_one_matching_nothing_is
     with pytest.raises(HarnessError) as info:
         lora_targets(backbone, InfoNCEConfig(lora_targets=["q_proj", "v_proj", "o_proj"]))
     message = str(info.value)
-    assert "q_proj, v_proj match no linear layer" in message and "down_proj, gate_up_proj, lm_head, o_proj, qkv_proj" in message
-    assert lora_targets(backbone, InfoNCEConfig(lora_targets=["qkv_proj", "layers.1.mlp.down_proj"])) == ["qkv_proj", "layers.1.mlp.down_proj"]
+    assert (
+        "q_proj, v_proj match no linear layer" in message
+        and "down_proj, gate_up_proj, lm_head, o_proj, qkv_proj" in message
+    )
+    assert lora_targets(backbone, InfoNCEConfig(lora_targets=["qkv_proj", "layers.1.mlp.down_proj"])) == [
+        "qkv_proj",
+        "layers.1.mlp.down_proj",
+    ]
     with pytest.raises(HarnessError, match="all-linear stands alone"):
         lora_targets(backbone, InfoNCEConfig(lora_targets=["all-linear", "o_proj"]))
 
@@ -250,9 +319,19 @@ def test_backbones_checks_an_aliass_facts_against_a_config_read_offline(tmp_path
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    qwen = {"model_type": "qwen2", "num_hidden_layers": 24, "hidden_size": 896, "vocab_size": 151936, "tie_word_embeddings": True}
+    qwen = {
+        "model_type": "qwen2",
+        "num_hidden_layers": 24,
+        "hidden_size": 896,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    }
     _cached_config(tmp_path, "Qwen/Qwen2.5-0.5B", qwen)
-    _cached_config(tmp_path, "Qwen/Qwen2.5-7B", {**qwen, "num_hidden_layers": 27, "tie_word_embeddings": False, "vocab_size": 152064, "hidden_size": 3584})
+    _cached_config(
+        tmp_path,
+        "Qwen/Qwen2.5-7B",
+        {**qwen, "num_hidden_layers": 27, "tie_word_embeddings": False, "vocab_size": 152064, "hidden_size": 3584},
+    )
     result = CliRunner().invoke(app, ["backbones", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["alias"]: row for row in json.loads(result.stdout)}
@@ -269,9 +348,21 @@ def test_a_run_on_a_family_the_tests_do_not_cover_says_so(tmp_path, small_sts_fi
     from tests.conftest import make_tokenizer
 
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(tmp_path / "gpt2")
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(
+        tmp_path / "gpt2"
+    )
     make_tokenizer().save_pretrained(tmp_path / "gpt2")
-    args = ["run", "--method", "untrained-mean", "--backbone", str(tmp_path / "gpt2"), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db")]
+    args = [
+        "run",
+        "--method",
+        "untrained-mean",
+        "--backbone",
+        str(tmp_path / "gpt2"),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(tmp_path / "h.db"),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "a 'gpt2' model, a family the harness's tests do not cover" in " ".join(result.output.split())

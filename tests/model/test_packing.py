@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.telemetry import flops
 from harness.model.packing import forward_rows, pool_rows, row_sums
+from harness.telemetry import flops
 from methods.autoregembed import CDAStage, ICExample, ICStage
 from tests.methods.test_autoregembed import TRIPLES, _method
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for
@@ -119,7 +119,11 @@ def test_the_meter_counts_a_lora_training_step_with_its_backward():
     with flops.meter() as counted:
         loss, tokens = stage.loss(model, tok, TRIPLETS[:2], config)
     lengths = [len(r) for r in _rows(tok, config, TRIPLETS[:2])]
-    lora = sum(m.r["default"] * (m.in_features + m.out_features) for m in model.get_decoder().modules() if hasattr(m, "lora_A"))
+    lora = sum(
+        m.r["default"] * (m.in_features + m.out_features)
+        for m in model.get_decoder().modules()
+        if hasattr(m, "lora_A")
+    )
     shape = flops.Shape.of(model.config)
     assert tokens == sum(lengths)
     assert counted[0] == flops.transformer_flops(shape, lengths, flops.Pass(inputs=True, lora=lora))
@@ -133,4 +137,3 @@ def _rows(tok, config, triplets):
 
     prompt = PromptTokenizer(tok, config.template, config.max_length)
     return prompt([t.query for t in triplets] + [t.pos for t in triplets] + [t.neg for t in triplets])
-

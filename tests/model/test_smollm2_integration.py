@@ -8,11 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from harness.model import backbones, catalog
 from harness.cli import app
-from harness.errors import HarnessError
 from harness.data.offline_data import word_pairs
-
+from harness.errors import HarnessError
+from harness.model import backbones, catalog
 from tests.conftest import independent_cosine_spearman, write_sts_tsv
 
 pytestmark = pytest.mark.slow
@@ -58,7 +57,11 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     spec = backbones.backbone_spec("smollm2-135m")
-    monkeypatch.setitem(backbones.ALIASES, "smollm2-135m", dataclasses.replace(spec, gguf=dataclasses.replace(spec.gguf, sha256="0" * 64)))
+    monkeypatch.setitem(
+        backbones.ALIASES,
+        "smollm2-135m",
+        dataclasses.replace(spec, gguf=dataclasses.replace(spec.gguf, sha256="0" * 64)),
+    )
     with pytest.raises(HarnessError, match="does not match the expected"):
         backbones.load_backbone(backbones.backbone_spec("smollm2-135m"))
     assert not any(tmp_path.rglob("*.safetensors"))

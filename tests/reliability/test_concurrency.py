@@ -61,13 +61,24 @@ def test_eight_writers_and_a_reader(tmp_path, any_db):
 
     open_store(db).close()  # created once, so every writer finds the schema in place
     stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, db, str(stop), str(TASKS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, db, str(stop), str(TASKS)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (tmp_path / "stop.ready").exists():  # the reader is looping before any writer starts
         assert reader.poll() is None and time.time() < deadline, reader.stderr.read()[-2000:]
         time.sleep(0.05)
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, db, str(w), str(RUNS_EACH), str(TASKS)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, db, str(w), str(RUNS_EACH), str(TASKS)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(WRITERS)
     ]
     failures = [w.stderr.read() for w in writers if w.wait() != 0]
@@ -98,7 +109,9 @@ def test_read_commands_take_no_write_lock(tmp_path):
 
     db = tmp_path / "busy.db"
     store = open_store(db)
-    run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=["T"], config={}, config_hash="h", seed=0, environment={})
+    run_id = store.start_run(
+        method="m", backbone="b", task_spec="t", task_names=["T"], config={}, config_hash="h", seed=0, environment={}
+    )
     store.record_score(run_id, task="T", main_metric="cosine_spearman", main_score=0.5, details={})
     store.finish_run(run_id)
     store.close()

@@ -41,7 +41,13 @@ def _cases_folder(tmp_path_factory):
     yield
     print("hostile CLI cases tried:", dict(TRIED), "total", sum(TRIED.values()))
     shutil.rmtree(ROOT.pop(), ignore_errors=True)
-FAST = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+
+
+FAST = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+}
 CASES = settings(max_examples=200, **FAST)
 runner = CliRunner()
 # option cases name a backbone that does not exist: should a bad value slip through the option
@@ -53,38 +59,85 @@ def _int(low: int, high: int = 2**31 - 1) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
-def _float(low: float, high: float = math.inf, *, open_low: bool = False, open_high: bool = False) -> Callable[[Any], bool]:
+def _float(
+    low: float, high: float = math.inf, *, open_low: bool = False, open_high: bool = False
+) -> Callable[[Any], bool]:
     def ok(v: Any) -> bool:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or abs(v) > 2**31 - 1 or not math.isfinite(v):
             return False
         return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
     return ok
 
 
 # (method, option) -> what it accepts
 ACCEPTS: dict[tuple[str, str], Callable[[Any], bool]] = {
-    **{("infonce", name): check for name, check in {
-        "steps": _int(0), "epochs": _float(0, open_low=True), "batch_size": _int(1), "grad_accum": _int(1),
-        "lr": _float(0, open_low=True), "warmup_ratio": _float(0, 1), "weight_decay": _float(0), "max_grad_norm": _float(0),
-        "lora_r": _int(1), "lora_alpha": _float(0, open_low=True), "lora_dropout": _float(0, 1, open_high=True),
-        "checkpoint_every": _int(0), "checkpoint_minutes": _float(0), "max_length": _int(8), "max_examples": _int(0),
-        "temperature": _float(0, open_low=True),
-    }.items()},
-    **{("autoregembed", name): check for name, check in {
-        "slots": _int(1, 256), "beta": _float(0, open_low=True), "tau": _float(0, open_low=True),
-        "ic_steps": _int(0), "cda_steps": _int(0), "ic_lr": _float(0), "cda_lr": _float(0), "ic_epochs": _float(0),
-        "ic_grad_accum": _int(0), "cda_max_examples": _int(0),
-    }.items()},
+    **{
+        ("infonce", name): check
+        for name, check in {
+            "steps": _int(0),
+            "epochs": _float(0, open_low=True),
+            "batch_size": _int(1),
+            "grad_accum": _int(1),
+            "lr": _float(0, open_low=True),
+            "warmup_ratio": _float(0, 1),
+            "weight_decay": _float(0),
+            "max_grad_norm": _float(0),
+            "lora_r": _int(1),
+            "lora_alpha": _float(0, open_low=True),
+            "lora_dropout": _float(0, 1, open_high=True),
+            "checkpoint_every": _int(0),
+            "checkpoint_minutes": _float(0),
+            "max_length": _int(8),
+            "max_examples": _int(0),
+            "temperature": _float(0, open_low=True),
+        }.items()
+    },
+    **{
+        ("autoregembed", name): check
+        for name, check in {
+            "slots": _int(1, 256),
+            "beta": _float(0, open_low=True),
+            "tau": _float(0, open_low=True),
+            "ic_steps": _int(0),
+            "cda_steps": _int(0),
+            "ic_lr": _float(0),
+            "cda_lr": _float(0),
+            "ic_epochs": _float(0),
+            "ic_grad_accum": _int(0),
+            "cda_max_examples": _int(0),
+        }.items()
+    },
 }
-INT_OPTIONS = {key for key in ACCEPTS if key[1] in {
-    "steps", "batch_size", "grad_accum", "lora_r", "lora_alpha", "checkpoint_every", "max_length", "max_examples", "slots", "ic_steps",
-    "cda_steps", "ic_grad_accum", "cda_max_examples"}}
+INT_OPTIONS = {
+    key
+    for key in ACCEPTS
+    if key[1]
+    in {
+        "steps",
+        "batch_size",
+        "grad_accum",
+        "lora_r",
+        "lora_alpha",
+        "checkpoint_every",
+        "max_length",
+        "max_examples",
+        "slots",
+        "ic_steps",
+        "cda_steps",
+        "ic_grad_accum",
+        "cda_max_examples",
+    }
+}
 RUN_ACCEPTS = {"seed": _int(0, 2**32 - 1), "batch_size": _int(1, 65536), "max_length": _int(8, 1048576)}
 
 VALUES = st.one_of(
-    st.integers(-5, 300), st.integers(), st.integers(min_value=2**31 - 3, max_value=2**70),
+    st.integers(-5, 300),
+    st.integers(),
+    st.integers(min_value=2**31 - 3, max_value=2**70),
     st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63, 10**400, 0.0, 1.0, 0.999, 1.5, -0.0]),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
 )
 
 
@@ -106,7 +159,10 @@ def _refused(args: list[str], culprit: str, folder: Path, *also: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 2, (args, result.output)
     assert "Traceback" not in result.output
-    assert result.output.count("Error") == 1 and any(c in result.output for c in (culprit, *also)), (culprit, result.output)
+    assert result.output.count("Error") == 1 and any(c in result.output for c in (culprit, *also)), (
+        culprit,
+        result.output,
+    )
     assert sorted(folder.rglob("*")) == before, "a refused command left files behind"
 
 
@@ -125,8 +181,22 @@ def test_method_option_values(key, value):
         method_options(get_method(method), {name: seen}, method)
         return
     folder = _folder()
-    _refused(["run", "--method", method, *NO_BACKBONE, "--set", f"method_args.{name}={_literal(value)}", "--db", str(folder / "h.db"),
-              "--output-dir", str(folder / "runs")], f"method_args.{name}", folder)
+    _refused(
+        [
+            "run",
+            "--method",
+            method,
+            *NO_BACKBONE,
+            "--set",
+            f"method_args.{name}={_literal(value)}",
+            "--db",
+            str(folder / "h.db"),
+            "--output-dir",
+            str(folder / "runs"),
+        ],
+        f"method_args.{name}",
+        folder,
+    )
 
 
 @CASES
@@ -138,7 +208,20 @@ def test_run_option_values(name, value):
         load_run_config(sets=[f"{name}={_literal(value)}"])
         return
     folder = _folder()
-    _refused(["run", "--method", "untrained-mean", *NO_BACKBONE, "--set", f"{name}={_literal(value)}", "--db", str(folder / "h.db")], name, folder)
+    _refused(
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            *NO_BACKBONE,
+            "--set",
+            f"{name}={_literal(value)}",
+            "--db",
+            str(folder / "h.db"),
+        ],
+        name,
+        folder,
+    )
 
 
 def _template(draw_text: str) -> bool:
@@ -148,19 +231,43 @@ def _template(draw_text: str) -> bool:
 
 
 @settings(max_examples=60, **FAST)
-@given(st.sampled_from(["untrained-mean", "prompteol", "infonce"]), st.one_of(st.text(max_size=20), st.sampled_from(["{tex}", "{text}{text}", "", "Q: {text}", "{pool}{text}", "{text}{/pool}{pool}", "{pool}{text}{/pool}"])))
+@given(
+    st.sampled_from(["untrained-mean", "prompteol", "infonce"]),
+    st.one_of(
+        st.text(max_size=20),
+        st.sampled_from(
+            ["{tex}", "{text}{text}", "", "Q: {text}", "{pool}{text}", "{text}{/pool}{pool}", "{pool}{text}{/pool}"]
+        ),
+    ),
+)
 def test_templates(method, template):
     TRIED["templates"] += 1
     if _template(template):
         method_options(get_method(method), {"template": template}, method)
         return
     folder = _folder()
-    _refused(["run", "--method", method, *NO_BACKBONE, "--set", f"method_args.template={json.dumps(template)}", "--db", str(folder / "h.db"),
-              "--output-dir", str(folder / "runs")], "method_args.template", folder)
+    _refused(
+        [
+            "run",
+            "--method",
+            method,
+            *NO_BACKBONE,
+            "--set",
+            f"method_args.template={json.dumps(template)}",
+            "--db",
+            str(folder / "h.db"),
+            "--output-dir",
+            str(folder / "runs"),
+        ],
+        "method_args.template",
+        folder,
+    )
 
 
 @settings(max_examples=40, **FAST)
-@given(st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(["meta", "cuda:x", "gpu", "cuda:99999", "CPU", "xla"])))
+@given(
+    st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(["meta", "cuda:x", "gpu", "cuda:99999", "CPU", "xla"]))
+)
 def test_devices(device):
     TRIED["devices"] += 1
     import re
@@ -168,8 +275,20 @@ def test_devices(device):
     if re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,4})?", device):
         return
     folder = _folder()
-    _refused(["run", "--method", "untrained-mean", *NO_BACKBONE, "--set", f"device={device!r}".replace("'", '"'), "--db", str(folder / "h.db")],
-             "device", folder)
+    _refused(
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            *NO_BACKBONE,
+            "--set",
+            f"device={device!r}".replace("'", '"'),
+            "--db",
+            str(folder / "h.db"),
+        ],
+        "device",
+        folder,
+    )
 
 
 # -- paths ---------------------------------------------------------------------------------------
@@ -202,22 +321,50 @@ PATH_KINDS: dict[str, Callable[[Path, str], Path]] = {
     "unknown user": lambda folder, name: Path(f"~no-such-user-{folder.name}/{name}"),
     "a folder": _folder_named,
     "dangling link": lambda folder, name: (folder / name).symlink_to(folder / "gone") or folder / name,
-    "under /proc": lambda folder, name: Path("/proc") / f"harness-{folder.name}" / name,  # permissions say yes, mkdir no
+    "under /proc": lambda folder, name: (
+        Path("/proc") / f"harness-{folder.name}" / name
+    ),  # permissions say yes, mkdir no
 }
 # option -> (file name, arguments around the path; RUN = a fast untrained run)
 RUN = ["run", "--method", "untrained-mean"]
 PATH_OPTIONS: dict[str, tuple[str, Callable[[str, Path], list[str]]]] = {
     "--tasks": ("t.tsv", lambda p, f: [*RUN, "--tasks", p, "--db", str(f / "h.db")]),
-    "--train-data": ("d.jsonl", lambda p, f: ["run", "--method", "infonce", "--train-data", p, "--db", str(f / "h.db"), "--output-dir", str(f / "runs")]),
+    "--train-data": (
+        "d.jsonl",
+        lambda p, f: [
+            "run",
+            "--method",
+            "infonce",
+            "--train-data",
+            p,
+            "--db",
+            str(f / "h.db"),
+            "--output-dir",
+            str(f / "runs"),
+        ],
+    ),
     "--config": ("c.toml", lambda p, f: ["run", "--config", p, "--db", str(f / "h.db")]),
     "--db": ("h.db", lambda p, f: [*RUN, "--db", p]),
     "--output-dir": ("runs", lambda p, f: ["run", "--method", "infonce", "--output-dir", p, "--db", str(f / "h.db")]),
     "export --csv": ("r.csv", lambda p, f: ["export", "--csv", p, "--db", str(f / "h.db")]),
     "export --json": ("r.json", lambda p, f: ["export", "--json", p, "--db", str(f / "h.db")]),
     "plot --out": ("l.png", lambda p, f: ["plot", "1", "--out", p, "--db", str(f / "h.db")]),
-    "method_args.sharding_config": ("s.json", lambda p, f: ["run", "--method", "infonce", "--set", "method_args.finetune=full",
-                                                            "--set", f"method_args.sharding_config={p!r}".replace("'", '"'),
-                                                            "--db", str(f / "h.db"), "--output-dir", str(f / "runs")]),
+    "method_args.sharding_config": (
+        "s.json",
+        lambda p, f: [
+            "run",
+            "--method",
+            "infonce",
+            "--set",
+            "method_args.finetune=full",
+            "--set",
+            f"method_args.sharding_config={p!r}".replace("'", '"'),
+            "--db",
+            str(f / "h.db"),
+            "--output-dir",
+            str(f / "runs"),
+        ],
+    ),
 }
 PATH_OPTIONS["export --mteb"] = ("m", lambda p, f: ["export", "1", "--mteb", p, "--db", str(f / "h.db")])
 PATH_OPTIONS["export --model"] = ("e", lambda p, f: ["export", "1", "--model", p, "--db", str(f / "h.db")])
@@ -243,11 +390,21 @@ def test_paths(option, kind):
 
 
 # -- ids and limits --------------------------------------------------------------------------------
-ID_COMMANDS = [["show"], ["compare"], ["delete", "--yes"], ["eval", "--tasks", "offline"], ["export", "--csv", "-"], ["plot"]]
+ID_COMMANDS = [
+    ["show"],
+    ["compare"],
+    ["delete", "--yes"],
+    ["eval", "--tasks", "offline"],
+    ["export", "--csv", "-"],
+    ["plot"],
+]
 
 
 @settings(max_examples=80, **FAST)
-@given(st.sampled_from(range(len(ID_COMMANDS) + 1)), st.one_of(st.integers(min_value=2**63 - 1, max_value=2**80), st.integers(max_value=0)))
+@given(
+    st.sampled_from(range(len(ID_COMMANDS) + 1)),
+    st.one_of(st.integers(min_value=2**63 - 1, max_value=2**80), st.integers(max_value=0)),
+)
 def test_run_ids_out_of_range(which, run_id):
     TRIED["run ids"] += 1
     folder = _folder()
@@ -266,7 +423,10 @@ def test_run_ids_out_of_range(which, run_id):
 
 
 @settings(max_examples=40, **FAST)
-@given(st.sampled_from([["compare", "--last"], ["runs", "--limit"], ["leaderboard", "--limit"]]), st.integers(max_value=-1))
+@given(
+    st.sampled_from([["compare", "--last"], ["runs", "--limit"], ["leaderboard", "--limit"]]),
+    st.integers(max_value=-1),
+)
 def test_negative_limits(command, value):
     TRIED["limits"] += 1
     folder = _folder()

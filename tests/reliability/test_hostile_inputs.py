@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.config import load_run_config
-from harness.errors import HarnessError
 from harness.data.task_files import read_sts_file
 from harness.data.train_data import load_triplets
+from harness.errors import HarnessError
 
 TRIED: Counter[str] = Counter()
 ROOT: list[Path] = []  # the module's folder; hypothesis runs each example in a folder of its own below it
@@ -31,16 +31,55 @@ def _cases_folder(tmp_path_factory):
     yield
     print("hostile inputs tried:", dict(TRIED), "total", sum(TRIED.values()))
     shutil.rmtree(ROOT.pop(), ignore_errors=True)
+
+
 RUNS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # cells that break naive parsers: delimiters, quotes, newlines, BOMs, NULs, numbers in odd forms
-NASTY = st.sampled_from(["\t", ",", '"', "'", "\n", "\r\n", "\r", "\ufeff", "\x00", "nan", "inf", "-0", "1e309", "５", "", " ", "\\", "{", "[", "=", "#"])
-CELL = st.one_of(st.text(max_size=12), NASTY, st.floats(allow_nan=True, allow_infinity=True).map(str), st.integers().map(str), st.text(min_size=2000, max_size=5000))
-HEADERS = st.sampled_from([
-    ["sentence1", "sentence2", "score"], ["score", "sentence2", "sentence1", "extra"], ["sentence1", "score"],
-    ["query", "pos", "neg"], ["anchor", "positive", "negative"], ["premise", "hypothesis", "label"],
-    ["sentence_A", "sentence_B", "entailment_judgment"], [],
-])
+NASTY = st.sampled_from(
+    [
+        "\t",
+        ",",
+        '"',
+        "'",
+        "\n",
+        "\r\n",
+        "\r",
+        "\ufeff",
+        "\x00",
+        "nan",
+        "inf",
+        "-0",
+        "1e309",
+        "５",
+        "",
+        " ",
+        "\\",
+        "{",
+        "[",
+        "=",
+        "#",
+    ]
+)
+CELL = st.one_of(
+    st.text(max_size=12),
+    NASTY,
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers().map(str),
+    st.text(min_size=2000, max_size=5000),
+)
+HEADERS = st.sampled_from(
+    [
+        ["sentence1", "sentence2", "score"],
+        ["score", "sentence2", "sentence1", "extra"],
+        ["sentence1", "score"],
+        ["query", "pos", "neg"],
+        ["anchor", "positive", "negative"],
+        ["premise", "hypothesis", "label"],
+        ["sentence_A", "sentence_B", "entailment_judgment"],
+        [],
+    ]
+)
 
 
 @st.composite
@@ -57,16 +96,34 @@ def table_bytes(draw, delimiter: str) -> bytes:
     return data
 
 
-WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters='\t,"\r\n'), min_size=1, max_size=15).filter(str.strip)
+WORDS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters='\t,"\r\n'),
+    min_size=1,
+    max_size=15,
+).filter(str.strip)
 
 
 @st.composite
 def nearly_valid_bytes(draw, delimiter: str) -> bytes:
     """Well-formed rows with one hostile cell here and there: reaches the deeper checks."""
-    header = draw(st.sampled_from([["sentence1", "sentence2", "score"], ["query", "pos", "neg"], ["premise", "hypothesis", "label"]]))
+    header = draw(
+        st.sampled_from(
+            [["sentence1", "sentence2", "score"], ["query", "pos", "neg"], ["premise", "hypothesis", "label"]]
+        )
+    )
     rows = []
     for _ in range(draw(st.integers(2, 6))):
-        row = [draw(WORDS), draw(WORDS), draw(st.one_of(st.floats(0, 5).map(str), CELL, st.sampled_from(["entailment", "contradiction", "neutral", "2", "0"])))]
+        row = [
+            draw(WORDS),
+            draw(WORDS),
+            draw(
+                st.one_of(
+                    st.floats(0, 5).map(str),
+                    CELL,
+                    st.sampled_from(["entailment", "contradiction", "neutral", "2", "0"]),
+                )
+            ),
+        ]
         if draw(st.integers(0, 4)) == 0:
             row[draw(st.integers(0, 2))] = draw(CELL)
         rows.append(row)
@@ -77,9 +134,15 @@ def nearly_valid_bytes(draw, delimiter: str) -> bytes:
 def jsonl_bytes(draw) -> bytes:
     import json
 
-    keys = st.sampled_from(["sentence1", "sentence2", "score", "query", "pos", "neg", "premise", "hypothesis", "label"])
+    keys = st.sampled_from(
+        ["sentence1", "sentence2", "score", "query", "pos", "neg", "premise", "hypothesis", "label"]
+    )
     values = st.one_of(CELL, st.none(), st.booleans(), st.integers(), st.floats(), st.lists(st.integers(), max_size=2))
-    lines = draw(st.lists(st.one_of(st.dictionaries(keys, values, max_size=5).map(json.dumps), st.text(max_size=30)), max_size=6))
+    lines = draw(
+        st.lists(
+            st.one_of(st.dictionaries(keys, values, max_size=5).map(json.dumps), st.text(max_size=30)), max_size=6
+        )
+    )
     return "\n".join(lines).encode("utf-8", errors="surrogatepass")
 
 
@@ -127,11 +190,28 @@ def test_training_files(case):
     assert triplets and all(isinstance(t.query, str) and t.query.strip() for t in triplets)
 
 
-TOML_PIECES = st.sampled_from([
-    'method = "untrained-mean"', "batch_size = 8", "batch_size = -1", 'batch_size = "8"', "seed = true",
-    "tasks = []", 'tasks = ["offline", 3]', "max_length = 1e9", 'dtype = "float8"', "[method_args]",
-    'template = "{text}"', "unknown = 1", "= broken", '"""', "[[tasks]]", "x = {a = 1}", "\x00", "\ufeff",
-])
+TOML_PIECES = st.sampled_from(
+    [
+        'method = "untrained-mean"',
+        "batch_size = 8",
+        "batch_size = -1",
+        'batch_size = "8"',
+        "seed = true",
+        "tasks = []",
+        'tasks = ["offline", 3]',
+        "max_length = 1e9",
+        'dtype = "float8"',
+        "[method_args]",
+        'template = "{text}"',
+        "unknown = 1",
+        "= broken",
+        '"""',
+        "[[tasks]]",
+        "x = {a = 1}",
+        "\x00",
+        "\ufeff",
+    ]
+)
 
 
 @RUNS
@@ -146,10 +226,19 @@ def test_config_files(lines, tail):
 
 
 @RUNS
-@given(st.lists(st.one_of(
-    st.text(max_size=30),
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["batch_size", "seed", "tasks", "dtype", "method_args.x", "method_args", "a.b.c", ""]), st.text(max_size=20)),
-), max_size=4))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.builds(
+                lambda k, v: f"{k}={v}",
+                st.sampled_from(["batch_size", "seed", "tasks", "dtype", "method_args.x", "method_args", "a.b.c", ""]),
+                st.text(max_size=20),
+            ),
+        ),
+        max_size=4,
+    )
+)
 def test_set_values(items):
     TRIED["--set values"] += 1
     try:
@@ -158,15 +247,43 @@ def test_set_values(items):
         assert "--set" in str(exc) or "must be" in str(exc)
 
 
-SHARDING_KEYS = st.sampled_from([
-    "fsdp_version", "fsdp_reshard_after_forward", "sharding_strategy", "fsdp_offload_params", "fsdp_config",
-    "transformer_layer_cls_to_wrap", "mixed_precision", "fsdp_state_dict_type", "zero_optimization", "bf16",
-    "fp16", "optimizer", "params", "scheduler", "train_micro_batch_size_per_gpu", "gradient_clipping", "stage",
-    "reduce_bucket_size", "enabled", "lr", "bogus",
-])
+SHARDING_KEYS = st.sampled_from(
+    [
+        "fsdp_version",
+        "fsdp_reshard_after_forward",
+        "sharding_strategy",
+        "fsdp_offload_params",
+        "fsdp_config",
+        "transformer_layer_cls_to_wrap",
+        "mixed_precision",
+        "fsdp_state_dict_type",
+        "zero_optimization",
+        "bf16",
+        "fp16",
+        "optimizer",
+        "params",
+        "scheduler",
+        "train_micro_batch_size_per_gpu",
+        "gradient_clipping",
+        "stage",
+        "reduce_bucket_size",
+        "enabled",
+        "lr",
+        "bogus",
+    ]
+)
 SHARDING_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(), st.sampled_from(["auto", "2", "bf16", "FULL_SHARD", "NO_SHARD", ""]), st.text(max_size=8)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.one_of(SHARDING_KEYS, st.integers()), inner, max_size=4)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 40),
+        st.floats(),
+        st.sampled_from(["auto", "2", "bf16", "FULL_SHARD", "NO_SHARD", ""]),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.one_of(SHARDING_KEYS, st.integers()), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -183,7 +300,7 @@ def test_sharding_config_files(engine, suffix, content, tail):
 
     import yaml
 
-    from harness.training.sharding import deepspeed_config, choose_engine
+    from harness.training.sharding import choose_engine, deepspeed_config
     from methods.infonce import InfoNCEConfig
 
     TRIED["sharding config files"] += 1
@@ -210,6 +327,8 @@ def test_task_files_through_the_cli_exit_0_or_2(case):
         return  # a file that parses would start a real run; the parse-level test covers it
     except HarnessError:
         pass
-    result = CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--tasks", str(path), "--db", str(folder / "h.db")])
+    result = CliRunner().invoke(
+        app, ["run", "--method", "untrained-mean", "--tasks", str(path), "--db", str(folder / "h.db")]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert not (folder / "h.db").exists()

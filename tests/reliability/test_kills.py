@@ -26,17 +26,37 @@ def workspace(tmp_path, tiny_llama_dir, small_sts_file, any_db):
     second = tmp_path / "second-task.tsv"
     second.write_text(small_sts_file.read_text())
     run = [
-        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
-        "--tasks", str(small_sts_file), "--tasks", str(second), "--db", any_db,
-        "--output-dir", str(tmp_path / "runs"), "--set", "method_args.steps=6",
-        "--set", "method_args.checkpoint_every=2", "--set", "method_args.batch_size=2",
-        "--set", "method_args.template='this sentence : {text}'",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(small_sts_file),
+        "--tasks",
+        str(second),
+        "--db",
+        any_db,
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=6",
+        "--set",
+        "method_args.checkpoint_every=2",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        "method_args.template='this sentence : {text}'",
     ]
     return tmp_path, run, any_db
 
 
 def harness(*args, env=None, check=True):
-    done = subprocess.run([*HARNESS, *args], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    done = subprocess.run(
+        [*HARNESS, *args], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    )
     if check:
         assert done.returncode == 0, done.stderr[-2000:]
     return done

@@ -29,7 +29,13 @@ time.sleep(600)
 
 
 def _harness(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*HARNESS, *args], env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*HARNESS, *args],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _status(db, run_id: int) -> str:
@@ -66,10 +72,26 @@ def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path):
     """The row names this (live) test process's pid, but another start time: a different process.
     Taken for a reused pid once the heartbeat has stopped too (a stepped clock moves start times)."""
     store = open_store(tmp_path / "h.db")
-    run_id = store.start_run(method="m", backbone="b", task_spec="t", task_names=["t"], config={}, config_hash="h", seed=0,
-                             environment={"versions": {}, "hardware": {}})
-    kept = store.start_run(method="m", backbone="b", task_spec="t", task_names=["t"], config={}, config_hash="h", seed=0,
-                           environment={"versions": {}, "hardware": {}})
+    run_id = store.start_run(
+        method="m",
+        backbone="b",
+        task_spec="t",
+        task_names=["t"],
+        config={},
+        config_hash="h",
+        seed=0,
+        environment={"versions": {}, "hardware": {}},
+    )
+    kept = store.start_run(
+        method="m",
+        backbone="b",
+        task_spec="t",
+        task_names=["t"],
+        config={},
+        config_hash="h",
+        seed=0,
+        environment={"versions": {}, "hardware": {}},
+    )
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("UPDATE runs SET process_started_at = process_started_at - 3600")
     assert store.reap_stale() == []  # heartbeats fresh: perhaps the clock was stepped

@@ -31,7 +31,9 @@ def test_a_database_from_before_schema_revisions_is_refused_untouched(tmp_path):
         open_store(path)
     for args in (["runs"], ["db", "upgrade"], ["run", "--method", "untrained-mean"]):
         result = runner.invoke(app, [*args, "--db", str(path)])
-        assert result.exit_code == 2 and "user_version 3" in result.output and "harness 0.1" in result.output, result.output
+        assert result.exit_code == 2 and "user_version 3" in result.output and "harness 0.1" in result.output, (
+            result.output
+        )
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
 
 
@@ -53,10 +55,29 @@ def train_args(tmp_path, tiny_llama_dir, small_sts_file):
     triplets = tmp_path / "t.jsonl"
     triplets.write_text("\n".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) for t in TRIPLETS) + "\n")
     return [
-        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
-        "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"), "--output-dir", str(tmp_path / "runs"),
-        "--set", "method_args.steps=4", "--set", "method_args.batch_size=2", "--set", "method_args.checkpoint_every=1",
-        "--set", "method_args.template='this sentence : {text}'", "--seed", "3",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(tmp_path / "h.db"),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=4",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        "method_args.checkpoint_every=1",
+        "--set",
+        "method_args.template='this sentence : {text}'",
+        "--seed",
+        "3",
     ]
 
 
@@ -110,10 +131,18 @@ def test_values_from_users_are_never_evaluated(tmp_path, monkeypatch):
     config = tmp_path / "c.toml"
     config.write_text(f'method = "{code}"\n')
     assert runner.invoke(app, ["run", "--config", str(config), "--db", str(tmp_path / "h.db")]).exit_code == 2
-    assert runner.invoke(app, ["run", "--set", f"method_args.template={code}", "--db", str(tmp_path / "h.db")]).exit_code == 2
+    assert (
+        runner.invoke(app, ["run", "--set", f"method_args.template={code}", "--db", str(tmp_path / "h.db")]).exit_code
+        == 2
+    )
     task = tmp_path / "t.tsv"
     task.write_text(f"sentence1\tsentence2\tscore\n{code}\tb\t{code}\n")
-    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--tasks", str(task), "--db", str(tmp_path / "h.db")]).exit_code == 2
+    assert (
+        runner.invoke(
+            app, ["run", "--method", "untrained-mean", "--tasks", str(task), "--db", str(tmp_path / "h.db")]
+        ).exit_code
+        == 2
+    )
     monkeypatch.setenv("HARNESS_PLUGINS", "")
     assert runner.invoke(app, ["run", "--method", "os:system", "--db", str(tmp_path / "h.db")]).exit_code == 2
     assert not marker.exists()

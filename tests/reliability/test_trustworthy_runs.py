@@ -32,9 +32,24 @@ def triplets(tmp_path) -> Path:
 
 def _run_args(db: Path, backbone: Path, triplets: Path, task: Path, out: Path, *sets: str) -> list[str]:
     return [
-        "run", "--method", "infonce", "--backbone", str(backbone), "--train-data", str(triplets),
-        "--tasks", str(task), "--db", str(db), "--output-dir", str(out),
-        "--set", "method_args.batch_size=2", "--set", TEMPLATE, *(x for s in sets for x in ("--set", s)),
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(backbone),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(out),
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        TEMPLATE,
+        *(x for s in sets for x in ("--set", s)),
     ]
 
 
@@ -53,21 +68,38 @@ def test_two_databases_in_one_folder_never_share_checkpoints(tmp_path, tiny_llam
     a.db's score under its own config."""
     runner = CliRunner()
     out = tmp_path / "runs"
-    a = runner.invoke(app, _run_args(tmp_path / "a.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2"))
+    a = runner.invoke(
+        app, _run_args(tmp_path / "a.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")
+    )
     assert a.exit_code == 0, a.output
-    b = runner.invoke(app, _run_args(tmp_path / "b.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=5", "method_args.lr=1e-3"))
+    b = runner.invoke(
+        app,
+        _run_args(
+            tmp_path / "b.db",
+            tiny_llama_dir,
+            triplets,
+            small_sts_file,
+            out,
+            "method_args.steps=5",
+            "method_args.lr=1e-3",
+        ),
+    )
     assert b.exit_code == 0, b.output
 
     steps_b = [s for (s,) in _rows(tmp_path / "b.db", "SELECT step FROM metrics ORDER BY step")]
     assert steps_b == [1, 2, 3, 4, 5]  # b trained every one of its own steps
-    (dir_a, uuid_a), (dir_b, uuid_b) = (_rows(tmp_path / n, "SELECT output_dir, uuid FROM runs")[0] for n in ("a.db", "b.db"))
+    (dir_a, uuid_a), (dir_b, uuid_b) = (
+        _rows(tmp_path / n, "SELECT output_dir, uuid FROM runs")[0] for n in ("a.db", "b.db")
+    )
     assert dir_a != dir_b and uuid_a != uuid_b and Path(dir_a).parent == Path(dir_b).parent == out.resolve()
     assert json.loads((Path(dir_b) / "harness-run.json").read_text())["run_uuid"] == uuid_b
     state_a = json.loads((Path(dir_a) / "checkpoints" / "0-contrastive" / "state.json").read_text())
     assert state_a["step"] == 2  # a's files untouched
 
     (tmp_path / "b.db").unlink()  # `rm harness.db` then run again: a third folder, trained from scratch
-    again = runner.invoke(app, _run_args(tmp_path / "b.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=3"))
+    again = runner.invoke(
+        app, _run_args(tmp_path / "b.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=3")
+    )
     assert again.exit_code == 0, again.output
     assert [s for (s,) in _rows(tmp_path / "b.db", "SELECT step FROM metrics ORDER BY step")] == [1, 2, 3]
     assert len(list(out.iterdir())) == 3
@@ -75,16 +107,35 @@ def test_two_databases_in_one_folder_never_share_checkpoints(tmp_path, tiny_llam
 
 def test_resume_refuses_a_folder_of_another_run(tmp_path, tiny_llama_dir, triplets, small_sts_file):
     out, db = tmp_path / "runs", tmp_path / "h.db"
-    victim = subprocess.run([*HARNESS, *_run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=6", "method_args.checkpoint_every=2")],
-                            env=_env(HARNESS_KILL_AT="train-step:3"), capture_output=True, text=True)
+    victim = subprocess.run(
+        [
+            *HARNESS,
+            *_run_args(
+                db,
+                tiny_llama_dir,
+                triplets,
+                small_sts_file,
+                out,
+                "method_args.steps=6",
+                "method_args.checkpoint_every=2",
+            ),
+        ],
+        env=_env(HARNESS_KILL_AT="train-step:3"),
+        capture_output=True,
+        text=True,
+    )
     assert victim.returncode == -signal.SIGKILL
-    other = CliRunner().invoke(app, _run_args(tmp_path / "other.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2"))
+    other = CliRunner().invoke(
+        app, _run_args(tmp_path / "other.db", tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")
+    )
     assert other.exit_code == 0, other.output
     (other_dir,) = _rows(tmp_path / "other.db", "SELECT output_dir FROM runs")[0]
     with sqlite3.connect(db) as conn:  # the row now names the other database's folder
         conn.execute("UPDATE runs SET output_dir = ?", (other_dir,))
 
-    refused = subprocess.run([*HARNESS, "run", "--resume", "1", "--db", str(db)], env=_env(), capture_output=True, text=True)
+    refused = subprocess.run(
+        [*HARNESS, "run", "--resume", "1", "--db", str(db)], env=_env(), capture_output=True, text=True
+    )
     assert refused.returncode == 2, refused.stderr
     assert "refusing to resume from another run's checkpoints" in refused.stderr and "Traceback" not in refused.stderr
     assert _rows(db, "SELECT status, error FROM runs")[0][0] == "failed"  # reaped by the command, then left alone
@@ -108,7 +159,9 @@ def test_bad_input_records_nothing(tmp_path, tiny_llama_dir, triplets, small_sts
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     extra = [str(bad) if x == "BAD" else str(a_file) if x == "FILE" else x for x in extra]
-    args = _run_args(tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs", "method_args.steps=2")
+    args = _run_args(
+        tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs", "method_args.steps=2"
+    )
     for option in ("--train-data", "--output-dir"):  # the case's value replaces the default one
         if option in extra:
             at = args.index(option)
@@ -124,11 +177,28 @@ def test_an_unreachable_hub_fails_at_once_with_one_line_and_records_nothing(tmp_
     """HF_ENDPOINT on a closed loopback port: the hub is unreachable without touching the network."""
     env = _env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
     db = tmp_path / "h.db"
-    done = subprocess.run([*HARNESS, "run", "--method", "untrained-mean", "--backbone", "some-org/some-model", "--tasks", str(small_sts_file), "--db", str(db)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *HARNESS,
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            "some-org/some-model",
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("Leaderboard: ")]
-    assert len(lines) == 1 and "cannot be reached" in lines[0] and "hf download some-org/some-model" in lines[0], done.stderr
+    assert len(lines) == 1 and "cannot be reached" in lines[0] and "hf download some-org/some-model" in lines[0], (
+        done.stderr
+    )
     assert ".." not in lines[0] and not db.exists()
 
     listing = subprocess.run([*HARNESS, "backbones", "--json"], env=env, capture_output=True, text=True, check=True)
@@ -148,8 +218,23 @@ def test_a_cached_hub_backbone_still_runs_when_the_hub_is_unreachable(tmp_path, 
     (repo / "refs" / "main").write_text(commit)
     env = _env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
     db = tmp_path / "h.db"
-    done = subprocess.run([*HARNESS, "run", "--method", "untrained-mean", "--backbone", "some-org/tiny-llama", "--tasks", str(small_sts_file), "--db", str(db)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *HARNESS,
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            "some-org/tiny-llama",
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert _rows(db, "SELECT status, backbone FROM runs") == [("finished", "some-org/tiny-llama")]
 
@@ -159,8 +244,15 @@ LONG_RUN_STEPS = 120  # steps: seconds of training with a checkpoint every ~0.1 
 
 
 def _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file, steps=LONG_RUN_STEPS):
-    args = _run_args(tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs",
-                     f"method_args.steps={steps}", "method_args.checkpoint_minutes=0.002")  # a checkpoint every ~0.1 s
+    args = _run_args(
+        tmp_path / "h.db",
+        tiny_llama_dir,
+        triplets,
+        small_sts_file,
+        tmp_path / "runs",
+        f"method_args.steps={steps}",
+        "method_args.checkpoint_minutes=0.002",
+    )  # a checkpoint every ~0.1 s
     return subprocess.Popen([*HARNESS, *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -178,14 +270,18 @@ def _wait_for_checkpoint(tmp_path, process, at_least=3) -> None:
 
 
 @pytest.mark.parametrize("sig, reason", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
-def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_path, tiny_llama_dir, triplets, small_sts_file, sig, reason):
+def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(
+    tmp_path, tiny_llama_dir, triplets, small_sts_file, sig, reason
+):
     process = _start_long_run(tmp_path, tiny_llama_dir, triplets, small_sts_file)
     _wait_for_checkpoint(tmp_path, process)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Leaderboard: ")]
-    assert len(lines) == 1 and "harness run --resume 1" in lines[0] and reason in lines[0] and "Traceback" not in stderr
+    assert (
+        len(lines) == 1 and "harness run --resume 1" in lines[0] and reason in lines[0] and "Traceback" not in stderr
+    )
 
     db = tmp_path / "h.db"
     ((status, error),) = _rows(db, "SELECT status, error FROM runs")
@@ -196,7 +292,12 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_pa
     assert recorded == list(range(1, len(recorded) + 1)) and len(recorded) >= saved >= 3  # every step done is recorded
     assert saved < LONG_RUN_STEPS  # the signal came mid-stage
 
-    resumed = subprocess.run([*HARNESS, "run", "--resume", "1", "--db", str(db), "--output-dir", str(tmp_path / "runs")], env=_env(), capture_output=True, text=True)
+    resumed = subprocess.run(
+        [*HARNESS, "run", "--resume", "1", "--db", str(db), "--output-dir", str(tmp_path / "runs")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming stage contrastive at step {saved}" in resumed.stdout
     assert _rows(db, "SELECT status FROM runs") == [("finished",)]
@@ -204,7 +305,9 @@ def test_ctrl_c_or_sigterm_marks_the_run_interrupted_and_resume_continues(tmp_pa
 
 
 # -- 4. a finished run never ends in a traceback --------------------------------------------------
-def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     from leaderboard.store import RunStore
 
     real_finish, real_get = RunStore.finish_run, RunStore.get_run
@@ -222,7 +325,20 @@ def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(tmp_p
     monkeypatch.setattr(RunStore, "finish_run", finish)
     monkeypatch.setattr(RunStore, "get_run", get_run)
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.exception is None and "disk I/O error" in result.output and "harness show 1" in result.output
     assert _rows(db, "SELECT status FROM runs") == [("finished",)]
@@ -256,8 +372,12 @@ def test_opening_a_database_never_sets_its_journal_mode_again(tmp_path, monkeypa
 
 
 # -- 5. piped output ------------------------------------------------------------------------------
-def test_piped_output_gets_plain_progress_lines_and_the_checkpoint_folder(tmp_path, tiny_llama_dir, triplets, small_sts_file):
-    args = _run_args(tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs", "method_args.steps=20")
+def test_piped_output_gets_plain_progress_lines_and_the_checkpoint_folder(
+    tmp_path, tiny_llama_dir, triplets, small_sts_file
+):
+    args = _run_args(
+        tmp_path / "h.db", tiny_llama_dir, triplets, small_sts_file, tmp_path / "runs", "method_args.steps=20"
+    )
     done = subprocess.run([*HARNESS, *args], env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     progress = [line.split()[2] for line in done.stdout.splitlines() if line.strip().startswith("contrastive step")]
@@ -267,12 +387,40 @@ def test_piped_output_gets_plain_progress_lines_and_the_checkpoint_folder(tmp_pa
 
 
 # -- 6. disk: filters and delete ------------------------------------------------------------------
-def test_runs_filters_and_delete_removes_rows_and_own_folders_only(tmp_path, tiny_llama_dir, triplets, small_sts_file, monkeypatch):
+def test_runs_filters_and_delete_removes_rows_and_own_folders_only(
+    tmp_path, tiny_llama_dir, triplets, small_sts_file, monkeypatch
+):
     runner = CliRunner()
     db, out = tmp_path / "h.db", tmp_path / "runs"
-    assert runner.invoke(app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")).exit_code == 0
-    assert runner.invoke(app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")).exit_code == 0
-    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(db)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2")
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app,
+            [
+                "run",
+                "--method",
+                "untrained-mean",
+                "--backbone",
+                str(tiny_llama_dir),
+                "--tasks",
+                str(small_sts_file),
+                "--db",
+                str(db),
+            ],
+        ).exit_code
+        == 0
+    )
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'failed' WHERE id = 2")
 
@@ -311,7 +459,23 @@ def test_runs_filters_and_delete_removes_rows_and_own_folders_only(tmp_path, tin
 def test_compare_of_an_unfinished_run_points_to_include_unfinished(tmp_path, tiny_llama_dir, small_sts_file):
     runner = CliRunner()
     db = str(tmp_path / "h.db")
-    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", db]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "run",
+                "--method",
+                "untrained-mean",
+                "--backbone",
+                str(tiny_llama_dir),
+                "--tasks",
+                str(small_sts_file),
+                "--db",
+                db,
+            ],
+        ).exit_code
+        == 0
+    )
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'interrupted'")
     result = runner.invoke(app, ["compare", "1", "--db", db])
@@ -336,16 +500,24 @@ def test_json_shows_as_a_flag_in_help(command):
 
 # -- issue 21: garbled checkpoints, damaged databases, exports that cannot be written ------------
 @pytest.mark.parametrize("garble", ["state.json", "trainable.pt"])
-def test_a_garbled_checkpoint_fails_resume_with_a_message_and_the_run_stays_interrupted(tmp_path, tiny_llama_dir, triplets, small_sts_file, garble):
+def test_a_garbled_checkpoint_fails_resume_with_a_message_and_the_run_stays_interrupted(
+    tmp_path, tiny_llama_dir, triplets, small_sts_file, garble
+):
     out, db = tmp_path / "runs", tmp_path / "h.db"
     done = CliRunner().invoke(app, _run_args(db, tiny_llama_dir, triplets, small_sts_file, out, "method_args.steps=2"))
     assert done.exit_code == 0, done.output
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'interrupted', error = 'interrupted by the user (Ctrl-C)'")
-    (checkpoint,) = [p for p in (Path(_rows(db, "SELECT output_dir FROM runs")[0][0]) / "checkpoints").iterdir() if not p.name.startswith(".")]
+    (checkpoint,) = [
+        p
+        for p in (Path(_rows(db, "SELECT output_dir FROM runs")[0][0]) / "checkpoints").iterdir()
+        if not p.name.startswith(".")
+    ]
     target = checkpoint / garble
     target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])  # truncated, as by a full disk
-    refused = subprocess.run([*HARNESS, "run", "--resume", "1", "--db", str(db)], env=_env(), capture_output=True, text=True)
+    refused = subprocess.run(
+        [*HARNESS, "run", "--resume", "1", "--db", str(db)], env=_env(), capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
     assert str(target) in refused.stderr and "cannot resume" in refused.stderr
     assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
@@ -357,8 +529,16 @@ def test_a_damaged_database_is_reported_at_open_and_left_untouched(tmp_path):
     db = tmp_path / "h.db"
     store = open_store(db)
     for _ in range(40):  # enough rows for a few pages
-        store.start_run(method="m" * 200, backbone="b", task_spec="t", task_names=["t"], config={"x": "y" * 400}, config_hash="h",
-                        seed=0, environment={"versions": {}, "hardware": {}})
+        store.start_run(
+            method="m" * 200,
+            backbone="b",
+            task_spec="t",
+            task_names=["t"],
+            config={"x": "y" * 400},
+            config_hash="h",
+            seed=0,
+            environment={"versions": {}, "hardware": {}},
+        )
     store.close()
     data = bytearray(db.read_bytes())
     data[4096:8192] = bytes(range(256)) * 16
@@ -380,8 +560,12 @@ def test_exports_that_cannot_be_written_fail_cleanly_and_leave_no_partial_file(t
     locked.chmod(0o500)
     (tmp_path / "a-file").write_text("mine")
     try:
-        cases = [["--csv", str(tmp_path / "folder.csv")], ["--csv", str(tmp_path / "nowhere" / "r.csv")],
-                 ["1", "--mteb", str(tmp_path / "a-file")], ["1", "--model", str(tmp_path / "a-file")]]
+        cases = [
+            ["--csv", str(tmp_path / "folder.csv")],
+            ["--csv", str(tmp_path / "nowhere" / "r.csv")],
+            ["1", "--mteb", str(tmp_path / "a-file")],
+            ["1", "--model", str(tmp_path / "a-file")],
+        ]
         if os.geteuid() != 0:  # root writes through permissions
             cases.append(["--json", str(locked / "r.json")])
         for args in cases:

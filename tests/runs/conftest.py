@@ -14,5 +14,7 @@ TEMPLATE = "method_args.template='this sentence : {text}'"
 @pytest.fixture
 def triplets_file(tmp_path):
     path = tmp_path / "triplets.jsonl"
-    path.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
+    path.write_text(
+        "\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n"
+    )
     return path

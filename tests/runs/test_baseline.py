@@ -38,17 +38,39 @@ def test_each_declared_baseline_trains_nothing_and_plans_on_a_backbone(tiny_llam
     assert declared["llm2vec"] == ("untrained-mean", {"template": "{text}", "pool_text_only": True})
     # AutoRegEmbed's untrained row reads its instruction, as the paper's -L row
     assert declared["autoregembed"][0] == "untrained-last"
-    assert declared["autoregembed"][1]["template"] == INSTRUCTION_TEMPLATE == build_method(RunConfig()).config.template[:-1]
+    assert (
+        declared["autoregembed"][1]["template"]
+        == INSTRUCTION_TEMPLATE
+        == build_method(RunConfig()).config.template[:-1]
+    )
     # token prepending without its placeholder is PromptEOL's own default template
     assert declared["token-prepending"] == ("prompteol", {"template": get_method("prompteol").Config().template})
 
 
-def test_a_run_closes_with_its_baseline_evaluated_and_compared(with_baseline, tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+def test_a_run_closes_with_its_baseline_evaluated_and_compared(
+    with_baseline, tmp_path, tiny_llama_dir, triplets_file, small_sts_file
+):
     db = tmp_path / "h.db"
     args = [
-        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets_file),
-        "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs"),
-        "--set", "method_args.steps=2", "--set", "method_args.batch_size=2", "--set", "method_args.template='{text}'",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets_file),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=2",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        "method_args.template='{text}'",
     ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -59,7 +81,9 @@ def test_a_run_closes_with_its_baseline_evaluated_and_compared(with_baseline, tm
     assert baseline["backbone"] == trained["backbone"] and baseline["tasks"] == trained["tasks"]
     (task,) = trained["scores"]
     # the baseline's score is mean pooling of the untouched backbone, computed here without the harness
-    assert baseline["scores"][task] == pytest.approx(independent_cosine_spearman(tiny_llama_dir, small_sts_file), abs=1e-4)
+    assert baseline["scores"][task] == pytest.approx(
+        independent_cosine_spearman(tiny_llama_dir, small_sts_file), abs=1e-4
+    )
     out = result.output
     assert "Baseline recorded as run #2" in out and "--baseline 2" in out
     assert "[" in out and "95% interval" in out  # the paired interval of the difference
@@ -71,15 +95,30 @@ def test_a_run_closes_with_its_baseline_evaluated_and_compared(with_baseline, tm
     store.close()
 
 
-def test_a_baseline_itself_gets_none_and_a_table_of_one_run_marks_no_best(with_baseline, tmp_path, tiny_llama_dir, small_sts_file):
-    result = CliRunner().invoke(app, [
-        "run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"),
-    ])
+def test_a_baseline_itself_gets_none_and_a_table_of_one_run_marks_no_best(
+    with_baseline, tmp_path, tiny_llama_dir, small_sts_file
+):
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(tmp_path / "h.db"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Baseline" not in result.output and "best" not in result.output
 
 
-def test_a_failed_baseline_leaves_the_recorded_run_reported_and_the_exit_zero(with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_a_failed_baseline_leaves_the_recorded_run_reported_and_the_exit_zero(
+    with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     import harness.runs.execute as running
 
     real = running.execute
@@ -90,21 +129,47 @@ def test_a_failed_baseline_leaves_the_recorded_run_reported_and_the_exit_zero(wi
         return real(plan, *args, **kwargs)
 
     monkeypatch.setattr(running, "execute", failing_baseline)
-    result = CliRunner().invoke(app, [
-        "run", "--method", "prompteol", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "prompteol",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(tmp_path / "h.db"),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert "the baseline (untrained-last) failed: RuntimeError: out of memory (a test)" in " ".join(result.output.split())
+    assert "the baseline (untrained-last) failed: RuntimeError: out of memory (a test)" in " ".join(
+        result.output.split()
+    )
     assert "Recorded as run #1" in result.output and "Scores x100" in result.output
     assert [r["method"] for r in open_store(tmp_path / "h.db").runs(statuses=None)] == ["prompteol"]
 
 
-def test_a_baseline_that_would_train_is_refused_before_anything_runs(with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_a_baseline_that_would_train_is_refused_before_anything_runs(
+    with_baseline, tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     from methods.untrained import PromptEOL
 
     monkeypatch.setattr(PromptEOL, "baseline", lambda self: ("infonce", {}))
-    result = CliRunner().invoke(app, [
-        "run", "--method", "prompteol", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", str(tmp_path / "h.db"),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "prompteol",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(tmp_path / "h.db"),
+        ],
+    )
     assert result.exit_code == 2 and "a baseline must be training-free" in " ".join(result.output.split())
     assert not (tmp_path / "h.db").exists()

@@ -15,29 +15,70 @@ from leaderboard.store import open_store
 from tests.runs.conftest import TEMPLATE
 
 
-
 def _run(backbone, triplets, task, db, tmp_path, *extra):
     args = [
-        "run", "--method", "infonce", "--backbone", str(backbone), "--train-data", str(triplets), "--tasks", str(task),
-        "--db", str(db), "--output-dir", str(tmp_path / "runs"), "--set", "method_args.steps=4",
-        "--set", "method_args.batch_size=2", "--set", TEMPLATE, *extra,
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(backbone),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=4",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        TEMPLATE,
+        *extra,
     ]
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--set", "method_args.eval_every=2"], "method_args.eval_every=2 needs --dev-tasks"),
-    (["--dev-tasks", "DEV"], "--dev-tasks needs method_args.eval_every=N"),
-    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=0"], "method_args.eval_every=0 must be >= 1"),
-    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=-3"], "method_args.eval_every=-3 must be >= 1"),
-    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=1.5"], "method_args.eval_every: expected int, got 1.5"),
-    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=often"], "method_args.eval_every: expected int, got 'often'"),
-    (["--set", "method_args.keep_best=true"], "method_args.keep_best=true needs method_args.eval_every=N"),
-    (["--dev-tasks", "no-such-task", "--set", "method_args.eval_every=1"], "--dev-tasks: unknown task 'no-such-task'"),
-    (["--dev-tasks", "DEV", "--set", "method_args.eval_every=1", "--set", "method_args.finetune=full", "--set", "method_args.sharding=fsdp"],
-     "method_args.eval_every: a sharded model (fsdp) cannot encode while it trains"),
-])
-def test_bad_dev_options_are_exit_2_naming_the_option_and_record_nothing(tmp_path, tiny_llama_dir, triplets_file, small_sts_file, extra, message):
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--set", "method_args.eval_every=2"], "method_args.eval_every=2 needs --dev-tasks"),
+        (["--dev-tasks", "DEV"], "--dev-tasks needs method_args.eval_every=N"),
+        (["--dev-tasks", "DEV", "--set", "method_args.eval_every=0"], "method_args.eval_every=0 must be >= 1"),
+        (["--dev-tasks", "DEV", "--set", "method_args.eval_every=-3"], "method_args.eval_every=-3 must be >= 1"),
+        (
+            ["--dev-tasks", "DEV", "--set", "method_args.eval_every=1.5"],
+            "method_args.eval_every: expected int, got 1.5",
+        ),
+        (
+            ["--dev-tasks", "DEV", "--set", "method_args.eval_every=often"],
+            "method_args.eval_every: expected int, got 'often'",
+        ),
+        (["--set", "method_args.keep_best=true"], "method_args.keep_best=true needs method_args.eval_every=N"),
+        (
+            ["--dev-tasks", "no-such-task", "--set", "method_args.eval_every=1"],
+            "--dev-tasks: unknown task 'no-such-task'",
+        ),
+        (
+            [
+                "--dev-tasks",
+                "DEV",
+                "--set",
+                "method_args.eval_every=1",
+                "--set",
+                "method_args.finetune=full",
+                "--set",
+                "method_args.sharding=fsdp",
+            ],
+            "method_args.eval_every: a sharded model (fsdp) cannot encode while it trains",
+        ),
+    ],
+)
+def test_bad_dev_options_are_exit_2_naming_the_option_and_record_nothing(
+    tmp_path, tiny_llama_dir, triplets_file, small_sts_file, extra, message
+):
     db = tmp_path / "h.db"
     extra = [str(small_sts_file) if item == "DEV" else item for item in extra]
     result = _run(tiny_llama_dir, triplets_file, small_sts_file, db, tmp_path, *extra)
@@ -48,29 +89,60 @@ def test_bad_dev_options_are_exit_2_naming_the_option_and_record_nothing(tmp_pat
 
 def test_dev_tasks_on_an_untrained_method_are_refused(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(app, [
-        "run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file),
-        "--dev-tasks", str(small_sts_file), "--db", str(db),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--dev-tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
     assert result.exit_code == 2 and "does not train" in " ".join(result.output.split()) and not db.exists()
 
 
-def test_dev_evaluations_leave_training_as_it_was_and_are_recorded_shown_and_drawn(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+def test_dev_evaluations_leave_training_as_it_was_and_are_recorded_shown_and_drawn(
+    tmp_path, tiny_llama_dir, triplets_file, small_sts_file
+):
     dev = tmp_path / "tiny-dev.tsv"
     shutil.copy(small_sts_file, dev)
     plain, followed = tmp_path / "plain.db", tmp_path / "followed.db"
     assert _run(tiny_llama_dir, triplets_file, small_sts_file, plain, tmp_path).exit_code == 0
-    result = _run(tiny_llama_dir, triplets_file, small_sts_file, followed, tmp_path, "--dev-tasks", str(dev), "--set", "method_args.eval_every=3")
+    result = _run(
+        tiny_llama_dir,
+        triplets_file,
+        small_sts_file,
+        followed,
+        tmp_path,
+        "--dev-tasks",
+        str(dev),
+        "--set",
+        "method_args.eval_every=3",
+    )
     assert result.exit_code == 0, result.output
     store = open_store(followed)
     # eval mode for the evaluation, train mode (LoRA dropout) and the random state given back after it
     assert [m["loss"] for m in store.metrics(1)] == [m["loss"] for m in open_store(plain).metrics(1)]
     rows = store.dev_scores(1)
-    assert [(r["stage"], r["step"], r["task"]) for r in rows] == [("contrastive", 3, "tiny-dev"), ("contrastive", 4, "tiny-dev")]
+    assert [(r["stage"], r["step"], r["task"]) for r in rows] == [
+        ("contrastive", 3, "tiny-dev"),
+        ("contrastive", 4, "tiny-dev"),
+    ]
     assert all(r["main_metric"] == "cosine_spearman" and r["seconds"] > 0 for r in rows)
     record = store.get_run(1)
-    assert record["scores"] == pytest.approx(open_store(plain).get_run(1)["scores"], abs=1e-9)  # the same encoder at the end
-    assert rows[-1]["score"] == pytest.approx(record["scores"]["tiny-sts"], abs=1e-9)  # the last dev evaluation is that encoder
+    assert record["scores"] == pytest.approx(
+        open_store(plain).get_run(1)["scores"], abs=1e-9
+    )  # the same encoder at the end
+    assert rows[-1]["score"] == pytest.approx(
+        record["scores"]["tiny-sts"], abs=1e-9
+    )  # the last dev evaluation is that encoder
     assert set(record["scores"]) == {"tiny-sts"} and "tiny-dev" not in record["task_versions"]  # never a test score
     assert not [t for t in record["timings"] if t["phase"] == "evaluate:tiny-dev"]
     (train,) = [t for t in record["timings"] if t["phase"] == "train:contrastive"]
@@ -97,9 +169,21 @@ def test_dev_evaluations_leave_training_as_it_was_and_are_recorded_shown_and_dra
 def test_keep_best_makes_the_best_dev_step_the_runs_encoder(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
     db = tmp_path / "h.db"
     result = _run(
-        tiny_llama_dir, triplets_file, small_sts_file, db, tmp_path, "--dev-tasks", str(small_sts_file),
-        "--set", "method_args.eval_every=1", "--set", "method_args.keep_best=true", "--set", "method_args.lr=0.3",
-        "--set", "method_args.warmup_ratio=0",
+        tiny_llama_dir,
+        triplets_file,
+        small_sts_file,
+        db,
+        tmp_path,
+        "--dev-tasks",
+        str(small_sts_file),
+        "--set",
+        "method_args.eval_every=1",
+        "--set",
+        "method_args.keep_best=true",
+        "--set",
+        "method_args.lr=0.3",
+        "--set",
+        "method_args.warmup_ratio=0",
     )
     assert result.exit_code == 0, result.output
     store = open_store(db)
@@ -116,7 +200,9 @@ def test_keep_best_makes_the_best_dev_step_the_runs_encoder(tmp_path, tiny_llama
     (folder,) = (tmp_path / "runs").glob("run-1-*")
     saved = torch.load(folder / "best-dev.pt", weights_only=True)
     final = torch.load(folder / "checkpoints" / "0-contrastive" / "trainable.pt", weights_only=True)
-    assert saved["step"] == best["step"] and set(final) == set(saved["state"]) and all("lora_" in name for name in final)
+    assert (
+        saved["step"] == best["step"] and set(final) == set(saved["state"]) and all("lora_" in name for name in final)
+    )
     assert all(torch.equal(final[name], saved["state"][name]) for name in final)
 
     again = tmp_path / "tiny-sts-again.tsv"

@@ -28,7 +28,9 @@ def _other_file(tmp_path, small_sts_file):
 
 
 def _untrained(db, backbone, task):
-    result = _invoke("run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db))
+    result = _invoke(
+        "run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db)
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -42,7 +44,11 @@ def test_two_files_with_one_stem_are_compared_apart(tmp_path, tiny_llama_dir, sm
     versions = [run["task_versions"][stem] for run in runs]
     assert versions[0] != versions[1] and all(len(v) == 12 for v in versions)
     shown = _invoke("compare", "1", "2", "--db", str(db)).stdout
-    assert f"{stem}@{versions[0][:8]}" in shown and f"{stem}@{versions[1][:8]}" in shown and "2 versions of its data" in shown
+    assert (
+        f"{stem}@{versions[0][:8]}" in shown
+        and f"{stem}@{versions[1][:8]}" in shown
+        and "2 versions of its data" in shown
+    )
     assert "Mean(Task) over 0" in shown  # nothing in common: no mean puts them together
     board = _invoke("leaderboard", "--tasks", str(small_sts_file), "--db", str(db), "--json")
     assert [r["run_id"] for r in json.loads(board.stdout)] == [1]
@@ -67,7 +73,10 @@ def test_eval_refuses_a_task_it_has_unless_forced(tmp_path, tiny_llama_dir, smal
     assert forced.exit_code == 0, forced.output
     (after,) = json.loads(_invoke("show", "1", "--db", str(db), "--json").stdout)
     stem = small_sts_file.stem
-    assert after["task_versions"][stem] != before["task_versions"][stem] and after["scores"][stem] != before["scores"][stem]
+    assert (
+        after["task_versions"][stem] != before["task_versions"][stem]
+        and after["scores"][stem] != before["scores"][stem]
+    )
 
 
 def test_resume_refuses_a_task_file_that_changed(tmp_path, tiny_llama_dir, small_sts_file):
@@ -85,8 +94,11 @@ def _run(run_id, scores, versions):
 
 
 def test_versions_are_separated_only_where_they_differ():
-    runs = [_run(1, {"A": 0.5, "B": 0.7}, {"A": "aaaa1111", "B": "b"}), _run(2, {"A": 0.6, "B": 0.8}, {"A": "cccc2222", "B": "b"}),
-            _run(3, {"A": 0.4}, {"A": None})]
+    runs = [
+        _run(1, {"A": 0.5, "B": 0.7}, {"A": "aaaa1111", "B": "b"}),
+        _run(2, {"A": 0.6, "B": 0.8}, {"A": "cccc2222", "B": "b"}),
+        _run(3, {"A": 0.4}, {"A": None}),
+    ]
     separated, notes = separate_versions(runs)
     assert [sorted(r["scores"]) for r in separated] == [["A@aaaa1111", "B"], ["A@cccc2222", "B"], ["A@?"]]
     assert len(notes) == 1 and notes[0].startswith("A: 3 versions")

@@ -17,10 +17,29 @@ STEPS = 4
 
 def _run(tmp_path, tiny_llama_dir, small_sts_file, *extra):
     triplets = tmp_path / "triplets.jsonl"
-    triplets.write_text("\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n")
-    args = ["run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--train-data", str(triplets), "--tasks", str(small_sts_file),
-            "--db", str(tmp_path / "h.db"), "--output-dir", str(tmp_path / "out"), "--set", "method_args.batch_size=2",
-            "--set", f"method_args.steps={STEPS}", *extra]
+    triplets.write_text(
+        "\n".join(json.dumps({"anchor": t.query, "positive": t.pos, "negative": t.neg}) for t in TRIPLETS) + "\n"
+    )
+    args = [
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(tmp_path / "h.db"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        f"method_args.steps={STEPS}",
+        *extra,
+    ]
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
@@ -43,14 +62,18 @@ def test_tensorboard_event_files_hold_the_recorded_losses_and_scores(tmp_path, t
     losses = events.Scalars("train/contrastive/loss")
     assert [e.step for e in losses] == [m["step"] for m in metrics] == list(range(1, STEPS + 1))
     assert [e.value for e in losses] == pytest.approx([m["loss"] for m in metrics], rel=1e-6)
-    assert [e.value for e in events.Scalars("train/contrastive/lr")] == pytest.approx([m["lr"] for m in metrics], rel=1e-6)
+    assert [e.value for e in events.Scalars("train/contrastive/lr")] == pytest.approx(
+        [m["lr"] for m in metrics], rel=1e-6
+    )
     (score,) = events.Scalars("score/tiny-sts")
     assert score.value == pytest.approx(record["scores"]["tiny-sts"], rel=1e-6) and score.step == STEPS
     assert events.Scalars("time/train:contrastive/seconds")[0].value > 0
 
 
 @pytest.mark.parametrize("store", ["default", "file-store"])
-def test_local_mlflow_store_holds_the_run_config_and_metrics(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, store):
+def test_local_mlflow_store_holds_the_run_config_and_metrics(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, store
+):
     """The harness's default local store (SQLite under --output-dir), and MLflow's own file store
     named by MLFLOW_TRACKING_URI (MLflow 3 wants MLFLOW_ALLOW_FILE_STORE for it)."""
     pytest.importorskip("mlflow")
@@ -69,7 +92,9 @@ def test_local_mlflow_store_holds_the_run_config_and_metrics(tmp_path, tiny_llam
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
     assert run.info.run_name == f"run-1-{record['uuid'][:8]}" and run.info.status == "FINISHED"
-    assert run.data.params["harness.config_hash"] == record["config_hash"] and run.data.params["method_args.steps"] == str(STEPS)
+    assert run.data.params["harness.config_hash"] == record["config_hash"] and run.data.params[
+        "method_args.steps"
+    ] == str(STEPS)
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/contrastive/loss"))
     assert [step for step, _ in history] == [m["step"] for m in metrics]
     assert [value for _, value in history] == pytest.approx([m["loss"] for m in metrics], rel=1e-6)
@@ -95,7 +120,9 @@ def test_offline_wandb_run_holds_the_config_and_every_value(tmp_path, tiny_llama
         assert text.encode() in data, text
 
 
-def test_a_tracker_that_fails_mid_run_is_dropped_and_the_run_is_recorded(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch):
+def test_a_tracker_that_fails_mid_run_is_dropped_and_the_run_is_recorded(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
     pytest.importorskip("tensorboard")
     from accelerate.tracking import TensorBoardTracker
 
@@ -110,8 +137,13 @@ def test_a_tracker_that_fails_mid_run_is_dropped_and_the_run_is_recorded(tmp_pat
     assert record["status"] == "finished" and "tiny-sts" in record["scores"] and len(metrics) == STEPS
 
 
-@pytest.mark.parametrize("name,message", [("neptune", "choose from tensorboard, mlflow, wandb"), ("mlflow", "pip install 'harness[mlflow]'")])
-def test_a_tracker_that_cannot_run_is_exit_2_and_records_nothing(tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, name, message):
+@pytest.mark.parametrize(
+    "name,message",
+    [("neptune", "choose from tensorboard, mlflow, wandb"), ("mlflow", "pip install 'harness[mlflow]'")],
+)
+def test_a_tracker_that_cannot_run_is_exit_2_and_records_nothing(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch, name, message
+):
     from harness.runs import trackers
 
     monkeypatch.setattr(trackers, "find_spec", lambda module: None)  # as if no tracker were installed

@@ -16,23 +16,43 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.training.test_distributed import _free_port, torchrun
 from tests.runs.conftest import TEMPLATE
+from tests.training.test_distributed import _free_port, torchrun
 from tests.training_fixtures import TRIPLETS, write_ic_triplets
-
 
 
 def _train_args(backbone, triplets, task, tmp_path, steps=4, *extra):
     return [
-        "run", "--method", "infonce", "--backbone", str(backbone), "--train-data", str(triplets),
-        "--tasks", str(task), "--db", str(tmp_path / "h.db"), "--output-dir", str(tmp_path / "runs"),
-        "--set", f"method_args.steps={steps}", "--set", "method_args.batch_size=2", "--set", TEMPLATE, *extra,
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(backbone),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(task),
+        "--db",
+        str(tmp_path / "h.db"),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        f"method_args.steps={steps}",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        TEMPLATE,
+        *extra,
     ]
 
 
-def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+def test_trained_run_records_metrics_and_throughput_and_evaluates_again(
+    tmp_path, tiny_llama_dir, triplets_file, small_sts_file
+):
     runner = CliRunner()
-    result = runner.invoke(app, _train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path), catch_exceptions=False)
+    result = runner.invoke(
+        app, _train_args(tiny_llama_dir, triplets_file, small_sts_file, tmp_path), catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     store = open_store(tmp_path / "h.db")
     record = store.get_run(1)
@@ -44,17 +64,21 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     # 4 steps x 2 triplets = each of the 8 triplets once; the count is additive over rows, so the
     # stage's model FLOPs are one pass with backward over all 24 templated texts (LoRA r16 on 7
     # projections of 2 layers: 16 x 2 x (64 + 48 + 48 + 64 + 3 x 96) = 16,384 adapter weights)
-    from harness.telemetry import flops
     from harness.encoder import PromptTokenizer
+    from harness.telemetry import flops
     from tests.conftest import make_tiny_llama, make_tokenizer
 
-    rows = PromptTokenizer(make_tokenizer(), "this sentence : {text}", 128)([x for t in TRIPLETS for x in (t.query, t.pos, t.neg)])
+    rows = PromptTokenizer(make_tokenizer(), "this sentence : {text}", 128)(
+        [x for t in TRIPLETS for x in (t.query, t.pos, t.neg)]
+    )
     shape = flops.Shape.of(make_tiny_llama().config)
     expected = flops.transformer_flops(shape, [len(r) for r in rows], flops.Pass(inputs=True, lora=16_384))
     details = train["details"]
     assert details["model_flops"] == pytest.approx(expected)
     assert 0 < details["mfu"] < 1
-    assert details["mfu"] == pytest.approx(details["model_flops"] / train["seconds"] / details["peak_flops_per_s"], rel=1e-3)
+    assert details["mfu"] == pytest.approx(
+        details["model_flops"] / train["seconds"] / details["peak_flops_per_s"], rel=1e-3
+    )
     shown = runner.invoke(app, ["show", "1", "--db", str(tmp_path / "h.db")])
     assert "MFU" in shown.output and f"{100 * details['mfu']:.1f}%" in shown.output
     metrics = store.metrics(1)
@@ -63,11 +87,17 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
     assert record["output_dir"] == str(folder) and (folder / "checkpoints" / "0-contrastive" / "state.json").exists()
     # tiny Llama by hand: 2 layers x 9,280 + embeddings and LM head 2 x 2,048 + final norm 32 =
     # 22,688; LoRA r16 on its 7 projections: 2 x (1,024 + 768 + 768 + 1,024 + 3 x 1,536) = 16,384
-    assert (record["n_parameters"], record["trainable_parameters"], record["embed_dim"]) == (22_688 + 16_384, 16_384, 32)
+    assert (record["n_parameters"], record["trainable_parameters"], record["embed_dim"]) == (
+        22_688 + 16_384,
+        16_384,
+        32,
+    )
 
     again = tmp_path / "tiny-sts-again.tsv"
     shutil.copy(small_sts_file, again)
-    result = runner.invoke(app, ["eval", "1", "--tasks", str(again), "--db", str(tmp_path / "h.db")], catch_exceptions=False)
+    result = runner.invoke(
+        app, ["eval", "1", "--tasks", str(again), "--db", str(tmp_path / "h.db")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     scores = store.get_run(1)["scores"]
     assert scores["tiny-sts-again"] == pytest.approx(scores["tiny-sts"], abs=1e-6)  # same encoder, reloaded
@@ -75,9 +105,16 @@ def test_trained_run_records_metrics_and_throughput_and_evaluates_again(tmp_path
 
 def _accelerate(*args: str) -> None:
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2",
-        "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
-        f"--main_process_port={_free_port()}", *args,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes=2",
+        "--num_machines=1",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        f"--main_process_port={_free_port()}",
+        *args,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -109,7 +146,9 @@ def _final_loss(db) -> float:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(tmp_path, tiny_llama_dir, triplets_file, small_sts_file):
+def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(
+    tmp_path, tiny_llama_dir, triplets_file, small_sts_file
+):
     steps = 400  # ~10 s of training on the tiny model: time to be killed between checkpoints
     killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
     killed_dir.mkdir(), straight_dir.mkdir()
@@ -117,7 +156,12 @@ def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(t
     harness = [sys.executable, "-m", "harness"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
-    victim = subprocess.Popen([*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, killed_dir, steps, *extra)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, killed_dir, steps, *extra)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and victim.poll() is None:
         states = list((killed_dir / "runs").glob("run-1-*/checkpoints/0-contrastive/state.json"))
@@ -128,24 +172,58 @@ def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(t
     victim.send_signal(signal.SIGKILL)
     victim.wait()
 
-    listing = subprocess.run([*harness, "runs", "--db", str(killed_dir / "h.db"), "--json"], env=env, capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [*harness, "runs", "--db", str(killed_dir / "h.db"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (run,) = json.loads(listing.stdout)
     assert run["status"] == "failed" and "interrupted" in run["error"]
 
-    resumed = subprocess.run([*harness, "run", "--resume", "1", "--db", str(killed_dir / "h.db"), "--output-dir", str(killed_dir / "runs")], env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        [*harness, "run", "--resume", "1", "--db", str(killed_dir / "h.db"), "--output-dir", str(killed_dir / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    subprocess.run([*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, straight_dir, steps, *extra)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*harness, *_train_args(tiny_llama_dir, triplets_file, small_sts_file, straight_dir, steps, *extra)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     store = open_store(killed_dir / "h.db")
     assert [r["status"] for r in store.runs(statuses=None)] == ["finished"]
     assert _final_loss(killed_dir / "h.db") == pytest.approx(_final_loss(straight_dir / "h.db"), abs=1e-6)
-    assert store.get_run(1)["scores"]["tiny-sts"] == pytest.approx(open_store(straight_dir / "h.db").get_run(1)["scores"]["tiny-sts"], abs=1e-6)
+    assert store.get_run(1)["scores"]["tiny-sts"] == pytest.approx(
+        open_store(straight_dir / "h.db").get_run(1)["scores"]["tiny-sts"], abs=1e-6
+    )
 
 
 def test_resume_and_eval_refuse_what_they_cannot_do(tmp_path, tiny_llama_dir, small_sts_file):
     runner = CliRunner()
     db = str(tmp_path / "h.db")
-    assert runner.invoke(app, ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file), "--db", db]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "run",
+                "--method",
+                "untrained-mean",
+                "--backbone",
+                str(tiny_llama_dir),
+                "--tasks",
+                str(small_sts_file),
+                "--db",
+                db,
+            ],
+        ).exit_code
+        == 0
+    )
     finished = runner.invoke(app, ["run", "--resume", "1", "--db", db])
     assert finished.exit_code == 2 and "already finished" in finished.output
     mixed = runner.invoke(app, ["run", "--resume", "1", "--method", "infonce", "--db", db])
@@ -163,11 +241,30 @@ def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, 
 
     data = write_ic_triplets(tmp_path / "ic.jsonl")  # 30 distinct IC texts: 3 held out
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(app, [
-        "run", "--method", "autoregembed", "--backbone", str(tiny_llama_dir), "--train-data", str(data),
-        "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs"),
-        "--set", 'method_args.stages=["ic"]', "--set", "method_args.ic_steps=2", "--set", "method_args.batch_size=2",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "autoregembed",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--train-data",
+            str(data),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            'method_args.stages=["ic"]',
+            "--set",
+            "method_args.ic_steps=2",
+            "--set",
+            "method_args.batch_size=2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"])
     (record,) = json.loads(shown.stdout)

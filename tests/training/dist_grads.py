@@ -1,6 +1,6 @@
 """Run under torchrun by tests/training/test_distributed.py: one rank's gradients for its half of a batch.
 
-    torchrun --nproc-per-node 2 tests/training/dist_grads.py OUT_DIR IN_BATCH(0|1)
+torchrun --nproc-per-node 2 tests/training/dist_grads.py OUT_DIR IN_BATCH(0|1)
 """
 
 from __future__ import annotations

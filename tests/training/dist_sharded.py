@@ -22,7 +22,9 @@ from tests.training_fixtures import sharded_run  # noqa: E402
 def main() -> None:
     out, engine, method = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     resume = "--resume" in sys.argv[4:]
-    options = {key: json.loads(value) for key, _, value in (arg.partition("=") for arg in sys.argv[4:] if arg != "--resume")}
+    options = {
+        key: json.loads(value) for key, _, value in (arg.partition("=") for arg in sys.argv[4:] if arg != "--resume")
+    }
     info = distributed.init("cpu")
     result = sharded_run(out, engine=engine, method=method, world_size=info.world_size, resume=resume, **options)
     if info.is_main:

@@ -35,7 +35,9 @@ def test_one_process_gives_the_plain_gradients(pooling, hard_negatives, mini_bat
 def test_matryoshka_dims_and_the_improved_loss_under_gradcache_give_the_plain_gradients(mini_batch):
     """The loss wrappers act on the embeddings GradCache returns: one summed gradient per text,
     each chunk re-run once, the gradients of the uncached loss."""
-    loss, grads = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=mini_batch, **IMPROVED_LOSS)
+    loss, grads = contrastive_grads(
+        TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=mini_batch, **IMPROVED_LOSS
+    )
     plain_loss, plain = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, **IMPROVED_LOSS)
     bare_loss, _ = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True)
     assert loss == pytest.approx(plain_loss, abs=1e-6) and abs(plain_loss - bare_loss) > 1e-3
@@ -63,7 +65,9 @@ def test_dropout_masks_are_replayed_in_the_second_pass(monkeypatch):
     kept_loss, kept = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=5, dropout=0.3)
     assert cached_loss == pytest.approx(kept_loss, abs=1e-6)
     assert_same_grads(cached, kept)
-    _, other_masks = contrastive_grads(TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=5, dropout=0.3, seed=1)
+    _, other_masks = contrastive_grads(
+        TRIPLETS, pooling="mean", hard_negatives=True, mini_batch=5, dropout=0.3, seed=1
+    )
     assert any((other_masks[n] - g).abs().max() > 1e-4 for n, g in kept.items())
 
 
@@ -77,7 +81,9 @@ def _step(cached: bool, autocast: bool) -> tuple[dict, torch.Tensor]:
     def embed(chunk):
         return layer(torch.stack(list(chunk)))
 
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):  # per-chunk casts, as in the second pass
+    with torch.autocast(
+        "cpu", dtype=torch.bfloat16, enabled=autocast, cache_enabled=False
+    ):  # per-chunk casts, as in the second pass
         if cached:
             out = cached_embeddings(embed, items, 3, torch.device("cpu"))
         else:

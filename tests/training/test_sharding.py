@@ -36,7 +36,9 @@ def test_fsdp_configs_in_accelerate_and_trainer_spellings(tmp_path):
         reshard_after_forward=False, offload_params=True, layer_classes=("LlamaDecoderLayer",)
     )
     trainer_json = tmp_path / "fsdp.json"
-    trainer_json.write_text(json.dumps({"transformer_layer_cls_to_wrap": ["A", "B"], "activation_checkpointing": True}))
+    trainer_json.write_text(
+        json.dumps({"transformer_layer_cls_to_wrap": ["A", "B"], "activation_checkpointing": True})
+    )
     got = choose_engine("fsdp", str(trainer_json)).fsdp
     assert got.layer_classes == ("A", "B") and got.activation_checkpointing and got.reshard_after_forward
 
@@ -48,7 +50,9 @@ def test_accelerate_launch_environment_selects_the_engine(monkeypatch, tmp_path)
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     got = choose_engine("auto", "")
     assert got.engine == "fsdp" and got.source == "accelerate launch"
-    assert got.fsdp == FSDPOptions(reshard_after_forward=False, layer_classes=("LlamaDecoderLayer",), param_dtype="bf16")
+    assert got.fsdp == FSDPOptions(
+        reshard_after_forward=False, layer_classes=("LlamaDecoderLayer",), param_dtype="bf16"
+    )
     assert choose_engine("none", "").engine == "none"  # an explicit choice wins over the environment
 
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
@@ -60,7 +64,9 @@ def test_accelerate_launch_environment_selects_the_engine(monkeypatch, tmp_path)
     monkeypatch.delenv("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "1")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
-    assert choose_engine("auto", "").deepspeed == {"zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}}}
+    assert choose_engine("auto", "").deepspeed == {
+        "zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}}
+    }
 
 
 @pytest.mark.parametrize(
@@ -88,7 +94,8 @@ def test_deepspeed_auto_values_are_filled_from_the_harness_options_and_contradic
 
     config = InfoNCEConfig(batch_size=4, grad_accum=2, lr=3e-5, max_grad_norm=0.5, finetune="full")
     user = {
-        "train_micro_batch_size_per_gpu": "auto", "gradient_clipping": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_clipping": "auto",
         "optimizer": {"type": "AdamW", "params": {"lr": "auto", "weight_decay": "auto"}},
         "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto"},
     }
@@ -130,7 +137,9 @@ def test_sharding_is_for_full_fine_tunes():
         ("deepspeed", "ds.json", '{"train_micro_batch_size_per_gpu": 16}', "train_micro_batch_size_per_gpu=16"),
     ],
 )
-def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file, engine, name, content, named):
+def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(
+    tmp_path, tiny_llama_dir, small_sts_file, engine, name, content, named
+):
     from typer.testing import CliRunner
 
     from harness.cli import app
@@ -138,9 +147,21 @@ def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(tmp_pat
     bad = tmp_path / name
     bad.write_text(content)
     args = [
-        "run", "--method", "infonce", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file),
-        "--db", str(tmp_path / "h.db"), "--set", "method_args.finetune=full", "--set", f"method_args.sharding={engine}",
-        "--set", f"method_args.sharding_config={bad}",
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(tiny_llama_dir),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(tmp_path / "h.db"),
+        "--set",
+        "method_args.finetune=full",
+        "--set",
+        f"method_args.sharding={engine}",
+        "--set",
+        f"method_args.sharding_config={bad}",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
@@ -154,8 +175,16 @@ CASES = [
     pytest.param("fsdp", "autoregembed", None, id="fsdp-autoregembed"),
     pytest.param("fsdp", "autoregembed", "checkpointing", id="fsdp-autoregembed-gradient-checkpointing"),
     pytest.param("fsdp", "nv-embed", None, id="fsdp-nv-embed"),
-    pytest.param("deepspeed", "infonce", {"zero_optimization": {"stage": 3}}, id="zero3-infonce", marks=needs_deepspeed),
-    pytest.param("deepspeed", "autoregembed", {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto"}, id="zero2-autoregembed", marks=needs_deepspeed),
+    pytest.param(
+        "deepspeed", "infonce", {"zero_optimization": {"stage": 3}}, id="zero3-infonce", marks=needs_deepspeed
+    ),
+    pytest.param(
+        "deepspeed",
+        "autoregembed",
+        {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto"},
+        id="zero2-autoregembed",
+        marks=needs_deepspeed,
+    ),
 ]
 
 
@@ -174,7 +203,15 @@ def _assert_same_training(got: dict, expected: dict) -> None:
         torch.testing.assert_close(got["weights"][name], tensor, atol=2e-5, rtol=0, msg=name)
 
 
-def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None, env: dict | None = None, check: bool = True, resume: bool = False):
+def _sharded(
+    tmp_path: Path,
+    engine: str,
+    method: str,
+    extra: dict | str | None,
+    env: dict | None = None,
+    check: bool = True,
+    resume: bool = False,
+):
     """Run tests/training/dist_sharded.py under torchrun; ``extra``: a DeepSpeed config, or "checkpointing"."""
     folder = tmp_path / "sharded"
     folder.mkdir(exist_ok=True)
@@ -187,7 +224,15 @@ def _sharded(tmp_path: Path, engine: str, method: str, extra: dict | str | None,
     if check:
         torchrun(*args)
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1", f"--master-port={_free_port()}", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node=2",
+            "--master-addr=127.0.0.1",
+            f"--master-port={_free_port()}",
+            *args,
+        ]
         subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     return folder
 
@@ -199,7 +244,9 @@ def test_two_sharded_processes_train_like_one_process_with_the_whole_batch(tmp_p
     expected = _reference(tmp_path, method)
     _assert_same_training(got, expected)
     initial = dict(__import__("tests.conftest", fromlist=["make_tiny_llama"]).make_tiny_llama(0).named_parameters())
-    moved = max(float((expected["weights"][n] - initial[n].detach()).abs().max()) for n in initial if n in expected["weights"])
+    moved = max(
+        float((expected["weights"][n] - initial[n].detach()).abs().max()) for n in initial if n in expected["weights"]
+    )
     assert moved > 100 * 2e-5  # the tolerance is far below what training changed
     state = json.loads(next((folder / "run" / "checkpoints").glob("*/state.json")).read_text())
     assert state["engine"] == engine
@@ -209,12 +256,17 @@ def test_one_process_can_shard_too(tmp_path):
     """One process, one group of one (e.g. a single GPU with parameters offloaded to the CPU)."""
     folder = tmp_path / "single"
     folder.mkdir()
-    done = subprocess.run([sys.executable, str(SCRIPT), str(folder), "fsdp", "autoregembed"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(folder), "fsdp", "autoregembed"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_same_training(torch.load(folder / "result.pt", weights_only=False), _reference(tmp_path, "autoregembed"))
 
 
-@pytest.mark.parametrize("engine, ds_config", [("fsdp", None), pytest.param("deepspeed", {"zero_optimization": {"stage": 3}}, marks=needs_deepspeed)])
+@pytest.mark.parametrize(
+    "engine, ds_config",
+    [("fsdp", None), pytest.param("deepspeed", {"zero_optimization": {"stage": 3}}, marks=needs_deepspeed)],
+)
 def test_a_sharded_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, engine, ds_config):
     folder = _sharded(tmp_path, engine, "infonce", ds_config, env={"HARNESS_KILL_AT": "train-step:2"}, check=False)
     assert not (folder / "result.pt").exists()
@@ -234,10 +286,14 @@ def test_a_sharded_run_killed_mid_training_resumes_to_the_same_weights(tmp_path,
     [
         pytest.param(["--use_fsdp", "--fsdp_version=2", "--fsdp_reshard_after_forward=true"], "infonce", id="fsdp"),
         pytest.param(["--config_file=CFG"], "autoregembed", id="fsdp-config-file"),
-        pytest.param(["--use_deepspeed", "--deepspeed_config_file=DS"], "autoregembed", id="deepspeed", marks=needs_deepspeed),
+        pytest.param(
+            ["--use_deepspeed", "--deepspeed_config_file=DS"], "autoregembed", id="deepspeed", marks=needs_deepspeed
+        ),
     ],
 )
-def test_accelerate_launch_passes_its_sharding_config_to_harness_run(tmp_path, tiny_llama_dir, small_sts_file, launch, method):
+def test_accelerate_launch_passes_its_sharding_config_to_harness_run(
+    tmp_path, tiny_llama_dir, small_sts_file, launch, method
+):
     from typer.testing import CliRunner
 
     from harness.cli import app
@@ -256,12 +312,36 @@ def test_accelerate_launch_passes_its_sharding_config_to_harness_run(tmp_path, t
     )
     db = tmp_path / "h.db"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes=2", "--num_machines=1",
-        "--mixed_precision=no", "--dynamo_backend=no", f"--main_process_port={_free_port()}",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes=2",
+        "--num_machines=1",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        f"--main_process_port={_free_port()}",
         *[arg.replace("DS", str(ds)).replace("CFG", str(accelerate_config)) for arg in launch],
-        "-m", "harness", "run", "--method", method, "--backbone", str(tiny_llama_dir), "--train-data", str(triplets),
-        "--tasks", str(small_sts_file), "--db", str(db), "--output-dir", str(tmp_path / "runs"),
-        "--set", "method_args.steps=2", "--set", "method_args.batch_size=2", "--set", 'method_args.finetune="full"',
+        "-m",
+        "harness",
+        "run",
+        "--method",
+        method,
+        "--backbone",
+        str(tiny_llama_dir),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(small_sts_file),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "method_args.steps=2",
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        'method_args.finetune="full"',
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -275,7 +355,9 @@ def test_accelerate_launch_passes_its_sharding_config_to_harness_run(tmp_path, t
     # evaluated from the gathered final checkpoint; `harness eval` reloads it and agrees
     again = tmp_path / "tiny-sts-again.tsv"
     again.write_text(small_sts_file.read_text())
-    result = CliRunner().invoke(app, ["eval", str(run["run_id"]), "--tasks", str(again), "--db", str(db)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["eval", str(run["run_id"]), "--tasks", str(again), "--db", str(db)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     scores = store.get_run(run["run_id"])["scores"]
     assert scores["tiny-sts-again"] == pytest.approx(scores["tiny-sts"], abs=1e-6)

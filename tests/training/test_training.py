@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from harness.model.backbones import Backbone, BackboneSpec
-from harness.training.distributed import DistInfo
 from harness.errors import HarnessError
+from harness.model.backbones import Backbone, BackboneSpec
 from harness.training.checkpoints import latest_checkpoint
 from harness.training.config import Hooks
+from harness.training.distributed import DistInfo
 from harness.training.loop import NonFiniteLoss, TrainJob, run_stages
 from harness.training.order import batch_indices, total_steps
 from harness.training.parameters import prepare_model
@@ -96,12 +95,20 @@ class _Record(Hooks):
 def _train(output_dir, hooks, steps=6, lr=5e-3, resume=False, **overrides):
     backbone = Backbone(BackboneSpec("tiny", "tiny", "local"), make_tiny_llama(0), make_tokenizer())
     config = InfoNCEConfig(
-        steps=steps, batch_size=2, lr=lr, lora_r=4, lora_alpha=8, lora_dropout=0.1,
-        template="this sentence : {text}", **{"checkpoint_every": 2, **overrides},
+        steps=steps,
+        batch_size=2,
+        lr=lr,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.1,
+        template="this sentence : {text}",
+        **{"checkpoint_every": 2, **overrides},
     )
     torch.manual_seed(0)
     prepare_model(backbone, config)
-    return run_stages(backbone, [_Stage()], config, TrainJob("unused", 0, output_dir, resume=resume), hooks, hooks.progress)
+    return run_stages(
+        backbone, [_Stage()], config, TrainJob("unused", 0, output_dir, resume=resume), hooks, hooks.progress
+    )
 
 
 def test_training_lowers_the_loss_and_reports_throughput(tmp_path):

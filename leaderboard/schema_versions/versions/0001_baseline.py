@@ -27,7 +27,8 @@ def _run_id() -> sa.Column:
 
 def upgrade() -> None:
     op.create_table(
-        "runs", _id(),
+        "runs",
+        _id(),
         sa.Column("uuid", sa.String(32)),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("error", sa.Text),
@@ -57,7 +58,9 @@ def upgrade() -> None:
         op.create_index(f"ix_runs_{column}", "runs", [column])
     op.create_index("ix_runs_uuid", "runs", ["uuid"], unique=True)
     op.create_table(
-        "scores", _id(), _run_id(),
+        "scores",
+        _id(),
+        _run_id(),
         sa.Column("task", sa.String(256), nullable=False),
         sa.Column("main_metric", sa.String(64), nullable=False),
         sa.Column("main_score", sa.Float, nullable=False),
@@ -68,7 +71,9 @@ def upgrade() -> None:
     op.create_index("ix_scores_run_task", "scores", ["run_id", "task"], unique=True)
     op.create_index("ix_scores_task", "scores", ["task"])
     op.create_table(
-        "timings", _id(), _run_id(),
+        "timings",
+        _id(),
+        _run_id(),
         sa.Column("phase", sa.String(256), nullable=False),
         sa.Column("seconds", sa.Float, nullable=False),
         sa.Column("items", sa.Integer),
@@ -79,7 +84,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_timings_run_id", "timings", ["run_id"])
     op.create_table(
-        "metrics", _id(), _run_id(),
+        "metrics",
+        _id(),
+        _run_id(),
         sa.Column("stage", sa.String(64), nullable=False),
         sa.Column("step", sa.Integer, nullable=False),
         sa.Column("loss", sa.Float, nullable=False),
@@ -89,7 +96,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_metrics_run_stage_step", "metrics", ["run_id", "stage", "step"], unique=True)
     op.create_table(
-        "diagnostics", _id(), _run_id(),
+        "diagnostics",
+        _id(),
+        _run_id(),
         sa.Column("stage", sa.String(64), nullable=False),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("value", sa.Float, nullable=False),

@@ -37,9 +37,9 @@ def _recovered(task: str, task_result, config) -> str | None:
 def upgrade() -> None:
     op.add_column("scores", sa.Column("task_version", sa.String(256), nullable=True))
     bind = op.get_bind()
-    rows = bind.execute(sa.text(
-        "SELECT s.id, s.task, s.task_result, r.config FROM scores s JOIN runs r ON r.id = s.run_id"
-    )).all()
+    rows = bind.execute(
+        sa.text("SELECT s.id, s.task, s.task_result, r.config FROM scores s JOIN runs r ON r.id = s.run_id")
+    ).all()
     for score_id, task, task_result, config in rows:
         version = _recovered(task, task_result, config)
         if version is not None:

@@ -29,7 +29,9 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float, nullable=False),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_dev_scores_run_stage_step_task", "dev_scores", ["run_id", "stage", "step", "task"], unique=True)
+    op.create_index(
+        "ix_dev_scores_run_stage_step_task", "dev_scores", ["run_id", "stage", "step", "task"], unique=True
+    )
 
 
 def downgrade() -> None:

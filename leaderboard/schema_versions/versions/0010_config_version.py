@@ -31,17 +31,37 @@ depends_on = None
 VERSION = 2
 _TRAINED = {"eval_every": None, "keep_best": False, "dropout": 0.0, "hidden_dropout": 0.0}
 _CONTRASTIVE = {
-    **_TRAINED, "hard_negatives": True, "mini_batch": 0, "query_negatives": False, "document_negatives": False,
-    "false_negative_margin": None, "symmetric": False, "matryoshka_dims": [], "matryoshka_weights": [],
+    **_TRAINED,
+    "hard_negatives": True,
+    "mini_batch": 0,
+    "query_negatives": False,
+    "document_negatives": False,
+    "false_negative_margin": None,
+    "symmetric": False,
+    "matryoshka_dims": [],
+    "matryoshka_weights": [],
 }
 #: per built-in method, the options its recorded config left out while they held these values
 LEFT_OUT_OPTIONS: dict[str, dict[str, Any]] = {
-    "autoregembed": _TRAINED, "infonce": _CONTRASTIVE, "llm2vec": _CONTRASTIVE, "nv-embed": _CONTRASTIVE,
-    "untrained-mean": {"pool_text_only": False}, "untrained-last": {"pool_text_only": False},
-    "echo": {}, "prompteol": {}, "token-prepending": {},
+    "autoregembed": _TRAINED,
+    "infonce": _CONTRASTIVE,
+    "llm2vec": _CONTRASTIVE,
+    "nv-embed": _CONTRASTIVE,
+    "untrained-mean": {"pool_text_only": False},
+    "untrained-last": {"pool_text_only": False},
+    "echo": {},
+    "prompteol": {},
+    "token-prepending": {},
 }
 #: run options left out while empty (attention: while causal)
-LEFT_OUT_RUN: dict[str, Any] = {"limit": None, "instructions": False, "dev_tasks": [], "dims": [], "repeats": None, "attention": "causal"}
+LEFT_OUT_RUN: dict[str, Any] = {
+    "limit": None,
+    "instructions": False,
+    "dev_tasks": [],
+    "dims": [],
+    "repeats": None,
+    "attention": "causal",
+}
 UNHASHED = ("seed", "dims", "repeats")  # as harness.config.UNHASHED: recorded, not hashed
 
 runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("config", sa.JSON), sa.column("config_hash", sa.String))
@@ -49,23 +69,34 @@ runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("config", sa.JSON
 
 def digest(config: dict[str, Any]) -> str:
     material = {k: v for k, v in config.items() if k not in UNHASHED}
-    return hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(material, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
 
 
 def _known(config: Any) -> bool:
     """A harness run config (other rows are left as they are)."""
-    return isinstance(config, dict) and isinstance(config.get("method_args"), dict) and isinstance(config.get("method"), str)
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("method_args"), dict)
+        and isinstance(config.get("method"), str)
+    )
 
 
 def as_version_2(config: dict[str, Any]) -> dict[str, Any]:
     new = {**{k: v for k, v in LEFT_OUT_RUN.items() if k not in config}, **config, "config_version": VERSION}
     left_out = LEFT_OUT_OPTIONS.get(config["method"], {})
-    new["method_args"] = {**{k: v for k, v in left_out.items() if k not in config["method_args"]}, **config["method_args"]}
+    new["method_args"] = {
+        **{k: v for k, v in left_out.items() if k not in config["method_args"]},
+        **config["method_args"],
+    }
     return new
 
 
 def as_version_1(config: dict[str, Any]) -> dict[str, Any]:
-    old = {k: v for k, v in config.items() if k != "config_version" and not (k in LEFT_OUT_RUN and v == LEFT_OUT_RUN[k])}
+    old = {
+        k: v for k, v in config.items() if k != "config_version" and not (k in LEFT_OUT_RUN and v == LEFT_OUT_RUN[k])
+    }
     left_out = LEFT_OUT_OPTIONS.get(config["method"], {})
     old["method_args"] = {k: v for k, v in config["method_args"].items() if not (k in left_out and v == left_out[k])}
     return old
