@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.training.config import Hooks  # noqa: E402
+from harness.training.train_config import Hooks  # noqa: E402
 
 
 def first_sentences(path: Path, count: int) -> list[str]:

@@ -86,9 +86,9 @@ def sharded_run(out, *, engine: str, method: str, world_size: int, resume: bool 
 
     from harness.model.backbones import Backbone, BackboneSpec
     from harness.training.checkpoints import latest_checkpoint
-    from harness.training.config import Hooks
     from harness.training.loop import TrainJob, run_stages
     from harness.training.parameters import prepare_model
+    from harness.training.train_config import Hooks
     from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
 
     class Record(Hooks):

@@ -8,7 +8,7 @@ import typer
 
 from harness.cli.app import DEFAULT_DB, ROW_LIMIT, DbOption, JsonOption, app, console, print_json, raise_usage
 from harness.cli.database import read_store
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 
 DimOption = Annotated[
     int,

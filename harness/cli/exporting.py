@@ -19,7 +19,7 @@ from harness.cli.app import (
     raise_usage,
 )
 from harness.cli.database import read_store
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 
 
 @app.command()

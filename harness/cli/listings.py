@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from harness.cli.app import JsonOption, PluginsOption, app, console, print_json
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 
 
 @app.command()
@@ -105,8 +105,8 @@ def backbones(as_json: JsonOption = False) -> None:
     harness backbones --json
     ```
     """
+    from harness.model.aliases import TESTED_FAMILIES, facts_check
     from harness.model.backbones import ALIASES, availability, offline_config
-    from harness.model.catalog import TESTED_FAMILIES, facts_check
 
     rows = []
     for spec in ALIASES.values():
@@ -185,7 +185,7 @@ def tasks_command(
     ```
     """
     with user_errors():
-        from harness.evaluation.catalog import catalog, matching
+        from harness.evaluation.mteb_catalog import catalog, matching
         from harness.evaluation.tasks import LOCAL_KINDS, PRESETS
 
         chosen = matching(type_, search)

@@ -10,7 +10,7 @@ import typer
 
 from harness.cli.app import DEFAULT_DB, DbOption, PluginsOption, app, err_console
 from harness.cli.database import announce, read_store
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 from harness.config import DEFAULT_BACKBONE
 
 
@@ -76,12 +76,19 @@ def mine(
     ```
     """
     with user_errors():
-        from harness.data.mining import Margins, mine_negatives, provenance_path, write_mined
         from harness.data.train_data import parse_source, read_pairs
         from harness.encoder import EncodeSettings
         from harness.errors import HarnessError
         from harness.registry import import_plugins
-        from harness.runs.miner import recorded_miner, run_id_of, untrained_miner
+        from harness.runs.mining import (
+            Margins,
+            mine_negatives,
+            provenance_path,
+            recorded_miner,
+            run_id_of,
+            untrained_miner,
+            write_mined,
+        )
         from harness.runs.plan import training_files
 
         import_plugins(plugins or [])

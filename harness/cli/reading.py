@@ -23,7 +23,7 @@ from harness.cli.app import (
 )
 from harness.cli.comparing import DimOption, dim_note
 from harness.cli.database import announce, open_leaderboard, read_store
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 
 
 @app.command()

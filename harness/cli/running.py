@@ -10,7 +10,7 @@ import typer
 
 from harness.cli.app import DEFAULT_DB, DbOption, PluginsOption, app, console, err_console, raise_usage, split_items
 from harness.cli.database import announce, check_db, db_label, open_leaderboard, read_store
-from harness.cli.errors import user_errors
+from harness.cli.failures import user_errors
 from harness.cli.run_options import (
     DEFAULT_LIMIT_GB,
     BackboneOption,

@@ -24,7 +24,7 @@ Accepted ``--train-data`` values:
   more than 5% of the texts ignored). Unlike SICK's contradictions, which carry a negation word
   92% of the time, such negatives offer no sentence-independent shortcut. Negatives mined by an
   encoder (with false-negative margins) come from ``harness mine SOURCES --miner ...``
-  (:mod:`harness.data.mining`), which writes them to a triplet file to train on.
+  (:mod:`harness.runs.mining`), which writes them to a triplet file to train on.
 
 A trained run records the sha256 of every file it reads (``train_data_resolved``), so two runs
 trained on files name the same data only if they read the same bytes (hub sets and ``offline``

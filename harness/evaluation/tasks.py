@@ -18,8 +18,8 @@ from harness.data import offline_data
 from harness.data.local_data import LocalData
 from harness.data.task_files import SUFFIXES, read_task_file
 from harness.errors import HarnessError
-from harness.evaluation.catalog import catalog
 from harness.evaluation.local_tasks import REVISION_DIGITS, About, file_task, local_task, sts_task
+from harness.evaluation.mteb_catalog import catalog
 from harness.paths import expand
 from harness.registry import IMPORTED_PLUGINS
 

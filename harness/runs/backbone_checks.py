@@ -24,7 +24,7 @@ def template_tokens(backbone: Backbone, template: str) -> int:
 
 def family_note(backbone: Backbone) -> str | None:
     """A note when the backbone's architecture family is not one the test matrix covers."""
-    from harness.model.catalog import TESTED_FAMILIES
+    from harness.model.aliases import TESTED_FAMILIES
 
     family = getattr(backbone.model.config, "model_type", None)
     if family in TESTED_FAMILIES:

@@ -225,7 +225,7 @@ def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
 def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
     from harness.evaluation.warm import DeferredBackbone
     from harness.runs.restore import trained_backbone
-    from harness.runs.training import train
+    from harness.runs.stages import train
 
     plan, backbone = run.plan, run.backbone
     if plan.trains:

@@ -5,6 +5,6 @@ A trained method's options subclass :class:`TrainConfig`; its stages run on
 :func:`harness.training.loop.run_stages`.
 """
 
-from harness.training.config import Hooks, StageReport, StepLog, TrainConfig
+from harness.training.train_config import Hooks, StageReport, StepLog, TrainConfig
 
 __all__ = ["Hooks", "StageReport", "StepLog", "TrainConfig"]

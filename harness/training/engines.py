@@ -33,7 +33,7 @@ from harness.training.parameters import bf16_wanted, trainable_parameters
 from harness.training.sharding import Sharding, deepspeed_config
 
 if TYPE_CHECKING:
-    from harness.training.config import TrainConfig
+    from harness.training.train_config import TrainConfig
 
 
 def adamw(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:

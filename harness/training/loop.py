@@ -33,9 +33,9 @@ from harness.training.checkpoints import (
     rng_state,
     save_checkpoint,
 )
-from harness.training.config import Hooks, StageReport, StepLog, TrainConfig
 from harness.training.order import batch_indices, schedule, total_steps
 from harness.training.parameters import bf16_wanted, enable_checkpointing, trainable_parameters
+from harness.training.train_config import Hooks, StageReport, StepLog, TrainConfig
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.training import distributed
-from harness.training.config import TrainConfig
+from harness.training.train_config import TrainConfig
 
 
 def schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:

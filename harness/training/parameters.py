@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
-from harness.training.config import ALL_LINEAR, TrainConfig
+from harness.training.train_config import ALL_LINEAR, TrainConfig
 
 if TYPE_CHECKING:
     import torch

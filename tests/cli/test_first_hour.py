@@ -119,7 +119,7 @@ def test_the_terminal_bar_has_a_total_and_the_time_left():
 
 
 def _fresh_catalog(monkeypatch, tmp_path):
-    from harness.evaluation import catalog as task_catalog
+    from harness.evaluation import mteb_catalog as task_catalog
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     task_catalog.catalog.cache_clear()

@@ -24,9 +24,9 @@ import torch
 from harness.encoder import EncodeSettings
 from harness.method import Method
 from harness.model.backbones import Backbone, BackboneSpec
-from harness.training.config import Hooks, TrainConfig
 from harness.training.loop import TrainJob, run_stages
 from harness.training.parameters import prepare_model
+from harness.training.train_config import Hooks, TrainConfig
 from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig, compress, score_targets, slots_of
 from methods.infonce import InfoNCE, InfoNCEConfig
 from tests.conftest import make_tiny_llama, make_tokenizer

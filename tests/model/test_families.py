@@ -15,9 +15,9 @@ from harness.cli import app
 from harness.encoder import EncodeSettings, PooledEncoder
 from harness.export.model import load_encoder
 from harness.model.backbones import BackboneSpec, load_backbone
-from harness.training.config import Hooks
 from harness.training.loop import TrainJob, run_stages
 from harness.training.parameters import prepare_model
+from harness.training.train_config import Hooks
 from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
 from methods.autoregembed.method import SlotEncoder
 from methods.infonce import ContrastiveStage, InfoNCEConfig
@@ -301,7 +301,7 @@ def test_a_lora_target_is_matched_as_peft_matches_it_and_one_matching_nothing_is
 
 
 def test_the_families_the_harness_calls_tested_are_the_families_of_this_matrix():
-    from harness.model.catalog import TESTED_FAMILIES
+    from harness.model.aliases import TESTED_FAMILIES
 
     assert set(TESTED_FAMILIES) == {family.config.model_type for family in FAMILIES.values()}
 

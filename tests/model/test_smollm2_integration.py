@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.data.offline_data import word_pairs
 from harness.errors import HarnessError
-from harness.model import backbones, catalog
+from harness.model import aliases, backbones
 from tests.conftest import independent_cosine_spearman, write_sts_tsv
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_cached_copy_loads_with_the_known_model_and_tokenizer_facts(smollm2_fold
     assert getattr(backbone.model, "hf_quantizer", None) is None  # a plain fp32 model, not flagged GGUF
     assert not hasattr(backbone.model.config, "quantization_config")
     spec = backbones.backbone_spec("smollm2-135m")  # the alias's written facts, against the copy's config
-    assert catalog.facts_check(spec.facts, backbones.offline_config(spec)) == "checked"
+    assert aliases.facts_check(spec.facts, backbones.offline_config(spec)) == "checked"
 
 
 def test_a_corrupted_gguf_is_refused(tmp_path, monkeypatch):

@@ -8,11 +8,11 @@ import torch
 from harness.errors import HarnessError
 from harness.model.backbones import Backbone, BackboneSpec
 from harness.training.checkpoints import latest_checkpoint
-from harness.training.config import Hooks
 from harness.training.distributed import DistInfo
 from harness.training.loop import NonFiniteLoss, TrainJob, run_stages
 from harness.training.order import batch_indices, total_steps
 from harness.training.parameters import prepare_model
+from harness.training.train_config import Hooks
 from methods.infonce import InfoNCEConfig
 from tests.conftest import make_tiny_llama, make_tokenizer
 from tests.training_fixtures import TRIPLETS, lora_model, stage_for

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.data.mining import Margins, mine_negatives
 from harness.data.train_data import Triplet, read_triplet_file
 from harness.errors import HarnessError
+from harness.runs.mining import Margins, mine_negatives
 from tests.training_fixtures import write_triplets
 
 
