@@ -112,9 +112,6 @@ def write(out: Path, data: Path) -> list[Path]:
     return written
 
 
-#: where this project's own machines keep the released datasets: the other benchmarks' --from default
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
 #: task file -> (hub dataset, config, split, its text and score columns)
 HUB = {
     "stsb-dev": ("mteb/stsbenchmark-sts", None, "validation", ("sentence1", "sentence2", "score")),

@@ -63,7 +63,7 @@ def last_timing(db: Path) -> int:
 
 
 def main() -> None:
-    from benchmarks.dev_tasks import SHARED, write
+    from benchmarks.dev_tasks import write
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="untrained-mean")
@@ -72,10 +72,12 @@ def main() -> None:
         "--from",
         dest="data",
         type=Path,
-        default=SHARED,
-        help="a folder of the released datasets (benchmarks/dev_tasks.py)",
+        default=os.environ.get("HARNESS_DATA") or None,
+        required=not os.environ.get("HARNESS_DATA"),
+        help="a folder of the released datasets (benchmarks/dev_tasks.py; default: $HARNESS_DATA)",
     )
     args = parser.parse_args()
+    args.data = Path(args.data)
     work = Path(tempfile.mkdtemp(prefix="cache-bench-"))
     write(work / "dev-tasks", args.data)
     tasks = ["--tasks", "LeeDocSimilarity", "--tasks", str(work / "dev-tasks" / "trecqa-dev.csv")]

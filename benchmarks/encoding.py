@@ -19,12 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-STSB_DEV = ROOT.parent / "shared" / "data" / "stsb" / "sts-dev.csv"
+from benchmarks.released_data import STSB_DEV, add_option, released, use  # noqa: E402
 
 
 def sentences(n: int) -> list[str]:
-    if STSB_DEV.exists():
-        with STSB_DEV.open(encoding="utf-8") as handle:
+    stsb = released(STSB_DEV)
+    if stsb:
+        with stsb.open(encoding="utf-8") as handle:
             rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
         texts = [t for row in rows for t in (row[5], row[6])]
     else:
@@ -56,7 +57,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
 
     import numpy as np
     import torch

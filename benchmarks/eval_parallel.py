@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/eval_parallel.py [--pairs 400] [--backbone smollm2-135m] [--rounds 1]
 
-Writes the first N pairs of ../shared/data/stsb/sts-dev.csv as an STS task file (``--task FILE``
+Writes the first N pairs of STS-B dev (``stsb/sts-dev.csv`` under ``--data DIR``) as an STS task file (``--task FILE``
 evaluates that file instead), then runs the real CLI, ``harness run --method untrained-mean``, in
 turn as one process (every core) and under ``torchrun --nproc-per-node 2`` (each process on its
 share of the cores, each encoding half the texts), ``--rounds`` times, each into a leaderboard of
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.released_data import add_option, use  # noqa: E402
 from benchmarks.sts_file_run import write_task  # noqa: E402
 
 
@@ -83,7 +83,9 @@ def main() -> None:
     parser.add_argument("--task", type=Path, help="evaluate this task file instead")
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--rounds", type=int, default=1)
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     out = Path(tempfile.mkdtemp())
     task = args.task
     if task is None:

@@ -3,7 +3,7 @@ process) against every core (what the harness now takes once the other ranks hav
 
     .venv/bin/python benchmarks/eval_threads.py [--texts 400] [--rounds 2]
 
-Encodes STS-B dev sentences (../shared/data, else the offline training texts) with untrained
+Encodes STS-B dev sentences (the released file under --data, else the offline training texts) with untrained
 mean pooling on SmolLM2-135M, the two settings in turn, ``--rounds`` times; prints the medians.
 """
 
@@ -19,12 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-STSB = ROOT.parent / "shared" / "data" / "stsb" / "sts-dev.csv"
+from benchmarks.released_data import STSB_DEV, add_option, released, use  # noqa: E402
 
 
 def texts(count: int) -> list[str]:
-    if STSB.exists():
-        with STSB.open(newline="", encoding="utf-8") as handle:
+    stsb = released(STSB_DEV)
+    if stsb:
+        with stsb.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
         found = [cell for row in rows for cell in row[5:7]]
     else:
@@ -43,7 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--texts", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     backbone = load_backbone(backbone_spec("smollm2-135m"))
     encoder = PooledEncoder(backbone.model, backbone.tokenizer, pooling="mean", settings=EncodeSettings(batch_size=32))
     sample = texts(args.texts)

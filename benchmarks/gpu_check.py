@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+from benchmarks.released_data import add_option, triplet_source, use  # noqa: E402
+
 STS_PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
     ("A woman is slicing an onion.", "A woman cuts an onion.", 4.6),
@@ -68,7 +69,7 @@ def parameter_estimate(config: dict) -> float:
 
 
 def harness_run(out: Path, backbone: str, method: str, extra: list[str], bf16: bool) -> None:
-    triplets = str(SICK) if SICK.exists() else "offline"
+    triplets = triplet_source()
     command = [
         sys.executable,
         "-m",
@@ -155,7 +156,9 @@ def main() -> None:
     parser.add_argument(
         "--out", default="", help="folder for the database and gpu_check.json (default: a new temporary one)"
     )
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     on_gpu = torch.cuda.is_available()
     if not on_gpu and not args.dry_run:
         raise SystemExit("gpu_check: no CUDA GPU is visible here; use --dry-run to check the script on a CPU.")

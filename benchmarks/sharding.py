@@ -6,7 +6,7 @@ DeepSpeed ZeRO-3. Same backbone, data, seed and global batch for each; one torch
 Each rank loads the backbone, unfreezes every weight, builds the engine and one optimizer step is
 run as a warm-up (so AdamW state exists); then the peak resident set is reset (Linux
 ``/proc/self/clear_refs``; ``torch.cuda.max_memory_allocated`` on GPUs) and ``--steps`` steps of
-InfoNCE on SICK triplets (../shared/data, else the offline triplets) are timed. Reported per
+InfoNCE on SICK triplets (the released file under --data, else the offline triplets) are timed. Reported per
 engine, each the largest over ranks: the bytes of live tensor storage after the steps (weights,
 gradients, optimizer state, engine buffers: what sharding divides), the peak memory over the timed
 steps (resident set on CPU, after handing freed heap back with ``malloc_trim``, so it also holds
@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+from benchmarks.released_data import add_option, triplet_source, use  # noqa: E402
 
 
 def _live_tensor_bytes() -> int:
@@ -110,7 +110,7 @@ def worker(args: argparse.Namespace) -> None:
     engine = engines.build(backbone.model, for_training(config))
     engine.start_stage(config, args.steps + 1, lambda step: 1.0)
     stage = ContrastiveStage()
-    data = load_triplets(str(SICK) if SICK.exists() else "offline", 0)
+    data = load_triplets(triplet_source(), 0)
     losses, times = [], []
     for step in range(args.steps + 1):
         if step == 1:
@@ -149,7 +149,9 @@ def main() -> None:
     parser.add_argument("--engines", default="fsdp,zero3", help="compared with the replicated engine")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     if args.worker:
         return worker(args)
     out = tempfile.mkdtemp()

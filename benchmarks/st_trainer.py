@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/st_trainer.py --batch 64 --mini-batch 8 --steps 4   # GradCache vs CachedMNRL
 
 Both sides fully fine-tune SmolLM2-135M (fp32, CPU or the GPU) on the same SICK-train triplets
-(../shared/data, else the offline set), in the same order (the harness's seeded order, given to
+(the released file under --data, else the offline set), in the same order (the harness's seeded order, given to
 sentence-transformers as a sequential dataset), batch, steps, learning rate (AdamW, no warm-up,
 linear decay, clipping at 1.0, no weight decay), texts as they are (template ``{text}``,
 ``max_length`` 64), mean pooling and temperature 0.05 (``scale`` 20):
@@ -38,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+from benchmarks.released_data import add_option, triplet_source, use  # noqa: E402
+
 LR, MAX_LENGTH, SCALE = 2e-5, 64, 20.0
 
 
@@ -50,7 +51,7 @@ def _peak_rss() -> int:
 
 
 def source() -> str:
-    return str(SICK) if SICK.exists() else "offline"
+    return triplet_source()
 
 
 def ordered_triplets(batch: int, steps: int) -> list[tuple[str, str, str]]:
@@ -218,7 +219,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="each side runs this many times, in turn")
     parser.add_argument("--child", choices=["st"])
     parser.add_argument("--work", type=Path)
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     if args.child:
         triplets = json.loads((args.work / "order.json").read_text())
         print(json.dumps(run_st([tuple(t) for t in triplets], args.batch, args.steps, args.mini_batch)))

@@ -1,8 +1,8 @@
 """Wall time of `harness run` on an STS-B dev task file, and an independent check of its score.
 
-    .venv/bin/python benchmarks/sts_file_run.py [--pairs 1400] [--method untrained-mean]
+    .venv/bin/python benchmarks/sts_file_run.py --data DIR [--pairs 1400] [--method untrained-mean]
 
-Writes the first N pairs of ../shared/data/stsb/sts-dev.csv as a task file, times the real CLI
+Writes the first N pairs of STS-B dev (``stsb/sts-dev.csv`` under ``--data DIR``) as a task file, times the real CLI
 (model load included) in a subprocess, then recomputes cosine-Spearman from embeddings made by a
 plain transformers loop (one text at a time, no padding) and prints both.
 """
@@ -20,11 +20,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STSB_DEV = ROOT.parent / "shared" / "data" / "stsb" / "sts-dev.csv"
+sys.path.insert(0, str(ROOT))
+from benchmarks.released_data import ENV, STSB_DEV, add_option, released, use  # noqa: E402
 
 
 def write_task(path: Path, pairs: int) -> None:
-    with STSB_DEV.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst:
+    source = released(STSB_DEV)
+    if source is None:
+        sys.exit(f"STS-B dev ({STSB_DEV}) is not under --data / ${ENV}: give the folder of the released datasets")
+    with source.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as dst:
         dst.write("sentence1\tsentence2\tscore\n")
         for i, row in enumerate(csv.reader(src, delimiter="\t", quoting=csv.QUOTE_NONE)):
             if i == pairs:
@@ -63,9 +67,9 @@ def independent_score(task: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=1400)
+    add_option(parser)
     args = parser.parse_args()
-    if not STSB_DEV.exists():
-        sys.exit(f"{STSB_DEV} is absent")
+    use(args)
     with tempfile.TemporaryDirectory() as tmp:
         task = Path(tmp) / "stsb-dev-head.tsv"
         db = Path(tmp) / "bench.db"

@@ -7,7 +7,7 @@ through GradCache (``method_args.mini_batch``) against the plain loss.
 
 Each variant runs in its own process (peak memory is per process): load the backbone, attach
 LoRA (same settings for all), reset the peak, then run ``--steps`` + 1 steps on the same batch of
-SICK triplets (../shared/data, else the offline triplets); the first step is a warm-up left out of
+SICK triplets (the released file under --data, else the offline triplets); the first step is a warm-up left out of
 the median step time. Memory is the peak resident set over the steps on CPU (Linux ``VmHWM``
 after resetting it through ``/proc/self/clear_refs``), or ``torch.cuda.max_memory_allocated`` on
 a GPU, weights included; "activation" subtracts what the process held before the first step
@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+from benchmarks.released_data import add_option, triplet_source, use  # noqa: E402
+
 VARIANTS = ("infonce", "are-ic", "are-cda", "are-cda-copy", "infonce-gradcache")
 DEFAULT_VARIANTS = "infonce,are-ic,are-cda,are-cda-copy"
 
@@ -78,7 +79,7 @@ def child(variant: str, backbone_name: str, batch_size: int, steps: int, mini_ba
 
     torch.manual_seed(0)
     backbone = load_backbone(backbone_spec(backbone_name))
-    triplets = load_triplets(str(SICK) if SICK.exists() else "offline")[:batch_size]
+    triplets = load_triplets(triplet_source())[:batch_size]
     common = {"batch_size": batch_size, "lora_r": 16, "lora_alpha": 32, "max_length": 64}
     if variant.startswith("infonce"):
         method = InfoNCE(InfoNCE.Config(**common, mini_batch=mini_batch if variant == "infonce-gradcache" else 0))
@@ -140,7 +141,9 @@ def main() -> None:
         "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, infonce first; of {', '.join(VARIANTS)}"
     )
     parser.add_argument("--child")
+    add_option(parser)
     args = parser.parse_args()
+    use(args)
     if args.child:
         print(json.dumps(child(args.child, args.backbone, args.batch, args.steps, args.mini_batch)))
         return

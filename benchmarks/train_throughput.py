@@ -7,7 +7,7 @@ and CDA steps, each before and after a change, side by side in one run.
 The machine's peak is measured first in the same run: the best of a few 2048 x 2048 fp32 matrix
 products on a CPU (8192 x 8192 bf16 on a GPU). Each stage then runs on the `small` preset's
 settings (batch 8, max_length 64, LoRA r16; bf16 autocast and SDPA on a GPU) over the same
-SICK-train batches (../shared/data, else the offline triplets), one warm-up and ``--steps``
+SICK-train batches (the released file under --data, else the offline triplets), one warm-up and ``--steps``
 timed optimizer steps per variant, each variant in its own process:
 
 - ``before``: the code at ``--before`` (git archive of that commit): rows padded to the longest,
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import statistics
@@ -40,7 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TREE = Path(os.environ.get("HARNESS_TREE", ROOT))  # the code a child process measures
 sys.path.insert(0, str(TREE))
-SICK = ROOT.parent / "shared" / "data" / "sick" / "SICK_train.txt"
+_spec = importlib.util.spec_from_file_location("released_data", ROOT / "benchmarks" / "released_data.py")
+released_data = importlib.util.module_from_spec(_spec)  # this checkout's, whatever TREE holds
+_spec.loader.exec_module(released_data)
 BEFORE = "bf1be81"  # main before issue 14: padded rows, LM head over padded positions
 
 
@@ -63,7 +66,7 @@ def build(stage_name: str, backbone_name: str, batch: int, steps: int):
 
     torch.manual_seed(0)
     backbone = load_backbone(backbone_spec(backbone_name))
-    triplets = load_triplets(str(SICK) if SICK.exists() else "offline", 0)[: batch * steps]
+    triplets = load_triplets(released_data.triplet_source(), 0)[: batch * steps]
     small = {
         k: v for k, v in PRESETS["small"].items() if k in ("finetune", "lora_r", "lora_alpha", "lr", "max_length")
     }
@@ -171,7 +174,9 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE, help="git ref of the code to compare against")
     parser.add_argument("--stages", default="infonce,ic,cda")
     parser.add_argument("--child")
+    released_data.add_option(parser)
     args = parser.parse_args()
+    released_data.use(args)
     if args.child:
         stage_name, variant = args.child.split(":")
         import harness

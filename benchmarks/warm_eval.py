@@ -97,7 +97,7 @@ def median_wall(command: list[str], env: dict[str, str], repeats: int = 3) -> fl
 
 
 def main() -> None:
-    from benchmarks.dev_tasks import SHARED, write
+    from benchmarks.dev_tasks import write
     from harness.model.backbones import ALIASES, gguf_folder
 
     parser = argparse.ArgumentParser()
@@ -110,10 +110,12 @@ def main() -> None:
         "--from",
         dest="data",
         type=Path,
-        default=SHARED,
-        help="a folder of the released datasets (benchmarks/dev_tasks.py)",
+        default=os.environ.get("HARNESS_DATA") or None,
+        required=not os.environ.get("HARNESS_DATA"),
+        help="a folder of the released datasets (benchmarks/dev_tasks.py; default: $HARNESS_DATA)",
     )
     args = parser.parse_args()
+    args.data = Path(args.data)
     work = Path(tempfile.mkdtemp(prefix="warm-bench-"))
     write(work / "dev-tasks", args.data)
     lines = (work / "dev-tasks" / "stsb-dev.tsv").read_text(encoding="utf-8").splitlines()
