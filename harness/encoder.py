@@ -19,6 +19,7 @@ same ids and never merges with the template's punctuation (Echo's reference code
 
 from __future__ import annotations
 
+import re
 from abc import ABC
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.model.packing import TokenRow, span_of
+from harness.model.attention import attention_mode
+from harness.model.packing import TokenRow, embed_rows, span_of
 from harness.options import POOL_END, POOL_START, TEXT_SLOT, template_problem
 
 if TYPE_CHECKING:
@@ -188,7 +190,6 @@ class PromptTokenizer:
 def _template_pieces(tokenizer: PreTrainedTokenizerBase, template: str) -> list[Any]:
     """The template as token id lists (its literal parts, and the tokenizer's special tokens
     around it) with the markers ``TEXT_SLOT``, ``POOL_START`` and ``POOL_END`` between them."""
-    import re
 
     before, after = special_tokens_around(tokenizer)
     marks = {TEXT_SLOT: TEXT_SLOT, POOL_START: POOL_START, POOL_END: POOL_END}
@@ -206,7 +207,6 @@ def model_facts(model: PreTrainedModel) -> dict[str, Any]:
     implementation and mode (causal or bidirectional), dtype and training mode, the config of any
     PEFT adapters, and each adapter layer's state (active, disabled or merged adapters and their
     scaling: none is a tensor)."""
-    from harness.model.attention import attention_mode
 
     peft = getattr(model, "peft_config", None) or {}
     layers = [
@@ -372,6 +372,4 @@ class PooledEncoder(TokenEncoder):
         return named_tensors(self.decoder)
 
     def embed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
-        from harness.model.packing import embed_rows
-
         return embed_rows(self.model, rows, self.pooling)

@@ -12,21 +12,20 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, is_offline_mode, snapshot_download
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
 TIMEOUT_S = 5.0
 _unreachable: list[str] = []  # once the hub could not be reached, why: later repos are not probed
 
 
 def offline() -> bool:
-    from huggingface_hub import is_offline_mode
-
     return is_offline_mode()
 
 
 @cache
 def problem(repo_id: str, repo_type: Literal["model", "dataset"] = "model") -> str | None:
     """None when ``repo_id`` can be fetched from the hub; else why not, as a clause."""
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
     if offline():
         return "HF_HUB_OFFLINE is set"
@@ -56,7 +55,6 @@ def cached_snapshot(repo_id: str) -> Path | None:
     """The hub cache's folder of ``repo_id`` at the commit ``from_pretrained`` would load: offline,
     the one the cache's ``main`` names; else the commit the hub serves now (one request), if that
     snapshot is cached. None where it is not, or the hub cannot say."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url, snapshot_download
 
     try:
         revision = (

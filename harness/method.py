@@ -20,6 +20,9 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from harness.data.texts import check_data
+from harness.encoder import PooledEncoder
+from harness.errors import HarnessError
 from harness.options import bounds_of, option
 
 __all__ = ["DiagnosedStage", "Method", "MethodConfig", "PreparedStage", "Stage", "option", "set_only"]
@@ -133,8 +136,6 @@ class Method:
         override it when a method reads more (e.g. its own files)."""
         stages = self.stages()
         if stages:
-            from harness.data.texts import check_data
-
             check_data(train_data, seed, {getattr(stage, "data_kind", "triplets") for stage in stages})
 
     def check_backbone(self, backbone: Backbone) -> None:
@@ -152,8 +153,6 @@ class Method:
         parts of its own writes them into ``folder`` here and removes them from ``model``. By
         default a :class:`~harness.encoder.PooledEncoder` exports its pooling; other encoders have
         no export format."""
-        from harness.encoder import PooledEncoder
-        from harness.errors import HarnessError
 
         if not isinstance(encoder, PooledEncoder):
             raise HarnessError(
@@ -166,7 +165,6 @@ class Method:
         cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
     ) -> Encoder:
         """The encoder :meth:`export_encoder` described in ``spec``, over the exported model."""
-        from harness.encoder import PooledEncoder
 
         return PooledEncoder(
             model,

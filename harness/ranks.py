@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -69,7 +70,6 @@ def _backend(device_type: str) -> str:
 def init_single(device_type: str) -> None:
     """A process group of one, for sharding engines (FSDP, DeepSpeed) run by a single process,
     e.g. one GPU with parameters offloaded to the CPU. No-op when a group exists."""
-    import socket
 
     import torch.distributed as dist
 

@@ -10,13 +10,17 @@ a method. Nothing is imported by guessing.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError, unknown_name
+from harness.method import Method
 
 if TYPE_CHECKING:
     from harness.method import Method
@@ -69,7 +73,6 @@ def _load_target(target: str | type[Method] | importlib.metadata.EntryPoint) -> 
 
 def get_method(name: str) -> type[Method]:
     """The method class registered as ``name``; unknown names get "did you mean"."""
-    from harness.method import Method
 
     targets = _targets()
     if name not in targets:
@@ -112,9 +115,6 @@ def provenance(cls: type) -> dict[str, str | None]:
     """Where a method's code comes from: its module, the distribution that installed it (with its
     version; none for a module imported by name) and a sha256 of its source: of the file, or for a
     package's ``__init__`` of every ``.py`` file below it (relative path, NUL, bytes, in order)."""
-    import hashlib
-    import sys
-    from pathlib import Path
 
     module = cls.__module__
     top = module.split(".")[0]

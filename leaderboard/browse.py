@@ -11,12 +11,14 @@ in WAL mode, so runs keep recording while it is browsed. Needs the ``browse`` ex
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from leaderboard.efficiency import EVALUATE, HEADERS, efficiency, efficiency_cells, run_costs
+from leaderboard.errors import LeaderboardError
 
 TITLE = "harness leaderboard"
 DASHBOARD = "runs"
@@ -255,9 +257,6 @@ def _charts(db: str) -> dict[str, Any]:
 
 def require() -> None:
     """Refuse early, with the install line, when the browse extra is missing."""
-    import importlib.util
-
-    from leaderboard.errors import LeaderboardError
 
     missing = [name for name in ("datasette", "datasette_dashboards") if importlib.util.find_spec(name) is None]
     if missing:

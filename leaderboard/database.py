@@ -135,7 +135,6 @@ def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -
 def is_lock_timeout(exc: BaseException) -> bool:
     """Whether ``exc`` is a write that waited out the busy timeout behind another writer (SQLite's
     SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL's lock_not_available), as raised or wrapped by SQLAlchemy."""
-    import sqlite3
 
     for error in (exc, getattr(exc, "orig", None)):
         if isinstance(error, sqlite3.OperationalError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import fmean
+from statistics import fmean, stdev
 from typing import Any
 
 from harness.task_versions import is_quick_check
@@ -194,7 +194,6 @@ def group_seeds(runs: Sequence[dict[str, Any]], configs: Sequence[dict[str, Any]
     run` records again, is not another sample); std is the sample standard deviation (0 for a
     single run), and each task's interval the 95% t interval of its mean over the seeds
     (``leaderboard.intervals.seed_interval``)."""
-    from statistics import stdev
 
     groups: dict[str, dict[Any, dict[str, Any]]] = {}
     for run, config in zip(runs, configs):

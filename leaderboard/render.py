@@ -8,10 +8,13 @@ with a legend of their method and backbone."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Sequence
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -44,10 +47,6 @@ def plain_table(title: str, **options: Any) -> Table:
 def fit_columns(table: Table, width: int, first_optional: int) -> list[str]:
     """Drop columns from the right, down to ``first_optional``, until ``table`` fits ``width``;
     returns the headers of those dropped (for a note saying where to see them)."""
-    import io
-
-    from rich.cells import cell_len
-    from rich.console import Console
 
     def too_wide() -> bool:
         out = Console(width=width, file=io.StringIO(), color_system=None)

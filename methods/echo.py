@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.encoder import PooledEncoder
 from harness.method import Method, MethodConfig, option
 from harness.options import side_template_option, template_option
 
@@ -54,8 +55,6 @@ class Echo(Method):
         return f"untrained-{self.config.pooling}", {}
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder
-
         return PooledEncoder(
             backbone.model,
             backbone.tokenizer,

@@ -19,11 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.data.train_data import load_triplets
+from harness.encoder import PooledEncoder, PromptTokenizer, text_span
 from harness.errors import HarnessError
 from harness.method import Method, option
+from harness.model.packing import embed_rows
 from harness.options import distinct_dims, side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.training import TrainConfig
+from harness.training.distributed import gather_with_grad, world
+from harness.training.losses import matryoshka_loss
+from harness.training.sharding import for_training
+from methods.untrained import untrained_twin
 
 if TYPE_CHECKING:
     import torch
@@ -129,8 +136,6 @@ def infonce_loss(
     import torch
     import torch.nn.functional as F
 
-    from harness.training.distributed import gather_with_grad, world
-
     o = options
     if not o.in_batch:
         scores = torch.stack([(query * pos).sum(-1), (query * neg).sum(-1)], dim=1)
@@ -179,8 +184,6 @@ class ContrastiveStage:
     name = "contrastive"
 
     def examples(self, source: str, seed: int) -> Sequence[Any]:
-        from harness.data.train_data import load_triplets
-
         return load_triplets(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[Any], config: InfoNCEConfig) -> tuple[Any, int]:
@@ -195,7 +198,6 @@ class ContrastiveStage:
     def rows(tokenizer: Any, texts: Sequence[str], config: InfoNCEConfig) -> list[Any]:
         """The texts' token rows under the training template and its pooled span (the text's own
         tokens where the config has ``pool_text_only`` set): as the encoder reads them."""
-        from harness.encoder import PromptTokenizer, text_span
 
         template = text_span(config.template) if getattr(config, "pool_text_only", False) else config.template
         return PromptTokenizer(tokenizer, template, config.max_length)(texts)
@@ -206,7 +208,6 @@ class ContrastiveStage:
         (:func:`harness.model.packing.embed_rows`), chunked by GradCache when ``mini_batch`` is set."""
         import torch.nn.functional as F
 
-        from harness.model.packing import embed_rows
         from harness.training.grad_cache import cached_embeddings
 
         def embed(chunk: Sequence[Any]) -> torch.Tensor:
@@ -226,7 +227,6 @@ class ContrastiveStage:
         self, query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None, config: InfoNCEConfig
     ) -> torch.Tensor:
         """``loss_from_embeddings`` under the config's loss wrappers (Matryoshka dims)."""
-        from harness.training.losses import matryoshka_loss
 
         def loss(*sides: torch.Tensor | None) -> torch.Tensor:
             return self.loss_from_embeddings(*sides, config)
@@ -247,15 +247,12 @@ class InfoNCE(Method):
 
     def baseline(self) -> tuple[str, dict[str, Any]] | None:
         """The backbone untrained, read and pooled as the trained encoder reads and pools."""
-        from methods.untrained import untrained_twin
 
         return untrained_twin(self.config.pooling, self.config)
 
     def check_inputs(self, train_data: str, seed: int) -> None:
         super().check_inputs(train_data, seed)
         if self.config.mini_batch:
-            from harness.training.sharding import for_training
-
             engine = for_training(self.config).engine
             if engine != "none":
                 raise HarnessError(
@@ -264,8 +261,6 @@ class InfoNCE(Method):
                 )
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder
-
         return PooledEncoder(
             backbone.model,
             backbone.tokenizer,

@@ -32,9 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.data.texts import load_texts
+from harness.encoder import PooledEncoder, encoder_templates
 from harness.method import Method, option, set_only
+from harness.model.packing import forward_rows, lm_head, offsets
 from harness.options import template_option
 from methods.infonce import ContrastiveStage, InfoNCEConfig, infonce_loss
+from methods.untrained import untrained_twin
 
 if TYPE_CHECKING:
     import torch
@@ -88,8 +92,6 @@ class MNTPStage:
         self.overrides = {**set_only(steps=config.mntp_steps), "lr": config.mntp_lr}
 
     def examples(self, source: str, seed: int) -> Sequence[str]:
-        from harness.data.texts import load_texts
-
         return load_texts(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[str], config: LLM2VecConfig) -> tuple[Any, int]:
@@ -97,8 +99,6 @@ class MNTPStage:
         masked tokens of this rank's batch)."""
         import torch
         import torch.nn.functional as F
-
-        from harness.model.packing import forward_rows, lm_head, offsets
 
         device = next(model.parameters()).device
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
@@ -174,8 +174,6 @@ class SimCSEStage(ContrastiveStage):
         }
 
     def examples(self, source: str, seed: int) -> Sequence[str]:
-        from harness.data.texts import load_texts
-
         return load_texts(source, seed)
 
     def loss(self, model: Any, tokenizer: Any, batch: Sequence[str], config: LLM2VecConfig) -> tuple[Any, int]:
@@ -215,13 +213,10 @@ class LLM2Vec(Method):
     def baseline(self) -> tuple[str, dict[str, Any]] | None:
         """The backbone as it is (causal, untrained: the paper's "Uni" row), pooled as the trained
         encoder pools: what bidirectional attention and the stages add together."""
-        from methods.untrained import untrained_twin
 
         return untrained_twin(self.config.pooling, self.config)
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder, encoder_templates
-
         c = self.config
         return PooledEncoder(
             backbone.model,

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.encoder import PooledEncoder, encoder_templates
 from harness.errors import HarnessError
 from harness.method import option
+from harness.model.packing import TOKEN_HEAD
 from harness.options import template_option
 from methods.infonce import InfoNCE, InfoNCEConfig
 
@@ -72,7 +74,6 @@ class NVEmbed(InfoNCE):
     def prepare(self, backbone: Backbone) -> None:
         """The latent-attention layer, on the base model under the token-head name (its
         parameters train, checkpoint and shard with the model's)."""
-        from harness.model.packing import TOKEN_HEAD
 
         model = backbone.model
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -82,8 +83,6 @@ class NVEmbed(InfoNCE):
         base.add_module(TOKEN_HEAD, head.to(device=embedding.device, dtype=embedding.dtype))
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder, encoder_templates
-
         c = self.config
         return PooledEncoder(
             backbone.model,
@@ -95,13 +94,12 @@ class NVEmbed(InfoNCE):
 
     def export_encoder(self, encoder: Encoder, model: Any, folder: Path) -> dict[str, Any]:
         """The head goes to ``latent_attention.safetensors``, not into the LM's weights."""
-        from safetensors.torch import save_file
-
-        from harness.model.packing import TOKEN_HEAD
 
         head = getattr(model, TOKEN_HEAD, None)
         if head is None:
             raise HarnessError("the model has no latent-attention layer to export.")
+        from safetensors.torch import save_file
+
         save_file(
             {name: tensor.detach().float().contiguous().cpu() for name, tensor in head.state_dict().items()},
             str(folder / HEAD_FILE),
@@ -113,12 +111,9 @@ class NVEmbed(InfoNCE):
     def load_exported(
         cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
     ) -> Encoder:
+        head = latent_attention(spec["hidden"], spec["latents"], spec["heads"], spec["head_dim"])
         from safetensors.torch import load_file
 
-        from harness.encoder import PooledEncoder
-        from harness.model.packing import TOKEN_HEAD
-
-        head = latent_attention(spec["hidden"], spec["latents"], spec["heads"], spec["head_dim"])
         head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         weight = model.get_input_embeddings().weight
         model.add_module(TOKEN_HEAD, head.to(device=weight.device, dtype=weight.dtype))

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.encoder import PooledEncoder
+from harness.encoder import PooledEncoder, PromptTokenizer, special_tokens_around
 from harness.errors import HarnessError
 from harness.method import Method, MethodConfig, option
+from harness.model.packing import forward_rows, offsets, pool_rows
 from harness.options import POOL_START, TEXT_SLOT, template_problem
 
 if TYPE_CHECKING:
@@ -157,7 +158,6 @@ class TokenPrepending(Method):
 
 def check_placeholder(tokenizer: Any, template: str, where: str) -> None:
     """The tokenizer must keep its EOS token whole where ``{pst}`` stands, and nowhere before it."""
-    from harness.encoder import PromptTokenizer, special_tokens_around
 
     eos = tokenizer.eos_token
     if eos is None or tokenizer.eos_token_id is None:
@@ -197,7 +197,6 @@ class PrependingEncoder(PooledEncoder):
             document_template=document_template,
             query_template=query_template,
         )
-        from harness.encoder import special_tokens_around
 
         self.layers = layers
         self.placeholder = tokenizer.eos_token_id
@@ -212,8 +211,6 @@ class PrependingEncoder(PooledEncoder):
 
     def embed_rows(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
         import torch
-
-        from harness.model.packing import forward_rows, offsets, pool_rows
 
         lengths = [len(row) for row in rows]
         places = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from harness.encoder import PooledEncoder, encoder_templates
 from harness.method import Method, MethodConfig, option
 from harness.options import side_template_option, template_option
 from harness.prompts import INSTRUCTION_TEMPLATE
@@ -62,15 +63,12 @@ class _Untrained(Method):
     pooling: ClassVar[Literal["mean", "last"]]
 
     def build_encoder(self, backbone: Backbone, settings: EncodeSettings) -> Encoder:
-        from harness.encoder import PooledEncoder
-
         return PooledEncoder(
             backbone.model, backbone.tokenizer, pooling=self.pooling, settings=settings, **self.templates()
         )
 
     def templates(self) -> dict[str, str | None]:
         """The three templates as the encoder reads them (spans on the text where asked)."""
-        from harness.encoder import encoder_templates
 
         c = self.config
         return encoder_templates(

@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # alone (tests/runs/test_baseline.py and the README walk-through unset this)
 os.environ["HARNESS_BASELINE"] = "0"
 
+import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -18,6 +19,7 @@ import pytest  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT.parent / "shared" / "data"
+HARNESS = [sys.executable, "-m", "harness"]  # the CLI in a process of its own
 
 
 @pytest.fixture(autouse=True)
@@ -199,3 +201,106 @@ def refused_naming(read: Callable[[Path], object], path: Path, fragments: list[s
     assert str(path) in message, message
     for fragment in fragments:
         assert fragment in message, message
+
+
+# -- the CLI: runs, their arguments and the rows they leave -------------------------------------
+
+
+def harness_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``HARNESS`` subprocess: this one's, offline, and ``extra``."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def sqlite_rows(db: Path, sql: str) -> list[tuple]:
+    """Rows of a plain SQL query on a SQLite file, read without the harness."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def cli_ok(*args: str):
+    """``harness ARGS`` through typer's CliRunner, which must succeed."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def run_untrained(db, backbone, task, *extra: str):
+    """``harness run --method untrained-mean`` of ``backbone`` on ``task`` into ``db``, which must succeed."""
+    return cli_ok(
+        "run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db), *extra
+    )
+
+
+def infonce_run_args(db: Path, backbone: Path, triplets: Path, task: Path, out: Path, *sets: str) -> list[str]:
+    """The arguments of a small InfoNCE ``harness run`` (batch 2, a one-line template) into ``db``
+    with its folder under ``out``; each of ``sets`` one more ``--set``."""
+    return [
+        "run",
+        "--method",
+        "infonce",
+        "--backbone",
+        str(backbone),
+        "--train-data",
+        str(triplets),
+        "--tasks",
+        str(task),
+        "--db",
+        str(db),
+        "--output-dir",
+        str(out),
+        "--set",
+        "method_args.batch_size=2",
+        "--set",
+        "method_args.template='this sentence : {text}'",
+        *(x for s in sets for x in ("--set", s)),
+    ]
+
+
+@pytest.fixture
+def triplets(tmp_path) -> Path:
+    """The training triplets of tests/training_fixtures.py as a JSON-lines file."""
+    from tests.training_fixtures import write_triplets
+
+    return write_triplets(tmp_path / "triplets.jsonl")
+
+
+def write_board(folder: Path, seeds=(0,)) -> Path:
+    """``folder/h.db``: one finished run per seed (method m, backbone b), scored 0.5 + seed / 10 on
+    task T (version v1), with a torch version and a CPU count as its environment."""
+    from leaderboard.store import open_store
+
+    db = folder / "h.db"
+    store = open_store(db)
+    for seed in seeds:
+        run = store.start_run(
+            method="m",
+            backbone="b",
+            task_spec="t",
+            task_names=["T"],
+            config={"seed": seed, "x": 1},
+            config_hash="h",
+            seed=seed,
+            environment={"versions": {"torch": "9.9"}, "hardware": {"cpus": 2}},
+        )
+        store.record_score(
+            run, task="T", main_metric="cosine_spearman", main_score=0.5 + seed / 10, details={}, task_version="v1"
+        )
+        store.finish_run(run)
+    store.close()
+    return db
+
+
+@pytest.fixture
+def fresh_mteb_catalog(monkeypatch, tmp_path):
+    """harness.evaluation.mteb_catalog with its cache under ``tmp_path / "cache"`` and nothing read yet."""
+    from harness.evaluation import mteb_catalog as task_catalog
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    task_catalog.catalog.cache_clear()
+    return task_catalog

@@ -1,4 +1,4 @@
-"""Config layering, --set parsing and type checks, and the config hash."""
+"""Config layering, --set parsing and type checks, messages about a config file, and the config hash."""
 
 from __future__ import annotations
 
@@ -92,3 +92,14 @@ def test_run_config_fields_all_have_defaults():
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     assert missing == []
+
+
+def test_config_messages_have_no_doubled_colons(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    config = tmp_path / "run.toml"
+    config.write_text("batch_sise = 3\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--db", str(tmp_path / "h.db")])
+    assert result.exit_code == 2 and "::" not in result.output and "did you mean 'batch_size'?" in result.output

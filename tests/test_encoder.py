@@ -1,11 +1,11 @@
-"""The encoder contract on a tiny random Llama: pooling, batching, truncation, mteb adapter."""
+"""The encoder contract on a tiny random Llama: pooling, batching, truncation, and the mteb adapter's
+memo, similarity and what it hands mteb."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
 
 from harness.encoder import EncodeSettings, PooledEncoder
 from harness.errors import HarnessError
@@ -104,23 +104,44 @@ def test_adapter_memoises_by_text(tiny_llama):
     np.testing.assert_allclose(first[4], encoder.encode(["the cat sat on the mat"])[0], atol=1e-6)
 
 
-def test_mteb_evaluation_of_a_local_task_equals_cosine_spearman(tiny_llama, small_sts_file):
+def test_adapter_similarity_is_the_cosine_and_one_number_for_two_single_vectors(tiny_llama):
+    """mteb scores with the adapter's similarity: cosines of rows, pairwise or row by row, and of two
+    single vectors one 0-d number (mteb's summarization evaluator calls ``float()`` on it)."""
+    _, adapter = _adapter(tiny_llama)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 32)), rng.normal(size=(3, 32))
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    cosine = unit(a) @ unit(b).T
+    np.testing.assert_allclose(adapter.similarity(a, b), cosine, atol=1e-5)
+    np.testing.assert_allclose(adapter.similarity_pairwise(a, b), np.diag(cosine), atol=1e-5)
+    one = adapter.similarity(a[0], b[1])
+    assert np.shape(one) == () and float(one) == pytest.approx(cosine[0, 1], abs=1e-5)
+
+
+def test_mteb_gets_the_task_files_pairs_and_each_text_encoded_once(tiny_llama, small_sts_file):
+    """What the harness hands mteb for a task file: its pairs and gold scores as written, within the
+    range they span, and one encoding of each text however often mteb's STS evaluator asks for it.
+    (The score mteb then computes, against a Spearman computed without the harness:
+    tests/cli/test_cli.py.)"""
     import mteb
 
+    from harness.data.task_files import read_sts_file
     from harness.evaluation.tasks import build_mteb_task, resolve_tasks
 
-    model, tokenizer = tiny_llama
     encoder, adapter = _adapter(tiny_llama)
     (spec,) = resolve_tasks([str(small_sts_file)])
-    result = mteb.evaluate(adapter, build_mteb_task(spec), cache=None, show_progress_bar=False)
-    (entry,) = result.task_results[0].scores["test"]
+    task = build_mteb_task(spec)
+    task.load_data()
+    written = read_sts_file(small_sts_file)
+    given = task.dataset["test"]
+    assert (given["sentence1"], given["sentence2"]) == (written.sentence1, written.sentence2)
+    np.testing.assert_allclose(given["score"], written.scores)
+    assert (task.min_score, task.max_score) == (min(written.scores), max(written.scores))
 
-    pairs = spec.data
-    a = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence1])
-    b = np.stack([_alone(model, tokenizer, t).mean(0).numpy() for t in pairs.sentence2])
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert entry["main_score"] == pytest.approx(spearmanr(cosine, pairs.scores)[0], abs=1e-6)
-    assert adapter.computed == len(set(pairs.sentence1) | set(pairs.sentence2))
+    mteb.evaluate(adapter, task, cache=None, show_progress_bar=False)
+    texts = set(written.sentence1) | set(written.sentence2)
+    assert adapter.requested == 2 * len(written.sentence1) > len(texts)  # both columns, repeats included
+    assert adapter.computed == encoder.texts_encoded == len(texts)
     assert adapter.mteb_model_meta.name == "harness/test__tiny"
 
 

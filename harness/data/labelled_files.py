@@ -7,6 +7,7 @@ Column names are matched lower-cased, with the layouts of two classic sets as al
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -51,7 +52,6 @@ class Rerankings(LocalData):
         relevant candidate (the answer-selection literature's protocol), ``clean`` those with a
         relevant and an irrelevant one, ``all`` every query (mteb's: one without a relevant
         candidate scores 0)."""
-        import dataclasses
 
         keep = [
             i

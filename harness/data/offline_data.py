@@ -17,6 +17,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.data.labelled_texts import ClassifiedTexts, LabelledTexts
 from harness.errors import HarnessError
 
@@ -98,8 +100,6 @@ class _NewsgroupsUnpickler(pickle.Unpickler):
     arrays): only dicts and numpy arrays can be built, so no code in the file can run."""
 
     def find_class(self, module: str, name: str) -> Any:
-        import numpy as np
-
         allowed = {
             ("copy_reg", "_reconstructor"): lambda cls, base, state: dict(state),
             ("__builtin__", "dict"): dict,

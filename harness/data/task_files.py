@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from harness.data import beir, labelled_files, labelled_texts
 from harness.data.local_data import LocalData, TextPairs, file_digest
 from harness.data.records import Table, cell, fail, read_rows, text_cell
 from harness.paths import status
@@ -78,7 +79,6 @@ def sts_pairs(path: Path, table: Table) -> StsPairs:
 def read_task_file(path: Path) -> LocalData:
     """One task from the user's file (its columns say the kind) or folder: BEIR (retrieval), or
     train and test files (classification)."""
-    from harness.data import beir, labelled_files, labelled_texts
 
     info = status(path, KIND)  # a path the OS refuses is one message here, never an OSError
     if info is not None and stat.S_ISDIR(info.st_mode):

@@ -43,6 +43,7 @@ from pathlib import Path
 from harness import hub, paths
 from harness.data import offline_data
 from harness.data.records import cell, fail, read_rows, text_cell
+from harness.data.task_files import read_sts_file
 from harness.errors import HarnessError
 
 KIND = "training-data file"
@@ -204,8 +205,6 @@ def read_pairs(source: str, seed: int = 0) -> list[tuple[str, str]]:
     table = read_rows(path, SUFFIXES, KIND)
     columns = set(table.columns) if table.columns is not None else set(table.rows[0][1]) if table.rows else set()
     if all(c in columns for c in STS_COLUMNS):
-        from harness.data.task_files import read_sts_file
-
         pairs = read_sts_file(path)
         chosen = [(a, b) for a, b, s in zip(pairs.sentence1, pairs.sentence2, pairs.scores) if s >= MIN_STS_SCORE]
         if not chosen:

@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.local_data import file_digest
+from harness.data.texts import load_texts
+from harness.data.train_data import load_triplets, parse_source, source_files
+
 NGRAM = 13
 INDEX_FORMAT = 1  # another way of normalising or hashing: another index file
 _WORD = re.compile(r"\w+")
@@ -104,8 +108,6 @@ class TrainingData:
 
 def training_texts(data: TrainingData) -> list[str]:
     """Every text of the training source, for each kind of data the run's stages read."""
-    from harness.data.texts import load_texts
-    from harness.data.train_data import load_triplets
 
     texts: list[str] = []
     if "triplets" in data.kinds:
@@ -121,8 +123,6 @@ def training_texts(data: TrainingData) -> list[str]:
 
 def changed_file(data: TrainingData) -> str | None:
     """Why the recorded training files cannot be indexed now (one is gone or changed), or None."""
-    from harness.data.local_data import file_digest
-    from harness.data.train_data import source_files
 
     now = dict(source_files(data.source))
     for part, recorded in data.files:
@@ -137,7 +137,6 @@ def changed_file(data: TrainingData) -> str | None:
 def _all_files(data: TrainingData) -> bool:
     """Whether every part of the source is a recorded file (else the index is not kept: the hub's
     data and the embedded set have no digest here)."""
-    from harness.data.train_data import parse_source
 
     return bool(data.files) and len(parse_source(data.source)[1]) == len(data.files)
 

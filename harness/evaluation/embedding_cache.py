@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import numpy as np
+from diskcache.core import MODE_PICKLE
 
 from harness.paths import cache_root
 
@@ -151,8 +153,6 @@ class EmbeddingCache:
 
 def _bytes_only_disk() -> type:
     """A diskcache ``Disk`` that never unpickles: a pickled value reads as empty (a damaged entry)."""
-    import diskcache
-    from diskcache.core import MODE_PICKLE
 
     class BytesOnlyDisk(diskcache.Disk):
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:

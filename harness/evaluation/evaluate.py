@@ -5,15 +5,29 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rich.console import Console
+
 from harness import faults, ranks
+from harness.encoder import EncodeSettings
 from harness.errors import HarnessError
+from harness.evaluation.contamination import Overlap, changed_file
+from harness.evaluation.contamination import training_index as build
+from harness.evaluation.data_parallel import ShardedEncoder
 from harness.evaluation.embedding_cache import CacheSettings, CacheUnavailable, EmbeddingCache
+from harness.evaluation.fingerprint import fingerprint
+from harness.evaluation.items import task_items
+from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
 from harness.evaluation.quick_check import texts_to_encode
 from harness.evaluation.task_loading import LoadedTask
+from harness.evaluation.warm import DeferredBackbone, DeferredEncoder, Known, StaleLoadKey, forget, remember
+from harness.telemetry.phases import measure
+from harness.telemetry.progress import encoding_progress
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -130,8 +144,6 @@ def open_cache(
     hex digits, or why the cache is off. A deferred backbone's cache is opened under the
     fingerprint its load key recalls; a loaded encoder's fingerprint is computed (every weight
     hashed), and kept under ``load_key`` for warm runs to come (:mod:`harness.evaluation.warm`)."""
-    from harness.evaluation.fingerprint import fingerprint
-    from harness.evaluation.warm import DeferredBackbone, Known, remember
 
     if not settings.enabled:
         return None, "off (--no-cache)"
@@ -162,9 +174,6 @@ def training_index(
     """The index of the run's training texts (kept beside the embedding cache, unless it is off),
     its cost recorded; None (with a warning) where the recorded files are gone or changed, or cannot
     be read: the scores then say nothing of overlap."""
-    from harness.evaluation.contamination import changed_file
-    from harness.evaluation.contamination import training_index as build
-    from harness.telemetry.phases import measure
 
     with measure("contamination:index") as phase:
         problem = changed_file(training)
@@ -202,14 +211,6 @@ def evaluate(
     fills the embedding cache, and tells the others what it found. A task that fails on one rank
     fails on all (:class:`~harness.ranks.RankFailed`)."""
     import torch
-    from rich.console import Console
-
-    from harness.encoder import EncodeSettings
-    from harness.evaluation.contamination import Overlap
-    from harness.evaluation.data_parallel import ShardedEncoder
-    from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
-    from harness.evaluation.warm import DeferredBackbone, DeferredEncoder, StaleLoadKey, forget
-    from harness.telemetry.phases import measure
 
     info = ranks.world()
     settings = EncodeSettings(batch_size=how.batch_size, max_length=how.max_length)
@@ -280,15 +281,8 @@ def _evaluate_task(
     console: Console,
     cache_state: str,
 ) -> None:
-    import tempfile
-    from pathlib import Path
-
     import mteb
     import torch
-
-    from harness.evaluation.items import task_items
-    from harness.telemetry.phases import measure
-    from harness.telemetry.progress import encoding_progress
 
     info = ranks.world()
     encoder, cache, dim = adapter.encoder, adapter.cache, adapter.dim

@@ -27,7 +27,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.encoder import ENCODING_VERSION, TokenEncoder
+from harness.encoder import ENCODING_VERSION, TokenEncoder, named_tensors
+from harness.model import attention, packing
+from harness.model.attention import is_attention_hook
+from harness.model.packing import token_head
 
 if TYPE_CHECKING:
     import torch
@@ -56,8 +59,6 @@ def _hooked(encoder: Any) -> bool:
     """Whether a forward hook could change what the encoder's modules compute (the attention
     mode's own hook aside: the mode is one of the encoder's facts)."""
     import torch
-
-    from harness.model.attention import is_attention_hook
 
     module_hooks = torch.nn.modules.module
     if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
@@ -184,7 +185,6 @@ def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
 
 def _shared_code() -> tuple[types.ModuleType, ...]:
     """The core's modules every token encoder computes through: the pass, pooling and masks."""
-    from harness.model import attention, packing
 
     return attention, packing
 
@@ -192,8 +192,6 @@ def _shared_code() -> tuple[types.ModuleType, ...]:
 def _token_head(encoder: Any) -> dict[str, str]:
     """The token head every :func:`harness.model.packing.embed_rows` pass goes through, whatever
     the encoder names: its layout (heads and widths are not all in its tensors) and tensors."""
-    from harness.encoder import named_tensors
-    from harness.model.packing import token_head
 
     model = getattr(encoder, "model", None)
     head = token_head(model) if model is not None else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from harness.errors import unknown_name
 from harness.paths import cache_root, replace_text
 
 FORMAT = 1  # bump when the file's layout changes
@@ -86,7 +87,6 @@ def _parse(data: dict) -> Catalog:
 
 def matching(kind: str | None = None, search: str | None = None) -> list[MtebTask]:
     """mteb's tasks of type ``kind`` (any case) whose name, type or a language contains ``search``."""
-    from harness.errors import unknown_name
 
     tasks = catalog().tasks
     if kind is not None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.evaluation.embedding_cache import CacheUnavailable, EmbeddingCache
+from harness.telemetry.phases import measure
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +81,6 @@ def forget(store: Any, key: str) -> None:
 def recall_in(settings: CacheSettings, key: str | None) -> Known | None:
     """What the embedding cache of ``settings`` holds under ``key``; None where it holds nothing,
     is off or cannot be read."""
-    from harness.evaluation.embedding_cache import CacheUnavailable, EmbeddingCache
 
     if key is None or not settings.enabled:
         return None
@@ -139,7 +140,6 @@ class DeferredEncoder:
 
     def _load(self) -> Encoder:
         from harness.evaluation.fingerprint import fingerprint
-        from harness.telemetry.phases import measure
 
         with measure("load") as self.load_phase:
             backbone = self.backbone.load()

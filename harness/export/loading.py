@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.encoder import EncodeSettings
+from harness.model.attention_check import attend
+from harness.registry import get_method
+
 ENCODER_FILE = "harness-encoder.json"
 
 
@@ -13,10 +17,6 @@ def load_encoder(folder: str | Path, *, device: str = "cpu", batch_size: int = 3
     """The exported encoder: ``load_encoder(DIR).encode(texts)`` gives the harness's vectors."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.encoder import EncodeSettings
-    from harness.model.attention_check import attend
-    from harness.registry import get_method
 
     folder = Path(folder)
     spec = json.loads((folder / ENCODER_FILE).read_text())

@@ -36,9 +36,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.encoder import TEXT_SLOT, plain_template
+from harness.encoder import TEXT_SLOT, EncodeSettings, plain_template, special_tokens_around
 from harness.errors import HarnessError
 from harness.export.loading import ENCODER_FILE, load_encoder
+from harness.model.attention import attention_mode
+from harness.runs.restore import restore_model
 
 __all__ = ["ENCODER_FILE", "chat_template", "export_model", "load_encoder"]
 
@@ -48,8 +50,6 @@ HARNESS_MODULE_CONFIG = "harness_module.json"  # harness.export.sentence_transfo
 
 def export_model(record: dict[str, Any], folder: Path, console: Any) -> list[str]:
     """Write run ``record``'s encoder under ``folder`` (new or empty); the parts written."""
-    from harness.encoder import EncodeSettings
-    from harness.runs.restore import restore_model
 
     if folder.exists() and any(folder.iterdir()):
         raise HarnessError(f"--model {folder}: the folder is not empty; give a new one.")
@@ -85,7 +85,6 @@ def _write(
     folder: Path,
 ) -> list[str]:
     """Every file of the export, written into a scratch folder beside ``folder`` and renamed to it."""
-    from harness.model.attention import attention_mode
 
     tokenizer = backbone.tokenizer
     max_length = record["config"]["max_length"]
@@ -162,7 +161,6 @@ def chat_template(tokenizer: Any, template: str, sides: dict[str, str] | None = 
     chat templates are tokenised without them. ``sides`` (``task`` value -> template) branch on the
     ``task`` variable sentence-transformers sets in ``encode_query`` / ``encode_document``; without
     it, ``template``."""
-    from harness.encoder import special_tokens_around
 
     before_ids, after_ids = special_tokens_around(tokenizer)
     before = "".join(tokenizer.convert_ids_to_tokens(before_ids))

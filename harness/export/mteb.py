@@ -16,10 +16,15 @@ ENC``), the shape of a model implementation in mteb.
 
 from __future__ import annotations
 
+import datetime
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.evaluation.mteb_adapter import model_meta, model_name
+from harness.registry import get_method
 
 if TYPE_CHECKING:
     from mteb.models.model_meta import ModelMeta
@@ -37,9 +42,6 @@ BACKBONE_FACTS: dict[str, dict[str, Any]] = {
 
 def experiment_options(record: dict[str, Any]) -> dict[str, Any]:
     """The run's method options that differ from the method's defaults, and its seed."""
-    from dataclasses import asdict
-
-    from harness.registry import get_method
 
     given = dict(record["config"].get("method_args", {}))
     try:
@@ -66,7 +68,6 @@ def run_model_meta(record: dict[str, Any], dim: int = 0, *, experiment: bool = T
     """The run's mteb ``ModelMeta``: an experiment (its options and seed, and ``embed_dim`` for its
     scores at ``dim`` dims, as mteb names a model loaded with ``embed_dim=dim``), or with
     ``experiment`` false the model itself, as a submission names it."""
-    from harness.evaluation.mteb_adapter import model_meta, model_name
 
     return model_meta(
         name=model_name(record["method"], record["backbone"]),
@@ -82,7 +83,6 @@ def run_model_meta(record: dict[str, Any], dim: int = 0, *, experiment: bool = T
 def meta_facts(record: dict[str, Any]) -> dict[str, Any]:
     """What the run's record tells of the model for mteb: its size, length, licence, languages,
     training data, source and release date (the day the run ended)."""
-    import datetime
 
     facts = BACKBONE_FACTS.get(record["backbone"], {})
     ended = record.get("ended_at")
@@ -132,7 +132,6 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
     """Write the runs' recorded TaskResults under ``folder``; the result files written. Every
     target folder is planned first: two runs never share one, and a folder already holding another
     run's (or anyone's) results is refused, so no file is overwritten and no folder mixes runs."""
-    import json
 
     from mteb.cache import ResultCache
     from mteb.results import TaskResult
@@ -175,7 +174,6 @@ def export(store: Any, run_ids: list[int], folder: Path) -> list[Path]:
 
 def _refuse_foreign(target: Path, record: dict[str, Any]) -> None:
     """A folder that holds results written for another run, or by anyone else, is not written into."""
-    import json
 
     if not target.is_dir() or not any(target.glob("*.json")):
         return

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from sentence_transformers.base.modules import InputModule
 
+from harness.export.loading import load_encoder
+
 if TYPE_CHECKING:
     import torch
 
@@ -37,8 +39,6 @@ class HarnessModule(InputModule):
     def encoder(self) -> Any:
         if self._encoder is None:
             import torch
-
-            from harness.export.loading import load_encoder
 
             self._encoder = load_encoder(self.folder, device="cuda" if torch.cuda.is_available() else "cpu")
         return self._encoder

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock
+from huggingface_hub import snapshot_download, try_to_load_from_cache
+
 from harness import hub, paths
 from harness.errors import HarnessError, sentence, unknown_name
 from harness.model.aliases import ALIASES, SMOLLM2, BackboneSpec, GgufWheel
@@ -81,8 +84,6 @@ def _smollm2_gguf() -> Path | None:
 
 
 def _hub_cached(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
@@ -110,8 +111,6 @@ def _load_source(spec: BackboneSpec, status: Any) -> str | Path:
     if spec.gguf is not None:
         return gguf_folder(spec, status)
     if spec.kind == "hub" and (hub.offline() or hub.problem(spec.source) is not None):
-        from huggingface_hub import snapshot_download
-
         return snapshot_download(spec.source, local_files_only=True)
     return spec.source
 
@@ -142,7 +141,6 @@ def gguf_folder(spec: BackboneSpec, status: Any = None) -> Path:
     stamp = _stamp(files)
     if _made_from(folder, stamp):
         return folder
-    from filelock import FileLock
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(folder.parent / f".{folder.name}.lock"):  # one process makes it; the others wait
@@ -186,8 +184,6 @@ def offline_config(spec: BackboneSpec) -> dict[str, Any] | None:
     if spec.kind == "local":
         path = Path(spec.source) / "config.json"
     elif spec.kind == "hub":
-        from huggingface_hub import try_to_load_from_cache
-
         path = try_to_load_from_cache(spec.source, "config.json")
     else:
         path = _copy_folder(spec) / "config.json"

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.model.attention import CAUSAL, attention_mode
 from harness.telemetry import flops
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ def forward_rows(stack: Any, embeds: torch.Tensor, lengths: Sequence[int], *, pa
     """Last-layer states [N, d] of the transformer body ``stack`` (``model.get_decoder()``) over
     flat input embeddings [N, d] cut into rows of ``lengths``."""
     import torch
-
-    from harness.model.attention import CAUSAL, attention_mode
 
     if flops.metering():
         causal = attention_mode(stack) == CAUSAL

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.encoder import PromptTokenizer
 from harness.errors import HarnessError
+from harness.model.aliases import TESTED_FAMILIES
 from harness.training import TrainConfig
 from harness.training.parameters import lora_targets
 
@@ -17,14 +19,12 @@ if TYPE_CHECKING:
 def template_tokens(backbone: Backbone, template: str) -> int:
     """Tokens the template takes around its (empty) texts, special tokens included, as the encoder
     tokenises it (span marks are not text)."""
-    from harness.encoder import PromptTokenizer
 
     return PromptTokenizer(backbone.tokenizer, template, 2**31 - 1).fixed_tokens
 
 
 def family_note(backbone: Backbone) -> str | None:
     """A note when the backbone's architecture family is not one the test matrix covers."""
-    from harness.model.aliases import TESTED_FAMILIES
 
     family = getattr(backbone.model.config, "model_type", None)
     if family in TESTED_FAMILIES:

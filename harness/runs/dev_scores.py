@@ -20,10 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+
 from harness import ranks
 from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import evaluate
 from harness.evaluation.task_loading import LoadedTask
+from harness.telemetry.phases import measure
+from harness.training.checkpoints import copy_trainable, latest_checkpoint
+from harness.training.parameters import trainable_parameters
 
 if TYPE_CHECKING:
     import torch
@@ -87,8 +92,6 @@ class DevEvaluator:
         folder: Path,
         console: Console,
     ) -> None:
-        from rich.console import Console
-
         self.plan, self.backbone, self.tasks, self.recorder = plan, backbone, tasks, recorder
         # piped, the evaluation's plain progress lines; on a terminal its bars would be a second live display
         self.console = Console(file=io.StringIO(), quiet=True) if console.is_terminal else console
@@ -119,8 +122,6 @@ class DevEvaluator:
     def restore_best(self) -> None:
         """``keep_best``: put the best dev evaluation's tensors back into the model and into the
         final checkpoint (which ``harness eval`` and ``export`` read), and record the choice."""
-        from harness.telemetry.phases import measure
-        from harness.training.checkpoints import copy_trainable, latest_checkpoint
 
         if not self.keep_best or self.best is None:
             return
@@ -136,8 +137,6 @@ class DevEvaluator:
         )
 
     def _trainable(self) -> dict[str, torch.Tensor]:
-        from harness.training.parameters import trainable_parameters
-
         return {name: p.detach().to("cpu", copy=True) for name, p in trainable_parameters(self.backbone.model)}
 
     def _saved_best(self) -> Best | None:

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from harness.registry import IMPORTED_PLUGINS, provenance
+
 PACKAGES = (
     "harness",
     "torch",
@@ -69,7 +71,6 @@ def collect(method: type | None = None) -> dict[str, Any]:
     """The environment; its versions name where ``method``'s code came from (``method.module``,
     ``method.distribution`` and ``method.version``, ``-`` for a module imported by name, and
     ``method.source_sha256``) and the plug-in modules imported by name (``plugins``)."""
-    from harness.registry import IMPORTED_PLUGINS, provenance
 
     sha = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")

@@ -24,10 +24,18 @@ from harness.errors import HarnessError, RunFailed, RunInterrupted
 from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import evaluate
 from harness.evaluation.task_loading import LoadedTask, load_tasks
-from harness.runs import folders
+from harness.evaluation.warm import DeferredBackbone
+from harness.model.backbones import pick_device
+from harness.runs import environment, folders
+from harness.runs.backbone_checks import check_against_backbone, family_note
+from harness.runs.load_key import evaluation_backbone
 from harness.runs.plan import RunPlan
 from harness.runs.process import Terminated, ctrl_c_held_off, quiet_libraries, seed_everything, sigterm_interrupts
 from harness.runs.recorder import Recorder
+from harness.runs.restore import loaded_backbone, trained_backbone
+from harness.runs.stages import train
+from harness.telemetry.phases import measure
+from harness.training.checkpoints import check_resumable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,7 +98,6 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
     the latest checkpoint of that run's own folder, whose identity is checked before the row is
     touched.
     """
-    from harness.model.backbones import pick_device
 
     quiet_libraries()
     info = ranks.init(pick_device(plan.config.device).type)
@@ -122,12 +129,6 @@ def execute(plan: RunPlan, open_store: Callable[[], RunStore] | None, console: C
 def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -> _Run:
     """Everything a run needs before it is recorded: task data, the backbone, and (resuming) a
     checkpoint that can be read, on every rank."""
-    from harness.evaluation.warm import DeferredBackbone
-    from harness.runs.backbone_checks import check_against_backbone, family_note
-    from harness.runs.load_key import evaluation_backbone
-    from harness.runs.restore import loaded_backbone
-    from harness.telemetry.phases import measure
-    from harness.training.checkpoints import check_resumable
 
     with measure("data") as data_phase, console.status("Loading task data"):
         tasks = load_tasks(plan.tasks, plan.config.limit)  # on every rank: all of them evaluate
@@ -172,7 +173,6 @@ def _load(plan: RunPlan, options: RunOptions, console: Console, *, main: bool) -
 
 def _open_row(run: _Run) -> int:
     """The run's row: reopened (``--resume``) or new, as ``running``."""
-    from harness.runs import environment
 
     plan, store, resume = run.plan, run.store, run.options.resume
     if resume is not None:
@@ -223,10 +223,6 @@ def _share(run_id: int | None, folder: Path | None) -> tuple[int, Path | None]:
 
 
 def _train_and_evaluate(run: _Run, recorder: Recorder) -> None:
-    from harness.evaluation.warm import DeferredBackbone
-    from harness.runs.restore import trained_backbone
-    from harness.runs.stages import train
-
     plan, backbone = run.plan, run.backbone
     if plan.trains:
         assert run.folder is not None

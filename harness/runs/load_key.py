@@ -10,7 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import encoder, ranks
+from harness.encoder import ENCODING_VERSION
+from harness.evaluation.fingerprint import code_digest
 from harness.evaluation.warm import DeferredBackbone, recall_in
+from harness.model import attention, backbones, packing
+from harness.model.backbones import pick_device
+from harness.model.file_digests import FileDigests
+from harness.runs import restore
+from harness.training import checkpoints, parameters
 
 if TYPE_CHECKING:
     from harness.evaluation.embedding_cache import CacheSettings
@@ -25,11 +33,6 @@ def load_key(plan: RunPlan, cache: CacheSettings, checkpoint: Path | None = None
     on disk yet (a hub model to download, a GGUF copy to make) or the cache is off."""
     import torch
     import transformers
-
-    from harness.encoder import ENCODING_VERSION
-    from harness.evaluation.fingerprint import code_digest
-    from harness.model import attention, backbones, packing
-    from harness.model.file_digests import FileDigests
 
     if not cache.enabled or (plan.trains and checkpoint is None):  # a trained run without its weights: no key
         return None
@@ -64,9 +67,6 @@ def load_key(plan: RunPlan, cache: CacheSettings, checkpoint: Path | None = None
 
 def _loading_code() -> tuple[Any, ...]:
     """The core's modules between the files and the encoder: encoders, loading, adapters, checkpoints."""
-    from harness import encoder
-    from harness.runs import restore
-    from harness.training import checkpoints, parameters
 
     return encoder, restore, checkpoints, parameters
 
@@ -76,8 +76,6 @@ def evaluation_backbone(
 ) -> tuple[Backbone | DeferredBackbone, str | None]:
     """The backbone to evaluate with and its load key: deferred where the cache knows the key (one
     process; ``load`` is called if a text is missing), else ``load()`` now."""
-    from harness import ranks
-    from harness.model.backbones import pick_device
 
     try:
         key = load_key(plan, settings, checkpoint) if not ranks.world().enabled else None

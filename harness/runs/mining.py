@@ -34,6 +34,8 @@ from harness.data.train_data import Triplet, distinct_pairs, partners_of
 from harness.errors import HarnessError
 from harness.model.attention_check import attend
 from harness.model.backbones import backbone_spec, load_backbone
+from harness.runs.plan import method_options
+from harness.runs.restore import restore_model
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -156,7 +158,6 @@ def untrained_miner(
     method: str, backbone: str, device: str, settings: EncodeSettings, console: Console
 ) -> tuple[Encoder, dict[str, Any]]:
     """``method`` (one without training stages, with its default options) on ``backbone``."""
-    from harness.runs.plan import method_options
 
     method_cls = registry.get_method(method)
     built = method_cls(method_options(method_cls, {}, method))
@@ -183,7 +184,6 @@ def recorded_miner(
     record: dict[str, Any], settings: EncodeSettings, console: Console
 ) -> tuple[Encoder, dict[str, Any]]:
     """A finished run's encoder, with its trained weights."""
-    from harness.runs.restore import restore_model
 
     if record["status"] != "finished":
         raise HarnessError(

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness import registry
 from harness.config import CONFIG_VERSION, RunConfig, build_dataclass, config_hash
+from harness.data.local_data import file_digest
+from harness.data.train_data import source_files
 from harness.errors import HarnessError, unknown_name
+from harness.evaluation.contamination import TrainingData
 from harness.evaluation.embedding_cache import CacheSettings
 from harness.evaluation.evaluate import Evaluation
 from harness.evaluation.tasks import TaskSpec, resolve_tasks
@@ -18,6 +21,8 @@ from harness.model.backbones import BackboneSpec, backbone_spec, require_availab
 from harness.options import check_values
 from harness.paths import writable_folder
 from harness.training import TrainConfig
+from harness.training.parameters import check_trainable
+from harness.training.sharding import for_training
 
 if TYPE_CHECKING:
     from harness.evaluation.contamination import TrainingData
@@ -87,7 +92,6 @@ class RunPlan:
     def training_data(self, resolved: dict[str, Any]) -> TrainingData | None:
         """What a trained run read, with the file digests of its record ``resolved``: each task's
         overlap with it is measured (:mod:`harness.evaluation.contamination`)."""
-        from harness.evaluation.contamination import TrainingData
 
         if not self.trains or not self.config.train_data:
             return None
@@ -142,8 +146,6 @@ def build_method(config: RunConfig) -> Method:
 def plan_run(config: RunConfig) -> RunPlan:
     """Check every input (method, options, backbone, tasks, training data) before anything is
     recorded; a problem raises ``HarnessError``."""
-    from harness.training.parameters import check_trainable
-    from harness.training.sharding import for_training
 
     method = build_method(config)
     backbone = backbone_spec(config.backbone)
@@ -218,8 +220,6 @@ def refuse_changed_tasks(plan: RunPlan, record: dict[str, Any], doing: str = "a 
 
 def training_files(train_data: str) -> list[dict[str, str]]:
     """The files ``--train-data`` reads: each as given, with its sha256."""
-    from harness.data.local_data import file_digest
-    from harness.data.train_data import source_files
 
     return [{"source": source, "sha256": file_digest(path)} for source, path in source_files(train_data)]
 

@@ -12,9 +12,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
     import torch
 
     random.seed(seed)

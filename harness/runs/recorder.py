@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import config_hash
 from harness.runs import folders
+from harness.runs.trackers import Reporter, flat_config
 from harness.training import Hooks, StepLog
 
 if TYPE_CHECKING:
@@ -101,7 +102,6 @@ class Recorder(Hooks):
 
     def report_to(self, names: Sequence[str], run_uuid: str, resolved: dict[str, Any], output_root: Path) -> Reporter:
         """Mirror the run to the trackers ``names``, told the resolved config and where the run is recorded."""
-        from harness.runs.trackers import Reporter, flat_config
 
         assert self.store is not None
         identity = {

@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import ranks
+from harness.evaluation.evaluate import evaluate
+from harness.evaluation.task_loading import load_tasks
+from harness.evaluation.warm import DeferredBackbone
+from harness.model.backbones import pick_device
 from harness.runs import folders
+from harness.runs.load_key import evaluation_backbone
 from harness.runs.plan import RunPlan, refuse_known_tasks
 from harness.runs.process import quiet_libraries, seed_everything
+from harness.runs.recorder import Recorder
 from harness.runs.restore import encoding_backbone
+from harness.telemetry.phases import measure
+from harness.training.checkpoints import latest_checkpoint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,13 +46,6 @@ def reevaluate(
     ``force``: the same version would only be computed again, and another version under the same
     name (another file with the same stem) would replace a score the run's comparisons rest on.
     """
-    from harness.evaluation.evaluate import evaluate
-    from harness.evaluation.task_loading import load_tasks
-    from harness.evaluation.warm import DeferredBackbone
-    from harness.model.backbones import pick_device
-    from harness.runs.load_key import evaluation_backbone
-    from harness.runs.recorder import Recorder
-    from harness.telemetry.phases import measure
 
     quiet_libraries()
     info = ranks.init(pick_device(plan.config.device).type)
@@ -70,7 +71,6 @@ def reevaluate(
 
 def _final_checkpoint(plan: RunPlan, record: dict[str, Any]) -> Path | None:
     """The checkpoint a trained run encodes from (None for untrained runs)."""
-    from harness.training.checkpoints import latest_checkpoint
 
     folder = folders.own_folder(record, None, purpose="evaluate") if plan.trains else None
     return latest_checkpoint(folder) if folder is not None else None

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig, load_run_config
+from harness.config import RunConfig, load_run_config, parse_set
 from harness.errors import HarnessError
+from harness.options import check_values, whole_numbers
 from harness.runs.plan import (
     RunPlan,
     plan_run,
@@ -18,6 +19,7 @@ from harness.runs.plan import (
     refuse_changed_tasks,
     refuse_changed_training_data,
 )
+from leaderboard.queries import compare, config_differences
 
 VARIED = ("seed", "tasks", "dims")  # what --like lets the command vary besides --set
 
@@ -25,7 +27,6 @@ VARIED = ("seed", "tasks", "dims")  # what --like lets the command vary besides 
 def varied_keys(options: Mapping[str, Any], sets: Iterable[str]) -> set[str]:
     """The config keys a ``--like`` command changes on purpose: its options and ``--set`` keys
     (``method_args.NAME`` for a method option)."""
-    from harness.config import parse_set
 
     keys = {key for key, value in options.items() if key in VARIED and value not in (None, [])}
     keys |= {".".join(parse_set(item)[0]) for item in sets}
@@ -58,7 +59,6 @@ def refuse_changes(plan: RunPlan, record: dict[str, Any], varied: set[str]) -> N
     """What ``--like`` repeats must be what the run read and resolved: its task and training files,
     its backbone, and every recorded option (a default changed since in the code, a plug-in's
     option) unless the command changed it on purpose (``varied``)."""
-    from leaderboard.queries import config_differences
 
     recorded = record["config"]
     refuse_changed_tasks(plan, record, "a repeated run evaluates")
@@ -93,7 +93,6 @@ def plans_per_seed(config: RunConfig, seeds: str | None, *, given_seed: int | No
     """One plan, or one per seed of ``--seeds S,S,...`` (each checked before any runs)."""
     if seeds is None:
         return [plan_run(config)]
-    from harness.options import check_values, whole_numbers
 
     if given_seed is not None:
         raise HarnessError("--seed and --seeds: give one of them.")
@@ -109,7 +108,6 @@ def plans_per_seed(config: RunConfig, seeds: str | None, *, given_seed: int | No
 def agreement(store: Any, original: int, run_id: int) -> str:
     """One line: whether run ``run_id``'s scores agree with run ``original``'s within each task's
     paired 95% interval (``harness compare original run_id`` has the table)."""
-    from leaderboard.queries import compare
 
     runs = store.runs(ids=[original, run_id], statuses=None)
     items = store.score_items([original, run_id])

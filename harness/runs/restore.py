@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.model.attention_check import attend
+from harness.model.backbones import load_backbone
 from harness.runs import folders
 from harness.runs.plan import RunPlan, plan_restore
 from harness.runs.process import quiet_libraries
+from harness.training.checkpoints import latest_checkpoint, load_trainable
+from harness.training.parameters import prepare_model
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,8 +26,6 @@ if TYPE_CHECKING:
 def loaded_backbone(plan: RunPlan, console: Console) -> Backbone:
     """The plan's backbone, loaded under a status line, attending as its method declares (checked
     on the model: a mode that did not take effect is refused before anything is recorded)."""
-    from harness.model.attention_check import attend
-    from harness.model.backbones import load_backbone
 
     with console.status("Loading backbone") as status:
         backbone = load_backbone(plan.backbone, plan.config.device, plan.config.dtype, status)
@@ -38,8 +40,6 @@ def loaded_backbone(plan: RunPlan, console: Console) -> Backbone:
 
 def trained_backbone(plan: RunPlan, output_dir: Path, console: Console) -> Backbone:
     """A fresh, unsharded backbone with the latest checkpoint's trained weights, ready to encode."""
-    from harness.training.checkpoints import latest_checkpoint, load_trainable
-    from harness.training.parameters import prepare_model
 
     checkpoint = latest_checkpoint(output_dir)
     if checkpoint is None:

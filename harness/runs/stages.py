@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.runs.dev_scores import DevEvaluator
+from harness.telemetry.phases import Phase
+from harness.telemetry.progress import training_progress
 from harness.training import StageReport, distributed
+from harness.training.loop import TrainJob, run_stages
+from harness.training.parameters import prepare_model
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,10 +34,6 @@ def train(
 ) -> None:
     """Train the plan's method on ``backbone`` in place, checkpointing under ``output_dir``; with
     ``dev_tasks``, evaluate them as it trains (:mod:`harness.runs.dev_scores`)."""
-    from harness.runs.dev_scores import DevEvaluator
-    from harness.telemetry.progress import training_progress
-    from harness.training.loop import TrainJob, run_stages
-    from harness.training.parameters import prepare_model
 
     method = plan.method
     prepare_model(backbone, method.config)
@@ -50,8 +51,6 @@ def train(
 
 
 def _record_stage(report: StageReport, recorder: Recorder, console: Console) -> None:
-    from harness.telemetry.phases import Phase
-
     phase = Phase(f"train:{report.stage}", report.seconds, report.samples, report.tokens, report.peak_memory_bytes)
     recorder.timing(phase, details=_stage_details(report))
     if distributed.world().is_main:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from harness.errors import HarnessError
 from harness.training import distributed
 from harness.training.parameters import trainable_parameters
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 
 # -- checkpoints ----------------------------------------------------------------------------
 def rng_state() -> dict[str, Any]:
-    import numpy as np
     import torch
 
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -30,7 +31,6 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
     import torch
 
     random.setstate(state["python"])

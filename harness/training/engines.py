@@ -25,6 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
 from harness.errors import HarnessError
 from harness.training import distributed
@@ -122,9 +131,6 @@ class FSDP(Replicated):
     sharded = True
 
     def __init__(self, model: torch.nn.Module, sharding: Sharding) -> None:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
-
         options = sharding.fsdp
         device = next(model.parameters()).device
         mesh = init_device_mesh(device.type, (distributed.world().world_size,))
@@ -162,34 +168,24 @@ class FSDP(Replicated):
         self.optimizer.zero_grad(set_to_none=True)
 
     def _options(self, **kwargs: Any) -> Any:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions
-
         return StateDictOptions(full_state_dict=True, **kwargs)
 
     def full_trainable(self) -> dict[str, torch.Tensor]:
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict
-
         wanted = {name for name, _ in trainable_parameters(self.model)}
         state = get_model_state_dict(self.root, options=self._options(cpu_offload=True))
         cut = len(self.prefix)
         return {k[cut:]: v for k, v in state.items() if k[cut:] in wanted}
 
     def load_trainable(self, saved: dict[str, torch.Tensor]) -> None:
-        from torch.distributed.checkpoint.state_dict import set_model_state_dict
-
         state = {self.prefix + k: v for k, v in saved.items()}
         set_model_state_dict(self.root, state, options=self._options(strict=False))
 
     def save_optimizer(self, folder: Path) -> None:
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
-
         state = get_optimizer_state_dict(self.root, self.optimizer, options=self._options(cpu_offload=True))
         if distributed.world().is_main:
             torch.save({"optimizer": state, "scheduler": self.scheduler.state_dict()}, folder / "optimizer.pt")
 
     def load_optimizer(self, folder: Path) -> None:
-        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
-
         saved = torch.load(folder / "optimizer.pt", weights_only=False)
         # strict=False: a parameter the stage never used (e.g. the LM head in InfoNCE) has no state
         set_optimizer_state_dict(self.root, self.optimizer, saved["optimizer"], options=self._options(strict=False))

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from harness import faults
 from harness.errors import HarnessError, RunFailed, is_out_of_memory
 from harness.method import Stage
+from harness.telemetry import flops
+from harness.telemetry.phases import matmul_peak, measure
 from harness.training import distributed
 from harness.training.checkpoints import (
     latest_checkpoint,
@@ -33,8 +35,10 @@ from harness.training.checkpoints import (
     rng_state,
     save_checkpoint,
 )
+from harness.training.dropout import training_dropout
 from harness.training.order import batch_indices, schedule, total_steps
 from harness.training.parameters import bf16_wanted, enable_checkpointing, trainable_parameters
+from harness.training.sharding import for_training
 from harness.training.train_config import Hooks, StageReport, StepLog, TrainConfig
 
 if TYPE_CHECKING:
@@ -113,7 +117,6 @@ def run_stages(
     afterwards: reload the backbone and the final checkpoint (the runner does).
     """
     from harness.training import engines
-    from harness.training.sharding import for_training
 
     sharding = job.sharding or for_training(config)
     if sharding.fsdp.activation_checkpointing and not config.gradient_checkpointing:
@@ -164,10 +167,6 @@ def _train_stage(
     session: _Session, stage: Stage, config: TrainConfig, index: int, start_step: int, found: Path | None
 ) -> StageReport:
     import torch
-
-    from harness.telemetry import flops
-    from harness.telemetry.phases import matmul_peak, measure
-    from harness.training.dropout import training_dropout
 
     engine, world, device = session.engine, session.world, session.backbone.device
     examples = _stage_examples(session, stage, index, config, resumed=bool(start_step))
@@ -327,7 +326,6 @@ def _dev_evaluation(session: _Session, stage: str, step: int) -> float:
     """The hooks' dev evaluation on the model as it is after ``step``: in eval mode, with training's
     random state and FLOP count left exactly as they were, so that training goes on as without it;
     returns its seconds."""
-    from harness.telemetry import flops
 
     state, began = rng_state(), time.perf_counter()
     session.engine.train(False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.records import read_rows, text_cell
+from harness.data.train_data import load_triplets, require_hub_data
 from harness.errors import HarnessError
 
 
@@ -31,7 +34,6 @@ IC_HELD_OUT = 64  # at most this many IC rows are held out for the stage's diagn
 
 def split_held_out(rows: Sequence[ICExample], seed: int) -> tuple[list[ICExample], list[ICExample]]:
     """(held out, kept): a seeded tenth of the rows, at most ``IC_HELD_OUT``, none under 20 rows."""
-    import random
 
     count = min(IC_HELD_OUT, len(rows) // 10)
     chosen = set(random.Random(seed).sample(range(len(rows)), count)) if count >= 2 else set()
@@ -45,15 +47,12 @@ def ic_examples(ic_data: str, train_data: str, seed: int) -> list[ICExample]:
         return _pwc()
     if ic_data:
         return ic_file(Path(ic_data))
-    from harness.data.train_data import load_triplets
 
     texts = dict.fromkeys(text for t in load_triplets(train_data, seed) for text in (t.query, t.pos))
     return [ICExample(text, "", text) for text in texts]
 
 
 def ic_file(path: Path) -> list[ICExample]:
-    from harness.data.records import read_rows, text_cell
-
     kind = "IC data file"
     table = read_rows(path, (".jsonl", ".csv", ".tsv", ".txt"), kind)
     table.require(path, ("context", "answer"), kind)
@@ -69,8 +68,6 @@ def ic_file(path: Path) -> list[ICExample]:
 
 def _pwc() -> list[ICExample]:
     from datasets import load_dataset
-
-    from harness.data.train_data import require_hub_data
 
     require_hub_data("sggetao/PwC", "ic_data 'pwc'")
     try:

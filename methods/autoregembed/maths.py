@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.model.packing import forward_rows, lm_head, offsets, row_sums
 from methods.autoregembed.config import SLOTS_PARAMETER
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ def compress(model: Any, slots: torch.Tensor, rows: Sequence[Sequence[int]], *, 
     """E (B x k x d): last-layer states at k slots placed right after each row's tokens (position
     ids count the row's own tokens only)."""
     import torch
-
-    from harness.model.packing import forward_rows, offsets
 
     k = slots.shape[0]
     tokens = model.get_input_embeddings()(torch.tensor([t for row in rows for t in row], device=slots.device))
@@ -132,8 +131,6 @@ def score_targets(
     """log p(y | E) for each row: the decoder reads E (no BOS) then y; only y's tokens (incl. EOS)
     are scored, never the slot positions, and the LM head runs at those positions only."""
     import torch
-
-    from harness.model.packing import forward_rows, lm_head, offsets, row_sums
 
     rows, k, _ = compressed.shape
     device = compressed.device

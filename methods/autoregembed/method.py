@@ -8,9 +8,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.data.train_data import require_hub_data
 from harness.encoder import TokenEncoder, model_facts, named_tensors
 from harness.errors import HarnessError
 from harness.method import Method
+from harness.model.backbones import Backbone, BackboneSpec
 from methods.autoregembed.config import PRESETS, SLOTS_FILE, SLOTS_PARAMETER, AutoRegEmbedConfig
 from methods.autoregembed.data import ic_file
 from methods.autoregembed.maths import compress_padded, mean_input_embedding, slots_of
@@ -102,8 +104,6 @@ class AutoRegEmbed(Method):
         """The triplets, and the IC data file or hub set when one is named."""
         super().check_inputs(train_data, seed)
         if "ic" in self.config.stages and self.config.ic_data == "pwc":
-            from harness.data.train_data import require_hub_data
-
             require_hub_data("sggetao/PwC", "ic_data 'pwc'")
         elif "ic" in self.config.stages and self.config.ic_data:
             ic_file(Path(self.config.ic_data))
@@ -150,9 +150,10 @@ class AutoRegEmbed(Method):
 
     def export_encoder(self, encoder: Encoder, model: Any, folder: Path) -> dict[str, Any]:
         """The slots go to ``slots.safetensors`` (tensor ``slots``, k x d), not into the LM's weights."""
-        from safetensors.torch import save_file
 
         assert isinstance(encoder, SlotEncoder)
+        from safetensors.torch import save_file
+
         save_file({"slots": encoder.slots.detach().float().contiguous().cpu()}, str(folder / SLOTS_FILE))
         if hasattr(model, SLOTS_PARAMETER):
             delattr(model, SLOTS_PARAMETER)
@@ -163,8 +164,6 @@ class AutoRegEmbed(Method):
         cls, model: Any, tokenizer: Any, spec: dict[str, Any], folder: Path, settings: EncodeSettings
     ) -> Encoder:
         from safetensors.torch import load_file
-
-        from harness.model.backbones import Backbone, BackboneSpec
 
         slots = load_file(str(folder / SLOTS_FILE))["slots"].to(model.device)
         backbone = Backbone(BackboneSpec(str(folder), str(folder), "local"), model, tokenizer)

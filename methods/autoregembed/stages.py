@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from harness.data.train_data import load_triplets
+from harness.encoder import PromptTokenizer
 from harness.method import set_only
 from harness.training.distributed import mean_across_ranks
 from methods.autoregembed.config import PROMPTED_TEMPLATE, AutoRegEmbedConfig
@@ -47,7 +49,6 @@ class SlotStage:
         templates: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """E for each text under the method's template (or, per row, ``templates``)."""
-        from harness.encoder import PromptTokenizer
 
         templates = templates or [config.template] * len(texts)
         tokenizers = {t: PromptTokenizer(tokenizer, t, config.max_length) for t in set(templates)}
@@ -165,8 +166,6 @@ class CDAStage(SlotStage):
         )
 
     def examples(self, source: str, seed: int) -> Sequence[CDAExample]:
-        from harness.data.train_data import load_triplets
-
         return [CDAExample(t.query, t.pos, t.neg) for t in load_triplets(source, seed)]
 
     def begin(self, model: Any, tokenizer: Any, examples: Sequence[CDAExample], config: Any) -> list[CDAExample]:

@@ -1,4 +1,5 @@
-"""The CLI through typer's CliRunner: a real run on a tiny local model, read commands, bad input."""
+"""The CLI through typer's CliRunner: a real run on a tiny local model, read commands, bad input, and
+a store error after a run finished reported as a warning, not a traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import independent_cosine_spearman, independent_cosines
+from tests.conftest import independent_cosine_spearman, independent_cosines, sqlite_rows
 
 runner = CliRunner()
 
@@ -277,3 +278,42 @@ def test_listing_commands():
         "PangLeePolarityClassification",
         "MiniNewsgroupsClustering",
     ]
+
+
+def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(
+    tmp_path, tiny_llama_dir, small_sts_file, monkeypatch
+):
+    from leaderboard.store import RunStore
+
+    real_finish, real_get = RunStore.finish_run, RunStore.get_run
+    finished: list[int] = []
+
+    def finish(self, run_id):
+        real_finish(self, run_id)
+        finished.append(run_id)
+
+    def get_run(self, run_id, **kwargs):
+        if finished:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_get(self, run_id, **kwargs)
+
+    monkeypatch.setattr(RunStore, "finish_run", finish)
+    monkeypatch.setattr(RunStore, "get_run", get_run)
+    db = tmp_path / "h.db"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--method",
+            "untrained-mean",
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.exception is None and "disk I/O error" in result.output and "harness show 1" in result.output
+    assert sqlite_rows(db, "SELECT status FROM runs") == [("finished",)]

@@ -1,4 +1,5 @@
-"""`harness export RUN --model DIR` round trips: the files alone give the harness's embeddings."""
+"""`harness export RUN --model DIR` round trips: the files alone give the harness's embeddings; the
+export prints no third-party warnings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.export.model import load_encoder
+from tests.conftest import run_untrained
 from tests.training_fixtures import TRIPLETS
 
 TEXTS = ["the cat sat on the mat", "a dog ran in a park", "rain falls"]
@@ -249,3 +251,23 @@ def test_export_refuses_a_folder_that_is_not_empty(tmp_path, tiny_llama_dir, sma
     fresh = tmp_path / "untrained"  # an untrained method: the model as loaded, no adapter
     assert CliRunner().invoke(app, ["export", "1", "--model", str(fresh), "--db", str(db)]).exit_code == 0
     assert not (fresh / "adapter").exists() and load_encoder(fresh).encode(TEXTS).shape == (3, 32)
+
+
+def test_export_model_prints_no_third_party_warnings(tmp_path, tiny_llama_dir, small_sts_file):
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "h.db"
+    run_untrained(db, tiny_llama_dir, small_sts_file)
+    done = subprocess.run(  # a fresh process: the libraries' import-time warnings happen there
+        [sys.executable, "-m", "harness", "export", "1", "--model", str(tmp_path / "encoder"), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert said[0] == f"Leaderboard: {db}" and said[1].startswith("Wrote run #1's encoder"), said
+    assert not any(word in done.stdout + done.stderr for word in ("WARNING", "LOAD REPORT", "UNEXPECTED", "Warning"))

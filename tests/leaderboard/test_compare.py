@@ -1,13 +1,18 @@
-"""`harness compare` (--diff, --by-config, a best-cell mark that survives piping) and `harness export`."""
+"""`harness compare` (--diff, --by-config, --baseline, a best-cell mark that survives piping, unfinished
+runs pointed to --include-unfinished) and `harness export`."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from tests.conftest import cli_ok, write_board
+
+runner = CliRunner()
 
 
 def _two_runs(tmp_path):
@@ -179,3 +184,78 @@ def test_tasks_of_one_type_add_no_type_means(tmp_path):
     assert all("type_means" not in row and row["task_types"] == {"S1": "STS", "S2": "STS"} for row in rows)
     table = CliRunner().invoke(app, ["compare", "1", "2", "--db", str(db)], terminal_width=200).output
     assert "Mean(Task) over 2" in table and "Mean STS" not in table
+
+
+def test_one_seed_shows_no_spread(tmp_path):
+    db = write_board(tmp_path)
+    shown = runner.invoke(app, ["compare", "1", "--by-config", "--db", str(db)]).stdout
+    row = next(line for line in shown.splitlines() if "50.00" in line)
+    assert "50.00 (n=1)" in row and "+-" not in row
+    two = runner.invoke(
+        app,
+        [
+            "compare",
+            "1",
+            "2",
+            "--by-config",
+            "--db",
+            str(write_board(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, seeds=(0, 1))),
+        ],
+    ).stdout
+    assert "+- 7.07 (n=2)" in two
+
+
+def test_compare_baseline_puts_that_run_first_and_differences_against_it(tmp_path, tiny_llama_dir, small_sts_file):
+    db = tmp_path / "h.db"
+    for method in ("untrained-mean", "untrained-last", "prompteol"):
+        cli_ok(
+            "run",
+            "--method",
+            method,
+            "--backbone",
+            str(tiny_llama_dir),
+            "--tasks",
+            str(small_sts_file),
+            "--db",
+            str(db),
+        )
+    runs = json.loads(cli_ok("compare", "1", "2", "--baseline", "3", "--db", str(db), "--json").stdout)
+    assert [r["run_id"] for r in runs] == [3, 1, 2]
+    stem = small_sts_file.stem
+    base = runs[0]["scores"][stem]
+    table = cli_ok("compare", "1", "2", "--baseline", "3", "--db", str(db)).stdout
+    row = next(line for line in table.splitlines() if line.strip().startswith(stem))
+    for run in runs[1:]:
+        assert f"({100 * (run['scores'][stem] - base):+.2f})" in row
+    assert "against #3" in table
+    default = json.loads(cli_ok("compare", "--baseline", "2", "--db", str(db), "--json").stdout)
+    assert [r["run_id"] for r in default] == [2, 1, 3]  # the latest runs, the baseline first
+    missing = runner.invoke(app, ["compare", "--baseline", "9", "--db", str(db)])
+    assert missing.exit_code == 2 and "no run 9" in missing.output
+
+
+def test_compare_of_an_unfinished_run_points_to_include_unfinished(tmp_path, tiny_llama_dir, small_sts_file):
+    runner = CliRunner()
+    db = str(tmp_path / "h.db")
+    assert (
+        runner.invoke(
+            app,
+            [
+                "run",
+                "--method",
+                "untrained-mean",
+                "--backbone",
+                str(tiny_llama_dir),
+                "--tasks",
+                str(small_sts_file),
+                "--db",
+                db,
+            ],
+        ).exit_code
+        == 0
+    )
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET status = 'interrupted'")
+    result = runner.invoke(app, ["compare", "1", "--db", db])
+    assert result.exit_code == 2 and "#1 is interrupted" in result.output and "--include-unfinished" in result.output
+    assert runner.invoke(app, ["compare", "1", "--include-unfinished", "--db", db]).exit_code == 0

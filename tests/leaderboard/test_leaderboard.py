@@ -1,4 +1,5 @@
-"""The SQLite store: lifecycle, refusal of foreign files, schema versions, stale runs; and queries."""
+"""The SQLite store: lifecycle, refusal of foreign and damaged files, the journal mode set once,
+schema versions, stale runs; and queries."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from leaderboard.migrations import ALEMBIC_USER_VERSION
 from leaderboard.queries import compare, rank
 from leaderboard.store import LeaderboardError, open_store
+from tests.conftest import sqlite_rows
 
 ENV = {"git_sha": "abc", "git_dirty": False, "versions": {"torch": "x"}, "hardware": {"cpu_count": 2}}
 
@@ -232,3 +234,54 @@ def test_a_task_shown_apart_by_version_keeps_its_type():
     ]
     separated, _ = separate_versions(runs)
     assert [run["task_types"] for run in separated] == [{"A@v1": "STS"}, {"A@v2": "Retrieval"}]
+
+
+def test_opening_a_database_never_sets_its_journal_mode_again(tmp_path, monkeypatch):
+    """Setting it on every connection once failed with "disk I/O error" after a finished run."""
+    db = tmp_path / "h.db"
+    open_store(db).close()
+    assert sqlite_rows(db, "PRAGMA journal_mode") == [("wal",)]  # set once, at creation
+
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced_connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced_connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", traced_connect)  # SQLAlchemy's connections
+    store = open_store(db, create=False)
+    store.runs(statuses=None)
+    store.reap_stale()  # a write transaction: the writer's connection too
+    store.close()
+    assert statements and not [s for s in statements if "journal_mode" in s.lower()]
+
+
+def test_a_damaged_database_is_reported_at_open_and_left_untouched(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    db = tmp_path / "h.db"
+    store = open_store(db)
+    for _ in range(40):  # enough rows for a few pages
+        store.start_run(
+            method="m" * 200,
+            backbone="b",
+            task_spec="t",
+            task_names=["t"],
+            config={"x": "y" * 400},
+            config_hash="h",
+            seed=0,
+            environment={"versions": {}, "hardware": {}},
+        )
+    store.close()
+    data = bytearray(db.read_bytes())
+    data[4096:8192] = bytes(range(256)) * 16
+    db.write_bytes(bytes(data))
+    for command in (["runs"], ["run", "--method", "untrained-mean", "--tasks", "offline"]):
+        result = CliRunner().invoke(app, [*command, "--db", str(db)])
+        assert result.exit_code == 2 and f"--db {db} is damaged" in result.output, result.output
+        assert db.read_bytes() == bytes(data)

@@ -465,7 +465,7 @@ def test_ic_warns_unless_its_own_slots_beat_both_baselines_clearly():
     def values(own: float, shuffled: float, empty: float) -> dict[str, float]:
         return {"heldout_loss_own": own, "heldout_loss_shuffled": shuffled, "heldout_loss_empty": empty}
 
-    assert ic_warnings(values(6.01, 6.04, 5.70))  # the measurement: worse than no prefix
+    assert ic_warnings(values(6.01, 6.04, 5.70))  # losses once measured: worse than no prefix
     assert ic_warnings(values(5.00, 5.04, 6.00))  # below both, but not by the 0.05 margin
     assert ic_warnings(values(4.90, 5.00, 6.00)) == []
 

@@ -1,4 +1,4 @@
-"""A task is its content, not its file name (issue 20): two files with one stem are two tasks to
+"""A task is its content, not its file name: two files with one stem are two tasks to
 every comparison, and `harness eval` never silently replaces a score."""
 
 from __future__ import annotations
