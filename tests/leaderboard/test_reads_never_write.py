@@ -104,3 +104,14 @@ def test_a_damaged_file_is_refused_with_nothing_left_beside_it(tmp_path, damage,
     result = CliRunner().invoke(app, [*command, "--db", str(path)])
     assert result.exit_code == 2 and "is damaged" in result.output and str(path) in " ".join(result.output.split())
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["h.db", "whole.db"]
+
+
+def test_a_run_upgrades_an_older_local_file_itself_with_its_backup(tmp_path, tiny_llama_dir, small_sts_file):
+    path = tmp_path / "h.db"
+    _database_at(str(path), migrations.BASELINE)
+    args = ["run", "--method", "untrained-mean", "--backbone", str(tiny_llama_dir), "--tasks", str(small_sts_file)]
+    result = CliRunner().invoke(app, [*args, "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / f"h.db.rev{migrations.BASELINE}.bak").exists()
+    assert db_rows(str(path), "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
+    assert db_rows(str(path), "SELECT count(*) FROM runs") == [(2,)]  # the old run kept, the new one added
