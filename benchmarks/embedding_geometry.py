@@ -64,7 +64,7 @@ def main() -> None:
         method = plan.method
         backbone = encoding_backbone(plan, record, console, purpose="evaluate")
         encoder = method.build_encoder(
-            backbone, EncodeSettings(batch_size=plan.config.batch_size, max_length=plan.config.max_length)
+            backbone, EncodeSettings(batch_size=plan.config.eval_batch_size, max_length=plan.config.max_length)
         )
         figures = geometry(encoder.encode(texts), len(gold), gold)
         print(

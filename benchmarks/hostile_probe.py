@@ -86,9 +86,9 @@ def _option_cases() -> list[tuple[str, list[str]]]:
         "seed=-1",
         "device=meta",
         "device=cuda",
-        "batch_size=0",
+        "eval_batch_size=0",
         "max_length=2",
-        "batch_size=99999999999999",
+        "eval_batch_size=99999999999999",
     ):
         cases.append((f"--set {setting}", ["run", "--method", "untrained-mean", "--tasks", "{sts}", "--set", setting]))
     cases.append(

@@ -55,8 +55,11 @@ class RunConfig:
     seed: int = option(0, "seeds python, numpy and torch", minimum=0, maximum=SEED_MAX)
     device: str = option("auto", "auto | cpu | cuda | cuda:N | mps", check=_device_name, rule="a device name")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "auto = bf16 on GPUs that have it")
-    batch_size: int = option(
-        32, "texts per forward pass when encoding (training: method_args.batch_size)", minimum=1, maximum=65536
+    eval_batch_size: int = option(
+        32,
+        "texts per forward pass when encoding for evaluation (training's: method_args.batch_size)",
+        minimum=1,
+        maximum=65536,
     )
     max_length: int = option(
         512,
@@ -167,7 +170,7 @@ def parse_literal(text: str) -> Any:
 def parse_set(item: str) -> tuple[list[str], Any]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set batch_size=16.")
+        raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set eval_batch_size=16.")
     path = key.strip().split(".")
     if any(not part for part in path):
         raise HarnessError(f"--set {item!r}: {key!r} is not a valid dotted key.")

@@ -16,11 +16,13 @@ def test_defaults_are_the_offline_default():
 
 def test_layers_file_then_options_then_set(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('method = "prompteol"\nbatch_size = 8\nseed = 3\n[method_args]\ntemplate = "x {text}"\n')
-    config = load_run_config(path, {"seed": 5, "backbone": None}, ["batch_size=4", "method_args.template='y {text}'"])
+    path.write_text('method = "prompteol"\neval_batch_size = 8\nseed = 3\n[method_args]\ntemplate = "x {text}"\n')
+    config = load_run_config(
+        path, {"seed": 5, "backbone": None}, ["eval_batch_size=4", "method_args.template='y {text}'"]
+    )
     assert config.method == "prompteol"
     assert config.seed == 5  # option beats file
-    assert config.batch_size == 4  # --set beats file
+    assert config.eval_batch_size == 4  # --set beats file
     assert config.method_args == {"template": "y {text}"}
     assert config.backbone == "smollm2-135m"  # None options leave the default
 
@@ -40,13 +42,13 @@ def test_set_value_is_never_evaluated():
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["batch_size=many"], "--set 'batch_size=many' batch_size: expected int"),
+        (["eval_batch_size=many"], "--set 'eval_batch_size=many' eval_batch_size: expected int"),
         (["nokey"], "expected KEY=VALUE"),
         (["colour=red"], "unknown option(s) 'colour'"),
-        (["batch_sise=2"], "unknown option(s) 'batch_sise' (did you mean 'batch_size'?)"),
+        (["eval_batch_sise=2"], "unknown option(s) 'eval_batch_sise' (did you mean 'eval_batch_size'?)"),
         (["dtype=float8"], "is not one of"),
         (["a.b.c=1"], "is not a config key"),
-        (["batch_size=0"], "batch_size=0 must be >= 1"),
+        (["eval_batch_size=0"], "eval_batch_size=0 must be >= 1"),
     ],
 )
 def test_bad_set_values_name_the_option(sets, message):
@@ -100,6 +102,6 @@ def test_config_messages_have_no_doubled_colons(tmp_path):
     from harness.cli import app
 
     config = tmp_path / "run.toml"
-    config.write_text("batch_sise = 3\n")
+    config.write_text("eval_batch_sise = 3\n")
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--db", str(tmp_path / "h.db")])
-    assert result.exit_code == 2 and "::" not in result.output and "did you mean 'batch_size'?" in result.output
+    assert result.exit_code == 2 and "::" not in result.output and "did you mean 'eval_batch_size'?" in result.output

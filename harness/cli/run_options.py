@@ -39,14 +39,16 @@ TrainDataOption = Annotated[
 ]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]
 SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override KEY=VALUE (e.g. batch_size=16, method_args.lr=1e-4).")
+    Optional[list[str]],
+    typer.Option("--set", help="Override KEY=VALUE (e.g. eval_batch_size=16, method_args.lr=1e-4)."),
 ]
 SeedOption = Annotated[Optional[int], typer.Option(help="Random seed (default 0).")]
 DeviceOption = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda, cuda:N, mps, ...")]
-BatchSizeOption = Annotated[
+EvalBatchSizeOption = Annotated[
     Optional[int],
     typer.Option(
-        "--batch-size", help="Texts per forward pass when encoding (default 32; training: method_args.batch_size)."
+        "--eval-batch-size",
+        help="Texts per forward pass when encoding for evaluation (default 32; training's: method_args.batch_size).",
     ),
 ]
 LimitOption = Annotated[

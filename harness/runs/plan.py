@@ -80,7 +80,7 @@ class RunPlan:
             backbone=self.backbone.name,
             source=self.backbone.source,
             revision=config_hash(resolved)[:12],
-            batch_size=config.batch_size,
+            batch_size=config.eval_batch_size,
             max_length=config.max_length,
             limit=config.limit,
             instructions=config.instructions,

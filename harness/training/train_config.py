@@ -25,7 +25,7 @@ class TrainConfig(MethodConfig):
     steps: int = option(0, "optimizer steps per stage; 0 = derive from epochs", minimum=0)
     epochs: float = option(1.0, "passes over the stage's data when steps is 0", minimum=0)
     batch_size: int = option(
-        8, "training examples per device per micro-batch (encoding for evaluation: --batch-size)", minimum=1
+        8, "training examples per device per micro-batch (encoding for evaluation: --eval-batch-size)", minimum=1
     )
     grad_accum: int = option(1, "micro-batches per optimizer step", minimum=1)
     lr: float = option(2e-4, "peak learning rate (AdamW)", above=0)

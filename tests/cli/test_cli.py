@@ -175,7 +175,7 @@ BAD_INPUTS = {
     "unavailable backbone": (["--backbone", "llama2-7b"], ["unavailable", "hf download meta-llama/Llama-2-7b-hf"]),
     "unknown preset": (["--tasks", "sts11"], ["unknown task 'sts11'", "sts10"]),
     "missing task file": (["--tasks", "nowhere/absent.tsv"], ["absent.tsv", "no such file"]),
-    "bad option value": (["--set", "batch_size=lots"], ["batch_size", "expected int"]),
+    "bad option value": (["--set", "eval_batch_size=lots"], ["eval_batch_size", "expected int"]),
     "hub task while offline": (["--tasks", "sts7"], ["task SICK-R reads its data", "'offline' preset"]),
     "empty task item": (["--tasks", ""], ["--tasks item 1 is blank ('')"]),
     "blank task item": (["--tasks", "offline", "--tasks", " "], ["--tasks item 2 is blank"]),

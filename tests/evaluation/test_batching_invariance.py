@@ -36,16 +36,16 @@ def test_scores_do_not_depend_on_batching_memo_or_cache(tmp_path, tiny_llama_dir
     from harness.evaluation import mteb_adapter
 
     db = tmp_path / "h.db"
-    reference = _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "32", "--no-cache")
+    reference = _scores(db, tiny_llama_dir, three_tasks, "--eval-batch-size", "32", "--no-cache")
     assert len(reference) == 3
     variants = {
-        "batch 1": _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "1", "--no-cache"),
-        "batch 32, cache filled": _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "32"),
-        "batch 7, every vector from the cache": _scores(db, tiny_llama_dir, three_tasks, "--batch-size", "7"),
+        "batch 1": _scores(db, tiny_llama_dir, three_tasks, "--eval-batch-size", "1", "--no-cache"),
+        "batch 32, cache filled": _scores(db, tiny_llama_dir, three_tasks, "--eval-batch-size", "32"),
+        "batch 7, every vector from the cache": _scores(db, tiny_llama_dir, three_tasks, "--eval-batch-size", "7"),
     }
     monkeypatch.setattr(mteb_adapter, "MEMO_LIMIT_BYTES", 1)  # no vector stays in the memo
     variants["batch 32, no memo, no cache"] = _scores(
-        db, tiny_llama_dir, three_tasks, "--batch-size", "32", "--no-cache"
+        db, tiny_llama_dir, three_tasks, "--eval-batch-size", "32", "--no-cache"
     )
     for name, scores in variants.items():
         assert scores.keys() == reference.keys(), name

@@ -61,7 +61,7 @@ def _run_args(tiny_llama_dir, tasks: list[str], db, method: str = "untrained-mea
         str(tiny_llama_dir),
         "--db",
         str(db),
-        "--batch-size",
+        "--eval-batch-size",
         "4",
         *(x for task in tasks for x in ("--tasks", task)),
         *extra,

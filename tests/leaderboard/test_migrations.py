@@ -400,8 +400,9 @@ def _v1_hash(config: dict) -> str:
 
 
 def test_configs_from_before_config_versions_hash_as_the_same_config_does_now(any_db, tiny_llama_dir, small_sts_file):
-    """Revision 0010: a version-1 config gets the options it left out and the hash this code gives
-    the same run; a plug-in's options stay as recorded; going back restores both."""
+    """Revision 0010: a version-1 config gets the options it left out, its evaluation batch size
+    under its new name, and the hash this code gives the same run; a plug-in's options stay as
+    recorded; going back restores both."""
     import json
 
     from harness.config import RunConfig, config_hash
@@ -414,7 +415,9 @@ def test_configs_from_before_config_versions_hash_as_the_same_config_does_now(an
     assert all(now[name]["config_version"] == 2 for name in now)
     before = {}
     for name, config in now.items():
-        old = {k: v for k, v in config.items() if k not in V1_LEFT_OUT_RUN}
+        old = {
+            ("batch_size" if k == "eval_batch_size" else k): v for k, v in config.items() if k not in V1_LEFT_OUT_RUN
+        }
         old["method_args"] = {k: v for k, v in config["method_args"].items() if k not in V1_LEFT_OUT_OPTIONS[name]}
         before[name] = old
     before["my-plugin"] = {"method": "my-plugin", "method_args": {"x": 1}, "seed": 0}

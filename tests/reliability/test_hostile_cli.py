@@ -129,7 +129,7 @@ INT_OPTIONS = {
         "cda_max_examples",
     }
 }
-RUN_ACCEPTS = {"seed": _int(0, 2**32 - 1), "batch_size": _int(1, 65536), "max_length": _int(8, 1048576)}
+RUN_ACCEPTS = {"seed": _int(0, 2**32 - 1), "eval_batch_size": _int(1, 65536), "max_length": _int(8, 1048576)}
 
 VALUES = st.one_of(
     st.integers(-5, 300),

@@ -193,9 +193,9 @@ def test_training_files(case):
 TOML_PIECES = st.sampled_from(
     [
         'method = "untrained-mean"',
-        "batch_size = 8",
-        "batch_size = -1",
-        'batch_size = "8"',
+        "eval_batch_size = 8",
+        "eval_batch_size = -1",
+        'eval_batch_size = "8"',
         "seed = true",
         "tasks = []",
         'tasks = ["offline", 3]',

@@ -6,9 +6,10 @@ Until now a run's recorded config left out options that held their "off" value (
 after runs had been recorded: so a run without them kept its hash) and some run options while
 empty. From config version 2 every option is recorded and hashed. This revision rewrites each
 existing run's config as version 2 would have recorded it (the left-out values filled in, exactly
-those the code dropped) and recomputes its hash, so that runs from before compare and rank with runs
-after it where their configs agree. The values below are frozen here as they were when this
-revision was written: a migration never imports the code whose history it rewrites. A plug-in
+those the code dropped), renames the evaluation's ``batch_size`` to ``eval_batch_size``
+(``method_args.batch_size`` is the training's) and recomputes its hash, so that runs from before
+compare and rank with runs after it where their configs agree. The values below are frozen here as
+they were when this revision was written: a migration never imports the code whose history it rewrites. A plug-in
 method's own options are not known here: its runs get the run options filled in, their
 ``method_args`` as recorded (a plug-in that left options out keeps those runs apart from later
 ones, never with the wrong runs). The downgrade removes the same values again.
@@ -62,6 +63,8 @@ LEFT_OUT_RUN: dict[str, Any] = {
     "repeats": None,
     "attention": "causal",
 }
+#: run options renamed in version 2: the evaluation's batch size no longer shares the training's name
+RENAMED = {"batch_size": "eval_batch_size"}
 UNHASHED = ("seed", "dims", "repeats")  # as harness.config.UNHASHED: recorded, not hashed
 
 runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("config", sa.JSON), sa.column("config_hash", sa.String))
@@ -84,6 +87,7 @@ def _known(config: Any) -> bool:
 
 
 def as_version_2(config: dict[str, Any]) -> dict[str, Any]:
+    config = {(RENAMED.get(k, k)): v for k, v in config.items()}
     new = {**{k: v for k, v in LEFT_OUT_RUN.items() if k not in config}, **config, "config_version": VERSION}
     left_out = LEFT_OUT_OPTIONS.get(config["method"], {})
     new["method_args"] = {
@@ -94,8 +98,11 @@ def as_version_2(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def as_version_1(config: dict[str, Any]) -> dict[str, Any]:
+    back = {new: old for old, new in RENAMED.items()}
     old = {
-        k: v for k, v in config.items() if k != "config_version" and not (k in LEFT_OUT_RUN and v == LEFT_OUT_RUN[k])
+        back.get(k, k): v
+        for k, v in config.items()
+        if k != "config_version" and not (k in LEFT_OUT_RUN and v == LEFT_OUT_RUN[k])
     }
     left_out = LEFT_OUT_OPTIONS.get(config["method"], {})
     old["method_args"] = {k: v for k, v in config["method_args"].items() if not (k in left_out and v == left_out[k])}
