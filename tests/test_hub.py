@@ -12,15 +12,13 @@ from tests.conftest import HARNESS, harness_env, sqlite_rows
 
 
 def test_an_unreachable_hub_is_probed_once_for_many_repos(monkeypatch):
-    import huggingface_hub
-
     calls = []
 
     def unreachable(url, timeout):
         calls.append(url)
         raise ConnectionError("timed out")
 
-    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
+    monkeypatch.setattr(hub, "get_hf_file_metadata", unreachable)  # the name hub.py calls
     monkeypatch.setattr(hub, "offline", lambda: False)
     monkeypatch.setattr(hub, "_unreachable", [])
     hub.problem.cache_clear()
