@@ -132,7 +132,12 @@ def _try_writing(target: Path, existing: Path, label: str) -> None:
     made: list[Path] = []
     try:
         for folder in reversed([target, *target.parents][: len(target.parts) - len(existing.parts)]):
-            folder.mkdir()
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if folder.is_dir():
+                    continue  # made meanwhile by another process (or `new/..`): not ours to remove
+                raise
             made.append(folder)
         with tempfile.TemporaryFile(dir=target):
             pass

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from harness import paths
 from leaderboard.errors import LeaderboardError
@@ -77,11 +78,10 @@ NOT_A_DATABASE = 26  # SQLITE_NOTADB (sqlite3 names it from Python 3.11)
 def check_integrity(path: Path) -> None:
     """Refuse a file that is not SQLite, or whose pages are damaged (SQLite's ``quick_check``),
     naming it, before a command reads a wrong answer from it or fails halfway through a write.
-    Read through SQLite, which shares this process's locks on the file among its connections, on
-    a read-write connection that only reads: closing it removes the ``-wal``/``-shm`` files it made
-    (a read-only one leaves them beside a damaged file)."""
+    Read through SQLite, which shares this process's locks on the file among its connections, and
+    in place (``connect_in_place``): nothing is checkpointed into the file, nothing left beside it."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
+        with contextlib.closing(connect_in_place(path)) as conn:
             verdict = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) == NOT_A_DATABASE or "file is not a database" in str(exc):
@@ -100,8 +100,22 @@ def check_integrity(path: Path) -> None:
 BUSY_TIMEOUT_MS = 60_000
 
 
-def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -> Engine:
-    """An engine for ``location`` whose transactions are reads from one snapshot or writes.
+def connect_in_place(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and changes nothing on disk: read-only where a ``-wal``
+    file exists (a read-write connection closing last would checkpoint it into the database and
+    delete it), else read-write, whose ``-wal``/``-shm`` files, empty, go when it closes (a
+    read-only one cannot remove what it made)."""
+    timeout = BUSY_TIMEOUT_MS / 1000
+    if path.with_name(f"{path.name}-wal").exists():
+        return sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, check_same_thread=False
+        )
+    return sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+
+
+def make_engine(location: Location, *, write: bool, foreign_keys: bool = True, in_place: bool = False) -> Engine:
+    """An engine for ``location`` whose transactions are reads from one snapshot or writes
+    (``in_place``: reads through :func:`connect_in_place`, for commands that must not change the file).
 
     SQLite: readers ``BEGIN`` (a snapshot in WAL mode); writers ``BEGIN IMMEDIATE`` (the write lock
     up front, waited for up to the busy timeout); foreign keys enforced unless a migration turns
@@ -112,7 +126,11 @@ def make_engine(location: Location, *, write: bool, foreign_keys: bool = True) -
         isolation = "READ COMMITTED" if write else "REPEATABLE READ"
         return create_engine(location.url, pool_pre_ping=True, isolation_level=isolation)
     begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-    engine = create_engine(location.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    if in_place and not write:
+        path = location.path
+        engine = create_engine("sqlite://", creator=lambda: connect_in_place(path), poolclass=NullPool)
+    else:
+        engine = create_engine(location.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -122,14 +122,14 @@ def _plan(state: State, where: Location) -> str:
 def _older(where: Location, state: State) -> SchemaError:
     return SchemaError(
         f"{where} is at schema revision {state.revision}, older than this release's {head()}. Run "
-        f"`harness db upgrade --db {where}` once (it keeps a backup), then this command."
+        "`harness db upgrade` once with the same --db / HARNESS_DB (it keeps a backup), then this command."
     )
 
 
 def check_readable(where: Location) -> None:
     """Read the schema only: nothing is written, locked or created. Raises NoLeaderboard where
     nothing is recorded yet, SchemaError for a database that is not at this release's head."""
-    engine = make_engine(where, write=False, foreign_keys=False)
+    engine = make_engine(where, write=False, foreign_keys=False, in_place=True)
     try:
         with engine.connect() as conn:
             state = _state(conn)

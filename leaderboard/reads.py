@@ -26,9 +26,10 @@ from leaderboard.schema import DevScore, Diagnostic, Metric, Run, Score, Timing
 class RunReads:
     """The reading half of :class:`leaderboard.store.RunStore`."""
 
-    def __init__(self, location: Location) -> None:
+    def __init__(self, location: Location, *, read_only: bool = False) -> None:
+        """``read_only``: its reads change nothing on disk (``database.connect_in_place``)."""
         self.location = location
-        self._reader = make_engine(location, write=False)
+        self._reader = make_engine(location, write=False, in_place=read_only)
         self._writer = make_engine(location, write=True)
 
     def close(self) -> None:
@@ -157,8 +158,9 @@ class RunReads:
         sql_limit = None if recheck else limit
         with self._session(write=False) as session:
             rows = session.execute(select(*_SUMMARY).where(*conditions).order_by(order).limit(sql_limit)).all()
+            shown = {row.id: effective_status(row) for row in rows}  # once: a run may die meanwhile
             if recheck:
-                rows = [row for row in rows if effective_status(row)[0] in statuses][:limit]
+                rows = [row for row in rows if shown[row.id][0] in statuses][:limit]
             scores: dict[int, dict[str, float]] = {row.id: {} for row in rows}
             versions: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
             types: dict[int, dict[str, str | None]] = {row.id: {} for row in rows}
@@ -184,7 +186,7 @@ class RunReads:
                 if overlap is not None:
                     seen[run_id][task] = overlap
         records = [
-            _summary(row, scores[row.id], versions[row.id], types[row.id], seen[row.id])
+            _summary(row, scores[row.id], versions[row.id], types[row.id], seen[row.id], shown[row.id])
             | ({"dim": dim} if dim else {})
             for row in rows
         ]
@@ -217,12 +219,14 @@ def _summary(
     versions: dict[str, str | None],
     types: dict[str, str | None],
     contamination: dict[str, dict],
+    shown: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The fields every listing shows, from an ORM run or a plain SQL row of ``_SUMMARY``;
     ``task_versions`` says which data each score was computed on, ``task_types`` mteb's type
     of each task (None: unknown) and ``contamination`` the measured overlap of each task's texts
-    with the run's training texts (tasks never measured are absent)."""
-    status, error = effective_status(run)
+    with the run's training texts (tasks never measured are absent); ``shown``: the status and
+    error as the listing decided them (else read here)."""
+    status, error = shown or effective_status(run)
     return {
         "run_id": run.id,
         "status": status,

@@ -44,9 +44,10 @@ def open_store(db: str | os.PathLike[str], *, create: bool = True, read_only: bo
     """
     where = locate(db)
     liveness.stale_after()  # a bad HARNESS_STALE_AFTER stops every command before it reads
+    create = create and not read_only
     _check_file(where, create=create)
     _schema(where, lambda: check_readable(where) if read_only else prepare(where, create=create))
-    return RunStore(where)
+    return RunStore(where, read_only=read_only)
 
 
 def upgrade_store(db: str | os.PathLike[str]) -> str | None:

@@ -52,7 +52,8 @@ def open_leaderboard(db: str, *, create: bool, read_only: bool = False, reap: bo
 
 def check_db(db: str) -> None:
     """Refuse an unusable ``--db`` before a run does any work; an existing database is opened
-    (and upgraded), a missing one is only checked, so that a refused run creates no file."""
+    (a local SQLite file upgraded, a server at an older revision refused), a missing one is only
+    checked, so that a refused run creates no file."""
     from leaderboard.database import locate
     from leaderboard.errors import MissingLeaderboard
     from leaderboard.store import check_new_location

@@ -335,6 +335,8 @@ def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
     if previous is None:
         console.print(f"Already at schema revision {head()}; nothing to do.")
     else:
+        where = "beside it (NAME.rev{0}.bak)" if "://" not in db else "in the schema harness_backup_{0}_<time>"
         console.print(
-            f"Upgraded from schema revision {previous} to {head()}; the backup is beside it.", highlight=False
+            f"Upgraded from schema revision {previous} to {head()}; the backup is {where.format(previous)}.",
+            highlight=False,
         )

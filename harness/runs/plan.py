@@ -109,6 +109,8 @@ class RunPlan:
 def recorded_config(record: dict[str, Any]) -> RunConfig:
     """The ``RunConfig`` a recorded run was made from (for ``--resume`` and ``harness eval``)."""
     stored = record["config"]
+    if "batch_size" in stored and "eval_batch_size" not in stored:  # version 1, written after an upgrade
+        stored = {**stored, "eval_batch_size": stored["batch_size"]}
     names = {f.name for f in dataclasses.fields(RunConfig)}
     values = {k: v for k, v in stored.items() if k in names and v is not None}
     reranking = [

@@ -115,3 +115,29 @@ def test_a_run_upgrades_an_older_local_file_itself_with_its_backup(tmp_path, tin
     assert (tmp_path / f"h.db.rev{migrations.BASELINE}.bak").exists()
     assert db_rows(str(path), "SELECT version_num FROM alembic_version") == [(migrations.head(),)]
     assert db_rows(str(path), "SELECT count(*) FROM runs") == [(2,)]  # the old run kept, the new one added
+
+
+def test_reads_leave_a_killed_writers_wal_where_it_is(tmp_path):
+    """A writer killed mid-run leaves committed pages in ``-wal``: a read must not checkpoint them
+    into the file (a read-write connection closing last would) nor delete the WAL."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "h.db"
+    _database_at(str(path), migrations.head())
+    code = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "conn.execute(\"UPDATE runs SET error = 'written after the last checkpoint'\")\n"
+        "os._exit(0)  # as a kill: no close, no checkpoint\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    wal = tmp_path / "h.db-wal"
+    assert wal.stat().st_size > 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "h.db-shm"}
+    for args in (["runs", "--json"], ["show", "1", "--json"]):
+        result = CliRunner().invoke(app, [*args, "--db", str(path)])
+        assert result.exit_code == 0, result.output
+    assert "written after the last checkpoint" in result.output  # read from the WAL
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "h.db-shm"} == before
