@@ -126,15 +126,20 @@ def _older(where: Location, state: State) -> SchemaError:
     )
 
 
-def check_readable(where: Location) -> None:
-    """Read the schema only: nothing is written, locked or created. Raises NoLeaderboard where
-    nothing is recorded yet, SchemaError for a database that is not at this release's head."""
+def _read_state(where: Location) -> State:
+    """The schema state of ``where``, read in place (nothing written, locked or checkpointed)."""
     engine = make_engine(where, write=False, foreign_keys=False, in_place=True)
     try:
         with engine.connect() as conn:
-            state = _state(conn)
+            return _state(conn)
     finally:
         engine.dispose()
+
+
+def check_readable(where: Location) -> None:
+    """Read the schema only: nothing is written, locked or created. Raises NoLeaderboard where
+    nothing is recorded yet, SchemaError for a database that is not at this release's head."""
+    state = _read_state(where)
     plan = _plan(state, where)
     if plan == "create":
         raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")
@@ -154,12 +159,7 @@ def prepare(where: Location, *, create: bool = True) -> None:
 def upgrade(where: Location) -> str | None:
     """``harness db upgrade``: bring an existing database to the head revision, backed up first;
     returns the revision it was at (None: it was current already). NoLeaderboard if empty."""
-    engine = make_engine(where, write=False, foreign_keys=False)
-    try:
-        with engine.connect() as conn:
-            state = _state(conn)
-    finally:
-        engine.dispose()
+    state = _read_state(where)
     plan = _plan(state, where)
     if plan == "create":
         raise NoLeaderboard(f"no leaderboard at {where} yet: `harness run` creates it.")

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from tests.conftest import run_untrained
 
 runner = CliRunner()
 UNMAKEABLE = "/proc/harness-cannot-make-this"
@@ -94,21 +95,7 @@ def test_a_writable_output_dir_is_left_as_it_was_by_the_check(tmp_path):
 @pytest.mark.parametrize("target", ["--mteb", "--model"])
 def test_an_export_target_that_cannot_be_made_is_refused_by_name(tmp_path, tiny_llama_dir, small_sts_file, target):
     db = tmp_path / "h.db"
-    ran = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
-    assert ran.exit_code == 0, ran.output
+    run_untrained(db, tiny_llama_dir, small_sts_file)
     result = runner.invoke(app, ["export", "1", target, UNMAKEABLE, "--db", str(db)])
     assert result.exit_code == 2 and f"{target} {UNMAKEABLE}" in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
