@@ -23,6 +23,7 @@ from harness.evaluation.embedding_cache import CacheSettings, CacheUnavailable, 
 from harness.evaluation.fingerprint import fingerprint
 from harness.evaluation.items import task_items
 from harness.evaluation.mteb_adapter import MtebEncoder, model_meta, model_name
+from harness.evaluation.mteb_run import score_task
 from harness.evaluation.quick_check import texts_to_encode
 from harness.evaluation.task_loading import LoadedTask
 from harness.evaluation.warm import DeferredBackbone, DeferredEncoder, Known, StaleLoadKey, forget, remember
@@ -281,7 +282,6 @@ def _evaluate_task(
     console: Console,
     cache_state: str,
 ) -> None:
-    import mteb
     import torch
 
     info = ranks.world()
@@ -298,18 +298,14 @@ def _evaluate_task(
                 with encoding_progress(console, shown, texts_to_encode(task)) as advance:
                     encoder.progress = advance
                     model, search = search_model(adapter, task)
-                    result = mteb.evaluate(
+                    result = score_task(
                         model,
                         task,
-                        cache=None,
-                        encode_kwargs={"batch_size": how.batch_size},
-                        show_progress_bar=False,
-                        prediction_folder=predictions if how.keep_items else None,
+                        batch_size=how.batch_size,
+                        prediction_folder=Path(predictions) if how.keep_items else None,
                     )
-            if result.exceptions:
-                raise HarnessError(f"task {name} failed in mteb: {result.exceptions[0]}")
             main_metric = task.metadata.main_score
-            main_score, details, whole = task_scores(result.task_results[0])
+            main_score, details, whole = task_scores(result)
             items = task_items(task, Path(predictions), details) if info.is_main and how.keep_items else None
     except ranks.RankFailed:
         raise  # every rank knows already

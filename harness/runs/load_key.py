@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,6 @@ def load_key(plan: RunPlan, cache: CacheSettings, checkpoint: Path | None = None
     """The plan's load key (see the module docstring), or None where the backbone's files are not
     on disk yet (a hub model to download, a GGUF copy to make) or the cache is off."""
     import torch
-    import transformers
 
     if not cache.enabled or (plan.trains and checkpoint is None):  # a trained run without its weights: no key
         return None
@@ -47,7 +47,7 @@ def load_key(plan: RunPlan, cache: CacheSettings, checkpoint: Path | None = None
             "format": KEY_FORMAT,
             "encoding_version": ENCODING_VERSION,
             "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "transformers": importlib.metadata.version("transformers"),  # not imported: a warm run never needs it
             "method": config.method,
             "options": dataclasses.asdict(plan.method.config),
             "attention": plan.method.attention,

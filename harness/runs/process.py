@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import huggingface_hub
 import numpy as np
 
 
@@ -24,16 +27,23 @@ def seed_everything(seed: int) -> None:
 
 
 def quiet_libraries() -> None:
-    """Our own progress display replaces the libraries' tqdm bars, info logs and load reports."""
+    """Our own progress display replaces the libraries' tqdm bars, info logs and load reports.
+
+    transformers is not imported for this (a command answered from the embedding cache never
+    imports it): it takes its level from ``TRANSFORMERS_VERBOSITY`` and its bars' switch from the
+    hub's when it is imported; where it already is, it is told directly."""
     # transformers imports DeepSpeed whenever it is installed, and DeepSpeed warns on import and
     # sets its logger's level itself, so a filter (which it keeps), set first, is what quiets it
     logging.getLogger("DeepSpeed").addFilter(_errors_only)
-    import transformers
-
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
     logging.getLogger("mteb").setLevel(logging.WARNING)
+    huggingface_hub.utils.disable_progress_bars()
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
 
 
 def _errors_only(record: logging.LogRecord) -> bool:
