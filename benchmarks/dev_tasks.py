@@ -5,11 +5,13 @@ local folder.
 
 ``--from hub`` (the default) reads them with ``datasets.load_dataset``: STS-B's train and validation
 splits from ``mteb/stsbenchmark-sts`` (the revision mteb pins), SICK's validation split (its trial
-pairs) from ``RobZamp/sick`` and MRPC's validation split from ``nyu-mll/glue`` (config ``mrpc``).
-TREC QA's answer-selection dev split has no maintained hub copy that this script knows, so it is
-written only from a local folder. The hub's SICK validation split holds 495 of the trial's 500
-pairs and GLUE's MRPC validation split is 408 pairs cut from MSRP train, not the 500-pair
-validation cut of the local copy below: scores on the two routes are not comparable.
+pairs) from ``RobZamp/sick``, MRPC's validation split from ``nyu-mll/glue`` (config ``mrpc``) and
+TREC QA's answer-sentence selection dev split from ``lucadiliello/trecqa`` (split ``dev``, 1,364
+candidates; its ``dev_clean`` keeps only questions with a right and a wrong candidate). The hub's
+SICK validation split holds 495 of the trial's 500 pairs, GLUE's MRPC validation split is 408 pairs
+cut from MSRP train, not the 500-pair validation cut of the local copy below, and the hub's TREC QA
+dev holds 1,364 candidates where the released dev split below holds 1,148 (not checked here which
+questions differ: no hub on this project's machines): scores on the two routes are not comparable.
 
 ``--from DATA`` reads a local folder that holds the datasets as released: ``stsb/sts-dev.csv`` and ``stsb/sts-train.csv`` (STS
 Benchmark), ``sick/SICK_trial.txt`` (SICK), ``trecqa/dev.csv`` (TREC QA answer-sentence
@@ -88,6 +90,13 @@ def _beir(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
     return folder
 
 
+def _write_trecqa(out: Path, rows: list[tuple[str, str, str]]) -> list[Path]:
+    """TREC QA dev as a reranking file and as a BEIR retrieval folder."""
+    with (out / "trecqa-dev.csv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([("query", "document", "label"), *rows])
+    return [out / "trecqa-dev.csv", _beir(out / "trecqa-dev-beir", rows)]
+
+
 def write(out: Path, data: Path) -> list[Path]:
     """The task files, from the datasets in ``data``, written under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -102,10 +111,7 @@ def write(out: Path, data: Path) -> list[Path]:
         lines = ["sentence1\tsentence2\tscore"] + ["\t".join(row) for row in rows]
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(target)
-    trecqa = _trecqa(data / "trecqa" / "dev.csv")
-    with (out / "trecqa-dev.csv").open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows([("query", "document", "label"), *trecqa])
-    written += [out / "trecqa-dev.csv", _beir(out / "trecqa-dev-beir", trecqa)]
+    written += _write_trecqa(out, _trecqa(data / "trecqa" / "dev.csv"))
     written.append(
         _write_tsv(out / "msrp-val.tsv", "sentence1\tsentence2\tlabel", _msrp(data / "msrp" / "msr-para-val.tsv"))
     )
@@ -119,6 +125,8 @@ HUB = {
     "stsb-train": ("mteb/stsbenchmark-sts", None, "train", ("sentence1", "sentence2", "score")),
     "msrp-val": ("nyu-mll/glue", "mrpc", "validation", ("sentence1", "sentence2", "label")),
 }
+#: TREC QA's answer-sentence selection: (hub dataset, split, its question, answer and label columns)
+TRECQA_HUB = ("lucadiliello/trecqa", "dev", ("question", "answer", "label"))
 REVISIONS = {"mteb/stsbenchmark-sts": "b0fddb56ed78048fa8b90373c8a3cfc37b684831"}  # mteb's STSBenchmark pin
 
 
@@ -138,7 +146,7 @@ def _number(value: object) -> str:
 
 
 def write_from_hub(out: Path) -> list[Path]:
-    """The task files of :data:`HUB`, read from the hub, written under ``out`` (TREC QA: none)."""
+    """The task files of :data:`HUB` and :data:`TRECQA_HUB`, read from the hub, written under ``out``."""
     from datasets import load_dataset
 
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +156,9 @@ def write_from_hub(out: Path) -> list[Path]:
         header = "sentence1\tsentence2\t" + ("label" if columns[2] == "label" else "score")
         flat = [(_one_line(r[columns[0]]), _one_line(r[columns[1]]), _number(r[columns[2]])) for r in rows]
         written.append(_write_tsv(out / f"{name}.tsv", header, flat))
+    path, split, (question, answer, label) = TRECQA_HUB
+    rows = load_dataset(path, split=split, revision=REVISIONS.get(path))
+    written += _write_trecqa(out, [(r[question], r[answer], _number(r[label])) for r in rows])
     return written
 
 

@@ -1,5 +1,5 @@
 """benchmarks/dev_tasks.py: the hub route writes the same task files as the local route from the
-same rows (the hub is replaced by the local data in the hub's column names), and a bad --from or
+same rows (TREC QA's reranking file and BEIR folder too) (the hub is replaced by the local data in the hub's column names), and a bad --from or
 an offline hub stops with a message and exit 2."""
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ def test_the_hub_route_writes_what_the_local_route_writes_from_the_same_rows(tmp
     local = {path.name: path for path in dev_tasks.write(tmp_path / "local", shared_data)}
     asked = []
 
-    def hub_rows(path, config, split, revision=None):
+    def hub_rows(path, config=None, split=None, revision=None):
         """The local files' rows under the hub datasets' column names."""
         asked.append((path, config, split, revision))
+        if path == dev_tasks.TRECQA_HUB[0]:
+            with local["trecqa-dev.csv"].open(encoding="utf-8", newline="") as handle:
+                columns = dev_tasks.TRECQA_HUB[2]
+                return [dict(zip(columns, (q, d, int(label)))) for q, d, label in list(csv.reader(handle))[1:]]
         name = {
             ("mteb/stsbenchmark-sts", "validation"): "stsb-dev.tsv",
             ("mteb/stsbenchmark-sts", "train"): "stsb-train.tsv",
@@ -48,13 +52,27 @@ def test_the_hub_route_writes_what_the_local_route_writes_from_the_same_rows(tmp
 
     monkeypatch.setattr("datasets.load_dataset", hub_rows)
     from_hub = dev_tasks.write_from_hub(tmp_path / "hub")
-    assert sorted(p.name for p in from_hub) == ["msrp-val.tsv", "sick-trial.tsv", "stsb-dev.tsv", "stsb-train.tsv"]
+    assert sorted(p.name for p in from_hub) == [
+        "msrp-val.tsv",
+        "sick-trial.tsv",
+        "stsb-dev.tsv",
+        "stsb-train.tsv",
+        "trecqa-dev-beir",
+        "trecqa-dev.csv",
+    ]
     for path in from_hub:
-        assert rows(path) == rows(local[path.name]), path.name
+        if path.is_dir():  # the BEIR folder: the same files, byte for byte
+            for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+                assert (path / part).read_bytes() == (local[path.name] / part).read_bytes(), part
+        elif path.suffix == ".csv":
+            assert path.read_bytes() == local[path.name].read_bytes()
+        else:
+            assert rows(path) == rows(local[path.name]), path.name
     labels = {line.rsplit("\t", 1)[1] for line in (tmp_path / "hub" / "msrp-val.tsv").read_text().splitlines()[1:]}
     assert labels == {"0", "1"}  # labels as the pair-classification reader takes them
     assert ("mteb/stsbenchmark-sts", None, "validation", "b0fddb56ed78048fa8b90373c8a3cfc37b684831") in asked
     assert ("nyu-mll/glue", "mrpc", "validation", None) in asked
+    assert ("lucadiliello/trecqa", None, "dev", None) in asked
 
 
 @pytest.mark.parametrize(
