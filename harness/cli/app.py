@@ -111,6 +111,10 @@ def chosen_statuses(given: list[str] | None) -> list[str] | None:
 
 
 def main() -> None:
+    # The libraries a command imports (mteb, torch, transformers) make millions of objects and few
+    # cycles: the cyclic collector run every 10,000 new objects instead of 700 spares about 0.6 s
+    # of their import; what is garbage is still collected, a little later.
+    gc.set_threshold(10_000, 10, 10)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # our own progress display replaces the libraries' tqdm bars (transformers' GGUF reader draws
     # a plain tqdm its logging switch does not reach); tqdm reads this when it is first imported
