@@ -196,6 +196,10 @@ def main() -> None:
         ("import torch", [sys.executable, "-c", "import torch"]),
         ("import mteb", [sys.executable, "-c", "import mteb"]),
         ("import mteb, torch", [sys.executable, "-c", "import mteb, torch"]),
+        (
+            "the same, with the CLI's collector settings",
+            [sys.executable, "-c", "import gc; gc.set_threshold(10_000, 10, 10); import mteb, torch; gc.freeze()"],
+        ),
         ("import sentence_transformers (not needed)", [sys.executable, "-c", "import sentence_transformers"]),
         ("harness --help", [*harness, "--help"]),
     ):

@@ -96,6 +96,9 @@ def import_plugins(modules: Iterable[str] = ()) -> None:
     """Import plug-in modules named explicitly on the command line or in ``HARNESS_PLUGINS``
     (each once)."""
     modules = [m.strip() for m in modules]
+    for position, module in enumerate(modules, start=1):
+        if not module:
+            raise HarnessError(f"--plugins item {position} is blank; give a module name, e.g. my_methods.")
     from_env = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     for module in [*from_env, *modules]:
         if module in IMPORTED_PLUGINS:

@@ -303,6 +303,7 @@ class Backbone:
 
 def load_backbone(spec: BackboneSpec, device: str = "auto", dtype: str = "auto", status: Any = None) -> Backbone:
     """Load ``spec`` as a causal LM with SDPA attention; a pad token is always set."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     require_available(spec)
@@ -314,10 +315,7 @@ def load_backbone(spec: BackboneSpec, device: str = "auto", dtype: str = "auto",
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, attn_implementation="sdpa")
-    except (
-        OSError,
-        ValueError,
-    ) as exc:  # ValueError: transformers' tokenizer conversion, a folder without a usable tokenizer
+    except (OSError, ValueError, SafetensorError) as exc:  # ValueError: a folder without a usable tokenizer
         local = Path(str(source)).is_dir()
         hint = (
             " A local folder needs the model's weights (model.safetensors or pytorch_model.bin) and its tokenizer (tokenizer.json)."

@@ -1,5 +1,5 @@
 """Hostile input through the real CLI, generated: option values, paths of every path option, run
-ids and limits. Each refused case must end with exit code 2 and one message naming the culprit,
+ids and limits, model folders with files missing or damaged, blank items of list options. Each refused case must end with exit code 2 and one message naming the culprit,
 no traceback, and leave nothing behind (no database, no row, no folder, no file). Validation
 happens before any model is loaded, so each case takes milliseconds.
 
@@ -28,6 +28,7 @@ from harness.cli import app
 from harness.config import load_run_config
 from harness.registry import get_method
 from harness.runs.plan import method_options
+from tests.conftest import write_sts_tsv
 
 TRIED: Counter[str] = Counter()
 ROOT: list[Path] = []  # the module's folder; hypothesis runs each example in a folder of its own below it
@@ -433,3 +434,63 @@ def test_negative_limits(command, value):
     result = runner.invoke(app, [*command, str(value), "--db", str(folder / "h.db")])
     assert result.exit_code == 2 and command[1] in result.output and "Traceback" not in result.output
     assert list(folder.iterdir()) == []
+
+
+# -- partial model folders -------------------------------------------------------------------------
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "emptied": lambda path: path.write_bytes(b""),
+    "cut in half": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "garbage": lambda path: path.write_bytes(b"\x00\xff{not what it says" * 8),
+}
+
+
+@settings(max_examples=60, **FAST)
+@given(st.data())
+def test_partial_model_folders(tiny_llama_dir, data):
+    """A model folder with some of its files gone or damaged: the run works (what is left suffices)
+    or is refused naming the folder, before a row or a file is made."""
+    names = sorted(path.name for path in tiny_llama_dir.iterdir())
+    dropped = data.draw(st.sets(st.sampled_from(names), max_size=len(names)))
+    kept = [name for name in names if name not in dropped]
+    damaged = data.draw(st.sampled_from([None, *kept])) if kept else None
+    damage = data.draw(st.sampled_from(sorted(DAMAGE))) if damaged else None
+    if not dropped and damaged is None:
+        return  # the whole model: a plain run
+    TRIED["partial model folders"] += 1
+    folder = _folder()
+    model = folder / "model"
+    model.mkdir()
+    for name in kept:
+        shutil.copy(tiny_llama_dir / name, model / name)
+    if damaged is not None:
+        DAMAGE[damage](model / damaged)
+    task = write_sts_tsv(folder / "sts.tsv", [("a cat sat", "a dog sat", 3.0), ("the sun", "rain falls", 1.0)] * 3)
+    args = [*RUN, "--backbone", str(model), "--tasks", str(task), "--db", str(folder / "h.db")]
+    before = sorted(folder.rglob("*"))
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 2), (dropped, damaged, damage, result.output)
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert result.output.count("Error:") == 1 and str(model) in " ".join(result.output.split()), result.output
+        assert sorted(folder.rglob("*")) == before, "a refused command left files behind"
+
+
+# -- blank items of list options ------------------------------------------------------------------
+BLANKS = st.sampled_from(["", " ", "\t", ",", " , ", ",,", "a,,b", "a, ,b", ",a", "a,"])
+LIST_OPTIONS = {"--tasks": "offline", "--dev-tasks": "offline", "--dims": "8", "--seeds": "1", "--plugins": "json"}
+
+
+@settings(max_examples=60, **FAST)
+@given(st.sampled_from(sorted(LIST_OPTIONS)), BLANKS)
+def test_blank_items_of_list_options(tiny_llama_dir, option, blank):
+    """A blank item in a comma-separated option is refused naming the option, whatever else it
+    holds (a real backbone, so that the option is the only culprit)."""
+    TRIED["blank list items"] += 1
+    folder = _folder()
+    good = LIST_OPTIONS[option]
+    value = blank.replace("a", good).replace("b", good)
+    if not any(not item.strip() for item in value.split(",")):
+        return  # nothing blank after all
+    extra = ["--tasks", "offline"] if option != "--tasks" else []
+    backbone = ["--backbone", str(tiny_llama_dir)]
+    _refused([*RUN, *backbone, option, value, *extra, "--db", str(folder / "h.db")], option, folder)
