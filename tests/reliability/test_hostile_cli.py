@@ -1,7 +1,8 @@
 """Hostile input through the real CLI, generated: option values, paths of every path option, run
-ids and limits, model folders with files missing or damaged, blank items of list options. Each refused case must end with exit code 2 and one message naming the culprit,
-no traceback, and leave nothing behind (no database, no row, no folder, no file). Validation
-happens before any model is loaded, so each case takes milliseconds.
+ids and limits, model folders with files missing or damaged, blank items of list options. Each
+refused case must end with exit code 2 and one message naming the culprit, no traceback, and leave
+nothing behind (no database, no row, no folder, no file). Option checks happen before any model is
+loaded, so most cases take milliseconds.
 
 The accepted ranges below are written out here, independently of the option declarations, so a
 declaration that drifts (or a check that stops being applied) fails a case.
