@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class Location:
         return str(self.path) if self.path is not None else self.url.render_as_string(hide_password=True)
 
 
+def shown(text: str) -> str:
+    """A ``--db`` value as messages show it: a URL's password masked."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", text)
+
+
 def locate(db: str | os.PathLike[str]) -> Location:
     """``--db`` / ``HARNESS_DB`` as a location: a path, or a URL with ``://``."""
     text = os.fspath(db)
@@ -44,15 +50,19 @@ def locate(db: str | os.PathLike[str]) -> Location:
         return Location(URL.create("sqlite", database=str(path)), path)
     try:
         url = make_url(text)
-    except ArgumentError:
-        raise LeaderboardError(f"--db {text!r} is not a database URL; give {SUPPORTED}.") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise LeaderboardError(f"--db {shown(text)!r} is not a database URL; give {SUPPORTED}.") from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise LeaderboardError(f"--db {text!r}: an in-memory database keeps nothing; give a file, sqlite:///PATH.")
+            raise LeaderboardError(
+                f"--db {shown(text)!r}: an in-memory database keeps nothing; give a file, sqlite:///PATH."
+            )
         return locate(url.database)
     if backend != "postgresql":
-        raise LeaderboardError(f"--db {text!r}: the harness records into SQLite or PostgreSQL; give {SUPPORTED}.")
+        raise LeaderboardError(
+            f"--db {shown(text)!r}: the harness records into SQLite or PostgreSQL; give {SUPPORTED}."
+        )
     if url.drivername == "postgresql":
         url = url.set(drivername=POSTGRES_DRIVER)
     return Location(url, None)

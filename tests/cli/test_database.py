@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -55,3 +56,19 @@ def test_every_command_names_its_leaderboard_first(tmp_path, tiny_llama_dir, sma
         result = runner.invoke(app, [*command, "--db", str(tmp_path / "none.db")])
         lines = result.stderr.splitlines()
         assert lines[0] == f"Leaderboard: {tmp_path / 'none.db'}" and "--db / HARNESS_DB" in result.stderr, command
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://ann:secret@host:abc/db", "is not a database URL"),
+        ("mysql://ann:secret@host/db", "records into SQLite or PostgreSQL"),
+        ("sqlite://", "in-memory database keeps nothing"),
+    ],
+)
+def test_a_db_url_it_cannot_use_is_refused_without_showing_its_password(tmp_path, url, says):
+    result = runner.invoke(app, ["runs", "--db", url])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert says in said and "secret" not in said
+    assert ("ann:***@" in said) == ("secret" in url)
