@@ -38,8 +38,9 @@ class Location:
 
 
 def shown(text: str) -> str:
-    """A ``--db`` value as messages show it: a URL's password masked."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", text)
+    """A ``--db`` value as messages show it: a URL's password masked (up to the last ``@``, which
+    masks too much rather than too little where the password holds one)."""
+    return re.sub(r"(://[^:/@]*):.*@", r"\1:***@", text)
 
 
 def locate(db: str | os.PathLike[str]) -> Location:

@@ -14,8 +14,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import huggingface_hub
 import numpy as np
+from huggingface_hub.utils import disable_progress_bars
 
 
 def seed_everything(seed: int) -> None:
@@ -37,7 +37,7 @@ def quiet_libraries() -> None:
     logging.getLogger("DeepSpeed").addFilter(_errors_only)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
     logging.getLogger("mteb").setLevel(logging.WARNING)
-    huggingface_hub.utils.disable_progress_bars()
+    disable_progress_bars()
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
     if "transformers" in sys.modules:
         import transformers

@@ -13,6 +13,7 @@ import mteb
 import numpy as np
 import pytest
 
+from harness.errors import HarnessError
 from harness.evaluation.evaluate import search_model
 from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
 from harness.evaluation.mteb_run import score_task
@@ -83,7 +84,21 @@ def test_a_task_scores_as_mteb_evaluate_scores_it(item, tmp_path):
         expected.task_results[0].dataset_revision,
         expected.task_results[0].mteb_version,
     )
+    assert [phase["name"] for phase in got.evaluation_phases] == [
+        phase["name"] for phase in expected.task_results[0].evaluation_phases
+    ]
     assert not ours.data_loaded  # what it loaded it unloaded, as mteb.evaluate does
+
+
+def test_a_task_with_inputs_other_than_text_is_refused_before_its_data_is_loaded():
+    task = mteb.get_task("VisualSTS17Eng")  # images; its data is never fetched
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("its data was loaded")
+
+    task.load_data = no_data
+    with pytest.raises(HarnessError, match="VisualSTS17Eng has image inputs"):
+        score_task(_adapter(), task, batch_size=8, prediction_folder=None)
 
 
 def test_a_fully_warm_command_imports_neither_sentence_transformers_nor_transformers(tmp_path, tiny_llama_dir):
