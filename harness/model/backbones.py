@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 from huggingface_hub import snapshot_download, try_to_load_from_cache
+from safetensors import SafetensorError
 
 from harness import hub, paths
 from harness.errors import HarnessError, sentence, unknown_name
@@ -303,7 +304,6 @@ class Backbone:
 
 def load_backbone(spec: BackboneSpec, device: str = "auto", dtype: str = "auto", status: Any = None) -> Backbone:
     """Load ``spec`` as a causal LM with SDPA attention; a pad token is always set."""
-    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     require_available(spec)
