@@ -1,5 +1,6 @@
 """harness.evaluation.mteb_run scores a task as ``mteb.evaluate`` does (the same scores, to the last
-digit, for each kind of task the harness builds), and a fully warm command therefore never imports
+digit, for each kind of task the harness builds, and on two subsets and two splits, bitext mining's
+subsets together), and a fully warm command therefore never imports
 sentence-transformers or transformers (checked in a fresh process)."""
 
 from __future__ import annotations
@@ -88,6 +89,94 @@ def test_a_task_scores_as_mteb_evaluate_scores_it(item, tmp_path):
         phase["name"] for phase in expected.task_results[0].evaluation_phases
     ]
     assert not ours.data_loaded  # what it loaded it unloaded, as mteb.evaluate does
+
+
+ROWS = {
+    "sentence1": ["a cat sat", "the sun", "a dog ran", "blue sky", "red car"],
+    "sentence2": ["a dog sat", "rain falls", "a cat ran", "grey sky", "red bus"],
+    "score": [3.0, 1.0, 2.5, 2.0, 4.0],
+}
+
+
+def _metadata(name: str, kind: str, main_score: str, langs: dict, splits: list[str]):
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    return TaskMetadata(
+        name=name,
+        description="built in the test",
+        reference=None,
+        dataset={"path": f"test/{name}", "revision": "1"},
+        type=kind,
+        category="t2t",
+        modalities=["text"],
+        eval_splits=splits,
+        eval_langs=langs,
+        main_score=main_score,
+        date=None,
+        domains=None,
+        task_subtypes=None,
+        license=None,
+        annotations_creators="human-annotated",
+        dialect=None,
+        sample_creation="found",
+        bibtex_citation="",
+    )
+
+
+def _two_subset_sts():
+    """Two subsets (the scores rotated in the second) on two splits."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.sts import AbsTaskSTS
+
+    def load_data(self, **kwargs):
+        self.dataset = {
+            subset: DatasetDict(
+                {
+                    split: Dataset.from_dict({**ROWS, "score": ROWS["score"][shift:] + ROWS["score"][:shift]})
+                    for split in ("dev", "test")
+                }
+            )
+            for shift, subset in enumerate(("a", "b"))
+        }
+        self.data_loaded = True
+
+    metadata = _metadata(
+        "TwoSubsetSTS", "STS", "cosine_spearman", {"a": ["eng-Latn"], "b": ["eng-Latn"]}, ["dev", "test"]
+    )
+    attributes = {"metadata": metadata, "min_score": 0, "max_score": 5, "load_data": load_data}
+    return type("TwoSubsetSTS", (AbsTaskSTS,), attributes)
+
+
+def _two_subset_bitext():
+    """Bitext mining over two language pairs (evaluated together, as mteb does)."""
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
+
+    def load_data(self, **kwargs):
+        second = {"a-b": ROWS["sentence2"], "b-c": ROWS["sentence2"][::-1]}
+        self.dataset = {
+            subset: DatasetDict({"test": Dataset.from_dict({"sentence1": ROWS["sentence1"], "sentence2": side})})
+            for subset, side in second.items()
+        }
+        self.data_loaded = True
+
+    langs = {"a-b": ["eng-Latn", "fra-Latn"], "b-c": ["fra-Latn", "deu-Latn"]}
+    metadata = _metadata("TwoSubsetBitext", "BitextMining", "f1", langs, ["test"])
+    return type("TwoSubsetBitext", (AbsTaskBitextMining,), {"metadata": metadata, "load_data": load_data})
+
+
+@pytest.mark.parametrize("build", [_two_subset_sts, _two_subset_bitext])
+def test_subsets_and_splits_score_as_mteb_evaluate_scores_them(build):
+    cls = build()
+    got = score_task(_adapter(), cls(), batch_size=4, prediction_folder=None)
+    expected = mteb.evaluate(_adapter(), cls(), cache=None, encode_kwargs={"batch_size": 4}, show_progress_bar=False)
+    assert got.scores == expected.task_results[0].scores
+    assert {split: [s["hf_subset"] for s in scores] for split, scores in got.scores.items()} == {
+        split: sorted(cls.metadata.eval_langs) for split in cls.metadata.eval_splits
+    }
+    assert [p["name"] for p in got.evaluation_phases] == [
+        p["name"] for p in expected.task_results[0].evaluation_phases
+    ]
 
 
 def test_a_task_with_inputs_other_than_text_is_refused_before_its_data_is_loaded():
