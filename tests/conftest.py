@@ -230,11 +230,14 @@ def cli_ok(*args: str):
     return result
 
 
+def run_args(db, backbone, task, *extra: str, method: str = "untrained-mean") -> list[str]:
+    """The arguments of ``harness run --method METHOD`` of ``backbone`` on ``task`` into ``db``, then ``extra``."""
+    return ["run", "--method", method, "--backbone", str(backbone), "--tasks", str(task), "--db", str(db), *extra]
+
+
 def run_untrained(db, backbone, task, *extra: str):
     """``harness run --method untrained-mean`` of ``backbone`` on ``task`` into ``db``, which must succeed."""
-    return cli_ok(
-        "run", "--method", "untrained-mean", "--backbone", str(backbone), "--tasks", str(task), "--db", str(db), *extra
-    )
+    return cli_ok(*run_args(db, backbone, task, *extra))
 
 
 def infonce_run_args(db: Path, backbone: Path, triplets: Path, task: Path, out: Path, *sets: str) -> list[str]:

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 from harness import hub
-from tests.conftest import HARNESS, harness_env, sqlite_rows
+from tests.conftest import HARNESS, harness_env, run_args, sqlite_rows
 
 
 def test_an_unreachable_hub_is_probed_once_for_many_repos(monkeypatch):
@@ -35,21 +35,7 @@ def test_an_unreachable_hub_fails_at_once_with_one_line_and_records_nothing(tmp_
     env = harness_env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
     db = tmp_path / "h.db"
     done = subprocess.run(
-        [
-            *HARNESS,
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            "some-org/some-model",
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+        [*HARNESS, *run_args(db, "some-org/some-model", small_sts_file)], env=env, capture_output=True, text=True
     )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("Leaderboard: ")]
@@ -76,21 +62,7 @@ def test_a_cached_hub_backbone_still_runs_when_the_hub_is_unreachable(tmp_path, 
     env = harness_env(HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
     db = tmp_path / "h.db"
     done = subprocess.run(
-        [
-            *HARNESS,
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            "some-org/tiny-llama",
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+        [*HARNESS, *run_args(db, "some-org/tiny-llama", small_sts_file)], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sqlite_rows(db, "SELECT status, backbone FROM runs") == [("finished", "some-org/tiny-llama")]

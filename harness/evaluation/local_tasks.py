@@ -44,32 +44,35 @@ class About:
     reference: str | None = None
 
 
-def _metadata(about: About, base: type) -> Any:
+def task_metadata(about: About, base: type, **fields: Any) -> Any:
     """The metadata of a task of type ``base``; its prompt is ``base``'s default instruction, so
-    that ``--instructions`` never looks it up by name (a file may share an mteb task's name)."""
+    that ``--instructions`` never looks it up by name (a file may share an mteb task's name).
+    ``fields`` replace the defaults (one English test split, the kind's main score)."""
     from mteb.abstasks.task_metadata import TaskMetadata
 
-    return TaskMetadata(
-        name=about.name,
-        prompt=getattr(base, "abstask_prompt", None) or None,
-        description=about.description,
-        reference=about.reference,
-        dataset={"path": f"harness-local/{about.name}", "revision": about.revision},
-        type=about.kind,
-        category="t2t",
-        modalities=["text"],
-        eval_splits=["test"],
-        eval_langs=["eng-Latn"],
-        main_score=MAIN_SCORES[about.kind],
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators="human-annotated",
-        dialect=None,
-        sample_creation="found",
-        bibtex_citation="",
-    )
+    values = {
+        "name": about.name,
+        "prompt": getattr(base, "abstask_prompt", None) or None,
+        "description": about.description,
+        "reference": about.reference,
+        "dataset": {"path": f"harness-local/{about.name}", "revision": about.revision},
+        "type": about.kind,
+        "category": "t2t",
+        "modalities": ["text"],
+        "eval_splits": ["test"],
+        "eval_langs": ["eng-Latn"],
+        "date": None,
+        "domains": None,
+        "task_subtypes": None,
+        "license": None,
+        "annotations_creators": "human-annotated",
+        "dialect": None,
+        "sample_creation": "found",
+        "bibtex_citation": "",
+    }
+    if "main_score" not in fields:
+        values["main_score"] = MAIN_SCORES[about.kind]
+    return TaskMetadata(**{**values, **fields})
 
 
 def sts_task(
@@ -87,7 +90,7 @@ def sts_task(
         self.data_loaded = True
 
     attributes = {
-        "metadata": _metadata(about, AbsTaskSTS),
+        "metadata": task_metadata(about, AbsTaskSTS),
         "min_score": score_range[0],
         "max_score": score_range[1],
         "load_data": load_data,
@@ -104,7 +107,7 @@ def _pair_task(about: About, data: LabelledPairs) -> AbsTask:
         self.dataset = DatasetDict({"test": Dataset.from_dict(rows)})
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about, AbsTaskPairClassification), "load_data": load_data}
+    attributes = {"metadata": task_metadata(about, AbsTaskPairClassification), "load_data": load_data}
     return type(f"HarnessPairs_{about.name}", (AbsTaskPairClassification,), attributes)()
 
 
@@ -133,7 +136,7 @@ def _classification_task(about: About, data: ClassifiedTexts) -> AbsTask:
         )
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about, AbsTaskClassification), "load_data": load_data}
+    attributes = {"metadata": task_metadata(about, AbsTaskClassification), "load_data": load_data}
     return type(f"HarnessClassification_{about.name}", (AbsTaskClassification,), attributes)()
 
 
@@ -151,7 +154,7 @@ def _clustering_task(about: About, data: LabelledTexts) -> AbsTask:
         self.data_loaded = True
 
     attributes = {
-        "metadata": _metadata(about, AbsTaskClustering),
+        "metadata": task_metadata(about, AbsTaskClustering),
         "load_data": load_data,
         "max_fraction_of_documents_to_embed": None,
         "max_documents_per_cluster": data.size,
@@ -184,7 +187,7 @@ def _retrieval_task(about: About, split: dict[str, Any]) -> AbsTask:
         self.dataset = {"default": {"test": split}}
         self.data_loaded = True
 
-    attributes = {"metadata": _metadata(about, AbsTaskRetrieval), "load_data": load_data}
+    attributes = {"metadata": task_metadata(about, AbsTaskRetrieval), "load_data": load_data}
     return type(f"HarnessRetrieval_{about.name}", (AbsTaskRetrieval,), attributes)()
 
 

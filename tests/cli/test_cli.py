@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import independent_cosine_spearman, independent_cosines, sqlite_rows
+from tests.conftest import independent_cosine_spearman, independent_cosines, run_args, sqlite_rows
 
 runner = CliRunner()
 
@@ -234,20 +234,7 @@ def test_a_run_that_breaks_is_marked_failed(tmp_path, tiny_llama_dir, small_sts_
 
     monkeypatch.setattr(registry, "_registered", {"broken": Broken})
     db = tmp_path / "h.db"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "broken",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
+    result = runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file, method="broken"))
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
     record = json.loads(invoke("show", "1", "--db", str(db), "--json").stdout)[0]
     assert record["status"] == "failed" and "encoder exploded" in record["error"]
@@ -300,20 +287,7 @@ def test_a_store_error_after_the_run_finished_is_a_warning_not_a_traceback(
     monkeypatch.setattr(RunStore, "finish_run", finish)
     monkeypatch.setattr(RunStore, "get_run", get_run)
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(db, tiny_llama_dir, small_sts_file))
     assert result.exit_code == 0, result.output
     assert result.exception is None and "disk I/O error" in result.output and "harness show 1" in result.output
     assert sqlite_rows(db, "SELECT status FROM runs") == [("finished",)]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import infonce_run_args, sqlite_rows, write_board
+from tests.conftest import infonce_run_args, run_args, sqlite_rows, write_board
 
 runner = CliRunner()
 
@@ -55,23 +55,7 @@ def test_runs_filters_and_delete_removes_rows_and_own_folders_only(
         ).exit_code
         == 0
     )
-    assert (
-        runner.invoke(
-            app,
-            [
-                "run",
-                "--method",
-                "untrained-mean",
-                "--backbone",
-                str(tiny_llama_dir),
-                "--tasks",
-                str(small_sts_file),
-                "--db",
-                str(db),
-            ],
-        ).exit_code
-        == 0
-    )
+    assert runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file)).exit_code == 0
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'failed' WHERE id = 2")
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import run_untrained
+from tests.conftest import run_args, run_untrained
 
 runner = CliRunner()
 UNMAKEABLE = "/proc/harness-cannot-make-this"
@@ -36,20 +36,7 @@ def test_a_model_folder_without_weights_or_tokenizer_is_refused_by_name(
 ):
     folder = _partial(tiny_llama_dir, tmp_path, shape)
     db = tmp_path / "h.db"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(folder),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
+    result = runner.invoke(app, run_args(db, folder, small_sts_file))
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert str(folder) in said and "could not be loaded" in said and "model.safetensors" in said
@@ -62,23 +49,18 @@ def test_an_output_dir_that_cannot_be_made_is_refused_before_a_row(tmp_path, tin
     db = tmp_path / "h.db"
     result = runner.invoke(
         app,
-        [
-            "run",
-            "--method",
-            "infonce",
-            "--backbone",
-            str(tiny_llama_dir),
+        run_args(
+            db,
+            tiny_llama_dir,
+            small_sts_file,
             "--train-data",
             str(triplets),
-            "--tasks",
-            str(small_sts_file),
             "--output-dir",
             UNMAKEABLE,
-            "--db",
-            str(db),
             "--set",
             "method_args.steps=1",
-        ],
+            method="infonce",
+        ),
     )
     assert result.exit_code == 2 and f"--output-dir {UNMAKEABLE}" in " ".join(result.output.split()), result.output
     assert not db.exists()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from harness.data.task_files import read_task_file
-from tests.conftest import refused_naming
+from tests.conftest import refused_naming, run_args
 
 
 def _write(path, text: str):
@@ -142,20 +142,7 @@ def test_a_test_part_with_two_of_three_classes_is_scored(tmp_path, tiny_llama_di
     ]
     task = _write(tmp_path / "three.tsv", "text\tlabel\tsplit\n" + "".join("\t".join(row) + "\n" for row in rows))
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(task),
-            "--db",
-            str(db),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(db, tiny_llama_dir, task))
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
         ((details,),) = conn.execute("SELECT details FROM scores")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.data.texts import check_data, load_texts
 from harness.errors import HarnessError
+from tests.conftest import run_args
 from tests.training_fixtures import TRIPLETS, write_triplets
 
 
@@ -62,21 +63,16 @@ def test_a_bad_text_file_is_refused_before_a_run_is_recorded(tmp_path, tiny_llam
     db = tmp_path / "h.db"
     result = CliRunner().invoke(
         app,
-        [
-            "run",
-            "--method",
-            "llm2vec",
-            "--backbone",
-            str(tiny_llama_dir),
+        run_args(
+            db,
+            tiny_llama_dir,
+            small_sts_file,
             "--train-data",
             str(path),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
             "--output-dir",
             str(tmp_path / "runs"),
-        ],
+            method="llm2vec",
+        ),
     )
     assert result.exit_code == 2, result.output
     assert "bad.jsonl, line 2" in " ".join(result.output.split())
@@ -91,18 +87,12 @@ def test_a_text_file_is_hashed_with_the_run(tmp_path, tiny_llama_dir, small_sts_
     path = tmp_path / "texts.txt"
     path.write_text("the cat sat on the mat\nrain falls\nthe dog ran\n")
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "llm2vec",
-        "--backbone",
-        str(tiny_llama_dir),
+    args = run_args(
+        db,
+        tiny_llama_dir,
+        small_sts_file,
         "--train-data",
         str(path),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
         "--output-dir",
         str(tmp_path / "runs"),
         "--set",
@@ -111,7 +101,8 @@ def test_a_text_file_is_hashed_with_the_run(tmp_path, tiny_llama_dir, small_sts_
         "method_args.batch_size=2",
         "--set",
         'method_args.stages=["mntp"]',
-    ]
+        method="llm2vec",
+    )
     assert CliRunner().invoke(app, args).exit_code == 0
     resolved = open_store(db).get_run(1)["config"]["train_data_resolved"]
     assert json.dumps(resolved).count(hashlib.sha256(path.read_bytes()).hexdigest()) == 1

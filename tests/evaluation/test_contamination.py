@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.evaluation.contamination import Overlap, TrainingData, TrainingIndex, changed_file, training_index
 from leaderboard.store import open_store
-from tests.conftest import write_sts_tsv
+from tests.conftest import run_args, write_sts_tsv
 from tests.training_fixtures import TRIPLETS
 
 runner = CliRunner()
@@ -187,25 +187,20 @@ def test_a_run_trained_on_sick_train_shows_its_overlap_with_sick_trial(tmp_path,
     db = tmp_path / "h.db"
     result = runner.invoke(
         app,
-        [
-            "run",
-            "--method",
-            "infonce",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(task),
+        run_args(
+            db,
+            tiny_llama_dir,
+            task,
             "--train-data",
             str(triplets),
             "--set",
             "method_args.steps=1",
             "--set",
             "method_args.batch_size=2",
-            "--db",
-            str(db),
             "--output-dir",
             str(tmp_path / "runs"),
-        ],
+            method="infonce",
+        ),
     )
     assert result.exit_code == 0, result.output
     seen = {_plain(r[k]) for r in train for k in ("sentence_A", "sentence_B")}

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
+from tests.conftest import run_args
 
 runner = CliRunner()
 
@@ -38,19 +39,7 @@ def _spearman_at(a, b, gold, dim):
 @pytest.fixture
 def dims_run(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--dims",
-        "4,16",
-        "--db",
-        str(db),
-    ]
+    args = run_args(db, tiny_llama_dir, small_sts_file, "--dims", "4,16")
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return db
@@ -85,20 +74,7 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
 
     store = open_store(dims_run)
     at_4 = next(i["main_score"] for i in store.get_run(1)["score_details"] if i["dim"] == 4)
-    whole_run = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(dims_run),
-        ],
-    )
+    whole_run = runner.invoke(app, run_args(dims_run, tiny_llama_dir, small_sts_file))
     assert whole_run.exit_code == 0, whole_run.output
     assert store.get_run(1)["config_hash"] == store.get_run(2)["config_hash"]  # --dims is recorded, not hashed
     compared = json.loads(
@@ -135,22 +111,7 @@ def test_compare_leaderboard_show_and_mteb_export_say_which_dim(dims_run, tmp_pa
 )
 def test_bad_dims_are_refused_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file, dims, message):
     db = tmp_path / "h.db"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--dims",
-            dims,
-            "--db",
-            str(db),
-        ],
-    )
+    result = runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file, "--dims", dims))
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert not db.exists() or open_store(db).runs(statuses=None) == []
 
@@ -159,19 +120,7 @@ def test_a_cut_at_the_full_width_scores_as_the_whole_vector_on_a_classifier(tmp_
     """Classifiers read cut vectors as they read whole ones (unnormalised): the full-width cut is
     the whole vector, so its score is the whole vector's; a narrower cut is not."""
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        "PangLeePolarityClassification",
-        "--dims",
-        "8,32",
-        "--db",
-        str(db),
-    ]
+    args = run_args(db, tiny_llama_dir, "PangLeePolarityClassification", "--dims", "8,32")
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     by_dim = {item["dim"]: item["main_score"] for item in open_store(db).get_run(1)["score_details"]}

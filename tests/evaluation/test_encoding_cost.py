@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from tests.conftest import run_args
 
 
 def test_an_sts_task_records_its_requests_memo_hits_and_rates(tmp_path, tiny_llama_dir):
@@ -22,20 +23,7 @@ def test_an_sts_task_records_its_requests_memo_hits_and_rates(tmp_path, tiny_lla
     task = tmp_path / "repeats.tsv"
     task.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{i}\n" for i, (a, b) in enumerate(pairs)))
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(task),
-            "--db",
-            str(db),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(db, tiny_llama_dir, task))
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
         ((seconds, items, tokens, details),) = conn.execute(

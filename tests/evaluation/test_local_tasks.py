@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import WORDS
+from tests.conftest import WORDS, run_args
 
 runner = CliRunner()
 
@@ -27,20 +27,7 @@ def _sentence(rng: np.random.Generator) -> str:
 
 
 def _scores(db, tiny_llama_dir, task) -> dict:
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(task),
-            "--db",
-            str(db),
-        ],
-    )
+    result = runner.invoke(app, run_args(db, tiny_llama_dir, task))
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as conn:
         ((main, details, items),) = conn.execute("SELECT main_score, details, items FROM scores")

@@ -16,6 +16,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.evaluation.evaluate import search_model
+from harness.evaluation.local_tasks import About, task_metadata
 from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
 from harness.evaluation.mteb_run import score_task
 from harness.evaluation.tasks import build_mteb_task, resolve_tasks
@@ -98,31 +99,6 @@ ROWS = {
 }
 
 
-def _metadata(name: str, kind: str, main_score: str, langs: dict, splits: list[str]):
-    from mteb.abstasks.task_metadata import TaskMetadata
-
-    return TaskMetadata(
-        name=name,
-        description="built in the test",
-        reference=None,
-        dataset={"path": f"test/{name}", "revision": "1"},
-        type=kind,
-        category="t2t",
-        modalities=["text"],
-        eval_splits=splits,
-        eval_langs=langs,
-        main_score=main_score,
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators="human-annotated",
-        dialect=None,
-        sample_creation="found",
-        bibtex_citation="",
-    )
-
-
 def _two_subset_sts():
     """Two subsets (the scores rotated in the second) on two splits."""
     from datasets import Dataset, DatasetDict
@@ -140,9 +116,9 @@ def _two_subset_sts():
         }
         self.data_loaded = True
 
-    metadata = _metadata(
-        "TwoSubsetSTS", "STS", "cosine_spearman", {"a": ["eng-Latn"], "b": ["eng-Latn"]}, ["dev", "test"]
-    )
+    langs = {"a": ["eng-Latn"], "b": ["eng-Latn"]}
+    about = About("TwoSubsetSTS", "STS", "built in the test", "1")
+    metadata = task_metadata(about, AbsTaskSTS, eval_langs=langs, eval_splits=["dev", "test"])
     attributes = {"metadata": metadata, "min_score": 0, "max_score": 5, "load_data": load_data}
     return type("TwoSubsetSTS", (AbsTaskSTS,), attributes)
 
@@ -161,7 +137,8 @@ def _two_subset_bitext():
         self.data_loaded = True
 
     langs = {"a-b": ["eng-Latn", "fra-Latn"], "b-c": ["fra-Latn", "deu-Latn"]}
-    metadata = _metadata("TwoSubsetBitext", "BitextMining", "f1", langs, ["test"])
+    about = About("TwoSubsetBitext", "BitextMining", "built in the test", "1")
+    metadata = task_metadata(about, AbsTaskBitextMining, main_score="f1", eval_langs=langs)
     return type("TwoSubsetBitext", (AbsTaskBitextMining,), {"metadata": metadata, "load_data": load_data})
 
 

@@ -9,7 +9,7 @@ import sqlite3
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import cli_ok, run_untrained, write_sts_tsv
+from tests.conftest import cli_ok, run_args, run_untrained, write_sts_tsv
 
 runner = CliRunner()
 
@@ -43,20 +43,5 @@ def test_limit_evaluates_the_first_items_and_is_never_ranked_with_full_runs(tmp_
 
 def test_limit_is_checked_before_anything_is_recorded(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--limit",
-            "0",
-            "--db",
-            str(db),
-        ],
-    )
+    result = runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file, "--limit", "0"))
     assert result.exit_code == 2 and "--limit" in result.output and not db.exists()

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
+from tests.conftest import run_args
 from tests.evaluation.test_dims import _mean_vectors
 
 QUESTIONS = {  # question -> (relevant, irrelevant) candidates
@@ -39,19 +40,7 @@ def test_each_protocol_scores_its_questions(tmp_path, tiny_llama_dir, protocol, 
     ]
     (tmp_path / "rr.csv").write_text("\n".join(rows) + "\n")
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(tmp_path / "rr.csv"),
-        "--db",
-        str(db),
-        "--set",
-        f"rerank_protocol={protocol}",
-    ]
+    args = run_args(db, tiny_llama_dir, tmp_path / "rr.csv", "--set", f"rerank_protocol={protocol}")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (

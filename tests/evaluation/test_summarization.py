@@ -15,10 +15,10 @@ from tests.conftest import WORDS
 def test_a_summarization_task_scores_summaries_by_the_adapters_cosine(tiny_llama_dir):
     import mteb
     from datasets import Dataset, DatasetDict
-    from mteb.abstasks.task_metadata import TaskMetadata
     from mteb.abstasks.text.summarization import AbsTaskSummarization
 
     from harness.encoder import EncodeSettings, PooledEncoder
+    from harness.evaluation.local_tasks import About, task_metadata
     from harness.evaluation.mteb_adapter import MtebEncoder, model_meta
     from harness.model.backbones import backbone_spec, load_backbone
 
@@ -33,26 +33,8 @@ def test_a_summarization_task_scores_summaries_by_the_adapters_cosine(tiny_llama
         }
         for _ in range(4)
     ]
-    metadata = TaskMetadata(
-        name="HarnessTestSummaries",
-        description="summaries",
-        reference=None,
-        dataset={"path": "local/summaries", "revision": "0"},
-        type="Summarization",
-        category="t2t",
-        modalities=["text"],
-        eval_splits=["test"],
-        eval_langs=["eng-Latn"],
-        main_score="cosine_spearman",
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators="human-annotated",
-        dialect=None,
-        sample_creation="found",
-        bibtex_citation="",
-    )
+    about = About("HarnessTestSummaries", "Summarization", "summaries", "0")
+    metadata = task_metadata(about, AbsTaskSummarization, main_score="cosine_spearman")
 
     class Summaries(AbsTaskSummarization):
         min_score, max_score = 1, 5

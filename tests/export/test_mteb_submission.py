@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
+from tests.conftest import run_args
 from tests.export.test_model_export import TEXTS, _harness_vectors
 
 
@@ -21,17 +22,7 @@ def test_a_run_exported_as_a_submission_validates_and_loads_through_mteb(tmp_pat
 
     db = tmp_path / "h.db"
     runner = CliRunner()
-    run = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
-    ]
+    run = run_args(db, tiny_llama_dir, small_sts_file)
     assert runner.invoke(app, run).exit_code == 0
     assert (
         runner.invoke(app, [*run, "--seed", "1"]).exit_code == 0
@@ -89,17 +80,7 @@ def test_an_export_never_overwrites_another_runs_results_nor_exports_a_quick_che
 ):
     db = tmp_path / "h.db"
     runner = CliRunner()
-    run = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
-    ]
+    run = run_args(db, tiny_llama_dir, small_sts_file)
     assert runner.invoke(app, run).exit_code == 0
     for _ in range(2):
         assert (

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import cli_ok, write_board
+from tests.conftest import cli_ok, run_args, write_board
 
 runner = CliRunner()
 
@@ -208,17 +208,7 @@ def test_one_seed_shows_no_spread(tmp_path):
 def test_compare_baseline_puts_that_run_first_and_differences_against_it(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
     for method in ("untrained-mean", "untrained-last", "prompteol"):
-        cli_ok(
-            "run",
-            "--method",
-            method,
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        )
+        cli_ok(*run_args(db, tiny_llama_dir, small_sts_file, method=method))
     runs = json.loads(cli_ok("compare", "1", "2", "--baseline", "3", "--db", str(db), "--json").stdout)
     assert [r["run_id"] for r in runs] == [3, 1, 2]
     stem = small_sts_file.stem
@@ -237,23 +227,7 @@ def test_compare_baseline_puts_that_run_first_and_differences_against_it(tmp_pat
 def test_compare_of_an_unfinished_run_points_to_include_unfinished(tmp_path, tiny_llama_dir, small_sts_file):
     runner = CliRunner()
     db = str(tmp_path / "h.db")
-    assert (
-        runner.invoke(
-            app,
-            [
-                "run",
-                "--method",
-                "untrained-mean",
-                "--backbone",
-                str(tiny_llama_dir),
-                "--tasks",
-                str(small_sts_file),
-                "--db",
-                db,
-            ],
-        ).exit_code
-        == 0
-    )
+    assert runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file)).exit_code == 0
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET status = 'interrupted'")
     result = runner.invoke(app, ["compare", "1", "--db", db])

@@ -3,7 +3,7 @@ say which run a row is never folded (or folded whole), and what does not fit nam
 
 from __future__ import annotations
 
-from tests.conftest import cli_ok
+from tests.conftest import cli_ok, run_args
 
 
 def _column(table: str, header: str) -> str:
@@ -35,19 +35,7 @@ def test_tables_are_readable_at_80_columns(tmp_path, tiny_llama_dir, small_sts_f
     second.write_text(small_sts_file.read_text())
     methods = ["untrained-mean", "untrained-last", "prompteol"]
     for method in methods:
-        cli_ok(
-            "run",
-            "--method",
-            method,
-            "--backbone",
-            str(backbone),
-            "--tasks",
-            str(small_sts_file),
-            "--tasks",
-            str(second),
-            "--db",
-            str(db),
-        )
+        cli_ok(*run_args(db, backbone, small_sts_file, "--tasks", str(second), method=method))
 
     def shown(*args: str) -> str:
         out = cli_ok(*args).stdout

@@ -11,6 +11,7 @@ from harness.encoder import EncodeSettings, PromptTokenizer
 from harness.errors import HarnessError
 from methods.echo import ECHO_TEMPLATE, Echo, EchoConfig
 from methods.untrained import PoolingConfig, UntrainedMean
+from tests.conftest import run_args
 from tests.families import FAMILIES
 
 TEXTS = ["the cat sat on the mat", "dog", "the bird flew over the house and the car drove down the road"]
@@ -123,17 +124,7 @@ def test_an_echo_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, s
     from tests.export.test_model_export import _harness_vectors
 
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "echo",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
-    ]
+    args = run_args(db, tiny_llama_dir, small_sts_file, method="echo")
     assert CliRunner().invoke(app, args).exit_code == 0
     out = tmp_path / "encoder"
     result = CliRunner().invoke(app, ["export", "1", "--model", str(out), "--db", str(db)])
@@ -167,21 +158,16 @@ def test_a_max_length_that_cannot_hold_both_copies_is_refused_before_recording(
     fixed = PromptTokenizer(AutoTokenizer.from_pretrained(tiny_llama_dir), template, 512).fixed_tokens
     assert fixed == 15
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "echo",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
+    args = run_args(
+        db,
+        tiny_llama_dir,
+        small_sts_file,
         "--set",
         f"method_args.template='{template}'",
         "--set",
         f"max_length={fixed + 1}",
-    ]
+        method="echo",
+    )
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and f"must be at least {fixed + 2}" in " ".join(result.output.split())
     assert not db.exists()

@@ -18,6 +18,7 @@ from harness.training.dropout import training_dropout
 from harness.training.loop import stage_config
 from methods import llm2vec
 from methods.llm2vec import LLM2Vec, LLM2VecConfig, MNTPStage, SimCSEStage, mask_rows
+from tests.conftest import run_args
 from tests.families import FAMILIES
 
 TEXTS = ["the cat sat on the mat", "a dog ran in a park", "rain falls", "the man read a book"]
@@ -133,18 +134,12 @@ def test_a_run_exports_and_reloads_bidirectional_from_its_folder(tmp_path, tiny_
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS * 3) + "\n")
     db = tmp_path / "h.db"
-    run = [
-        "run",
-        "--method",
-        "llm2vec",
-        "--backbone",
-        str(tiny_llama_dir),
+    run = run_args(
+        db,
+        tiny_llama_dir,
+        small_sts_file,
         "--train-data",
         str(texts),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
         "--output-dir",
         str(tmp_path / "runs"),
         "--set",
@@ -155,7 +150,8 @@ def test_a_run_exports_and_reloads_bidirectional_from_its_folder(tmp_path, tiny_
         "method_args.mntp_lr=0.01",
         "--set",
         "method_args.simcse_lr=0.01",
-    ]
+        method="llm2vec",
+    )
     result = CliRunner().invoke(app, run, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = open_store(db).get_run(1)

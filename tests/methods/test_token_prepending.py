@@ -11,6 +11,7 @@ from harness.encoder import EncodeSettings
 from harness.errors import HarnessError
 from harness.options import check_values
 from methods.token_prepending import TokenPrepending, TokenPrependingConfig
+from tests.conftest import run_args
 from tests.families import FAMILIES
 
 TEXTS = ["the cat sat on the mat", "dog", "the bird flew over the house and the car drove down the road"]
@@ -82,17 +83,7 @@ def test_a_run_exports_and_reloads_its_vectors(tmp_path, tiny_llama_dir, small_s
     from tests.export.test_model_export import _harness_vectors
 
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "token-prepending",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
-    ]
+    args = run_args(db, tiny_llama_dir, small_sts_file, method="token-prepending")
     refused = CliRunner().invoke(app, args)
     assert (
         refused.exit_code == 2

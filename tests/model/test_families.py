@@ -21,6 +21,7 @@ from harness.training.train_config import Hooks
 from methods.autoregembed import AutoRegEmbed, AutoRegEmbedConfig
 from methods.autoregembed.method import SlotEncoder
 from methods.infonce import ContrastiveStage, InfoNCEConfig
+from tests.conftest import run_args
 from tests.export.test_model_export import _harness_vectors, _sentence_transformer_vectors, adapter_is_the_merged_model
 from tests.families import FAMILIES
 from tests.training_fixtures import write_ic_triplets, write_triplets
@@ -352,17 +353,7 @@ def test_a_run_on_a_family_the_tests_do_not_cover_says_so(tmp_path, small_sts_fi
         tmp_path / "gpt2"
     )
     make_tokenizer().save_pretrained(tmp_path / "gpt2")
-    args = [
-        "run",
-        "--method",
-        "untrained-mean",
-        "--backbone",
-        str(tmp_path / "gpt2"),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(tmp_path / "h.db"),
-    ]
+    args = run_args(tmp_path / "h.db", tmp_path / "gpt2", small_sts_file)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "a 'gpt2' model, a family the harness's tests do not cover" in " ".join(result.output.split())

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import db_rows
+from tests.conftest import db_rows, run_args
 from tests.training_fixtures import TRIPLETS
 
 HARNESS = [sys.executable, "-m", "harness"]
@@ -25,20 +25,14 @@ def workspace(tmp_path, tiny_llama_dir, small_sts_file, any_db):
     triplets.write_text("\n".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) for t in TRIPLETS) + "\n")
     second = tmp_path / "second-task.tsv"
     second.write_text(small_sts_file.read_text())
-    run = [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(tiny_llama_dir),
+    run = run_args(
+        any_db,
+        tiny_llama_dir,
+        small_sts_file,
         "--train-data",
         str(triplets),
         "--tasks",
-        str(small_sts_file),
-        "--tasks",
         str(second),
-        "--db",
-        any_db,
         "--output-dir",
         str(tmp_path / "runs"),
         "--set",
@@ -49,7 +43,8 @@ def workspace(tmp_path, tiny_llama_dir, small_sts_file, any_db):
         "method_args.batch_size=2",
         "--set",
         "method_args.template='this sentence : {text}'",
-    ]
+        method="infonce",
+    )
     return tmp_path, run, any_db
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from leaderboard import migrations
 from leaderboard.store import LeaderboardError, open_store
+from tests.conftest import run_args
 from tests.training_fixtures import TRIPLETS
 
 runner = CliRunner()
@@ -54,18 +55,12 @@ def test_a_newer_database_is_refused_untouched(tmp_path):
 def train_args(tmp_path, tiny_llama_dir, small_sts_file):
     triplets = tmp_path / "t.jsonl"
     triplets.write_text("\n".join(json.dumps({"query": t.query, "pos": t.pos, "neg": t.neg}) for t in TRIPLETS) + "\n")
-    return [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(tiny_llama_dir),
+    return run_args(
+        tmp_path / "h.db",
+        tiny_llama_dir,
+        small_sts_file,
         "--train-data",
         str(triplets),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(tmp_path / "h.db"),
         "--output-dir",
         str(tmp_path / "runs"),
         "--set",
@@ -78,7 +73,8 @@ def train_args(tmp_path, tiny_llama_dir, small_sts_file):
         "method_args.template='this sentence : {text}'",
         "--seed",
         "3",
-    ]
+        method="infonce",
+    )
 
 
 def test_two_runs_with_the_same_seed_give_identical_results(train_args, tmp_path):

@@ -1,4 +1,4 @@
-"""What the run tests share: the triplets file a training run reads and the template it encodes with."""
+"""What the run tests share: the triplets file a training run reads."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 import pytest
 
 from tests.training_fixtures import TRIPLETS
-
-TEMPLATE = "method_args.template='this sentence : {text}'"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from harness.prompts import INSTRUCTION_TEMPLATE
 from harness.registry import get_method, method_names
 from harness.runs.plan import build_method, plan_run
 from leaderboard.store import open_store
-from tests.conftest import independent_cosine_spearman
+from tests.conftest import independent_cosine_spearman, run_args
 
 
 @pytest.fixture
@@ -51,18 +51,12 @@ def test_a_run_closes_with_its_baseline_evaluated_and_compared(
     with_baseline, tmp_path, tiny_llama_dir, triplets_file, small_sts_file
 ):
     db = tmp_path / "h.db"
-    args = [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(tiny_llama_dir),
+    args = run_args(
+        db,
+        tiny_llama_dir,
+        small_sts_file,
         "--train-data",
         str(triplets_file),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(db),
         "--output-dir",
         str(tmp_path / "runs"),
         "--set",
@@ -71,7 +65,8 @@ def test_a_run_closes_with_its_baseline_evaluated_and_compared(
         "method_args.batch_size=2",
         "--set",
         "method_args.template='{text}'",
-    ]
+        method="infonce",
+    )
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     store = open_store(db)
@@ -98,20 +93,7 @@ def test_a_run_closes_with_its_baseline_evaluated_and_compared(
 def test_a_baseline_itself_gets_none_and_a_table_of_one_run_marks_no_best(
     with_baseline, tmp_path, tiny_llama_dir, small_sts_file
 ):
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(tmp_path / "h.db"),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(tmp_path / "h.db", tiny_llama_dir, small_sts_file))
     assert result.exit_code == 0, result.output
     assert "Baseline" not in result.output and "best" not in result.output
 
@@ -129,20 +111,7 @@ def test_a_failed_baseline_leaves_the_recorded_run_reported_and_the_exit_zero(
         return real(plan, *args, **kwargs)
 
     monkeypatch.setattr(running, "execute", failing_baseline)
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "prompteol",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(tmp_path / "h.db"),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(tmp_path / "h.db", tiny_llama_dir, small_sts_file, method="prompteol"))
     assert result.exit_code == 0, result.output
     assert "the baseline (untrained-last) failed: RuntimeError: out of memory (a test)" in " ".join(
         result.output.split()
@@ -157,19 +126,6 @@ def test_a_baseline_that_would_train_is_refused_before_anything_runs(
     from methods.untrained import PromptEOL
 
     monkeypatch.setattr(PromptEOL, "baseline", lambda self: ("infonce", {}))
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "prompteol",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(tmp_path / "h.db"),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(tmp_path / "h.db", tiny_llama_dir, small_sts_file, method="prompteol"))
     assert result.exit_code == 2 and "a baseline must be training-free" in " ".join(result.output.split())
     assert not (tmp_path / "h.db").exists()

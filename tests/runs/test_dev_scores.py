@@ -12,32 +12,11 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.runs.conftest import TEMPLATE
+from tests.conftest import infonce_run_args, run_args
 
 
 def _run(backbone, triplets, task, db, tmp_path, *extra):
-    args = [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(backbone),
-        "--train-data",
-        str(triplets),
-        "--tasks",
-        str(task),
-        "--db",
-        str(db),
-        "--output-dir",
-        str(tmp_path / "runs"),
-        "--set",
-        "method_args.steps=4",
-        "--set",
-        "method_args.batch_size=2",
-        "--set",
-        TEMPLATE,
-        *extra,
-    ]
+    args = [*infonce_run_args(db, backbone, triplets, task, tmp_path / "runs", "method_args.steps=4"), *extra]
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
@@ -89,22 +68,7 @@ def test_bad_dev_options_are_exit_2_naming_the_option_and_record_nothing(
 
 def test_dev_tasks_on_an_untrained_method_are_refused(tmp_path, tiny_llama_dir, small_sts_file):
     db = tmp_path / "h.db"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--method",
-            "untrained-mean",
-            "--backbone",
-            str(tiny_llama_dir),
-            "--tasks",
-            str(small_sts_file),
-            "--dev-tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
-        ],
-    )
+    result = CliRunner().invoke(app, run_args(db, tiny_llama_dir, small_sts_file, "--dev-tasks", str(small_sts_file)))
     assert result.exit_code == 2 and "does not train" in " ".join(result.output.split()) and not db.exists()
 
 

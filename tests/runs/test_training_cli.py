@@ -16,34 +16,14 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from leaderboard.store import open_store
-from tests.runs.conftest import TEMPLATE
+from tests.conftest import infonce_run_args, run_args
 from tests.training.test_distributed import _free_port, torchrun
 from tests.training_fixtures import TRIPLETS, write_ic_triplets
 
 
 def _train_args(backbone, triplets, task, tmp_path, steps=4, *extra):
-    return [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(backbone),
-        "--train-data",
-        str(triplets),
-        "--tasks",
-        str(task),
-        "--db",
-        str(tmp_path / "h.db"),
-        "--output-dir",
-        str(tmp_path / "runs"),
-        "--set",
-        f"method_args.steps={steps}",
-        "--set",
-        "method_args.batch_size=2",
-        "--set",
-        TEMPLATE,
-        *extra,
-    ]
+    sets = f"method_args.steps={steps}"
+    return [*infonce_run_args(tmp_path / "h.db", backbone, triplets, task, tmp_path / "runs", sets), *extra]
 
 
 def test_trained_run_records_metrics_and_throughput_and_evaluates_again(
@@ -207,23 +187,7 @@ def test_sigkill_mid_training_then_resume_finishes_with_the_uninterrupted_loss(
 def test_resume_and_eval_refuse_what_they_cannot_do(tmp_path, tiny_llama_dir, small_sts_file):
     runner = CliRunner()
     db = str(tmp_path / "h.db")
-    assert (
-        runner.invoke(
-            app,
-            [
-                "run",
-                "--method",
-                "untrained-mean",
-                "--backbone",
-                str(tiny_llama_dir),
-                "--tasks",
-                str(small_sts_file),
-                "--db",
-                db,
-            ],
-        ).exit_code
-        == 0
-    )
+    assert runner.invoke(app, run_args(db, tiny_llama_dir, small_sts_file)).exit_code == 0
     finished = runner.invoke(app, ["run", "--resume", "1", "--db", db])
     assert finished.exit_code == 2 and "already finished" in finished.output
     mixed = runner.invoke(app, ["run", "--resume", "1", "--method", "infonce", "--db", db])
@@ -243,18 +207,12 @@ def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, 
     db = tmp_path / "h.db"
     result = CliRunner().invoke(
         app,
-        [
-            "run",
-            "--method",
-            "autoregembed",
-            "--backbone",
-            str(tiny_llama_dir),
+        run_args(
+            db,
+            tiny_llama_dir,
+            small_sts_file,
             "--train-data",
             str(data),
-            "--tasks",
-            str(small_sts_file),
-            "--db",
-            str(db),
             "--output-dir",
             str(tmp_path / "runs"),
             "--set",
@@ -263,7 +221,8 @@ def test_an_ic_stage_records_its_held_out_diagnostics(tmp_path, tiny_llama_dir, 
             "method_args.ic_steps=2",
             "--set",
             "method_args.batch_size=2",
-        ],
+            method="autoregembed",
+        ),
     )
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(db), "--json"])

@@ -16,6 +16,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.training.sharding import FSDPOptions, choose_engine
+from tests.conftest import run_args
 from tests.training.test_distributed import _free_port, torchrun
 from tests.training_fixtures import sharded_run
 
@@ -146,23 +147,18 @@ def test_a_bad_sharding_config_stops_the_run_before_anything_is_recorded(
 
     bad = tmp_path / name
     bad.write_text(content)
-    args = [
-        "run",
-        "--method",
-        "infonce",
-        "--backbone",
-        str(tiny_llama_dir),
-        "--tasks",
-        str(small_sts_file),
-        "--db",
-        str(tmp_path / "h.db"),
+    args = run_args(
+        tmp_path / "h.db",
+        tiny_llama_dir,
+        small_sts_file,
         "--set",
         "method_args.finetune=full",
         "--set",
         f"method_args.sharding={engine}",
         "--set",
         f"method_args.sharding_config={bad}",
-    ]
+        method="infonce",
+    )
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert named in " ".join(result.output.split())
